@@ -1,0 +1,54 @@
+//! An actor whose `handle-send` has the wrong type (`tuple<string>` instead of
+//! `tuple<list<u8>>`), so a runtime must refuse to load it.
+
+wit_bindgen::generate!({
+    path: "wit",
+    world: "wrong-signature",
+});
+
+use exports::ntwk::theater::actor::Guest as Actor;
+use exports::ntwk::theater::message_server_client::{ChannelAccept, Guest as MessageServer};
+
+type State = Option<Vec<u8>>;
+
+struct Component;
+
+impl Actor for Component {
+    fn init(state: State, _params: (String,)) -> Result<(State,), String> {
+        Ok((state,))
+    }
+}
+
+impl MessageServer for Component {
+    fn handle_send(_state: State, params: (String,)) -> Result<(State,), String> {
+        Ok((Some(params.0.into_bytes()),))
+    }
+
+    fn handle_request(state: State, params: (Vec<u8>,)) -> Result<(State, (Vec<u8>,)), String> {
+        Ok((state, params))
+    }
+
+    fn handle_channel_open(
+        state: State,
+        _params: (Vec<u8>,),
+    ) -> Result<(State, ChannelAccept), String> {
+        let accept = ChannelAccept {
+            accepted: true,
+            message: None,
+        };
+        Ok((state, accept))
+    }
+
+    fn handle_channel_message(
+        state: State,
+        _params: (String, Vec<u8>),
+    ) -> Result<(State,), String> {
+        Ok((state,))
+    }
+
+    fn handle_channel_close(state: State, _params: (String,)) -> Result<(State,), String> {
+        Ok((state,))
+    }
+}
+
+export!(Component);

@@ -1,0 +1,269 @@
+//! The actor's task: takes one call at a time off its queue, runs it, and
+//! commits the outcome to its state and chain before answering.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::value::{RawValue, to_raw_value};
+use tokio::sync::mpsc;
+
+use super::handle::{ActorCounters, ActorHandle, Op};
+use super::instance::{ActorInstance, ActorTemplate};
+use super::{ActorStore, ChainRecorder, INIT_FUNCTION, MemoryLimitExceeded, TimeLimitExceeded};
+use crate::chain::EventLog;
+use crate::chain::record::{self, CallErrorRecord, CallRecord, InitRecord, StateDigest};
+use crate::error::{ActorError, SpawnError};
+use crate::id::ActorId;
+use crate::wasm::{CallFailure, StateBytes};
+
+/// Instantiates the actor, runs `actor.init`, records the genesis event and
+/// starts its task.
+pub(crate) async fn spawn(
+    id: ActorId,
+    template: Arc<ActorTemplate>,
+    init_state: StateBytes,
+    log: Arc<dyn EventLog>,
+) -> Result<ActorHandle, SpawnError> {
+    let data = ActorStore::new(ChainRecorder::new(id, log), template.limits.memory_mb);
+    let instance = ActorInstance::new(&template, data).await?;
+    let mut executor = Executor {
+        id,
+        template,
+        instance,
+        state: init_state,
+        poisoned: false,
+        counters: Arc::default(),
+    };
+    executor.init().await?;
+
+    let capacity = executor.template.limits.queue_capacity;
+    let (ops, queue) = mpsc::channel(capacity);
+    let handle = ActorHandle::new(
+        id,
+        executor.template.name.as_str().into(),
+        ops,
+        capacity,
+        executor.counters.clone(),
+    );
+    tokio::spawn(executor.run(queue));
+    Ok(handle)
+}
+
+struct Executor {
+    id: ActorId,
+    template: Arc<ActorTemplate>,
+    instance: ActorInstance,
+    /// The last committed state; only an `Ok` call replaces it.
+    state: StateBytes,
+    /// Set by a trap: the instance must not be entered again.
+    poisoned: bool,
+    counters: Arc<ActorCounters>,
+}
+
+impl Executor {
+    async fn init(&mut self) -> Result<(), SpawnError> {
+        let params = to_raw_value(&(self.id.to_string(),)).expect("an id serializes");
+        let timeout = self.template.call_timeout();
+        let output = match self
+            .instance
+            .call(INIT_FUNCTION, self.state.take(), &params, timeout)
+            .await
+        {
+            Some(Ok(output)) => output,
+            Some(Err(failure)) => {
+                return Err(SpawnError::Init(
+                    failure_to_error(INIT_FUNCTION, failure, &self.template).to_string(),
+                ));
+            }
+            None => unreachable!("init is a required export, checked at instantiation"),
+        };
+        self.state = output.state;
+        let id = self.id.to_string();
+        let component = hex::encode(self.template.compiled.hash);
+        let data = record::encode(&InitRecord {
+            actor_id: &id,
+            name: &self.template.name,
+            component: &component,
+            state: StateDigest::of(&self.state),
+        });
+        let description = format!("{} initialized", self.template.name);
+        self.recorder()
+            .record(record::ACTOR_INIT, data, description)
+            .await?;
+        Ok(())
+    }
+
+    async fn run(mut self, mut queue: mpsc::Receiver<Op>) {
+        while let Some(op) = queue.recv().await {
+            match op {
+                Op::Call {
+                    function,
+                    params,
+                    reply,
+                } => {
+                    let span = tracing::debug_span!("call", actor = %self.id, function = %function);
+                    let _enter = span.enter();
+                    let outcome = self.call(&function, params).await;
+                    let _ = reply.send(outcome);
+                    if !self.ensure_instance().await {
+                        break;
+                    }
+                }
+                Op::State { reply } => {
+                    let _ = reply.send(self.state.clone());
+                }
+                Op::Stop { reply } => {
+                    queue.close();
+                    drain(&mut queue, self.id);
+                    let _ = reply.send(());
+                    return;
+                }
+            }
+        }
+        queue.close();
+        drain(&mut queue, self.id);
+    }
+
+    /// Runs one call: on `Ok` commits state and a `call` event; otherwise
+    /// keeps the state and records a `call-error` event.
+    async fn call(
+        &mut self,
+        function: &str,
+        params: Box<RawValue>,
+    ) -> Result<Box<RawValue>, ActorError> {
+        let timeout = self.template.call_timeout();
+        let Some(outcome) = self
+            .instance
+            .call(function, self.state.clone(), &params, timeout)
+            .await
+        else {
+            return Err(ActorError::UnknownFunction {
+                actor: self.id,
+                function: function.to_owned(),
+                available: self.instance.export_names(),
+            });
+        };
+        match outcome {
+            Ok(output) => {
+                let data = record::encode(&CallRecord {
+                    function,
+                    params: &params,
+                    result: &output.result,
+                    state: StateDigest::of(&output.state),
+                });
+                self.recorder()
+                    .record(record::CALL, data, format!("{} ok", short_name(function)))
+                    .await?;
+                self.state = output.state;
+                self.counters.calls_ok.fetch_add(1, Ordering::Relaxed);
+                Ok(output.result)
+            }
+            Err(failure) => {
+                let trapped = matches!(failure, CallFailure::Trap(_));
+                let error = failure_to_error(function, failure, &self.template);
+                let kind = error_kind(&error);
+                let message = error.to_string();
+                let data = record::encode(&CallErrorRecord {
+                    function,
+                    params: &params,
+                    kind,
+                    message: &message,
+                });
+                self.recorder()
+                    .record(
+                        record::CALL_ERROR,
+                        data,
+                        format!("{} failed: {kind}", short_name(function)),
+                    )
+                    .await?;
+                self.counters.calls_failed.fetch_add(1, Ordering::Relaxed);
+                if trapped {
+                    self.poisoned = true;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Replaces a trapped instance with a fresh one, keeping the actor's
+    /// identity, state and chain head. `false` if that is impossible.
+    async fn ensure_instance(&mut self) -> bool {
+        if !self.poisoned {
+            return true;
+        }
+        let recorder = self.instance.store.data().recorder.clone();
+        let data = ActorStore::new(recorder, self.template.limits.memory_mb);
+        match ActorInstance::new(&self.template, data).await {
+            Ok(instance) => {
+                self.instance = instance;
+                self.poisoned = false;
+                true
+            }
+            Err(e) => {
+                tracing::error!(actor = %self.id, "stopping: cannot replace the instance after a trap: {e}");
+                false
+            }
+        }
+    }
+
+    fn recorder(&mut self) -> &mut ChainRecorder {
+        &mut self.instance.store.data_mut().recorder
+    }
+}
+
+/// Answers every call still queued behind a stop.
+fn drain(queue: &mut mpsc::Receiver<Op>, id: ActorId) {
+    while let Ok(op) = queue.try_recv() {
+        match op {
+            Op::Call { reply, .. } => {
+                let _ = reply.send(Err(ActorError::Stopped(id)));
+            }
+            Op::Stop { reply } => {
+                let _ = reply.send(());
+            }
+            Op::State { .. } => {}
+        }
+    }
+}
+
+fn failure_to_error(function: &str, failure: CallFailure, template: &ActorTemplate) -> ActorError {
+    let function = function.to_owned();
+    match failure {
+        CallFailure::BadParams(reason) => ActorError::BadParams { function, reason },
+        CallFailure::Actor(message) => ActorError::Failed { function, message },
+        CallFailure::Trap(error) => {
+            if error.downcast_ref::<TimeLimitExceeded>().is_some() {
+                ActorError::TimeLimit {
+                    function,
+                    limit_ms: template.limits.call_timeout_ms,
+                }
+            } else if error.downcast_ref::<MemoryLimitExceeded>().is_some() {
+                ActorError::MemoryLimit {
+                    function,
+                    limit_mb: template.limits.memory_mb,
+                }
+            } else {
+                ActorError::Trapped {
+                    function,
+                    reason: format!("{error:#}"),
+                }
+            }
+        }
+    }
+}
+
+/// The `kind` recorded in a `call-error` event.
+fn error_kind(error: &ActorError) -> &'static str {
+    match error {
+        ActorError::BadParams { .. } => "bad-params",
+        ActorError::Failed { .. } => "actor-error",
+        ActorError::TimeLimit { .. } => "time-limit",
+        ActorError::MemoryLimit { .. } => "memory-limit",
+        _ => "trap",
+    }
+}
+
+/// `handle-send` of `ntwk:theater/message-server-client.handle-send`.
+fn short_name(function: &str) -> &str {
+    function.rsplit('.').next().unwrap_or(function)
+}

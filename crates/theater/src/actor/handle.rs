@@ -1,0 +1,157 @@
+//! The way into a running actor.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::{RawValue, to_raw_value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::ActorError;
+use crate::id::ActorId;
+use crate::wasm::StateBytes;
+
+/// Work for an actor's task.
+pub(crate) enum Op {
+    Call {
+        function: String,
+        params: Box<RawValue>,
+        reply: oneshot::Sender<Result<Box<RawValue>, ActorError>>,
+    },
+    State {
+        reply: oneshot::Sender<StateBytes>,
+    },
+    Stop {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// What an actor has done so far; read without disturbing it.
+#[derive(Debug, Default)]
+pub struct ActorCounters {
+    /// Calls that returned `Ok` and committed a state.
+    pub calls_ok: AtomicU64,
+    /// Calls that failed (actor `Err`, trap, limit, bad params).
+    pub calls_failed: AtomicU64,
+    /// Calls refused because the queue was full.
+    pub queue_full: AtomicU64,
+}
+
+/// A cheap, clonable reference to a running actor.
+#[derive(Clone)]
+pub struct ActorHandle {
+    id: ActorId,
+    name: Arc<str>,
+    ops: mpsc::Sender<Op>,
+    capacity: usize,
+    counters: Arc<ActorCounters>,
+}
+
+impl ActorHandle {
+    pub(crate) fn new(
+        id: ActorId,
+        name: Arc<str>,
+        ops: mpsc::Sender<Op>,
+        capacity: usize,
+        counters: Arc<ActorCounters>,
+    ) -> Self {
+        Self {
+            id,
+            name,
+            ops,
+            capacity,
+            counters,
+        }
+    }
+
+    pub fn id(&self) -> ActorId {
+        self.id
+    }
+
+    /// The manifest's `name`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn counters(&self) -> &ActorCounters {
+        &self.counters
+    }
+
+    /// Calls pending in the queue right now.
+    pub fn queue_depth(&self) -> usize {
+        self.capacity - self.ops.capacity()
+    }
+
+    /// Calls the export `function` (`interface.name`, e.g.
+    /// `ntwk:theater/message-server-client.handle-send`) with `params` and
+    /// returns its result once the new state and its chain event are stored.
+    pub async fn call_function<P: Serialize, R: DeserializeOwned>(
+        &self,
+        function: &str,
+        params: P,
+    ) -> Result<R, ActorError> {
+        let params = to_raw_value(&params).map_err(|e| ActorError::BadParams {
+            function: function.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let result = self.call_raw(function, params).await?;
+        serde_json::from_str(result.get()).map_err(|e| ActorError::BadResult {
+            function: function.to_owned(),
+            expected: std::any::type_name::<R>(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// [`call_function`](Self::call_function) with params and result as JSON.
+    pub async fn call_raw(
+        &self,
+        function: &str,
+        params: Box<RawValue>,
+    ) -> Result<Box<RawValue>, ActorError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Op::Call {
+            function: function.to_owned(),
+            params,
+            reply,
+        })?;
+        answer.await.map_err(|_| ActorError::Stopped(self.id))?
+    }
+
+    /// The actor's current state, after every call queued before this one.
+    pub async fn state(&self) -> Result<StateBytes, ActorError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Op::State { reply })?;
+        answer.await.map_err(|_| ActorError::Stopped(self.id))
+    }
+
+    /// Stops the actor after the calls queued before this one; calls queued
+    /// after it are answered with [`ActorError::Stopped`].
+    pub async fn stop(&self) -> Result<(), ActorError> {
+        let (reply, answer) = oneshot::channel();
+        // Stopping must not be refused by a full queue: wait for a slot.
+        self.ops
+            .send(Op::Stop { reply })
+            .await
+            .map_err(|_| ActorError::Stopped(self.id))?;
+        answer.await.map_err(|_| ActorError::Stopped(self.id))
+    }
+
+    /// Whether the actor's task is still running.
+    pub fn is_running(&self) -> bool {
+        !self.ops.is_closed()
+    }
+
+    fn enqueue(&self, op: Op) -> Result<(), ActorError> {
+        self.ops.try_send(op).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                self.counters.queue_full.fetch_add(1, Ordering::Relaxed);
+                ActorError::QueueFull {
+                    actor: self.id,
+                    capacity: self.capacity,
+                }
+            }
+            mpsc::error::TrySendError::Closed(_) => ActorError::Stopped(self.id),
+        })
+    }
+}

@@ -1,0 +1,36 @@
+//! Actors: one task per actor owns its wasm instance and drains a bounded
+//! queue of calls, one at a time; an [`ActorHandle`] is the cheap, clonable
+//! way in.
+
+mod executor;
+mod handle;
+mod instance;
+mod recorder;
+mod store;
+
+pub use handle::{ActorCounters, ActorHandle};
+pub use recorder::{ChainRecorder, now_ms};
+pub use store::ActorStore;
+
+pub(crate) use executor::spawn;
+pub(crate) use instance::ActorTemplate;
+
+/// The export every actor has, called once at spawn.
+pub const INIT_FUNCTION: &str = "ntwk:theater/actor.init";
+/// Interface of [`INIT_FUNCTION`].
+pub const ACTOR_INTERFACE: &str = "ntwk:theater/actor";
+
+/// Raised inside wasm when a call outlives `limits.call_timeout_ms`.
+#[derive(Debug, thiserror::Error)]
+#[error("time limit of {limit_ms} ms exceeded")]
+pub struct TimeLimitExceeded {
+    pub limit_ms: u64,
+}
+
+/// Raised inside wasm when linear memory would outgrow `limits.memory_mb`.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {limit_mb} MiB exceeded (asked for {desired} bytes)")]
+pub struct MemoryLimitExceeded {
+    pub limit_mb: u64,
+    pub desired: usize,
+}

@@ -1,0 +1,57 @@
+//! Appends an actor's events to its chain.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::value::RawValue;
+
+use crate::chain::{ChainEvent, EventLog, Hash, LogError};
+use crate::id::ActorId;
+
+/// Knows the head of one actor's chain and extends it.
+#[derive(Clone)]
+pub struct ChainRecorder {
+    actor: ActorId,
+    head: Option<Hash>,
+    log: Arc<dyn EventLog>,
+}
+
+impl ChainRecorder {
+    pub(crate) fn new(actor: ActorId, log: Arc<dyn EventLog>) -> Self {
+        Self {
+            actor,
+            head: None,
+            log,
+        }
+    }
+
+    pub fn actor(&self) -> ActorId {
+        self.actor
+    }
+
+    /// Links a new event to the head and waits until the log holds it.
+    pub async fn record(
+        &mut self,
+        event_type: &str,
+        data: Box<RawValue>,
+        description: String,
+    ) -> Result<Hash, LogError> {
+        let event = ChainEvent::new(self.head, event_type, data, now_ms(), description);
+        let hash = event.hash;
+        self.log.append(&self.actor, event).await?;
+        self.head = Some(hash);
+        Ok(hash)
+    }
+
+    /// The actor's chain so far, oldest first.
+    pub fn events(&self) -> Result<Vec<ChainEvent>, LogError> {
+        self.log.events(&self.actor)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,68 @@
+//! The event types an actor's chain holds and the JSON each one carries.
+//! `docs/chain.md` lists them for people who audit chains.
+
+use serde::Serialize;
+use serde_json::value::{RawValue, to_raw_value};
+use sha2::{Digest, Sha256};
+
+/// The actor was spawned and `actor.init` returned its first state.
+pub const ACTOR_INIT: &str = "actor-init";
+/// An export returned `Ok`: the new state was committed.
+pub const CALL: &str = "call";
+/// An export returned `Err`, trapped or hit a limit: the state did not change.
+pub const CALL_ERROR: &str = "call-error";
+/// The actor wrote a line with `runtime.log`.
+pub const LOG: &str = "log";
+
+/// The state an event leaves behind, by digest: states can be large and
+/// the digest is what replay and audits compare.
+#[derive(Serialize)]
+pub struct StateDigest {
+    sha256: String,
+    size: usize,
+}
+
+impl StateDigest {
+    pub fn of(state: &Option<Vec<u8>>) -> Option<Self> {
+        state.as_ref().map(|bytes| Self {
+            sha256: hex::encode(Sha256::digest(bytes)),
+            size: bytes.len(),
+        })
+    }
+}
+
+#[derive(Serialize)]
+pub struct InitRecord<'a> {
+    pub actor_id: &'a str,
+    pub name: &'a str,
+    /// SHA-256 of the component's bytes.
+    pub component: &'a str,
+    pub state: Option<StateDigest>,
+}
+
+#[derive(Serialize)]
+pub struct CallRecord<'a> {
+    pub function: &'a str,
+    pub params: &'a RawValue,
+    pub result: &'a RawValue,
+    pub state: Option<StateDigest>,
+}
+
+#[derive(Serialize)]
+pub struct CallErrorRecord<'a> {
+    pub function: &'a str,
+    pub params: &'a RawValue,
+    /// `actor-error`, `trap`, `time-limit`, `memory-limit` or `bad-params`.
+    pub kind: &'a str,
+    pub message: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct LogRecord<'a> {
+    pub message: &'a str,
+}
+
+/// Encodes a record as event data.
+pub fn encode(record: &impl Serialize) -> Box<RawValue> {
+    to_raw_value(record).expect("event records always serialize")
+}

@@ -1,0 +1,93 @@
+//! Errors a user of the library can see. Each says what failed, where, and
+//! what to do next.
+
+use std::path::PathBuf;
+
+use crate::chain::LogError;
+use crate::id::ActorId;
+use crate::manifest::ManifestError;
+use crate::wasm::ComponentError;
+
+/// An actor could not be spawned; nothing was registered.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Component(#[from] ComponentError),
+    #[error("{manifest}:{line}: unknown handler type `{kind}` (known types: {known})")]
+    UnknownHandler {
+        manifest: PathBuf,
+        line: usize,
+        kind: String,
+        known: String,
+    },
+    #[error("{manifest}:{line}: handler `{kind}`: {reason}")]
+    HandlerConfig {
+        manifest: PathBuf,
+        line: usize,
+        kind: String,
+        reason: String,
+    },
+    #[error(
+        "the component imports `{interface}` but {manifest} does not grant it; add:\n\n[[handlers]]\ntype = \"{kind}\"\nconfig = {{}}"
+    )]
+    NotGranted {
+        manifest: PathBuf,
+        interface: String,
+        kind: &'static str,
+    },
+    #[error("the component imports `{interface}`, which no Theater handler provides")]
+    UnknownInterface { interface: String },
+    #[error("the component does not export `{function}`; expected `{signature}`")]
+    MissingExport { function: String, signature: String },
+    #[error("the component's `{function}` has the wrong type; expected `{signature}`: {reason}")]
+    MistypedExport {
+        function: String,
+        signature: String,
+        reason: String,
+    },
+    #[error("cannot instantiate the component: {0}")]
+    Instantiate(String),
+    #[error("`actor.init` failed: {0}")]
+    Init(String),
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// A call into an actor did not complete; the actor's state is unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum ActorError {
+    #[error(
+        "actor {actor} is busy: its queue of {capacity} pending calls is full; retry later or raise `limits.queue_capacity`"
+    )]
+    QueueFull { actor: ActorId, capacity: usize },
+    #[error("actor {0} is not running")]
+    Stopped(ActorId),
+    #[error("no actor with id {0}")]
+    UnknownActor(ActorId),
+    #[error("actor {actor} has no export `{function}`; it exports: {available}")]
+    UnknownFunction {
+        actor: ActorId,
+        function: String,
+        available: String,
+    },
+    #[error("params for `{function}` do not match its signature: {reason}")]
+    BadParams { function: String, reason: String },
+    #[error("`{function}` returned an error: {message}")]
+    Failed { function: String, message: String },
+    #[error("`{function}` trapped: {reason}")]
+    Trapped { function: String, reason: String },
+    #[error("`{function}` ran past its time limit of {limit_ms} ms and was stopped")]
+    TimeLimit { function: String, limit_ms: u64 },
+    #[error("`{function}` hit the memory limit of {limit_mb} MiB and was stopped")]
+    MemoryLimit { function: String, limit_mb: u64 },
+    #[error("the result of `{function}` is not a `{expected}`: {reason}")]
+    BadResult {
+        function: String,
+        expected: &'static str,
+        reason: String,
+    },
+    #[error(transparent)]
+    Log(#[from] LogError),
+}

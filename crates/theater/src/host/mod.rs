@@ -1,0 +1,187 @@
+//! Host capabilities. Each is one module implementing [`Handler`]; the
+//! runtime links them all once and grants them per actor from its manifest.
+//! Adding a capability is one module and one line in [`HandlerSet::builtin`].
+
+mod message_server;
+mod runtime;
+
+pub use message_server::{
+    CHANNEL_CLOSE, CHANNEL_MESSAGE, CHANNEL_OPEN, ChannelAccept, HANDLE_REQUEST, HANDLE_SEND,
+};
+
+use std::sync::Arc;
+
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+use crate::actor::{ACTOR_INTERFACE, ActorStore};
+use crate::error::SpawnError;
+use crate::manifest::Manifest;
+use crate::wasm::ExportRegistry;
+
+/// Interfaces that declare only types: components import them, and there is
+/// nothing to provide but their name.
+const TYPE_INTERFACES: &[&str] = &[
+    "ntwk:theater/types",
+    "ntwk:theater/http-types",
+    "ntwk:theater/websocket-types",
+];
+
+/// One host capability, granted by a `[[handlers]]` entry whose `type` is
+/// its [`name`](Handler::name).
+pub trait Handler: Send + Sync + 'static {
+    /// The manifest `type` that grants it.
+    fn name(&self) -> &'static str;
+
+    /// The interfaces it provides to actors (their imports).
+    fn imports(&self) -> &'static [&'static str];
+
+    /// Granted to every actor, listed in its manifest or not.
+    fn always_granted(&self) -> bool {
+        false
+    }
+
+    /// Checks the `config` table of its `[[handlers]]` entry.
+    fn validate_config(&self, _config: &toml::Table) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Defines its host functions; called once per runtime.
+    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()>;
+
+    /// Registers the exports it calls on actors. `listed` says whether the
+    /// manifest names this handler (and so may require its exports).
+    fn exports(&self, exports: &mut ExportRegistry, listed: bool);
+}
+
+/// The capabilities a runtime offers.
+#[derive(Clone)]
+pub struct HandlerSet {
+    handlers: Vec<Arc<dyn Handler>>,
+}
+
+impl HandlerSet {
+    /// Every capability Theater ships.
+    pub fn builtin() -> Self {
+        Self {
+            handlers: vec![
+                Arc::new(runtime::RuntimeHandler),
+                Arc::new(message_server::MessageServerHandler),
+            ],
+        }
+    }
+
+    /// One linker with sandboxed WASI and every handler's host functions.
+    pub fn linker(&self, engine: &Engine) -> wasmtime::Result<Linker<ActorStore>> {
+        let mut linker = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        for interface in TYPE_INTERFACES {
+            linker.instance(interface)?;
+        }
+        for handler in &self.handlers {
+            handler.add_to_linker(&mut linker)?;
+        }
+        Ok(linker)
+    }
+
+    /// The handlers a manifest grants, each validated once.
+    pub fn grants(&self, manifest: &Manifest) -> Result<Grants, SpawnError> {
+        let mut granted: Vec<(Arc<dyn Handler>, bool)> = self
+            .handlers
+            .iter()
+            .filter(|h| h.always_granted())
+            .map(|h| (h.clone(), false))
+            .collect();
+        for entry in &manifest.handlers {
+            let handler = self
+                .handlers
+                .iter()
+                .find(|h| h.name() == entry.kind)
+                .ok_or_else(|| SpawnError::UnknownHandler {
+                    manifest: manifest.source.clone(),
+                    line: entry.line,
+                    kind: entry.kind.clone(),
+                    known: self
+                        .handlers
+                        .iter()
+                        .map(|h| h.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
+            handler
+                .validate_config(&entry.config)
+                .map_err(|reason| SpawnError::HandlerConfig {
+                    manifest: manifest.source.clone(),
+                    line: entry.line,
+                    kind: entry.kind.clone(),
+                    reason,
+                })?;
+            match granted.iter_mut().find(|(h, _)| h.name() == handler.name()) {
+                // Listing an always-granted handler is fine; it makes its exports required.
+                Some((_, listed)) => *listed = true,
+                None => granted.push((handler.clone(), true)),
+            }
+        }
+        Ok(Grants {
+            all: self.clone(),
+            granted,
+            manifest: manifest.source.clone(),
+        })
+    }
+}
+
+/// The handlers granted to one actor.
+pub struct Grants {
+    all: HandlerSet,
+    granted: Vec<(Arc<dyn Handler>, bool)>,
+    manifest: std::path::PathBuf,
+}
+
+impl Grants {
+    /// Fails if the component imports an interface its manifest does not
+    /// grant, naming the handler to add.
+    pub fn check_imports(&self, imports: &[String]) -> Result<(), SpawnError> {
+        for import in imports {
+            let interface = import.split('@').next().unwrap_or(import);
+            if interface.starts_with("wasi:") || TYPE_INTERFACES.contains(&interface) {
+                continue;
+            }
+            if self
+                .granted
+                .iter()
+                .any(|(h, _)| h.imports().contains(&interface))
+            {
+                continue;
+            }
+            return Err(
+                match self
+                    .all
+                    .handlers
+                    .iter()
+                    .find(|h| h.imports().contains(&interface))
+                {
+                    Some(handler) => SpawnError::NotGranted {
+                        manifest: self.manifest.clone(),
+                        interface: interface.to_owned(),
+                        kind: handler.name(),
+                    },
+                    None => SpawnError::UnknownInterface {
+                        interface: interface.to_owned(),
+                    },
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Every export the actor must or may have: `actor.init` and each
+    /// granted handler's.
+    pub fn exports(&self) -> ExportRegistry {
+        let mut exports = ExportRegistry::default();
+        exports.register_function_no_result::<(String,)>(ACTOR_INTERFACE, "init");
+        for (handler, listed) in &self.granted {
+            handler.exports(&mut exports, *listed);
+        }
+        exports
+    }
+}

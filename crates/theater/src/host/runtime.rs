@@ -1,0 +1,101 @@
+//! `ntwk:theater/runtime`: logging and the actor's own chain.
+
+use wasmtime::component::{ComponentType, Linker, Lower};
+
+use super::Handler;
+use crate::actor::ActorStore;
+use crate::chain::ChainEvent;
+use crate::chain::record::{self, LogRecord};
+use crate::wasm::ExportRegistry;
+
+const INTERFACE: &str = "ntwk:theater/runtime";
+
+/// Always granted; `type = "runtime"` in a manifest is accepted.
+pub struct RuntimeHandler;
+
+impl Handler for RuntimeHandler {
+    fn name(&self) -> &'static str {
+        "runtime"
+    }
+
+    fn imports(&self) -> &'static [&'static str] {
+        &[INTERFACE]
+    }
+
+    fn always_granted(&self) -> bool {
+        true
+    }
+
+    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
+        let mut runtime = linker.instance(INTERFACE)?;
+        runtime.func_wrap_async("log", |mut store, (message,): (String,)| {
+            Box::new(async move {
+                let data = store.data_mut();
+                tracing::info!(actor = %data.id, "{message}");
+                let event = record::encode(&LogRecord { message: &message });
+                data.recorder
+                    .record(record::LOG, event, log_description(&message))
+                    .await?;
+                Ok(())
+            })
+        })?;
+        runtime.func_wrap("get-chain", |store, (): ()| {
+            let events = store.data().recorder.events()?;
+            Ok((WitChain::from_events(&events),))
+        })?;
+        Ok(())
+    }
+
+    fn exports(&self, _exports: &mut ExportRegistry, _listed: bool) {}
+}
+
+/// Longest log line kept in an event's description (the data has it all).
+const DESCRIPTION_CHARS: usize = 80;
+
+fn log_description(message: &str) -> String {
+    let mut description: String = message.chars().take(DESCRIPTION_CHARS).collect();
+    if description.len() < message.len() {
+        description.push('…');
+    }
+    format!("log: {description}")
+}
+
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct WitEvent {
+    #[component(name = "event-type")]
+    event_type: String,
+    parent: Option<u64>,
+    data: Vec<u8>,
+}
+
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct WitMetaEvent {
+    hash: u64,
+    event: WitEvent,
+}
+
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct WitChain {
+    events: Vec<WitMetaEvent>,
+}
+
+impl WitChain {
+    fn from_events(events: &[ChainEvent]) -> Self {
+        Self {
+            events: events
+                .iter()
+                .map(|e| WitMetaEvent {
+                    hash: ChainEvent::short_hash(&e.hash),
+                    event: WitEvent {
+                        event_type: e.event_type.clone(),
+                        parent: e.parent_hash.as_ref().map(ChainEvent::short_hash),
+                        data: e.data.get().as_bytes().to_vec(),
+                    },
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The runtime: spawns actors from manifests, keeps the registry of running
+//! actors, and owns what they share (engine, component cache, event log).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::actor::{self, ActorHandle, ActorTemplate};
+use crate::chain::{ChainEvent, EventLog, LogError, MemoryEventLog};
+use crate::error::{ActorError, SpawnError};
+use crate::host::HandlerSet;
+use crate::id::ActorId;
+use crate::manifest::Manifest;
+use crate::wasm::{self, ComponentCache};
+
+/// How a runtime is set up.
+pub struct RuntimeConfig {
+    /// Data directory; compiled components are cached under `cache/`.
+    /// `None` keeps nothing on disk.
+    pub home: Option<PathBuf>,
+    pub event_log: Arc<dyn EventLog>,
+    pub handlers: HandlerSet,
+}
+
+impl RuntimeConfig {
+    /// The embedded default: `$THEATER_HOME` (or `~/.theater`), chains in memory.
+    pub fn embedded() -> Self {
+        Self {
+            home: Some(default_home()),
+            ..Self::ephemeral()
+        }
+    }
+
+    /// Nothing on disk at all.
+    pub fn ephemeral() -> Self {
+        Self {
+            home: None,
+            event_log: Arc::new(MemoryEventLog::default()),
+            handlers: HandlerSet::builtin(),
+        }
+    }
+}
+
+/// `$THEATER_HOME`, else `~/.theater`, else `.theater`.
+pub fn default_home() -> PathBuf {
+    std::env::var_os("THEATER_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::home_dir().map(|home| home.join(".theater")))
+        .unwrap_or_else(|| PathBuf::from(".theater"))
+}
+
+/// The runtime could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the runtime: {0}")]
+pub struct RuntimeError(String);
+
+/// A Theater runtime. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct TheaterRuntime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cache: ComponentCache,
+    handlers: HandlerSet,
+    log: Arc<dyn EventLog>,
+    actors: RwLock<HashMap<ActorId, ActorHandle>>,
+}
+
+impl TheaterRuntime {
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let engine = wasm::new_engine().map_err(|e| RuntimeError(format!("{e:#}")))?;
+        let linker = config
+            .handlers
+            .linker(&engine)
+            .map_err(|e| RuntimeError(format!("linking host functions: {e:#}")))?;
+        let cache_root = config.home.as_ref().map(|home| home.join("cache"));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                cache: ComponentCache::new(engine, linker, cache_root.as_deref()),
+                handlers: config.handlers,
+                log: config.event_log,
+                actors: RwLock::default(),
+            }),
+        })
+    }
+
+    /// Loads the manifest at `path` and spawns its actor.
+    pub async fn spawn_file(&self, path: impl AsRef<Path>) -> Result<ActorHandle, SpawnError> {
+        let manifest = Manifest::load(path)?;
+        self.spawn(&manifest).await
+    }
+
+    /// Spawns an actor: checks its grants and exports, runs `actor.init`,
+    /// records the genesis event, and registers it.
+    pub async fn spawn(&self, manifest: &Manifest) -> Result<ActorHandle, SpawnError> {
+        let grants = self.inner.handlers.grants(manifest)?;
+        let compiled = self.inner.cache.load(&manifest.component_path).await?;
+        grants.check_imports(&compiled.imports)?;
+        let template = Arc::new(ActorTemplate {
+            name: manifest.name.clone(),
+            compiled,
+            exports: grants.exports(),
+            limits: manifest.limits,
+        });
+        let id = ActorId::new();
+        let handle = actor::spawn(
+            id,
+            template,
+            manifest.init_state.clone(),
+            self.inner.log.clone(),
+        )
+        .await?;
+        self.inner
+            .actors
+            .write()
+            .expect("registry lock")
+            .insert(id, handle.clone());
+        tracing::info!(actor = %id, name = %manifest.name, "actor started");
+        Ok(handle)
+    }
+
+    /// The running actor `id`.
+    pub fn actor(&self, id: ActorId) -> Result<ActorHandle, ActorError> {
+        self.inner
+            .actors
+            .read()
+            .expect("registry lock")
+            .get(&id)
+            .cloned()
+            .ok_or(ActorError::UnknownActor(id))
+    }
+
+    /// Ids of the running actors.
+    pub fn actor_ids(&self) -> Vec<ActorId> {
+        self.inner
+            .actors
+            .read()
+            .expect("registry lock")
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// Stops an actor after the calls already queued for it.
+    pub async fn stop(&self, id: ActorId) -> Result<(), ActorError> {
+        let handle = self
+            .inner
+            .actors
+            .write()
+            .expect("registry lock")
+            .remove(&id)
+            .ok_or(ActorError::UnknownActor(id))?;
+        handle.stop().await
+    }
+
+    /// The chain of an actor, running or not, oldest first.
+    pub fn chain(&self, id: ActorId) -> Result<Vec<ChainEvent>, LogError> {
+        self.inner.log.events(&id)
+    }
+}

@@ -1,0 +1,346 @@
+//! The typed adapter: host code speaks natural Rust types, serialized as
+//! JSON on their way to the actor's task; here they are turned back into `P`
+//! and handed to the typed component export as `(state, P)`, and the export's
+//! `R` is serialized on the way back.
+//!
+//! Every export has the shape
+//! `func(state: option<list<u8>>, params: tuple<...>) -> result<tuple<option<list<u8>>, R>, string>`.
+//! The four `register_function*` variants cover the shapes with and without
+//! parameters and a return value. Each registration is checked against the
+//! component's real export type when the actor is spawned.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::{RawValue, to_raw_value};
+use wasmtime::Store;
+use wasmtime::component::{ComponentNamedList, ComponentType, Func, Lift, Lower, TypedFunc};
+
+use crate::actor::ActorStore;
+
+/// An actor's state: opaque bytes, by convention JSON.
+pub type StateBytes = Option<Vec<u8>>;
+
+/// What an export returned on `Ok`.
+pub struct CallOutput {
+    pub state: StateBytes,
+    /// `R`, serialized.
+    pub result: Box<RawValue>,
+}
+
+/// Why a call did not produce a new state.
+#[derive(Debug)]
+pub enum CallFailure {
+    /// The params did not deserialize into the export's `P`.
+    BadParams(String),
+    /// The actor answered `Err(message)`.
+    Actor(String),
+    /// The call trapped or hit a limit; the instance must not be reused.
+    Trap(wasmtime::Error),
+}
+
+type CallFuture<'a> = Pin<Box<dyn Future<Output = Result<CallOutput, CallFailure>> + Send + 'a>>;
+
+/// One bound export, callable with serialized params.
+pub trait ExportFunction: Send + Sync {
+    fn call<'a>(
+        &'a self,
+        store: &'a mut Store<ActorStore>,
+        state: StateBytes,
+        params: &'a RawValue,
+    ) -> CallFuture<'a>;
+}
+
+/// How `(state, P)` is laid out as the export's parameter list.
+pub trait ParamsShape<P>: ComponentNamedList + Lower + Send + Sync + 'static {
+    fn new(state: StateBytes, params: P) -> Self;
+    /// The parameter list, for error messages.
+    fn describe() -> String;
+}
+
+impl<P: ComponentType + Lower + Send + Sync + 'static> ParamsShape<P> for (StateBytes, P) {
+    fn new(state: StateBytes, params: P) -> Self {
+        (state, params)
+    }
+    fn describe() -> String {
+        format!("state: Option<Vec<u8>>, params: {}", rust_type::<P>())
+    }
+}
+
+/// Exports without parameters take the state alone.
+impl ParamsShape<()> for (StateBytes,) {
+    fn new(state: StateBytes, (): ()) -> Self {
+        (state,)
+    }
+    fn describe() -> String {
+        "state: Option<Vec<u8>>".to_owned()
+    }
+}
+
+/// How the `Ok` tuple of an export splits into the new state and `R`.
+pub trait ResultShape<R>: ComponentType + Lift + Send + Sync + 'static {
+    fn split(self) -> (StateBytes, R);
+}
+
+impl<R: ComponentType + Lift + Send + Sync + 'static> ResultShape<R> for (StateBytes, R) {
+    fn split(self) -> (StateBytes, R) {
+        self
+    }
+}
+
+/// Exports without a return value answer the state alone.
+impl ResultShape<()> for (StateBytes,) {
+    fn split(self) -> (StateBytes, ()) {
+        (self.0, ())
+    }
+}
+
+/// A typed export: `P` in, `R` out, laid out as `A` and `O` on the wasm side.
+struct TypedFunction<P, R, A, O> {
+    func: TypedFunc<A, (Result<O, String>,)>,
+    _types: PhantomData<fn(P) -> R>,
+}
+
+impl<P, R, A, O> ExportFunction for TypedFunction<P, R, A, O>
+where
+    P: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+    A: ParamsShape<P>,
+    O: ResultShape<R>,
+{
+    fn call<'a>(
+        &'a self,
+        store: &'a mut Store<ActorStore>,
+        state: StateBytes,
+        params: &'a RawValue,
+    ) -> CallFuture<'a> {
+        Box::pin(async move {
+            let params: P = serde_json::from_str(params.get())
+                .map_err(|e| CallFailure::BadParams(e.to_string()))?;
+            let (result,) = self
+                .func
+                .call_async(&mut *store, A::new(state, params))
+                .await
+                .map_err(CallFailure::Trap)?;
+            let (state, value) = result.map_err(CallFailure::Actor)?.split();
+            let result = to_raw_value(&value)
+                .map_err(|e| CallFailure::Actor(format!("result does not serialize: {e}")))?;
+            Ok(CallOutput { state, result })
+        })
+    }
+}
+
+/// Type-checks `func` as `A -> result<O, string>` and wraps it.
+fn bind<P, R, A, O>(
+    func: Func,
+    store: &Store<ActorStore>,
+) -> wasmtime::Result<Box<dyn ExportFunction>>
+where
+    P: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+    A: ParamsShape<P>,
+    O: ResultShape<R>,
+{
+    let func = func.typed::<A, (Result<O, String>,)>(store)?;
+    Ok(Box::new(TypedFunction::<P, R, A, O> {
+        func,
+        _types: PhantomData,
+    }))
+}
+
+type Binder = fn(Func, &Store<ActorStore>) -> wasmtime::Result<Box<dyn ExportFunction>>;
+
+/// One export a handler expects, with the shapes it may take.
+pub struct ExportSpec {
+    pub interface: &'static str,
+    pub function: &'static str,
+    pub required: bool,
+    describe: fn(&str) -> String,
+    candidates: Vec<Binder>,
+}
+
+impl ExportSpec {
+    /// `interface.function`, the name `call_function` takes.
+    pub fn full_name(&self) -> String {
+        format!("{}.{}", self.interface, self.function)
+    }
+
+    /// The expected signature, for error messages.
+    pub fn signature(&self) -> String {
+        (self.describe)(self.function)
+    }
+
+    /// Binds the first shape that matches `func`'s real type; on mismatch the
+    /// error of the primary shape explains what differs.
+    pub fn bind(
+        &self,
+        func: Func,
+        store: &Store<ActorStore>,
+    ) -> wasmtime::Result<Box<dyn ExportFunction>> {
+        let mut first_error = None;
+        for candidate in &self.candidates {
+            match candidate(func, store) {
+                Ok(bound) => return Ok(bound),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.expect("every spec has a shape"))
+    }
+}
+
+/// The exports the granted handlers expect of an actor.
+#[derive(Default)]
+pub struct ExportRegistry {
+    specs: Vec<ExportSpec>,
+}
+
+impl ExportRegistry {
+    pub fn specs(&self) -> &[ExportSpec] {
+        &self.specs
+    }
+
+    /// `func(state, params: P) -> result<tuple<state, R>, string>`.
+    pub fn register_function<P, R>(
+        &mut self,
+        interface: &'static str,
+        function: &'static str,
+    ) -> ExportBuilder<'_, P, R, (StateBytes, P)>
+    where
+        P: ComponentType + Lower + DeserializeOwned + Send + Sync + 'static,
+        R: ComponentType + Lift + Serialize + Send + Sync + 'static,
+    {
+        self.push::<P, R, (StateBytes, P), (StateBytes, R)>(interface, function)
+    }
+
+    /// `func(state, params: P) -> result<tuple<state>, string>`.
+    pub fn register_function_no_result<P>(
+        &mut self,
+        interface: &'static str,
+        function: &'static str,
+    ) -> ExportBuilder<'_, P, (), (StateBytes, P)>
+    where
+        P: ComponentType + Lower + DeserializeOwned + Send + Sync + 'static,
+    {
+        self.push::<P, (), (StateBytes, P), (StateBytes,)>(interface, function)
+    }
+
+    /// `func(state) -> result<tuple<state, R>, string>`.
+    pub fn register_function_no_params<R>(
+        &mut self,
+        interface: &'static str,
+        function: &'static str,
+    ) -> ExportBuilder<'_, (), R, (StateBytes,)>
+    where
+        R: ComponentType + Lift + Serialize + Send + Sync + 'static,
+    {
+        self.push::<(), R, (StateBytes,), (StateBytes, R)>(interface, function)
+    }
+
+    /// `func(state) -> result<tuple<state>, string>`.
+    pub fn register_function_no_params_no_result(
+        &mut self,
+        interface: &'static str,
+        function: &'static str,
+    ) -> ExportBuilder<'_, (), (), (StateBytes,)> {
+        self.push::<(), (), (StateBytes,), (StateBytes,)>(interface, function)
+    }
+
+    fn push<P, R, A, O>(
+        &mut self,
+        interface: &'static str,
+        function: &'static str,
+    ) -> ExportBuilder<'_, P, R, A>
+    where
+        P: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        A: ParamsShape<P>,
+        O: ResultShape<R>,
+    {
+        // A later registration of the same export replaces the earlier one.
+        self.specs
+            .retain(|s| !(s.interface == interface && s.function == function));
+        self.specs.push(ExportSpec {
+            interface,
+            function,
+            required: true,
+            describe: describe::<P, A, O>,
+            candidates: vec![bind::<P, R, A, O>],
+        });
+        ExportBuilder {
+            spec: self.specs.last_mut().expect("just pushed"),
+            _types: PhantomData,
+        }
+    }
+}
+
+/// Refines a registration.
+pub struct ExportBuilder<'a, P, R, A> {
+    spec: &'a mut ExportSpec,
+    _types: PhantomData<fn(P, A) -> R>,
+}
+
+impl<P, R, A> ExportBuilder<'_, P, R, A>
+where
+    P: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+    A: ParamsShape<P>,
+{
+    /// Sets whether the export must exist; when it may be missing, calling
+    /// it on an actor without it is a clear error.
+    pub fn required(self, required: bool) -> Self {
+        self.spec.required = required;
+        self
+    }
+
+    /// Also accepts an export whose `Ok` tuple has the layout `O`, converted
+    /// to the same `R` (for interfaces whose result shape changed over time).
+    pub fn or_result_shape<O: ResultShape<R>>(self) -> Self {
+        self.spec.candidates.push(bind::<P, R, A, O>);
+        self
+    }
+}
+
+fn describe<P, A: ParamsShape<P>, O>(function: &str) -> String {
+    format!(
+        "{function}: func({}) -> Result<{}, String>",
+        A::describe(),
+        rust_type::<O>()
+    )
+}
+
+/// A Rust type name without module paths, for signatures in error messages.
+fn rust_type<T>() -> String {
+    let full = std::any::type_name::<T>();
+    let mut out = String::with_capacity(full.len());
+    let mut segment = String::new();
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            segment.push(c);
+        } else {
+            out.push_str(segment.rsplit("::").next().unwrap_or(""));
+            segment.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(segment.rsplit("::").next().unwrap_or(""));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rust_type;
+
+    #[test]
+    fn type_names_are_short() {
+        assert_eq!(
+            rust_type::<(Option<Vec<u8>>, (Vec<u8>,))>(),
+            "(Option<Vec<u8>>, (Vec<u8>,))"
+        );
+        assert_eq!(rust_type::<(String,)>(), "(String,)");
+    }
+}

@@ -1,0 +1,212 @@
+//! Components compiled once per SHA-256 of their bytes: kept in memory, and
+//! on disk as precompiled artifacts so a restart skips compilation.
+
+use std::collections::HashMap;
+use std::hash::{Hash as _, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::{Component, InstancePre, Linker};
+
+use crate::actor::ActorStore;
+use crate::chain::Hash;
+
+/// A component ready to instantiate.
+pub struct CompiledComponent {
+    /// SHA-256 of the component's bytes.
+    pub hash: Hash,
+    pub component: Component,
+    pub pre: InstancePre<ActorStore>,
+    /// Names of the interfaces it imports, e.g. `ntwk:theater/runtime`.
+    pub imports: Vec<String>,
+}
+
+impl CompiledComponent {
+    /// Whether it imports any WASI interface (and so needs a WASI context).
+    pub fn uses_wasi(&self) -> bool {
+        self.imports.iter().any(|name| name.starts_with("wasi:"))
+    }
+}
+
+/// The component file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    #[error("cannot read component {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a WebAssembly file (it does not start with `\\0asm`)")]
+    NotWasm { path: PathBuf },
+    #[error(
+        "{path} is a core WebAssembly module, not a component; build for wasm32-wasip2 or turn it into a component with wit-component (`wasm-tools component new`)"
+    )]
+    CoreModule { path: PathBuf },
+    #[error("{path} is not a valid component: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("{path} cannot be linked: {reason}")]
+    Link { path: PathBuf, reason: String },
+}
+
+/// Compiles and caches components for one engine and linker.
+pub struct ComponentCache {
+    engine: Engine,
+    linker: Arc<Linker<ActorStore>>,
+    /// Precompiled artifacts for this exact engine build and configuration.
+    disk_dir: Option<PathBuf>,
+    loaded: Mutex<HashMap<Hash, Arc<CompiledComponent>>>,
+}
+
+impl ComponentCache {
+    /// `cache_root` holds artifacts in a subdirectory per engine fingerprint,
+    /// so a new wasmtime or configuration never reads stale code.
+    pub fn new(engine: Engine, linker: Linker<ActorStore>, cache_root: Option<&Path>) -> Self {
+        let disk_dir = cache_root.map(|root| root.join(engine_fingerprint(&engine)));
+        Self {
+            engine,
+            linker: Arc::new(linker),
+            disk_dir,
+            loaded: Mutex::default(),
+        }
+    }
+
+    /// Loads the component at `path`, compiling it only if no cache has it.
+    pub async fn load(&self, path: &Path) -> Result<Arc<CompiledComponent>, ComponentError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| ComponentError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+        let hash: Hash = Sha256::digest(&bytes).into();
+        if let Some(hit) = self.loaded.lock().expect("cache lock").get(&hash) {
+            return Ok(hit.clone());
+        }
+        check_magic(path, &bytes)?;
+        let (engine, linker, disk_dir, path_owned) = (
+            self.engine.clone(),
+            self.linker.clone(),
+            self.disk_dir.clone(),
+            path.to_owned(),
+        );
+        // Compilation is CPU-heavy: keep it off the async workers.
+        let compiled = tokio::task::spawn_blocking(move || {
+            compile(
+                &engine,
+                &linker,
+                disk_dir.as_deref(),
+                &path_owned,
+                &bytes,
+                hash,
+            )
+        })
+        .await
+        .expect("compile task panicked")?;
+        let compiled = Arc::new(compiled);
+        self.loaded
+            .lock()
+            .expect("cache lock")
+            .entry(hash)
+            .or_insert(compiled.clone());
+        Ok(compiled)
+    }
+}
+
+fn check_magic(path: &Path, bytes: &[u8]) -> Result<(), ComponentError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(ComponentError::NotWasm {
+            path: path.to_owned(),
+        });
+    }
+    // Bytes 6..8 are the layer: 0 for core modules, 1 for components.
+    if bytes[6..8] == [0, 0] {
+        return Err(ComponentError::CoreModule {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+fn compile(
+    engine: &Engine,
+    linker: &Linker<ActorStore>,
+    disk_dir: Option<&Path>,
+    path: &Path,
+    bytes: &[u8],
+    hash: Hash,
+) -> Result<CompiledComponent, ComponentError> {
+    let artifact = disk_dir.map(|dir| dir.join(format!("{}.cwasm", hex::encode(hash))));
+    let component = match artifact.as_deref().and_then(|a| load_artifact(engine, a)) {
+        Some(component) => component,
+        None => {
+            let component = Component::new(engine, bytes).map_err(|e| ComponentError::Invalid {
+                path: path.to_owned(),
+                reason: format!("{e:#}"),
+            })?;
+            if let Some(artifact) = &artifact {
+                store_artifact(&component, artifact);
+            }
+            component
+        }
+    };
+    let imports = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| ComponentError::Link {
+            path: path.to_owned(),
+            reason: format!("{e:#}"),
+        })?;
+    Ok(CompiledComponent {
+        hash,
+        component,
+        pre,
+        imports,
+    })
+}
+
+fn load_artifact(engine: &Engine, artifact: &Path) -> Option<Component> {
+    if !artifact.exists() {
+        return None;
+    }
+    // SAFETY: artifacts are written only by `store_artifact`, into a directory
+    // keyed by this engine's compatibility fingerprint.
+    match unsafe { Component::deserialize_file(engine, artifact) } {
+        Ok(component) => Some(component),
+        Err(e) => {
+            tracing::warn!(artifact = %artifact.display(), "ignoring unreadable cached artifact: {e:#}");
+            None
+        }
+    }
+}
+
+/// Best effort: a cache that cannot be written only costs a recompile.
+fn store_artifact(component: &Component, artifact: &Path) {
+    let write = || -> std::io::Result<()> {
+        let bytes = component.serialize().map_err(std::io::Error::other)?;
+        let dir = artifact.parent().expect("artifact has a directory");
+        std::fs::create_dir_all(dir)?;
+        // Write then rename, so a crash never leaves a torn artifact.
+        let tmp = tempfile_path(artifact);
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, artifact)
+    };
+    if let Err(e) = write() {
+        tracing::warn!(artifact = %artifact.display(), "cannot cache compiled component: {e}");
+    }
+}
+
+fn tempfile_path(artifact: &Path) -> PathBuf {
+    artifact.with_extension(format!("tmp{}", std::process::id()))
+}
+
+fn engine_fingerprint(engine: &Engine) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    format!("wasmtime-{:016x}", hasher.finish())
+}
