@@ -15,6 +15,7 @@ const WASIP2_ACTORS: &[&str] = &[
     "infinite-loop",
     "memory-hog",
     "wrong-signature",
+    "minimal",
 ];
 
 /// Actors built for `wasm32-unknown-unknown` (no WASI) and then componentized here.

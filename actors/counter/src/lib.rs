@@ -8,7 +8,6 @@ wit_bindgen::generate!({
 
 use exports::ntwk::theater::actor::Guest as Actor;
 use exports::ntwk::theater::message_server_client::{ChannelAccept, Guest as MessageServer};
-use ntwk::theater::runtime::log;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -50,12 +49,11 @@ fn add(state: State, msg: &[u8]) -> Result<(State,), String> {
 struct Component;
 
 impl Actor for Component {
-    fn init(state: State, params: (String,)) -> Result<(State,), String> {
+    fn init(state: State, _params: (String,)) -> Result<(State,), String> {
         let state = match state {
             Some(bytes) => bytes,
             None => store(&Counter { count: 0 }),
         };
-        log(&format!("counter {} ready", params.0));
         Ok((Some(state),))
     }
 }

@@ -8,6 +8,7 @@ wit_bindgen::generate!({
 
 use exports::ntwk::theater::actor::Guest as Actor;
 use exports::ntwk::theater::message_server_client::{ChannelAccept, Guest as MessageServer};
+use ntwk::theater::runtime::{get_chain, log};
 
 type State = Option<Vec<u8>>;
 
@@ -24,7 +25,14 @@ impl MessageServer for Component {
         Ok((Some(params.0),))
     }
 
+    /// Answers the bytes it got; the request `"chain"` is answered with the
+    /// number of events in its own chain instead.
     fn handle_request(state: State, params: (Vec<u8>,)) -> Result<(State, (Vec<u8>,)), String> {
+        log(&format!("echo: {} bytes", params.0.len()));
+        if params.0 == b"\"chain\"" {
+            let events = get_chain().events.len();
+            return Ok((state, (events.to_string().into_bytes(),)));
+        }
         Ok((state, params))
     }
 

@@ -146,7 +146,7 @@ struct LineWriter {
 impl LineWriter {
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
-        tracing::info!(actor = %self.output.id, stream = self.output.stream, "{}", line.trim_end());
+        tracing::info!(target: "actor", actor = %self.output.id, stream = self.output.stream, "{}", line.trim_end());
     }
 }
 

@@ -272,7 +272,7 @@ mod tests {
         );
         assert_eq!(
             hex::encode(genesis.hash),
-            "a0fe0ef9d0bd7c7e6fcef7a4a6de3e8b39d8d6171ae0e66dd9bb1f3d3be76c5b"
+            "6df7bb44c400e91dc46b533cf51d13e7e01b38134d35312db40ebaa3f3090797"
         );
         let next = ChainEvent::new(
             Some(genesis.hash),
@@ -283,7 +283,7 @@ mod tests {
         );
         assert_eq!(
             hex::encode(next.hash),
-            "0000000000000000000000000000000000000000000000000000000000000000"
+            "c0327ca25c08840727d4b3fe22e311483c003bf75128000b6d46073403e51268"
         );
     }
 

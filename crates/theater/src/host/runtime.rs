@@ -31,7 +31,7 @@ impl Handler for RuntimeHandler {
         runtime.func_wrap_async("log", |mut store, (message,): (String,)| {
             Box::new(async move {
                 let data = store.data_mut();
-                tracing::info!(actor = %data.id, "{message}");
+                tracing::info!(target: "actor", actor = %data.id, "{message}");
                 let event = record::encode(&LogRecord { message: &message });
                 data.recorder
                     .record(record::LOG, event, log_description(&message))

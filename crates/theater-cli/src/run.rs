@@ -1,0 +1,206 @@
+//! `theater run`: one actor, embedded in this process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{ArgMatches, Args};
+use serde_json::{Value, json};
+use theater::chain::{self, ChainExport};
+use theater::host::{HANDLE_REQUEST, HANDLE_SEND};
+use theater::{ActorHandle, Manifest, RuntimeConfig, TheaterRuntime};
+
+/// Spawn an actor from its manifest in this process, deliver messages, and
+/// print replies, the final state and the verified chain.
+///
+/// Without --send or --request the actor keeps running until Ctrl-C.
+#[derive(Args)]
+#[command(
+    after_help = "Example:\n  theater run actors/counter/manifest.toml --send '{\"add\":2}' --request '{}'"
+)]
+pub struct RunArgs {
+    /// The actor's manifest.toml.
+    manifest: PathBuf,
+    /// Deliver a message to `handle-send` (repeatable; JSON text, sent as bytes).
+    #[arg(long, value_name = "JSON")]
+    send: Vec<String>,
+    /// Deliver a message to `handle-request` and print the reply (repeatable).
+    #[arg(long, value_name = "JSON")]
+    request: Vec<String>,
+    /// Write the actor's chain to FILE (verify it later with `theater verify --file`).
+    #[arg(long, value_name = "FILE")]
+    chain_out: Option<PathBuf>,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A message to deliver, in command-line order.
+pub enum Message {
+    Send(String),
+    Request(String),
+}
+
+/// `--send` and `--request` interleaved as the user wrote them.
+pub fn message_order(matches: &ArgMatches) -> Vec<(usize, bool)> {
+    let positions = |id: &str| matches.indices_of(id).into_iter().flatten();
+    let mut order: Vec<(usize, bool)> = positions("send")
+        .map(|i| (i, true))
+        .chain(positions("request").map(|i| (i, false)))
+        .collect();
+    order.sort_unstable();
+    order
+}
+
+pub fn run(args: RunArgs, order: Vec<(usize, bool)>) -> anyhow::Result<ExitCode> {
+    let (mut sends, mut requests) = (
+        args.send.clone().into_iter(),
+        args.request.clone().into_iter(),
+    );
+    let messages: Vec<Message> = order
+        .into_iter()
+        .filter_map(|(_, is_send)| {
+            if is_send {
+                sends.next().map(Message::Send)
+            } else {
+                requests.next().map(Message::Request)
+            }
+        })
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(run_actor(args, messages))
+}
+
+async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<ExitCode> {
+    let manifest = Manifest::load(&args.manifest)?;
+    for warning in &manifest.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let theater = TheaterRuntime::new(RuntimeConfig::embedded())?;
+    let actor = theater.spawn(&manifest).await?;
+    if !args.json {
+        println!("started {} ({})", manifest.name, actor.id());
+    }
+
+    let mut replies = Vec::new();
+    let mut failed = false;
+    if messages.is_empty() {
+        if !args.json {
+            println!("running; press Ctrl-C to stop");
+        }
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+    }
+    for message in &messages {
+        let reply = deliver(&actor, message).await;
+        failed |= reply.get("error").is_some();
+        if !args.json {
+            print_reply(&reply);
+        }
+        replies.push(reply);
+    }
+
+    let state = actor.state().await?;
+    let events = theater.chain(actor.id())?;
+    chain::verify(&events).context("the actor's chain does not verify")?;
+    if let Some(path) = &args.chain_out {
+        write_chain(path, &actor, events.clone())?;
+    }
+    theater.stop(actor.id()).await?;
+
+    let head = events
+        .last()
+        .map(|e| hex::encode(e.hash))
+        .unwrap_or_default();
+    if args.json {
+        let report = json!({
+            "actor_id": actor.id().to_string(),
+            "name": manifest.name,
+            "replies": replies,
+            "state": state.as_deref().map(bytes_to_json),
+            "chain": { "events": events.len(), "verified": true, "head": head },
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "state: {}",
+            state
+                .as_deref()
+                .map_or("none".into(), |s| String::from_utf8_lossy(s).into_owned())
+        );
+        println!(
+            "chain verified: {} events (head {})",
+            events.len(),
+            &head[..head.len().min(16)]
+        );
+        if let Some(path) = &args.chain_out {
+            println!("chain written to {}", path.display());
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn deliver(actor: &ActorHandle, message: &Message) -> Value {
+    match message {
+        Message::Send(text) => {
+            match actor
+                .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (text.as_bytes().to_vec(),))
+                .await
+            {
+                Ok(()) => json!({ "send": text, "ok": true }),
+                Err(e) => json!({ "send": text, "error": e.to_string() }),
+            }
+        }
+        Message::Request(text) => {
+            match actor
+                .call_function::<(Vec<u8>,), (Vec<u8>,)>(
+                    HANDLE_REQUEST,
+                    (text.as_bytes().to_vec(),),
+                )
+                .await
+            {
+                Ok((reply,)) => json!({ "request": text, "reply": bytes_to_json(&reply) }),
+                Err(e) => json!({ "request": text, "error": e.to_string() }),
+            }
+        }
+    }
+}
+
+fn print_reply(reply: &Value) {
+    let text = |key: &str| reply[key].as_str().unwrap_or_default().to_owned();
+    if let Some(error) = reply.get("error") {
+        let what = if reply.get("send").is_some() {
+            text("send")
+        } else {
+            text("request")
+        };
+        println!("{what} -> error: {}", error.as_str().unwrap_or_default());
+    } else if reply.get("send").is_some() {
+        println!("send {} -> ok", text("send"));
+    } else {
+        println!("request {} -> {}", text("request"), reply["reply"]);
+    }
+}
+
+/// JSON bytes as a JSON value; other bytes as a string (lossy UTF-8).
+fn bytes_to_json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+fn write_chain(
+    path: &PathBuf,
+    actor: &ActorHandle,
+    events: Vec<chain::ChainEvent>,
+) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let export = ChainExport::new(actor.id().to_string(), events);
+    std::fs::write(path, export.to_json()).with_context(|| format!("writing {}", path.display()))
+}
