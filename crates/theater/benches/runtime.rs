@@ -1,1 +1,446 @@
-fn main() {}
+//! What Theater costs on top of raw wasmtime. Run with `cargo xtask bench`.
+//!
+//! Every figure is measured twice in the same run, through Theater and with
+//! plain wasmtime on the same component and the same engine configuration,
+//! and printed as `ratio <name> = <ours / raw>`: 1.0 means as cheap as raw
+//! wasmtime. `docs/benchmarks.md` explains each figure.
+
+use std::future::{Future, poll_fn};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use theater::chain::record::{self, CallRecord, StateDigest};
+use theater::chain::{ChainEvent, EventLog, MemoryEventLog};
+use theater::host::HANDLE_SEND;
+use theater::{ActorId, Manifest, RuntimeConfig, TheaterRuntime};
+use tokio::runtime::Runtime;
+use tokio::sync::{mpsc, oneshot};
+use wasmtime::component::{
+    Component, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, ResourceTable,
+    TypedFunc,
+};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Rounds per figure; the median is reported.
+const ROUNDS: usize = 7;
+/// How long one round should take.
+const ROUND_TIME: Duration = Duration::from_millis(150);
+/// Spawned actors alive at once before they are stopped (untimed).
+const SPAWN_BATCH: u64 = 200;
+/// Calls in flight in the pipelined variant.
+const PIPELINE_DEPTH: u64 = 64;
+/// Actors (or raw instances) whose memory is measured.
+const IDLE_ACTORS: usize = 1000;
+const MESSAGE: &[u8] = br#"{"add":1}"#;
+
+type State = Option<Vec<u8>>;
+type HandleSend = TypedFunc<(State, (Vec<u8>,)), (Result<(State,), String>,)>;
+type Init = TypedFunc<(State, (String,)), (Result<(State,), String>,)>;
+
+fn main() {
+    // `cargo bench` passes `--bench`; other arguments are ignored too.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let manifest = counter_manifest();
+    if let [flag, kind, ..] = args.as_slice()
+        && flag == "__rss"
+    {
+        println!("{}", idle_rss_per_actor(kind, &manifest));
+        return;
+    }
+
+    let rt = Runtime::new().expect("tokio runtime");
+    let runtime = rt.block_on(async { TheaterRuntime::new(RuntimeConfig::ephemeral()) });
+    let runtime = runtime.expect("theater runtime");
+    let raw = Raw::new(&manifest);
+    println!(
+        "theater runtime bench: {ROUNDS} rounds of ~{} ms each, medians",
+        ROUND_TIME.as_millis()
+    );
+
+    // 1. A recorded call against a raw typed call.
+    let actor = rt.block_on(runtime.spawn(&manifest)).expect("spawn");
+    let ours = measure(1, |n| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                send(&actor).await;
+            }
+            start.elapsed()
+        })
+    });
+    let pipelined = measure(PIPELINE_DEPTH, |n| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                let calls = (0..PIPELINE_DEPTH).map(|_| send(&actor));
+                join_in_order(calls).await;
+            }
+            start.elapsed()
+        })
+    });
+    let (mut store, instance, mut state) = rt.block_on(raw.spawn());
+    let handle_send: HandleSend = raw.func(
+        &instance,
+        &mut store,
+        "ntwk:theater/message-server-client",
+        "handle-send",
+    );
+    let baseline = measure(1, |n| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                let params = (state.take(), (MESSAGE.to_vec(),));
+                let (result,) = handle_send.call_async(&mut store, params).await.expect("call");
+                state = result.expect("raw handle-send").0;
+            }
+            start.elapsed()
+        })
+    });
+    report("recorded_call", "call", ours, baseline);
+    report("recorded_call_pipelined", "call", pipelined, baseline);
+    call_breakdown(&rt, &actor, &state);
+    rt.block_on(runtime.stop(actor.id())).expect("stop");
+
+    // 2. A spawn (component cached) against instantiate + init.
+    let ours = measure(1, |n| {
+        rt.block_on(async {
+            let mut elapsed = Duration::ZERO;
+            for batch in batches(n) {
+                let start = Instant::now();
+                let mut ids = Vec::with_capacity(batch as usize);
+                for _ in 0..batch {
+                    ids.push(runtime.spawn(&manifest).await.expect("spawn").id());
+                }
+                elapsed += start.elapsed();
+                for id in ids {
+                    runtime.stop(id).await.expect("stop");
+                }
+            }
+            elapsed
+        })
+    });
+    let baseline = measure(1, |n| {
+        rt.block_on(async {
+            let mut elapsed = Duration::ZERO;
+            for batch in batches(n) {
+                let start = Instant::now();
+                let mut instances = Vec::with_capacity(batch as usize);
+                for _ in 0..batch {
+                    instances.push(raw.spawn().await);
+                }
+                elapsed += start.elapsed();
+                drop(instances);
+            }
+            elapsed
+        })
+    });
+    report("spawn", "actor", ours, baseline);
+
+    // 3. Memory of idle actors, each side in a fresh process.
+    let ours = rss_in_child("theater");
+    let baseline = rss_in_child("raw");
+    println!(
+        "idle_actor_rss: theater {:.1} KiB/actor, raw wasmtime {:.1} KiB/instance ({IDLE_ACTORS} each)",
+        ours / 1024.0,
+        baseline / 1024.0
+    );
+    println!("ratio idle_actor_rss = {:.2}", ours / baseline);
+}
+
+/// `actors/counter/manifest.toml`, or exits saying how to build it.
+fn counter_manifest() -> Manifest {
+    let dir = std::env::var_os("THEATER_ACTORS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../actors")));
+    let counter = dir.join("counter");
+    if !counter.join("counter.wasm").is_file() {
+        eprintln!(
+            "{} is missing: run `cargo xtask build-actors` (or `cargo xtask bench`)",
+            counter.join("counter.wasm").display()
+        );
+        std::process::exit(1);
+    }
+    Manifest::load(counter.join("manifest.toml")).expect("counter manifest")
+}
+
+/// One `{"add":1}` message through the actor's queue, adapter and chain.
+async fn send(actor: &theater::ActorHandle) {
+    actor
+        .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (MESSAGE.to_vec(),))
+        .await
+        .expect("handle-send");
+}
+
+/// Median time per operation. `run(n)` performs `n * unit` operations and
+/// returns the time they took; a first run calibrates `n` and warms up.
+fn measure(unit: u64, mut run: impl FnMut(u64) -> Duration) -> Duration {
+    let mut n = 1;
+    let mut took = run(n);
+    while took < ROUND_TIME / 8 {
+        n *= 2;
+        took = run(n);
+    }
+    let n = (n as f64 * ROUND_TIME.as_secs_f64() / took.as_secs_f64()).ceil() as u64;
+    let mut per_op: Vec<Duration> = (0..ROUNDS)
+        .map(|_| run(n) / (n * unit) as u32)
+        .collect();
+    per_op.sort();
+    per_op[ROUNDS / 2]
+}
+
+/// `n` split into batches of at most [`SPAWN_BATCH`].
+fn batches(n: u64) -> impl Iterator<Item = u64> {
+    (0..n.div_ceil(SPAWN_BATCH)).map(move |i| (n - i * SPAWN_BATCH).min(SPAWN_BATCH))
+}
+
+fn report(name: &str, per: &str, ours: Duration, baseline: Duration) {
+    println!(
+        "{name}: theater {} µs/{per}, raw wasmtime {} µs/{per}",
+        micros(ours),
+        micros(baseline)
+    );
+    println!(
+        "ratio {name} = {:.2}",
+        ours.as_secs_f64() / baseline.as_secs_f64()
+    );
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e6)
+}
+
+/// Awaits every future, polling each once first so that all of them start
+/// (here: are queued) before the first one is waited for.
+async fn join_in_order<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut slots: Vec<_> = futures.into_iter().map(|f| (Box::pin(f), None)).collect();
+    poll_fn(|cx| {
+        for (future, output) in &mut slots {
+            if let Poll::Ready(value) = future.as_mut().poll(cx) {
+                *output = Some(value);
+            }
+        }
+        Poll::Ready(())
+    })
+    .await;
+    let mut outputs = Vec::with_capacity(slots.len());
+    for (future, output) in slots {
+        outputs.push(match output {
+            Some(value) => value,
+            None => future.await,
+        });
+    }
+    outputs
+}
+
+/// Times the pieces a recorded call adds to the wasm call, one by one.
+fn call_breakdown(rt: &Runtime, actor: &theater::ActorHandle, state: &State) {
+    let from_task = measure(1, |n| {
+        let actor = actor.clone();
+        rt.block_on(async {
+            tokio::spawn(async move {
+                let start = Instant::now();
+                for _ in 0..n {
+                    send(&actor).await;
+                }
+                start.elapsed()
+            })
+            .await
+            .expect("caller task")
+        })
+    });
+    let queue = measure(1, |n| {
+        rt.block_on(async {
+            let (ops, mut queue) = mpsc::channel::<oneshot::Sender<()>>(1024);
+            tokio::spawn(async move {
+                while let Some(reply) = queue.recv().await {
+                    let _ = reply.send(());
+                }
+            });
+            let start = Instant::now();
+            for _ in 0..n {
+                let (reply, answer) = oneshot::channel();
+                ops.try_send(reply).expect("queue");
+                answer.await.expect("echo");
+            }
+            start.elapsed()
+        })
+    });
+    let serde = measure(1, |n| {
+        let start = Instant::now();
+        for _ in 0..n {
+            let params = serde_json::value::to_raw_value(&(MESSAGE.to_vec(),)).unwrap();
+            let params: (Vec<u8>,) = serde_json::from_str(params.get()).unwrap();
+            let result = serde_json::value::to_raw_value(&()).unwrap();
+            let (): () = serde_json::from_str(result.get()).unwrap();
+            std::hint::black_box(params);
+        }
+        start.elapsed()
+    });
+    let log = MemoryEventLog::default();
+    let id = ActorId::new();
+    let params = serde_json::value::to_raw_value(&(MESSAGE.to_vec(),)).unwrap();
+    let result = serde_json::value::to_raw_value(&()).unwrap();
+    let mut head = None;
+    let chain = measure(1, |n| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                let data = record::encode(&CallRecord {
+                    function: HANDLE_SEND,
+                    params: &params,
+                    result: &result,
+                    state: StateDigest::of(state),
+                });
+                let now = theater::actor::now_ms();
+                let event = ChainEvent::new(head, record::CALL, data, now, "handle-send ok".into());
+                head = Some(event.hash);
+                log.append(&id, event).await.expect("append");
+            }
+            start.elapsed()
+        })
+    });
+    println!(
+        "recorded_call pieces: called from a tokio task {} µs, queue round trip {} µs, \
+         JSON params/result {} µs, record + SHA-256 + append {} µs",
+        micros(from_task),
+        micros(queue),
+        micros(serde),
+        micros(chain)
+    );
+}
+
+/// Store data of the raw baseline: just what WASI needs, created lazily as
+/// Theater does.
+struct RawHost {
+    table: ResourceTable,
+    wasi: Option<WasiCtx>,
+}
+
+impl WasiView for RawHost {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The counter component on plain wasmtime, with Theater's engine settings.
+struct Raw {
+    engine: Engine,
+    component: Component,
+    pre: InstancePre<RawHost>,
+    init_state: State,
+}
+
+impl Raw {
+    fn new(manifest: &Manifest) -> Self {
+        let engine = theater::wasm::new_engine().expect("engine");
+        let component = Component::from_file(&engine, &manifest.component_path).expect("compile");
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
+        linker.instance("ntwk:theater/types").expect("types");
+        let pre = linker.instantiate_pre(&component).expect("link");
+        Self {
+            engine,
+            component,
+            pre,
+            init_state: manifest.init_state.clone(),
+        }
+    }
+
+    /// Instantiates the component and runs `actor.init`.
+    async fn spawn(&self) -> (Store<RawHost>, Instance, State) {
+        let host = RawHost {
+            table: ResourceTable::new(),
+            wasi: None,
+        };
+        let mut store = Store::new(&self.engine, host);
+        // Never interrupted: the baseline pays nothing for time limits.
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = self.pre.instantiate_async(&mut store).await.expect("instantiate");
+        let init: Init = self.func(&instance, &mut store, "ntwk:theater/actor", "init");
+        let params = (self.init_state.clone(), (ActorId::new().to_string(),));
+        let (result,) = init.call_async(&mut store, params).await.expect("init");
+        let (state,) = result.expect("init ok");
+        (store, instance, state)
+    }
+
+    fn func<P, R>(
+        &self,
+        instance: &Instance,
+        store: &mut Store<RawHost>,
+        interface: &str,
+        function: &str,
+    ) -> TypedFunc<P, R>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync,
+    {
+        let interface = self.component.get_export_index(None, interface).expect("interface");
+        let function = self
+            .component
+            .get_export_index(Some(&interface), function)
+            .expect("function");
+        instance.get_typed_func(store, &function).expect("typed func")
+    }
+}
+
+/// Runs this binary again as `__rss <kind>` and reads its answer.
+fn rss_in_child(kind: &str) -> f64 {
+    let exe = std::env::current_exe().expect("own path");
+    let output = Command::new(exe).args(["__rss", kind]).output().expect("child");
+    assert!(
+        output.status.success(),
+        "rss child `{kind}` failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.trim().parse().expect("rss child prints a number")
+}
+
+/// In a fresh process: RSS growth per idle actor (`theater`) or per raw
+/// instance (`raw`), after one warm-up of each.
+fn idle_rss_per_actor(kind: &str, manifest: &Manifest) -> f64 {
+    let rt = Runtime::new().expect("tokio runtime");
+    rt.block_on(async {
+        match kind {
+            "theater" => {
+                let runtime = TheaterRuntime::new(RuntimeConfig::ephemeral()).expect("runtime");
+                let first = runtime.spawn(manifest).await.expect("spawn");
+                let before = rss_bytes();
+                let mut actors = vec![first];
+                for _ in 0..IDLE_ACTORS {
+                    actors.push(runtime.spawn(manifest).await.expect("spawn"));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                (rss_bytes() - before) / IDLE_ACTORS as f64
+            }
+            "raw" => {
+                let raw = Raw::new(manifest);
+                let mut instances = vec![raw.spawn().await];
+                let before = rss_bytes();
+                for _ in 0..IDLE_ACTORS {
+                    instances.push(raw.spawn().await);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                (rss_bytes() - before) / IDLE_ACTORS as f64
+            }
+            other => panic!("unknown rss kind `{other}`"),
+        }
+    })
+}
+
+/// Resident set size of this process (Linux, 4 KiB pages).
+fn rss_bytes() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok())
+        .expect("resident pages in statm");
+    pages * 4096.0
+}

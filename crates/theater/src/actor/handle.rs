@@ -48,6 +48,12 @@ pub struct ActorHandle {
     counters: Arc<ActorCounters>,
 }
 
+impl std::fmt::Debug for ActorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorHandle").field("id", &self.id).field("name", &self.name).finish()
+    }
+}
+
 impl ActorHandle {
     pub(crate) fn new(
         id: ActorId,
