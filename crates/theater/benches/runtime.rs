@@ -93,7 +93,10 @@ fn main() {
             let start = Instant::now();
             for _ in 0..n {
                 let params = (state.take(), (MESSAGE.to_vec(),));
-                let (result,) = handle_send.call_async(&mut store, params).await.expect("call");
+                let (result,) = handle_send
+                    .call_async(&mut store, params)
+                    .await
+                    .expect("call");
                 state = result.expect("raw handle-send").0;
             }
             start.elapsed()
@@ -184,9 +187,7 @@ fn measure(unit: u64, mut run: impl FnMut(u64) -> Duration) -> Duration {
         took = run(n);
     }
     let n = (n as f64 * ROUND_TIME.as_secs_f64() / took.as_secs_f64()).ceil() as u64;
-    let mut per_op: Vec<Duration> = (0..ROUNDS)
-        .map(|_| run(n) / (n * unit) as u32)
-        .collect();
+    let mut per_op: Vec<Duration> = (0..ROUNDS).map(|_| run(n) / (n * unit) as u32).collect();
     per_op.sort();
     per_op[ROUNDS / 2]
 }
@@ -361,7 +362,11 @@ impl Raw {
         let mut store = Store::new(&self.engine, host);
         // Never interrupted: the baseline pays nothing for time limits.
         store.set_epoch_deadline(u64::MAX / 2);
-        let instance = self.pre.instantiate_async(&mut store).await.expect("instantiate");
+        let instance = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .expect("instantiate");
         let init: Init = self.func(&instance, &mut store, "ntwk:theater/actor", "init");
         let params = (self.init_state.clone(), (ActorId::new().to_string(),));
         let (result,) = init.call_async(&mut store, params).await.expect("init");
@@ -380,19 +385,27 @@ impl Raw {
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync,
     {
-        let interface = self.component.get_export_index(None, interface).expect("interface");
+        let interface = self
+            .component
+            .get_export_index(None, interface)
+            .expect("interface");
         let function = self
             .component
             .get_export_index(Some(&interface), function)
             .expect("function");
-        instance.get_typed_func(store, &function).expect("typed func")
+        instance
+            .get_typed_func(store, &function)
+            .expect("typed func")
     }
 }
 
 /// Runs this binary again as `__rss <kind>` and reads its answer.
 fn rss_in_child(kind: &str) -> f64 {
     let exe = std::env::current_exe().expect("own path");
-    let output = Command::new(exe).args(["__rss", kind]).output().expect("child");
+    let output = Command::new(exe)
+        .args(["__rss", kind])
+        .output()
+        .expect("child");
     assert!(
         output.status.success(),
         "rss child `{kind}` failed: {}",

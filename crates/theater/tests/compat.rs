@@ -16,16 +16,27 @@ fn imports_wasi(name: &str) -> bool {
 }
 
 async fn open_channel(actor: &ActorHandle, message: &str) -> Result<ChannelAccept, ActorError> {
-    actor.call_function::<(Vec<u8>,), ChannelAccept>(CHANNEL_OPEN, (json(message),)).await
+    actor
+        .call_function::<(Vec<u8>,), ChannelAccept>(CHANNEL_OPEN, (json(message),))
+        .await
 }
 
 #[tokio::test]
 async fn a_component_without_wasi_runs_and_answers() {
-    assert!(!imports_wasi("compat-basic"), "compat-basic should have no WASI imports");
+    assert!(
+        !imports_wasi("compat-basic"),
+        "compat-basic should have no WASI imports"
+    );
     let runtime = runtime();
     let actor = spawn(&runtime, "compat-basic").await;
-    actor.call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (json("{}"),)).await.unwrap();
-    actor.call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (json("{}"),)).await.unwrap();
+    actor
+        .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (json("{}"),))
+        .await
+        .unwrap();
+    actor
+        .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (json("{}"),))
+        .await
+        .unwrap();
     let (reply,) = actor
         .call_function::<(Vec<u8>,), (Vec<u8>,)>(HANDLE_REQUEST, (json("{}"),))
         .await
@@ -44,7 +55,10 @@ async fn an_actor_without_channel_exports_refuses_channels_clearly() {
     assert!(matches!(err, ActorError::UnknownFunction { .. }), "{err}");
     assert!(err.to_string().contains("handle-channel-open"), "{err}");
     // Nothing happened to it.
-    actor.call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (json("{}"),)).await.unwrap();
+    actor
+        .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (json("{}"),))
+        .await
+        .unwrap();
 }
 
 /// Rule 2: both result shapes of `handle-channel-open` reach the host as
@@ -64,7 +78,10 @@ async fn both_channel_open_shapes_are_understood() {
     );
     let refused = open_channel(&tuple_shape, r#""no""#).await.unwrap();
     assert!(!refused.accepted);
-    assert_eq!(refused.message.as_deref(), Some(br#""no thanks""#.as_slice()));
+    assert_eq!(
+        refused.message.as_deref(),
+        Some(br#""no thanks""#.as_slice())
+    );
     // The record itself, the current shape.
     let record_shape = spawn(&runtime, "echo").await;
     assert!(open_channel(&record_shape, "{}").await.unwrap().accepted);
@@ -87,10 +104,16 @@ config = {}
     let runtime = runtime();
     let actor = spawn_with(&runtime, "compat-basic", text).await.unwrap();
     let events = runtime.chain(actor.id()).unwrap();
-    let log = events.iter().find(|e| e.event_type == record::LOG).expect("init logged");
+    let log = events
+        .iter()
+        .find(|e| e.event_type == record::LOG)
+        .expect("init logged");
     let data: Value = serde_json::from_str(log.data.get()).unwrap();
     // Rule 4: init got the actor's own id.
-    assert_eq!(data["message"], format!("compat-basic {} ready", actor.id()));
+    assert_eq!(
+        data["message"],
+        format!("compat-basic {} ready", actor.id())
+    );
 }
 
 /// Rule 4: init runs exactly once, with `init_state` as its state.
@@ -99,7 +122,10 @@ async fn init_runs_once_with_the_init_state() {
     let text = "name = \"c\"\ncomponent_path = \"counter.wasm\"\ninit_state = '{\"count\": 41}'\n";
     let runtime = runtime();
     let actor = spawn_with(&runtime, "counter", text).await.unwrap();
-    actor.call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (json(r#"{"add":1}"#),)).await.unwrap();
+    actor
+        .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (json(r#"{"add":1}"#),))
+        .await
+        .unwrap();
     let state: Value = serde_json::from_slice(&actor.state().await.unwrap().unwrap()).unwrap();
     assert_eq!(state["count"], 42);
     let inits = runtime

@@ -50,7 +50,10 @@ pub struct ActorHandle {
 
 impl std::fmt::Debug for ActorHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ActorHandle").field("id", &self.id).field("name", &self.name).finish()
+        f.debug_struct("ActorHandle")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .finish()
     }
 }
 

@@ -1,0 +1,166 @@
+//! The real `theater` binary against real actors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn actors_dir() -> PathBuf {
+    std::env::var_os("THEATER_ACTORS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors"))
+}
+
+fn counter_manifest() -> PathBuf {
+    let dir = actors_dir().join("counter");
+    assert!(
+        dir.join("counter.wasm").exists(),
+        "run `cargo xtask build-actors` first"
+    );
+    dir.join("manifest.toml")
+}
+
+fn theater(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_theater"))
+        .args(args)
+        .env(
+            "THEATER_HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-home"),
+        )
+        .output()
+        .expect("theater runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn run_delivers_messages_in_order_and_verifies_the_chain() {
+    let manifest = counter_manifest();
+    let out = theater(&[
+        "run",
+        manifest.to_str().unwrap(),
+        "--send",
+        r#"{"add":1}"#,
+        "--request",
+        "{}",
+        "--send",
+        r#"{"add":2}"#,
+        "--request",
+        "{}",
+    ]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let first = text.find(r#"request {} -> {"count":1}"#).expect(&text);
+    let second = text.find(r#"request {} -> {"count":3}"#).expect(&text);
+    assert!(first < second);
+    assert!(text.contains(r#"state: {"count":3}"#), "{text}");
+    // init + 2 sends + 2 requests
+    assert!(text.contains("chain verified: 5 events"), "{text}");
+}
+
+#[test]
+fn run_json_is_one_parseable_document() {
+    let manifest = counter_manifest();
+    let out = theater(&[
+        "run",
+        manifest.to_str().unwrap(),
+        "--send",
+        r#"{"add":4}"#,
+        "--request",
+        "{}",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(report["state"]["count"], 4);
+    assert_eq!(report["replies"][1]["reply"]["count"], 4);
+    assert_eq!(report["chain"]["events"], 3);
+    assert_eq!(report["chain"]["verified"], true);
+    assert_eq!(report["name"], "counter");
+}
+
+#[test]
+fn a_failing_message_is_reported_the_rest_delivered_and_the_exit_is_nonzero() {
+    let manifest = counter_manifest();
+    let out = theater(&[
+        "run",
+        manifest.to_str().unwrap(),
+        "--send",
+        "oops",
+        "--send",
+        r#"{"add":1}"#,
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("oops -> error:"), "{text}");
+    assert!(text.contains(r#"state: {"count":1}"#), "{text}");
+}
+
+#[test]
+fn exported_chain_verifies_and_one_changed_byte_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = dir.path().join("out/chain.json");
+    let manifest = counter_manifest();
+    let out = theater(&[
+        "run",
+        manifest.to_str().unwrap(),
+        "--send",
+        r#"{"add":7}"#,
+        "--send",
+        r#"{"add":8}"#,
+        "--chain-out",
+        chain.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = theater(&["verify", "--file", chain.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("chain verified: 3 events"));
+
+    // Change one digit inside the last event's data.
+    let text = std::fs::read_to_string(&chain).unwrap();
+    let at = text.rfind(r#""size":"#).expect("a state digest") + r#""size":"#.len();
+    let mut bytes = text.into_bytes();
+    bytes[at] = if bytes[at] == b'9' { b'8' } else { b'9' };
+    std::fs::write(&chain, bytes).unwrap();
+
+    let out = theater(&["verify", "--file", chain.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("event 2"), "{}", stderr(&out));
+
+    let out = theater(&["verify", "--file", chain.to_str().unwrap(), "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verified"], false);
+    assert_eq!(report["first_bad_event"], 2);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let out = theater(&["run", "/no/such/manifest.toml", "--send", "{}"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/no/such/manifest.toml"),
+        "{}",
+        stderr(&out)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.json");
+    std::fs::write(&junk, "not a chain").unwrap();
+    let out = theater(&["verify", "--file", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a chain export"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = theater(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
