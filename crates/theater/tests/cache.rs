@@ -1,0 +1,69 @@
+//! Compiled components are cached on disk per engine and reused.
+
+mod common;
+
+use common::manifest_path;
+use theater::{RuntimeConfig, TheaterRuntime};
+
+fn runtime_at(home: &std::path::Path) -> TheaterRuntime {
+    let mut config = RuntimeConfig::ephemeral();
+    config.home = Some(home.to_owned());
+    TheaterRuntime::new(config).unwrap()
+}
+
+fn artifacts(home: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for engine_dir in std::fs::read_dir(home.join("cache")).unwrap() {
+        for file in std::fs::read_dir(engine_dir.unwrap().path()).unwrap() {
+            found.push(file.unwrap().path());
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_compiled_component_is_stored_and_reused() {
+    let home = tempfile::tempdir().unwrap();
+    runtime_at(home.path())
+        .spawn_file(manifest_path("counter"))
+        .await
+        .unwrap();
+    let stored = artifacts(home.path());
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].extension().unwrap(), "cwasm");
+    let written = std::fs::metadata(&stored[0]).unwrap().modified().unwrap();
+
+    // A new runtime loads the artifact instead of compiling again.
+    runtime_at(home.path())
+        .spawn_file(manifest_path("counter"))
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(&stored[0]).unwrap().modified().unwrap(),
+        written
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_artifact_is_recompiled() {
+    let home = tempfile::tempdir().unwrap();
+    runtime_at(home.path())
+        .spawn_file(manifest_path("counter"))
+        .await
+        .unwrap();
+    let stored = artifacts(home.path());
+    std::fs::write(&stored[0], b"garbage").unwrap();
+
+    let actor = runtime_at(home.path())
+        .spawn_file(manifest_path("counter"))
+        .await
+        .unwrap();
+    actor
+        .call_function::<(Vec<u8>,), ()>(theater::host::HANDLE_SEND, (br#"{"add":1}"#.to_vec(),))
+        .await
+        .unwrap();
+    assert!(
+        std::fs::metadata(&stored[0]).unwrap().len() > 1000,
+        "artifact rewritten"
+    );
+}
