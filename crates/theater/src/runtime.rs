@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use crate::actor::{self, ActorHandle, ActorTemplate};
 use crate::chain::{ChainEvent, EventLog, LogError, MemoryEventLog};
@@ -54,6 +54,16 @@ pub fn default_home() -> PathBuf {
 #[error("cannot start the runtime: {0}")]
 pub struct RuntimeError(String);
 
+/// A reference to a runtime that does not keep it alive; actors hold one.
+#[derive(Clone)]
+pub struct WeakRuntime(Weak<Inner>);
+
+impl WeakRuntime {
+    pub fn upgrade(&self) -> Option<TheaterRuntime> {
+        self.0.upgrade().map(|inner| TheaterRuntime { inner })
+    }
+}
+
 /// A Theater runtime. Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct TheaterRuntime {
@@ -103,12 +113,15 @@ impl TheaterRuntime {
             exports: grants.exports(),
             limits: manifest.limits,
         });
+        let extensions = grants.configure()?;
         let id = ActorId::new();
         let handle = actor::spawn(
             id,
             template,
             manifest.init_state.clone(),
+            extensions,
             self.inner.log.clone(),
+            self.downgrade(),
         )
         .await?;
         self.inner
@@ -118,6 +131,10 @@ impl TheaterRuntime {
             .insert(id, handle.clone());
         tracing::info!(actor = %id, name = %manifest.name, "actor started");
         Ok(handle)
+    }
+
+    pub fn downgrade(&self) -> WeakRuntime {
+        WeakRuntime(Arc::downgrade(&self.inner))
     }
 
     /// The running actor `id`.

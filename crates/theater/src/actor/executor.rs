@@ -9,11 +9,14 @@ use tokio::sync::mpsc;
 
 use super::handle::{ActorCounters, ActorHandle, Op};
 use super::instance::{ActorInstance, ActorTemplate};
-use super::{ActorStore, ChainRecorder, INIT_FUNCTION, MemoryLimitExceeded, TimeLimitExceeded};
+use super::{
+    ActorStore, ChainRecorder, Extensions, INIT_FUNCTION, MemoryLimitExceeded, TimeLimitExceeded,
+};
 use crate::chain::EventLog;
 use crate::chain::record::{self, CallErrorRecord, CallRecord, InitRecord, StateDigest};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
+use crate::runtime::WeakRuntime;
 use crate::wasm::{CallFailure, StateBytes};
 
 /// Instantiates the actor, runs `actor.init`, records the genesis event and
@@ -22,9 +25,16 @@ pub(crate) async fn spawn(
     id: ActorId,
     template: Arc<ActorTemplate>,
     init_state: StateBytes,
+    extensions: Extensions,
     log: Arc<dyn EventLog>,
+    runtime: WeakRuntime,
 ) -> Result<ActorHandle, SpawnError> {
-    let data = ActorStore::new(ChainRecorder::new(id, log), template.limits.memory_mb);
+    let data = ActorStore::new(
+        ChainRecorder::new(id, log),
+        extensions,
+        runtime,
+        template.limits.memory_mb,
+    );
     let instance = ActorInstance::new(&template, data).await?;
     let mut executor = Executor {
         id,
@@ -191,8 +201,14 @@ impl Executor {
         if !self.poisoned {
             return true;
         }
-        let recorder = self.instance.store.data().recorder.clone();
-        let data = ActorStore::new(recorder, self.template.limits.memory_mb);
+        let old = self.instance.store.data_mut();
+        let extensions = std::mem::take(&mut old.extensions);
+        let data = ActorStore::new(
+            old.recorder.clone(),
+            extensions,
+            old.weak_runtime(),
+            self.template.limits.memory_mb,
+        );
         match ActorInstance::new(&self.template, data).await {
             Ok(instance) => {
                 self.instance = instance;

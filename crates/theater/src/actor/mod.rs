@@ -3,11 +3,13 @@
 //! way in.
 
 mod executor;
+mod extensions;
 mod handle;
 mod instance;
 mod recorder;
 mod store;
 
+pub use extensions::Extensions;
 pub use handle::{ActorCounters, ActorHandle};
 pub use recorder::{ChainRecorder, now_ms};
 pub use store::ActorStore;

@@ -1,7 +1,7 @@
 //! What a component's host functions can reach: the data of an actor's
 //! wasmtime `Store`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wasmtime::ResourceLimiter;
@@ -10,15 +10,20 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::extensions::Extensions;
 use super::recorder::ChainRecorder;
 use super::{MemoryLimitExceeded, TimeLimitExceeded};
 use crate::id::ActorId;
+use crate::runtime::WeakRuntime;
 
 /// Per-actor host state.
 pub struct ActorStore {
     pub id: ActorId,
     /// Appends this actor's chain events.
     pub recorder: ChainRecorder,
+    /// Per-actor state of the granted handlers.
+    pub extensions: Extensions,
+    runtime: WeakRuntime,
     pub(crate) limiter: MemoryLimiter,
     /// When the running call must end.
     pub(crate) deadline: Instant,
@@ -28,10 +33,17 @@ pub struct ActorStore {
 }
 
 impl ActorStore {
-    pub(crate) fn new(recorder: ChainRecorder, memory_mb: u64) -> Self {
+    pub(crate) fn new(
+        recorder: ChainRecorder,
+        extensions: Extensions,
+        runtime: WeakRuntime,
+        memory_mb: u64,
+    ) -> Self {
         Self {
             id: recorder.actor(),
             recorder,
+            extensions,
+            runtime,
             limiter: MemoryLimiter {
                 limit_mb: memory_mb,
             },
@@ -39,6 +51,21 @@ impl ActorStore {
             table: ResourceTable::new(),
             wasi: None,
         }
+    }
+
+    /// The runtime this actor runs in, unless it is shutting down.
+    pub fn runtime(&self) -> Option<crate::TheaterRuntime> {
+        self.runtime.upgrade()
+    }
+
+    /// Pushes the running call's deadline back by `waited`: time an actor
+    /// spends waiting on the host (a reply, a timer) is not its own.
+    pub fn extend_deadline(&mut self, waited: Duration) {
+        self.deadline += waited;
+    }
+
+    pub(crate) fn weak_runtime(&self) -> WeakRuntime {
+        self.runtime.clone()
     }
 
     /// Checked by the epoch callback on every tick of a running call.

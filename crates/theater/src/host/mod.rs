@@ -14,7 +14,7 @@ use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
-use crate::actor::{ACTOR_INTERFACE, ActorStore};
+use crate::actor::{ACTOR_INTERFACE, ActorStore, Extensions};
 use crate::error::SpawnError;
 use crate::manifest::Manifest;
 use crate::wasm::ExportRegistry;
@@ -41,8 +41,10 @@ pub trait Handler: Send + Sync + 'static {
         false
     }
 
-    /// Checks the `config` table of its `[[handlers]]` entry.
-    fn validate_config(&self, _config: &toml::Table) -> Result<(), String> {
+    /// Checks the `config` table of its `[[handlers]]` entry (empty when
+    /// the handler is granted without one) and keeps what the actor's host
+    /// functions will need in `extensions`. Called once per spawn.
+    fn configure(&self, _config: &toml::Table, _extensions: &mut Extensions) -> Result<(), String> {
         Ok(())
     }
 
@@ -86,11 +88,16 @@ impl HandlerSet {
 
     /// The handlers a manifest grants, each validated once.
     pub fn grants(&self, manifest: &Manifest) -> Result<Grants, SpawnError> {
-        let mut granted: Vec<(Arc<dyn Handler>, bool)> = self
+        let mut granted: Vec<Grant> = self
             .handlers
             .iter()
             .filter(|h| h.always_granted())
-            .map(|h| (h.clone(), false))
+            .map(|h| Grant {
+                handler: h.clone(),
+                listed: false,
+                config: toml::Table::new(),
+                line: 0,
+            })
             .collect();
         for entry in &manifest.handlers {
             let handler = self
@@ -108,18 +115,19 @@ impl HandlerSet {
                         .collect::<Vec<_>>()
                         .join(", "),
                 })?;
-            handler
-                .validate_config(&entry.config)
-                .map_err(|reason| SpawnError::HandlerConfig {
-                    manifest: manifest.source.clone(),
-                    line: entry.line,
-                    kind: entry.kind.clone(),
-                    reason,
-                })?;
-            match granted.iter_mut().find(|(h, _)| h.name() == handler.name()) {
+            let grant = Grant {
+                handler: handler.clone(),
+                listed: true,
+                config: entry.config.clone(),
+                line: entry.line,
+            };
+            match granted
+                .iter_mut()
+                .find(|g| g.handler.name() == handler.name())
+            {
                 // Listing an always-granted handler is fine; it makes its exports required.
-                Some((_, listed)) => *listed = true,
-                None => granted.push((handler.clone(), true)),
+                Some(existing) => *existing = grant,
+                None => granted.push(grant),
             }
         }
         Ok(Grants {
@@ -130,10 +138,20 @@ impl HandlerSet {
     }
 }
 
+/// One handler granted to an actor.
+struct Grant {
+    handler: Arc<dyn Handler>,
+    /// Whether the manifest lists it.
+    listed: bool,
+    config: toml::Table,
+    /// Line of its `[[handlers]]` entry, 0 if not listed.
+    line: usize,
+}
+
 /// The handlers granted to one actor.
 pub struct Grants {
     all: HandlerSet,
-    granted: Vec<(Arc<dyn Handler>, bool)>,
+    granted: Vec<Grant>,
     manifest: std::path::PathBuf,
 }
 
@@ -149,7 +167,7 @@ impl Grants {
             if self
                 .granted
                 .iter()
-                .any(|(h, _)| h.imports().contains(&interface))
+                .any(|g| g.handler.imports().contains(&interface))
             {
                 continue;
             }
@@ -179,9 +197,26 @@ impl Grants {
     pub fn exports(&self) -> ExportRegistry {
         let mut exports = ExportRegistry::default();
         exports.register_function_no_result::<(String,)>(ACTOR_INTERFACE, "init");
-        for (handler, listed) in &self.granted {
-            handler.exports(&mut exports, *listed);
+        for grant in &self.granted {
+            grant.handler.exports(&mut exports, grant.listed);
         }
         exports
+    }
+
+    /// Each granted handler's per-actor state, from its config.
+    pub fn configure(&self) -> Result<Extensions, SpawnError> {
+        let mut extensions = Extensions::default();
+        for grant in &self.granted {
+            grant
+                .handler
+                .configure(&grant.config, &mut extensions)
+                .map_err(|reason| SpawnError::HandlerConfig {
+                    manifest: self.manifest.clone(),
+                    line: grant.line,
+                    kind: grant.handler.name().to_owned(),
+                    reason,
+                })?;
+        }
+        Ok(extensions)
     }
 }
