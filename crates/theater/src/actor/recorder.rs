@@ -3,8 +3,10 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::chain::record::{self, HostCallRecord};
 use crate::chain::{ChainEvent, EventLog, Hash, LogError};
 use crate::id::ActorId;
 
@@ -41,6 +43,27 @@ impl ChainRecorder {
         self.log.append(&self.actor, event).await?;
         self.head = Some(hash);
         Ok(hash)
+    }
+
+    /// Records a `host-call` event: `function` (`interface.name`) was called
+    /// with `params` and gave `result` (`Ok` value or `Err` message).
+    pub async fn record_host_call<P: Serialize, T: Serialize, E: Serialize>(
+        &mut self,
+        function: &str,
+        params: P,
+        result: &Result<T, E>,
+    ) -> Result<Hash, LogError> {
+        let result = match result {
+            Ok(value) => serde_json::json!({ "ok": value }),
+            Err(error) => serde_json::json!({ "err": error }),
+        };
+        let data = record::encode(&HostCallRecord {
+            function,
+            params,
+            result,
+        });
+        let name = function.rsplit('/').next().unwrap_or(function);
+        self.record(record::HOST_CALL, data, name.to_owned()).await
     }
 
     /// The actor's chain so far, oldest first.

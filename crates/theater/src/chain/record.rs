@@ -13,6 +13,10 @@ pub const CALL: &str = "call";
 pub const CALL_ERROR: &str = "call-error";
 /// The actor wrote a line with `runtime.log`.
 pub const LOG: &str = "log";
+/// A host function did something on the actor's behalf or gave it a value
+/// its behaviour may depend on (a message sent, a reply, the time, random
+/// bytes); a replay feeds the recorded result back.
+pub const HOST_CALL: &str = "host-call";
 
 /// The state an event leaves behind, by digest: states can be large and
 /// the digest is what replay and audits compare.
@@ -55,6 +59,15 @@ pub struct CallErrorRecord<'a> {
     /// `actor-error`, `trap`, `time-limit`, `memory-limit` or `bad-params`.
     pub kind: &'a str,
     pub message: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct HostCallRecord<'a, P: Serialize, R: Serialize> {
+    /// `interface.function`, e.g. `ntwk:theater/timing.now`.
+    pub function: &'a str,
+    pub params: P,
+    /// `{"ok": value}` or `{"err": message}`.
+    pub result: R,
 }
 
 #[derive(Serialize)]
