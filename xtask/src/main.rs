@@ -16,6 +16,7 @@ const WASIP2_ACTORS: &[&str] = &[
     "memory-hog",
     "wrong-signature",
     "minimal",
+    "messenger",
 ];
 
 /// Actors built for `wasm32-unknown-unknown` (no WASI) and then componentized here.

@@ -82,6 +82,31 @@ pub enum ActorError {
     TimeLimit { function: String, limit_ms: u64 },
     #[error("`{function}` hit the memory limit of {limit_mb} MiB and was stopped")]
     MemoryLimit { function: String, limit_mb: u64 },
+    #[error(
+        "message of {size} bytes is larger than actor {actor}'s limit of {limit} bytes (`limits.max_message_bytes`)"
+    )]
+    MessageTooLarge {
+        actor: ActorId,
+        size: usize,
+        limit: usize,
+    },
+    #[error("{0}")]
+    BadActorId(String),
+    #[error("deadlock: {0}")]
+    Deadlock(String),
+    #[error("no answer from actor {actor} within {timeout_ms} ms")]
+    Timeout { actor: ActorId, timeout_ms: u64 },
+    #[error("actor {actor} does not take channels (it has no `handle-channel-open` export)")]
+    NoChannels { actor: ActorId },
+    #[error("actor {actor} refused the channel{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    ChannelRejected {
+        actor: ActorId,
+        message: Option<String>,
+    },
+    #[error("the client at the other end of channel {0} is not reading its messages")]
+    ClientNotReading(String),
+    #[error("no open channel {0}")]
+    UnknownChannel(String),
     #[error("the result of `{function}` is not a `{expected}`: {reason}")]
     BadResult {
         function: String,

@@ -19,6 +19,9 @@ pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 10_000;
 /// Default capacity of an actor's event queue. Guards the host against
 /// callers that produce work faster than the actor can handle it.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
+/// Default cap on one message delivered to an actor (send, request, channel
+/// message). Guards the receiver against a sender that floods its memory.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// Largest queue a manifest may ask for.
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 
@@ -57,6 +60,7 @@ pub struct Limits {
     pub memory_mb: u64,
     pub call_timeout_ms: u64,
     pub queue_capacity: usize,
+    pub max_message_bytes: usize,
 }
 
 impl Default for Limits {
@@ -65,6 +69,7 @@ impl Default for Limits {
             memory_mb: DEFAULT_MEMORY_MB,
             call_timeout_ms: DEFAULT_CALL_TIMEOUT_MS,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -225,6 +230,9 @@ fn validate_limits(limits: &Limits) -> Result<(), String> {
     }
     if limits.call_timeout_ms == 0 {
         return Err("`limits.call_timeout_ms` must be at least 1".into());
+    }
+    if limits.max_message_bytes == 0 {
+        return Err("`limits.max_message_bytes` must be at least 1".into());
     }
     if !(1..=MAX_QUEUE_CAPACITY).contains(&limits.queue_capacity) {
         return Err(format!(

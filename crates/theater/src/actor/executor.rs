@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::handle::{ActorCounters, ActorHandle, Op};
 use super::instance::{ActorInstance, ActorTemplate};
@@ -46,13 +47,13 @@ pub(crate) async fn spawn(
     };
     executor.init().await?;
 
-    let capacity = executor.template.limits.queue_capacity;
-    let (ops, queue) = mpsc::channel(capacity);
+    let limits = executor.template.limits;
+    let (ops, queue) = mpsc::channel(limits.queue_capacity);
     let handle = ActorHandle::new(
         id,
         executor.template.name.as_str().into(),
         ops,
-        capacity,
+        limits,
         executor.counters.clone(),
     );
     tokio::spawn(executor.run(queue));
@@ -109,12 +110,21 @@ impl Executor {
                 Op::Call {
                     function,
                     params,
+                    origin,
                     reply,
                 } => {
                     let span = tracing::debug_span!("call", actor = %self.id, function = %function);
-                    let _enter = span.enter();
-                    let outcome = self.call(&function, params).await;
-                    let _ = reply.send(outcome);
+                    let outcome = self.call(&function, params, origin).instrument(span).await;
+                    match reply {
+                        Some(reply) => {
+                            let _ = reply.send(outcome);
+                        }
+                        None => {
+                            if let Err(e) = outcome {
+                                tracing::debug!(actor = %self.id, "message not handled: {e}");
+                            }
+                        }
+                    }
                     if !self.ensure_instance().await {
                         break;
                     }
@@ -123,15 +133,22 @@ impl Executor {
                     let _ = reply.send(self.state.clone());
                 }
                 Op::Stop { reply } => {
-                    queue.close();
-                    drain(&mut queue, self.id);
+                    self.exit(&mut queue);
                     let _ = reply.send(());
                     return;
                 }
             }
         }
+        self.exit(&mut queue);
+    }
+
+    /// Refuses what is still queued and tells the runtime this actor is gone.
+    fn exit(&mut self, queue: &mut mpsc::Receiver<Op>) {
         queue.close();
-        drain(&mut queue, self.id);
+        drain(queue, self.id);
+        if let Some(runtime) = self.instance.store.data().runtime() {
+            runtime.actor_exited(self.id);
+        }
     }
 
     /// Runs one call: on `Ok` commits state and a `call` event; otherwise
@@ -140,6 +157,7 @@ impl Executor {
         &mut self,
         function: &str,
         params: Box<RawValue>,
+        origin: Option<ActorId>,
     ) -> Result<Box<RawValue>, ActorError> {
         let timeout = self.template.call_timeout();
         let Some(outcome) = self
@@ -157,6 +175,7 @@ impl Executor {
             Ok(output) => {
                 let data = record::encode(&CallRecord {
                     function,
+                    from: origin.map(|id| id.to_string()),
                     params: &params,
                     result: &output.result,
                     state: StateDigest::of(&output.state),
@@ -232,7 +251,9 @@ fn drain(queue: &mut mpsc::Receiver<Op>, id: ActorId) {
     while let Ok(op) = queue.try_recv() {
         match op {
             Op::Call { reply, .. } => {
-                let _ = reply.send(Err(ActorError::Stopped(id)));
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(ActorError::Stopped(id)));
+                }
             }
             Op::Stop { reply } => {
                 let _ = reply.send(());

@@ -10,14 +10,21 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ActorError;
 use crate::id::ActorId;
+use crate::manifest::Limits;
 use crate::wasm::StateBytes;
+
+/// Where a call's answer goes: a waiting caller, or nowhere for a message
+/// that was sent without waiting.
+pub(crate) type Reply = Option<oneshot::Sender<Result<Box<RawValue>, ActorError>>>;
 
 /// Work for an actor's task.
 pub(crate) enum Op {
     Call {
         function: String,
         params: Box<RawValue>,
-        reply: oneshot::Sender<Result<Box<RawValue>, ActorError>>,
+        /// The actor that sent it, recorded in the receiver's chain.
+        origin: Option<ActorId>,
+        reply: Reply,
     },
     State {
         reply: oneshot::Sender<StateBytes>,
@@ -44,7 +51,7 @@ pub struct ActorHandle {
     id: ActorId,
     name: Arc<str>,
     ops: mpsc::Sender<Op>,
-    capacity: usize,
+    limits: Limits,
     counters: Arc<ActorCounters>,
 }
 
@@ -62,14 +69,14 @@ impl ActorHandle {
         id: ActorId,
         name: Arc<str>,
         ops: mpsc::Sender<Op>,
-        capacity: usize,
+        limits: Limits,
         counters: Arc<ActorCounters>,
     ) -> Self {
         Self {
             id,
             name,
             ops,
-            capacity,
+            limits,
             counters,
         }
     }
@@ -83,13 +90,18 @@ impl ActorHandle {
         &self.name
     }
 
+    /// The manifest's `[limits]`.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     pub fn counters(&self) -> &ActorCounters {
         &self.counters
     }
 
     /// Calls pending in the queue right now.
     pub fn queue_depth(&self) -> usize {
-        self.capacity - self.ops.capacity()
+        self.limits.queue_capacity - self.ops.capacity()
     }
 
     /// Calls the export `function` (`interface.name`, e.g.
@@ -100,11 +112,25 @@ impl ActorHandle {
         function: &str,
         params: P,
     ) -> Result<R, ActorError> {
-        let params = to_raw_value(&params).map_err(|e| ActorError::BadParams {
+        self.call_function_from(None, function, params).await
+    }
+
+    /// [`call_function`](Self::call_function) on behalf of the actor `origin`.
+    pub async fn call_function_from<P: Serialize, R: DeserializeOwned>(
+        &self,
+        origin: Option<ActorId>,
+        function: &str,
+        params: P,
+    ) -> Result<R, ActorError> {
+        let params = serialize_params(function, &params)?;
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Op::Call {
             function: function.to_owned(),
-            reason: e.to_string(),
+            params,
+            origin,
+            reply: Some(reply),
         })?;
-        let result = self.call_raw(function, params).await?;
+        let result = answer.await.map_err(|_| ActorError::Stopped(self.id))??;
         serde_json::from_str(result.get()).map_err(|e| ActorError::BadResult {
             function: function.to_owned(),
             expected: std::any::type_name::<R>(),
@@ -112,19 +138,33 @@ impl ActorHandle {
         })
     }
 
-    /// [`call_function`](Self::call_function) with params and result as JSON.
-    pub async fn call_raw(
+    /// Queues a call without waiting for it: the caller learns only whether
+    /// the actor took it. Its outcome is in the actor's chain.
+    pub fn cast_function<P: Serialize>(
         &self,
+        origin: Option<ActorId>,
         function: &str,
-        params: Box<RawValue>,
-    ) -> Result<Box<RawValue>, ActorError> {
-        let (reply, answer) = oneshot::channel();
+        params: P,
+    ) -> Result<(), ActorError> {
+        let params = serialize_params(function, &params)?;
         self.enqueue(Op::Call {
             function: function.to_owned(),
             params,
-            reply,
-        })?;
-        answer.await.map_err(|_| ActorError::Stopped(self.id))?
+            origin,
+            reply: None,
+        })
+    }
+
+    /// Refuses a message larger than this actor's `limits.max_message_bytes`.
+    pub fn check_message_size(&self, size: usize) -> Result<(), ActorError> {
+        if size > self.limits.max_message_bytes {
+            return Err(ActorError::MessageTooLarge {
+                actor: self.id,
+                size,
+                limit: self.limits.max_message_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// The actor's current state, after every call queued before this one.
@@ -157,10 +197,17 @@ impl ActorHandle {
                 self.counters.queue_full.fetch_add(1, Ordering::Relaxed);
                 ActorError::QueueFull {
                     actor: self.id,
-                    capacity: self.capacity,
+                    capacity: self.limits.queue_capacity,
                 }
             }
             mpsc::error::TrySendError::Closed(_) => ActorError::Stopped(self.id),
         })
     }
+}
+
+fn serialize_params<P: Serialize>(function: &str, params: &P) -> Result<Box<RawValue>, ActorError> {
+    to_raw_value(params).map_err(|e| ActorError::BadParams {
+        function: function.to_owned(),
+        reason: e.to_string(),
+    })
 }

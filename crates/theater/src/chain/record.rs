@@ -47,6 +47,9 @@ pub struct InitRecord<'a> {
 #[derive(Serialize)]
 pub struct CallRecord<'a> {
     pub function: &'a str,
+    /// The actor that sent the message, if it came from one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     pub params: &'a RawValue,
     pub result: &'a RawValue,
     pub state: Option<StateDigest>,

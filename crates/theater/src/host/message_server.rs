@@ -1,20 +1,32 @@
-//! `ntwk:theater/message-server-client`: the exports through which an actor
-//! receives messages and channels.
+//! Messaging: `message-server-host` lets an actor send, request and use
+//! channels; `message-server-client` is how it receives them.
+
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, Lower};
 
 use super::Handler;
-use crate::actor::ActorStore;
+use crate::TheaterRuntime;
+use crate::actor::{ActorStore, Extensions};
+use crate::error::ActorError;
+use crate::id::ActorId;
 use crate::wasm::{ExportRegistry, ResultShape, StateBytes};
 
 const CLIENT: &str = "ntwk:theater/message-server-client";
+const HOST: &str = "ntwk:theater/message-server-host";
 
 pub const HANDLE_SEND: &str = "ntwk:theater/message-server-client.handle-send";
 pub const HANDLE_REQUEST: &str = "ntwk:theater/message-server-client.handle-request";
 pub const CHANNEL_OPEN: &str = "ntwk:theater/message-server-client.handle-channel-open";
 pub const CHANNEL_MESSAGE: &str = "ntwk:theater/message-server-client.handle-channel-message";
 pub const CHANNEL_CLOSE: &str = "ntwk:theater/message-server-client.handle-channel-close";
+
+/// How long `request` and `open-channel` wait for the other actor unless
+/// the manifest says otherwise (`config.request_timeout_ms`).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An actor's answer to a channel it is asked to open.
 #[derive(Debug, Clone, PartialEq, Eq, ComponentType, Lift, Lower, Serialize, Deserialize)]
@@ -32,6 +44,11 @@ impl ResultShape<ChannelAccept> for (StateBytes, (ChannelAccept,)) {
     }
 }
 
+/// Per-actor messaging settings.
+struct MessagingConfig {
+    request_timeout: Duration,
+}
+
 /// Always granted. `handle-send` and `handle-request` are required when the
 /// manifest lists `type = "message-server"`; channel exports never are, so
 /// an actor without them simply takes no channels.
@@ -43,14 +60,89 @@ impl Handler for MessageServerHandler {
     }
 
     fn imports(&self) -> &'static [&'static str] {
-        &[]
+        &[HOST]
     }
 
     fn always_granted(&self) -> bool {
         true
     }
 
-    fn add_to_linker(&self, _linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
+    fn configure(&self, config: &toml::Table, extensions: &mut Extensions) -> Result<(), String> {
+        let request_timeout = match config.get("request_timeout_ms") {
+            None => DEFAULT_REQUEST_TIMEOUT,
+            Some(value) => match value.as_integer() {
+                Some(ms) if ms > 0 => Duration::from_millis(ms as u64),
+                _ => {
+                    return Err(
+                        "`request_timeout_ms` must be a positive integer (milliseconds)".into(),
+                    );
+                }
+            },
+        };
+        extensions.insert(MessagingConfig { request_timeout });
+        Ok(())
+    }
+
+    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
+        let mut host = linker.instance(HOST)?;
+        host.func_wrap_async("send", |mut store, (to, message): (String, Vec<u8>)| {
+            Box::new(async move {
+                let params = json!({ "to": to, "message": readable(&message) });
+                let op = |runtime: TheaterRuntime, from, _| async move {
+                    runtime.send(Some(from), parse_id(&to)?, message)
+                };
+                messaging_op(&mut store, "send", params, op, |_| Value::Null).await
+            })
+        })?;
+        host.func_wrap_async("request", |mut store, (to, message): (String, Vec<u8>)| {
+            Box::new(async move {
+                let params = json!({ "to": to, "message": readable(&message) });
+                let op = |runtime: TheaterRuntime, from, timeout| async move {
+                    runtime
+                        .request(Some(from), parse_id(&to)?, message, timeout)
+                        .await
+                };
+                messaging_op(&mut store, "request", params, op, |reply| readable(reply)).await
+            })
+        })?;
+        host.func_wrap_async(
+            "open-channel",
+            |mut store, (to, initial): (String, Vec<u8>)| {
+                Box::new(async move {
+                    let params = json!({ "to": to, "message": readable(&initial) });
+                    let op = |runtime: TheaterRuntime, from, timeout| async move {
+                        runtime
+                            .open_channel(from, parse_id(&to)?, initial, timeout)
+                            .await
+                    };
+                    messaging_op(&mut store, "open-channel", params, op, |id: &String| {
+                        json!(id)
+                    })
+                    .await
+                })
+            },
+        )?;
+        host.func_wrap_async(
+            "send-on-channel",
+            |mut store, (channel, message): (String, Vec<u8>)| {
+                Box::new(async move {
+                    let params = json!({ "channel": channel, "message": readable(&message) });
+                    let op = |runtime: TheaterRuntime, from, _| async move {
+                        runtime.send_on_channel(Some(from), &channel, message)
+                    };
+                    messaging_op(&mut store, "send-on-channel", params, op, |_| Value::Null).await
+                })
+            },
+        )?;
+        host.func_wrap_async("close-channel", |mut store, (channel,): (String,)| {
+            Box::new(async move {
+                let params = json!({ "channel": channel });
+                let op = |runtime: TheaterRuntime, from, _| async move {
+                    runtime.close_channel(Some(from), &channel)
+                };
+                messaging_op(&mut store, "close-channel", params, op, |_| Value::Null).await
+            })
+        })?;
         Ok(())
     }
 
@@ -71,5 +163,53 @@ impl Handler for MessageServerHandler {
         exports
             .register_function_no_result::<(String,)>(CLIENT, "handle-channel-close")
             .required(false);
+    }
+}
+
+/// Runs one messaging operation for the calling actor, then records it
+/// (with the result as `show` renders it) in the actor's chain. Time spent
+/// waiting for other actors does not count against the caller's time limit.
+async fn messaging_op<T, Fut>(
+    store: &mut StoreContextMut<'_, ActorStore>,
+    function: &str,
+    params: Value,
+    op: impl FnOnce(TheaterRuntime, ActorId, Duration) -> Fut,
+    show: fn(&T) -> Value,
+) -> wasmtime::Result<(Result<T, String>,)>
+where
+    Fut: Future<Output = Result<T, ActorError>>,
+{
+    let data = store.data();
+    let from = data.id;
+    let timeout = data
+        .extensions
+        .get::<MessagingConfig>()
+        .map_or(DEFAULT_REQUEST_TIMEOUT, |c| c.request_timeout);
+    let started = Instant::now();
+    let result = match data.runtime() {
+        Some(runtime) => op(runtime, from, timeout).await,
+        None => Err(ActorError::Stopped(from)),
+    };
+    let data = store.data_mut();
+    data.extend_deadline(started.elapsed());
+    let result = result.map_err(|e| e.to_string());
+    let shown = result.as_ref().map(show);
+    data.recorder
+        .record_host_call(&format!("{HOST}.{function}"), params, &shown)
+        .await?;
+    Ok((result,))
+}
+
+fn parse_id(text: &str) -> Result<ActorId, ActorError> {
+    text.parse()
+        .map_err(|e: crate::id::ParseActorIdError| ActorError::BadActorId(e.to_string()))
+}
+
+/// Message bytes as people read them in a chain: the text if UTF-8, else
+/// the byte values.
+fn readable(bytes: &[u8]) -> Value {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Value::String(text.to_owned()),
+        Err(_) => Value::from(bytes.to_vec()),
     }
 }

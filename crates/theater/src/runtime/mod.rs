@@ -1,6 +1,10 @@
 //! The runtime: spawns actors from manifests, keeps the registry of running
 //! actors, and owns what they share (engine, component cache, event log).
 
+mod messaging;
+
+pub use messaging::{ChannelEvent, ClientChannel, EXTERNAL_CHANNEL_CAPACITY, Sender};
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, Weak};
@@ -71,10 +75,12 @@ pub struct TheaterRuntime {
 }
 
 struct Inner {
+    home: Option<PathBuf>,
     cache: ComponentCache,
     handlers: HandlerSet,
     log: Arc<dyn EventLog>,
     actors: RwLock<HashMap<ActorId, ActorHandle>>,
+    messaging: messaging::Messaging,
 }
 
 impl TheaterRuntime {
@@ -88,9 +94,11 @@ impl TheaterRuntime {
         Ok(Self {
             inner: Arc::new(Inner {
                 cache: ComponentCache::new(engine, linker, cache_root.as_deref()),
+                home: config.home,
                 handlers: config.handlers,
                 log: config.event_log,
                 actors: RwLock::default(),
+                messaging: messaging::Messaging::default(),
             }),
         })
     }
@@ -133,6 +141,11 @@ impl TheaterRuntime {
         Ok(handle)
     }
 
+    /// The data directory, `None` for a runtime that keeps nothing on disk.
+    pub fn home(&self) -> Option<&Path> {
+        self.inner.home.as_deref()
+    }
+
     pub fn downgrade(&self) -> WeakRuntime {
         WeakRuntime(Arc::downgrade(&self.inner))
     }
@@ -169,6 +182,17 @@ impl TheaterRuntime {
             .remove(&id)
             .ok_or(ActorError::UnknownActor(id))?;
         handle.stop().await
+    }
+
+    /// Cleans up after an actor whose task ended: it leaves the registry and
+    /// its channels close on the other side.
+    pub(crate) fn actor_exited(&self, id: ActorId) {
+        self.inner
+            .actors
+            .write()
+            .expect("registry lock")
+            .remove(&id);
+        self.close_channels_of(id);
     }
 
     /// The chain of an actor, running or not, oldest first.
