@@ -357,3 +357,22 @@ async fn a_stopped_actor_is_gone_and_says_so() {
     // Its chain stays readable.
     chain::verify(&runtime.chain(id).unwrap()).unwrap();
 }
+
+#[tokio::test]
+async fn subscribers_see_each_event_as_it_is_recorded() {
+    let runtime = runtime();
+    let mut events = runtime.subscribe();
+    let counter = spawn(&runtime, "counter").await;
+    send(&counter, r#"{"add":3}"#).await.unwrap();
+    let init = events.recv().await.unwrap();
+    let call = events.recv().await.unwrap();
+    assert_eq!(
+        (init.actor, init.event.event_type.as_str()),
+        (counter.id(), record::ACTOR_INIT)
+    );
+    assert_eq!(call.event.parent_hash, Some(init.event.hash));
+    assert_eq!(
+        runtime.chain(counter.id()).unwrap().last().unwrap().hash,
+        call.event.hash
+    );
+}

@@ -13,7 +13,6 @@ use super::instance::{ActorInstance, ActorTemplate};
 use super::{
     ActorStore, ChainRecorder, Extensions, INIT_FUNCTION, MemoryLimitExceeded, TimeLimitExceeded,
 };
-use crate::chain::EventLog;
 use crate::chain::record::{self, CallErrorRecord, CallRecord, InitRecord, StateDigest};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
@@ -23,19 +22,14 @@ use crate::wasm::{CallFailure, StateBytes};
 /// Instantiates the actor, runs `actor.init`, records the genesis event and
 /// starts its task.
 pub(crate) async fn spawn(
-    id: ActorId,
+    recorder: ChainRecorder,
     template: Arc<ActorTemplate>,
     init_state: StateBytes,
     extensions: Extensions,
-    log: Arc<dyn EventLog>,
     runtime: WeakRuntime,
 ) -> Result<ActorHandle, SpawnError> {
-    let data = ActorStore::new(
-        ChainRecorder::new(id, log),
-        extensions,
-        runtime,
-        template.limits.memory_mb,
-    );
+    let id = recorder.actor();
+    let data = ActorStore::new(recorder, extensions, runtime, template.limits.memory_mb);
     let instance = ActorInstance::new(&template, data).await?;
     let mut executor = Executor {
         id,

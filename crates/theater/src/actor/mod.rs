@@ -11,7 +11,7 @@ mod store;
 
 pub use extensions::Extensions;
 pub use handle::{ActorCounters, ActorHandle};
-pub use recorder::{ChainRecorder, now_ms};
+pub use recorder::{ActorEvent, ChainRecorder, now_ms};
 pub use store::ActorStore;
 
 pub(crate) use executor::spawn;

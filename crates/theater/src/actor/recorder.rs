@@ -5,10 +5,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::value::RawValue;
+use tokio::sync::broadcast;
 
 use crate::chain::record::{self, HostCallRecord};
 use crate::chain::{ChainEvent, EventLog, Hash, LogError};
 use crate::id::ActorId;
+
+/// A chain event as live subscribers see it.
+#[derive(Debug, Clone)]
+pub struct ActorEvent {
+    pub actor: ActorId,
+    pub event: Arc<ChainEvent>,
+}
 
 /// Knows the head of one actor's chain and extends it.
 #[derive(Clone)]
@@ -16,14 +24,21 @@ pub struct ChainRecorder {
     actor: ActorId,
     head: Option<Hash>,
     log: Arc<dyn EventLog>,
+    /// Live subscribers; an event is cloned only when someone listens.
+    subscribers: broadcast::Sender<ActorEvent>,
 }
 
 impl ChainRecorder {
-    pub(crate) fn new(actor: ActorId, log: Arc<dyn EventLog>) -> Self {
+    pub(crate) fn new(
+        actor: ActorId,
+        log: Arc<dyn EventLog>,
+        subscribers: broadcast::Sender<ActorEvent>,
+    ) -> Self {
         Self {
             actor,
             head: None,
             log,
+            subscribers,
         }
     }
 
@@ -40,8 +55,17 @@ impl ChainRecorder {
     ) -> Result<Hash, LogError> {
         let event = ChainEvent::new(self.head, event_type, data, now_ms(), description);
         let hash = event.hash;
+        let shared = (self.subscribers.receiver_count() > 0).then(|| Arc::new(event.clone()));
         self.log.append(&self.actor, event).await?;
         self.head = Some(hash);
+        if let Some(event) = shared {
+            // Only durable events are announced; a send fails only when the
+            // last subscriber left meanwhile.
+            let _ = self.subscribers.send(ActorEvent {
+                actor: self.actor,
+                event,
+            });
+        }
         Ok(hash)
     }
 

@@ -9,13 +9,19 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, Weak};
 
-use crate::actor::{self, ActorHandle, ActorTemplate};
+use tokio::sync::broadcast;
+
+use crate::actor::{self, ActorEvent, ActorHandle, ActorTemplate, ChainRecorder};
 use crate::chain::{ChainEvent, EventLog, LogError, MemoryEventLog};
 use crate::error::{ActorError, SpawnError};
 use crate::host::HandlerSet;
 use crate::id::ActorId;
 use crate::manifest::Manifest;
 use crate::wasm::{self, ComponentCache};
+
+/// Events a live subscriber may fall behind by before it is told it missed
+/// some (`RecvError::Lagged`). Guards the runtime against slow subscribers.
+pub const SUBSCRIBER_BUFFER: usize = 4096;
 
 /// How a runtime is set up.
 pub struct RuntimeConfig {
@@ -81,6 +87,8 @@ struct Inner {
     log: Arc<dyn EventLog>,
     actors: RwLock<HashMap<ActorId, ActorHandle>>,
     messaging: messaging::Messaging,
+    /// Every chain event, live, for subscribers.
+    events: broadcast::Sender<ActorEvent>,
 }
 
 impl TheaterRuntime {
@@ -99,6 +107,7 @@ impl TheaterRuntime {
                 log: config.event_log,
                 actors: RwLock::default(),
                 messaging: messaging::Messaging::default(),
+                events: broadcast::channel(SUBSCRIBER_BUFFER).0,
             }),
         })
     }
@@ -123,12 +132,12 @@ impl TheaterRuntime {
         });
         let extensions = grants.configure()?;
         let id = ActorId::new();
+        let recorder = ChainRecorder::new(id, self.inner.log.clone(), self.inner.events.clone());
         let handle = actor::spawn(
-            id,
+            recorder,
             template,
             manifest.init_state.clone(),
             extensions,
-            self.inner.log.clone(),
             self.downgrade(),
         )
         .await?;
@@ -193,6 +202,11 @@ impl TheaterRuntime {
             .expect("registry lock")
             .remove(&id);
         self.close_channels_of(id);
+    }
+
+    /// Every chain event of every actor from now on, as it becomes durable.
+    pub fn subscribe(&self) -> broadcast::Receiver<ActorEvent> {
+        self.inner.events.subscribe()
     }
 
     /// The chain of an actor, running or not, oldest first.

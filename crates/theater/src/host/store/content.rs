@@ -1,0 +1,427 @@
+//! The content store's data in one redb database: content addressed by
+//! SHA-256 and labels naming it, kept apart per store id.
+//!
+//! Every call runs in one transaction, so a failed call changes nothing and
+//! concurrent callers see each other's calls whole or not at all. redb is
+//! blocking: call these from a blocking thread.
+
+use std::path::Path;
+
+use redb::backends::InMemoryBackend;
+use redb::{
+    Builder, Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    TableDefinition, Value, WriteTransaction,
+};
+use sha2::{Digest, Sha256};
+
+/// Largest content one call may store. Guards the database, and the actor's
+/// chain of calls behind it, against a guest that writes without bound.
+pub const MAX_CONTENT_BYTES: usize = 64 * 1024 * 1024;
+/// Longest label. Guards against a guest that keeps its data in label names,
+/// which every `list-labels` returns whole.
+pub const MAX_LABEL_BYTES: usize = 1024;
+/// Most refs one label holds. Guards against a guest that labels without
+/// end: every label write rewrites the label's whole list.
+pub const MAX_REFS_PER_LABEL: usize = 1024;
+/// Memory redb may use to cache pages of one database. Guards the host
+/// against a few large contents filling its memory with cache.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The ids `new` made.
+const STORES: TableDefinition<&str, ()> = TableDefinition::new("stores");
+/// Content bytes by (store id, hash).
+const CONTENT: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("content");
+/// Content sizes by (store id, hash): existence checks, listings and totals
+/// read these and never the bytes.
+const SIZES: TableDefinition<(&str, &str), u64> = TableDefinition::new("content-sizes");
+/// The hashes a label holds by (store id, label), oldest first.
+const LABELS: TableDefinition<(&str, &str), Vec<&str>> = TableDefinition::new("labels");
+
+/// A store call that failed; nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("no store `{0}`: create one with `store.new()` and use the id it returns")]
+    UnknownStore(String),
+    #[error("no content {hash} in store {store}: store it first with `store.store`")]
+    UnknownContent { store: String, hash: String },
+    #[error("no label `{label}` in store {store}")]
+    UnknownLabel { store: String, label: String },
+    #[error("label `{label}` in store {store} does not hold content {hash}")]
+    NotLabelled {
+        store: String,
+        label: String,
+        hash: String,
+    },
+    #[error(
+        "`{0}` is not a content ref: expected the 64 lowercase hex digits of a SHA-256, as `store.store` returns"
+    )]
+    BadRef(String),
+    #[error(
+        "content of {size} bytes is larger than the store's limit of {MAX_CONTENT_BYTES} bytes: store it in smaller pieces"
+    )]
+    TooLarge { size: usize },
+    #[error("a label of {len} bytes is longer than the limit of {MAX_LABEL_BYTES} bytes")]
+    LabelTooLong { len: usize },
+    #[error(
+        "label `{label}` in store {store} already holds {MAX_REFS_PER_LABEL} refs: remove some with `remove-from-label`, or use `replace-at-label`"
+    )]
+    LabelFull { store: String, label: String },
+    #[error("cannot keep the content store in the Theater home {}: {reason}", home.display())]
+    Home {
+        home: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("cannot open the content store {location}: {source}{hint}")]
+    Open {
+        location: String,
+        source: redb::DatabaseError,
+        hint: &'static str,
+    },
+    #[error("the content store's database failed: {0}")]
+    Database(#[from] redb::Error),
+}
+
+/// Turns every redb error into [`StoreError::Database`].
+macro_rules! database_errors {
+    ($($error:ty),*) => {$(
+        impl From<$error> for StoreError {
+            fn from(error: $error) -> Self {
+                Self::Database(error.into())
+            }
+        }
+    )*};
+}
+database_errors!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError
+);
+
+/// One database of stores.
+pub struct ContentStore {
+    db: Database,
+}
+
+impl ContentStore {
+    /// Opens (or creates) the database file at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = builder().create(path).map_err(|source| StoreError::Open {
+            location: format!("at {}", path.display()),
+            hint: match source {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    ": another process has it open; give each running Theater its own home"
+                }
+                _ => "",
+            },
+            source,
+        })?;
+        Self::with_tables(db)
+    }
+
+    /// A database that lives in memory only.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let db = builder()
+            .create_with_backend(InMemoryBackend::new())
+            .map_err(|source| StoreError::Open {
+                location: "in memory".into(),
+                source,
+                hint: "",
+            })?;
+        Self::with_tables(db)
+    }
+
+    /// Creates every table, so that read transactions always find them.
+    fn with_tables(db: Database) -> Result<Self, StoreError> {
+        let tx = db.begin_write()?;
+        tx.open_table(STORES)?;
+        tx.open_table(CONTENT)?;
+        tx.open_table(SIZES)?;
+        tx.open_table(LABELS)?;
+        tx.commit()?;
+        Ok(Self { db })
+    }
+
+    /// Makes a new, empty store and returns its id.
+    pub fn create_store(&self) -> Result<String, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let tx = self.db.begin_write()?;
+        tx.open_table(STORES)?.insert(id.as_str(), ())?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Stores `content` and returns its hash; storing it again changes nothing.
+    pub fn store(&self, store: &str, content: &[u8]) -> Result<String, StoreError> {
+        self.write(store, |tx| put(tx, store, content))
+    }
+
+    pub fn get(&self, store: &str, hash: &str) -> Result<Vec<u8>, StoreError> {
+        let hash = checked_ref(hash)?;
+        self.read(store, |tx| {
+            let content = tx.open_table(CONTENT)?;
+            let bytes = content
+                .get((store, hash))?
+                .ok_or_else(|| unknown_content(store, hash))?;
+            Ok(bytes.value().to_vec())
+        })
+    }
+
+    pub fn exists(&self, store: &str, hash: &str) -> Result<bool, StoreError> {
+        let hash = checked_ref(hash)?;
+        self.read(store, |tx| {
+            Ok(tx.open_table(SIZES)?.get((store, hash))?.is_some())
+        })
+    }
+
+    /// Adds `hash` to `label` as its newest ref (moving it there if the
+    /// label already holds it).
+    pub fn label(&self, store: &str, label: &str, hash: &str) -> Result<(), StoreError> {
+        let hash = checked_ref(hash)?;
+        checked_label(label)?;
+        self.write(store, |tx| {
+            require_content(tx, store, hash)?;
+            add_to_label(tx, store, label, hash)
+        })
+    }
+
+    /// The newest ref of `label`.
+    pub fn get_by_label(&self, store: &str, label: &str) -> Result<Option<String>, StoreError> {
+        self.read(store, |tx| {
+            let labels = tx.open_table(LABELS)?;
+            let newest = labels
+                .get((store, label))?
+                .and_then(|refs| refs.value().last().map(|hash| hash.to_string()));
+            Ok(newest)
+        })
+    }
+
+    pub fn remove_label(&self, store: &str, label: &str) -> Result<(), StoreError> {
+        self.write(store, |tx| {
+            tx.open_table(LABELS)?
+                .remove((store, label))?
+                .map(|_| ())
+                .ok_or_else(|| unknown_label(store, label))
+        })
+    }
+
+    /// Takes `hash` off `label`; a label left with no ref is removed.
+    pub fn remove_from_label(&self, store: &str, label: &str, hash: &str) -> Result<(), StoreError> {
+        let hash = checked_ref(hash)?;
+        self.write(store, |tx| {
+            let mut refs = label_refs(tx, store, label)?.ok_or_else(|| unknown_label(store, label))?;
+            let at = refs
+                .iter()
+                .position(|r| r == hash)
+                .ok_or_else(|| StoreError::NotLabelled {
+                    store: store.to_owned(),
+                    label: label.to_owned(),
+                    hash: hash.to_owned(),
+                })?;
+            refs.remove(at);
+            set_label(tx, store, label, &refs)
+        })
+    }
+
+    /// Stores `content` and adds it to `label` as its newest ref.
+    pub fn store_at_label(&self, store: &str, label: &str, content: &[u8]) -> Result<String, StoreError> {
+        checked_label(label)?;
+        self.write(store, |tx| {
+            let hash = put(tx, store, content)?;
+            add_to_label(tx, store, label, &hash)?;
+            Ok(hash)
+        })
+    }
+
+    /// Stores `content` and makes it the only ref of `label`.
+    pub fn replace_content_at_label(
+        &self,
+        store: &str,
+        label: &str,
+        content: &[u8],
+    ) -> Result<String, StoreError> {
+        checked_label(label)?;
+        self.write(store, |tx| {
+            let hash = put(tx, store, content)?;
+            set_label(tx, store, label, &[hash.clone()])?;
+            Ok(hash)
+        })
+    }
+
+    /// Makes `hash` the only ref of `label`.
+    pub fn replace_at_label(&self, store: &str, label: &str, hash: &str) -> Result<(), StoreError> {
+        let hash = checked_ref(hash)?;
+        checked_label(label)?;
+        self.write(store, |tx| {
+            require_content(tx, store, hash)?;
+            set_label(tx, store, label, &[hash.to_owned()])
+        })
+    }
+
+    /// Every label of the store, in order.
+    pub fn list_labels(&self, store: &str) -> Result<Vec<String>, StoreError> {
+        self.read(store, |tx| {
+            scan(&tx.open_table(LABELS)?, store, |label, _| label.to_owned())
+        })
+    }
+
+    /// The hash of every content of the store, in order.
+    pub fn list_all_content(&self, store: &str) -> Result<Vec<String>, StoreError> {
+        self.read(store, |tx| {
+            scan(&tx.open_table(SIZES)?, store, |hash, _| hash.to_owned())
+        })
+    }
+
+    /// The bytes of all content of the store, each content counted once.
+    pub fn total_size(&self, store: &str) -> Result<u64, StoreError> {
+        self.read(store, |tx| {
+            let sizes = scan(&tx.open_table(SIZES)?, store, |_, size| size)?;
+            Ok(sizes.into_iter().sum())
+        })
+    }
+
+    /// Runs `f` in a read transaction of an existing store.
+    fn read<T>(
+        &self,
+        store: &str,
+        f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.db.begin_read()?;
+        if tx.open_table(STORES)?.get(store)?.is_none() {
+            return Err(StoreError::UnknownStore(store.to_owned()));
+        }
+        f(&tx)
+    }
+
+    /// Runs `f` in a write transaction of an existing store, and commits
+    /// only if it succeeds.
+    fn write<T>(
+        &self,
+        store: &str,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self.db.begin_write()?;
+        if tx.open_table(STORES)?.get(store)?.is_none() {
+            return Err(StoreError::UnknownStore(store.to_owned()));
+        }
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+fn builder() -> Builder {
+    let mut builder = Builder::new();
+    builder.set_cache_size(CACHE_BYTES);
+    builder
+}
+
+/// Stores `content` unless the store has it; returns its hash.
+fn put(tx: &WriteTransaction, store: &str, content: &[u8]) -> Result<String, StoreError> {
+    if content.len() > MAX_CONTENT_BYTES {
+        return Err(StoreError::TooLarge {
+            size: content.len(),
+        });
+    }
+    let hash = hex::encode(Sha256::digest(content));
+    let mut sizes = tx.open_table(SIZES)?;
+    if sizes.get((store, hash.as_str()))?.is_none() {
+        sizes.insert((store, hash.as_str()), content.len() as u64)?;
+        tx.open_table(CONTENT)?
+            .insert((store, hash.as_str()), content)?;
+    }
+    Ok(hash)
+}
+
+fn require_content(tx: &WriteTransaction, store: &str, hash: &str) -> Result<(), StoreError> {
+    match tx.open_table(SIZES)?.get((store, hash))? {
+        Some(_) => Ok(()),
+        None => Err(unknown_content(store, hash)),
+    }
+}
+
+fn label_refs(tx: &WriteTransaction, store: &str, label: &str) -> Result<Option<Vec<String>>, StoreError> {
+    let labels = tx.open_table(LABELS)?;
+    let refs = labels
+        .get((store, label))?
+        .map(|refs| refs.value().into_iter().map(str::to_owned).collect());
+    Ok(refs)
+}
+
+fn add_to_label(tx: &WriteTransaction, store: &str, label: &str, hash: &str) -> Result<(), StoreError> {
+    let mut refs = label_refs(tx, store, label)?.unwrap_or_default();
+    refs.retain(|r| r != hash);
+    if refs.len() >= MAX_REFS_PER_LABEL {
+        return Err(StoreError::LabelFull {
+            store: store.to_owned(),
+            label: label.to_owned(),
+        });
+    }
+    refs.push(hash.to_owned());
+    set_label(tx, store, label, &refs)
+}
+
+/// Sets the refs of `label`; no refs removes it.
+fn set_label(tx: &WriteTransaction, store: &str, label: &str, refs: &[String]) -> Result<(), StoreError> {
+    let mut labels = tx.open_table(LABELS)?;
+    if refs.is_empty() {
+        labels.remove((store, label))?;
+    } else {
+        let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+        labels.insert((store, label), refs)?;
+    }
+    Ok(())
+}
+
+/// Maps each entry of `store` in a table keyed by (store id, name).
+fn scan<V: Value + 'static, T>(
+    table: &ReadOnlyTable<(&'static str, &'static str), V>,
+    store: &str,
+    mut each: impl FnMut(&str, V::SelfType<'_>) -> T,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.range((store, "")..)? {
+        let (key, value) = entry?;
+        let (owner, name) = key.value();
+        if owner != store {
+            break;
+        }
+        out.push(each(name, value.value()));
+    }
+    Ok(out)
+}
+
+/// Most characters of a malformed ref an error repeats: a guest may pass
+/// any string, and errors are recorded in its chain.
+const SHOWN_REF_CHARS: usize = 80;
+
+fn checked_ref(hash: &str) -> Result<&str, StoreError> {
+    let is_sha256 = hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if is_sha256 {
+        Ok(hash)
+    } else {
+        let shown: String = hash.chars().take(SHOWN_REF_CHARS).collect();
+        Err(StoreError::BadRef(shown))
+    }
+}
+
+fn checked_label(label: &str) -> Result<(), StoreError> {
+    if label.len() > MAX_LABEL_BYTES {
+        return Err(StoreError::LabelTooLong { len: label.len() });
+    }
+    Ok(())
+}
+
+fn unknown_content(store: &str, hash: &str) -> StoreError {
+    StoreError::UnknownContent {
+        store: store.to_owned(),
+        hash: hash.to_owned(),
+    }
+}
+
+fn unknown_label(store: &str, label: &str) -> StoreError {
+    StoreError::UnknownLabel {
+        store: store.to_owned(),
+        label: label.to_owned(),
+    }
+}
