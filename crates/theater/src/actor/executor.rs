@@ -16,7 +16,7 @@ use super::{
 use crate::chain::record::{self, CallErrorRecord, CallRecord, InitRecord, StateDigest};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
-use crate::runtime::WeakRuntime;
+use crate::runtime::{ChildEvent, Decision, WeakRuntime};
 use crate::wasm::{CallFailure, StateBytes};
 
 /// Instantiates the actor, runs `actor.init`, records the genesis event and
@@ -36,7 +36,7 @@ pub(crate) async fn spawn(
         template,
         instance,
         state: init_state,
-        poisoned: false,
+        failure: None,
         counters: Arc::default(),
     };
     executor.init().await?;
@@ -60,8 +60,9 @@ struct Executor {
     instance: ActorInstance,
     /// The last committed state; only an `Ok` call replaces it.
     state: StateBytes,
-    /// Set by a trap: the instance must not be entered again.
-    poisoned: bool,
+    /// Set by a trap: the instance must not be entered again, and the
+    /// supervisor decides what comes next.
+    failure: Option<String>,
     counters: Arc<ActorCounters>,
 }
 
@@ -99,7 +100,10 @@ impl Executor {
     }
 
     async fn run(mut self, mut queue: mpsc::Receiver<Op>) {
-        while let Some(op) = queue.recv().await {
+        let exit_data = loop {
+            let Some(op) = queue.recv().await else {
+                break None;
+            };
             match op {
                 Op::Call {
                     function,
@@ -119,29 +123,75 @@ impl Executor {
                             }
                         }
                     }
-                    if !self.ensure_instance().await {
-                        break;
+                    if let Some(data) = self.settle().await {
+                        break data;
                     }
                 }
                 Op::State { reply } => {
                     let _ = reply.send(self.state.clone());
                 }
+                Op::Restart { delay, reply } => {
+                    tokio::time::sleep(delay).await;
+                    let restarted = self.replace_instance().await;
+                    if let Some(reply) = reply {
+                        let _ = reply.send(());
+                    }
+                    if !restarted {
+                        break None;
+                    }
+                }
+                Op::Record {
+                    event_type,
+                    data,
+                    description,
+                } => {
+                    if let Err(e) = self.recorder().record(event_type, data, description).await {
+                        tracing::error!(actor = %self.id, "cannot record {event_type} event: {e}");
+                    }
+                }
                 Op::Stop { reply } => {
-                    self.exit(&mut queue);
+                    self.exit(&mut queue, None);
                     let _ = reply.send(());
                     return;
                 }
             }
+        };
+        self.exit(&mut queue, exit_data);
+    }
+
+    /// After a call, a trapped instance or a shutdown request goes to the
+    /// supervisor. Returns `Some(exit data)` when the actor must end.
+    async fn settle(&mut self) -> Option<Option<Vec<u8>>> {
+        let (event, exit_data) = if let Some(error) = self.failure.take() {
+            (ChildEvent::Failed(error), None)
+        } else if let Some(data) = self.instance.store.data_mut().shutdown.take() {
+            (ChildEvent::ShutdownRequested, data)
+        } else {
+            return None;
+        };
+        let decision = match self.instance.store.data().runtime() {
+            Some(runtime) => runtime.supervise(self.id, event),
+            None => Decision::Stop,
+        };
+        match decision {
+            Decision::Restart(delay) => {
+                tokio::time::sleep(delay).await;
+                if self.replace_instance().await {
+                    None
+                } else {
+                    Some(exit_data)
+                }
+            }
+            Decision::Stop => Some(exit_data),
         }
-        self.exit(&mut queue);
     }
 
     /// Refuses what is still queued and tells the runtime this actor is gone.
-    fn exit(&mut self, queue: &mut mpsc::Receiver<Op>) {
+    fn exit(&mut self, queue: &mut mpsc::Receiver<Op>, data: Option<Vec<u8>>) {
         queue.close();
         drain(queue, self.id);
         if let Some(runtime) = self.instance.store.data().runtime() {
-            runtime.actor_exited(self.id);
+            runtime.actor_exited(self.id, data);
         }
     }
 
@@ -201,19 +251,16 @@ impl Executor {
                     .await?;
                 self.counters.calls_failed.fetch_add(1, Ordering::Relaxed);
                 if trapped {
-                    self.poisoned = true;
+                    self.failure = Some(message.clone());
                 }
                 Err(error)
             }
         }
     }
 
-    /// Replaces a trapped instance with a fresh one, keeping the actor's
-    /// identity, state and chain head. `false` if that is impossible.
-    async fn ensure_instance(&mut self) -> bool {
-        if !self.poisoned {
-            return true;
-        }
+    /// Replaces the instance with a fresh one, keeping the actor's identity,
+    /// state and chain head. `false` if that is impossible.
+    async fn replace_instance(&mut self) -> bool {
         let old = self.instance.store.data_mut();
         let extensions = std::mem::take(&mut old.extensions);
         let data = ActorStore::new(
@@ -225,11 +272,10 @@ impl Executor {
         match ActorInstance::new(&self.template, data).await {
             Ok(instance) => {
                 self.instance = instance;
-                self.poisoned = false;
                 true
             }
             Err(e) => {
-                tracing::error!(actor = %self.id, "stopping: cannot replace the instance after a trap: {e}");
+                tracing::error!(actor = %self.id, "stopping: cannot create a fresh instance: {e}");
                 false
             }
         }
@@ -249,10 +295,14 @@ fn drain(queue: &mut mpsc::Receiver<Op>, id: ActorId) {
                     let _ = reply.send(Err(ActorError::Stopped(id)));
                 }
             }
-            Op::Stop { reply } => {
+            Op::Stop { reply }
+            | Op::Restart {
+                reply: Some(reply), ..
+            } => {
                 let _ = reply.send(());
             }
-            Op::State { .. } => {}
+            // Dropping the sender tells a state query the actor is gone.
+            Op::State { .. } | Op::Restart { reply: None, .. } | Op::Record { .. } => {}
         }
     }
 }

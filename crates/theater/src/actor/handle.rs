@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -28,6 +29,17 @@ pub(crate) enum Op {
     },
     State {
         reply: oneshot::Sender<StateBytes>,
+    },
+    /// Replace the instance with a fresh one (state kept) after `delay`.
+    Restart {
+        delay: Duration,
+        reply: Option<oneshot::Sender<()>>,
+    },
+    /// Append an event the runtime decided on (e.g. a supervision decision).
+    Record {
+        event_type: &'static str,
+        data: Box<RawValue>,
+        description: String,
     },
     Stop {
         reply: oneshot::Sender<()>,
@@ -165,6 +177,42 @@ impl ActorHandle {
             });
         }
         Ok(())
+    }
+
+    /// Replaces the actor's instance with a fresh one, keeping its state and
+    /// chain, after the calls queued before this.
+    pub async fn restart(&self) -> Result<(), ActorError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Op::Restart {
+            delay: Duration::ZERO,
+            reply: Some(reply),
+        })?;
+        answer.await.map_err(|_| ActorError::Stopped(self.id))
+    }
+
+    /// Queues a restart after `delay` without waiting (a supervisor's
+    /// one-for-all / rest-for-one decision).
+    pub(crate) fn restart_later(&self, delay: Duration) {
+        if let Err(e) = self.enqueue(Op::Restart { delay, reply: None }) {
+            tracing::warn!(actor = %self.id, "cannot queue restart: {e}");
+        }
+    }
+
+    /// Queues an event for the actor's chain, ordered with its calls.
+    pub(crate) fn record_later(
+        &self,
+        event_type: &'static str,
+        data: Box<RawValue>,
+        description: String,
+    ) {
+        let op = Op::Record {
+            event_type,
+            data,
+            description,
+        };
+        if let Err(e) = self.enqueue(op) {
+            tracing::warn!(actor = %self.id, "cannot record {event_type} event: {e}");
+        }
     }
 
     /// The actor's current state, after every call queued before this one.

@@ -24,6 +24,9 @@ pub struct ActorStore {
     /// Per-actor state of the granted handlers.
     pub extensions: Extensions,
     runtime: WeakRuntime,
+    /// Set by `runtime-control.shutdown`: end after the current call, with
+    /// this data for the supervisor.
+    pub shutdown: Option<Option<Vec<u8>>>,
     pub(crate) limiter: MemoryLimiter,
     /// When the running call must end.
     pub(crate) deadline: Instant,
@@ -44,6 +47,7 @@ impl ActorStore {
             recorder,
             extensions,
             runtime,
+            shutdown: None,
             limiter: MemoryLimiter {
                 limit_mb: memory_mb,
             },

@@ -13,6 +13,9 @@ pub const CALL: &str = "call";
 pub const CALL_ERROR: &str = "call-error";
 /// The actor wrote a line with `runtime.log`.
 pub const LOG: &str = "log";
+/// A supervisor decided what happens to a child (restart, stop, escalate)
+/// or heard that it exited.
+pub const SUPERVISION: &str = "supervision";
 /// A host function did something on the actor's behalf or gave it a value
 /// its behaviour may depend on (a message sent, a reply, the time, random
 /// bytes); a replay feeds the recorded result back.

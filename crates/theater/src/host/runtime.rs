@@ -9,6 +9,7 @@ use crate::chain::record::{self, LogRecord};
 use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/runtime";
+const CONTROL: &str = "ntwk:theater/runtime-control";
 
 /// Always granted; `type = "runtime"` in a manifest is accepted.
 pub struct RuntimeHandler;
@@ -19,7 +20,7 @@ impl Handler for RuntimeHandler {
     }
 
     fn imports(&self) -> &'static [&'static str] {
-        &[INTERFACE]
+        &[INTERFACE, CONTROL]
     }
 
     fn always_granted(&self) -> bool {
@@ -43,6 +44,15 @@ impl Handler for RuntimeHandler {
             let events = store.data().recorder.events()?;
             Ok((WitChain::from_events(&events),))
         })?;
+        // The actor ends once the running call returns; its supervisor
+        // gets the data with `handle-child-exit`.
+        linker.instance(CONTROL)?.func_wrap(
+            "shutdown",
+            |mut store, (data,): (Option<Vec<u8>>,)| {
+                store.data_mut().shutdown = Some(data);
+                Ok((Ok::<(), String>(()),))
+            },
+        )?;
         Ok(())
     }
 

@@ -1,13 +1,17 @@
 //! The runtime: spawns actors from manifests, keeps the registry of running
 //! actors, and owns what they share (engine, component cache, event log).
 
+mod introspect;
 mod messaging;
+mod supervision;
 
 pub use messaging::{ChannelEvent, ClientChannel, EXTERNAL_CHANNEL_CAPACITY, Sender};
+pub use supervision::{CHILD_ERROR, CHILD_EXIT, Restart, Strategy, SupervisionPolicy};
+pub(crate) use supervision::{ChildEvent, Decision};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use tokio::sync::broadcast;
 
@@ -74,6 +78,20 @@ impl WeakRuntime {
     }
 }
 
+/// A running actor as the registry knows it.
+struct ActorEntry {
+    handle: ActorHandle,
+    manifest: Arc<Manifest>,
+}
+
+/// How an actor starts.
+pub struct SpawnOptions {
+    /// The supervising actor and its policy.
+    pub parent: Option<(ActorId, Arc<SupervisionPolicy>)>,
+    /// State to start from instead of the manifest's `init_state`.
+    pub state: Option<Option<Vec<u8>>>,
+}
+
 /// A Theater runtime. Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct TheaterRuntime {
@@ -85,7 +103,8 @@ struct Inner {
     cache: ComponentCache,
     handlers: HandlerSet,
     log: Arc<dyn EventLog>,
-    actors: RwLock<HashMap<ActorId, ActorHandle>>,
+    actors: RwLock<HashMap<ActorId, ActorEntry>>,
+    tree: Mutex<supervision::Tree>,
     messaging: messaging::Messaging,
     /// Every chain event, live, for subscribers.
     events: broadcast::Sender<ActorEvent>,
@@ -106,6 +125,7 @@ impl TheaterRuntime {
                 handlers: config.handlers,
                 log: config.event_log,
                 actors: RwLock::default(),
+                tree: Mutex::default(),
                 messaging: messaging::Messaging::default(),
                 events: broadcast::channel(SUBSCRIBER_BUFFER).0,
             }),
@@ -121,6 +141,22 @@ impl TheaterRuntime {
     /// Spawns an actor: checks its grants and exports, runs `actor.init`,
     /// records the genesis event, and registers it.
     pub async fn spawn(&self, manifest: &Manifest) -> Result<ActorHandle, SpawnError> {
+        self.spawn_with(
+            manifest,
+            SpawnOptions {
+                parent: None,
+                state: None,
+            },
+        )
+        .await
+    }
+
+    /// [`spawn`](Self::spawn) as a supervised child or from a given state.
+    pub async fn spawn_with(
+        &self,
+        manifest: &Manifest,
+        options: SpawnOptions,
+    ) -> Result<ActorHandle, SpawnError> {
         let grants = self.inner.handlers.grants(manifest)?;
         let compiled = self.inner.cache.load(&manifest.component_path).await?;
         grants.check_imports(&compiled.imports)?;
@@ -133,19 +169,21 @@ impl TheaterRuntime {
         let extensions = grants.configure()?;
         let id = ActorId::new();
         let recorder = ChainRecorder::new(id, self.inner.log.clone(), self.inner.events.clone());
-        let handle = actor::spawn(
-            recorder,
-            template,
-            manifest.init_state.clone(),
-            extensions,
-            self.downgrade(),
-        )
-        .await?;
+        let state = options.state.unwrap_or_else(|| manifest.init_state.clone());
+        let handle = actor::spawn(recorder, template, state, extensions, self.downgrade()).await?;
+        let entry = ActorEntry {
+            handle: handle.clone(),
+            manifest: Arc::new(manifest.clone()),
+        };
         self.inner
             .actors
             .write()
             .expect("registry lock")
-            .insert(id, handle.clone());
+            .insert(id, entry);
+        if let Some((parent, policy)) = options.parent {
+            let mut tree = self.inner.tree.lock().expect("tree lock");
+            tree.link(parent, id, manifest.name.clone(), policy);
+        }
         tracing::info!(actor = %id, name = %manifest.name, "actor started");
         Ok(handle)
     }
@@ -166,8 +204,29 @@ impl TheaterRuntime {
             .read()
             .expect("registry lock")
             .get(&id)
-            .cloned()
+            .map(|entry| entry.handle.clone())
             .ok_or(ActorError::UnknownActor(id))
+    }
+
+    /// The manifest a running actor was started from.
+    pub fn manifest(&self, id: ActorId) -> Result<Arc<Manifest>, ActorError> {
+        self.inner
+            .actors
+            .read()
+            .expect("registry lock")
+            .get(&id)
+            .map(|entry| entry.manifest.clone())
+            .ok_or(ActorError::UnknownActor(id))
+    }
+
+    /// The children an actor supervises, oldest first.
+    pub fn children(&self, parent: ActorId) -> Vec<ActorId> {
+        self.inner.tree.lock().expect("tree lock").children(parent)
+    }
+
+    /// The actor supervising `child`, if any.
+    pub fn parent(&self, child: ActorId) -> Option<ActorId> {
+        self.inner.tree.lock().expect("tree lock").parent(child)
     }
 
     /// Ids of the running actors.
@@ -181,27 +240,32 @@ impl TheaterRuntime {
             .collect()
     }
 
-    /// Stops an actor after the calls already queued for it.
+    /// Stops an actor and, first, its whole subtree (children before
+    /// parents), each after the calls already queued for it.
     pub async fn stop(&self, id: ActorId) -> Result<(), ActorError> {
-        let handle = self
-            .inner
-            .actors
-            .write()
-            .expect("registry lock")
-            .remove(&id)
-            .ok_or(ActorError::UnknownActor(id))?;
+        let handle = self.actor(id)?;
+        for child in self.children(id) {
+            // A child may stop on its own meanwhile; that is fine.
+            let _ = Box::pin(self.stop(child)).await;
+        }
         handle.stop().await
     }
 
     /// Cleans up after an actor whose task ended: it leaves the registry and
-    /// its channels close on the other side.
-    pub(crate) fn actor_exited(&self, id: ActorId) {
+    /// the tree, its channels close on the other side, and its parent hears
+    /// of the exit.
+    pub(crate) fn actor_exited(&self, id: ActorId, data: Option<Vec<u8>>) {
         self.inner
             .actors
             .write()
             .expect("registry lock")
             .remove(&id);
+        let parent = self.inner.tree.lock().expect("tree lock").unlink(id);
         self.close_channels_of(id);
+        if let Some(parent) = parent {
+            self.child_exited(parent, id, data);
+        }
+        tracing::info!(actor = %id, "actor stopped");
     }
 
     /// Every chain event of every actor from now on, as it becomes durable.

@@ -1,0 +1,227 @@
+//! `ntwk:theater/supervisor`: a parent spawns and manages its children;
+//! `supervisor-handlers` is how it hears of their failures and exits.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{ComponentType, Linker, Lower};
+
+use super::Handler;
+use crate::TheaterRuntime;
+use crate::actor::{ActorStore, Extensions};
+use crate::id::ActorId;
+use crate::manifest::Manifest;
+use crate::runtime::{SpawnOptions, SupervisionPolicy};
+use crate::wasm::ExportRegistry;
+
+const INTERFACE: &str = "ntwk:theater/supervisor";
+const HANDLERS: &str = "ntwk:theater/supervisor-handlers";
+
+/// `type = "supervisor"`; its config is the [`SupervisionPolicy`].
+pub struct SupervisorHandler;
+
+impl Handler for SupervisorHandler {
+    fn name(&self) -> &'static str {
+        "supervisor"
+    }
+
+    fn imports(&self) -> &'static [&'static str] {
+        &[INTERFACE]
+    }
+
+    fn configure(&self, config: &toml::Table, extensions: &mut Extensions) -> Result<(), String> {
+        extensions.insert(Arc::new(SupervisionPolicy::from_config(config)?));
+        Ok(())
+    }
+
+    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
+        let mut host = linker.instance(INTERFACE)?;
+        host.func_wrap_async("spawn", |mut store, (manifest, state): (String, Option<Vec<u8>>)| {
+            Box::new(async move {
+                let params = json!({ "manifest": manifest, "state_bytes": state.as_ref().map(Vec::len) });
+                let caller = caller(&store);
+                let result = spawn_child(caller, &manifest, state.map(Some)).await;
+                record(&mut store, "spawn", params, result).await
+            })
+        })?;
+        host.func_wrap_async("resume", |mut store, (manifest, state): (String, Option<Vec<u8>>)| {
+            Box::new(async move {
+                let params = json!({ "manifest": manifest, "state_bytes": state.as_ref().map(Vec::len) });
+                let caller = caller(&store);
+                let result = spawn_child(caller, &manifest, Some(state)).await;
+                record(&mut store, "resume", params, result).await
+            })
+        })?;
+        host.func_wrap("list-children", |store, (): ()| {
+            let data = store.data();
+            let children = data
+                .runtime()
+                .map(|rt| rt.children(data.id))
+                .unwrap_or_default();
+            Ok((children.iter().map(ActorId::to_string).collect::<Vec<_>>(),))
+        })?;
+        host.func_wrap_async("stop-child", |mut store, (child,): (String,)| {
+            Box::new(async move {
+                let target = own_child(&store, &child);
+                let result = match target {
+                    Ok((runtime, child)) => runtime.stop(child).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                record(&mut store, "stop-child", json!({ "child": child }), result).await
+            })
+        })?;
+        host.func_wrap_async("restart-child", |mut store, (child,): (String,)| {
+            Box::new(async move {
+                let target = own_child(&store, &child);
+                let result = match target {
+                    Ok((runtime, child)) => match runtime.actor(child) {
+                        Ok(handle) => handle.restart().await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    },
+                    Err(e) => Err(e),
+                };
+                record(
+                    &mut store,
+                    "restart-child",
+                    json!({ "child": child }),
+                    result,
+                )
+                .await
+            })
+        })?;
+        host.func_wrap_async("get-child-state", |store, (child,): (String,)| {
+            Box::new(async move {
+                let target = own_child(&store, &child);
+                let result = match target {
+                    Ok((runtime, child)) => match runtime.actor(child) {
+                        Ok(handle) => handle.state().await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    },
+                    Err(e) => Err(e),
+                };
+                Ok((result,))
+            })
+        })?;
+        host.func_wrap("get-child-events", |store, (child,): (String,)| {
+            let events = own_child(&store, &child).and_then(|(runtime, child)| {
+                let events = runtime.chain(child).map_err(|e| e.to_string())?;
+                Ok(events.iter().map(WitChainEvent::from).collect::<Vec<_>>())
+            });
+            Ok((events,))
+        })?;
+        Ok(())
+    }
+
+    fn exports(&self, exports: &mut ExportRegistry, _listed: bool) {
+        exports
+            .register_function_no_result::<(String, String)>(HANDLERS, "handle-child-error")
+            .required(false);
+        exports
+            .register_function_no_result::<(String, Option<Vec<u8>>)>(HANDLERS, "handle-child-exit")
+            .required(false);
+    }
+}
+
+/// The calling actor: its runtime, id and supervision policy.
+type Caller = Result<(TheaterRuntime, ActorId, Arc<SupervisionPolicy>), String>;
+
+fn caller(store: &StoreContextMut<'_, ActorStore>) -> Caller {
+    let data = store.data();
+    let runtime = data.runtime().ok_or("the runtime is shutting down")?;
+    let policy = data
+        .extensions
+        .get::<Arc<SupervisionPolicy>>()
+        .cloned()
+        .unwrap_or_default();
+    Ok((runtime, data.id, policy))
+}
+
+/// Spawns a child of the calling actor. `manifest` is a path relative to
+/// the parent's manifest directory, or manifest text (it contains `=`).
+async fn spawn_child(
+    caller: Caller,
+    manifest: &str,
+    state: Option<Option<Vec<u8>>>,
+) -> Result<String, String> {
+    let (runtime, parent, policy) = caller?;
+    let parent_manifest = runtime.manifest(parent).map_err(|e| e.to_string())?;
+    let child = load_manifest(manifest, parent_manifest.base_dir()).map_err(|e| e.to_string())?;
+    let options = SpawnOptions {
+        parent: Some((parent, policy)),
+        state,
+    };
+    let handle = runtime
+        .spawn_with(&child, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(handle.id().to_string())
+}
+
+fn load_manifest(
+    manifest: &str,
+    base_dir: &Path,
+) -> Result<Manifest, crate::manifest::ManifestError> {
+    if manifest.contains('=') {
+        Manifest::parse(manifest, &base_dir.join("<inline manifest>"), base_dir)
+    } else {
+        Manifest::load(base_dir.join(manifest))
+    }
+}
+
+/// The runtime and `child`'s id, if it is a child of the calling actor.
+fn own_child(
+    store: &StoreContextMut<'_, ActorStore>,
+    child: &str,
+) -> Result<(TheaterRuntime, ActorId), String> {
+    let data = store.data();
+    let runtime = data.runtime().ok_or("the runtime is shutting down")?;
+    let child_id: ActorId = child
+        .parse()
+        .map_err(|e: crate::id::ParseActorIdError| e.to_string())?;
+    if runtime.parent(child_id) != Some(data.id) {
+        return Err(format!("{child} is not a child of this actor"));
+    }
+    Ok((runtime, child_id))
+}
+
+/// Records the call in the parent's chain and hands the result back.
+async fn record<T: Serialize>(
+    store: &mut StoreContextMut<'_, ActorStore>,
+    function: &str,
+    params: Value,
+    result: Result<T, String>,
+) -> wasmtime::Result<(Result<T, String>,)> {
+    store
+        .data_mut()
+        .recorder
+        .record_host_call(&format!("{INTERFACE}.{function}"), params, &result)
+        .await?;
+    Ok((result,))
+}
+
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct WitChainEvent {
+    hash: Vec<u8>,
+    #[component(name = "parent-hash")]
+    parent_hash: Option<Vec<u8>>,
+    #[component(name = "event-type")]
+    event_type: String,
+    data: Vec<u8>,
+    timestamp: u64,
+}
+
+impl From<&crate::chain::ChainEvent> for WitChainEvent {
+    fn from(event: &crate::chain::ChainEvent) -> Self {
+        Self {
+            hash: event.hash.to_vec(),
+            parent_hash: event.parent_hash.map(|h| h.to_vec()),
+            event_type: event.event_type.clone(),
+            data: event.data.get().as_bytes().to_vec(),
+            timestamp: event.timestamp,
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Supervision trees: parents spawn children, hear about their failures and
+//! exits, and decide — by the policy in the parent's manifest — whether a
+//! failed child is restarted, in the spirit of OTP supervisors.
+//!
+//! A child *fails* when a call traps or hits a limit. Its state lives in the
+//! host, so a restart is a fresh instance with the state it had. A child
+//! *exits* when it is stopped or asks to shut down.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::TheaterRuntime;
+use crate::chain::record;
+use crate::id::ActorId;
+
+/// Export a parent may provide to hear of a child's failure.
+pub const CHILD_ERROR: &str = "ntwk:theater/supervisor-handlers.handle-child-error";
+/// Export a parent may provide to hear of a child's exit.
+pub const CHILD_EXIT: &str = "ntwk:theater/supervisor-handlers.handle-child-exit";
+
+/// Which children restart when one fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Only the failed child.
+    OneForOne,
+    /// Every child of the parent.
+    OneForAll,
+    /// The failed child and those started after it.
+    RestForOne,
+}
+
+/// When a child is restarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Never: a failed child is stopped.
+    Never,
+    /// After a failure (trap or limit), not after it asks to shut down.
+    OnError,
+    /// After a failure and after it asks to shut down.
+    Always,
+}
+
+/// Default restarts allowed within [`DEFAULT_WINDOW`] before the parent fails.
+pub const DEFAULT_MAX_RESTARTS: usize = 3;
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(5);
+/// First restart delay; each further restart in the window doubles it.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(10);
+/// Longest restart delay. Bounds how long a child's queue waits.
+pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// A parent's policy, from its `supervisor` handler config.
+#[derive(Debug, Clone)]
+pub struct SupervisionPolicy {
+    pub strategy: Strategy,
+    /// For children not named in `children`.
+    pub restart: Restart,
+    /// Per child, by manifest `name`.
+    pub children: HashMap<String, Restart>,
+    pub max_restarts: usize,
+    pub window: Duration,
+    pub backoff: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for SupervisionPolicy {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::OneForOne,
+            restart: Restart::OnError,
+            children: HashMap::new(),
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            window: DEFAULT_WINDOW,
+            backoff: DEFAULT_BACKOFF,
+            backoff_max: DEFAULT_BACKOFF_MAX,
+        }
+    }
+}
+
+impl SupervisionPolicy {
+    /// Reads `strategy`, `restart`, `children`, `max_restarts`, `window_s`,
+    /// `backoff_ms` and `backoff_max_ms`; anything else is an error.
+    pub fn from_config(config: &toml::Table) -> Result<Self, String> {
+        let mut policy = Self::default();
+        for (key, value) in config {
+            match key.as_str() {
+                "strategy" => policy.strategy = match value.as_str() {
+                    Some("one-for-one") => Strategy::OneForOne,
+                    Some("one-for-all") => Strategy::OneForAll,
+                    Some("rest-for-one") => Strategy::RestForOne,
+                    _ => return Err(
+                        "`strategy` must be \"one-for-one\", \"one-for-all\" or \"rest-for-one\""
+                            .into(),
+                    ),
+                },
+                "restart" => policy.restart = parse_restart(value)?,
+                "children" => {
+                    let table = value
+                        .as_table()
+                        .ok_or("`children` must be a table of child name = restart")?;
+                    for (name, restart) in table {
+                        policy
+                            .children
+                            .insert(name.clone(), parse_restart(restart)?);
+                    }
+                }
+                "max_restarts" => policy.max_restarts = positive(value, key)? as usize,
+                "window_s" => policy.window = Duration::from_secs(positive(value, key)?),
+                "backoff_ms" => policy.backoff = Duration::from_millis(positive(value, key)?),
+                "backoff_max_ms" => {
+                    policy.backoff_max = Duration::from_millis(positive(value, key)?)
+                }
+                other => return Err(format!("unknown supervisor setting `{other}`")),
+            }
+        }
+        Ok(policy)
+    }
+
+    fn restart_for(&self, child_name: &str) -> Restart {
+        self.children
+            .get(child_name)
+            .copied()
+            .unwrap_or(self.restart)
+    }
+
+    /// Delay before the `n`th restart in the window (n ≥ 1).
+    fn backoff_for(&self, n: usize) -> Duration {
+        let factor = 1u32
+            .checked_shl((n.saturating_sub(1)).min(31) as u32)
+            .unwrap_or(u32::MAX);
+        self.backoff.saturating_mul(factor).min(self.backoff_max)
+    }
+}
+
+fn parse_restart(value: &toml::Value) -> Result<Restart, String> {
+    match value.as_str() {
+        Some("never") => Ok(Restart::Never),
+        Some("on-error") => Ok(Restart::OnError),
+        Some("always") => Ok(Restart::Always),
+        _ => Err("a restart policy must be \"never\", \"on-error\" or \"always\"".into()),
+    }
+}
+
+fn positive(value: &toml::Value, key: &str) -> Result<u64, String> {
+    match value.as_integer() {
+        Some(n) if n >= 0 => Ok(n as u64),
+        _ => Err(format!("`{key}` must be a non-negative integer")),
+    }
+}
+
+/// What happened to a child.
+#[derive(Debug)]
+pub(crate) enum ChildEvent {
+    /// A call trapped or hit a limit.
+    Failed(String),
+    /// The child asked to shut down.
+    ShutdownRequested,
+}
+
+/// What the child's task does next.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Continue with a fresh instance after this delay.
+    Restart(Duration),
+    /// End the actor.
+    Stop,
+}
+
+struct Link {
+    parent: ActorId,
+    name: String,
+    policy: Arc<SupervisionPolicy>,
+}
+
+/// Who supervises whom, and each parent's recent restarts.
+#[derive(Default)]
+pub(crate) struct Tree {
+    links: HashMap<ActorId, Link>,
+    /// Children in the order they were started.
+    children: HashMap<ActorId, Vec<ActorId>>,
+    restarts: HashMap<ActorId, VecDeque<Instant>>,
+}
+
+impl Tree {
+    pub fn link(
+        &mut self,
+        parent: ActorId,
+        child: ActorId,
+        name: String,
+        policy: Arc<SupervisionPolicy>,
+    ) {
+        self.links.insert(
+            child,
+            Link {
+                parent,
+                name,
+                policy,
+            },
+        );
+        self.children.entry(parent).or_default().push(child);
+    }
+
+    /// Forgets an actor; returns its parent, if it had one.
+    pub fn unlink(&mut self, actor: ActorId) -> Option<ActorId> {
+        self.children.remove(&actor);
+        self.restarts.remove(&actor);
+        let link = self.links.remove(&actor)?;
+        if let Some(siblings) = self.children.get_mut(&link.parent) {
+            siblings.retain(|c| *c != actor);
+        }
+        Some(link.parent)
+    }
+
+    pub fn children(&self, parent: ActorId) -> Vec<ActorId> {
+        self.children.get(&parent).cloned().unwrap_or_default()
+    }
+
+    pub fn parent(&self, child: ActorId) -> Option<ActorId> {
+        self.links.get(&child).map(|l| l.parent)
+    }
+}
+
+impl TheaterRuntime {
+    /// Decides what a child's task does after `event`, tells the parent, and
+    /// records the decision in the parent's chain. Actors without a parent
+    /// restart at once after a failure and stop when they ask to.
+    pub(crate) fn supervise(&self, child: ActorId, event: ChildEvent) -> Decision {
+        let mut tree = self.inner.tree.lock().expect("tree lock");
+        let Some(link) = tree.links.get(&child) else {
+            return match event {
+                ChildEvent::Failed(_) => Decision::Restart(Duration::ZERO),
+                ChildEvent::ShutdownRequested => Decision::Stop,
+            };
+        };
+        let (parent, policy) = (link.parent, link.policy.clone());
+        let mode = policy.restart_for(&link.name);
+        let restart = match (&event, mode) {
+            (_, Restart::Never) | (ChildEvent::ShutdownRequested, Restart::OnError) => false,
+            _ => true,
+        };
+        if let ChildEvent::Failed(error) = &event {
+            self.notify(parent, CHILD_ERROR, (child.to_string(), error.clone()));
+        }
+        if !restart {
+            self.record_decision(parent, child, "stop", &event, None);
+            return Decision::Stop;
+        }
+
+        let now = Instant::now();
+        let history = tree.restarts.entry(parent).or_default();
+        history.retain(|at| now.duration_since(*at) <= policy.window);
+        history.push_back(now);
+        let recent = history.len();
+        if recent > policy.max_restarts {
+            self.record_decision(parent, child, "escalate", &event, None);
+            drop(tree);
+            let runtime = self.clone();
+            let reason = format!(
+                "restart intensity exceeded: {recent} restarts within {} s (max_restarts = {})",
+                policy.window.as_secs(),
+                policy.max_restarts
+            );
+            tokio::spawn(async move { runtime.fail(parent, reason).await });
+            return Decision::Stop;
+        }
+
+        let delay = policy.backoff_for(recent);
+        let siblings = tree.children(parent);
+        let position = siblings.iter().position(|c| *c == child).unwrap_or(0);
+        let also: Vec<ActorId> = match policy.strategy {
+            Strategy::OneForOne => Vec::new(),
+            Strategy::OneForAll => siblings.iter().copied().filter(|c| *c != child).collect(),
+            Strategy::RestForOne => siblings[position + 1..].to_vec(),
+        };
+        drop(tree);
+        for sibling in &also {
+            if let Ok(handle) = self.actor(*sibling) {
+                handle.restart_later(delay);
+            }
+        }
+        self.record_decision(parent, child, "restart", &event, Some((delay, &also)));
+        Decision::Restart(delay)
+    }
+
+    /// A parent whose children fail too often fails itself: its subtree is
+    /// stopped and its own parent hears of the failure.
+    async fn fail(&self, actor: ActorId, reason: String) {
+        tracing::warn!(actor = %actor, "{reason}");
+        let parent = self.inner.tree.lock().expect("tree lock").parent(actor);
+        if let Some(parent) = parent {
+            self.notify(parent, CHILD_ERROR, (actor.to_string(), reason.clone()));
+        }
+        if let Err(e) = self.stop(actor).await {
+            tracing::debug!(actor = %actor, "already gone while failing: {e}");
+        }
+    }
+
+    /// Tells a parent one of its children ended (stopped or shut down).
+    pub(crate) fn child_exited(&self, parent: ActorId, child: ActorId, data: Option<Vec<u8>>) {
+        let record = json!({ "child": child.to_string(), "decision": "exited" });
+        self.record_in(parent, record, format!("child {} exited", child.short()));
+        self.notify(parent, CHILD_EXIT, (child.to_string(), data));
+    }
+
+    fn record_decision(
+        &self,
+        parent: ActorId,
+        child: ActorId,
+        decision: &str,
+        event: &ChildEvent,
+        restart: Option<(Duration, &[ActorId])>,
+    ) {
+        let cause = match event {
+            ChildEvent::Failed(error) => json!({ "failed": error }),
+            ChildEvent::ShutdownRequested => json!("shutdown"),
+        };
+        let mut record =
+            json!({ "child": child.to_string(), "cause": cause, "decision": decision });
+        if let Some((delay, also)) = restart {
+            record["delay_ms"] = json!(delay.as_millis() as u64);
+            record["also_restarted"] =
+                json!(also.iter().map(ActorId::to_string).collect::<Vec<_>>());
+        }
+        self.record_in(
+            parent,
+            record,
+            format!("child {} {decision}", child.short()),
+        );
+    }
+
+    /// Appends a `supervision` event to `actor`'s chain, in order with its calls.
+    fn record_in(&self, actor: ActorId, data: serde_json::Value, description: String) {
+        if let Ok(handle) = self.actor(actor) {
+            handle.record_later(record::SUPERVISION, record::encode(&data), description);
+        }
+    }
+
+    /// Queues a call to a supervisor export, if the parent has it.
+    fn notify<P: serde::Serialize>(&self, parent: ActorId, function: &str, params: P) {
+        if let Ok(handle) = self.actor(parent)
+            && let Err(e) = handle.cast_function(None, function, params)
+        {
+            tracing::warn!(actor = %parent, "cannot notify supervisor: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let policy = SupervisionPolicy {
+            backoff: Duration::from_millis(10),
+            backoff_max: Duration::from_millis(50),
+            ..Default::default()
+        };
+        let delays: Vec<u128> = (1..=5).map(|n| policy.backoff_for(n).as_millis()).collect();
+        assert_eq!(delays, [10, 20, 40, 50, 50]);
+    }
+
+    #[test]
+    fn config_is_read_and_checked() {
+        let config: toml::Table = toml::from_str(
+            "strategy = \"rest-for-one\"\nrestart = \"never\"\nmax_restarts = 2\nwindow_s = 10\nchildren = { worker = \"always\" }",
+        )
+        .unwrap();
+        let policy = SupervisionPolicy::from_config(&config).unwrap();
+        assert_eq!(policy.strategy, Strategy::RestForOne);
+        assert_eq!(policy.restart_for("worker"), Restart::Always);
+        assert_eq!(policy.restart_for("other"), Restart::Never);
+        assert_eq!((policy.max_restarts, policy.window.as_secs()), (2, 10));
+
+        let bad: toml::Table = toml::from_str("strategy = \"all-for-none\"").unwrap();
+        assert!(
+            SupervisionPolicy::from_config(&bad)
+                .unwrap_err()
+                .contains("strategy")
+        );
+        let unknown: toml::Table = toml::from_str("retries = 3").unwrap();
+        assert!(
+            SupervisionPolicy::from_config(&unknown)
+                .unwrap_err()
+                .contains("retries")
+        );
+    }
+}
