@@ -52,21 +52,26 @@ fn bytes(value: &Value) -> Vec<u8> {
 }
 
 fn value(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 struct Component;
 
 impl Actor for Component {
     fn init(state: State, _params: (String,)) -> Result<(State,), String> {
-        Ok((Some(state.unwrap_or_else(|| save(&Memory::default()).unwrap())),))
+        Ok((Some(
+            state.unwrap_or_else(|| save(&Memory::default()).unwrap()),
+        ),))
     }
 }
 
 impl MessageServer for Component {
     fn handle_send(state: State, (msg,): (Vec<u8>,)) -> Result<(State,), String> {
         let mut memory = load(&state);
-        memory.received.push(serde_json::json!({ "via": "send", "msg": value(&msg) }));
+        memory
+            .received
+            .push(serde_json::json!({ "via": "send", "msg": value(&msg) }));
         Ok((save(&memory),))
     }
 
@@ -74,7 +79,8 @@ impl MessageServer for Component {
         if msg == br#""ping""# {
             return Ok((state, (br#""pong""#.to_vec(),)));
         }
-        let command: Command = serde_json::from_slice(&msg).map_err(|e| format!("unknown command: {e}"))?;
+        let command: Command =
+            serde_json::from_slice(&msg).map_err(|e| format!("unknown command: {e}"))?;
         let mut memory = load(&state);
         let answer = match command {
             Command::Send { to, msg } => {
@@ -103,21 +109,38 @@ impl MessageServer for Component {
 
     /// Accepts every channel but one whose first message is `"reject"`;
     /// `"greet"` is accepted with a greeting back.
-    fn handle_channel_open(state: State, (msg,): (Vec<u8>,)) -> Result<(State, ChannelAccept), String> {
+    fn handle_channel_open(
+        state: State,
+        (msg,): (Vec<u8>,),
+    ) -> Result<(State, ChannelAccept), String> {
         let accept = match value(&msg) {
-            Value::String(s) if s == "reject" => ChannelAccept { accepted: false, message: Some(b"not today".to_vec()) },
-            Value::String(s) if s == "greet" => ChannelAccept { accepted: true, message: Some(br#""hello""#.to_vec()) },
-            _ => ChannelAccept { accepted: true, message: None },
+            Value::String(s) if s == "reject" => ChannelAccept {
+                accepted: false,
+                message: Some(b"not today".to_vec()),
+            },
+            Value::String(s) if s == "greet" => ChannelAccept {
+                accepted: true,
+                message: Some(br#""hello""#.to_vec()),
+            },
+            _ => ChannelAccept {
+                accepted: true,
+                message: None,
+            },
         };
         Ok((state, accept))
     }
 
-    fn handle_channel_message(state: State, (channel, msg): (String, Vec<u8>)) -> Result<(State,), String> {
+    fn handle_channel_message(
+        state: State,
+        (channel, msg): (String, Vec<u8>),
+    ) -> Result<(State,), String> {
         let mut memory = load(&state);
         if !memory.channels.contains(&channel) {
             memory.channels.push(channel.clone());
         }
-        memory.received.push(serde_json::json!({ "via": channel, "msg": value(&msg) }));
+        memory
+            .received
+            .push(serde_json::json!({ "via": channel, "msg": value(&msg) }));
         Ok((save(&memory),))
     }
 
