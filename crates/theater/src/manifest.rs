@@ -22,6 +22,8 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// Default cap on one message delivered to an actor (send, request, channel
 /// message). Guards the receiver against a sender that floods its memory.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Largest linear memory a manifest may allow: all a 32-bit guest can address.
+pub const MAX_MEMORY_MB: u64 = 4096;
 /// Largest queue a manifest may ask for.
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 
@@ -225,8 +227,10 @@ fn read_init_state(value: &str, base_dir: &Path) -> Result<Vec<u8>, String> {
 }
 
 fn validate_limits(limits: &Limits) -> Result<(), String> {
-    if limits.memory_mb == 0 {
-        return Err("`limits.memory_mb` must be at least 1".into());
+    if !(1..=MAX_MEMORY_MB).contains(&limits.memory_mb) {
+        return Err(format!(
+            "`limits.memory_mb` must be between 1 and {MAX_MEMORY_MB}"
+        ));
     }
     if limits.call_timeout_ms == 0 {
         return Err("`limits.call_timeout_ms` must be at least 1".into());

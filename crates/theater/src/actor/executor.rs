@@ -236,6 +236,10 @@ impl Executor {
                 let error = failure_to_error(function, failure, &self.template);
                 let kind = error_kind(&error);
                 let message = error.to_string();
+                if trapped {
+                    // Before anything else can fail: this instance must not be reused.
+                    self.failure = Some(message.clone());
+                }
                 let data = record::encode(&CallErrorRecord {
                     function,
                     params: &params,
@@ -250,9 +254,7 @@ impl Executor {
                     )
                     .await?;
                 self.counters.calls_failed.fetch_add(1, Ordering::Relaxed);
-                if trapped {
-                    self.failure = Some(message.clone());
-                }
+
                 Err(error)
             }
         }

@@ -242,7 +242,8 @@ impl ActorHandle {
     fn enqueue(&self, op: Op) -> Result<(), ActorError> {
         self.ops.try_send(op).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
-                self.counters.queue_full.fetch_add(1, Ordering::Relaxed);
+                let refused = self.counters.queue_full.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(actor = %self.id, refused, "queue full ({} calls pending): call refused", self.limits.queue_capacity);
                 ActorError::QueueFull {
                     actor: self.id,
                     capacity: self.limits.queue_capacity,

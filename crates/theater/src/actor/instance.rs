@@ -51,7 +51,7 @@ impl ActorInstance {
         arm_deadline(&mut store, template.call_timeout());
         let instance = template
             .compiled
-            .pre
+            .instance_pre()?
             .instantiate_async(&mut store)
             .await
             .map_err(|e| SpawnError::Instantiate(format!("{e:#}")))?;

@@ -160,6 +160,7 @@ impl TheaterRuntime {
         let grants = self.inner.handlers.grants(manifest)?;
         let compiled = self.inner.cache.load(&manifest.component_path).await?;
         grants.check_imports(&compiled.imports)?;
+        compiled.instance_pre()?;
         let template = Arc::new(ActorTemplate {
             name: manifest.name.clone(),
             compiled,

@@ -18,15 +18,21 @@ pub struct CompiledComponent {
     /// SHA-256 of the component's bytes.
     pub hash: Hash,
     pub component: Component,
-    pub pre: InstancePre<ActorStore>,
     /// Names of the interfaces it imports, e.g. `ntwk:theater/runtime`.
     pub imports: Vec<String>,
+    /// Linked once; an error says which import the runtime cannot satisfy.
+    /// Kept as a result so that callers can first explain missing grants.
+    linked: Result<InstancePre<ActorStore>, String>,
+    path: PathBuf,
 }
 
 impl CompiledComponent {
-    /// Whether it imports any WASI interface (and so needs a WASI context).
-    pub fn uses_wasi(&self) -> bool {
-        self.imports.iter().any(|name| name.starts_with("wasi:"))
+    /// The component linked against every host function, ready to instantiate.
+    pub fn instance_pre(&self) -> Result<&InstancePre<ActorStore>, ComponentError> {
+        self.linked.as_ref().map_err(|reason| ComponentError::Link {
+            path: self.path.clone(),
+            reason: reason.clone(),
+        })
     }
 }
 
@@ -156,17 +162,15 @@ fn compile(
         .imports(engine)
         .map(|(name, _)| name.to_owned())
         .collect();
-    let pre = linker
+    let linked = linker
         .instantiate_pre(&component)
-        .map_err(|e| ComponentError::Link {
-            path: path.to_owned(),
-            reason: format!("{e:#}"),
-        })?;
+        .map_err(|e| format!("{e:#}"));
     Ok(CompiledComponent {
         hash,
         component,
-        pre,
         imports,
+        linked,
+        path: path.to_owned(),
     })
 }
 
