@@ -379,3 +379,39 @@ async fn a_client_outside_the_runtime_can_send_request_and_use_channels() {
     command(&b, json!({"close": channel.id})).await.unwrap();
     assert_eq!(channel.events.recv().await, Some(ChannelEvent::Closed));
 }
+
+#[tokio::test]
+async fn the_ping_pong_pair_plays() {
+    let runtime = runtime();
+    let (ping, pong) = (
+        spawn(&runtime, "ping-pong").await,
+        spawn(&runtime, "ping-pong").await,
+    );
+    let score = command(&ping, json!({"play": {"with": id(&pong), "rounds": 10}}))
+        .await
+        .unwrap();
+    assert_eq!(score["pongs_received"], 10);
+    assert_eq!(memory(&pong).await["pings_served"], 10);
+}
+
+#[tokio::test]
+async fn the_streamer_delivers_a_stream_in_order_then_closes_it() {
+    let runtime = runtime();
+    let (producer, consumer) = (
+        spawn(&runtime, "streamer").await,
+        spawn(&runtime, "streamer").await,
+    );
+    let sent = command(&producer, json!({"stream_to": id(&consumer), "count": 50}))
+        .await
+        .unwrap();
+    let channel = sent["channel"].as_str().unwrap().to_owned();
+    let memory = eventually(&consumer, |m| m["complete"].as_array().unwrap().len() == 1).await;
+    assert_eq!(memory["complete"][0], channel);
+    let items: Vec<u64> = memory["received"][&channel]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_u64().unwrap())
+        .collect();
+    assert_eq!(items, (0..50).collect::<Vec<_>>());
+}
