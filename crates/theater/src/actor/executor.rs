@@ -264,7 +264,8 @@ impl Executor {
     /// state and chain head. `false` if that is impossible.
     async fn replace_instance(&mut self) -> bool {
         let old = self.instance.store.data_mut();
-        let extensions = std::mem::take(&mut old.extensions);
+        let mut extensions = std::mem::take(&mut old.extensions);
+        extensions.release_resources();
         let data = ActorStore::new(
             old.recorder.clone(),
             extensions,

@@ -3,34 +3,46 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 
-/// A map from a type to one value of it. Each handler keeps its per-actor
-/// state (parsed config, open resources) here under a type of its own, so
-/// no capability needs to know the others.
+type TypeMap = HashMap<TypeId, Box<dyn Any + Send>>;
+
+/// Two maps from a type to one value of it. Each handler keeps its
+/// per-actor state here under types of its own, so no capability needs to
+/// know the others:
+/// - *settings* (parsed config) live as long as the actor;
+/// - *resources* (servers, connections, open handles) belong to one
+///   instance: they are dropped when the instance is replaced after a
+///   failure and when the actor ends, so their `Drop` is their cleanup.
 #[derive(Default)]
 pub struct Extensions {
-    values: HashMap<TypeId, Box<dyn Any + Send>>,
+    settings: TypeMap,
+    resources: TypeMap,
 }
 
 impl Extensions {
     pub fn insert<T: Any + Send>(&mut self, value: T) {
-        self.values.insert(TypeId::of::<T>(), Box::new(value));
+        self.settings.insert(TypeId::of::<T>(), Box::new(value));
     }
 
     pub fn get<T: Any + Send>(&self) -> Option<&T> {
-        self.values.get(&TypeId::of::<T>())?.downcast_ref()
+        self.settings.get(&TypeId::of::<T>())?.downcast_ref()
     }
 
     pub fn get_mut<T: Any + Send>(&mut self) -> Option<&mut T> {
-        self.values.get_mut(&TypeId::of::<T>())?.downcast_mut()
+        self.settings.get_mut(&TypeId::of::<T>())?.downcast_mut()
     }
 
-    /// The value of type `T`, created with `Default` on first use.
-    pub fn get_or_default<T: Any + Send + Default>(&mut self) -> &mut T {
-        self.values
+    /// The resource of type `T`, created with `Default` on first use.
+    pub fn resource<T: Any + Send + Default>(&mut self) -> &mut T {
+        self.resources
             .entry(TypeId::of::<T>())
             .or_insert_with(|| Box::new(T::default()))
             .downcast_mut()
             .expect("stored under its own type id")
+    }
+
+    /// Drops every resource (a new instance starts with none).
+    pub(crate) fn release_resources(&mut self) {
+        self.resources.clear();
     }
 }
 
@@ -42,13 +54,15 @@ mod tests {
     struct Timeout(u64);
 
     #[test]
-    fn one_value_per_type() {
+    fn settings_stay_and_resources_go() {
         let mut ext = Extensions::default();
         assert!(ext.get::<Timeout>().is_none());
         ext.insert(Timeout(5));
         ext.get_mut::<Timeout>().unwrap().0 += 1;
+        ext.resource::<Vec<u8>>().push(1);
+        assert_eq!(ext.resource::<Vec<u8>>(), &vec![1]);
+        ext.release_resources();
         assert_eq!(ext.get::<Timeout>(), Some(&Timeout(6)));
-        ext.get_or_default::<Vec<u8>>().push(1);
-        assert_eq!(ext.get::<Vec<u8>>(), Some(&vec![1]));
+        assert!(ext.resource::<Vec<u8>>().is_empty());
     }
 }
