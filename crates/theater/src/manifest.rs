@@ -184,12 +184,15 @@ impl Manifest {
                 config: h.config,
             })
             .collect();
-        let warnings = unknown
-            .iter()
-            .map(|key| {
-                let line = find_key_line(text, key)
-                    .map(|l| format!(":{l}"))
-                    .unwrap_or_default();
+        let mut located: Vec<(Option<usize>, String)> = unknown
+            .into_iter()
+            .map(|key| (find_key_line(text, &key), key))
+            .collect();
+        located.sort();
+        let warnings = located
+            .into_iter()
+            .map(|(line, key)| {
+                let line = line.map(|l| format!(":{l}")).unwrap_or_default();
                 format!("{}{line}: unused manifest key `{key}`", source.display())
             })
             .collect();
