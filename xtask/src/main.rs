@@ -17,6 +17,17 @@ const WASIP2_ACTORS: &[&str] = &[
     "wrong-signature",
     "minimal",
     "messenger",
+    "kv-store",
+    "clock",
+    "dice",
+    "supervisor",
+    "ping-pong",
+    "streamer",
+    "file-notes",
+    "fetcher",
+    "http-hello",
+    "ws-echo",
+    "http-probe",
 ];
 
 /// Actors built for `wasm32-unknown-unknown` (no WASI) and then componentized here.

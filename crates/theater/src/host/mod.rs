@@ -2,8 +2,16 @@
 //! runtime links them all once and grants them per actor from its manifest.
 //! Adding a capability is one module and one line in [`HandlerSet::builtin`].
 
+mod environment;
+mod filesystem;
+mod http_client;
+mod http_framework;
 mod message_server;
+mod random;
 mod runtime;
+mod store;
+mod supervisor;
+mod timing;
 
 pub use message_server::{
     CHANNEL_CLOSE, CHANNEL_MESSAGE, CHANNEL_OPEN, ChannelAccept, HANDLE_REQUEST, HANDLE_SEND,
@@ -69,8 +77,22 @@ impl HandlerSet {
             handlers: vec![
                 Arc::new(runtime::RuntimeHandler),
                 Arc::new(message_server::MessageServerHandler),
+                Arc::new(supervisor::SupervisorHandler),
+                Arc::new(store::StoreHandler::default()),
+                Arc::new(timing::TimingHandler),
+                Arc::new(random::RandomHandler),
+                Arc::new(environment::EnvironmentHandler),
+                Arc::new(filesystem::FilesystemHandler),
+                Arc::new(http_client::HttpClientHandler::default()),
+                Arc::new(http_framework::HttpFrameworkHandler),
             ],
         }
+    }
+
+    /// Adds an embedder's own capability, granted by `type = handler.name()`.
+    pub fn with(mut self, handler: impl Handler) -> Self {
+        self.handlers.push(Arc::new(handler));
+        self
     }
 
     /// One linker with sandboxed WASI and every handler's host functions.

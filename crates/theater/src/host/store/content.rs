@@ -66,6 +66,8 @@ pub enum StoreError {
         "label `{label}` in store {store} already holds {MAX_REFS_PER_LABEL} refs: remove some with `remove-from-label`, or use `replace-at-label`"
     )]
     LabelFull { store: String, label: String },
+    #[error("the runtime is shutting down and its content store is closed")]
+    ShuttingDown,
     #[error("cannot keep the content store in the Theater home {}: {reason}", home.display())]
     Home {
         home: std::path::PathBuf,
@@ -110,7 +112,7 @@ impl ContentStore {
             location: format!("at {}", path.display()),
             hint: match source {
                 redb::DatabaseError::DatabaseAlreadyOpen => {
-                    ": another process has it open; give each running Theater its own home"
+                    " (another process has it open: give each running Theater its own home)"
                 }
                 _ => "",
             },
@@ -206,25 +208,36 @@ impl ContentStore {
     }
 
     /// Takes `hash` off `label`; a label left with no ref is removed.
-    pub fn remove_from_label(&self, store: &str, label: &str, hash: &str) -> Result<(), StoreError> {
+    pub fn remove_from_label(
+        &self,
+        store: &str,
+        label: &str,
+        hash: &str,
+    ) -> Result<(), StoreError> {
         let hash = checked_ref(hash)?;
         self.write(store, |tx| {
-            let mut refs = label_refs(tx, store, label)?.ok_or_else(|| unknown_label(store, label))?;
-            let at = refs
-                .iter()
-                .position(|r| r == hash)
-                .ok_or_else(|| StoreError::NotLabelled {
-                    store: store.to_owned(),
-                    label: label.to_owned(),
-                    hash: hash.to_owned(),
-                })?;
+            let mut refs =
+                label_refs(tx, store, label)?.ok_or_else(|| unknown_label(store, label))?;
+            let at =
+                refs.iter()
+                    .position(|r| r == hash)
+                    .ok_or_else(|| StoreError::NotLabelled {
+                        store: store.to_owned(),
+                        label: label.to_owned(),
+                        hash: hash.to_owned(),
+                    })?;
             refs.remove(at);
             set_label(tx, store, label, &refs)
         })
     }
 
     /// Stores `content` and adds it to `label` as its newest ref.
-    pub fn store_at_label(&self, store: &str, label: &str, content: &[u8]) -> Result<String, StoreError> {
+    pub fn store_at_label(
+        &self,
+        store: &str,
+        label: &str,
+        content: &[u8],
+    ) -> Result<String, StoreError> {
         checked_label(label)?;
         self.write(store, |tx| {
             let hash = put(tx, store, content)?;
@@ -243,7 +256,7 @@ impl ContentStore {
         checked_label(label)?;
         self.write(store, |tx| {
             let hash = put(tx, store, content)?;
-            set_label(tx, store, label, &[hash.clone()])?;
+            set_label(tx, store, label, &[hash.as_str()])?;
             Ok(hash)
         })
     }
@@ -254,7 +267,7 @@ impl ContentStore {
         checked_label(label)?;
         self.write(store, |tx| {
             require_content(tx, store, hash)?;
-            set_label(tx, store, label, &[hash.to_owned()])
+            set_label(tx, store, label, &[hash])
         })
     }
 
@@ -340,7 +353,11 @@ fn require_content(tx: &WriteTransaction, store: &str, hash: &str) -> Result<(),
     }
 }
 
-fn label_refs(tx: &WriteTransaction, store: &str, label: &str) -> Result<Option<Vec<String>>, StoreError> {
+fn label_refs(
+    tx: &WriteTransaction,
+    store: &str,
+    label: &str,
+) -> Result<Option<Vec<String>>, StoreError> {
     let labels = tx.open_table(LABELS)?;
     let refs = labels
         .get((store, label))?
@@ -348,7 +365,12 @@ fn label_refs(tx: &WriteTransaction, store: &str, label: &str) -> Result<Option<
     Ok(refs)
 }
 
-fn add_to_label(tx: &WriteTransaction, store: &str, label: &str, hash: &str) -> Result<(), StoreError> {
+fn add_to_label(
+    tx: &WriteTransaction,
+    store: &str,
+    label: &str,
+    hash: &str,
+) -> Result<(), StoreError> {
     let mut refs = label_refs(tx, store, label)?.unwrap_or_default();
     refs.retain(|r| r != hash);
     if refs.len() >= MAX_REFS_PER_LABEL {
@@ -362,12 +384,17 @@ fn add_to_label(tx: &WriteTransaction, store: &str, label: &str, hash: &str) -> 
 }
 
 /// Sets the refs of `label`; no refs removes it.
-fn set_label(tx: &WriteTransaction, store: &str, label: &str, refs: &[String]) -> Result<(), StoreError> {
+fn set_label(
+    tx: &WriteTransaction,
+    store: &str,
+    label: &str,
+    refs: &[impl AsRef<str>],
+) -> Result<(), StoreError> {
     let mut labels = tx.open_table(LABELS)?;
     if refs.is_empty() {
         labels.remove((store, label))?;
     } else {
-        let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+        let refs: Vec<&str> = refs.iter().map(AsRef::as_ref).collect();
         labels.insert((store, label), refs)?;
     }
     Ok(())
@@ -396,7 +423,8 @@ fn scan<V: Value + 'static, T>(
 const SHOWN_REF_CHARS: usize = 80;
 
 fn checked_ref(hash: &str) -> Result<&str, StoreError> {
-    let is_sha256 = hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let is_sha256 =
+        hash.len() == 64 && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     if is_sha256 {
         Ok(hash)
     } else {
@@ -423,5 +451,131 @@ fn unknown_label(store: &str, label: &str) -> StoreError {
     StoreError::UnknownLabel {
         store: store.to_owned(),
         label: label.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(content: &[u8]) -> String {
+        hex::encode(Sha256::digest(content))
+    }
+
+    #[test]
+    fn content_is_addressed_by_sha256_and_kept_per_store() {
+        let db = ContentStore::in_memory().unwrap();
+        let a = db.create_store().unwrap();
+        let b = db.create_store().unwrap();
+        let hash = db.store(&a, b"hello").unwrap();
+        assert_eq!(hash, sha(b"hello"));
+        assert_eq!(db.store(&a, b"hello").unwrap(), hash);
+        assert_eq!(db.get(&a, &hash).unwrap(), b"hello");
+        assert!(db.exists(&a, &hash).unwrap());
+        assert!(!db.exists(&b, &hash).unwrap());
+        assert!(matches!(
+            db.get(&b, &hash),
+            Err(StoreError::UnknownContent { .. })
+        ));
+        db.store(&a, b"hi").unwrap();
+        assert_eq!(db.total_size(&a).unwrap(), 7);
+        let mut all = vec![sha(b"hello"), sha(b"hi")];
+        all.sort();
+        assert_eq!(db.list_all_content(&a).unwrap(), all);
+        assert!(db.list_all_content(&b).unwrap().is_empty());
+    }
+
+    #[test]
+    fn labels_hold_refs_newest_last() {
+        let db = ContentStore::in_memory().unwrap();
+        let s = db.create_store().unwrap();
+        let one = db.store_at_label(&s, "doc", b"1").unwrap();
+        let two = db.store_at_label(&s, "doc", b"2").unwrap();
+        assert_eq!(db.get_by_label(&s, "doc").unwrap(), Some(two.clone()));
+        db.label(&s, "doc", &one).unwrap();
+        assert_eq!(db.get_by_label(&s, "doc").unwrap(), Some(one.clone()));
+        db.remove_from_label(&s, "doc", &one).unwrap();
+        assert_eq!(db.get_by_label(&s, "doc").unwrap(), Some(two.clone()));
+        assert!(matches!(
+            db.remove_from_label(&s, "doc", &one),
+            Err(StoreError::NotLabelled { .. })
+        ));
+        db.remove_from_label(&s, "doc", &two).unwrap();
+        assert_eq!(db.get_by_label(&s, "doc").unwrap(), None);
+        assert!(db.list_labels(&s).unwrap().is_empty());
+
+        let three = db.replace_content_at_label(&s, "b", b"3").unwrap();
+        db.label(&s, "b", &one).unwrap();
+        db.replace_at_label(&s, "b", &three).unwrap();
+        db.remove_from_label(&s, "b", &three).unwrap();
+        assert_eq!(db.get_by_label(&s, "b").unwrap(), None);
+        db.label(&s, "a", &one).unwrap();
+        db.label(&s, "c", &one).unwrap();
+        assert_eq!(db.list_labels(&s).unwrap(), ["a", "c"]);
+        db.remove_label(&s, "a").unwrap();
+        assert!(matches!(
+            db.remove_label(&s, "a"),
+            Err(StoreError::UnknownLabel { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_input_is_refused_and_changes_nothing() {
+        let db = ContentStore::in_memory().unwrap();
+        let s = db.create_store().unwrap();
+        assert!(matches!(
+            db.store("nope", b"x"),
+            Err(StoreError::UnknownStore(_))
+        ));
+        assert!(matches!(db.get(&s, "abc"), Err(StoreError::BadRef(_))));
+        let missing = sha(b"never stored");
+        assert!(matches!(
+            db.label(&s, "l", &missing),
+            Err(StoreError::UnknownContent { .. })
+        ));
+        let long = "x".repeat(MAX_LABEL_BYTES + 1);
+        assert!(matches!(
+            db.store_at_label(&s, &long, b"x"),
+            Err(StoreError::LabelTooLong { .. })
+        ));
+        let big = vec![0; MAX_CONTENT_BYTES + 1];
+        assert!(matches!(
+            db.store_at_label(&s, "big", &big),
+            Err(StoreError::TooLarge { .. })
+        ));
+        assert!(db.list_labels(&s).unwrap().is_empty());
+        assert_eq!(db.total_size(&s).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_label_holds_a_bounded_number_of_refs() {
+        let db = ContentStore::in_memory().unwrap();
+        let s = db.create_store().unwrap();
+        for i in 0..MAX_REFS_PER_LABEL {
+            db.store_at_label(&s, "many", i.to_string().as_bytes())
+                .unwrap();
+        }
+        assert!(matches!(
+            db.store_at_label(&s, "many", b"one more"),
+            Err(StoreError::LabelFull { .. })
+        ));
+        // Moving a ref it holds to the newest place is no growth.
+        let first = sha(b"0");
+        db.label(&s, "many", &first).unwrap();
+        assert_eq!(db.get_by_label(&s, "many").unwrap(), Some(first));
+    }
+
+    #[test]
+    fn data_survives_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.redb");
+        let (s, hash) = {
+            let db = ContentStore::open(&path).unwrap();
+            let s = db.create_store().unwrap();
+            (s.clone(), db.store_at_label(&s, "k", b"kept").unwrap())
+        };
+        let db = ContentStore::open(&path).unwrap();
+        assert_eq!(db.get_by_label(&s, "k").unwrap(), Some(hash.clone()));
+        assert_eq!(db.get(&s, &hash).unwrap(), b"kept");
     }
 }

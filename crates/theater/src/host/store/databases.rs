@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use super::content::{ContentStore, StoreError};
 
@@ -52,10 +53,36 @@ fn shared_file(home: &Path) -> Result<Arc<ContentStore>, StoreError> {
         })?
         .join(STORE_FILE);
     let mut files = OPEN_FILES.lock().expect("open store files lock");
-    if let Some(db) = files.get(&path).and_then(Weak::upgrade) {
-        return Ok(db);
-    }
-    let db = Arc::new(ContentStore::open(&path)?);
+    let closing = match files.get(&path) {
+        Some(known) => match known.upgrade() {
+            Some(db) => return Ok(db),
+            None => true,
+        },
+        None => false,
+    };
+    let db = Arc::new(open_file(&path, closing)?);
     files.insert(path, Arc::downgrade(&db));
     Ok(db)
+}
+
+/// How long to wait for a database this process is still closing (its
+/// last user is gone, its file lock not yet released) before reporting it
+/// as open elsewhere. Covers a runtime restarted in the same process.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How often to try again meanwhile.
+const CLOSE_POLL: Duration = Duration::from_millis(10);
+
+/// Opens the file at `path`; if this process was `closing` it, tries again
+/// until the close has released the file.
+fn open_file(path: &Path, closing: bool) -> Result<ContentStore, StoreError> {
+    let started = Instant::now();
+    loop {
+        match ContentStore::open(path) {
+            Err(StoreError::Open {
+                source: redb::DatabaseError::DatabaseAlreadyOpen,
+                ..
+            }) if closing && started.elapsed() < CLOSE_WAIT => std::thread::sleep(CLOSE_POLL),
+            opened => return opened,
+        }
+    }
 }

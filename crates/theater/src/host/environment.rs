@@ -1,0 +1,169 @@
+//! `ntwk:theater/environment`: the host's environment variables that the
+//! manifest allow-lists, and no others. Every value an actor gets is
+//! recorded in its chain. See `docs/random-and-environment.md`.
+
+use wasmtime::StoreContextMut;
+use wasmtime::component::Linker;
+
+use super::Handler;
+use crate::actor::{ActorStore, Extensions};
+use crate::wasm::ExportRegistry;
+
+const INTERFACE: &str = "ntwk:theater/environment";
+const GET_VAR: &str = "ntwk:theater/environment.get-var";
+const LIST_VARS: &str = "ntwk:theater/environment.list-vars";
+
+const ALLOWED_KEY: &str = "allowed_vars";
+
+/// `type = "environment"`, config `{ allowed_vars = ["NAME", ...] }`
+/// (default: none).
+pub struct EnvironmentHandler;
+
+impl Handler for EnvironmentHandler {
+    fn name(&self) -> &'static str {
+        "environment"
+    }
+
+    fn imports(&self) -> &'static [&'static str] {
+        &[INTERFACE]
+    }
+
+    fn configure(&self, config: &toml::Table, extensions: &mut Extensions) -> Result<(), String> {
+        extensions.insert(allowed_vars(config)?);
+        Ok(())
+    }
+
+    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
+        let mut environment = linker.instance(INTERFACE)?;
+        environment.func_wrap_async("get-var", |mut store, (name,): (String,)| {
+            Box::new(async move {
+                let value = allowed(&store)?.get(&name);
+                let recorded: Result<_, ()> = Ok(&value);
+                store
+                    .data_mut()
+                    .recorder
+                    .record_host_call(GET_VAR, (&name,), &recorded)
+                    .await?;
+                Ok((value,))
+            })
+        })?;
+        environment.func_wrap_async("list-vars", |mut store, (): ()| {
+            Box::new(async move {
+                let vars = allowed(&store)?.list();
+                let recorded: Result<_, ()> = Ok(&vars);
+                store
+                    .data_mut()
+                    .recorder
+                    .record_host_call(LIST_VARS, (), &recorded)
+                    .await?;
+                Ok((vars,))
+            })
+        })?;
+        Ok(())
+    }
+
+    fn exports(&self, _exports: &mut ExportRegistry, _listed: bool) {}
+}
+
+/// The variables one actor may read, in manifest order.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct AllowedVars(Vec<String>);
+
+impl AllowedVars {
+    /// The value of `name` if it is allowed, set and valid UTF-8.
+    fn get(&self, name: &str) -> Option<String> {
+        if self.0.iter().any(|allowed| allowed == name) {
+            std::env::var(name).ok()
+        } else {
+            None
+        }
+    }
+
+    /// Every allowed variable that is set.
+    fn list(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .filter_map(|name| Some((name.clone(), std::env::var(name).ok()?)))
+            .collect()
+    }
+}
+
+fn allowed_vars(config: &toml::Table) -> Result<AllowedVars, String> {
+    let Some(value) = config.get(ALLOWED_KEY) else {
+        return Ok(AllowedVars::default());
+    };
+    let shape = || format!("`{ALLOWED_KEY}` must be a list of variable names, like [\"HOME\"]");
+    let names = value.as_array().ok_or_else(shape)?;
+    names
+        .iter()
+        .map(|name| {
+            let name = name.as_str().ok_or_else(shape)?;
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(format!(
+                    "`{ALLOWED_KEY}` holds `{}`, which is not a variable name (it is empty or has `=` or NUL in it)",
+                    name.escape_debug()
+                ));
+            }
+            Ok(name.to_owned())
+        })
+        .collect::<Result<_, _>>()
+        .map(AllowedVars)
+}
+
+fn allowed<'a>(store: &'a StoreContextMut<'_, ActorStore>) -> wasmtime::Result<&'a AllowedVars> {
+    store
+        .data()
+        .extensions
+        .get::<AllowedVars>()
+        .ok_or_else(|| wasmtime::Error::msg("environment was not configured for this actor"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(config: &str) -> Result<AllowedVars, String> {
+        allowed_vars(&toml::from_str(config).unwrap())
+    }
+
+    #[test]
+    fn allow_list_parses_and_validates() {
+        assert_eq!(parse(""), Ok(AllowedVars::default()));
+        assert_eq!(
+            parse("allowed_vars = [\"HOME\", \"LANG\"]"),
+            Ok(AllowedVars(vec!["HOME".into(), "LANG".into()]))
+        );
+        assert!(
+            parse("allowed_vars = \"HOME\"")
+                .unwrap_err()
+                .contains("must be a list")
+        );
+        assert!(
+            parse("allowed_vars = [1]")
+                .unwrap_err()
+                .contains("must be a list")
+        );
+        assert!(
+            parse("allowed_vars = [\"A=B\"]")
+                .unwrap_err()
+                .contains("not a variable name")
+        );
+        assert!(
+            parse("allowed_vars = [\"\"]")
+                .unwrap_err()
+                .contains("not a variable name")
+        );
+    }
+
+    #[test]
+    fn only_allowed_variables_are_read() {
+        // PATH is set wherever tests run; reading needs no `set_var`.
+        let vars = AllowedVars(vec!["PATH".into(), "THEATER_SURELY_UNSET_VAR".into()]);
+        assert_eq!(vars.get("PATH"), std::env::var("PATH").ok());
+        assert_eq!(vars.get("THEATER_SURELY_UNSET_VAR"), None);
+        assert_eq!(AllowedVars::default().get("PATH"), None);
+        let listed = vars.list();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].0, "PATH");
+    }
+}

@@ -1,0 +1,446 @@
+//! `ntwk:theater/http-framework`: HTTP servers and WebSockets that an actor
+//! creates, routes and stops at run time; `ntwk:theater/http-handlers` is
+//! how it answers their requests. See `docs/http.md`.
+//!
+//! - [`state`]: the actor's servers, handlers, routes and connections.
+//! - [`server`]: listeners and HTTP connections; every request becomes calls
+//!   on the actor's bounded queue.
+//! - [`websocket`]: one task and state machine per WebSocket connection.
+//! - [`routing`]: route templates and middleware prefixes.
+//! - [`types`]: the WIT records as Rust types.
+//!
+//! Configured with `[[handlers]] type = "http-framework"`; every key of its
+//! `config` is optional (see [`FrameworkConfig`]).
+
+mod routing;
+mod server;
+mod state;
+mod types;
+mod websocket;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use wasmtime::StoreContextMut;
+use wasmtime::component::Linker;
+
+use super::Handler;
+use crate::actor::{ActorStore, Extensions};
+use crate::wasm::ExportRegistry;
+use state::{HttpFramework, Shared, WsEndpoint};
+use types::{
+    HttpRequest, HttpResponse, MiddlewareResult, ServerConfig, ServerInfo, WebsocketMessage,
+    capped,
+};
+
+const INTERFACE: &str = "ntwk:theater/http-framework";
+const HANDLERS: &str = "ntwk:theater/http-handlers";
+
+const HANDLE_REQUEST: &str = "ntwk:theater/http-handlers.handle-request";
+const HANDLE_MIDDLEWARE: &str = "ntwk:theater/http-handlers.handle-middleware";
+const WS_CONNECT: &str = "ntwk:theater/http-handlers.handle-websocket-connect";
+const WS_MESSAGE: &str = "ntwk:theater/http-handlers.handle-websocket-message";
+const WS_DISCONNECT: &str = "ntwk:theater/http-handlers.handle-websocket-disconnect";
+
+/// Chain event of one HTTP exchange: method, uri, status, outcome, time and
+/// both bodies up to `record_body_bytes`.
+pub const HTTP_EVENT: &str = "http";
+/// Chain event of a WebSocket connection opening or closing.
+pub const WEBSOCKET_EVENT: &str = "websocket";
+
+/// Largest request body unless `max_body_bytes` says otherwise (also the
+/// largest WebSocket message). Guards the host's memory against a client
+/// that sends without end; a larger body is answered 413.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Largest request head (request line and headers) unless
+/// `max_header_bytes` says otherwise. Guards against clients that send
+/// headers without end; a larger head is answered 431.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The HTTP parser needs this much for a request head at least.
+pub const MIN_MAX_HEADER_BYTES: usize = 8192;
+/// How long a request may wait for the actor (queue, middleware and
+/// handler) unless `request_timeout_ms` says otherwise; then it is answered
+/// 504. Guards clients against an actor that is stuck or far behind.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Open connections per server unless `max_connections` says otherwise;
+/// more are answered 503 and closed. Guards the host's sockets and memory.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Frames per WebSocket connection kept waiting for a full queue under
+/// `overflow = "drop-oldest"`, unless `ws_buffer` says otherwise.
+pub const DEFAULT_WS_BUFFER: usize = 16;
+/// Bytes of each body recorded in an `http` chain event unless
+/// `record_body_bytes` says otherwise. Guards the chain against growing
+/// with every large upload.
+pub const DEFAULT_RECORD_BODY_BYTES: usize = 1024;
+
+/// What happens to an event that finds the actor's queue full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// HTTP requests are answered 503, WebSocket connections are closed
+    /// with 1013 (try again later).
+    Reject,
+    /// HTTP requests are answered 503; WebSocket frames wait in a small
+    /// per-connection buffer whose oldest frame is dropped when it is full.
+    DropOldest,
+}
+
+/// The `config` of an `http-framework` handler entry.
+#[derive(Debug, Clone)]
+pub struct FrameworkConfig {
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+    pub overflow: Overflow,
+    pub ws_buffer: usize,
+    pub record_body_bytes: usize,
+}
+
+impl Default for FrameworkConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            overflow: Overflow::Reject,
+            ws_buffer: DEFAULT_WS_BUFFER,
+            record_body_bytes: DEFAULT_RECORD_BODY_BYTES,
+        }
+    }
+}
+
+const KNOWN_KEYS: &str = "max_body_bytes, max_header_bytes, request_timeout_ms, max_connections, overflow, ws_buffer, record_body_bytes";
+
+impl FrameworkConfig {
+    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
+        let mut config = Self::default();
+        for (key, value) in table {
+            let int = |min: u64, max: u64| -> Result<u64, String> {
+                match value.as_integer() {
+                    Some(n) if n >= 0 && (min..=max).contains(&(n as u64)) => Ok(n as u64),
+                    _ => Err(format!("`{key}` must be an integer from {min} to {max}")),
+                }
+            };
+            match key.as_str() {
+                "max_body_bytes" => config.max_body_bytes = int(1, 1 << 30)? as usize,
+                "max_header_bytes" => {
+                    config.max_header_bytes = int(MIN_MAX_HEADER_BYTES as u64, 1 << 20)? as usize
+                }
+                "request_timeout_ms" => {
+                    config.request_timeout = Duration::from_millis(int(1, 3_600_000)?)
+                }
+                "max_connections" => config.max_connections = int(1, 65_536)? as usize,
+                "ws_buffer" => config.ws_buffer = int(1, 4096)? as usize,
+                "record_body_bytes" => config.record_body_bytes = int(0, 1 << 20)? as usize,
+                "overflow" => {
+                    config.overflow = match value.as_str() {
+                        Some("reject") => Overflow::Reject,
+                        Some("drop-oldest") => Overflow::DropOldest,
+                        _ => return Err("`overflow` must be \"reject\" or \"drop-oldest\"".into()),
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "unknown http-framework setting `{other}` (known: {KNOWN_KEYS})"
+                    ));
+                }
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// `type = "http-framework"`.
+pub struct HttpFrameworkHandler;
+
+impl Handler for HttpFrameworkHandler {
+    fn name(&self) -> &'static str {
+        "http-framework"
+    }
+
+    fn imports(&self) -> &'static [&'static str] {
+        &[INTERFACE]
+    }
+
+    fn configure(&self, config: &toml::Table, extensions: &mut Extensions) -> Result<(), String> {
+        extensions.insert(HttpFramework {
+            config: Arc::new(FrameworkConfig::from_table(config)?),
+            shared: None,
+        });
+        Ok(())
+    }
+
+    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
+        let mut host = linker.instance(INTERFACE)?;
+        host.func_wrap_async("create-server", |mut store, (config,): (ServerConfig,)| {
+            Box::new(async move {
+                let params = json!({ "config": config });
+                let result = shared(&mut store).and_then(|s| s.create_server(config));
+                answer(&mut store, "create-server", params, result).await
+            })
+        })?;
+        host.func_wrap_async("get-server-info", |mut store, (id,): (u64,)| {
+            Box::new(async move {
+                let result: Result<ServerInfo, String> = shared(&mut store).and_then(|s| s.info(id));
+                answer(&mut store, "get-server-info", json!({ "server": id }), result).await
+            })
+        })?;
+        host.func_wrap_async("start-server", |mut store, (id,): (u64,)| {
+            Box::new(async move {
+                let started = Instant::now();
+                let result = match shared(&mut store) {
+                    Ok(shared) => server::start(&shared, id).await,
+                    Err(e) => Err(e),
+                };
+                store.data_mut().extend_deadline(started.elapsed());
+                answer(&mut store, "start-server", json!({ "server": id }), result).await
+            })
+        })?;
+        host.func_wrap_async("stop-server", |mut store, (id,): (u64,)| {
+            Box::new(async move {
+                let started = Instant::now();
+                let result = match shared(&mut store) {
+                    Ok(shared) => match shared.take_running(id) {
+                        Ok(Some(running)) => {
+                            server::stop(&shared, running, id).await;
+                            Ok(())
+                        }
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                };
+                store.data_mut().extend_deadline(started.elapsed());
+                answer(&mut store, "stop-server", json!({ "server": id }), result).await
+            })
+        })?;
+        host.func_wrap_async("destroy-server", |mut store, (id,): (u64,)| {
+            Box::new(async move {
+                let started = Instant::now();
+                let result = match shared(&mut store) {
+                    Ok(shared) => match shared.destroy(id) {
+                        Ok(Some(running)) => {
+                            server::stop(&shared, running, id).await;
+                            Ok(())
+                        }
+                        Ok(None) => Ok(()),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                };
+                store.data_mut().extend_deadline(started.elapsed());
+                answer(&mut store, "destroy-server", json!({ "server": id }), result).await
+            })
+        })?;
+        host.func_wrap_async("register-handler", |mut store, (name,): (String,)| {
+            Box::new(async move {
+                let params = json!({ "name": name });
+                let result = shared(&mut store).and_then(|s| s.register_handler(name));
+                answer(&mut store, "register-handler", params, result).await
+            })
+        })?;
+        host.func_wrap_async(
+            "add-route",
+            |mut store, (server, path, method, handler): (u64, String, String, u64)| {
+                Box::new(async move {
+                    let params = json!({ "server": server, "path": path, "method": method, "handler": handler });
+                    let result = shared(&mut store)
+                        .and_then(|s| s.add_route(server, &path, &method, handler));
+                    answer(&mut store, "add-route", params, result).await
+                })
+            },
+        )?;
+        host.func_wrap_async("remove-route", |mut store, (id,): (u64,)| {
+            Box::new(async move {
+                let result = shared(&mut store).and_then(|s| s.remove_route(id));
+                answer(&mut store, "remove-route", json!({ "route": id }), result).await
+            })
+        })?;
+        host.func_wrap_async(
+            "add-middleware",
+            |mut store, (server, path, handler): (u64, String, u64)| {
+                Box::new(async move {
+                    let params = json!({ "server": server, "path": path, "handler": handler });
+                    let result =
+                        shared(&mut store).and_then(|s| s.add_middleware(server, &path, handler));
+                    answer(&mut store, "add-middleware", params, result).await
+                })
+            },
+        )?;
+        host.func_wrap_async("remove-middleware", |mut store, (id,): (u64,)| {
+            Box::new(async move {
+                let result = shared(&mut store).and_then(|s| s.remove_middleware(id));
+                answer(&mut store, "remove-middleware", json!({ "middleware": id }), result).await
+            })
+        })?;
+        host.func_wrap_async(
+            "enable-websocket",
+            |mut store,
+             (server, path, connect, message, disconnect): (
+                u64,
+                String,
+                Option<u64>,
+                u64,
+                Option<u64>,
+            )| {
+                Box::new(async move {
+                    let params = json!({
+                        "server": server, "path": path,
+                        "connect": connect, "message": message, "disconnect": disconnect,
+                    });
+                    let endpoint = WsEndpoint {
+                        connect,
+                        message,
+                        disconnect,
+                    };
+                    let result =
+                        shared(&mut store).and_then(|s| s.enable_websocket(server, &path, endpoint));
+                    answer(&mut store, "enable-websocket", params, result).await
+                })
+            },
+        )?;
+        host.func_wrap_async(
+            "disable-websocket",
+            |mut store, (server, path): (u64, String)| {
+                Box::new(async move {
+                    let params = json!({ "server": server, "path": path });
+                    let result = shared(&mut store).and_then(|s| s.disable_websocket(server, &path));
+                    answer(&mut store, "disable-websocket", params, result).await
+                })
+            },
+        )?;
+        host.func_wrap_async(
+            "send-websocket-message",
+            |mut store, (server, connection, message): (u64, u64, WebsocketMessage)| {
+                Box::new(async move {
+                    let result = shared(&mut store);
+                    let cap = result
+                        .as_ref()
+                        .map_or(DEFAULT_RECORD_BODY_BYTES, |s| s.config.record_body_bytes);
+                    let payload = message
+                        .text
+                        .as_ref()
+                        .map(|t| t.as_bytes().to_vec())
+                        .or_else(|| message.data.clone())
+                        .unwrap_or_default();
+                    let params = json!({
+                        "server": server,
+                        "connection": connection,
+                        "type": message.ty,
+                        "message": capped(&payload, cap),
+                    });
+                    let result =
+                        result.and_then(|s| s.send_websocket(server, connection, message));
+                    answer(&mut store, "send-websocket-message", params, result).await
+                })
+            },
+        )?;
+        host.func_wrap_async(
+            "close-websocket",
+            |mut store, (server, connection): (u64, u64)| {
+                Box::new(async move {
+                    let params = json!({ "server": server, "connection": connection });
+                    let result = shared(&mut store).and_then(|s| s.close_websocket(server, connection));
+                    answer(&mut store, "close-websocket", params, result).await
+                })
+            },
+        )?;
+        Ok(())
+    }
+
+    fn exports(&self, exports: &mut ExportRegistry, listed: bool) {
+        exports
+            .register_function::<(u64, HttpRequest), (HttpResponse,)>(HANDLERS, "handle-request")
+            .required(listed);
+        exports
+            .register_function::<(u64, HttpRequest), (MiddlewareResult,)>(
+                HANDLERS,
+                "handle-middleware",
+            )
+            .required(false);
+        exports
+            .register_function_no_result::<(u64, u64, String, Option<String>)>(
+                HANDLERS,
+                "handle-websocket-connect",
+            )
+            .required(false);
+        exports
+            .register_function::<(u64, u64, WebsocketMessage), (Vec<WebsocketMessage>,)>(
+                HANDLERS,
+                "handle-websocket-message",
+            )
+            .required(false);
+        exports
+            .register_function_no_result::<(u64, u64)>(HANDLERS, "handle-websocket-disconnect")
+            .required(false);
+    }
+}
+
+/// The calling actor's framework state, made on its first use.
+fn shared(store: &mut StoreContextMut<'_, ActorStore>) -> Result<Arc<Shared>, String> {
+    let data = store.data_mut();
+    let (actor, runtime) = (data.id, data.weak_runtime());
+    let framework = data
+        .extensions
+        .get_mut::<HttpFramework>()
+        .ok_or("the http-framework handler is not configured for this actor")?;
+    let config = framework.config.clone();
+    Ok(framework
+        .shared
+        .get_or_insert_with(|| Arc::new(Shared::new(actor, runtime, config)))
+        .clone())
+}
+
+/// Records the call in the actor's chain and hands the result back.
+async fn answer<T: Serialize>(
+    store: &mut StoreContextMut<'_, ActorStore>,
+    function: &str,
+    params: Value,
+    result: Result<T, String>,
+) -> wasmtime::Result<(Result<T, String>,)> {
+    store
+        .data_mut()
+        .recorder
+        .record_host_call(&format!("{INTERFACE}.{function}"), params, &result)
+        .await?;
+    Ok((result,))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Result<FrameworkConfig, String> {
+        FrameworkConfig::from_table(&toml::from_str(text).unwrap())
+    }
+
+    #[test]
+    fn an_empty_config_has_the_documented_defaults() {
+        let config = config("").unwrap();
+        assert_eq!(config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(config.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert_eq!(config.overflow, Overflow::Reject);
+    }
+
+    #[test]
+    fn settings_are_read_and_bad_ones_explained() {
+        let config = config(
+            "max_body_bytes = 5\nrequest_timeout_ms = 200\noverflow = \"drop-oldest\"\nws_buffer = 2",
+        )
+        .unwrap();
+        assert_eq!(config.max_body_bytes, 5);
+        assert_eq!(config.request_timeout, Duration::from_millis(200));
+        assert_eq!(config.overflow, Overflow::DropOldest);
+        assert_eq!(config.ws_buffer, 2);
+
+        let error = super::tests::config("overflow = \"drop-newest\"").unwrap_err();
+        assert!(error.contains("\"reject\" or \"drop-oldest\""), "{error}");
+        let error = super::tests::config("max_header_bytes = 100").unwrap_err();
+        assert!(error.contains("from 8192"), "{error}");
+        let error = super::tests::config("max_body = 1").unwrap_err();
+        assert!(error.contains("unknown http-framework setting `max_body`"), "{error}");
+    }
+}

@@ -1,0 +1,549 @@
+//! WebSocket connections. Each is one task and a small state machine:
+//! connecting (the actor's connect handler has not answered) → connected →
+//! closing (a close frame is on its way) → closed (forgotten, the actor told).
+//!
+//! Every frame from the client is a call of `handle-websocket-message` on
+//! the actor's bounded queue; the messages it returns go back in order. A
+//! connection keeps at most [`MAX_IN_FLIGHT`] calls queued and stops reading
+//! from its client beyond that. When the actor's queue is full, the server's
+//! overflow policy decides: `reject` closes the connection with 1013 (try
+//! again later), `drop-oldest` keeps up to `ws_buffer` frames waiting and
+//! drops the oldest of them when more come. Either is counted and logged.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::request::Parts;
+use axum::http::{Response, StatusCode};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use serde_json::value::to_raw_value;
+use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::server::{Failure, PermitSlot, ServerCtx};
+use super::state::{ConnState, RETRY_INTERVAL, ServerStats, WsEndpoint};
+use super::types::{HttpRequest, MessageType, WebsocketMessage};
+use super::{Overflow, WS_CONNECT, WS_DISCONNECT, WS_MESSAGE, WEBSOCKET_EVENT};
+use crate::actor::ActorHandle;
+use crate::error::ActorError;
+
+/// Calls one connection may have queued on the actor at once; past that it
+/// reads no more frames until one is answered (TCP pushes back on the
+/// client). Keeps one client from filling the actor's queue by itself.
+pub const MAX_IN_FLIGHT: usize = 32;
+/// How long sending one frame may take. Guards against clients that do
+/// not read.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the closing handshake may take before the connection is cut.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest close reason a close frame carries (the protocol's limit).
+const MAX_CLOSE_REASON: usize = 123;
+
+/// Close codes (RFC 6455, 7.4.1).
+const NORMAL: u16 = 1000;
+const GOING_AWAY: u16 = 1001;
+const INTERNAL_ERROR: u16 = 1011;
+const TRY_AGAIN_LATER: u16 = 1013;
+
+type Reply = Pin<Box<dyn Future<Output = Result<(Vec<WebsocketMessage>,), ActorError>> + Send>>;
+
+/// What the request side knows of an upgrade.
+pub struct Upgrade {
+    pub path: String,
+    pub endpoint: WsEndpoint,
+    pub middleware: Vec<u64>,
+    pub slot: PermitSlot,
+    pub deadline: Instant,
+}
+
+/// Answers an upgrade request: runs the middleware, registers the
+/// connection and hands the socket to its task.
+pub async fn upgrade(
+    ctx: Arc<ServerCtx>,
+    mut parts: Parts,
+    request: HttpRequest,
+    upgrade: Upgrade,
+) -> Response<Body> {
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let Some(handle) = ctx.shared.actor_handle(upgrade.deadline).await else {
+        return ctx.failure_answer(Failure::Unavailable).into_response();
+    };
+    if !upgrade.middleware.is_empty() {
+        let run = ctx.run_middleware(&handle, &upgrade.middleware, request);
+        match tokio::time::timeout_at(upgrade.deadline.into(), run).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(failure)) => return ctx.failure_answer(failure).into_response(),
+            Err(_) => return StatusCode::GATEWAY_TIMEOUT.into_response(),
+        }
+    }
+    let query = parts.uri.query().map(str::to_owned);
+    let new = ctx
+        .shared
+        .open_connection(ctx.server, &upgrade.path, &ctx.cancel);
+    let permit = upgrade
+        .slot
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    let limit = ctx.shared.config.max_body_bytes;
+    let (shared, id) = (ctx.shared.clone(), new.id);
+    let conn = Connection {
+        ctx,
+        id: new.id,
+        path: upgrade.path,
+        endpoint: upgrade.endpoint,
+        handle,
+        outbound: new.outbound,
+        close: new.close,
+        in_flight: FuturesOrdered::new(),
+        pending: VecDeque::new(),
+        received: 0,
+        sent: 0,
+        dropped: 0,
+        _permit: permit,
+    };
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_failed_upgrade(move |e| {
+            tracing::debug!(actor = %shared.actor, connection = id, "WebSocket upgrade failed: {e}");
+            shared.remove_connection(id);
+        })
+        .on_upgrade(move |socket| conn.run(socket, query))
+}
+
+/// How a connection ends.
+#[derive(Debug)]
+enum Cause {
+    /// The client sent a close frame (answered by the protocol layer).
+    Client(Option<(u16, String)>),
+    /// The connection broke without a closing handshake.
+    Lost(String),
+    /// This side closes with this code and reason.
+    Close(u16, String),
+}
+
+struct Connection {
+    ctx: Arc<ServerCtx>,
+    id: u64,
+    path: String,
+    endpoint: WsEndpoint,
+    handle: ActorHandle,
+    outbound: mpsc::Receiver<WebsocketMessage>,
+    close: CancellationToken,
+    /// Calls queued on the actor, answered in order.
+    in_flight: FuturesOrdered<Reply>,
+    /// Frames the full queue refused (`drop-oldest` only).
+    pending: VecDeque<WebsocketMessage>,
+    received: u64,
+    sent: u64,
+    dropped: u64,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Whether the actor's queue took a call.
+enum Enqueued {
+    Yes,
+    Full(Option<WebsocketMessage>),
+    Gone,
+}
+
+impl Connection {
+    async fn run(mut self, mut socket: WebSocket, query: Option<String>) {
+        let connected = match self.connect(query.clone()).await {
+            Ok(()) => {
+                self.ctx
+                    .shared
+                    .set_connection_state(self.id, ConnState::Connected);
+                self.record(json!({ "event": "open", "path": self.path, "query": query }));
+                tracing::debug!(actor = %self.ctx.shared.actor, connection = self.id, path = %self.path, "WebSocket connected");
+                true
+            }
+            Err(cause) => {
+                self.finish(&mut socket, cause, false).await;
+                return;
+            }
+        };
+        let cause = self.serve(&mut socket).await;
+        self.finish(&mut socket, cause, connected).await;
+    }
+
+    /// Connecting: the actor's connect handler hears of the connection
+    /// before any of its frames.
+    async fn connect(&mut self, query: Option<String>) -> Result<(), Cause> {
+        let Some(handler) = self.endpoint.connect else {
+            return Ok(());
+        };
+        let params = (handler, self.id, self.path.clone(), query);
+        let call = self.handle.call_function::<_, ()>(WS_CONNECT, params);
+        match tokio::time::timeout(self.ctx.shared.config.request_timeout, call).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(ActorError::QueueFull { .. })) => Err(self.overflow_close()),
+            Ok(Err(ActorError::Stopped(_))) => {
+                Err(Cause::Close(GOING_AWAY, "actor stopped".into()))
+            }
+            Ok(Err(ActorError::Failed { message, .. })) => Err(Cause::Close(
+                INTERNAL_ERROR,
+                format!("connection refused: {message}"),
+            )),
+            Ok(Err(e)) => {
+                tracing::debug!(actor = %self.ctx.shared.actor, connection = self.id, "connect handler failed: {e}");
+                Err(Cause::Close(INTERNAL_ERROR, "connect handler failed".into()))
+            }
+            Err(_) => Err(Cause::Close(
+                INTERNAL_ERROR,
+                "the actor did not accept the connection in time".into(),
+            )),
+        }
+    }
+
+    /// Connected: frames in, replies and pushes out, until one side closes.
+    async fn serve(&mut self, socket: &mut WebSocket) -> Cause {
+        let mut retry = tokio::time::interval(RETRY_INTERVAL);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let reading = self.in_flight.len() < MAX_IN_FLIGHT;
+            tokio::select! {
+                biased;
+                _ = self.close.cancelled() => return self.requested_close(),
+                Some(message) = self.outbound.recv() => {
+                    if let Err(cause) = self.send(socket, message).await {
+                        return cause;
+                    }
+                }
+                Some(reply) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    match reply {
+                        Ok((messages,)) => {
+                            for message in messages {
+                                if let Err(cause) = self.send(socket, message).await {
+                                    return cause;
+                                }
+                            }
+                        }
+                        Err(ActorError::Stopped(_)) => {
+                            return Cause::Close(GOING_AWAY, "actor stopped".into());
+                        }
+                        Err(e) => {
+                            tracing::debug!(actor = %self.ctx.shared.actor, connection = self.id, "message handler failed: {e}");
+                        }
+                    }
+                }
+                _ = retry.tick(), if !self.pending.is_empty() => {
+                    if let Some(cause) = self.flush_pending() {
+                        return cause;
+                    }
+                }
+                frame = socket.recv(), if reading => match frame {
+                    None => return Cause::Lost("the client went away".into()),
+                    Some(Err(e)) => return Cause::Lost(e.to_string()),
+                    Some(Ok(Message::Close(frame))) => {
+                        return Cause::Client(frame.map(|f| (f.code, f.reason.as_str().to_owned())));
+                    }
+                    Some(Ok(frame)) => {
+                        self.received += 1;
+                        if let Some(message) = from_frame(frame)
+                            && let Some(cause) = self.dispatch(message)
+                        {
+                            return cause;
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Why the close token was cancelled.
+    fn requested_close(&self) -> Cause {
+        if self.ctx.shared.ended.is_cancelled() {
+            return Cause::Close(GOING_AWAY, "actor stopped".into());
+        }
+        match self.ctx.shared.close_reason(self.id) {
+            Some((code, reason)) => Cause::Close(code, reason),
+            None => Cause::Close(GOING_AWAY, "server stopped".into()),
+        }
+    }
+
+    /// Offers a frame to the actor, behind any that are already waiting.
+    fn dispatch(&mut self, message: WebsocketMessage) -> Option<Cause> {
+        if !self.pending.is_empty() {
+            self.hold(message);
+            return None;
+        }
+        match self.enqueue(message) {
+            Enqueued::Yes => None,
+            Enqueued::Gone => Some(Cause::Close(GOING_AWAY, "actor stopped".into())),
+            Enqueued::Full(message) => match (self.ctx.shared.config.overflow, message) {
+                (Overflow::DropOldest, Some(message)) => {
+                    self.hold(message);
+                    None
+                }
+                _ => Some(self.overflow_close()),
+            },
+        }
+    }
+
+    /// Queues a `handle-websocket-message` call; it is answered through
+    /// `in_flight`.
+    fn enqueue(&mut self, message: WebsocketMessage) -> Enqueued {
+        let keep = (self.ctx.shared.config.overflow == Overflow::DropOldest).then(|| message.clone());
+        let handler = self.endpoint.message;
+        let (handle, id) = (self.handle.clone(), self.id);
+        let mut call: Reply = Box::pin(async move {
+            handle
+                .call_function(WS_MESSAGE, (handler, id, message))
+                .await
+        });
+        // The first poll puts the call on the queue (or finds it full); the
+        // answer comes later through `in_flight`, polled with a real waker.
+        match call.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Pending => {
+                self.in_flight.push_back(call);
+                Enqueued::Yes
+            }
+            Poll::Ready(Err(ActorError::QueueFull { .. })) => Enqueued::Full(keep),
+            Poll::Ready(Err(ActorError::Stopped(_))) => Enqueued::Gone,
+            Poll::Ready(done) => {
+                self.in_flight.push_back(Box::pin(std::future::ready(done)));
+                Enqueued::Yes
+            }
+        }
+    }
+
+    /// Keeps a refused frame for later, dropping the oldest beyond
+    /// `ws_buffer`.
+    fn hold(&mut self, message: WebsocketMessage) {
+        if self.pending.len() >= self.ctx.shared.config.ws_buffer {
+            self.pending.pop_front();
+            self.dropped += 1;
+            let total = ServerStats::bump(&self.ctx.stats.ws_frames_dropped);
+            if total == 1 || total.is_multiple_of(100) {
+                tracing::warn!(target: "actor", actor = %self.ctx.shared.actor, server = self.ctx.server, connection = self.id, total, "actor queue full: oldest waiting WebSocket frame dropped");
+            }
+        }
+        self.pending.push_back(message);
+    }
+
+    /// Offers the waiting frames again, oldest first.
+    fn flush_pending(&mut self) -> Option<Cause> {
+        while let Some(message) = self.pending.pop_front() {
+            match self.enqueue(message) {
+                Enqueued::Yes => {}
+                Enqueued::Gone => return Some(Cause::Close(GOING_AWAY, "actor stopped".into())),
+                Enqueued::Full(message) => {
+                    if let Some(message) = message {
+                        self.pending.push_front(message);
+                    }
+                    break;
+                }
+            }
+        }
+        None
+    }
+
+    fn overflow_close(&self) -> Cause {
+        let total = ServerStats::bump(&self.ctx.stats.ws_overflow_closed);
+        tracing::warn!(target: "actor", actor = %self.ctx.shared.actor, server = self.ctx.server, connection = self.id, total, "actor queue full: WebSocket connection closed (overflow = \"reject\")");
+        Cause::Close(TRY_AGAIN_LATER, "actor queue full: message refused".into())
+    }
+
+    /// Sends one message from the actor; a `close` message starts closing.
+    async fn send(&mut self, socket: &mut WebSocket, message: WebsocketMessage) -> Result<(), Cause> {
+        let frame = match to_frame(message) {
+            Outgoing::Frame(frame) => frame,
+            Outgoing::Close(code, reason) => return Err(Cause::Close(code, reason)),
+            Outgoing::Skip(kind) => {
+                tracing::debug!(actor = %self.ctx.shared.actor, connection = self.id, "a `{kind}` message is not sent to clients");
+                return Ok(());
+            }
+        };
+        match tokio::time::timeout(SEND_TIMEOUT, socket.send(frame)).await {
+            Ok(Ok(())) => {
+                self.sent += 1;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(Cause::Lost(e.to_string())),
+            Err(_) => Err(Cause::Lost("the client does not read".into())),
+        }
+    }
+
+    /// Closing, then closed: the handshake, then the registry forgets the
+    /// connection and the actor hears of it (unless the actor is gone).
+    async fn finish(&mut self, socket: &mut WebSocket, cause: Cause, connected: bool) {
+        self.ctx.shared.set_connection_state(self.id, ConnState::Closing);
+        let (initiator, code, reason) = match &cause {
+            Cause::Client(frame) => (
+                "client",
+                frame.as_ref().map(|f| f.0),
+                frame.as_ref().map(|f| f.1.clone()).unwrap_or_default(),
+            ),
+            Cause::Lost(why) => ("lost", None, why.clone()),
+            Cause::Close(code, reason) => ("server", Some(*code), reason.clone()),
+        };
+        if let Cause::Close(code, reason) = &cause {
+            let frame = CloseFrame {
+                code: *code,
+                reason: truncate(reason, MAX_CLOSE_REASON).into(),
+            };
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+        }
+        if !matches!(cause, Cause::Lost(_)) {
+            // Let the protocol layer finish the handshake: read until the
+            // client's close (or its answer to ours) and the end.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+                while let Some(Ok(_)) = socket.recv().await {}
+            })
+            .await;
+        }
+        self.ctx.shared.remove_connection(self.id);
+        self.dropped += self.pending.len() as u64;
+        self.pending.clear();
+        let actor_gone = self.ctx.shared.ended.is_cancelled() || !self.handle.is_running();
+        if connected && !actor_gone {
+            self.disconnected().await;
+        }
+        if !actor_gone {
+            self.record(json!({
+                "event": "close",
+                "path": self.path,
+                "initiator": initiator,
+                "code": code,
+                "reason": reason,
+                "received": self.received,
+                "sent": self.sent,
+                "dropped": self.dropped,
+            }));
+        }
+        tracing::debug!(actor = %self.ctx.shared.actor, connection = self.id, initiator, ?code, "WebSocket closed");
+    }
+
+    /// Tells the actor the connection is gone. Queued behind its frames;
+    /// waits for room in a full queue (up to the request time limit) rather
+    /// than leave the actor believing the connection is still open.
+    async fn disconnected(&mut self) {
+        let Some(handler) = self.endpoint.disconnect else {
+            return;
+        };
+        let deadline = Instant::now() + self.ctx.shared.config.request_timeout;
+        loop {
+            match self
+                .handle
+                .cast_function(None, WS_DISCONNECT, (handler, self.id))
+            {
+                Ok(()) => return,
+                Err(ActorError::QueueFull { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(RETRY_INTERVAL).await;
+                }
+                Err(e) => {
+                    tracing::warn!(target: "actor", actor = %self.ctx.shared.actor, connection = self.id, "cannot tell the actor that WebSocket connection {} closed: {e}", self.id);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn record(&self, mut data: Value) {
+        data["server"] = json!(self.ctx.server);
+        data["connection"] = json!(self.id);
+        let description = format!(
+            "WebSocket {} {} {}",
+            self.id,
+            data["event"].as_str().unwrap_or_default(),
+            self.path
+        );
+        if let Ok(data) = to_raw_value(&data) {
+            self.handle.record_later(WEBSOCKET_EVENT, data, description);
+        }
+    }
+}
+
+/// A client frame as the actor sees it; `None` for a close frame.
+fn from_frame(frame: Message) -> Option<WebsocketMessage> {
+    Some(match frame {
+        Message::Text(text) => WebsocketMessage::text(text.as_str()),
+        Message::Binary(data) => WebsocketMessage::with_data(MessageType::Binary, data.to_vec()),
+        Message::Ping(data) => WebsocketMessage::with_data(MessageType::Ping, data.to_vec()),
+        Message::Pong(data) => WebsocketMessage::with_data(MessageType::Pong, data.to_vec()),
+        Message::Close(_) => return None,
+    })
+}
+
+enum Outgoing {
+    Frame(Message),
+    Close(u16, String),
+    Skip(&'static str),
+}
+
+/// A message from the actor as a frame. Text goes as `text` (or `data`
+/// read as UTF-8), everything else as `data` (or `text`'s bytes).
+fn to_frame(message: WebsocketMessage) -> Outgoing {
+    let WebsocketMessage { ty, data, text } = message;
+    let bytes = || -> Bytes {
+        data.clone()
+            .or_else(|| text.clone().map(String::into_bytes))
+            .unwrap_or_default()
+            .into()
+    };
+    match ty {
+        MessageType::Text => Outgoing::Frame(Message::text(text.clone().unwrap_or_else(|| {
+            String::from_utf8_lossy(data.as_deref().unwrap_or_default()).into_owned()
+        }))),
+        MessageType::Binary => Outgoing::Frame(Message::Binary(bytes())),
+        MessageType::Ping => Outgoing::Frame(Message::Ping(bytes().slice(..bytes().len().min(125)))),
+        MessageType::Pong => Outgoing::Frame(Message::Pong(bytes().slice(..bytes().len().min(125)))),
+        MessageType::Close => Outgoing::Close(NORMAL, text.clone().unwrap_or_default()),
+        MessageType::Connect => Outgoing::Skip("connect"),
+        MessageType::Other(_) => Outgoing::Skip("other"),
+    }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actor_messages_become_the_right_frames() {
+        let text = WebsocketMessage::text("hi");
+        assert!(matches!(to_frame(text), Outgoing::Frame(Message::Text(t)) if t.as_str() == "hi"));
+        let binary = WebsocketMessage::with_data(MessageType::Binary, vec![1, 2]);
+        assert!(matches!(to_frame(binary), Outgoing::Frame(Message::Binary(b)) if b[..] == [1, 2]));
+        let close = WebsocketMessage {
+            ty: MessageType::Close,
+            data: None,
+            text: Some("bye".into()),
+        };
+        assert!(matches!(to_frame(close), Outgoing::Close(1000, r) if r == "bye"));
+        let ping = WebsocketMessage::with_data(MessageType::Ping, vec![7; 200]);
+        assert!(matches!(to_frame(ping), Outgoing::Frame(Message::Ping(b)) if b.len() == 125));
+        let other = WebsocketMessage::with_data(MessageType::Other("x".into()), vec![]);
+        assert!(matches!(to_frame(other), Outgoing::Skip(_)));
+    }
+
+    #[test]
+    fn close_reasons_are_cut_at_a_character_boundary() {
+        assert_eq!(truncate("abc", 2), "ab");
+        assert_eq!(truncate("aé", 2), "a");
+        assert_eq!(truncate("ok", 123), "ok");
+    }
+}

@@ -1,0 +1,233 @@
+//! `ntwk:theater/timing`: the time, and sleeps that make the actor wait
+//! without holding up the runtime. Every value and outcome an actor gets is
+//! recorded in its chain. See `docs/timing.md`.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wasmtime::StoreContextMut;
+use wasmtime::component::Linker;
+
+use super::Handler;
+use crate::actor::{ActorStore, Extensions, now_ms};
+use crate::wasm::ExportRegistry;
+
+const INTERFACE: &str = "ntwk:theater/timing";
+const NOW: &str = "ntwk:theater/timing.now";
+const SLEEP: &str = "ntwk:theater/timing.sleep";
+const DEADLINE: &str = "ntwk:theater/timing.deadline";
+
+const MAX_KEY: &str = "max_sleep_duration";
+const MIN_KEY: &str = "min_sleep_duration";
+
+/// Longest sleep (or wait for a deadline) unless the manifest says
+/// otherwise. Guards against a guest that parks itself, and every call
+/// queued behind it, for good.
+pub const DEFAULT_MAX_SLEEP_MS: u64 = 60 * 60 * 1000;
+/// Shortest sleep unless the manifest says otherwise: none.
+pub const DEFAULT_MIN_SLEEP_MS: u64 = 0;
+
+/// `type = "timing"`, config `{ max_sleep_duration, min_sleep_duration }`
+/// in milliseconds.
+pub struct TimingHandler;
+
+impl Handler for TimingHandler {
+    fn name(&self) -> &'static str {
+        "timing"
+    }
+
+    fn imports(&self) -> &'static [&'static str] {
+        &[INTERFACE]
+    }
+
+    fn configure(&self, config: &toml::Table, extensions: &mut Extensions) -> Result<(), String> {
+        let limits = SleepLimits {
+            max_ms: milliseconds(config, MAX_KEY, DEFAULT_MAX_SLEEP_MS)?,
+            min_ms: milliseconds(config, MIN_KEY, DEFAULT_MIN_SLEEP_MS)?,
+        };
+        if limits.min_ms > limits.max_ms {
+            return Err(format!(
+                "`{MIN_KEY}` ({}) is larger than `{MAX_KEY}` ({}): no sleep could pass",
+                limits.min_ms, limits.max_ms
+            ));
+        }
+        extensions.insert(limits);
+        Ok(())
+    }
+
+    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
+        let mut timing = linker.instance(INTERFACE)?;
+        timing.func_wrap_async("now", |mut store, (): ()| {
+            Box::new(async move {
+                let now = now_ms();
+                let recorded: Result<u64, ()> = Ok(now);
+                store
+                    .data_mut()
+                    .recorder
+                    .record_host_call(NOW, (), &recorded)
+                    .await?;
+                Ok((now,))
+            })
+        })?;
+        timing.func_wrap_async("sleep", |mut store, (duration,): (u64,)| {
+            Box::new(async move {
+                let result = match limits(&store)?.check_sleep(duration) {
+                    Ok(()) => {
+                        wait(&mut store, duration).await;
+                        Ok(())
+                    }
+                    Err(refused) => Err(refused),
+                };
+                answer(&mut store, SLEEP, (duration,), result).await
+            })
+        })?;
+        timing.func_wrap_async("deadline", |mut store, (timestamp,): (u64,)| {
+            Box::new(async move {
+                let result = match limits(&store)?.check_deadline(timestamp, now_ms()) {
+                    Ok(remaining) => {
+                        wait(&mut store, remaining).await;
+                        Ok(())
+                    }
+                    Err(refused) => Err(refused),
+                };
+                answer(&mut store, DEADLINE, (timestamp,), result).await
+            })
+        })?;
+        Ok(())
+    }
+
+    fn exports(&self, _exports: &mut ExportRegistry, _listed: bool) {}
+}
+
+/// An actor's sleep limits, from its manifest.
+#[derive(Debug, Clone, Copy)]
+struct SleepLimits {
+    max_ms: u64,
+    min_ms: u64,
+}
+
+impl SleepLimits {
+    fn check_sleep(&self, duration: u64) -> Result<(), String> {
+        if duration > self.max_ms {
+            return Err(format!(
+                "a sleep of {duration} ms is longer than this actor's limit of {} ms (`{MAX_KEY}` of its timing handler): sleep in shorter steps or raise the limit in its manifest",
+                self.max_ms
+            ));
+        }
+        if duration < self.min_ms {
+            return Err(format!(
+                "a sleep of {duration} ms is shorter than this actor's minimum of {} ms (`{MIN_KEY}` of its timing handler)",
+                self.min_ms
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long to wait for `deadline` (ms since the epoch) from `now`; a
+    /// deadline already passed needs no wait.
+    fn check_deadline(&self, deadline: u64, now: u64) -> Result<u64, String> {
+        let remaining = deadline.saturating_sub(now);
+        if remaining > self.max_ms {
+            return Err(format!(
+                "the deadline {deadline} is {remaining} ms away, longer than this actor's limit of {} ms (`{MAX_KEY}` of its timing handler): wait in shorter steps or raise the limit in its manifest",
+                self.max_ms
+            ));
+        }
+        Ok(remaining)
+    }
+}
+
+/// A whole number of milliseconds under `key`, or `default` without one.
+fn milliseconds(config: &toml::Table, key: &str, default: u64) -> Result<u64, String> {
+    match config.get(key) {
+        None => Ok(default),
+        Some(toml::Value::Integer(ms)) if *ms >= 0 => Ok(*ms as u64),
+        Some(other) => Err(format!(
+            "`{key}` must be a whole number of milliseconds, 0 or more, not `{other}`"
+        )),
+    }
+}
+
+fn limits(store: &StoreContextMut<'_, ActorStore>) -> wasmtime::Result<SleepLimits> {
+    store
+        .data()
+        .extensions
+        .get::<SleepLimits>()
+        .copied()
+        .ok_or_else(|| wasmtime::Error::msg("timing was not configured for this actor"))
+}
+
+/// Sleeps `ms`; the time waited does not count against the call's time limit.
+async fn wait(store: &mut StoreContextMut<'_, ActorStore>, ms: u64) {
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    store.data_mut().extend_deadline(started.elapsed());
+}
+
+/// Records the outcome of a call and hands it to the actor.
+async fn answer<P: Serialize>(
+    store: &mut StoreContextMut<'_, ActorStore>,
+    function: &str,
+    params: P,
+    result: Result<(), String>,
+) -> wasmtime::Result<(Result<(), String>,)> {
+    store
+        .data_mut()
+        .recorder
+        .record_host_call(function, params, &result)
+        .await?;
+    Ok((result,))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configured(config: &str) -> Result<SleepLimits, String> {
+        let mut extensions = Extensions::default();
+        TimingHandler.configure(&toml::from_str(config).unwrap(), &mut extensions)?;
+        Ok(*extensions.get::<SleepLimits>().unwrap())
+    }
+
+    #[test]
+    fn limits_default_and_validate() {
+        let limits = configured("").unwrap();
+        assert_eq!(limits.max_ms, DEFAULT_MAX_SLEEP_MS);
+        assert_eq!(limits.min_ms, DEFAULT_MIN_SLEEP_MS);
+        let limits = configured("max_sleep_duration = 500\nmin_sleep_duration = 10").unwrap();
+        assert_eq!((limits.max_ms, limits.min_ms), (500, 10));
+        let err = configured("max_sleep_duration = 5\nmin_sleep_duration = 10").unwrap_err();
+        assert!(err.contains("`min_sleep_duration` (10) is larger"), "{err}");
+        let err = configured("max_sleep_duration = -1").unwrap_err();
+        assert!(
+            err.contains("`max_sleep_duration` must be a whole number"),
+            "{err}"
+        );
+        let err = configured("max_sleep_duration = \"1s\"").unwrap_err();
+        assert!(err.contains("not `\"1s\"`"), "{err}");
+    }
+
+    #[test]
+    fn sleeps_and_deadlines_within_limits() {
+        let limits = SleepLimits {
+            max_ms: 100,
+            min_ms: 5,
+        };
+        assert!(limits.check_sleep(100).is_ok());
+        assert!(
+            limits
+                .check_sleep(101)
+                .unwrap_err()
+                .contains("limit of 100 ms")
+        );
+        assert!(
+            limits
+                .check_sleep(4)
+                .unwrap_err()
+                .contains("minimum of 5 ms")
+        );
+        assert_eq!(limits.check_deadline(1_000, 2_000), Ok(0));
+        assert_eq!(limits.check_deadline(1_050, 1_000), Ok(50));
+        assert!(limits.check_deadline(1_101, 1_000).is_err());
+    }
+}
