@@ -70,7 +70,9 @@ impl Handler for FilesystemHandler {
         define(
             &mut fs,
             "write-file",
-            |(path, content): &(String, String)| json!([path, recorded_content(content.as_bytes())]),
+            |(path, content): &(String, String)| {
+                json!([path, recorded_content(content.as_bytes())])
+            },
             |()| Value::Null,
             |dir, (path, content)| blocking(move || dir.write_file(&path, &content)),
         )?;
@@ -189,6 +191,7 @@ async fn blocking<T: Send + 'static>(
 /// What the manifest grants one actor. Kept as a setting, so a fresh
 /// directory lives as long as the actor (through instance replacements,
 /// like its state) and is removed when the actor ends.
+#[derive(Debug)]
 struct Grant {
     dir: Arc<GrantedDir>,
     /// The fresh directory of `new_dir = true`; dropping it removes it.
@@ -223,12 +226,13 @@ impl Grant {
             }
             (Some(path), false) => (existing_dir(&path)?, None),
             (parent, true) => {
-                let builder = tempfile::Builder::new().prefix("theater-fs-").tempdir_in(
-                    match &parent {
-                        Some(parent) => existing_dir(parent)?,
-                        None => std::env::temp_dir(),
-                    },
-                );
+                let builder =
+                    tempfile::Builder::new()
+                        .prefix("theater-fs-")
+                        .tempdir_in(match &parent {
+                            Some(parent) => existing_dir(parent)?,
+                            None => std::env::temp_dir(),
+                        });
                 let fresh =
                     builder.map_err(|e| format!("could not create a fresh directory: {e}"))?;
                 let root = fresh.path().canonicalize().map_err(|e| {
@@ -369,9 +373,9 @@ impl Root {
             existing -= 1;
             candidate.pop();
         }
-        let real = candidate
-            .canonicalize()
-            .map_err(|e| format!("cannot resolve `{path}` (a symbolic link that leads nowhere?): {e}"))?;
+        let real = candidate.canonicalize().map_err(|e| {
+            format!("cannot resolve `{path}` (a symbolic link that leads nowhere?): {e}")
+        })?;
         if !real.starts_with(&self.0) {
             return Err(format!(
                 "access denied: `{path}` leads outside the directory this actor was granted (through a symbolic link)"
@@ -588,14 +592,24 @@ async fn read_capped(
 
 /// Whether an executable `name` is in a directory of the host's PATH.
 fn on_path(name: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
     std::env::var_os("PATH").is_some_and(|path| {
         std::env::split_paths(&path).any(|dir| {
             dir.join(name)
                 .metadata()
-                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+                .is_ok_and(|meta| meta.is_file() && executable(&meta))
         })
     })
+}
+
+#[cfg(unix)]
+fn executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn executable(_meta: &std::fs::Metadata) -> bool {
+    true
 }
 
 /// Content as the chain keeps it: its size and its first bytes as text.
@@ -645,8 +659,14 @@ mod tests {
         std::fs::create_dir(root.join("a")).unwrap();
         assert_eq!(dir.resolve("", Last::Follow).unwrap(), root);
         assert_eq!(dir.resolve(".", Last::Follow).unwrap(), root);
-        assert_eq!(dir.resolve("a/./b/../c", Last::Follow).unwrap(), root.join("a/c"));
-        assert_eq!(dir.resolve("new/deep/x", Last::Follow).unwrap(), root.join("new/deep/x"));
+        assert_eq!(
+            dir.resolve("a/./b/../c", Last::Follow).unwrap(),
+            root.join("a/c")
+        );
+        assert_eq!(
+            dir.resolve("new/deep/x", Last::Follow).unwrap(),
+            root.join("new/deep/x")
+        );
         for escape in ["..", "../x", "a/../../x", "a/b/../../../x"] {
             let err = dir.resolve(escape, Last::Follow).unwrap_err();
             assert!(err.contains("leads outside"), "{escape}: {err}");
@@ -680,7 +700,10 @@ mod tests {
         let err = configured("new_dir = false").unwrap_err();
         assert!(err.contains("no directory granted"), "{err}");
         let err = configured("path = \"/no/such/dir/anywhere\"").unwrap_err();
-        assert!(err.contains("`/no/such/dir/anywhere` cannot be used"), "{err}");
+        assert!(
+            err.contains("`/no/such/dir/anywhere` cannot be used"),
+            "{err}"
+        );
         let err = configured("path = \"missing-here\"").unwrap_err();
         assert!(err.contains("relative to the working directory"), "{err}");
         let err = configured("new_dir = \"yes\"").unwrap_err();
@@ -688,7 +711,10 @@ mod tests {
         let err = configured("new_dir = true\nallowed_commands = \"ls\"").unwrap_err();
         assert!(err.contains("must be a list of command names"), "{err}");
         let err = configured("new_dir = true\ncommand_timeout_ms = 0").unwrap_err();
-        assert!(err.contains("`command_timeout_ms` must be at least 1"), "{err}");
+        assert!(
+            err.contains("`command_timeout_ms` must be at least 1"),
+            "{err}"
+        );
 
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().display();
@@ -726,11 +752,26 @@ mod tests {
         assert!(err.contains("leads outside"), "{err}");
         let err = dir.execute_nix_command("", "build").await.unwrap_err();
         assert!(err.contains("not supported for this actor"), "{err}");
+
+        let nix_allowed = GrantedDir {
+            commands: vec!["nix".into()],
+            ..granted(tmp.path())
+        };
+        if !on_path("nix") {
+            let err = nix_allowed
+                .execute_nix_command("", "--version")
+                .await
+                .unwrap_err();
+            assert!(err.contains("not supported on this host"), "{err}");
+        }
     }
 
     #[test]
     fn long_contents_and_listings_are_capped_in_the_record() {
-        assert_eq!(recorded_content(b"abc"), json!({ "bytes": 3, "head": "abc" }));
+        assert_eq!(
+            recorded_content(b"abc"),
+            json!({ "bytes": 3, "head": "abc" })
+        );
         let big = recorded_content(&[b'x'; RECORDED_CONTENT_BYTES + 5]);
         assert_eq!(big["truncated"], true);
         assert_eq!(big["head"].as_str().unwrap().len(), RECORDED_CONTENT_BYTES);

@@ -34,7 +34,12 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 10 * 1024 * 1024;
 pub const RECORDED_BODY_BYTES: usize = 1024;
 
 /// Headers whose values never reach the chain.
-const SECRET_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "set-cookie"];
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
 
 /// `type = "http-client"`, config `{ timeout_ms, max_response_bytes,
 /// allowed_hosts }`. Holds the one HTTP client (and so the one connection
@@ -326,12 +331,11 @@ async fn read_response(
         })
         .collect();
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| {
-        format!(
-            "reading the response from `{uri}` failed: {}",
-            causes(&e)
-        )
-    })? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("reading the response from `{uri}` failed: {}", causes(&e)))?
+    {
         if (body.len() + chunk.len()) as u64 > max {
             return Err(too_large("more than that was sent".to_owned()));
         }
@@ -433,7 +437,10 @@ mod tests {
         let err = configured("timeout_ms = 0").unwrap_err();
         assert!(err.contains("`timeout_ms` must be at least 1"), "{err}");
         let err = configured("max_response_bytes = \"1MB\"").unwrap_err();
-        assert!(err.contains("`max_response_bytes` must be a whole number"), "{err}");
+        assert!(
+            err.contains("`max_response_bytes` must be a whole number"),
+            "{err}"
+        );
         let err = configured("allowed_hosts = \"example.com\"").unwrap_err();
         assert!(err.contains("must be a list of host names"), "{err}");
         for bad in ["https://example.com", "example.com:8080", "a/b", ""] {
@@ -450,7 +457,10 @@ mod tests {
         assert!(check("http://example.com:8080/").is_ok());
         assert!(check("http://[::1]:80/").is_ok());
         let err = check("http://api.example.com/").unwrap_err();
-        assert!(err.contains("the host `api.example.com` is not allowed"), "{err}");
+        assert!(
+            err.contains("the host `api.example.com` is not allowed"),
+            "{err}"
+        );
         assert!(err.contains("`allowed_hosts`"), "{err}");
         assert!(check("http://127.0.0.1/").is_err());
 
@@ -467,7 +477,11 @@ mod tests {
         assert_eq!(method("Post").unwrap(), Method::POST);
         assert_eq!(method("PROPFIND").unwrap().as_str(), "PROPFIND");
         assert!(method("").unwrap_err().contains("invalid HTTP method ``"));
-        assert!(method("GE T").unwrap_err().contains("invalid HTTP method `GE T`"));
+        assert!(
+            method("GE T")
+                .unwrap_err()
+                .contains("invalid HTTP method `GE T`")
+        );
     }
 
     #[test]

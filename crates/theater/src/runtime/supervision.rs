@@ -236,10 +236,10 @@ impl TheaterRuntime {
         };
         let (parent, policy) = (link.parent, link.policy.clone());
         let mode = policy.restart_for(&link.name);
-        let restart = match (&event, mode) {
-            (_, Restart::Never) | (ChildEvent::ShutdownRequested, Restart::OnError) => false,
-            _ => true,
-        };
+        let restart = !matches!(
+            (&event, mode),
+            (_, Restart::Never) | (ChildEvent::ShutdownRequested, Restart::OnError)
+        );
         if let ChildEvent::Failed(error) = &event {
             self.notify(parent, CHILD_ERROR, (child.to_string(), error.clone()));
         }
