@@ -31,8 +31,7 @@ use crate::actor::{ActorStore, Extensions};
 use crate::wasm::ExportRegistry;
 use state::{HttpFramework, Shared, WsEndpoint};
 use types::{
-    HttpRequest, HttpResponse, MiddlewareResult, ServerConfig, ServerInfo, WebsocketMessage,
-    capped,
+    HttpRequest, HttpResponse, MiddlewareResult, ServerConfig, ServerInfo, WebsocketMessage, capped,
 };
 
 const INTERFACE: &str = "ntwk:theater/http-framework";
@@ -184,8 +183,15 @@ impl Handler for HttpFrameworkHandler {
         })?;
         host.func_wrap_async("get-server-info", |mut store, (id,): (u64,)| {
             Box::new(async move {
-                let result: Result<ServerInfo, String> = shared(&mut store).and_then(|s| s.info(id));
-                answer(&mut store, "get-server-info", json!({ "server": id }), result).await
+                let result: Result<ServerInfo, String> =
+                    shared(&mut store).and_then(|s| s.info(id));
+                answer(
+                    &mut store,
+                    "get-server-info",
+                    json!({ "server": id }),
+                    result,
+                )
+                .await
             })
         })?;
         host.func_wrap_async("start-server", |mut store, (id,): (u64,)| {
@@ -232,7 +238,13 @@ impl Handler for HttpFrameworkHandler {
                     Err(e) => Err(e),
                 };
                 store.data_mut().extend_deadline(started.elapsed());
-                answer(&mut store, "destroy-server", json!({ "server": id }), result).await
+                answer(
+                    &mut store,
+                    "destroy-server",
+                    json!({ "server": id }),
+                    result,
+                )
+                .await
             })
         })?;
         host.func_wrap_async("register-handler", |mut store, (name,): (String,)| {
@@ -273,7 +285,13 @@ impl Handler for HttpFrameworkHandler {
         host.func_wrap_async("remove-middleware", |mut store, (id,): (u64,)| {
             Box::new(async move {
                 let result = shared(&mut store).and_then(|s| s.remove_middleware(id));
-                answer(&mut store, "remove-middleware", json!({ "middleware": id }), result).await
+                answer(
+                    &mut store,
+                    "remove-middleware",
+                    json!({ "middleware": id }),
+                    result,
+                )
+                .await
             })
         })?;
         host.func_wrap_async(
@@ -296,8 +314,8 @@ impl Handler for HttpFrameworkHandler {
                         message,
                         disconnect,
                     };
-                    let result =
-                        shared(&mut store).and_then(|s| s.enable_websocket(server, &path, endpoint));
+                    let result = shared(&mut store)
+                        .and_then(|s| s.enable_websocket(server, &path, endpoint));
                     answer(&mut store, "enable-websocket", params, result).await
                 })
             },
@@ -307,7 +325,8 @@ impl Handler for HttpFrameworkHandler {
             |mut store, (server, path): (u64, String)| {
                 Box::new(async move {
                     let params = json!({ "server": server, "path": path });
-                    let result = shared(&mut store).and_then(|s| s.disable_websocket(server, &path));
+                    let result =
+                        shared(&mut store).and_then(|s| s.disable_websocket(server, &path));
                     answer(&mut store, "disable-websocket", params, result).await
                 })
             },
@@ -332,8 +351,7 @@ impl Handler for HttpFrameworkHandler {
                         "type": message.ty,
                         "message": capped(&payload, cap),
                     });
-                    let result =
-                        result.and_then(|s| s.send_websocket(server, connection, message));
+                    let result = result.and_then(|s| s.send_websocket(server, connection, message));
                     answer(&mut store, "send-websocket-message", params, result).await
                 })
             },
@@ -343,7 +361,8 @@ impl Handler for HttpFrameworkHandler {
             |mut store, (server, connection): (u64, u64)| {
                 Box::new(async move {
                     let params = json!({ "server": server, "connection": connection });
-                    let result = shared(&mut store).and_then(|s| s.close_websocket(server, connection));
+                    let result =
+                        shared(&mut store).and_then(|s| s.close_websocket(server, connection));
                     answer(&mut store, "close-websocket", params, result).await
                 })
             },
@@ -441,6 +460,9 @@ mod tests {
         let error = super::tests::config("max_header_bytes = 100").unwrap_err();
         assert!(error.contains("from 8192"), "{error}");
         let error = super::tests::config("max_body = 1").unwrap_err();
-        assert!(error.contains("unknown http-framework setting `max_body`"), "{error}");
+        assert!(
+            error.contains("unknown http-framework setting `max_body`"),
+            "{error}"
+        );
     }
 }

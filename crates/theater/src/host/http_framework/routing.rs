@@ -232,7 +232,9 @@ mod tests {
 
     #[test]
     fn bad_paths_and_methods_are_refused_with_a_reason() {
-        for bad in ["api", "/a?b=1", "/a b", "/a/{}", "/a/x{id}", "/{a}/{a}", "/{a b}"] {
+        for bad in [
+            "api", "/a?b=1", "/a b", "/a/{}", "/a/x{id}", "/{a}/{a}", "/{a b}",
+        ] {
             assert!(PathPattern::parse(bad).is_err(), "{bad} was accepted");
         }
         assert_eq!(MethodMatch::parse("get").unwrap().to_string(), "GET");

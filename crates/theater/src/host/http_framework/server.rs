@@ -20,8 +20,8 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde_json::json;
 use serde_json::value::to_raw_value;
+use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -95,6 +95,15 @@ impl From<ActorError> for Failure {
                 "`{}` hit the actor's memory limit of {limit_mb} MiB",
                 short_name(&function)
             )),
+            ActorError::UnknownFunction {
+                actor, function, ..
+            } => {
+                tracing::warn!(target: "actor", %actor, "cannot answer a request: the actor does not export `{function}`");
+                Self::Handler(format!(
+                    "the actor does not export `{}`",
+                    short_name(&function)
+                ))
+            }
             other => Self::Handler(other.to_string()),
         }
     }
@@ -158,6 +167,7 @@ pub async fn start(shared: &Arc<Shared>, id: u64) -> Result<u16, String> {
         port: addr.port(),
         cancel: ctx.cancel.clone(),
         accept: tokio::spawn(accept_loop(ctx, listener)),
+        stats: server.stats.clone(),
     });
     server.last_port = Some(addr.port());
     tracing::info!(target: "actor", actor = %shared.actor, server = id, "listening on http://{addr}");
@@ -170,7 +180,7 @@ pub async fn stop(shared: &Arc<Shared>, running: Running, id: u64) {
     running.cancel.cancel();
     // The accept loop ends at once; its listener goes with it.
     let _ = running.accept.await;
-    tracing::info!(target: "actor", actor = %shared.actor, server = id, port = running.port, "server stopped");
+    tracing::info!(target: "actor", actor = %shared.actor, server = id, port = running.port, "server stopped: {}", running.stats.summary());
 }
 
 async fn bind(ip: IpAddr, candidates: &[u16]) -> Result<TcpListener, String> {
@@ -295,7 +305,11 @@ impl ServerCtx {
         }
     }
 
-    async fn handle(self: Arc<Self>, request: Request<Incoming>, slot: PermitSlot) -> Response<Body> {
+    async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        slot: PermitSlot,
+    ) -> Response<Body> {
         let started = Instant::now();
         let deadline = started + self.shared.config.request_timeout;
         ServerStats::bump(&self.stats.requests);
@@ -310,10 +324,23 @@ impl ServerCtx {
             method: method.clone(),
             uri: uri.clone(),
             started,
-            request_body: Vec::new(),
+            request_body: capped(&[], 0),
         };
         if self.cancel.is_cancelled() {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "server stopped");
+        }
+        // The parser bounds its buffer only roughly; this is the real limit.
+        let head = method.len()
+            + uri.len()
+            + parts
+                .headers
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len() + 4)
+                .sum::<usize>();
+        let max_head = self.shared.config.max_header_bytes;
+        if head > max_head {
+            let text = format!("request headers larger than the limit of {max_head} bytes");
+            return plain(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, &text);
         }
         let headers = header_pairs(&parts.headers);
         let request = |body| HttpRequest {
@@ -325,8 +352,12 @@ impl ServerCtx {
         match self.plan(&method, &path, is_websocket_upgrade(&parts.headers)) {
             Plan::Gone => plain(StatusCode::SERVICE_UNAVAILABLE, "server stopped"),
             Plan::NotFound => {
-                let handle = self.shared.cached_handle();
-                self.answer(handle.as_ref(), &exchange, Answer::empty(StatusCode::NOT_FOUND, "no-route"))
+                let handle = self.shared.current_handle();
+                self.answer(
+                    handle.as_ref(),
+                    &exchange,
+                    Answer::empty(StatusCode::NOT_FOUND, "no-route"),
+                )
             }
             Plan::WebSocket {
                 endpoint,
@@ -349,15 +380,22 @@ impl ServerCtx {
                 let body = match read_body(body, limit, content_length(&parts.headers)).await {
                     Ok(body) => body,
                     Err(BodyError::TooLarge) => {
-                        let handle = self.shared.cached_handle();
+                        let handle = self.shared.current_handle();
                         let text = format!("request body larger than the limit of {limit} bytes");
-                        return self.answer(handle.as_ref(), &exchange, Answer::text(StatusCode::PAYLOAD_TOO_LARGE, text, "too-large"));
+                        return self.answer(
+                            handle.as_ref(),
+                            &exchange,
+                            Answer::text(StatusCode::PAYLOAD_TOO_LARGE, text, "too-large"),
+                        );
                     }
                     Err(BodyError::Broken(e)) => {
-                        return plain(StatusCode::BAD_REQUEST, &format!("cannot read the request body: {e}"));
+                        return plain(
+                            StatusCode::BAD_REQUEST,
+                            &format!("cannot read the request body: {e}"),
+                        );
                     }
                 };
-                exchange.request_body = body.clone();
+                exchange.request_body = capped(&body, self.shared.config.record_body_bytes);
                 let request = request((!body.is_empty()).then_some(body));
                 let Some(handle) = self.shared.actor_handle(deadline).await else {
                     return self.failure(None, &exchange, Failure::Unavailable);
@@ -374,7 +412,9 @@ impl ServerCtx {
                     Ok(Err(failure)) => self.failure(Some(&handle), &exchange, failure),
                     Err(_) => {
                         let limit = self.shared.config.request_timeout.as_millis();
-                        let failure = Failure::TimedOut(format!("the actor did not answer within {limit} ms (`request_timeout_ms`)"));
+                        let failure = Failure::TimedOut(format!(
+                            "the actor did not answer within {limit} ms (`request_timeout_ms`)"
+                        ));
                         self.failure(Some(&handle), &exchange, failure)
                     }
                 }
@@ -435,7 +475,12 @@ impl ServerCtx {
         }
     }
 
-    fn failure(&self, handle: Option<&ActorHandle>, exchange: &Exchange, failure: Failure) -> Response<Body> {
+    fn failure(
+        &self,
+        handle: Option<&ActorHandle>,
+        exchange: &Exchange,
+        failure: Failure,
+    ) -> Response<Body> {
         // A full or gone queue has no room for a chain event either.
         let handle = match failure {
             Failure::Overflow | Failure::Unavailable => None,
@@ -446,7 +491,12 @@ impl ServerCtx {
     }
 
     /// Turns the actor's response into HTTP, or a 500 if it is not valid.
-    fn respond(&self, handle: &ActorHandle, exchange: &Exchange, response: HttpResponse) -> Response<Body> {
+    fn respond(
+        &self,
+        handle: &ActorHandle,
+        exchange: &Exchange,
+        response: HttpResponse,
+    ) -> Response<Body> {
         let Ok(status) = StatusCode::from_u16(response.status) else {
             let message = format!("invalid status code {}", response.status);
             return self.failure(Some(handle), exchange, Failure::Handler(message));
@@ -477,7 +527,12 @@ impl ServerCtx {
 
     /// Records the exchange in the actor's chain (when it has a handle) and
     /// builds the response.
-    fn answer(&self, handle: Option<&ActorHandle>, exchange: &Exchange, answer: Answer) -> Response<Body> {
+    fn answer(
+        &self,
+        handle: Option<&ActorHandle>,
+        exchange: &Exchange,
+        answer: Answer,
+    ) -> Response<Body> {
         if let Some(handle) = handle {
             let cap = self.shared.config.record_body_bytes;
             let data = json!({
@@ -487,10 +542,15 @@ impl ServerCtx {
                 "status": answer.status.as_u16(),
                 "outcome": answer.outcome,
                 "duration_ms": exchange.started.elapsed().as_millis() as u64,
-                "request_body": capped(&exchange.request_body, cap),
+                "request_body": exchange.request_body,
                 "response_body": capped(&answer.body, cap),
             });
-            let description = format!("{} {} {}", exchange.method, exchange.uri, answer.status.as_u16());
+            let description = format!(
+                "{} {} {}",
+                exchange.method,
+                exchange.uri,
+                answer.status.as_u16()
+            );
             if let Ok(data) = to_raw_value(&data) {
                 handle.record_later(HTTP_EVENT, data, description);
             }
@@ -504,7 +564,8 @@ struct Exchange {
     method: String,
     uri: String,
     started: Instant,
-    request_body: Vec<u8>,
+    /// As the chain shows it (see [`capped`]).
+    request_body: Value,
 }
 
 /// A response about to be sent, with what the chain says of it.
@@ -567,14 +628,20 @@ fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
 }
 
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(UPGRADE)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.to_ascii_lowercase().contains("websocket")))
+    headers.get_all(UPGRADE).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.to_ascii_lowercase().contains("websocket"))
+    })
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 enum BodyError {
@@ -584,7 +651,11 @@ enum BodyError {
 
 /// Reads a body of at most `limit` bytes. A larger one is read on (and
 /// discarded) up to [`MAX_DRAIN_BYTES`] so the client sees the 413.
-async fn read_body(mut body: Incoming, limit: usize, declared: Option<u64>) -> Result<Vec<u8>, BodyError> {
+async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<Vec<u8>, BodyError> {
     if let Some(declared) = declared
         && declared > limit as u64
     {

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -56,13 +56,10 @@ impl Drop for HttpFramework {
         if let Some(shared) = &self.shared {
             shared.ended.cancel();
             let mut registry = shared.lock();
-            let running = registry
-                .servers
-                .values_mut()
-                .filter_map(|s| s.running.take())
-                .count();
-            if running > 0 {
-                tracing::info!(target: "actor", actor = %shared.actor, "stopping {running} HTTP server(s): the actor ended");
+            for (id, server) in &mut registry.servers {
+                if let Some(running) = server.running.take() {
+                    tracing::info!(target: "actor", actor = %shared.actor, server = id, port = running.port, "server stopped with its actor: {}", running.stats.summary());
+                }
             }
         }
     }
@@ -73,8 +70,6 @@ pub struct Shared {
     pub actor: ActorId,
     runtime: WeakRuntime,
     pub config: Arc<FrameworkConfig>,
-    /// Known once the actor is registered (after its `init`).
-    handle: OnceLock<ActorHandle>,
     registry: Mutex<Registry>,
     /// Cancelled when the actor ends; every server's token is a child.
     pub ended: CancellationToken,
@@ -113,6 +108,7 @@ pub struct Running {
     pub port: u16,
     pub cancel: CancellationToken,
     pub accept: JoinHandle<()>,
+    pub stats: Arc<ServerStats>,
 }
 
 /// What a server has refused or dropped, for logs and tests.
@@ -133,6 +129,19 @@ impl ServerStats {
     /// Adds one to `counter` and returns the new total.
     pub fn bump(counter: &AtomicU64) -> u64 {
         counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// One line for the log.
+    pub fn summary(&self) -> String {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        format!(
+            "{} requests, {} answered 503 for a full queue, {} WebSockets closed for a full queue, {} WebSocket frames dropped, {} connections refused",
+            get(&self.requests),
+            get(&self.overflow_rejected),
+            get(&self.ws_overflow_closed),
+            get(&self.ws_frames_dropped),
+            get(&self.connections_refused),
+        )
     }
 }
 
@@ -212,7 +221,6 @@ impl Shared {
             actor,
             runtime,
             config,
-            handle: OnceLock::new(),
             registry: Mutex::default(),
             ended: CancellationToken::new(),
         }
@@ -229,7 +237,7 @@ impl Shared {
     /// still in its `init` and not registered yet. `None` once it is gone.
     pub async fn actor_handle(&self, deadline: Instant) -> Option<ActorHandle> {
         loop {
-            if let Some(handle) = self.cached_handle() {
+            if let Some(handle) = self.current_handle() {
                 return Some(handle);
             }
             if self.ended.is_cancelled() || Instant::now() >= deadline {
@@ -242,13 +250,11 @@ impl Shared {
         }
     }
 
-    /// The actor's handle if it is registered, without waiting.
-    pub fn cached_handle(&self) -> Option<ActorHandle> {
-        if let Some(handle) = self.handle.get() {
-            return Some(handle.clone());
-        }
-        let handle = self.runtime.upgrade()?.actor(self.actor).ok()?;
-        Some(self.handle.get_or_init(|| handle).clone())
+    /// The actor's handle if it is registered, without waiting. Looked up
+    /// each time rather than kept: a handle kept here would keep the
+    /// actor's queue open, and so the actor alive, after its runtime is gone.
+    pub fn current_handle(&self) -> Option<ActorHandle> {
+        self.runtime.upgrade()?.actor(self.actor).ok()
     }
 
     pub fn create_server(&self, config: ServerConfig) -> Result<u64, String> {
@@ -415,9 +421,13 @@ impl Shared {
     ) -> Result<(), String> {
         check_path(path)?;
         let mut registry = self.lock();
-        for handler in [endpoint.connect, Some(endpoint.message), endpoint.disconnect]
-            .into_iter()
-            .flatten()
+        for handler in [
+            endpoint.connect,
+            Some(endpoint.message),
+            endpoint.disconnect,
+        ]
+        .into_iter()
+        .flatten()
         {
             registry.check_handler(handler)?;
         }
@@ -434,15 +444,27 @@ impl Shared {
 
     pub fn disable_websocket(&self, server: u64, path: &str) -> Result<(), String> {
         let mut registry = self.lock();
-        if registry.server_mut(server)?.websockets.remove(path).is_none() {
-            return Err(format!("server {server} has no WebSocket endpoint at {path}"));
+        if registry
+            .server_mut(server)?
+            .websockets
+            .remove(path)
+            .is_none()
+        {
+            return Err(format!(
+                "server {server} has no WebSocket endpoint at {path}"
+            ));
         }
         registry.close_connections(server, Some(path), 1001, "WebSocket endpoint disabled");
         Ok(())
     }
 
     /// Registers a connection being upgraded on `server` at `path`.
-    pub fn open_connection(&self, server: u64, path: &str, cancel: &CancellationToken) -> NewConnection {
+    pub fn open_connection(
+        &self,
+        server: u64,
+        path: &str,
+        cancel: &CancellationToken,
+    ) -> NewConnection {
         let (outbound, receiver) = mpsc::channel(OUTBOUND_BUFFER);
         let close = cancel.child_token();
         let mut registry = self.lock();
@@ -550,7 +572,10 @@ impl Shared {
 
     pub fn destroy(&self, server: u64) -> Result<Option<Running>, String> {
         let mut registry = self.lock();
-        let removed = registry.servers.remove(&server).ok_or_else(|| no_server(server))?;
+        let removed = registry
+            .servers
+            .remove(&server)
+            .ok_or_else(|| no_server(server))?;
         registry.close_connections(server, None, 1001, "server destroyed");
         Ok(removed.running)
     }

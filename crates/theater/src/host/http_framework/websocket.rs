@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use super::server::{Failure, PermitSlot, ServerCtx};
 use super::state::{ConnState, RETRY_INTERVAL, ServerStats, WsEndpoint};
 use super::types::{HttpRequest, MessageType, WebsocketMessage};
-use super::{Overflow, WS_CONNECT, WS_DISCONNECT, WS_MESSAGE, WEBSOCKET_EVENT};
+use super::{Overflow, WEBSOCKET_EVENT, WS_CONNECT, WS_DISCONNECT, WS_MESSAGE};
 use crate::actor::ActorHandle;
 use crate::error::ActorError;
 
@@ -53,6 +53,9 @@ const MAX_CLOSE_REASON: usize = 123;
 /// Close codes (RFC 6455, 7.4.1).
 const NORMAL: u16 = 1000;
 const GOING_AWAY: u16 = 1001;
+const PROTOCOL_ERROR: u16 = 1002;
+const INVALID_DATA: u16 = 1007;
+const MESSAGE_TOO_BIG: u16 = 1009;
 const INTERNAL_ERROR: u16 = 1011;
 const TRY_AGAIN_LATER: u16 = 1013;
 
@@ -106,7 +109,6 @@ pub async fn upgrade(
         id: new.id,
         path: upgrade.path,
         endpoint: upgrade.endpoint,
-        handle,
         outbound: new.outbound,
         close: new.close,
         in_flight: FuturesOrdered::new(),
@@ -141,7 +143,6 @@ struct Connection {
     id: u64,
     path: String,
     endpoint: WsEndpoint,
-    handle: ActorHandle,
     outbound: mpsc::Receiver<WebsocketMessage>,
     close: CancellationToken,
     /// Calls queued on the actor, answered in order.
@@ -162,6 +163,13 @@ enum Enqueued {
 }
 
 impl Connection {
+    /// The actor's handle, looked up afresh (see [`Shared::current_handle`]).
+    ///
+    /// [`Shared::current_handle`]: super::state::Shared::current_handle
+    fn handle(&self) -> Option<ActorHandle> {
+        self.ctx.shared.current_handle()
+    }
+
     async fn run(mut self, mut socket: WebSocket, query: Option<String>) {
         let connected = match self.connect(query.clone()).await {
             Ok(()) => {
@@ -187,8 +195,11 @@ impl Connection {
         let Some(handler) = self.endpoint.connect else {
             return Ok(());
         };
+        let Some(handle) = self.handle() else {
+            return Err(Cause::Close(GOING_AWAY, "actor stopped".into()));
+        };
         let params = (handler, self.id, self.path.clone(), query);
-        let call = self.handle.call_function::<_, ()>(WS_CONNECT, params);
+        let call = handle.call_function::<_, ()>(WS_CONNECT, params);
         match tokio::time::timeout(self.ctx.shared.config.request_timeout, call).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(ActorError::QueueFull { .. })) => Err(self.overflow_close()),
@@ -200,8 +211,11 @@ impl Connection {
                 format!("connection refused: {message}"),
             )),
             Ok(Err(e)) => {
-                tracing::debug!(actor = %self.ctx.shared.actor, connection = self.id, "connect handler failed: {e}");
-                Err(Cause::Close(INTERNAL_ERROR, "connect handler failed".into()))
+                self.log_failure("connect", &e);
+                Err(Cause::Close(
+                    INTERNAL_ERROR,
+                    "connect handler failed".into(),
+                ))
             }
             Err(_) => Err(Cause::Close(
                 INTERNAL_ERROR,
@@ -236,9 +250,7 @@ impl Connection {
                         Err(ActorError::Stopped(_)) => {
                             return Cause::Close(GOING_AWAY, "actor stopped".into());
                         }
-                        Err(e) => {
-                            tracing::debug!(actor = %self.ctx.shared.actor, connection = self.id, "message handler failed: {e}");
-                        }
+                        Err(e) => self.log_failure("message", &e),
                     }
                 }
                 _ = retry.tick(), if !self.pending.is_empty() => {
@@ -248,7 +260,7 @@ impl Connection {
                 }
                 frame = socket.recv(), if reading => match frame {
                     None => return Cause::Lost("the client went away".into()),
-                    Some(Err(e)) => return Cause::Lost(e.to_string()),
+                    Some(Err(e)) => return read_error(&e.to_string()),
                     Some(Ok(Message::Close(frame))) => {
                         return Cause::Client(frame.map(|f| (f.code, f.reason.as_str().to_owned())));
                     }
@@ -261,6 +273,22 @@ impl Connection {
                         }
                     }
                 },
+            }
+        }
+    }
+
+    /// A failed handler call: the actor's chain has it; the log has it too
+    /// when it is a mistake in the actor's exports rather than its `Err`.
+    fn log_failure(&self, handler: &str, error: &ActorError) {
+        let actor = self.ctx.shared.actor;
+        match error {
+            ActorError::UnknownFunction { .. }
+            | ActorError::BadParams { .. }
+            | ActorError::BadResult { .. } => {
+                tracing::warn!(target: "actor", %actor, connection = self.id, "WebSocket {handler} handler: {error}");
+            }
+            _ => {
+                tracing::debug!(%actor, connection = self.id, "WebSocket {handler} handler failed: {error}");
             }
         }
     }
@@ -298,9 +326,12 @@ impl Connection {
     /// Queues a `handle-websocket-message` call; it is answered through
     /// `in_flight`.
     fn enqueue(&mut self, message: WebsocketMessage) -> Enqueued {
-        let keep = (self.ctx.shared.config.overflow == Overflow::DropOldest).then(|| message.clone());
-        let handler = self.endpoint.message;
-        let (handle, id) = (self.handle.clone(), self.id);
+        let keep =
+            (self.ctx.shared.config.overflow == Overflow::DropOldest).then(|| message.clone());
+        let Some(handle) = self.handle() else {
+            return Enqueued::Gone;
+        };
+        let (handler, id) = (self.endpoint.message, self.id);
         let mut call: Reply = Box::pin(async move {
             handle
                 .call_function(WS_MESSAGE, (handler, id, message))
@@ -360,7 +391,11 @@ impl Connection {
     }
 
     /// Sends one message from the actor; a `close` message starts closing.
-    async fn send(&mut self, socket: &mut WebSocket, message: WebsocketMessage) -> Result<(), Cause> {
+    async fn send(
+        &mut self,
+        socket: &mut WebSocket,
+        message: WebsocketMessage,
+    ) -> Result<(), Cause> {
         let frame = match to_frame(message) {
             Outgoing::Frame(frame) => frame,
             Outgoing::Close(code, reason) => return Err(Cause::Close(code, reason)),
@@ -382,7 +417,9 @@ impl Connection {
     /// Closing, then closed: the handshake, then the registry forgets the
     /// connection and the actor hears of it (unless the actor is gone).
     async fn finish(&mut self, socket: &mut WebSocket, cause: Cause, connected: bool) {
-        self.ctx.shared.set_connection_state(self.id, ConnState::Closing);
+        self.ctx
+            .shared
+            .set_connection_state(self.id, ConnState::Closing);
         let (initiator, code, reason) = match &cause {
             Cause::Client(frame) => (
                 "client",
@@ -397,7 +434,8 @@ impl Connection {
                 code: *code,
                 reason: truncate(reason, MAX_CLOSE_REASON).into(),
             };
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+            let _ =
+                tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
         }
         if !matches!(cause, Cause::Lost(_)) {
             // Let the protocol layer finish the handshake: read until the
@@ -410,7 +448,8 @@ impl Connection {
         self.ctx.shared.remove_connection(self.id);
         self.dropped += self.pending.len() as u64;
         self.pending.clear();
-        let actor_gone = self.ctx.shared.ended.is_cancelled() || !self.handle.is_running();
+        let actor_gone = self.ctx.shared.ended.is_cancelled()
+            || self.handle().is_none_or(|handle| !handle.is_running());
         if connected && !actor_gone {
             self.disconnected().await;
         }
@@ -438,10 +477,10 @@ impl Connection {
         };
         let deadline = Instant::now() + self.ctx.shared.config.request_timeout;
         loop {
-            match self
-                .handle
-                .cast_function(None, WS_DISCONNECT, (handler, self.id))
-            {
+            let Some(handle) = self.handle() else {
+                return;
+            };
+            match handle.cast_function(None, WS_DISCONNECT, (handler, self.id)) {
                 Ok(()) => return,
                 Err(ActorError::QueueFull { .. }) if Instant::now() < deadline => {
                     tokio::time::sleep(RETRY_INTERVAL).await;
@@ -463,9 +502,26 @@ impl Connection {
             data["event"].as_str().unwrap_or_default(),
             self.path
         );
-        if let Ok(data) = to_raw_value(&data) {
-            self.handle.record_later(WEBSOCKET_EVENT, data, description);
+        if let (Some(handle), Ok(data)) = (self.handle(), to_raw_value(&data)) {
+            handle.record_later(WEBSOCKET_EVENT, data, description);
         }
+    }
+}
+
+/// How a connection ends after a frame could not be read: with a close
+/// frame that says why when the client broke a rule, else as lost.
+fn read_error(error: &str) -> Cause {
+    if error.starts_with("Space limit exceeded") {
+        Cause::Close(
+            MESSAGE_TOO_BIG,
+            "message larger than the server's limit".into(),
+        )
+    } else if error.starts_with("WebSocket protocol error") {
+        Cause::Close(PROTOCOL_ERROR, "protocol error".into())
+    } else if error.starts_with("UTF-8 encoding error") {
+        Cause::Close(INVALID_DATA, "text frame is not UTF-8".into())
+    } else {
+        Cause::Lost(error.to_owned())
     }
 }
 
@@ -501,8 +557,12 @@ fn to_frame(message: WebsocketMessage) -> Outgoing {
             String::from_utf8_lossy(data.as_deref().unwrap_or_default()).into_owned()
         }))),
         MessageType::Binary => Outgoing::Frame(Message::Binary(bytes())),
-        MessageType::Ping => Outgoing::Frame(Message::Ping(bytes().slice(..bytes().len().min(125)))),
-        MessageType::Pong => Outgoing::Frame(Message::Pong(bytes().slice(..bytes().len().min(125)))),
+        MessageType::Ping => {
+            Outgoing::Frame(Message::Ping(bytes().slice(..bytes().len().min(125))))
+        }
+        MessageType::Pong => {
+            Outgoing::Frame(Message::Pong(bytes().slice(..bytes().len().min(125))))
+        }
         MessageType::Close => Outgoing::Close(NORMAL, text.clone().unwrap_or_default()),
         MessageType::Connect => Outgoing::Skip("connect"),
         MessageType::Other(_) => Outgoing::Skip("other"),
