@@ -1,7 +1,14 @@
 //! The `theater` command. It parses flags, calls the `theater` library and
 //! prints; the work lives in the library.
 
+mod actors;
+mod build_actor;
+mod create;
+mod messages;
+mod remote;
 mod run;
+mod serve;
+mod validate;
 mod verify;
 
 use std::process::ExitCode;
@@ -26,6 +33,37 @@ struct Cli {
 enum Command {
     Run(run::RunArgs),
     Verify(verify::VerifyArgs),
+    Server(serve::ServerArgs),
+    /// Start an actor on the server from its manifest.
+    Start(actors::StartArgs),
+    /// Stop a running actor.
+    #[command(after_help = "Example:\n  theater stop 1a2b3c4d")]
+    Stop(actors::IdArgs),
+    /// List the running actors.
+    #[command(after_help = "Example:\n  theater list --json")]
+    List(actors::ListArgs),
+    /// Print an actor's current state.
+    #[command(after_help = "Example:\n  theater state 1a2b3c4d")]
+    State(actors::IdArgs),
+    /// Print an actor's chain events.
+    Events(actors::EventsArgs),
+    /// Show an actor's manifest, limits, counters and chain head.
+    #[command(after_help = "Example:\n  theater inspect 1a2b3c4d")]
+    Inspect(actors::IdArgs),
+    #[command(subcommand)]
+    Message(messages::MessageCommand),
+    #[command(subcommand)]
+    Channel(messages::ChannelCommand),
+    /// Print chain events of every actor (or one) as they happen.
+    Subscribe(messages::SubscribeArgs),
+    Validate(validate::ValidateArgs),
+    Create(create::CreateArgs),
+    Build(build_actor::BuildArgs),
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  theater completions bash > /etc/bash_completion.d/theater")]
+    Completions {
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -42,6 +80,26 @@ fn main() -> ExitCode {
             run::run(args, order)
         }
         Command::Verify(args) => verify::verify(args),
+        Command::Server(args) => serve::serve(args),
+        Command::Start(args) => actors::start(args),
+        Command::Stop(args) => actors::stop(args),
+        Command::List(args) => actors::list(args),
+        Command::State(args) => actors::state(args),
+        Command::Events(args) => actors::events(args),
+        Command::Inspect(args) => actors::inspect(args),
+        Command::Message(command) => messages::message(command),
+        Command::Channel(command) => messages::channel(command),
+        Command::Subscribe(args) => messages::subscribe(args),
+        Command::Validate(args) => validate::validate(args),
+        Command::Create(args) => create::create(args),
+        Command::Build(args) => build_actor::build(args),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "theater", &mut script);
+            // A closed pipe (`| head`) is not an error worth a message.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match outcome {
         Ok(code) => code,

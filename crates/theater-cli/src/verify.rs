@@ -1,4 +1,5 @@
-//! `theater verify`: check a chain's every hash and link.
+//! `theater verify`: check a chain's every hash and link, of a running
+//! actor (through the server) or of an exported file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,29 +8,78 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 use theater::chain::{self, ChainExport};
+use theater::server::protocol::Op;
 
 use crate::EXIT_UNVERIFIED;
+use crate::remote::{self, Remote, print_json, short};
 
-/// Verify a chain exported with `theater run --chain-out`: recompute every
-/// event's hash and link. Exits 0 if it verifies, 3 if not.
+/// Verify an actor's chain: recompute every event's hash and link.
+/// Give a running actor's id (asks the server) or --file with a chain
+/// exported by `theater run --chain-out`. Exits 0 if it verifies, 3 if not.
 #[derive(Args)]
-#[command(after_help = "Example:\n  theater verify --file counter-chain.json")]
+#[command(
+    after_help = "Examples:\n  theater verify 1a2b3c4d\n  theater verify --file counter-chain.json"
+)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["actor", "file"])))]
 pub struct VerifyArgs {
+    /// Actor id or an unambiguous prefix of it.
+    actor: Option<String>,
     /// The exported chain (JSON).
     #[arg(long, value_name = "FILE")]
-    file: PathBuf,
+    file: Option<PathBuf>,
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    remote: Remote,
 }
 
 pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("reading {}", args.file.display()))?;
-    let export = ChainExport::from_json(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    match (&args.actor, &args.file) {
+        (Some(actor), None) => verify_live(actor.clone(), args),
+        (None, Some(file)) => verify_file(file.clone(), args.json),
+        _ => unreachable!("clap allows exactly one of <ACTOR> and --file"),
+    }
+}
+
+fn verify_live(actor: String, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    remote::block_on(async move {
+        let answer = remote::call(&args.remote, Op::Verify { actor }).await?;
+        let verified = answer["verified"].as_bool().unwrap_or(false);
+        let id = answer["actor"].as_str().unwrap_or_default();
+        if args.json {
+            print_json(&answer);
+        } else if verified {
+            println!(
+                "chain verified: {} events (actor {}, head {})",
+                answer["events"],
+                short(id),
+                answer["head"]
+                    .as_str()
+                    .map_or("none", |h| &h[..h.len().min(16)])
+            );
+        } else {
+            eprintln!(
+                "chain verification failed for actor {}: {}",
+                short(id),
+                answer["error"].as_str().unwrap_or_default()
+            );
+        }
+        Ok(if verified {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_UNVERIFIED)
+        })
+    })
+}
+
+fn verify_file(file: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let export =
+        ChainExport::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let outcome = chain::verify(&export.events);
-    if args.json {
+    if json {
         let report = match &outcome {
             Ok(()) => {
                 json!({ "verified": true, "events": export.events.len(), "actor_id": export.actor_id })

@@ -28,6 +28,8 @@ pub mod host;
 pub mod id;
 pub mod manifest;
 pub mod runtime;
+pub mod server;
+pub mod storage;
 pub mod wasm;
 
 pub use actor::ActorHandle;

@@ -1,0 +1,404 @@
+//! Client commands about actors: start, stop, list, state, events, inspect.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::{Value, json};
+use theater::server::Client;
+use theater::server::protocol::Op;
+
+use crate::remote::{self, Remote, print_json, print_json_line, short, table, timestamp};
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  theater start actors/counter/manifest.toml\n  theater start actors/counter/manifest.toml --state '{\"count\": 10}' --id-only"
+)]
+pub struct StartArgs {
+    /// The actor's manifest.toml (read by the server).
+    manifest: PathBuf,
+    /// Initial state (JSON) instead of the manifest's `init_state`.
+    #[arg(long, value_name = "JSON")]
+    state: Option<String>,
+    /// Print only the new actor's id.
+    #[arg(long, conflicts_with = "json")]
+    id_only: bool,
+    /// Keep printing the actor's chain events until Ctrl-C or it stops.
+    #[arg(long)]
+    follow: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+/// An actor, by id or unambiguous prefix (the 8-character short id).
+#[derive(Args)]
+pub struct IdArgs {
+    /// Actor id or an unambiguous prefix of it.
+    actor: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+#[derive(Args)]
+#[command(
+    after_help = "Examples:\n  theater events 1a2b3c4d --limit 5\n  theater events 1a2b3c4d --follow"
+)]
+pub struct EventsArgs {
+    /// Actor id or an unambiguous prefix of it.
+    actor: String,
+    /// Only the last N events.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Keep printing new events until Ctrl-C or the actor stops.
+    #[arg(long)]
+    follow: bool,
+    /// Print JSON instead of text (one object per line with --follow).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
+    remote::block_on(async move {
+        let state = args
+            .state
+            .as_deref()
+            .map(remote::parse_message)
+            .transpose()
+            .context("--state")?;
+        let manifest = std::fs::canonicalize(&args.manifest)
+            .or_else(|_| std::path::absolute(&args.manifest))
+            .with_context(|| format!("resolving {}", args.manifest.display()))?;
+        let mut client = args.remote.connect().await?;
+        let answer = client
+            .call(Op::Start {
+                manifest_path: Some(manifest.display().to_string()),
+                manifest: None,
+                base_dir: None,
+                state,
+            })
+            .await
+            .map_err(|e| args.remote.explain(e))?;
+        let id = answer["actor"].as_str().unwrap_or_default().to_owned();
+        for warning in answer["warnings"].as_array().into_iter().flatten() {
+            eprintln!("warning: {}", warning.as_str().unwrap_or_default());
+        }
+        if args.json {
+            if args.follow {
+                print_json_line(&answer);
+            } else {
+                print_json(&answer);
+            }
+        } else if args.id_only {
+            println!("{id}");
+        } else {
+            println!(
+                "started {} {} ({id})",
+                answer["name"].as_str().unwrap_or_default(),
+                short(&id)
+            );
+        }
+        if args.follow {
+            follow(&args.remote, &mut client, &id, None, args.json).await?;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn stop(args: IdArgs) -> anyhow::Result<ExitCode> {
+    remote::block_on(async move {
+        let answer = remote::call(&args.remote, Op::Stop { actor: args.actor }).await?;
+        if args.json {
+            print_json(&answer);
+        } else {
+            println!(
+                "stopped {}",
+                short(answer["actor"].as_str().unwrap_or_default())
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
+    remote::block_on(async move {
+        let answer = remote::call(&args.remote, Op::List).await?;
+        if args.json {
+            print_json(&answer);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let actors = answer["actors"].as_array().cloned().unwrap_or_default();
+        if actors.is_empty() {
+            println!("no actors running; start one with `theater start <manifest>`");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let rows: Vec<Vec<String>> = actors
+            .iter()
+            .map(|a| {
+                vec![
+                    a["short"].as_str().unwrap_or_default().to_owned(),
+                    a["name"].as_str().unwrap_or_default().to_owned(),
+                    a["status"].as_str().unwrap_or_default().to_owned(),
+                    a["queue_depth"].to_string(),
+                    a["calls_ok"].to_string(),
+                    a["calls_failed"].to_string(),
+                ]
+            })
+            .collect();
+        println!(
+            "{}",
+            table(&["ID", "NAME", "STATUS", "QUEUE", "OK", "FAILED"], &rows)
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn state(args: IdArgs) -> anyhow::Result<ExitCode> {
+    remote::block_on(async move {
+        let answer = remote::call(&args.remote, Op::State { actor: args.actor }).await?;
+        if args.json {
+            print_json(&answer);
+        } else {
+            println!("{}", remote::show_bytes(&answer, "state"));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
+    remote::block_on(async move {
+        let mut client = args.remote.connect().await?;
+        let explain = |e| args.remote.explain(e);
+        // Subscribe first so that nothing recorded meanwhile is missed.
+        if args.follow {
+            client
+                .call(Op::Subscribe {
+                    actor: Some(args.actor.clone()),
+                })
+                .await
+                .map_err(explain)?;
+        }
+        let answer = client
+            .call(Op::Events {
+                actor: args.actor.clone(),
+                limit: args.limit,
+            })
+            .await
+            .map_err(explain)?;
+        let id = answer["actor"].as_str().unwrap_or_default().to_owned();
+        let start = answer["start"].as_u64().unwrap_or(0);
+        let events = answer["events"].as_array().cloned().unwrap_or_default();
+        if args.json && !args.follow {
+            print_json(&answer);
+            return Ok(ExitCode::SUCCESS);
+        }
+        for (i, event) in events.iter().enumerate() {
+            print_event(&id, start + i as u64, event, args.json);
+        }
+        if args.follow {
+            let seen: HashSet<String> = events
+                .iter()
+                .filter_map(|e| e["hash"].as_str().map(str::to_owned))
+                .collect();
+            let next = answer["total"].as_u64().unwrap_or(0);
+            stream(&mut client, &args.remote, Some(seen), next, args.json).await?;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn inspect(args: IdArgs) -> anyhow::Result<ExitCode> {
+    remote::block_on(async move {
+        let a = remote::call(&args.remote, Op::Inspect { actor: args.actor }).await?;
+        if args.json {
+            print_json(&a);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        let limits = &a["limits"];
+        let counters = &a["counters"];
+        let rows = [
+            ("id", text(&a["id"])),
+            ("name", text(&a["name"])),
+            ("status", text(&a["status"])),
+            (
+                "manifest",
+                a["manifest"]
+                    .as_str()
+                    .unwrap_or("(not started by this server)")
+                    .to_owned(),
+            ),
+            (
+                "started",
+                a["started_ms"]
+                    .as_u64()
+                    .map_or_else(|| "-".to_owned(), |ms| format!("{} UTC", timestamp(ms))),
+            ),
+            (
+                "limits",
+                format!(
+                    "memory {} MiB, call timeout {} ms, queue {}, message {} bytes",
+                    limits["memory_mb"],
+                    limits["call_timeout_ms"],
+                    limits["queue_capacity"],
+                    limits["max_message_bytes"]
+                ),
+            ),
+            ("queue depth", text(&a["queue_depth"])),
+            (
+                "calls",
+                format!(
+                    "{} ok, {} failed, {} refused (queue full)",
+                    counters["calls_ok"], counters["calls_failed"], counters["queue_full"]
+                ),
+            ),
+            (
+                "chain",
+                format!(
+                    "{} events, head {}",
+                    a["chain"]["events"],
+                    a["chain"]["head"].as_str().unwrap_or("none")
+                ),
+            ),
+        ];
+        for (key, value) in rows {
+            println!("{:<12} {value}", format!("{key}:"));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Prints an actor's new events until Ctrl-C or the actor stops.
+pub async fn follow(
+    remote: &Remote,
+    client: &mut Client,
+    actor: &str,
+    seen: Option<HashSet<String>>,
+    json: bool,
+) -> anyhow::Result<()> {
+    client
+        .call(Op::Subscribe {
+            actor: Some(actor.to_owned()),
+        })
+        .await
+        .map_err(|e| remote.explain(e))?;
+    // Whatever was recorded before the subscription is printed first.
+    let answer = client
+        .call(Op::Events {
+            actor: actor.to_owned(),
+            limit: None,
+        })
+        .await
+        .map_err(|e| remote.explain(e))?;
+    let mut seen = seen.unwrap_or_default();
+    for (i, event) in answer["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if let Some(hash) = event["hash"].as_str()
+            && seen.insert(hash.to_owned())
+        {
+            print_event(actor, i as u64, event, json);
+        }
+    }
+    let next = answer["total"].as_u64().unwrap_or(0);
+    stream(client, remote, Some(seen), next, json).await
+}
+
+/// Prints streamed chain events. With `seen`, events of one actor numbered
+/// from `next`; without, events of every actor.
+pub async fn stream(
+    client: &mut Client,
+    remote: &Remote,
+    mut seen: Option<HashSet<String>>,
+    mut next: u64,
+    json: bool,
+) -> anyhow::Result<()> {
+    loop {
+        let event = tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            event = client.next_event() => event.map_err(|e| remote.explain(e))?,
+        };
+        match event["event"].as_str() {
+            Some("chain") => {
+                let actor = event["actor"].as_str().unwrap_or_default();
+                let chain_event = &event["chain_event"];
+                match &mut seen {
+                    Some(seen) => {
+                        let hash = chain_event["hash"].as_str().unwrap_or_default();
+                        if !seen.insert(hash.to_owned()) {
+                            continue;
+                        }
+                        print_event(actor, next, chain_event, json);
+                        next += 1;
+                    }
+                    None => {
+                        if json {
+                            print_json_line(&json!({ "actor": actor, "event": chain_event }));
+                        } else {
+                            println!("{}  {}", short(actor), event_line(chain_event));
+                        }
+                    }
+                }
+            }
+            Some("lagged") => {
+                eprintln!(
+                    "warning: missed {} events (this client read too slowly)",
+                    event["missed"]
+                );
+            }
+            Some("actor_stopped") => {
+                if json {
+                    print_json_line(&event);
+                } else {
+                    println!(
+                        "actor {} stopped",
+                        short(event["actor"].as_str().unwrap_or_default())
+                    );
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+}
+
+fn print_event(actor: &str, index: u64, event: &Value, json: bool) {
+    if json {
+        print_json_line(&json!({ "actor": actor, "index": index, "event": event }));
+    } else {
+        println!("{index:>4}  {}", event_line(event));
+    }
+}
+
+/// `time  hash  type  description` for people.
+fn event_line(event: &Value) -> String {
+    let hash = event["hash"].as_str().unwrap_or_default();
+    format!(
+        "{}  {}  {:<11}  {}",
+        timestamp(event["timestamp"].as_u64().unwrap_or(0)),
+        hash.get(..12).unwrap_or(hash),
+        event["event_type"].as_str().unwrap_or_default(),
+        event["description"].as_str().unwrap_or_default()
+    )
+}

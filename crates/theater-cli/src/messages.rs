@@ -1,0 +1,225 @@
+//! Client commands that talk to actors: messages, channels, subscriptions.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use theater::server::protocol::{Op, Payload};
+use tokio::sync::mpsc;
+
+use crate::actors;
+use crate::remote::{self, Remote, print_json, print_json_line, short, show_bytes};
+
+/// Send a message to an actor, or ask it and print its reply.
+#[derive(Subcommand)]
+pub enum MessageCommand {
+    /// Queue a message for the actor's `handle-send` and return at once.
+    #[command(after_help = "Example:\n  theater message send 1a2b3c4d '{\"add\": 2}'")]
+    Send(MessageArgs),
+    /// Call the actor's `handle-request` and print its reply.
+    #[command(after_help = "Example:\n  theater message request 1a2b3c4d '{}'")]
+    Request(RequestArgs),
+}
+
+#[derive(Args)]
+pub struct MessageArgs {
+    /// Actor id or an unambiguous prefix of it.
+    actor: String,
+    /// The message, as JSON text.
+    message: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+#[derive(Args)]
+pub struct RequestArgs {
+    #[command(flatten)]
+    message: MessageArgs,
+    /// How long to wait for the reply, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    timeout: u64,
+}
+
+/// Open a channel to an actor and print what it sends on it.
+#[derive(Subcommand)]
+pub enum ChannelCommand {
+    /// Open a channel and print its messages until it closes or Ctrl-C.
+    ///
+    /// Each line of standard input is sent on the channel as a message
+    /// (JSON text).
+    #[command(after_help = "Example:\n  theater channel open 1a2b3c4d '\"hello\"'")]
+    Open(MessageArgs),
+}
+
+#[derive(Args)]
+#[command(after_help = "Examples:\n  theater subscribe\n  theater subscribe 1a2b3c4d --json")]
+pub struct SubscribeArgs {
+    /// Only this actor's events (id or an unambiguous prefix).
+    actor: Option<String>,
+    /// Print one JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+pub fn message(command: MessageCommand) -> anyhow::Result<ExitCode> {
+    remote::block_on(async move {
+        match command {
+            MessageCommand::Send(args) => {
+                let payload = Payload::json(remote::parse_message(&args.message)?);
+                let op = Op::Send {
+                    actor: args.actor,
+                    payload,
+                };
+                let answer = remote::call(&args.remote, op).await?;
+                if args.json {
+                    print_json(&answer);
+                } else {
+                    println!(
+                        "queued for {}",
+                        short(answer["actor"].as_str().unwrap_or_default())
+                    );
+                }
+            }
+            MessageCommand::Request(RequestArgs { message, timeout }) => {
+                let payload = Payload::json(remote::parse_message(&message.message)?);
+                let op = Op::Request {
+                    actor: message.actor,
+                    payload,
+                    timeout_ms: Some(timeout),
+                };
+                let answer = remote::call(&message.remote, op).await?;
+                if message.json {
+                    print_json(&answer);
+                } else {
+                    println!("{}", show_bytes(&answer, "reply"));
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn channel(command: ChannelCommand) -> anyhow::Result<ExitCode> {
+    let ChannelCommand::Open(args) = command;
+    remote::block_on(async move {
+        let initial = remote::parse_message(&args.message)?;
+        let mut client = args.remote.connect().await?;
+        let explain = |e| args.remote.explain(e);
+        let answer = client
+            .call(Op::OpenChannel {
+                actor: args.actor.clone(),
+                payload: Payload::json(initial),
+                timeout_ms: None,
+            })
+            .await
+            .map_err(explain)?;
+        let channel = answer["channel"].as_str().unwrap_or_default().to_owned();
+        if args.json {
+            print_json_line(&answer);
+        } else {
+            println!(
+                "channel {channel} open to {}",
+                short(answer["actor"].as_str().unwrap_or_default())
+            );
+            if answer.get("accept_message").is_some_and(|m| !m.is_null())
+                || answer.get("accept_message_hex").is_some()
+            {
+                println!("{}", show_bytes(&answer, "accept_message"));
+            }
+        }
+        let mut lines = stdin_lines();
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {
+                    client
+                        .call(Op::CloseChannel { channel: channel.clone() })
+                        .await
+                        .map_err(explain)?;
+                    if !args.json {
+                        println!("channel closed");
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+                line = lines.recv(), if reading => match line {
+                    None => reading = false,
+                    Some(line) if line.trim().is_empty() => {}
+                    Some(line) => {
+                        let message = match remote::parse_message(&line) {
+                            Ok(message) => message,
+                            Err(e) => {
+                                eprintln!("error: {e:#}");
+                                continue;
+                            }
+                        };
+                        client
+                            .call(Op::ChannelSend {
+                                channel: channel.clone(),
+                                payload: Payload::json(message),
+                            })
+                            .await
+                            .map_err(explain)?;
+                    }
+                },
+                event = client.next_event() => {
+                    let event = event.map_err(explain)?;
+                    if event["channel"].as_str() != Some(channel.as_str()) {
+                        continue;
+                    }
+                    let closed = event["event"] == "channel_closed";
+                    if args.json {
+                        print_json_line(&event);
+                    } else if closed {
+                        println!("channel closed");
+                    } else if event["event"] == "channel_message" {
+                        println!("{}", show_bytes(&event, "message"));
+                    }
+                    if closed {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Lines of standard input, read on a thread of their own.
+fn stdin_lines() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+pub fn subscribe(args: SubscribeArgs) -> anyhow::Result<ExitCode> {
+    remote::block_on(async move {
+        let mut client = args.remote.connect().await?;
+        let answer = client
+            .call(Op::Subscribe {
+                actor: args.actor.clone(),
+            })
+            .await
+            .map_err(|e| args.remote.explain(e))?;
+        if args.json {
+            print_json_line(&answer);
+        } else {
+            match answer["actor"].as_str() {
+                Some(actor) => println!("subscribed to {}; Ctrl-C to stop", short(actor)),
+                None => println!("subscribed to every actor; Ctrl-C to stop"),
+            }
+        }
+        actors::stream(&mut client, &args.remote, None, 0, args.json).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,185 @@
+//! Talking to a management server: where it is, connecting with a useful
+//! error, and the output conventions every client command shares.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use clap::Args;
+use serde_json::Value;
+use theater::server::protocol::Op;
+use theater::server::{Client, ClientError, DEFAULT_LISTEN, ErrorKind};
+
+/// Where the management server is.
+#[derive(Args, Clone, Debug)]
+pub struct Remote {
+    /// Address of the management server.
+    #[arg(long, value_name = "ADDR", env = "THEATER_SERVER", default_value = DEFAULT_LISTEN)]
+    pub server: String,
+    /// Token the server requires (its `--token`).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "THEATER_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+impl Remote {
+    pub async fn connect(&self) -> anyhow::Result<Client> {
+        Client::connect(&self.server, self.token.as_deref())
+            .await
+            .map_err(|e| self.explain(e))
+    }
+
+    /// A connection error, saying what to do about it.
+    pub fn explain(&self, error: ClientError) -> anyhow::Error {
+        match error {
+            ClientError::Connect { addr, source }
+                if source.kind() == std::io::ErrorKind::ConnectionRefused =>
+            {
+                anyhow!(
+                    "no server at {addr} — start one with `theater server`, or point --server (THEATER_SERVER) at a running one"
+                )
+            }
+            ClientError::Server(body) if body.kind == ErrorKind::Unauthorized => anyhow!(
+                "the server at {} refused this client: {}",
+                self.server,
+                body.message
+            ),
+            other => anyhow!(other),
+        }
+    }
+}
+
+/// Runs a client command on a small async runtime.
+pub fn block_on<F: Future<Output = anyhow::Result<ExitCode>>>(
+    future: F,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(future)
+}
+
+/// Connects, sends one request, and returns its answer.
+pub async fn call(remote: &Remote, op: Op) -> anyhow::Result<Value> {
+    let mut client = remote.connect().await?;
+    client.call(op).await.map_err(|e| remote.explain(e))
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON values serialize")
+    );
+}
+
+/// Prints a value as one line of JSON, for streams.
+pub fn print_json_line(value: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string(value).expect("JSON values serialize")
+    );
+}
+
+/// Actor bytes for people: JSON as compact text, other bytes as hex.
+pub fn show_bytes(object: &Value, key: &str) -> String {
+    if let Some(hex) = object.get(format!("{key}_hex")).and_then(Value::as_str) {
+        return format!("(not JSON) hex {hex}");
+    }
+    match object.get(key) {
+        None | Some(Value::Null) => "none".to_owned(),
+        Some(value) => value.to_string(),
+    }
+}
+
+/// Parses a message given on the command line as JSON.
+pub fn parse_message(text: &str) -> anyhow::Result<Value> {
+    serde_json::from_str(text).map_err(|e| {
+        anyhow!(
+            "the message `{text}` is not JSON ({e}); quote it for the shell, e.g. '{{\"add\": 1}}' or '\"hello\"'"
+        )
+    })
+}
+
+/// Columns padded to their widest cell.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                text.push_str(cell);
+            } else {
+                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        text.trim_end().to_owned()
+    };
+    let mut out = vec![line(headers.to_vec())];
+    for row in rows {
+        out.push(line(row.iter().map(String::as_str).collect()));
+    }
+    out.join("\n")
+}
+
+/// The first eight characters of an id.
+pub fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// `YYYY-MM-DD HH:MM:SS.mmm` (UTC) for milliseconds since the Unix epoch.
+pub fn timestamp(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_dates() {
+        assert_eq!(timestamp(0), "1970-01-01 00:00:00.000");
+        assert_eq!(timestamp(1_700_000_000_123), "2023-11-14 22:13:20.123");
+        assert_eq!(timestamp(951_782_400_000), "2000-02-29 00:00:00.000");
+    }
+
+    #[test]
+    fn tables_align() {
+        let text = table(
+            &["ID", "NAME"],
+            &[
+                vec!["1".into(), "counter".into()],
+                vec!["22".into(), "x".into()],
+            ],
+        );
+        assert_eq!(text, "ID  NAME\n1   counter\n22  x");
+    }
+}

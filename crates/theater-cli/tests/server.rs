@@ -1,0 +1,907 @@
+//! The management server and its client commands: a real `theater server`
+//! child process on loopback, driven by the real `theater` binary and by
+//! raw sockets speaking (and abusing) the protocol.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_theater");
+/// Longest wait for a line from a streaming command.
+const LINE_WAIT: Duration = Duration::from_secs(60);
+
+fn actors_dir() -> PathBuf {
+    std::env::var_os("THEATER_ACTORS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors"))
+}
+
+fn manifest(actor: &str) -> String {
+    let dir = actors_dir().join(actor);
+    assert!(
+        dir.join(format!("{actor}.wasm")).exists(),
+        "run `cargo xtask build-actors` first"
+    );
+    dir.join("manifest.toml").display().to_string()
+}
+
+/// Compiled components, shared by every test server so each compiles once.
+fn shared_cache() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("server-test-cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A `theater server` child process, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+    home: tempfile::TempDir,
+    token: Option<String>,
+}
+
+impl Server {
+    fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    fn start_with(token: Option<&str>) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(shared_cache(), home.path().join("cache")).unwrap();
+        let mut command = Command::new(BIN);
+        command
+            .args(["server", "--listen", "127.0.0.1:0", "--home"])
+            .arg(home.path())
+            .env_remove("THEATER_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(home.path().join("server.log")).unwrap(),
+            ));
+        if let Some(token) = token {
+            command.args(["--token", token]);
+        }
+        let mut child = command.spawn().expect("theater server starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let Some(addr) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(home.path().join("server.log")).unwrap_or_default();
+            panic!("the server did not start: {line:?}\n{log}");
+        };
+        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+        Self {
+            addr: addr.to_owned(),
+            child,
+            home,
+            token: token.map(str::to_owned),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env("THEATER_SERVER", &self.addr)
+            .env("THEATER_HOME", self.home.path())
+            .env_remove("THEATER_TOKEN")
+            .stdin(Stdio::null());
+        if let Some(token) = &self.token {
+            command.env("THEATER_TOKEN", token);
+        }
+        command
+    }
+
+    /// Runs a client command to its end.
+    fn cli(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("theater runs")
+    }
+
+    /// Runs a client command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "theater {args:?} failed ({:?}):\n{}\n{}",
+            out.status.code(),
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    /// Like [`ok`](Self::ok), parsing stdout as one JSON document.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.push("--json");
+        let text = self.ok(&args);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}\n{text}"))
+    }
+
+    /// Starts an actor; returns its full id.
+    fn start_actor(&self, actor: &str) -> String {
+        let id = self.ok(&["start", &manifest(actor), "--id-only"]);
+        id.trim().to_owned()
+    }
+
+    /// Spawns a streaming command with its stdout read line by line.
+    fn spawn(&self, args: &[&str]) -> Streaming {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("theater runs");
+        let lines = read_lines(child.stdout.take().unwrap());
+        Streaming { child, lines }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running client command whose output is read as it comes.
+struct Streaming {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Streaming {
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(LINE_WAIT)
+            .expect("a line from the command")
+    }
+
+    /// Reads lines until one contains `text`; returns it.
+    fn line_with(&self, text: &str) -> String {
+        loop {
+            let line = self.line();
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    fn wait(mut self) -> std::process::ExitStatus {
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("the command did not end");
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A client speaking the wire protocol by hand.
+struct Raw(TcpStream);
+
+impl Raw {
+    fn connect(addr: &str) -> Self {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Self(stream)
+    }
+
+    fn send(&mut self, frame: &[u8]) {
+        self.0
+            .write_all(&(frame.len() as u32).to_be_bytes())
+            .unwrap();
+        self.0.write_all(frame).unwrap();
+    }
+
+    fn send_json(&mut self, value: &Value) {
+        self.send(value.to_string().as_bytes());
+    }
+
+    /// The next frame, `None` once the server closed the connection.
+    fn recv(&mut self) -> Option<Value> {
+        let mut len = [0u8; 4];
+        match self.0.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                return None;
+            }
+            Err(e) => panic!("reading a frame: {e}"),
+        }
+        let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
+        self.0.read_exact(&mut frame).unwrap();
+        Some(serde_json::from_slice(&frame).expect("the server sends JSON"))
+    }
+
+    fn hello(&mut self, token: Option<&str>) -> Value {
+        self.send_json(&json!({ "hello": { "version": 1, "token": token } }));
+        self.recv().expect("an answer to hello")
+    }
+
+    /// Asserts the server closes the connection (after at most a few
+    /// frames, which are returned).
+    fn closed(&mut self) -> Vec<Value> {
+        let mut frames = Vec::new();
+        while let Some(frame) = self.recv() {
+            frames.push(frame);
+            assert!(frames.len() < 5, "the server kept talking: {frames:?}");
+        }
+        frames
+    }
+}
+
+/// The server still answers a new, well-behaved client.
+fn still_serving(server: &Server) {
+    let mut raw = Raw::connect(&server.addr);
+    let hello = raw.hello(server.token.as_deref());
+    assert_eq!(hello["hello"]["version"], 1, "{hello}");
+    raw.send_json(&json!({ "id": 1, "op": "ping" }));
+    assert_eq!(raw.recv().unwrap()["ok"]["pong"], true);
+}
+
+#[test]
+fn actor_commands_work_with_and_without_json() {
+    let server = Server::start();
+    let counter = manifest("counter");
+
+    let text = server.ok(&["start", &counter]);
+    assert!(text.starts_with("started counter "), "{text}");
+    let started = server.json(&["start", &counter]);
+    let id = started["actor"].as_str().unwrap().to_owned();
+    let short = &id[..8];
+    assert_eq!(started["short"], short);
+    assert_eq!(started["name"], "counter");
+
+    let text = server.ok(&["list"]);
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.starts_with("ID") && header.contains("NAME") && header.contains("FAILED"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(short) && l.contains("counter") && l.contains("running")),
+        "{text}"
+    );
+    let list = server.json(&["list"]);
+    assert_eq!(list["actors"].as_array().unwrap().len(), 2);
+
+    let text = server.ok(&["message", "send", short, r#"{"add": 2}"#]);
+    assert_eq!(text.trim(), format!("queued for {short}"));
+    let sent = server.json(&["message", "send", short, r#"{"add": 3}"#]);
+    assert_eq!(sent["queued"], true);
+    assert_eq!(sent["actor"], id.as_str());
+
+    let text = server.ok(&["message", "request", short, "{}"]);
+    assert_eq!(text.trim(), r#"{"count":5}"#);
+    let reply = server.json(&["message", "request", &id, "{}"]);
+    assert_eq!(reply["reply"]["count"], 5);
+
+    let text = server.ok(&["state", short]);
+    assert_eq!(text.trim(), r#"{"count":5}"#);
+    let state = server.json(&["state", short]);
+    assert_eq!(state["state"]["count"], 5);
+
+    // init + 2 sends + 2 requests
+    let text = server.ok(&["events", short]);
+    assert_eq!(text.lines().count(), 5, "{text}");
+    assert!(
+        text.lines().next().unwrap().contains("actor-init"),
+        "{text}"
+    );
+    let events = server.json(&["events", short, "--limit", "2"]);
+    assert_eq!(events["total"], 5);
+    assert_eq!(events["start"], 3);
+    assert_eq!(events["events"].as_array().unwrap().len(), 2);
+    let text = server.ok(&["events", short, "--limit", "1"]);
+    assert!(text.trim_start().starts_with("4 "), "{text}");
+
+    let text = server.ok(&["verify", short]);
+    assert!(text.contains("chain verified: 5 events"), "{text}");
+    let verified = server.json(&["verify", short]);
+    assert_eq!(verified["verified"], true);
+    assert_eq!(verified["events"], 5);
+
+    let text = server.ok(&["inspect", short]);
+    for key in [
+        "id:",
+        "name:",
+        "manifest:",
+        "limits:",
+        "queue depth:",
+        "calls:",
+        "chain:",
+    ] {
+        assert!(text.contains(key), "{key} in {text}");
+    }
+    let canonical = std::fs::canonicalize(&counter).unwrap();
+    let canonical = canonical.to_str().unwrap();
+    assert!(text.contains(canonical), "{text}");
+    let inspect = server.json(&["inspect", short]);
+    assert_eq!(inspect["id"], id.as_str());
+    assert_eq!(inspect["manifest"], canonical);
+    assert_eq!(inspect["counters"]["calls_ok"], 4);
+    assert_eq!(inspect["chain"]["events"], 5);
+    assert_eq!(inspect["chain"]["head"], verified["head"]);
+    assert_eq!(inspect["limits"]["queue_capacity"], 1024);
+
+    // A failed call is counted and the state is kept.
+    server.ok(&["message", "send", short, r#"{"sub": 1}"#]);
+    server.ok(&["message", "request", short, "{}"]);
+    let list = server.json(&["list"]);
+    let row = list["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(row["calls_failed"], 1, "{row}");
+    assert_eq!(row["calls_ok"], 5, "{row}");
+
+    let text = server.ok(&["stop", short]);
+    assert_eq!(text.trim(), format!("stopped {short}"));
+    let other = list["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] != id.as_str())
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stopped = server.json(&["stop", &other]);
+    assert_eq!(stopped["stopped"], true);
+    let text = server.ok(&["list"]);
+    assert!(text.contains("no actors running"), "{text}");
+    assert_eq!(server.json(&["list"])["actors"], json!([]));
+
+    // The chain of a stopped actor can still be read and verified.
+    let verified = server.json(&["verify", short]);
+    assert_eq!(verified["verified"], true);
+}
+
+#[test]
+fn start_takes_an_initial_state() {
+    let server = Server::start();
+    let counter = manifest("counter");
+    let id = server.ok(&[
+        "start",
+        &counter,
+        "--state",
+        r#"{"count": 40}"#,
+        "--id-only",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 36, "{id}");
+    server.ok(&["message", "send", id, r#"{"add": 2}"#]);
+    let reply = server.json(&["message", "request", id, "{}"]);
+    assert_eq!(reply["reply"]["count"], 42);
+}
+
+#[test]
+fn mistakes_get_clear_errors_and_exit_codes() {
+    let server = Server::start();
+
+    // Nothing listens on port 1 of loopback.
+    let out = server
+        .command(&["list"])
+        .env("THEATER_SERVER", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no server at 127.0.0.1:1 — start one with `theater server`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = server.cli(&["list", "--server", "127.0.0.1:1"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    let out = server.cli(&["state", "0000dead"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("theater list"), "{}", stderr(&out));
+
+    let out = server.cli(&["start", "/no/such/manifest.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/no/such/manifest.toml"),
+        "{}",
+        stderr(&out)
+    );
+
+    let id = server.start_actor("counter");
+    let out = server.cli(&["message", "send", &id, "not json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not JSON"), "{}", stderr(&out));
+
+    // Usage errors: exactly one of <ACTOR> and --file.
+    assert_eq!(server.cli(&["verify"]).status.code(), Some(2));
+    assert_eq!(
+        server
+            .cli(&["verify", &id, "--file", "chain.json"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(server.cli(&["message", "send"]).status.code(), Some(2));
+}
+
+#[test]
+fn channels_stream_messages_until_closed() {
+    let server = Server::start();
+    let messenger = server.start_actor("messenger");
+
+    let open = server.spawn(&["channel", "open", &messenger[..8], r#""greet""#]);
+    let first = open.line();
+    let channel = first
+        .strip_prefix("channel ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_owned();
+    assert!(
+        first.ends_with(&format!("open to {}", &messenger[..8])),
+        "{first}"
+    );
+    // The messenger greets a channel opened with "greet".
+    assert_eq!(open.line(), r#""hello""#);
+    let command = json!({ "channel_send": { "channel": channel, "msg": { "n": 1 } } });
+    server.ok(&["message", "request", &messenger, &command.to_string()]);
+    assert_eq!(open.line(), r#"{"n":1}"#);
+    let command = json!({ "close": channel });
+    server.ok(&["message", "request", &messenger, &command.to_string()]);
+    assert_eq!(open.line(), "channel closed");
+    assert!(open.wait().success());
+
+    // With --json: the open answer, then each event, one per line.
+    let open = server.spawn(&["channel", "open", &messenger, r#""hi""#, "--json"]);
+    let answer: Value = serde_json::from_str(&open.line()).unwrap();
+    let channel = answer["channel"].as_str().unwrap().to_owned();
+    assert_eq!(answer["actor"], messenger.as_str());
+    let command = json!({ "channel_send": { "channel": channel, "msg": [1, 2] } });
+    server.ok(&["message", "request", &messenger, &command.to_string()]);
+    let message: Value = serde_json::from_str(&open.line()).unwrap();
+    assert_eq!(message["event"], "channel_message");
+    assert_eq!(message["message"], json!([1, 2]));
+    // Stopping the actor closes its channels.
+    server.ok(&["stop", &messenger]);
+    let closed: Value = serde_json::from_str(&open.line()).unwrap();
+    assert_eq!(closed["event"], "channel_closed");
+    assert!(open.wait().success());
+}
+
+#[test]
+fn a_client_channel_closes_when_its_connection_goes() {
+    let server = Server::start();
+    let messenger = server.start_actor("messenger");
+    let open = server.spawn(&["channel", "open", &messenger, r#""x""#]);
+    let channel = open.line().split_whitespace().nth(1).unwrap().to_owned();
+    drop(open);
+    // The actor hears of the close.
+    for _ in 0..100 {
+        let state = server.json(&["state", &messenger]);
+        if state["state"]["closed"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c == channel.as_str()))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the actor never heard that channel {channel} closed");
+}
+
+#[test]
+fn subscriptions_and_follow_stream_live_events() {
+    let server = Server::start();
+    let echo = server.start_actor("echo");
+    let short = echo[..8].to_owned();
+
+    let all = server.spawn(&["subscribe", "--json"]);
+    let answer: Value = serde_json::from_str(&all.line()).unwrap();
+    assert!(answer["subscription"].is_u64(), "{answer}");
+    let one = server.spawn(&["subscribe", &short]);
+    assert!(one.line().starts_with(&format!("subscribed to {short}")));
+    let follow = server.spawn(&["events", &short, "--follow"]);
+    assert!(follow.line().contains("actor-init"));
+
+    server.ok(&["message", "send", &short, r#""ping""#]);
+    let event: Value = serde_json::from_str(&all.line_with(&echo)).unwrap();
+    assert_eq!(event["actor"], echo.as_str());
+    assert_eq!(event["event"]["event_type"], "call");
+    assert!(one.line().starts_with(&short));
+    let line = follow.line();
+    assert!(
+        line.trim_start().starts_with("1 ") && line.contains("handle-send"),
+        "{line}"
+    );
+
+    // `start --follow` prints the new actor's events as they come.
+    let started = server.spawn(&["start", &manifest("counter"), "--follow"]);
+    let first = started.line();
+    assert!(first.starts_with("started counter "), "{first}");
+    let counter = first.split_whitespace().nth(2).unwrap().to_owned();
+    assert!(started.line().contains("actor-init"));
+    server.ok(&["message", "send", &counter, r#"{"add": 1}"#]);
+    assert!(started.line().contains("handle-send"));
+    server.ok(&["stop", &counter]);
+    assert_eq!(
+        started.line_with("stopped"),
+        format!("actor {counter} stopped")
+    );
+    assert!(started.wait().success());
+
+    // A follower ends when its actor stops.
+    server.ok(&["stop", &short]);
+    follow.line_with("stopped");
+    assert!(follow.wait().success());
+}
+
+#[test]
+fn validate_reports_grants_imports_and_exports() {
+    let server = Server::start();
+    let text = server.ok(&["validate", &manifest("counter")]);
+    assert!(text.contains("valid: the actor starts"), "{text}");
+    assert!(text.contains("ntwk:theater/actor.init"), "{text}");
+    let report = server.json(&["validate", &manifest("counter")]);
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["started"], true);
+    assert_eq!(report["handlers"], json!(["runtime"]));
+    let found = report["exports"]["found"].as_array().unwrap();
+    assert!(
+        found
+            .iter()
+            .any(|f| f == "ntwk:theater/message-server-client.handle-send")
+    );
+    assert!(
+        report["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["granted"] == true)
+    );
+
+    // The minimal actor listed with message-server lacks `handle-send`.
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = actors_dir().join("minimal/minimal.wasm");
+    let bad = dir.path().join("manifest.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "name = \"minimal\"\ncomponent_path = {:?}\n\n[[handlers]]\ntype = \"message-server\"\nconfig = {{}}\n",
+            wasm.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = server.cli(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("MISSING"), "{}", stdout(&out));
+    let out = server.cli(&["validate", bad.to_str().unwrap(), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], false);
+    let errors = report["errors"].as_array().unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("handle-send")),
+        "{errors:?}"
+    );
+
+    let out = server.cli(&["validate", &manifest("wrong-signature")]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
+#[test]
+fn completions_are_printed_for_every_shell() {
+    let server = Server::start();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let text = server.ok(&["completions", shell]);
+        assert!(text.contains("theater"), "{shell}");
+        assert!(text.contains("subscribe"), "{shell}");
+    }
+    assert_eq!(server.cli(&["completions", "tcsh"]).status.code(), Some(2));
+}
+
+#[test]
+fn a_created_actor_builds_starts_and_answers() {
+    let server = Server::start();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("greeter");
+    let text = server.ok(&["create", "greeter", "--dir", dir.to_str().unwrap()]);
+    assert!(text.contains("theater build"), "{text}");
+    for file in [
+        "Cargo.toml",
+        "src/lib.rs",
+        "manifest.toml",
+        "wit/worlds.wit",
+        "wit/message-server.wit",
+    ] {
+        assert!(dir.join(file).exists(), "{file}");
+    }
+    let created = server.json(&[
+        "create",
+        "other",
+        "--dir",
+        work.path().join("other").to_str().unwrap(),
+    ]);
+    assert_eq!(created["name"], "other");
+    assert!(
+        created["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "src/lib.rs")
+    );
+    let out = server.cli(&["create", "greeter", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a second create must not overwrite"
+    );
+    assert_eq!(server.cli(&["create", "Bad_Name"]).status.code(), Some(1));
+
+    // Builds reuse one target directory across test runs.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scaffold-target");
+    let build = |json: bool| {
+        let mut command = server.command(&["build", dir.to_str().unwrap()]);
+        if json {
+            command.arg("--json");
+        }
+        let out = command.env("CARGO_TARGET_DIR", &target).output().unwrap();
+        assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    let text = build(false);
+    assert!(text.contains("component: "), "{text}");
+    assert!(
+        text.contains("ntwk:theater/message-server-client.handle-request"),
+        "{text}"
+    );
+    let report: Value = serde_json::from_str(&build(true)).unwrap();
+    let component = report["component"].as_str().unwrap();
+    assert!(Path::new(component).exists(), "{component}");
+    assert!(
+        component.ends_with("target/wasm32-wasip2/release/greeter.wasm"),
+        "{component}"
+    );
+    assert!(
+        report["exports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "ntwk:theater/actor.init")
+    );
+
+    let manifest = dir.join("manifest.toml");
+    server.ok(&["validate", manifest.to_str().unwrap()]);
+    let id = server.ok(&["start", manifest.to_str().unwrap(), "--id-only"]);
+    let id = id.trim();
+    server.ok(&["message", "send", id, r#"{"hello": "world"}"#]);
+    let reply = server.json(&["message", "request", id, "{}"]);
+    assert_eq!(
+        reply["reply"],
+        json!({ "messages": 1, "last": { "hello": "world" } })
+    );
+    assert_eq!(server.json(&["verify", id])["verified"], true);
+}
+
+#[test]
+fn a_client_without_the_token_is_refused_and_changes_nothing() {
+    let server = Server::start_with(Some("s3cret"));
+    let counter = manifest("counter");
+
+    // No token: an error frame, then the connection closes.
+    let mut raw = Raw::connect(&server.addr);
+    let answer = raw.hello(None);
+    assert_eq!(answer["error"]["kind"], "unauthorized", "{answer}");
+    assert!(raw.closed().is_empty());
+
+    // A wrong token, then a start request anyway.
+    let mut raw = Raw::connect(&server.addr);
+    raw.send_json(&json!({ "hello": { "version": 1, "token": "guess" } }));
+    raw.send_json(&json!({ "id": 1, "op": "start", "manifest_path": counter }));
+    let answer = raw.recv().unwrap();
+    assert_eq!(answer["error"]["kind"], "unauthorized", "{answer}");
+    for frame in raw.closed() {
+        assert!(frame.get("ok").is_none(), "{frame}");
+    }
+
+    // No hello at all: a request as the first frame.
+    let mut raw = Raw::connect(&server.addr);
+    raw.send_json(&json!({ "id": 1, "op": "start", "manifest_path": counter }));
+    let answer = raw.recv().unwrap();
+    assert_eq!(answer["error"]["kind"], "handshake_required", "{answer}");
+    raw.closed();
+
+    // The CLI without the token is refused and says what to do.
+    let out = server
+        .command(&["start", &counter])
+        .env_remove("THEATER_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("token"), "{}", stderr(&out));
+    let out = server
+        .command(&["list"])
+        .env("THEATER_TOKEN", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+
+    // Nothing was started.
+    assert_eq!(server.json(&["list"])["actors"], json!([]));
+    let out = server.cli(&["list", "--token", "s3cret"]);
+    assert!(out.status.success());
+    still_serving(&server);
+}
+
+#[test]
+fn the_server_listens_on_loopback_by_default() {
+    assert!(theater::server::DEFAULT_LISTEN.starts_with("127.0.0.1:"));
+    let out = Command::new(BIN)
+        .args(["server", "--help"])
+        .output()
+        .unwrap();
+    let help = stdout(&out);
+    assert!(help.contains("[default: 127.0.0.1:9000]"), "{help}");
+    assert!(help.contains("--token"), "{help}");
+    let out = Command::new(BIN)
+        .args(["list", "--help"])
+        .env_remove("THEATER_SERVER")
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("[default: 127.0.0.1:9000]"));
+}
+
+#[test]
+fn hostile_frames_get_an_error_or_a_clean_close() {
+    let server = Server::start();
+
+    // Malformed JSON: an error frame, and the connection goes on.
+    let mut raw = Raw::connect(&server.addr);
+    assert_eq!(raw.hello(None)["hello"]["version"], 1);
+    raw.send(b"{\"id\": 1, \"op\": ");
+    let answer = raw.recv().unwrap();
+    assert_eq!(answer["error"]["kind"], "bad_frame", "{answer}");
+    raw.send(&[0xff, 0x00, 0xfe]);
+    assert_eq!(raw.recv().unwrap()["error"]["kind"], "bad_frame");
+    raw.send_json(&json!({ "id": 7, "op": "fly" }));
+    let answer = raw.recv().unwrap();
+    assert_eq!(answer["id"], 7);
+    assert_eq!(answer["error"]["kind"], "bad_request");
+    raw.send_json(&json!({ "id": 8, "op": "send", "actor": "zz", "message": 1 }));
+    assert_eq!(raw.recv().unwrap()["error"]["kind"], "bad_request");
+    raw.send_json(&json!({ "id": 9, "op": "list" }));
+    assert_eq!(raw.recv().unwrap()["id"], 9);
+
+    // A bad hello.
+    let mut raw = Raw::connect(&server.addr);
+    raw.send(b"hello?");
+    assert_eq!(raw.recv().unwrap()["error"]["kind"], "handshake_required");
+    raw.closed();
+    let mut raw = Raw::connect(&server.addr);
+    raw.send_json(&json!({ "hello": { "version": 99 } }));
+    assert_eq!(raw.recv().unwrap()["error"]["kind"], "unsupported_version");
+    raw.closed();
+
+    // Truncated: a length prefix, part of the frame, then the client leaves.
+    for before_hello in [true, false] {
+        let mut raw = Raw::connect(&server.addr);
+        if !before_hello {
+            raw.hello(None);
+        }
+        raw.0.write_all(&100u32.to_be_bytes()).unwrap();
+        raw.0.write_all(b"{\"id\": 1").unwrap();
+        raw.0.shutdown(Shutdown::Write).unwrap();
+        assert!(raw.closed().is_empty());
+        still_serving(&server);
+    }
+
+    // Oversized: one byte over the limit, and a 4 GiB length prefix.
+    let limit = theater::server::MAX_FRAME_BYTES as u32;
+    for (length, before_hello) in [(limit + 1, false), (u32::MAX, false), (u32::MAX, true)] {
+        let mut raw = Raw::connect(&server.addr);
+        if !before_hello {
+            raw.hello(None);
+        }
+        raw.0.write_all(&length.to_be_bytes()).unwrap();
+        raw.0.write_all(&[b'x'; 4096]).unwrap();
+        let frames = raw.closed();
+        assert!(
+            frames
+                .iter()
+                .all(|f| f["error"]["kind"] == "frame_too_large"),
+            "{frames:?}"
+        );
+        still_serving(&server);
+    }
+
+    // Other clients were served throughout.
+    assert_eq!(server.json(&["list"])["actors"], json!([]));
+}
+
+#[test]
+fn start_takes_manifest_text_and_prefixes_must_be_unambiguous() {
+    let server = Server::start();
+    let dir = actors_dir().join("counter");
+    let mut raw = Raw::connect(&server.addr);
+    raw.hello(None);
+    let text = "name = \"inline-counter\"\ncomponent_path = \"counter.wasm\"\n";
+    raw.send_json(&json!({
+        "id": 1, "op": "start", "manifest": text,
+        "base_dir": dir.display().to_string(), "state": { "count": 7 }
+    }));
+    let answer = raw.recv().unwrap();
+    assert_eq!(answer["id"], 1);
+    assert_eq!(answer["ok"]["name"], "inline-counter", "{answer}");
+    let id = answer["ok"]["actor"].as_str().unwrap().to_owned();
+    raw.send_json(&json!({ "id": 2, "op": "request", "actor": &id[..8], "message": {} }));
+    assert_eq!(raw.recv().unwrap()["ok"]["reply"]["count"], 7);
+
+    // A start without any manifest is refused.
+    raw.send_json(&json!({ "id": 3, "op": "start" }));
+    assert_eq!(raw.recv().unwrap()["error"]["kind"], "bad_request");
+
+    // Start actors until two share a first hex digit; that prefix is ambiguous.
+    let mut ids = vec![id];
+    let prefix = loop {
+        let next = server.start_actor("counter");
+        if let Some(twin) = ids.iter().find(|i| i[..1] == next[..1]) {
+            break twin[..1].to_owned();
+        }
+        ids.push(next);
+    };
+    raw.send_json(&json!({ "id": 4, "op": "state", "actor": prefix }));
+    let answer = raw.recv().unwrap();
+    assert_eq!(answer["error"]["kind"], "ambiguous_actor", "{answer}");
+    let out = server.cli(&["state", &prefix]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("give more characters"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,458 @@
+//! What each request does.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::connection::{After, Connection};
+use super::protocol::{ErrorBody, ErrorKind, Op, Payload, put_bytes};
+use super::{DEFAULT_REQUEST_TIMEOUT, MAX_REQUEST_TIMEOUT, Started};
+use crate::actor::{ActorHandle, now_ms};
+use crate::chain::{self, ChainEvent};
+use crate::error::{ActorError, SpawnError};
+use crate::id::ActorId;
+use crate::manifest::Manifest;
+
+type Answer = Result<Value, ErrorBody>;
+
+fn bad_request(message: impl Into<String>) -> ErrorBody {
+    ErrorBody::new(ErrorKind::BadRequest, message)
+}
+
+/// The protocol's form of an actor error.
+fn actor_error(e: ActorError) -> ErrorBody {
+    let kind = match &e {
+        ActorError::UnknownActor(_) | ActorError::Stopped(_) => ErrorKind::UnknownActor,
+        ActorError::UnknownChannel(_) => ErrorKind::UnknownChannel,
+        ActorError::Timeout { .. } => ErrorKind::Timeout,
+        ActorError::BadActorId(_) => ErrorKind::BadRequest,
+        _ => ErrorKind::ActorError,
+    };
+    ErrorBody::new(kind, e.to_string())
+}
+
+fn spawn_error(e: SpawnError) -> ErrorBody {
+    ErrorBody::new(ErrorKind::SpawnFailed, e.to_string())
+}
+
+fn hash_hex(event: Option<&ChainEvent>) -> Value {
+    event.map_or(Value::Null, |e| hex::encode(e.hash).into())
+}
+
+fn timeout(ms: Option<u64>) -> Duration {
+    ms.map_or(DEFAULT_REQUEST_TIMEOUT, |ms| {
+        Duration::from_millis(ms).min(MAX_REQUEST_TIMEOUT)
+    })
+}
+
+fn payload(payload: &Payload) -> Result<Vec<u8>, ErrorBody> {
+    payload.bytes().map_err(bad_request)
+}
+
+impl Connection {
+    pub async fn handle(&mut self, op: Op) -> Answer {
+        match op {
+            Op::Ping => Ok(json!({ "pong": true })),
+            Op::Start {
+                manifest_path,
+                manifest,
+                base_dir,
+                state,
+            } => {
+                self.start_actor(manifest_path, manifest, base_dir, state)
+                    .await
+            }
+            Op::Stop { actor } => {
+                let handle = self.running(&actor)?;
+                self.shared
+                    .runtime
+                    .stop(handle.id())
+                    .await
+                    .map_err(actor_error)?;
+                Ok(json!({ "actor": handle.id().to_string(), "stopped": true }))
+            }
+            Op::List => Ok(self.list()),
+            Op::State { actor } => {
+                let handle = self.running(&actor)?;
+                let state = handle.state().await.map_err(actor_error)?;
+                let mut answer = Map::new();
+                answer.insert("actor".into(), handle.id().to_string().into());
+                put_bytes(&mut answer, "state", state.as_deref());
+                Ok(Value::Object(answer))
+            }
+            Op::Events { actor, limit } => {
+                let id = self.any_actor(&actor)?;
+                let events = self.chain(id)?;
+                let total = events.len();
+                let start = limit.map_or(0, |limit| total.saturating_sub(limit));
+                Ok(json!({
+                    "actor": id.to_string(),
+                    "total": total,
+                    "start": start,
+                    "events": &events[start..],
+                }))
+            }
+            Op::Verify { actor } => {
+                let id = self.any_actor(&actor)?;
+                let events = self.chain(id)?;
+                let mut answer = json!({
+                    "actor": id.to_string(),
+                    "events": events.len(),
+                    "head": hash_hex(events.last()),
+                });
+                match chain::verify(&events) {
+                    Ok(()) => answer["verified"] = true.into(),
+                    Err(e) => {
+                        answer["verified"] = false.into();
+                        answer["first_bad_event"] = e.index().into();
+                        answer["error"] = e.to_string().into();
+                    }
+                }
+                Ok(answer)
+            }
+            Op::Inspect { actor } => self.inspect(&actor),
+            Op::Send { actor, payload: p } => {
+                let handle = self.running(&actor)?;
+                let message = payload(&p)?;
+                self.shared
+                    .runtime
+                    .send(None, handle.id(), message)
+                    .map_err(actor_error)?;
+                Ok(json!({ "actor": handle.id().to_string(), "queued": true }))
+            }
+            Op::Request {
+                actor,
+                payload: p,
+                timeout_ms,
+            } => {
+                let handle = self.running(&actor)?;
+                let message = payload(&p)?;
+                let reply = self
+                    .shared
+                    .runtime
+                    .request(None, handle.id(), message, timeout(timeout_ms))
+                    .await
+                    .map_err(actor_error)?;
+                let mut answer = Map::new();
+                answer.insert("actor".into(), handle.id().to_string().into());
+                put_bytes(&mut answer, "reply", Some(&reply));
+                Ok(Value::Object(answer))
+            }
+            Op::OpenChannel {
+                actor,
+                payload: p,
+                timeout_ms,
+            } => {
+                let handle = self.running(&actor)?;
+                let message = payload(&p)?;
+                let channel = self
+                    .shared
+                    .runtime
+                    .open_client_channel(handle.id(), message, timeout(timeout_ms))
+                    .await
+                    .map_err(actor_error)?;
+                let mut answer = Map::new();
+                answer.insert("channel".into(), channel.id.clone().into());
+                answer.insert("actor".into(), handle.id().to_string().into());
+                put_bytes(
+                    &mut answer,
+                    "accept_message",
+                    channel.accept_message.as_deref(),
+                );
+                self.after.push(After::Channel(channel));
+                Ok(Value::Object(answer))
+            }
+            Op::ChannelSend {
+                channel,
+                payload: p,
+            } => {
+                self.own_channel(&channel)?;
+                let message = payload(&p)?;
+                self.shared
+                    .runtime
+                    .send_on_channel(None, &channel, message)
+                    .map_err(actor_error)?;
+                Ok(json!({ "channel": channel, "queued": true }))
+            }
+            Op::CloseChannel { channel } => {
+                self.own_channel(&channel)?;
+                if let Some(task) = self.channels.remove(&channel) {
+                    task.abort();
+                }
+                self.shared
+                    .runtime
+                    .close_channel(None, &channel)
+                    .map_err(actor_error)?;
+                Ok(json!({ "channel": channel, "closed": true }))
+            }
+            Op::Subscribe { actor } => {
+                let actor = actor
+                    .as_deref()
+                    .map(|a| self.running(a).map(|h| h.id()))
+                    .transpose()?;
+                let id = self.next_subscription;
+                self.next_subscription += 1;
+                // Subscribed before the answer leaves: nothing after it is missed.
+                let events = self.shared.runtime.subscribe();
+                self.after.push(After::Subscription { id, events, actor });
+                Ok(json!({
+                    "subscription": id,
+                    "actor": actor.map(|a| a.to_string()),
+                }))
+            }
+            Op::Unsubscribe { subscription } => {
+                let task = self.subscriptions.remove(&subscription).ok_or_else(|| {
+                    ErrorBody::new(
+                        ErrorKind::UnknownSubscription,
+                        format!("this connection has no subscription {subscription}"),
+                    )
+                })?;
+                task.abort();
+                Ok(json!({ "subscription": subscription, "unsubscribed": true }))
+            }
+            Op::Restart { actor } => {
+                let handle = self.running(&actor)?;
+                Err(ErrorBody::new(
+                    ErrorKind::NotSupported,
+                    format!(
+                        "restart is not supported yet; stop actor {} and start its manifest again",
+                        handle.id().short()
+                    ),
+                ))
+            }
+            Op::Tree => Err(ErrorBody::new(
+                ErrorKind::NotSupported,
+                "the supervision tree is not available over the protocol yet; `list` shows every running actor",
+            )),
+        }
+    }
+
+    async fn start_actor(
+        &mut self,
+        manifest_path: Option<String>,
+        manifest_text: Option<String>,
+        base_dir: Option<String>,
+        state: Option<Value>,
+    ) -> Answer {
+        let mut manifest = match (manifest_path, manifest_text) {
+            (Some(path), None) => Manifest::load(&path),
+            (None, Some(text)) => {
+                let base = base_dir.as_deref().map_or_else(
+                    || std::env::current_dir().unwrap_or_default(),
+                    PathBuf::from,
+                );
+                Manifest::parse(&text, Path::new("<inline>"), &base)
+            }
+            _ => {
+                return Err(bad_request(
+                    "give the manifest as `manifest_path` or as `manifest` text (with `base_dir`), one of them",
+                ));
+            }
+        }
+        .map_err(|e| ErrorBody::new(ErrorKind::SpawnFailed, e.to_string()))?;
+        if let Some(state) = state {
+            manifest.init_state = Some(serde_json::to_vec(&state).expect("JSON values serialize"));
+        }
+        let handle = self
+            .shared
+            .runtime
+            .spawn(&manifest)
+            .await
+            .map_err(spawn_error)?;
+        self.shared.started.lock().expect("started lock").insert(
+            handle.id(),
+            Started {
+                manifest: manifest.source.clone(),
+                started_ms: now_ms(),
+            },
+        );
+        Ok(json!({
+            "actor": handle.id().to_string(),
+            "short": handle.id().short(),
+            "name": manifest.name,
+            "warnings": manifest.warnings,
+        }))
+    }
+
+    fn list(&self) -> Value {
+        let started = self.shared.started.lock().expect("started lock").clone();
+        let mut actors = self.shared.runtime.actors();
+        actors.sort_by_key(|h| (started.get(&h.id()).map_or(0, |s| s.started_ms), h.id()));
+        let actors: Vec<Value> = actors
+            .iter()
+            .map(|h| {
+                let counters = h.counters();
+                json!({
+                    "id": h.id().to_string(),
+                    "short": h.id().short(),
+                    "name": h.name(),
+                    "status": status(h),
+                    "queue_depth": h.queue_depth(),
+                    "calls_ok": counters.calls_ok.load(std::sync::atomic::Ordering::Relaxed),
+                    "calls_failed": counters.calls_failed.load(std::sync::atomic::Ordering::Relaxed),
+                })
+            })
+            .collect();
+        json!({ "actors": actors })
+    }
+
+    fn inspect(&self, actor: &str) -> Answer {
+        let handle = self.running(actor)?;
+        let id = handle.id();
+        let events = self.chain(id)?;
+        let started = self
+            .shared
+            .started
+            .lock()
+            .expect("started lock")
+            .get(&id)
+            .cloned();
+        let limits = handle.limits();
+        let counters = handle.counters();
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(json!({
+            "id": id.to_string(),
+            "short": id.short(),
+            "name": handle.name(),
+            "status": status(&handle),
+            "manifest": started.as_ref().map(|s| s.manifest.display().to_string()),
+            "started_ms": started.as_ref().map(|s| s.started_ms),
+            "limits": {
+                "memory_mb": limits.memory_mb,
+                "call_timeout_ms": limits.call_timeout_ms,
+                "queue_capacity": limits.queue_capacity,
+                "max_message_bytes": limits.max_message_bytes,
+            },
+            "queue_depth": handle.queue_depth(),
+            "counters": {
+                "calls_ok": load(&counters.calls_ok),
+                "calls_failed": load(&counters.calls_failed),
+                "queue_full": load(&counters.queue_full),
+            },
+            "chain": {
+                "events": events.len(),
+                "head": hash_hex(events.last()),
+            },
+        }))
+    }
+
+    fn chain(&self, id: ActorId) -> Result<Vec<ChainEvent>, ErrorBody> {
+        self.shared
+            .runtime
+            .chain(id)
+            .map_err(|e| ErrorBody::new(ErrorKind::Internal, format!("reading the chain: {e}")))
+    }
+
+    fn own_channel(&self, channel: &str) -> Result<(), ErrorBody> {
+        if self.channels.contains_key(channel) {
+            Ok(())
+        } else {
+            Err(ErrorBody::new(
+                ErrorKind::UnknownChannel,
+                format!(
+                    "this connection has no open channel {channel}; open one with `open_channel`"
+                ),
+            ))
+        }
+    }
+
+    /// A running actor, by full id or unambiguous prefix.
+    fn running(&self, text: &str) -> Result<ActorHandle, ErrorBody> {
+        let running = self.shared.runtime.actors();
+        let ids: Vec<ActorId> = running.iter().map(ActorHandle::id).collect();
+        let id = resolve(text, &ids)?;
+        running
+            .into_iter()
+            .find(|h| h.id() == id)
+            .ok_or_else(|| unknown(text))
+    }
+
+    /// A running actor, or one this server started that has stopped since
+    /// (its chain is still there).
+    fn any_actor(&self, text: &str) -> Result<ActorId, ErrorBody> {
+        let mut ids = self.shared.runtime.actor_ids();
+        for id in self.shared.started.lock().expect("started lock").keys() {
+            if !ids.contains(id) {
+                ids.push(*id);
+            }
+        }
+        if let Ok(id) = text.trim().parse::<ActorId>() {
+            // A full id names a chain even if this server never saw the actor.
+            return Ok(id);
+        }
+        resolve(text, &ids)
+    }
+}
+
+fn status(handle: &ActorHandle) -> &'static str {
+    if handle.is_running() {
+        "running"
+    } else {
+        "stopped"
+    }
+}
+
+fn unknown(text: &str) -> ErrorBody {
+    ErrorBody::new(
+        ErrorKind::UnknownActor,
+        format!("no running actor `{text}`; `theater list` shows the running ones"),
+    )
+}
+
+/// Finds the one id that `text` is or begins.
+fn resolve(text: &str, ids: &[ActorId]) -> Result<ActorId, ErrorBody> {
+    let text = text.trim().to_ascii_lowercase();
+    if text.is_empty() || !text.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(bad_request(format!(
+            "`{text}` is not an actor id; give the full id or its first characters (e.g. the 8-character short id)"
+        )));
+    }
+    let matches: Vec<ActorId> = ids
+        .iter()
+        .copied()
+        .filter(|id| id.to_string().starts_with(&text))
+        .collect();
+    match matches.as_slice() {
+        [] => Err(unknown(&text)),
+        [one] => Ok(*one),
+        many => Err(ErrorBody::new(
+            ErrorKind::AmbiguousActor,
+            format!(
+                "`{text}` matches {} actors ({}); give more characters",
+                many.len(),
+                many.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_resolve_by_unambiguous_prefix() {
+        let a: ActorId = "1a2b3c4d-0000-4000-8000-000000000001".parse().unwrap();
+        let b: ActorId = "1a2b9999-0000-4000-8000-000000000002".parse().unwrap();
+        let ids = [a, b];
+        assert_eq!(resolve("1a2b3c4d", &ids).unwrap(), a);
+        assert_eq!(resolve("1A2B9", &ids).unwrap(), b);
+        assert_eq!(
+            resolve("1a2b", &ids).unwrap_err().kind,
+            ErrorKind::AmbiguousActor
+        );
+        assert_eq!(
+            resolve("ffff", &ids).unwrap_err().kind,
+            ErrorKind::UnknownActor
+        );
+        assert_eq!(
+            resolve("not an id", &ids).unwrap_err().kind,
+            ErrorKind::BadRequest
+        );
+        assert_eq!(resolve("", &ids).unwrap_err().kind, ErrorKind::BadRequest);
+    }
+}
