@@ -1,0 +1,202 @@
+//! The bytes one stored event is kept as.
+//!
+//! Version 1, integers big endian, strings UTF-8:
+//!
+//! ```text
+//! 0x01                          format version
+//! hash                          32 bytes
+//! 0x00 | 0x01 ‖ parent          no parent, or the parent's 32 bytes
+//! u32 len ‖ event_type
+//! u64 len ‖ data                the JSON text exactly as it was hashed
+//! u64 timestamp
+//! u32 len ‖ description
+//! ```
+//!
+//! Nothing may follow the description. Every field the hash covers is kept
+//! byte for byte, so a chain read back recomputes to the same hashes.
+
+use serde_json::value::RawValue;
+
+use crate::chain::{ChainEvent, Hash};
+
+/// The first byte of every event this version writes.
+const VERSION: u8 = 1;
+
+/// Encodes `event` as described in the module documentation.
+pub(crate) fn encode(event: &ChainEvent) -> Vec<u8> {
+    let data = event.data.get().as_bytes();
+    let mut out = Vec::with_capacity(
+        1 + 32 + 33 + 4 + event.event_type.len() + 8 + data.len() + 8 + 4 + event.description.len(),
+    );
+    out.push(VERSION);
+    out.extend_from_slice(&event.hash);
+    match &event.parent_hash {
+        None => out.push(0),
+        Some(parent) => {
+            out.push(1);
+            out.extend_from_slice(parent);
+        }
+    }
+    out.extend_from_slice(&(event.event_type.len() as u32).to_be_bytes());
+    out.extend_from_slice(event.event_type.as_bytes());
+    out.extend_from_slice(&(data.len() as u64).to_be_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(&event.timestamp.to_be_bytes());
+    out.extend_from_slice(&(event.description.len() as u32).to_be_bytes());
+    out.extend_from_slice(event.description.as_bytes());
+    out
+}
+
+/// Decodes bytes written by [`encode`]; says what is wrong with anything else.
+pub(crate) fn decode(bytes: &[u8]) -> Result<ChainEvent, String> {
+    let mut reader = Reader { bytes, at: 0 };
+    let version = reader.byte("format version")?;
+    if version != VERSION {
+        return Err(format!(
+            "unknown event format {version} (this version reads {VERSION})"
+        ));
+    }
+    let hash = reader.hash("hash")?;
+    let parent_hash = match reader.byte("parent marker")? {
+        0 => None,
+        1 => Some(reader.hash("parent hash")?),
+        other => return Err(format!("bad parent marker {other} at byte 33")),
+    };
+    let len = reader.u32("event type length")? as usize;
+    let event_type = reader.text(len, "event type")?;
+    let len = reader.u64("data length")?;
+    let data = reader.text(to_len(len, reader.remaining())?, "data")?;
+    let timestamp = reader.u64("timestamp")?;
+    let len = reader.u32("description length")? as usize;
+    let description = reader.text(len, "description")?;
+    if reader.remaining() != 0 {
+        return Err(format!(
+            "{} unexpected bytes after the description",
+            reader.remaining()
+        ));
+    }
+    let data_len = data.len();
+    let data = RawValue::from_string(data).map_err(|e| format!("data is not JSON: {e}"))?;
+    if data.get().len() != data_len {
+        return Err("data is not exactly one JSON value".to_owned());
+    }
+    Ok(ChainEvent {
+        hash,
+        parent_hash,
+        event_type,
+        data,
+        timestamp,
+        description,
+    })
+}
+
+fn to_len(len: u64, remaining: usize) -> Result<usize, String> {
+    usize::try_from(len)
+        .ok()
+        .filter(|len| *len <= remaining)
+        .ok_or_else(|| format!("data length {len} exceeds the {remaining} bytes that follow"))
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&[u8], String> {
+        if n > self.remaining() {
+            return Err(format!(
+                "cut short: {what} needs {n} bytes at byte {}, {} remain",
+                self.at,
+                self.remaining()
+            ));
+        }
+        let slice = &self.bytes[self.at..self.at + n];
+        self.at += n;
+        Ok(slice)
+    }
+
+    fn byte(&mut self, what: &str) -> Result<u8, String> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    fn hash(&mut self, what: &str) -> Result<Hash, String> {
+        Ok(self.take(32, what)?.try_into().expect("32 bytes"))
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, String> {
+        Ok(u32::from_be_bytes(
+            self.take(4, what)?.try_into().expect("4 bytes"),
+        ))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, String> {
+        Ok(u64::from_be_bytes(
+            self.take(8, what)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    fn text(&mut self, n: usize, what: &str) -> Result<String, String> {
+        let at = self.at;
+        let bytes = self.take(n, what)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} at byte {at} is not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(parent: Option<Hash>, data: &str) -> ChainEvent {
+        ChainEvent::new(
+            parent,
+            "call",
+            RawValue::from_string(data.to_owned()).unwrap(),
+            1_700_000_000_000,
+            "handle-send ok".to_owned(),
+        )
+    }
+
+    #[test]
+    fn round_trips_every_hashed_byte() {
+        let first = event(None, r#"{"a": 1,  "b":[1, 2]}"#);
+        let second = event(Some(first.hash), r#""ü \u00fc""#);
+        for original in [first, second] {
+            let back = decode(&encode(&original)).unwrap();
+            assert_eq!(back.data.get(), original.data.get());
+            assert_eq!(back.parent_hash, original.parent_hash);
+            assert_eq!(back.computed_hash(), original.hash);
+            assert_eq!(back.hash, original.hash);
+        }
+    }
+
+    #[test]
+    fn damaged_bytes_are_refused_with_a_reason() {
+        let bytes = encode(&event(None, r#"{"n":1}"#));
+        let cut = decode(&bytes[..bytes.len() - 1]).unwrap_err();
+        assert!(cut.contains("cut short"), "{cut}");
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer).unwrap_err().contains("unexpected bytes"));
+        let mut version = bytes.clone();
+        version[0] = 9;
+        assert!(
+            decode(&version)
+                .unwrap_err()
+                .contains("unknown event format 9")
+        );
+        let mut huge = bytes.clone();
+        // The data length field follows version, hash, marker and the type.
+        let at = 1 + 32 + 1 + 4 + "call".len();
+        huge[at..at + 8].copy_from_slice(&u64::MAX.to_be_bytes());
+        assert!(decode(&huge).unwrap_err().contains("exceeds"));
+        let mut not_json = bytes;
+        let data_at = at + 8;
+        not_json[data_at] = b'x';
+        assert!(decode(&not_json).unwrap_err().contains("not JSON"));
+    }
+}
