@@ -47,6 +47,9 @@ pub struct IdArgs {
     remote: Remote,
 }
 
+/// `tree` takes the same flags as `list`.
+pub type TreeArgs = ListArgs;
+
 #[derive(Args)]
 pub struct ListArgs {
     /// Print JSON instead of text.
@@ -136,6 +139,51 @@ pub fn stop(args: IdArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+pub fn restart(args: IdArgs) -> anyhow::Result<ExitCode> {
+    remote::block_on(async move {
+        let answer = remote::call(&args.remote, Op::Restart { actor: args.actor }).await?;
+        if args.json {
+            print_json(&answer);
+        } else {
+            println!(
+                "restarted {} (state and chain kept)",
+                short(answer["actor"].as_str().unwrap_or_default())
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn tree(args: TreeArgs) -> anyhow::Result<ExitCode> {
+    remote::block_on(async move {
+        let answer = remote::call(&args.remote, Op::Tree).await?;
+        if args.json {
+            print_json(&answer);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let roots = answer["roots"].as_array().cloned().unwrap_or_default();
+        if roots.is_empty() {
+            println!("no actors running; start one with `theater start <manifest>`");
+        }
+        for root in &roots {
+            print_tree(root, 0);
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print_tree(node: &Value, depth: usize) {
+    println!(
+        "{}{}  {}",
+        "  ".repeat(depth),
+        node["short"].as_str().unwrap_or_default(),
+        node["name"].as_str().unwrap_or_default()
+    );
+    for child in node["children"].as_array().into_iter().flatten() {
+        print_tree(child, depth + 1);
+    }
 }
 
 pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {

@@ -39,6 +39,12 @@ enum Command {
     /// Stop a running actor.
     #[command(after_help = "Example:\n  theater stop 1a2b3c4d")]
     Stop(actors::IdArgs),
+    /// Give a running actor a fresh instance; its state and chain are kept.
+    #[command(after_help = "Example:\n  theater restart 1a2b3c4d")]
+    Restart(actors::IdArgs),
+    /// Show the supervision tree of the running actors.
+    #[command(after_help = "Example:\n  theater tree --json")]
+    Tree(actors::TreeArgs),
     /// List the running actors.
     #[command(after_help = "Example:\n  theater list --json")]
     List(actors::ListArgs),
@@ -83,6 +89,8 @@ fn main() -> ExitCode {
         Command::Server(args) => serve::serve(args),
         Command::Start(args) => actors::start(args),
         Command::Stop(args) => actors::stop(args),
+        Command::Restart(args) => actors::restart(args),
+        Command::Tree(args) => actors::tree(args),
         Command::List(args) => actors::list(args),
         Command::State(args) => actors::state(args),
         Command::Events(args) => actors::events(args),

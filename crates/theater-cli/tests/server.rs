@@ -905,3 +905,39 @@ fn start_takes_manifest_text_and_prefixes_must_be_unambiguous() {
         stderr(&out)
     );
 }
+
+#[test]
+fn restart_keeps_state_and_tree_shows_supervision() {
+    let server = Server::start();
+    let counter = server.json(&["start", &manifest("counter")]);
+    let short = counter["short"].as_str().unwrap().to_owned();
+    server.ok(&["message", "request", &short, "{}"]);
+    server.ok(&["message", "send", &short, r#"{"add": 4}"#]);
+    let text = server.ok(&["restart", &short]);
+    assert!(text.contains(&format!("restarted {short}")), "{text}");
+    let restarted = server.json(&["restart", &short]);
+    assert_eq!(restarted["restarted"], true);
+    assert_eq!(server.json(&["state", &short])["state"]["count"], 4);
+
+    let parent = server.json(&["start", &manifest("supervisor")]);
+    let parent_short = parent["short"].as_str().unwrap().to_owned();
+    let child = server.json(&[
+        "message",
+        "request",
+        &parent_short,
+        r#"{"spawn": "../echo/manifest.toml"}"#,
+    ]);
+    let child_id = child["reply"].as_str().unwrap().to_owned();
+
+    let tree = server.json(&["tree"]);
+    let roots = tree["roots"].as_array().unwrap();
+    assert_eq!(roots.len(), 2, "{tree}");
+    let supervisor = roots.iter().find(|r| r["name"] == "supervisor").unwrap();
+    assert_eq!(supervisor["children"][0]["id"], child_id.as_str());
+    assert_eq!(supervisor["children"][0]["name"], "echo");
+    let text = server.ok(&["tree"]);
+    assert!(
+        text.contains(&format!("\n  {}  echo", &child_id[..8])),
+        "{text}"
+    );
+}

@@ -13,6 +13,7 @@ use crate::chain::{self, ChainEvent};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
 use crate::manifest::Manifest;
+use crate::runtime::TheaterRuntime;
 
 type Answer = Result<Value, ErrorBody>;
 
@@ -213,18 +214,20 @@ impl Connection {
             }
             Op::Restart { actor } => {
                 let handle = self.running(&actor)?;
-                Err(ErrorBody::new(
-                    ErrorKind::NotSupported,
-                    format!(
-                        "restart is not supported yet; stop actor {} and start its manifest again",
-                        handle.id().short()
-                    ),
-                ))
+                handle.restart().await.map_err(actor_error)?;
+                Ok(json!({ "actor": handle.id().to_string(), "restarted": true }))
             }
-            Op::Tree => Err(ErrorBody::new(
-                ErrorKind::NotSupported,
-                "the supervision tree is not available over the protocol yet; `list` shows every running actor",
-            )),
+            Op::Tree => {
+                let runtime = &self.shared.runtime;
+                let mut roots: Vec<Value> = runtime
+                    .actor_ids()
+                    .into_iter()
+                    .filter(|id| runtime.parent(*id).is_none())
+                    .map(|id| tree_node(runtime, id))
+                    .collect();
+                roots.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+                Ok(json!({ "roots": roots }))
+            }
         }
     }
 
@@ -455,4 +458,18 @@ mod tests {
         );
         assert_eq!(resolve("", &ids).unwrap_err().kind, ErrorKind::BadRequest);
     }
+}
+
+/// An actor and, below it, the children it supervises.
+fn tree_node(runtime: &TheaterRuntime, id: ActorId) -> Value {
+    let name = runtime
+        .actor(id)
+        .map(|h| h.name().to_owned())
+        .unwrap_or_default();
+    let children: Vec<Value> = runtime
+        .children(id)
+        .into_iter()
+        .map(|c| tree_node(runtime, c))
+        .collect();
+    json!({ "id": id.to_string(), "short": id.short(), "name": name, "children": children })
 }
