@@ -69,6 +69,9 @@ pub struct EventsArgs {
     /// Only the last N events.
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
+    /// Only events of this type (e.g. `log`, `call`, `call-error`, `host-call`).
+    #[arg(long = "type", value_name = "EVENT_TYPE")]
+    kind: Option<String>,
     /// Keep printing new events until Ctrl-C or the actor stops.
     #[arg(long)]
     follow: bool,
@@ -244,22 +247,38 @@ pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(explain)?;
         }
+        let kind = args.kind.as_deref();
+        // With a type filter the limit counts matching events, so fetch all.
         let answer = client
             .call(Op::Events {
                 actor: args.actor.clone(),
-                limit: args.limit,
+                limit: if kind.is_some() { None } else { args.limit },
             })
             .await
             .map_err(explain)?;
         let id = answer["actor"].as_str().unwrap_or_default().to_owned();
         let start = answer["start"].as_u64().unwrap_or(0);
         let events = answer["events"].as_array().cloned().unwrap_or_default();
+        let mut shown: Vec<(u64, &Value)> = (start..)
+            .zip(&events)
+            .filter(|(_, e)| kind.is_none_or(|kind| is_kind(e, kind)))
+            .collect();
+        if kind.is_some()
+            && let Some(limit) = args.limit
+        {
+            shown.drain(..shown.len().saturating_sub(limit));
+        }
         if args.json && !args.follow {
+            let mut answer = answer.clone();
+            if kind.is_some() {
+                answer["events"] = shown.iter().map(|(_, e)| (*e).clone()).collect();
+                answer["start"] = shown.first().map_or(start, |(i, _)| *i).into();
+            }
             print_json(&answer);
             return Ok(ExitCode::SUCCESS);
         }
-        for (i, event) in events.iter().enumerate() {
-            print_event(&id, start + i as u64, event, args.json);
+        for (index, event) in &shown {
+            print_event(&id, *index, event, args.json);
         }
         if args.follow {
             let seen: HashSet<String> = events
@@ -267,7 +286,7 @@ pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
                 .filter_map(|e| e["hash"].as_str().map(str::to_owned))
                 .collect();
             let next = answer["total"].as_u64().unwrap_or(0);
-            stream(&mut client, &args.remote, Some(seen), next, args.json).await?;
+            stream(&mut client, &args.remote, Some(seen), next, args.json, kind).await?;
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -370,7 +389,7 @@ pub async fn follow(
         }
     }
     let next = answer["total"].as_u64().unwrap_or(0);
-    stream(client, remote, Some(seen), next, json).await
+    stream(client, remote, Some(seen), next, json, None).await
 }
 
 /// Prints streamed chain events. With `seen`, events of one actor numbered
@@ -381,6 +400,7 @@ pub async fn stream(
     mut seen: Option<HashSet<String>>,
     mut next: u64,
     json: bool,
+    kind: Option<&str>,
 ) -> anyhow::Result<()> {
     loop {
         let event = tokio::select! {
@@ -391,6 +411,10 @@ pub async fn stream(
             Some("chain") => {
                 let actor = event["actor"].as_str().unwrap_or_default();
                 let chain_event = &event["chain_event"];
+                if kind.is_some_and(|kind| !is_kind(chain_event, kind)) {
+                    next += 1;
+                    continue;
+                }
                 match &mut seen {
                     Some(seen) => {
                         let hash = chain_event["hash"].as_str().unwrap_or_default();
@@ -429,6 +453,40 @@ pub async fn stream(
             _ => {}
         }
     }
+}
+
+fn is_kind(event: &Value, kind: &str) -> bool {
+    event["event_type"].as_str() == Some(kind)
+}
+
+/// `theater logs`: the `log` events of `events`.
+#[derive(Args)]
+#[command(after_help = "Examples:\n  theater logs 1a2b3c4d\n  theater logs 1a2b3c4d --follow")]
+pub struct LogsArgs {
+    /// Actor id or an unambiguous prefix of it.
+    actor: String,
+    /// Only the last N log lines.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Keep printing new lines until Ctrl-C or the actor stops.
+    #[arg(long)]
+    follow: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+pub fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
+    events(EventsArgs {
+        actor: args.actor,
+        limit: args.limit,
+        kind: Some("log".to_owned()),
+        follow: args.follow,
+        json: args.json,
+        remote: args.remote,
+    })
 }
 
 fn print_event(actor: &str, index: u64, event: &Value, json: bool) {

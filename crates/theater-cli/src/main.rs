@@ -53,6 +53,8 @@ enum Command {
     State(actors::IdArgs),
     /// Print an actor's chain events.
     Events(actors::EventsArgs),
+    /// Print an actor's log lines (its `log` chain events).
+    Logs(actors::LogsArgs),
     /// Show an actor's manifest, limits, counters and chain head.
     #[command(after_help = "Example:\n  theater inspect 1a2b3c4d")]
     Inspect(actors::IdArgs),
@@ -94,6 +96,7 @@ fn main() -> ExitCode {
         Command::List(args) => actors::list(args),
         Command::State(args) => actors::state(args),
         Command::Events(args) => actors::events(args),
+        Command::Logs(args) => actors::logs(args),
         Command::Inspect(args) => actors::inspect(args),
         Command::Message(command) => messages::message(command),
         Command::Channel(command) => messages::channel(command),

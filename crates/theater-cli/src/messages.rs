@@ -219,7 +219,7 @@ pub fn subscribe(args: SubscribeArgs) -> anyhow::Result<ExitCode> {
                 None => println!("subscribed to every actor; Ctrl-C to stop"),
             }
         }
-        actors::stream(&mut client, &args.remote, None, 0, args.json).await?;
+        actors::stream(&mut client, &args.remote, None, 0, args.json, None).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

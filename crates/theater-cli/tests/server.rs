@@ -941,3 +941,25 @@ fn restart_keeps_state_and_tree_shows_supervision() {
         "{text}"
     );
 }
+
+#[test]
+fn logs_show_only_log_lines() {
+    let server = Server::start();
+    let echo = server.json(&["start", &manifest("echo")]);
+    let short = echo["short"].as_str().unwrap().to_owned();
+    server.ok(&["message", "request", &short, r#""hi""#]);
+    server.ok(&["message", "request", &short, r#""hello""#]);
+    let text = server.ok(&["logs", &short]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("echo: 4 bytes") && lines[1].contains("echo: 7 bytes"),
+        "{text}"
+    );
+    let last = server.json(&["logs", &short, "--limit", "1"]);
+    let events = last["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event_type"], "log");
+    let calls = server.json(&["events", &short, "--type", "call"]);
+    assert_eq!(calls["events"].as_array().unwrap().len(), 2);
+}

@@ -221,6 +221,9 @@ fn failed<E: Into<redb::Error>>(path: &Path) -> impl Fn(E) -> StorageError + '_ 
     }
 }
 
+/// (sequence number, stored bytes) of one actor's events, in order.
+type Rows = Vec<(u64, Vec<u8>)>;
+
 /// What the writer answers: `Err` carries a message for the caller.
 type Reply = oneshot::Sender<Result<(), String>>;
 
@@ -439,7 +442,7 @@ impl RedbEventLog {
         }
         let mut summary = VerifySummary::default();
         let mut damaged = Vec::new();
-        let mut check = |actor: [u8; 16], rows: Vec<(u64, Vec<u8>)>, head| {
+        let mut check = |actor: [u8; 16], rows: Rows, head| {
             summary.chains += 1;
             summary.events += rows.len() as u64;
             if let Err(damage) = check_chain(rows, head) {
@@ -450,7 +453,7 @@ impl RedbEventLog {
             }
         };
         let events = tx.open_table(EVENTS).map_err(failed(path))?;
-        let mut current: Option<([u8; 16], Vec<(u64, Vec<u8>)>)> = None;
+        let mut current: Option<([u8; 16], Rows)> = None;
         for row in events.iter().map_err(failed(path))? {
             let (key, value) = row.map_err(failed(path))?;
             let (actor, seq) = key.value();
@@ -504,14 +507,11 @@ impl RedbEventLog {
         &self,
         json: &str,
     ) -> impl Future<Output = Result<ActorId, StorageError>> + Send + use<> {
-        let parsed = ChainExport::from_json(json).map_err(|reason| self.import_error(reason));
-        let stored = parsed.as_ref().ok().map(|export| self.import(export));
-        async move {
-            match stored {
-                Some(stored) => stored.await,
-                None => Err(parsed.err().expect("not parsed")),
-            }
-        }
+        let stored = match ChainExport::from_json(json) {
+            Ok(export) => Ok(self.import(&export)),
+            Err(reason) => Err(self.import_error(reason)),
+        };
+        async move { stored?.await }
     }
 
     /// Verifies `export` and stores its chain as `actor`'s, which must have
@@ -615,7 +615,7 @@ impl RedbEventLog {
     }
 
     /// (sequence number, stored bytes) of `actor`'s events, in order.
-    fn rows(&self, actor: &ActorId) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+    fn rows(&self, actor: &ActorId) -> Result<Rows, StorageError> {
         let path = &self.shared.path;
         let tx = self.shared.db.begin_read().map_err(failed(path))?;
         let events = tx.open_table(EVENTS).map_err(failed(path))?;
@@ -730,10 +730,7 @@ fn open_database(path: &Path, options: &LogOptions) -> Result<Database, StorageE
 /// Checks one actor's stored rows against its recorded head: every
 /// sequence number present, every event readable, every hash and link
 /// right, the head the newest event.
-fn check_chain(
-    rows: Vec<(u64, Vec<u8>)>,
-    recorded: Option<(u64, Hash)>,
-) -> Result<Option<ChainHead>, Damage> {
+fn check_chain(rows: Rows, recorded: Option<(u64, Hash)>) -> Result<Option<ChainHead>, Damage> {
     let stored = rows.len() as u64;
     let mut events = Vec::with_capacity(rows.len());
     // The first problem that stops reading, if any; events before it are
