@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use theater::server::Client;
 use theater::server::protocol::Op;
@@ -28,6 +29,9 @@ pub struct StartArgs {
     /// Keep printing the actor's chain events until Ctrl-C or it stops.
     #[arg(long)]
     follow: bool,
+    /// Start this many actors from the manifest, with a progress bar.
+    #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "follow")]
+    count: usize,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -94,13 +98,17 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             .or_else(|_| std::path::absolute(&args.manifest))
             .with_context(|| format!("resolving {}", args.manifest.display()))?;
         let mut client = args.remote.connect().await?;
+        let start = Op::Start {
+            manifest_path: Some(manifest.display().to_string()),
+            manifest: None,
+            base_dir: None,
+            state,
+        };
+        if args.count > 1 {
+            return start_many(&args, &mut client, start).await;
+        }
         let answer = client
-            .call(Op::Start {
-                manifest_path: Some(manifest.display().to_string()),
-                manifest: None,
-                base_dir: None,
-                state,
-            })
+            .call(start)
             .await
             .map_err(|e| args.remote.explain(e))?;
         let id = answer["actor"].as_str().unwrap_or_default().to_owned();
@@ -142,6 +150,43 @@ pub fn stop(args: IdArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `start --count N`: the same manifest N times, showing progress.
+async fn start_many(args: &StartArgs, client: &mut Client, start: Op) -> anyhow::Result<ExitCode> {
+    let bar = if args.json || args.id_only {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(args.count as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} actors started ({per_sec})")
+            .expect("a valid template"),
+    );
+    let mut started = Vec::with_capacity(args.count);
+    for _ in 0..args.count {
+        let answer = client
+            .call(start.clone())
+            .await
+            .map_err(|e| args.remote.explain(e))?;
+        started.push(answer);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if args.json {
+        print_json(&json!({ "actors": started }));
+    } else if args.id_only {
+        for answer in &started {
+            println!("{}", answer["actor"].as_str().unwrap_or_default());
+        }
+    } else {
+        let name = started[0]["name"].as_str().unwrap_or_default();
+        println!(
+            "started {} {name} actors; `theater list` shows them",
+            started.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn restart(args: IdArgs) -> anyhow::Result<ExitCode> {

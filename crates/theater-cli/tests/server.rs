@@ -963,3 +963,16 @@ fn logs_show_only_log_lines() {
     let calls = server.json(&["events", &short, "--type", "call"]);
     assert_eq!(calls["events"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn start_count_starts_many() {
+    let server = Server::start();
+    let started = server.json(&["start", &manifest("counter"), "--count", "5"]);
+    assert_eq!(started["actors"].as_array().unwrap().len(), 5);
+    let text = server.ok(&["start", &manifest("counter"), "--count", "3"]);
+    assert!(text.contains("started 3 counter actors"), "{text}");
+    assert_eq!(
+        server.json(&["list"])["actors"].as_array().unwrap().len(),
+        8
+    );
+}
