@@ -340,3 +340,31 @@ async fn a_supervisor_needs_the_grant() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn an_actor_that_ends_on_its_own_takes_its_subtree_with_it() {
+    let runtime = runtime();
+    let top = spawn(&runtime, "supervisor").await;
+    let middle = spawn_child(&top, "manifest.toml").await;
+    let middle_handle = runtime.actor(middle).unwrap();
+    let leaf = spawn_child(&middle_handle, "../counter/manifest.toml").await;
+    command(&middle_handle, json!({"shutdown": null}))
+        .await
+        .unwrap();
+    eventually("the leaf stops with its parent", async || {
+        runtime.actor(leaf).is_err().then_some(())
+    })
+    .await;
+    assert!(runtime.actor(top.id()).is_ok());
+    let lists: Vec<String> = runtime
+        .chain(top.id())
+        .unwrap()
+        .iter()
+        .filter(|e| e.event_type == record::HOST_CALL)
+        .map(|e| e.data.get().to_owned())
+        .collect();
+    assert!(
+        lists.iter().any(|d| d.contains("supervisor.spawn")),
+        "{lists:?}"
+    );
+}

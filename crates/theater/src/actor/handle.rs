@@ -193,9 +193,7 @@ impl ActorHandle {
     /// Queues a restart after `delay` without waiting (a supervisor's
     /// one-for-all / rest-for-one decision).
     pub(crate) fn restart_later(&self, delay: Duration) {
-        if let Err(e) = self.enqueue(Op::Restart { delay, reply: None }) {
-            tracing::warn!(actor = %self.id, "cannot queue restart: {e}");
-        }
+        self.enqueue_from_runtime(Op::Restart { delay, reply: None });
     }
 
     /// Queues an event for the actor's chain, ordered with its calls.
@@ -205,13 +203,23 @@ impl ActorHandle {
         data: Box<RawValue>,
         description: String,
     ) {
-        let op = Op::Record {
+        self.enqueue_from_runtime(Op::Record {
             event_type,
             data,
             description,
-        };
-        if let Err(e) = self.enqueue(op) {
-            tracing::warn!(actor = %self.id, "cannot record {event_type} event: {e}");
+        });
+    }
+
+    /// Work the runtime itself decided on must not be lost to a full queue:
+    /// if there is no slot now, a task waits for one. Such work is rare (one
+    /// item per supervision decision or connection event), so the waiting
+    /// tasks stay few.
+    fn enqueue_from_runtime(&self, op: Op) {
+        if let Err(mpsc::error::TrySendError::Full(op)) = self.ops.try_send(op) {
+            let ops = self.ops.clone();
+            tokio::spawn(async move {
+                let _ = ops.send(op).await;
+            });
         }
     }
 

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -12,6 +13,7 @@ use wasmtime::component::{ComponentType, Linker, Lower};
 use super::Handler;
 use crate::TheaterRuntime;
 use crate::actor::{ActorStore, Extensions};
+use crate::chain::record::StateDigest;
 use crate::id::ActorId;
 use crate::manifest::Manifest;
 use crate::runtime::{SpawnOptions, SupervisionPolicy};
@@ -42,40 +44,62 @@ impl Handler for SupervisorHandler {
         host.func_wrap_async("spawn", |mut store, (manifest, state): (String, Option<Vec<u8>>)| {
             Box::new(async move {
                 let params = json!({ "manifest": manifest, "state_bytes": state.as_ref().map(Vec::len) });
-                let caller = caller(&store);
+                let (caller, started) = (caller(&store), Instant::now());
                 let result = spawn_child(caller, &manifest, state.map(Some)).await;
-                record(&mut store, "spawn", params, result).await
+                note(&mut store, "spawn", params, started, &result).await?;
+                Ok((result,))
             })
         })?;
         host.func_wrap_async("resume", |mut store, (manifest, state): (String, Option<Vec<u8>>)| {
             Box::new(async move {
                 let params = json!({ "manifest": manifest, "state_bytes": state.as_ref().map(Vec::len) });
-                let caller = caller(&store);
+                let (caller, started) = (caller(&store), Instant::now());
                 let result = spawn_child(caller, &manifest, Some(state)).await;
-                record(&mut store, "resume", params, result).await
+                note(&mut store, "resume", params, started, &result).await?;
+                Ok((result,))
             })
         })?;
-        host.func_wrap("list-children", |store, (): ()| {
-            let data = store.data();
-            let children = data
-                .runtime()
-                .map(|rt| rt.children(data.id))
-                .unwrap_or_default();
-            Ok((children.iter().map(ActorId::to_string).collect::<Vec<_>>(),))
+        host.func_wrap_async("list-children", |mut store, (): ()| {
+            Box::new(async move {
+                let data = store.data();
+                let children = data
+                    .runtime()
+                    .map(|rt| rt.children(data.id))
+                    .unwrap_or_default();
+                let children: Vec<String> = children.iter().map(ActorId::to_string).collect();
+                let recorded = Ok::<_, String>(children.clone());
+                note(
+                    &mut store,
+                    "list-children",
+                    json!({}),
+                    Instant::now(),
+                    &recorded,
+                )
+                .await?;
+                Ok((children,))
+            })
         })?;
         host.func_wrap_async("stop-child", |mut store, (child,): (String,)| {
             Box::new(async move {
-                let target = own_child(&store, &child);
+                let (target, started) = (own_child(&store, &child), Instant::now());
                 let result = match target {
                     Ok((runtime, child)) => runtime.stop(child).await.map_err(|e| e.to_string()),
                     Err(e) => Err(e),
                 };
-                record(&mut store, "stop-child", json!({ "child": child }), result).await
+                note(
+                    &mut store,
+                    "stop-child",
+                    json!({ "child": child }),
+                    started,
+                    &result,
+                )
+                .await?;
+                Ok((result,))
             })
         })?;
         host.func_wrap_async("restart-child", |mut store, (child,): (String,)| {
             Box::new(async move {
-                let target = own_child(&store, &child);
+                let (target, started) = (own_child(&store, &child), Instant::now());
                 let result = match target {
                     Ok((runtime, child)) => match runtime.actor(child) {
                         Ok(handle) => handle.restart().await.map_err(|e| e.to_string()),
@@ -83,18 +107,20 @@ impl Handler for SupervisorHandler {
                     },
                     Err(e) => Err(e),
                 };
-                record(
+                note(
                     &mut store,
                     "restart-child",
                     json!({ "child": child }),
-                    result,
+                    started,
+                    &result,
                 )
-                .await
+                .await?;
+                Ok((result,))
             })
         })?;
-        host.func_wrap_async("get-child-state", |store, (child,): (String,)| {
+        host.func_wrap_async("get-child-state", |mut store, (child,): (String,)| {
             Box::new(async move {
-                let target = own_child(&store, &child);
+                let (target, started) = (own_child(&store, &child), Instant::now());
                 let result = match target {
                     Ok((runtime, child)) => match runtime.actor(child) {
                         Ok(handle) => handle.state().await.map_err(|e| e.to_string()),
@@ -102,15 +128,39 @@ impl Handler for SupervisorHandler {
                     },
                     Err(e) => Err(e),
                 };
+                // The state by digest, as call events record states.
+                let recorded = result.as_ref().map(StateDigest::of).map_err(Clone::clone);
+                note(
+                    &mut store,
+                    "get-child-state",
+                    json!({ "child": child }),
+                    started,
+                    &recorded,
+                )
+                .await?;
                 Ok((result,))
             })
         })?;
-        host.func_wrap("get-child-events", |store, (child,): (String,)| {
-            let events = own_child(&store, &child).and_then(|(runtime, child)| {
-                let events = runtime.chain(child).map_err(|e| e.to_string())?;
-                Ok(events.iter().map(WitChainEvent::from).collect::<Vec<_>>())
-            });
-            Ok((events,))
+        host.func_wrap_async("get-child-events", |mut store, (child,): (String,)| {
+            Box::new(async move {
+                let events = own_child(&store, &child).and_then(|(runtime, child)| {
+                    let events = runtime.chain(child).map_err(|e| e.to_string())?;
+                    Ok(events.iter().map(WitChainEvent::from).collect::<Vec<_>>())
+                });
+                let recorded = events
+                    .as_ref()
+                    .map(|e| json!({ "events": e.len() }))
+                    .map_err(Clone::clone);
+                note(
+                    &mut store,
+                    "get-child-events",
+                    json!({ "child": child }),
+                    Instant::now(),
+                    &recorded,
+                )
+                .await?;
+                Ok((events,))
+            })
         })?;
         Ok(())
     }
@@ -187,19 +237,21 @@ fn own_child(
     Ok((runtime, child_id))
 }
 
-/// Records the call in the parent's chain and hands the result back.
-async fn record<T: Serialize>(
+/// Records the call in the parent's chain. Time since `started` (waiting
+/// for a child) does not count against the parent's call time limit.
+async fn note<T: Serialize>(
     store: &mut StoreContextMut<'_, ActorStore>,
     function: &str,
     params: Value,
-    result: Result<T, String>,
-) -> wasmtime::Result<(Result<T, String>,)> {
-    store
-        .data_mut()
-        .recorder
-        .record_host_call(&format!("{INTERFACE}.{function}"), params, &result)
+    started: Instant,
+    result: &Result<T, String>,
+) -> wasmtime::Result<()> {
+    let data = store.data_mut();
+    data.extend_deadline(started.elapsed());
+    data.recorder
+        .record_host_call(&format!("{INTERFACE}.{function}"), params, result)
         .await?;
-    Ok((result,))
+    Ok(())
 }
 
 #[derive(ComponentType, Lower)]

@@ -261,6 +261,16 @@ impl TheaterRuntime {
             .write()
             .expect("registry lock")
             .remove(&id);
+        // An actor that ends on its own takes its subtree with it.
+        let orphans = self.children(id);
+        if !orphans.is_empty() {
+            let runtime = self.clone();
+            tokio::spawn(async move {
+                for child in orphans {
+                    let _ = runtime.stop(child).await;
+                }
+            });
+        }
         let parent = self.inner.tree.lock().expect("tree lock").unlink(id);
         self.close_channels_of(id);
         if let Some(parent) = parent {

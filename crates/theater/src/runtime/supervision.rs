@@ -106,11 +106,11 @@ impl SupervisionPolicy {
                             .insert(name.clone(), parse_restart(restart)?);
                     }
                 }
-                "max_restarts" => policy.max_restarts = positive(value, key)? as usize,
-                "window_s" => policy.window = Duration::from_secs(positive(value, key)?),
-                "backoff_ms" => policy.backoff = Duration::from_millis(positive(value, key)?),
+                "max_restarts" => policy.max_restarts = non_negative(value, key)? as usize,
+                "window_s" => policy.window = Duration::from_secs(non_negative(value, key)?),
+                "backoff_ms" => policy.backoff = Duration::from_millis(non_negative(value, key)?),
                 "backoff_max_ms" => {
-                    policy.backoff_max = Duration::from_millis(positive(value, key)?)
+                    policy.backoff_max = Duration::from_millis(non_negative(value, key)?)
                 }
                 other => return Err(format!("unknown supervisor setting `{other}`")),
             }
@@ -143,7 +143,7 @@ fn parse_restart(value: &toml::Value) -> Result<Restart, String> {
     }
 }
 
-fn positive(value: &toml::Value, key: &str) -> Result<u64, String> {
+fn non_negative(value: &toml::Value, key: &str) -> Result<u64, String> {
     match value.as_integer() {
         Some(n) if n >= 0 => Ok(n as u64),
         _ => Err(format!("`{key}` must be a non-negative integer")),
