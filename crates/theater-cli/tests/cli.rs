@@ -164,3 +164,54 @@ fn bad_input_gets_a_clear_error() {
     let out = theater(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `theater run` says where an HTTP actor listens, and it answers there.
+#[test]
+fn run_prints_where_an_http_actor_listens() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let hello = actors_dir().join("http-hello");
+    let manifest = dir.path().join("manifest.toml");
+    let text = format!(
+        "name = \"http-hello\"\ncomponent_path = \"{}\"\ninit_state = '{{\"port\": 0}}'\n[[handlers]]\ntype = \"http-framework\"\nconfig = {{}}\n",
+        hello.join("http-hello.wasm").display()
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_theater"))
+        .args(["run", manifest.to_str().unwrap()])
+        .env(
+            "THEATER_HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-home"),
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut address = None;
+    for _ in 0..50 {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(at) = line.find("listening on http://") {
+            let rest = &line[at + "listening on http://".len()..];
+            address = Some(rest.split_whitespace().next().unwrap().to_owned());
+            break;
+        }
+    }
+    let address = address.expect("a `listening on` line");
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("Hello from Theater!"), "{response}");
+}

@@ -433,6 +433,20 @@ fn resolve(text: &str, ids: &[ActorId]) -> Result<ActorId, ErrorBody> {
     }
 }
 
+/// An actor and, below it, the children it supervises.
+fn tree_node(runtime: &TheaterRuntime, id: ActorId) -> Value {
+    let name = runtime
+        .actor(id)
+        .map(|h| h.name().to_owned())
+        .unwrap_or_default();
+    let children: Vec<Value> = runtime
+        .children(id)
+        .into_iter()
+        .map(|c| tree_node(runtime, c))
+        .collect();
+    json!({ "id": id.to_string(), "short": id.short(), "name": name, "children": children })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,18 +472,4 @@ mod tests {
         );
         assert_eq!(resolve("", &ids).unwrap_err().kind, ErrorKind::BadRequest);
     }
-}
-
-/// An actor and, below it, the children it supervises.
-fn tree_node(runtime: &TheaterRuntime, id: ActorId) -> Value {
-    let name = runtime
-        .actor(id)
-        .map(|h| h.name().to_owned())
-        .unwrap_or_default();
-    let children: Vec<Value> = runtime
-        .children(id)
-        .into_iter()
-        .map(|c| tree_node(runtime, c))
-        .collect();
-    json!({ "id": id.to_string(), "short": id.short(), "name": name, "children": children })
 }
