@@ -3,20 +3,23 @@
 //! Every figure is measured twice in the same run, through Theater and with
 //! plain wasmtime on the same component and the same engine configuration,
 //! and printed as `ratio <name> = <ours / raw>`: 1.0 means as cheap as raw
-//! wasmtime. `docs/benchmarks.md` explains each figure.
+//! wasmtime. Lines ending in `pieces` time parts of Theater's work alone.
+//! `docs/benchmarks.md` explains each figure.
 
 use std::future::{Future, poll_fn};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
+use theater::actor::now_ms;
+use theater::chain::ChainEvent;
 use theater::chain::record::{self, CallRecord, StateDigest};
-use theater::chain::{ChainEvent, EventLog, MemoryEventLog};
-use theater::host::HANDLE_SEND;
-use theater::{ActorId, Manifest, RuntimeConfig, TheaterRuntime};
+use theater::host::{HANDLE_SEND, HandlerSet};
+use theater::wasm::ComponentCache;
+use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::runtime::Runtime;
-use tokio::sync::{mpsc, oneshot};
 use wasmtime::component::{
     Component, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, ResourceTable,
     TypedFunc,
@@ -28,20 +31,24 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 const ROUNDS: usize = 7;
 /// How long one round should take.
 const ROUND_TIME: Duration = Duration::from_millis(150);
-/// Spawned actors alive at once before they are stopped (untimed).
-const SPAWN_BATCH: u64 = 200;
 /// Calls in flight in the pipelined variant.
 const PIPELINE_DEPTH: u64 = 64;
+/// Most actors (or raw instances) alive at once while spawning.
+const SPAWN_BATCH: u64 = 200;
+/// Untimed pause after a batch is stopped: actors are torn down after
+/// `stop` answers, and that must not overlap the next timed batch.
+const SETTLE: Duration = Duration::from_millis(20);
 /// Actors (or raw instances) whose memory is measured.
 const IDLE_ACTORS: usize = 1000;
 const MESSAGE: &[u8] = br#"{"add":1}"#;
+const MESSAGE_SERVER: &str = "ntwk:theater/message-server-client";
 
 type State = Option<Vec<u8>>;
 type HandleSend = TypedFunc<(State, (Vec<u8>,)), (Result<(State,), String>,)>;
 type Init = TypedFunc<(State, (String,)), (Result<(State,), String>,)>;
 
 fn main() {
-    // `cargo bench` passes `--bench`; other arguments are ignored too.
+    // `cargo bench` passes `--bench`; unknown arguments are ignored.
     let args: Vec<String> = std::env::args().skip(1).collect();
     let manifest = counter_manifest();
     if let [flag, kind, ..] = args.as_slice()
@@ -52,16 +59,19 @@ fn main() {
     }
 
     let rt = Runtime::new().expect("tokio runtime");
-    let runtime = rt.block_on(async { TheaterRuntime::new(RuntimeConfig::ephemeral()) });
-    let runtime = runtime.expect("theater runtime");
+    let runtime = rt
+        .block_on(async { TheaterRuntime::new(RuntimeConfig::ephemeral()) })
+        .expect("theater runtime");
     let raw = Raw::new(&manifest);
-    println!(
-        "theater runtime bench: {ROUNDS} rounds of ~{} ms each, medians",
-        ROUND_TIME.as_millis()
-    );
+    println!("theater runtime bench: medians of {ROUNDS} rounds of ~{ROUND_TIME:?}");
+    recorded_call(&rt, &runtime, &raw, &manifest);
+    spawn(&rt, &runtime, &raw, &manifest);
+    idle_actor_rss();
+}
 
-    // 1. A recorded call against a raw typed call.
-    let actor = rt.block_on(runtime.spawn(&manifest)).expect("spawn");
+/// 1. A recorded call against a raw typed call of the same export.
+fn recorded_call(rt: &Runtime, runtime: &TheaterRuntime, raw: &Raw, manifest: &Manifest) {
+    let actor = rt.block_on(runtime.spawn(manifest)).expect("spawn");
     let ours = measure(1, |n| {
         rt.block_on(async {
             let start = Instant::now();
@@ -75,19 +85,28 @@ fn main() {
         rt.block_on(async {
             let start = Instant::now();
             for _ in 0..n {
-                let calls = (0..PIPELINE_DEPTH).map(|_| send(&actor));
-                join_in_order(calls).await;
+                join_in_order((0..PIPELINE_DEPTH).map(|_| send(&actor))).await;
             }
             start.elapsed()
         })
     });
+    let from_task = measure(1, |n| {
+        let actor = actor.clone();
+        rt.block_on(async {
+            let caller = tokio::spawn(async move {
+                let start = Instant::now();
+                for _ in 0..n {
+                    send(&actor).await;
+                }
+                start.elapsed()
+            });
+            caller.await.expect("caller task")
+        })
+    });
+    rt.block_on(runtime.stop(actor.id())).expect("stop");
+
     let (mut store, instance, mut state) = rt.block_on(raw.spawn());
-    let handle_send: HandleSend = raw.func(
-        &instance,
-        &mut store,
-        "ntwk:theater/message-server-client",
-        "handle-send",
-    );
+    let handle_send: HandleSend = raw.func(&instance, &mut store, MESSAGE_SERVER, "handle-send");
     let baseline = measure(1, |n| {
         rt.block_on(async {
             let start = Instant::now();
@@ -96,18 +115,61 @@ fn main() {
                 let (result,) = handle_send
                     .call_async(&mut store, params)
                     .await
-                    .expect("call");
-                state = result.expect("raw handle-send").0;
+                    .expect("raw handle-send");
+                state = result.expect("raw handle-send returns Ok").0;
             }
             start.elapsed()
         })
     });
     report("recorded_call", "call", ours, baseline);
     report("recorded_call_pipelined", "call", pipelined, baseline);
-    call_breakdown(&rt, &actor, &state);
-    rt.block_on(runtime.stop(actor.id())).expect("stop");
 
-    // 2. A spawn (component cached) against instantiate + init.
+    // What the call adds, piece by piece.
+    let json = measure(1, |n| {
+        let start = Instant::now();
+        for _ in 0..n {
+            let params = serde_json::value::to_raw_value(&(MESSAGE.to_vec(),)).unwrap();
+            let params: (Vec<u8>,) = serde_json::from_str(params.get()).unwrap();
+            let result = serde_json::value::to_raw_value(&()).unwrap();
+            let (): () = serde_json::from_str(result.get()).unwrap();
+            std::hint::black_box(params);
+        }
+        start.elapsed()
+    });
+    let params = serde_json::value::to_raw_value(&(MESSAGE.to_vec(),)).unwrap();
+    let result = serde_json::value::to_raw_value(&()).unwrap();
+    let mut head = None;
+    let commit = measure(1, |n| {
+        let start = Instant::now();
+        for _ in 0..n {
+            let data = record::encode(&CallRecord {
+                function: HANDLE_SEND,
+                from: None,
+                params: &params,
+                result: &result,
+                state: StateDigest::of(&state),
+            });
+            let event =
+                ChainEvent::new(head, record::CALL, data, now_ms(), "handle-send ok".into());
+            head = Some(event.hash);
+        }
+        start.elapsed()
+    });
+    let rest = ours.saturating_sub(baseline + json + commit);
+    println!(
+        "recorded_call pieces: wasm call {} µs, JSON params and result {} µs, call record \
+         and 2 SHA-256 {} µs, rest (queue, wake-ups of the actor and the caller) {} µs; \
+         whole call from a tokio task instead of block_on {} µs",
+        micros(baseline),
+        micros(json),
+        micros(commit),
+        micros(rest),
+        micros(from_task)
+    );
+}
+
+/// 2. A spawn of a cached component against instantiate + `init`.
+fn spawn(rt: &Runtime, runtime: &TheaterRuntime, raw: &Raw, manifest: &Manifest) {
     let ours = measure(1, |n| {
         rt.block_on(async {
             let mut elapsed = Duration::ZERO;
@@ -115,12 +177,13 @@ fn main() {
                 let start = Instant::now();
                 let mut ids = Vec::with_capacity(batch as usize);
                 for _ in 0..batch {
-                    ids.push(runtime.spawn(&manifest).await.expect("spawn").id());
+                    ids.push(runtime.spawn(manifest).await.expect("spawn").id());
                 }
                 elapsed += start.elapsed();
                 for id in ids {
                     runtime.stop(id).await.expect("stop");
                 }
+                tokio::time::sleep(SETTLE).await;
             }
             elapsed
         })
@@ -142,11 +205,57 @@ fn main() {
     });
     report("spawn", "actor", ours, baseline);
 
-    // 3. Memory of idle actors, each side in a fresh process.
+    // Finding the cached component, which raw wasmtime does not need to do.
+    let engine = theater::wasm::new_engine().expect("engine");
+    let linker = HandlerSet::builtin().linker(&engine).expect("linker");
+    let cache = ComponentCache::new(engine, linker, None);
+    let path = &manifest.component_path;
+    let load = measure(1, |n| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                cache.load(path).await.expect("load");
+            }
+            start.elapsed()
+        })
+    });
+    let read = measure(1, |n| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                std::hint::black_box(tokio::fs::read(path).await.expect("read"));
+            }
+            start.elapsed()
+        })
+    });
+    let bytes = std::fs::read(path).expect("read");
+    let hash = measure(1, |n| {
+        let start = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(Sha256::digest(&bytes));
+        }
+        start.elapsed()
+    });
+    println!(
+        "spawn pieces: instantiate + init {} µs, cached component load alone {} µs \
+         (tokio::fs::read {} µs, SHA-256 of the {} KiB file {} µs), rest (exports, genesis \
+         event, actor task, registry) about {} µs",
+        micros(baseline),
+        micros(load),
+        micros(read),
+        bytes.len() / 1024,
+        micros(hash),
+        micros(ours.saturating_sub(baseline + read + hash))
+    );
+}
+
+/// 3. Memory of idle actors against raw instances, each in a fresh process.
+fn idle_actor_rss() {
     let ours = rss_in_child("theater");
     let baseline = rss_in_child("raw");
     println!(
-        "idle_actor_rss: theater {:.1} KiB/actor, raw wasmtime {:.1} KiB/instance ({IDLE_ACTORS} each)",
+        "idle_actor_rss: theater {:.1} KiB/actor, raw wasmtime {:.1} KiB/instance \
+         ({IDLE_ACTORS} of each)",
         ours / 1024.0,
         baseline / 1024.0
     );
@@ -159,10 +268,11 @@ fn counter_manifest() -> Manifest {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../actors")));
     let counter = dir.join("counter");
-    if !counter.join("counter.wasm").is_file() {
+    let wasm = counter.join("counter.wasm");
+    if !wasm.is_file() {
         eprintln!(
-            "{} is missing: run `cargo xtask build-actors` (or `cargo xtask bench`)",
-            counter.join("counter.wasm").display()
+            "{} is missing: run `cargo xtask build-actors` first, or use `cargo xtask bench`",
+            wasm.display()
         );
         std::process::exit(1);
     }
@@ -170,7 +280,7 @@ fn counter_manifest() -> Manifest {
 }
 
 /// One `{"add":1}` message through the actor's queue, adapter and chain.
-async fn send(actor: &theater::ActorHandle) {
+async fn send(actor: &ActorHandle) {
     actor
         .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (MESSAGE.to_vec(),))
         .await
@@ -178,8 +288,10 @@ async fn send(actor: &theater::ActorHandle) {
 }
 
 /// Median time per operation. `run(n)` performs `n * unit` operations and
-/// returns the time they took; a first run calibrates `n` and warms up.
+/// returns how long they took. A discarded first run absorbs first-use
+/// costs; the next runs find an `n` that fills [`ROUND_TIME`].
 fn measure(unit: u64, mut run: impl FnMut(u64) -> Duration) -> Duration {
+    run(1);
     let mut n = 1;
     let mut took = run(n);
     while took < ROUND_TIME / 8 {
@@ -213,8 +325,8 @@ fn micros(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1e6)
 }
 
-/// Awaits every future, polling each once first so that all of them start
-/// (here: are queued) before the first one is waited for.
+/// Awaits every future. Each is polled once before any is waited for, so
+/// all of them start (here: are queued) at once.
 async fn join_in_order<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     let mut slots: Vec<_> = futures.into_iter().map(|f| (Box::pin(f), None)).collect();
     poll_fn(|cx| {
@@ -236,85 +348,8 @@ async fn join_in_order<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F
     outputs
 }
 
-/// Times the pieces a recorded call adds to the wasm call, one by one.
-fn call_breakdown(rt: &Runtime, actor: &theater::ActorHandle, state: &State) {
-    let from_task = measure(1, |n| {
-        let actor = actor.clone();
-        rt.block_on(async {
-            tokio::spawn(async move {
-                let start = Instant::now();
-                for _ in 0..n {
-                    send(&actor).await;
-                }
-                start.elapsed()
-            })
-            .await
-            .expect("caller task")
-        })
-    });
-    let queue = measure(1, |n| {
-        rt.block_on(async {
-            let (ops, mut queue) = mpsc::channel::<oneshot::Sender<()>>(1024);
-            tokio::spawn(async move {
-                while let Some(reply) = queue.recv().await {
-                    let _ = reply.send(());
-                }
-            });
-            let start = Instant::now();
-            for _ in 0..n {
-                let (reply, answer) = oneshot::channel();
-                ops.try_send(reply).expect("queue");
-                answer.await.expect("echo");
-            }
-            start.elapsed()
-        })
-    });
-    let serde = measure(1, |n| {
-        let start = Instant::now();
-        for _ in 0..n {
-            let params = serde_json::value::to_raw_value(&(MESSAGE.to_vec(),)).unwrap();
-            let params: (Vec<u8>,) = serde_json::from_str(params.get()).unwrap();
-            let result = serde_json::value::to_raw_value(&()).unwrap();
-            let (): () = serde_json::from_str(result.get()).unwrap();
-            std::hint::black_box(params);
-        }
-        start.elapsed()
-    });
-    let log = MemoryEventLog::default();
-    let id = ActorId::new();
-    let params = serde_json::value::to_raw_value(&(MESSAGE.to_vec(),)).unwrap();
-    let result = serde_json::value::to_raw_value(&()).unwrap();
-    let mut head = None;
-    let chain = measure(1, |n| {
-        rt.block_on(async {
-            let start = Instant::now();
-            for _ in 0..n {
-                let data = record::encode(&CallRecord {
-                    function: HANDLE_SEND,
-                    params: &params,
-                    result: &result,
-                    state: StateDigest::of(state),
-                });
-                let now = theater::actor::now_ms();
-                let event = ChainEvent::new(head, record::CALL, data, now, "handle-send ok".into());
-                head = Some(event.hash);
-                log.append(&id, event).await.expect("append");
-            }
-            start.elapsed()
-        })
-    });
-    println!(
-        "recorded_call pieces: called from a tokio task {} µs, queue round trip {} µs, \
-         JSON params/result {} µs, record + SHA-256 + append {} µs",
-        micros(from_task),
-        micros(queue),
-        micros(serde),
-        micros(chain)
-    );
-}
-
-/// Store data of the raw baseline: just what WASI needs, created lazily as
-/// Theater does.
+/// Store data of the raw baseline: only what WASI needs, its context created
+/// on first use as Theater does.
 struct RawHost {
     table: ResourceTable,
     wasi: Option<WasiCtx>,
@@ -353,7 +388,7 @@ impl Raw {
         }
     }
 
-    /// Instantiates the component and runs `actor.init`.
+    /// A new store and instance, after `actor.init`.
     async fn spawn(&self) -> (Store<RawHost>, Instance, State) {
         let host = RawHost {
             table: ResourceTable::new(),
@@ -370,7 +405,7 @@ impl Raw {
         let init: Init = self.func(&instance, &mut store, "ntwk:theater/actor", "init");
         let params = (self.init_state.clone(), (ActorId::new().to_string(),));
         let (result,) = init.call_async(&mut store, params).await.expect("init");
-        let (state,) = result.expect("init ok");
+        let (state,) = result.expect("init returns Ok");
         (store, instance, state)
     }
 
@@ -388,44 +423,43 @@ impl Raw {
         let interface = self
             .component
             .get_export_index(None, interface)
-            .expect("interface");
+            .expect("interface export");
         let function = self
             .component
             .get_export_index(Some(&interface), function)
-            .expect("function");
+            .expect("function export");
         instance
-            .get_typed_func(store, &function)
-            .expect("typed func")
+            .get_typed_func(store, function)
+            .expect("export type")
     }
 }
 
-/// Runs this binary again as `__rss <kind>` and reads its answer.
+/// Runs this bench again as `__rss <kind>` and reads the figure it prints.
 fn rss_in_child(kind: &str) -> f64 {
-    let exe = std::env::current_exe().expect("own path");
+    let exe = std::env::current_exe().expect("path of the bench binary");
     let output = Command::new(exe)
         .args(["__rss", kind])
         .output()
-        .expect("child");
+        .expect("run the rss child");
     assert!(
         output.status.success(),
-        "rss child `{kind}` failed: {}",
+        "the `{kind}` rss child failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     let text = String::from_utf8_lossy(&output.stdout);
-    text.trim().parse().expect("rss child prints a number")
+    text.trim().parse().expect("the rss child prints a number")
 }
 
-/// In a fresh process: RSS growth per idle actor (`theater`) or per raw
-/// instance (`raw`), after one warm-up of each.
+/// In a fresh process: bytes of RSS added per idle actor (`theater`) or per
+/// raw store and instance (`raw`), after one of each as a warm-up.
 fn idle_rss_per_actor(kind: &str, manifest: &Manifest) -> f64 {
     let rt = Runtime::new().expect("tokio runtime");
     rt.block_on(async {
         match kind {
             "theater" => {
                 let runtime = TheaterRuntime::new(RuntimeConfig::ephemeral()).expect("runtime");
-                let first = runtime.spawn(manifest).await.expect("spawn");
+                let mut actors = vec![runtime.spawn(manifest).await.expect("spawn")];
                 let before = rss_bytes();
-                let mut actors = vec![first];
                 for _ in 0..IDLE_ACTORS {
                     actors.push(runtime.spawn(manifest).await.expect("spawn"));
                 }
@@ -447,7 +481,7 @@ fn idle_rss_per_actor(kind: &str, manifest: &Manifest) -> f64 {
     })
 }
 
-/// Resident set size of this process (Linux, 4 KiB pages).
+/// Resident set size of this process, from `/proc/self/statm` (4 KiB pages).
 fn rss_bytes() -> f64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
     let pages: f64 = statm
