@@ -1,6 +1,7 @@
 //! A messenger: it talks to other actors on command and remembers what
 //! reaches it. Requests carry a JSON command:
-//! `{"send": {"to": id, "msg": v}}`, `{"request": {"to": id, "msg": v}}`,
+//! `{"send": {"to": id, "msg": v}}`, `{"send_many": {"to": id, "msg": v, "count": n}}`,
+//! `{"request": {"to": id, "msg": v}}`,
 //! `{"open": {"to": id, "msg": v}}`, `{"channel_send": {"channel": c, "msg": v}}`,
 //! `{"close": c}`, or `"ping"` (answered with `"pong"`).
 //! Its state records messages received, channels open and channels closed.
@@ -30,6 +31,8 @@ struct Memory {
 #[serde(rename_all = "snake_case")]
 enum Command {
     Send { to: String, msg: Value },
+    /// `count` sends of the same message, for throughput measurements.
+    SendMany { to: String, msg: Value, count: u64 },
     Request { to: String, msg: Value },
     Open { to: String, msg: Value },
     ChannelSend { channel: String, msg: Value },
@@ -95,6 +98,13 @@ impl MessageServer for Component {
             }
             Command::ChannelSend { channel, msg } => {
                 host::send_on_channel(&channel, &bytes(&msg))?;
+                Value::Null
+            }
+            Command::SendMany { to, msg, count } => {
+                let msg = bytes(&msg);
+                for _ in 0..count {
+                    host::send(&to, &msg)?;
+                }
                 Value::Null
             }
             Command::Close(channel) => {

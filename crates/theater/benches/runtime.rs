@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use theater::actor::now_ms;
 use theater::chain::ChainEvent;
 use theater::chain::record::{self, CallRecord, StateDigest};
-use theater::host::{HANDLE_SEND, HandlerSet};
+use theater::host::{HANDLE_REQUEST, HANDLE_SEND, HandlerSet};
 use theater::wasm::ComponentCache;
 use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::runtime::Runtime;
@@ -64,13 +64,21 @@ fn main() {
         .expect("theater runtime");
     let raw = Raw::new(&manifest);
     println!("theater runtime bench: medians of {ROUNDS} rounds of ~{ROUND_TIME:?}");
-    recorded_call(&rt, &runtime, &raw, &manifest);
+    let raw_call = recorded_call(&rt, &runtime, &raw, &manifest);
     spawn(&rt, &runtime, &raw, &manifest);
+    messaging(&rt, &runtime, raw_call);
     idle_actor_rss();
 }
 
 /// 1. A recorded call against a raw typed call of the same export.
-fn recorded_call(rt: &Runtime, runtime: &TheaterRuntime, raw: &Raw, manifest: &Manifest) {
+///
+/// Returns the raw call's cost, the baseline of the messaging figures.
+fn recorded_call(
+    rt: &Runtime,
+    runtime: &TheaterRuntime,
+    raw: &Raw,
+    manifest: &Manifest,
+) -> Duration {
     let actor = rt.block_on(runtime.spawn(manifest)).expect("spawn");
     let ours = measure(1, |n| {
         rt.block_on(async {
@@ -166,6 +174,86 @@ fn recorded_call(rt: &Runtime, runtime: &TheaterRuntime, raw: &Raw, manifest: &M
         micros(rest),
         micros(from_task)
     );
+    baseline
+}
+
+/// 3. Actor-to-actor messages, per message, against one raw typed call.
+///
+/// `send`: a messenger sends `{"add":1}` to a counter, `MESSAGE_BURST` per
+/// call, timed until the counter has handled them all. `request`: round
+/// trips, a ping-pong actor asks another `MESSAGE_BURST` times per call.
+fn messaging(rt: &Runtime, runtime: &TheaterRuntime, raw_call: Duration) {
+    const MESSAGE_BURST: u64 = 1000;
+    let mut receiver = counter_manifest();
+    // Room for a whole burst: the sender outpaces the receiver.
+    receiver.limits.queue_capacity = MESSAGE_BURST as usize * 2;
+    let (counter, messenger, ping, pong) = rt.block_on(async {
+        (
+            runtime.spawn(&receiver).await.expect("counter"),
+            runtime
+                .spawn(&actor_manifest("messenger"))
+                .await
+                .expect("messenger"),
+            runtime
+                .spawn(&actor_manifest("ping-pong"))
+                .await
+                .expect("ping"),
+            runtime
+                .spawn(&actor_manifest("ping-pong"))
+                .await
+                .expect("pong"),
+        )
+    });
+    let command = |actor: &ActorHandle, command: serde_json::Value| {
+        let actor = actor.clone();
+        async move {
+            actor
+                .call_function::<(Vec<u8>,), (Vec<u8>,)>(
+                    HANDLE_REQUEST,
+                    (command.to_string().into_bytes(),),
+                )
+                .await
+                .expect("command")
+        }
+    };
+    let burst = serde_json::json!({"send_many": {"to": counter.id().to_string(), "msg": {"add": 1}, "count": MESSAGE_BURST}});
+    let send = measure(MESSAGE_BURST, |n| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                command(&messenger, burst.clone()).await;
+                // Queued behind every message of the burst.
+                counter.state().await.expect("counter state");
+            }
+            start.elapsed()
+        })
+    });
+    let play =
+        serde_json::json!({"play": {"with": pong.id().to_string(), "rounds": MESSAGE_BURST}});
+    let request = measure(MESSAGE_BURST, |n| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                command(&ping, play.clone()).await;
+            }
+            start.elapsed()
+        })
+    });
+    report("actor_send", "message", send, raw_call);
+    report("actor_request", "round trip", request, raw_call);
+    let rate = |cost: Duration| 1.0 / cost.as_secs_f64();
+    println!(
+        "actor messaging: send {:.0} messages/s ({:.0}% of the raw call rate), request {:.0} round trips/s ({:.0}%)",
+        rate(send),
+        100.0 * raw_call.as_secs_f64() / send.as_secs_f64(),
+        rate(request),
+        100.0 * raw_call.as_secs_f64() / request.as_secs_f64()
+    );
+    rt.block_on(async {
+        for actor in [&counter, &messenger, &ping, &pong] {
+            runtime.stop(actor.id()).await.expect("stop");
+        }
+    });
 }
 
 /// 2. A spawn of a cached component against instantiate + `init`.
@@ -264,11 +352,15 @@ fn idle_actor_rss() {
 
 /// `actors/counter/manifest.toml`, or exits saying how to build it.
 fn counter_manifest() -> Manifest {
+    actor_manifest("counter")
+}
+
+fn actor_manifest(name: &str) -> Manifest {
     let dir = std::env::var_os("THEATER_ACTORS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../actors")));
-    let counter = dir.join("counter");
-    let wasm = counter.join("counter.wasm");
+    let counter = dir.join(name);
+    let wasm = counter.join(format!("{name}.wasm"));
     if !wasm.is_file() {
         eprintln!(
             "{} is missing: run `cargo xtask build-actors` first, or use `cargo xtask bench`",
@@ -276,7 +368,7 @@ fn counter_manifest() -> Manifest {
         );
         std::process::exit(1);
     }
-    Manifest::load(counter.join("manifest.toml")).expect("counter manifest")
+    Manifest::load(counter.join("manifest.toml")).expect("actor manifest")
 }
 
 /// One `{"add":1}` message through the actor's queue, adapter and chain.

@@ -67,3 +67,33 @@ async fn a_corrupt_artifact_is_recompiled() {
         "artifact rewritten"
     );
 }
+
+#[tokio::test]
+async fn a_changed_component_file_is_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let actors = common::actors_dir();
+    let wasm = dir.path().join("actor.wasm");
+    let manifest = dir.path().join("manifest.toml");
+    std::fs::write(
+        &manifest,
+        "name = \"swap\"\ncomponent_path = \"actor.wasm\"\n",
+    )
+    .unwrap();
+    let runtime = runtime_at(dir.path());
+    std::fs::copy(actors.join("counter/counter.wasm"), &wasm).unwrap();
+    let counter = runtime.spawn_file(&manifest).await.unwrap();
+    std::fs::copy(actors.join("echo/echo.wasm"), &wasm).unwrap();
+    let echo = runtime.spawn_file(&manifest).await.unwrap();
+    let ask = |actor: theater::ActorHandle| async move {
+        let (reply,) = actor
+            .call_function::<(Vec<u8>,), (Vec<u8>,)>(
+                theater::host::HANDLE_REQUEST,
+                (b"\"x\"".to_vec(),),
+            )
+            .await
+            .unwrap();
+        String::from_utf8(reply).unwrap()
+    };
+    assert_eq!(ask(counter).await, r#"{"count":0}"#);
+    assert_eq!(ask(echo).await, r#""x""#);
+}

@@ -63,6 +63,27 @@ pub struct ComponentCache {
     /// Precompiled artifacts for this exact engine build and configuration.
     disk_dir: Option<PathBuf>,
     loaded: Mutex<HashMap<Hash, Arc<CompiledComponent>>>,
+    /// What each path held when last read, so that spawning from an
+    /// unchanged file skips reading and hashing it again.
+    seen: Mutex<HashMap<PathBuf, (FileStamp, Hash)>>,
+}
+
+/// Size and modification time (ns) of a file: when both are unchanged the
+/// file is taken to be unchanged.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
 }
 
 impl ComponentCache {
@@ -75,11 +96,16 @@ impl ComponentCache {
             linker: Arc::new(linker),
             disk_dir,
             loaded: Mutex::default(),
+            seen: Mutex::default(),
         }
     }
 
     /// Loads the component at `path`, compiling it only if no cache has it.
     pub async fn load(&self, path: &Path) -> Result<Arc<CompiledComponent>, ComponentError> {
+        let stamp = FileStamp::of(path);
+        if let Some(hit) = stamp.and_then(|stamp| self.unchanged(path, stamp)) {
+            return Ok(hit);
+        }
         let bytes = tokio::fs::read(path)
             .await
             .map_err(|source| ComponentError::Read {
@@ -87,6 +113,12 @@ impl ComponentCache {
                 source,
             })?;
         let hash: Hash = Sha256::digest(&bytes).into();
+        if let Some(stamp) = stamp {
+            self.seen
+                .lock()
+                .expect("cache lock")
+                .insert(path.to_owned(), (stamp, hash));
+        }
         if let Some(hit) = self.loaded.lock().expect("cache lock").get(&hash) {
             return Ok(hit.clone());
         }
@@ -117,6 +149,16 @@ impl ComponentCache {
             .entry(hash)
             .or_insert(compiled.clone());
         Ok(compiled)
+    }
+
+    /// The compiled component of `path` if the file has not changed since
+    /// it was last read.
+    fn unchanged(&self, path: &Path, stamp: FileStamp) -> Option<Arc<CompiledComponent>> {
+        let hash = match self.seen.lock().expect("cache lock").get(path) {
+            Some((seen, hash)) if *seen == stamp => *hash,
+            _ => return None,
+        };
+        self.loaded.lock().expect("cache lock").get(&hash).cloned()
     }
 }
 
