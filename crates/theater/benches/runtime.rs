@@ -12,7 +12,6 @@ use std::process::Command;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use theater::actor::now_ms;
 use theater::chain::ChainEvent;
 use theater::chain::record::{self, CallRecord, StateDigest};
@@ -307,33 +306,12 @@ fn spawn(rt: &Runtime, runtime: &TheaterRuntime, raw: &Raw, manifest: &Manifest)
             start.elapsed()
         })
     });
-    let read = measure(1, |n| {
-        rt.block_on(async {
-            let start = Instant::now();
-            for _ in 0..n {
-                std::hint::black_box(tokio::fs::read(path).await.expect("read"));
-            }
-            start.elapsed()
-        })
-    });
-    let bytes = std::fs::read(path).expect("read");
-    let hash = measure(1, |n| {
-        let start = Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(Sha256::digest(&bytes));
-        }
-        start.elapsed()
-    });
     println!(
-        "spawn pieces: instantiate + init {} µs, cached component load alone {} µs \
-         (tokio::fs::read {} µs, SHA-256 of the {} KiB file {} µs), rest (exports, genesis \
-         event, actor task, registry) about {} µs",
+        "spawn pieces: instantiate + init {} µs, cached component lookup {} µs, rest \
+         (grants, exports, genesis event, actor task, registry) about {} µs",
         micros(baseline),
         micros(load),
-        micros(read),
-        bytes.len() / 1024,
-        micros(hash),
-        micros(ours.saturating_sub(baseline + read + hash))
+        micros(ours.saturating_sub(baseline + load))
     );
 }
 
