@@ -42,7 +42,7 @@ commands:
   build-actors     build every actor in actors/ into actors/<name>/<name>.wasm
   demo             build, then run the counter actor and verify its chain
   test [args]      build actors, then `cargo test --workspace [args]`
-  bench [args]     build actors, then `cargo bench -p theater --bench runtime [args]`
+  bench [args]     build actors, then every bench: runtime, durability, protocol
   wit <file>       print the WIT world of a component";
 
 fn main() {
@@ -288,12 +288,23 @@ fn test(extra: &[OsString]) -> Result<()> {
     )
 }
 
+/// Every bench binary: the runtime against raw wasmtime, the durable log,
+/// and the management protocol.
+const BENCHES: &[(&str, &str)] = &[
+    ("theater", "runtime"),
+    ("theater", "durability"),
+    ("theater-cli", "protocol"),
+];
+
 fn bench(extra: &[OsString]) -> Result<()> {
     build_actors()?;
-    run_cmd(
-        cargo()
-            .args(["bench", "-p", "theater", "--bench", "runtime"])
-            .args(extra)
-            .env("THEATER_ACTORS_DIR", actors_dir()),
-    )
+    for (package, bench) in BENCHES {
+        run_cmd(
+            cargo()
+                .args(["bench", "-p", package, "--bench", bench])
+                .args(extra)
+                .env("THEATER_ACTORS_DIR", actors_dir()),
+        )?;
+    }
+    Ok(())
 }
