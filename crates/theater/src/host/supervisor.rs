@@ -81,64 +81,28 @@ impl Handler for SupervisorHandler {
         })?;
         host.func_wrap_async("stop-child", |mut store, (child,): (String,)| {
             Box::new(async move {
-                let (target, started) = (own_child(&store, &child), Instant::now());
-                let result = match target {
-                    Ok((runtime, child)) => runtime.stop(child).await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e),
-                };
-                note(
-                    &mut store,
-                    "stop-child",
-                    json!({ "child": child }),
-                    started,
-                    &result,
-                )
-                .await?;
-                Ok((result,))
+                let op = |runtime: TheaterRuntime, child| async move { runtime.stop(child).await };
+                child_call(&mut store, "stop-child", &child, op, |_| Value::Null).await
             })
         })?;
         host.func_wrap_async("restart-child", |mut store, (child,): (String,)| {
             Box::new(async move {
-                let (target, started) = (own_child(&store, &child), Instant::now());
-                let result = match target {
-                    Ok((runtime, child)) => match runtime.actor(child) {
-                        Ok(handle) => handle.restart().await.map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    },
-                    Err(e) => Err(e),
+                let op = |runtime: TheaterRuntime, child| async move {
+                    runtime.actor(child)?.restart().await
                 };
-                note(
-                    &mut store,
-                    "restart-child",
-                    json!({ "child": child }),
-                    started,
-                    &result,
-                )
-                .await?;
-                Ok((result,))
+                child_call(&mut store, "restart-child", &child, op, |_| Value::Null).await
             })
         })?;
         host.func_wrap_async("get-child-state", |mut store, (child,): (String,)| {
             Box::new(async move {
-                let (target, started) = (own_child(&store, &child), Instant::now());
-                let result = match target {
-                    Ok((runtime, child)) => match runtime.actor(child) {
-                        Ok(handle) => handle.state().await.map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
-                    },
-                    Err(e) => Err(e),
+                let op = |runtime: TheaterRuntime, child| async move {
+                    runtime.actor(child)?.state().await
                 };
                 // The state by digest, as call events record states.
-                let recorded = result.as_ref().map(StateDigest::of).map_err(Clone::clone);
-                note(
-                    &mut store,
-                    "get-child-state",
-                    json!({ "child": child }),
-                    started,
-                    &recorded,
-                )
-                .await?;
-                Ok((result,))
+                child_call(&mut store, "get-child-state", &child, op, |state| {
+                    json!(StateDigest::of(state))
+                })
+                .await
             })
         })?;
         host.func_wrap_async("get-child-events", |mut store, (child,): (String,)| {
@@ -235,6 +199,28 @@ fn own_child(
         return Err(format!("{child} is not a child of this actor"));
     }
     Ok((runtime, child_id))
+}
+
+/// Runs `op` on `child`, which must be a child of the calling actor, and
+/// records the call (with the result as `show` renders it).
+async fn child_call<T, Fut>(
+    store: &mut StoreContextMut<'_, ActorStore>,
+    function: &str,
+    child: &str,
+    op: impl FnOnce(TheaterRuntime, ActorId) -> Fut,
+    show: fn(&T) -> Value,
+) -> wasmtime::Result<(Result<T, String>,)>
+where
+    Fut: Future<Output = Result<T, crate::ActorError>>,
+{
+    let (target, started) = (own_child(store, child), Instant::now());
+    let result = match target {
+        Ok((runtime, child)) => op(runtime, child).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    let shown = result.as_ref().map(show).map_err(Clone::clone);
+    note(store, function, json!({ "child": child }), started, &shown).await?;
+    Ok((result,))
 }
 
 /// Records the call in the parent's chain. Time since `started` (waiting
