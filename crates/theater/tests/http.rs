@@ -1085,3 +1085,43 @@ async fn ws_echo_echoes_to_the_sender_and_pushes_to_the_others() {
     .await;
     assert_eq!(get(port, "/").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn invalid_websocket_frames_close_that_connection_only() {
+    let runtime = runtime();
+    let actor = probe(&runtime, "{}", "").await;
+    let (_, port) = serve(&actor).await;
+    let mut good = connect(port, "/ws").await;
+
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let upgrade = format!(
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(upgrade.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // FIN with the reserved opcode 3, masked, empty: not a valid frame.
+    stream.write_all(&[0x83, 0x80, 1, 2, 3, 4]).await.unwrap();
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut rest)).await;
+    assert!(ended.is_ok(), "the bad connection is closed");
+    // A close frame, if any, says protocol error (1002).
+    if rest.len() >= 4 && rest[0] == 0x88 {
+        assert_eq!(u16::from_be_bytes([rest[2], rest[3]]), 1002);
+    }
+
+    // Everyone else is still served.
+    send_text(&mut good, "still here").await;
+    assert_eq!(next_text(&mut good).await, "echo: still here");
+    assert_eq!(get(port, "/hello").await.0, StatusCode::OK);
+}
