@@ -30,12 +30,28 @@ struct Memory {
 #[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Command {
-    Send { to: String, msg: Value },
+    Send {
+        to: String,
+        msg: Value,
+    },
     /// `count` sends of the same message, for throughput measurements.
-    SendMany { to: String, msg: Value, count: u64 },
-    Request { to: String, msg: Value },
-    Open { to: String, msg: Value },
-    ChannelSend { channel: String, msg: Value },
+    SendMany {
+        to: String,
+        msg: Value,
+        count: u64,
+    },
+    Request {
+        to: String,
+        msg: Value,
+    },
+    Open {
+        to: String,
+        msg: Value,
+    },
+    ChannelSend {
+        channel: String,
+        msg: Value,
+    },
     Close(String),
 }
 
