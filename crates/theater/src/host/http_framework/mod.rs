@@ -29,7 +29,7 @@ use wasmtime::component::Linker;
 use super::Handler;
 use crate::actor::{ActorStore, Extensions};
 use crate::wasm::ExportRegistry;
-use state::{HttpFramework, Shared, WsEndpoint};
+use state::{HttpFramework, Running, Shared, WsEndpoint};
 use types::{
     HttpRequest, HttpResponse, MiddlewareResult, ServerConfig, ServerInfo, WebsocketMessage, capped,
 };
@@ -209,14 +209,7 @@ impl Handler for HttpFrameworkHandler {
             Box::new(async move {
                 let started = Instant::now();
                 let result = match shared(&mut store) {
-                    Ok(shared) => match shared.take_running(id) {
-                        Ok(Some(running)) => {
-                            server::stop(&shared, running, id).await;
-                            Ok(())
-                        }
-                        Ok(None) => Ok(()),
-                        Err(e) => Err(e),
-                    },
+                    Ok(shared) => stop_taken(&shared, id, shared.take_running(id)).await,
                     Err(e) => Err(e),
                 };
                 store.data_mut().extend_deadline(started.elapsed());
@@ -227,14 +220,7 @@ impl Handler for HttpFrameworkHandler {
             Box::new(async move {
                 let started = Instant::now();
                 let result = match shared(&mut store) {
-                    Ok(shared) => match shared.destroy(id) {
-                        Ok(Some(running)) => {
-                            server::stop(&shared, running, id).await;
-                            Ok(())
-                        }
-                        Ok(None) => Ok(()),
-                        Err(e) => Err(e),
-                    },
+                    Ok(shared) => stop_taken(&shared, id, shared.destroy(id)).await,
                     Err(e) => Err(e),
                 };
                 store.data_mut().extend_deadline(started.elapsed());
@@ -414,6 +400,18 @@ fn shared(store: &mut StoreContextMut<'_, ActorStore>) -> Result<Arc<Shared>, St
 }
 
 /// Records the call in the actor's chain and hands the result back.
+/// Stops the server just taken out of the registry, if it was running.
+async fn stop_taken(
+    shared: &Arc<Shared>,
+    id: u64,
+    taken: Result<Option<Running>, String>,
+) -> Result<(), String> {
+    if let Some(running) = taken? {
+        server::stop(shared, running, id).await;
+    }
+    Ok(())
+}
+
 async fn answer<T: Serialize>(
     store: &mut StoreContextMut<'_, ActorStore>,
     function: &str,
