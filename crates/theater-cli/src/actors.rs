@@ -138,13 +138,22 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn stop(args: IdArgs) -> anyhow::Result<ExitCode> {
+    act_on(args, |actor| Op::Stop { actor }, "stopped")
+}
+
+/// Sends `op` for one actor and reports it as `done <short id>`.
+fn act_on(
+    args: IdArgs,
+    op: impl FnOnce(String) -> Op,
+    done: &'static str,
+) -> anyhow::Result<ExitCode> {
     remote::block_on(async move {
-        let answer = remote::call(&args.remote, Op::Stop { actor: args.actor }).await?;
+        let answer = remote::call(&args.remote, op(args.actor)).await?;
         if args.json {
             print_json(&answer);
         } else {
             println!(
-                "stopped {}",
+                "{done} {}",
                 short(answer["actor"].as_str().unwrap_or_default())
             );
         }
@@ -190,18 +199,7 @@ async fn start_many(args: &StartArgs, client: &mut Client, start: Op) -> anyhow:
 }
 
 pub fn restart(args: IdArgs) -> anyhow::Result<ExitCode> {
-    remote::block_on(async move {
-        let answer = remote::call(&args.remote, Op::Restart { actor: args.actor }).await?;
-        if args.json {
-            print_json(&answer);
-        } else {
-            println!(
-                "restarted {} (state and chain kept)",
-                short(answer["actor"].as_str().unwrap_or_default())
-            );
-        }
-        Ok(ExitCode::SUCCESS)
-    })
+    act_on(args, |actor| Op::Restart { actor }, "restarted")
 }
 
 pub fn tree(args: TreeArgs) -> anyhow::Result<ExitCode> {
