@@ -89,8 +89,10 @@ impl HandlerSet {
         }
     }
 
-    /// Adds an embedder's own capability, granted by `type = handler.name()`.
+    /// Adds an embedder's own capability, granted by `type = handler.name()`;
+    /// it replaces a built-in one of the same name.
     pub fn with(mut self, handler: impl Handler) -> Self {
+        self.handlers.retain(|h| h.name() != handler.name());
         self.handlers.push(Arc::new(handler));
         self
     }
