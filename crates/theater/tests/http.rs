@@ -1125,3 +1125,34 @@ async fn invalid_websocket_frames_close_that_connection_only() {
     assert_eq!(next_text(&mut good).await, "echo: still here");
     assert_eq!(get(port, "/hello").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn secrets_and_large_bodies_stay_out_of_the_chain() {
+    let runtime = runtime();
+    let actor = probe(&runtime, "{}", "").await;
+    let (_, port) = serve(&actor).await;
+    let response = client()
+        .post(url(port, "/echo"))
+        .header("Authorization", "Bearer s3cret-token")
+        .body("y".repeat(50_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // The echo handler answers what it saw: the real header and body.
+    let seen: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(seen["body"].as_str().unwrap().len(), 50_000);
+    assert!(seen["headers"].to_string().contains("s3cret-token"));
+    let chain = runtime.chain(actor.id()).unwrap();
+    let recorded: String = chain.iter().map(|e| e.data.get()).collect();
+    assert!(
+        !recorded.contains("s3cret-token"),
+        "a secret header reached the chain"
+    );
+    assert!(
+        !recorded.contains(&"y".repeat(2000)),
+        "a large body reached the chain"
+    );
+    assert!(recorded.contains("<redacted>"));
+    theater::chain::verify(&chain).unwrap();
+}

@@ -220,8 +220,8 @@ impl Executor {
                 let data = record::encode(&CallRecord {
                     function,
                     from: origin.map(|id| id.to_string()),
-                    params: &params,
-                    result: &output.result,
+                    params: &self.instance.recorded(function, &params),
+                    result: &self.instance.recorded(function, &output.result),
                     state: StateDigest::of(&output.state),
                 });
                 self.recorder()
@@ -242,7 +242,7 @@ impl Executor {
                 }
                 let data = record::encode(&CallErrorRecord {
                     function,
-                    params: &params,
+                    params: &self.instance.recorded(function, &params),
                     kind,
                     message: &message,
                 });

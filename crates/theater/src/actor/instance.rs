@@ -1,5 +1,6 @@
 //! One live instance of an actor's component, with its exports bound.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use crate::error::SpawnError;
 use crate::manifest::Limits;
 use crate::wasm::{
     CallFailure, CallOutput, CompiledComponent, ExportFunction, ExportRegistry, ExportSpec,
-    StateBytes,
+    Redactor, StateBytes,
 };
 
 /// Everything needed to (re)create an actor's instance.
@@ -30,9 +31,15 @@ impl ActorTemplate {
     }
 }
 
+/// An export bound to this instance, with how the chain records it.
+struct BoundExport {
+    function: Box<dyn ExportFunction>,
+    redact: Option<Redactor>,
+}
+
 pub(crate) struct ActorInstance {
     pub store: Store<ActorStore>,
-    exports: HashMap<String, Box<dyn ExportFunction>>,
+    exports: HashMap<String, BoundExport>,
 }
 
 impl ActorInstance {
@@ -67,6 +74,10 @@ impl ActorInstance {
                                 signature: spec.signature(),
                                 reason: format!("{e:#}"),
                             })?;
+                    let bound = BoundExport {
+                        function: bound,
+                        redact: spec.redact,
+                    };
                     exports.insert(spec.full_name(), bound);
                 }
                 None if spec.required => {
@@ -98,7 +109,15 @@ impl ActorInstance {
     ) -> Option<Result<CallOutput, CallFailure>> {
         let export = self.exports.get(function)?;
         arm_deadline(&mut self.store, timeout);
-        Some(export.call(&mut self.store, state, params).await)
+        Some(export.function.call(&mut self.store, state, params).await)
+    }
+
+    /// `value` (params or result of `function`) as the chain records it.
+    pub fn recorded<'a>(&self, function: &str, value: &'a RawValue) -> Cow<'a, RawValue> {
+        match self.exports.get(function).and_then(|e| e.redact) {
+            Some(redact) => Cow::Owned(redact(value)),
+            None => Cow::Borrowed(value),
+        }
     }
 }
 

@@ -33,14 +33,6 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 10 * 1024 * 1024;
 /// How much of a request or response body its chain event keeps.
 pub const RECORDED_BODY_BYTES: usize = 1024;
 
-/// Headers whose values never reach the chain.
-const SECRET_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-];
-
 /// `type = "http-client"`, config `{ timeout_ms, max_response_bytes,
 /// allowed_hosts }`. Holds the one HTTP client (and so the one connection
 /// pool) of its runtime, made on first use.
@@ -385,7 +377,7 @@ fn recorded_headers(headers: &[(String, String)]) -> Value {
     headers
         .iter()
         .map(|(name, value)| {
-            let secret = SECRET_HEADERS.contains(&name.to_ascii_lowercase().as_str());
+            let secret = super::http_record::is_secret(name);
             json!([name, if secret { "<redacted>" } else { value }])
         })
         .collect()

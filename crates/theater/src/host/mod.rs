@@ -6,6 +6,7 @@ mod environment;
 mod filesystem;
 mod http_client;
 mod http_framework;
+mod http_record;
 mod message_server;
 mod random;
 mod runtime;

@@ -153,11 +153,17 @@ where
 
 type Binder = fn(Func, &Store<ActorStore>) -> wasmtime::Result<Box<dyn ExportFunction>>;
 
+/// Rewrites an export's serialized params or result for the chain, e.g. to
+/// cap large bodies or hide secrets. The call itself sees the real values.
+pub type Redactor = fn(&RawValue) -> Box<RawValue>;
+
 /// One export a handler expects, with the shapes it may take.
 pub struct ExportSpec {
     pub interface: &'static str,
     pub function: &'static str,
     pub required: bool,
+    /// How the chain records this export's params and result.
+    pub redact: Option<Redactor>,
     describe: fn(&str) -> String,
     candidates: Vec<Binder>,
 }
@@ -268,6 +274,7 @@ impl ExportRegistry {
             interface,
             function,
             required: true,
+            redact: None,
             describe: describe::<P, A, O>,
             candidates: vec![bind::<P, R, A, O>],
         });
@@ -294,6 +301,13 @@ where
     /// it on an actor without it is a clear error.
     pub fn required(self, required: bool) -> Self {
         self.spec.required = required;
+        self
+    }
+
+    /// Records this export's params and result in the chain as `redact`
+    /// rewrites them.
+    pub fn recorded_as(self, redact: Redactor) -> Self {
+        self.spec.redact = Some(redact);
         self
     }
 

@@ -7,7 +7,7 @@ mod cache;
 
 pub use adapter::{
     CallFailure, CallOutput, ExportBuilder, ExportFunction, ExportRegistry, ExportSpec,
-    ParamsShape, ResultShape, StateBytes,
+    ParamsShape, Redactor, ResultShape, StateBytes,
 };
 pub use cache::{CompiledComponent, ComponentCache, ComponentError};
 

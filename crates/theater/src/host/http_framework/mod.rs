@@ -27,6 +27,7 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::Linker;
 
 use super::Handler;
+use super::http_record::redact_http;
 use crate::actor::{ActorStore, Extensions};
 use crate::wasm::ExportRegistry;
 use state::{HttpFramework, Running, Shared, WsEndpoint};
@@ -359,12 +360,14 @@ impl Handler for HttpFrameworkHandler {
     fn exports(&self, exports: &mut ExportRegistry, listed: bool) {
         exports
             .register_function::<(u64, HttpRequest), (HttpResponse,)>(HANDLERS, "handle-request")
-            .required(listed);
+            .required(listed)
+            .recorded_as(redact_http);
         exports
             .register_function::<(u64, HttpRequest), (MiddlewareResult,)>(
                 HANDLERS,
                 "handle-middleware",
             )
+            .recorded_as(redact_http)
             .required(false);
         exports
             .register_function_no_result::<(u64, u64, String, Option<String>)>(

@@ -1,0 +1,91 @@
+//! How HTTP traffic is recorded in chains: secret headers hidden, large
+//! bodies reduced to their size and digest. Shared by the HTTP client and
+//! the HTTP server's exports.
+
+use serde_json::value::{RawValue, to_raw_value};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// Headers whose values never reach the chain.
+pub const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+/// Longest body (as recorded text) kept whole in a `call` event; a longer
+/// one is recorded by size and SHA-256. Guards chains against growing with
+/// every upload.
+pub const RECORDED_BODY_CHARS: usize = 1024;
+
+pub fn is_secret(header: &str) -> bool {
+    SECRET_HEADERS.contains(&header.to_ascii_lowercase().as_str())
+}
+
+/// A [`Redactor`](crate::wasm::Redactor) for exports that take or return
+/// HTTP requests and responses: every `headers` list and `body` found in the
+/// value is rewritten.
+pub fn redact_http(value: &RawValue) -> Box<RawValue> {
+    let Ok(mut value) = serde_json::from_str::<Value>(value.get()) else {
+        return to_raw_value(&"<unreadable>").expect("a string serializes");
+    };
+    redact(&mut value);
+    to_raw_value(&value).expect("a JSON value serializes")
+}
+
+fn redact(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            for (key, field) in fields.iter_mut() {
+                match key.as_str() {
+                    "headers" => hide_secrets(field),
+                    "body" => shorten(field),
+                    _ => redact(field),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+fn hide_secrets(headers: &mut Value) {
+    for pair in headers.as_array_mut().into_iter().flatten() {
+        if let Some([name, value]) = pair.as_array_mut().map(Vec::as_mut_slice)
+            && name.as_str().is_some_and(is_secret)
+        {
+            *value = json!("<redacted>");
+        }
+    }
+}
+
+fn shorten(body: &mut Value) {
+    let text = body.to_string();
+    if text.len() > RECORDED_BODY_CHARS {
+        *body =
+            json!({ "size": text.len(), "sha256": hex::encode(Sha256::digest(text.as_bytes())) });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_hidden_and_large_bodies_summarized() {
+        let big = "x".repeat(RECORDED_BODY_CHARS + 1);
+        let params = json!([7, {"method": "GET", "uri": "/", "headers": [["Authorization", "Bearer s3cret"], ["accept", "*/*"]], "body": big}]);
+        let recorded = redact_http(&to_raw_value(&params).unwrap());
+        let recorded: Value = serde_json::from_str(recorded.get()).unwrap();
+        assert_eq!(
+            recorded[1]["headers"],
+            json!([["Authorization", "<redacted>"], ["accept", "*/*"]])
+        );
+        assert_eq!(recorded[1]["body"]["size"], RECORDED_BODY_CHARS + 3);
+        assert_eq!(recorded[0], 7);
+        let small = json!([{"status": 200, "headers": [], "body": "ok"}]);
+        let same = redact_http(&to_raw_value(&small).unwrap());
+        assert_eq!(serde_json::from_str::<Value>(same.get()).unwrap(), small);
+    }
+}
