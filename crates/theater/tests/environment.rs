@@ -2,10 +2,9 @@
 //! ones are visible, and every value read is recorded. A binary of its own
 //! with one test, because it sets variables of the test process.
 
-mod capability;
 mod common;
 
-use capability::{host_calls, request};
+use common::{host_calls, request};
 use common::{runtime, spawn, spawn_with};
 use serde_json::json;
 

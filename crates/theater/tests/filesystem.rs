@@ -3,13 +3,12 @@
 //! denied), allow-listed commands with their limits, spawn errors, and the
 //! chain.
 
-mod capability;
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use capability::{failure, host_calls, request};
+use common::{failure, host_calls, request};
 use common::{runtime, spawn_with};
 use serde_json::{Value, json};
 use tempfile::TempDir;

@@ -3,7 +3,6 @@
 //! size limit, the timeout, the host allow-list, unreachable hosts and bad
 //! requests; after each error the actor keeps serving with its state intact.
 
-mod capability;
 mod common;
 
 use std::sync::Arc;
@@ -17,7 +16,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use capability::{failure, host_calls, request};
+use common::{failure, host_calls, request};
 use common::{runtime, spawn, spawn_with};
 use serde_json::{Value, json};
 use theater::{ActorHandle, TheaterRuntime};

@@ -4,24 +4,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{json, runtime, spawn, spawn_with};
+use common::{json, request as command, runtime, spawn, spawn_with};
 use serde_json::{Value, json};
 use theater::chain::{self, record};
 use theater::runtime::ChannelEvent;
 use theater::{ActorError, ActorHandle, ActorId, TheaterRuntime};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Sends `command` to the messenger and returns its JSON answer.
-async fn command(actor: &ActorHandle, command: Value) -> Result<Value, ActorError> {
-    let (reply,) = actor
-        .call_function::<(Vec<u8>,), (Vec<u8>,)>(
-            theater::host::HANDLE_REQUEST,
-            (serde_json::to_vec(&command).unwrap(),),
-        )
-        .await?;
-    Ok(serde_json::from_slice(&reply).unwrap())
-}
 
 async fn memory(actor: &ActorHandle) -> Value {
     serde_json::from_slice(&actor.state().await.unwrap().unwrap()).unwrap()

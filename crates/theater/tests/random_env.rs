@@ -2,10 +2,9 @@
 //! every value in the chain. (Environment variables with values set by the
 //! test are in `environment.rs`, a binary of its own.)
 
-mod capability;
 mod common;
 
-use capability::{failure, host_calls, request};
+use common::{failure, host_calls, request};
 use common::{runtime, spawn, spawn_with};
 use serde_json::json;
 

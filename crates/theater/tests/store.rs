@@ -2,12 +2,11 @@
 //! function, persistence across runtimes, sharing, concurrency, errors and
 //! the chain.
 
-mod capability;
 mod common;
 
 use std::path::Path;
 
-use capability::{failure, host_calls, request};
+use common::{failure, host_calls, request};
 use common::{manifest_for, spawn, spawn_with};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

@@ -5,22 +5,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{json, runtime, spawn, spawn_with};
+use common::{json, request as command, runtime, spawn, spawn_with};
 use serde_json::{Value, json};
 use theater::chain::{self, record};
-use theater::{ActorError, ActorHandle, ActorId, TheaterRuntime};
+use theater::{ActorHandle, ActorId, TheaterRuntime};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
-
-async fn command(actor: &ActorHandle, command: Value) -> Result<Value, ActorError> {
-    let (reply,) = actor
-        .call_function::<(Vec<u8>,), (Vec<u8>,)>(
-            theater::host::HANDLE_REQUEST,
-            (serde_json::to_vec(&command).unwrap(),),
-        )
-        .await?;
-    Ok(serde_json::from_slice(&reply).unwrap())
-}
 
 async fn spawn_child(parent: &ActorHandle, manifest: &str) -> ActorId {
     let id = command(parent, json!({ "spawn": manifest })).await.unwrap();

@@ -1,12 +1,11 @@
 //! Timing through the real `clock` actor: the time, sleeps that hold up the
 //! actor but not the runtime, limits, grants and the chain.
 
-mod capability;
 mod common;
 
 use std::time::{Duration, Instant};
 
-use capability::{failure, host_calls, request};
+use common::{failure, host_calls, request};
 use common::{manifest_path, runtime, spawn, spawn_with};
 use serde_json::json;
 use theater::ActorHandle;
