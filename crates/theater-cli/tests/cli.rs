@@ -121,7 +121,21 @@ fn exported_chain_verifies_and_one_changed_byte_is_caught() {
 
     let out = theater(&["verify", "--file", chain.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("chain verified: 3 events"));
+    assert!(stdout(&out).contains("chain verified: 3 events (head "));
+
+    // The export's actor id is not hashed, but it must match the genesis event's.
+    let original = std::fs::read_to_string(&chain).unwrap();
+    let export: Value = serde_json::from_str(&original).unwrap();
+    let actor = export["actor_id"].as_str().unwrap();
+    let other = dir.path().join("other.json");
+    std::fs::write(
+        &other,
+        original.replacen(actor, "00000000-0000-4000-8000-000000000000", 1),
+    )
+    .unwrap();
+    let out = theater(&["verify", "--file", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("event 0"), "{}", stderr(&out));
 
     // Change one digit inside the last event's data.
     let text = std::fs::read_to_string(&chain).unwrap();

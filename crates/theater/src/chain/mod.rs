@@ -124,6 +124,8 @@ pub enum VerifyError {
         expected: String,
         found: String,
     },
+    #[error("event 0: the chain is actor {found}'s but the export says it is actor {expected}'s")]
+    WrongActor { expected: String, found: String },
 }
 
 impl VerifyError {
@@ -131,6 +133,7 @@ impl VerifyError {
     pub fn index(&self) -> usize {
         match self {
             Self::HashMismatch { index, .. } | Self::BrokenLink { index, .. } => *index,
+            Self::WrongActor { .. } => 0,
         }
     }
 }
@@ -181,6 +184,26 @@ impl ChainExport {
             format: EXPORT_FORMAT.to_owned(),
             actor_id,
             events,
+        }
+    }
+
+    /// Verifies every event and that the chain belongs to the actor the
+    /// export names (the `actor_id` field itself is not hashed; the genesis
+    /// event's is).
+    pub fn verify(&self) -> Result<(), VerifyError> {
+        verify(&self.events)?;
+        let genesis_actor = self
+            .events
+            .first()
+            .filter(|e| e.event_type == record::ACTOR_INIT)
+            .and_then(|e| serde_json::from_str::<serde_json::Value>(e.data.get()).ok())
+            .and_then(|data| data["actor_id"].as_str().map(str::to_owned));
+        match genesis_actor {
+            Some(found) if found != self.actor_id => Err(VerifyError::WrongActor {
+                expected: self.actor_id.clone(),
+                found,
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -330,6 +353,26 @@ mod tests {
             back.events.last().unwrap().hash,
             events.last().unwrap().hash
         );
+    }
+
+    #[test]
+    fn an_export_must_name_the_actor_of_its_genesis_event() {
+        let init = ChainEvent::new(
+            None,
+            record::ACTOR_INIT,
+            raw(r#"{"actor_id":"a"}"#),
+            1,
+            "init".into(),
+        );
+        assert_eq!(
+            ChainExport::new("a".into(), vec![init.clone()]).verify(),
+            Ok(())
+        );
+        let err = ChainExport::new("b".into(), vec![init])
+            .verify()
+            .unwrap_err();
+        assert!(matches!(err, VerifyError::WrongActor { .. }), "{err}");
+        assert!(err.to_string().contains("actor a's"), "{err}");
     }
 
     #[test]
