@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::handle::{ActorCounters, ActorHandle, Op};
-use super::instance::{ActorInstance, ActorTemplate};
+use super::instance::{ActorInstance, ActorTemplate, Called, recorded};
 use super::{
     ActorStore, ChainRecorder, Extensions, INIT_FUNCTION, MemoryLimitExceeded, TimeLimitExceeded,
 };
@@ -74,6 +74,7 @@ impl Executor {
             .instance
             .call(INIT_FUNCTION, self.state.take(), &params, timeout)
             .await
+            .map(|called| called.outcome)
         {
             Some(Ok(output)) => output,
             Some(Err(failure)) => {
@@ -204,7 +205,7 @@ impl Executor {
         origin: Option<ActorId>,
     ) -> Result<Box<RawValue>, ActorError> {
         let timeout = self.template.call_timeout();
-        let Some(outcome) = self
+        let Some(Called { outcome, redact }) = self
             .instance
             .call(function, self.state.clone(), &params, timeout)
             .await
@@ -215,13 +216,14 @@ impl Executor {
                 available: self.instance.export_names(),
             });
         };
+        let recorded_params = recorded(redact, &params);
         match outcome {
             Ok(output) => {
                 let data = record::encode(&CallRecord {
                     function,
                     from: origin.map(|id| id.to_string()),
-                    params: &self.instance.recorded(function, &params),
-                    result: &self.instance.recorded(function, &output.result),
+                    params: &recorded_params,
+                    result: &recorded(redact, &output.result),
                     state: StateDigest::of(&output.state),
                 });
                 self.recorder()
@@ -242,7 +244,7 @@ impl Executor {
                 }
                 let data = record::encode(&CallErrorRecord {
                     function,
-                    params: &self.instance.recorded(function, &params),
+                    params: &recorded_params,
                     kind,
                     message: &message,
                 });

@@ -106,18 +106,28 @@ impl ActorInstance {
         state: StateBytes,
         params: &RawValue,
         timeout: Duration,
-    ) -> Option<Result<CallOutput, CallFailure>> {
+    ) -> Option<Called> {
         let export = self.exports.get(function)?;
         arm_deadline(&mut self.store, timeout);
-        Some(export.function.call(&mut self.store, state, params).await)
+        let outcome = export.function.call(&mut self.store, state, params).await;
+        Some(Called {
+            outcome,
+            redact: export.redact,
+        })
     }
+}
 
-    /// `value` (params or result of `function`) as the chain records it.
-    pub fn recorded<'a>(&self, function: &str, value: &'a RawValue) -> Cow<'a, RawValue> {
-        match self.exports.get(function).and_then(|e| e.redact) {
-            Some(redact) => Cow::Owned(redact(value)),
-            None => Cow::Borrowed(value),
-        }
+/// What a call returned, and how the chain records its values.
+pub(crate) struct Called {
+    pub outcome: Result<CallOutput, CallFailure>,
+    pub redact: Option<Redactor>,
+}
+
+/// `value` (a call's params or result) as the chain records it.
+pub(crate) fn recorded(redact: Option<Redactor>, value: &RawValue) -> Cow<'_, RawValue> {
+    match redact {
+        Some(redact) => Cow::Owned(redact(value)),
+        None => Cow::Borrowed(value),
     }
 }
 
