@@ -158,6 +158,8 @@ impl TheaterRuntime {
         options: SpawnOptions,
     ) -> Result<ActorHandle, SpawnError> {
         let grants = self.inner.handlers.grants(manifest)?;
+        // Config mistakes are reported before any compilation.
+        let extensions = grants.configure()?;
         let compiled = self.inner.cache.load(&manifest.component_path).await?;
         grants.check_imports(&compiled.imports)?;
         compiled.instance_pre()?;
@@ -167,7 +169,6 @@ impl TheaterRuntime {
             exports: grants.exports(),
             limits: manifest.limits,
         });
-        let extensions = grants.configure()?;
         let id = ActorId::new();
         let recorder = ChainRecorder::new(id, self.inner.log.clone(), self.inner.events.clone());
         let state = options.state.unwrap_or_else(|| manifest.init_state.clone());

@@ -16,7 +16,6 @@ pub use protocol::{ErrorBody, ErrorKind, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,10 +58,10 @@ pub struct ServerConfig {
     pub token: Option<String>,
 }
 
-/// What the server remembers about actors it started.
+/// What the server remembers about actors it started (the runtime keeps
+/// their manifests).
 #[derive(Debug, Clone)]
 pub(crate) struct Started {
-    pub manifest: PathBuf,
     pub started_ms: u64,
 }
 

@@ -266,7 +266,6 @@ impl Connection {
         self.shared.started.lock().expect("started lock").insert(
             handle.id(),
             Started {
-                manifest: manifest.source.clone(),
                 started_ms: now_ms(),
             },
         );
@@ -319,7 +318,7 @@ impl Connection {
             "short": id.short(),
             "name": handle.name(),
             "status": status(&handle),
-            "manifest": started.as_ref().map(|s| s.manifest.display().to_string()),
+            "manifest": self.shared.runtime.manifest(id).ok().map(|m| m.source.display().to_string()),
             "started_ms": started.as_ref().map(|s| s.started_ms),
             "limits": {
                 "memory_mb": limits.memory_mb,
