@@ -2,6 +2,7 @@
 //! ones are visible, and every value read is recorded. A binary of its own
 //! with one test, because it sets variables of the test process.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::{host_calls, request};

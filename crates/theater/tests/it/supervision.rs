@@ -1,11 +1,9 @@
 //! Supervision trees with real actors: spawn, stop, restart, failures,
 //! restart strategies and escalation.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{json, request as command, runtime, spawn, spawn_with};
+use crate::common::{json, request as command, runtime, spawn, spawn_with};
 use serde_json::{Value, json};
 use theater::chain::{self, record};
 use theater::{ActorHandle, ActorId, TheaterRuntime};

@@ -1,10 +1,8 @@
 //! Calls into real actors: state commits, the chain, failures and limits.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{json, runtime, spawn, spawn_with};
+use crate::common::{json, runtime, spawn, spawn_with};
 use serde_json::Value;
 use theater::chain::{self, ChainExport, record};
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND};

@@ -2,9 +2,7 @@
 //! the runtime interface, no channel exports, the older channel-open shape.
 //! One test per compatibility rule.
 
-mod common;
-
-use common::{actors_dir, json, runtime, spawn, spawn_with};
+use crate::common::{actors_dir, json, runtime, spawn, spawn_with};
 use serde_json::Value;
 use theater::chain::{self, record};
 use theater::host::{CHANNEL_OPEN, ChannelAccept, HANDLE_REQUEST, HANDLE_SEND};

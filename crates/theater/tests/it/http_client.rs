@@ -3,12 +3,12 @@
 //! size limit, the timeout, the host allow-list, unreachable hosts and bad
 //! requests; after each error the actor keeps serving with its state intact.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::common::{failure, host_calls, request};
+use crate::common::{runtime, spawn, spawn_with};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -16,8 +16,6 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use common::{failure, host_calls, request};
-use common::{runtime, spawn, spawn_with};
 use serde_json::{Value, json};
 use theater::{ActorHandle, TheaterRuntime};
 

@@ -1,8 +1,8 @@
 //! Compiled components are cached on disk per engine and reused.
 
-mod common;
+use crate::common;
 
-use common::manifest_path;
+use crate::common::manifest_path;
 use theater::{RuntimeConfig, TheaterRuntime};
 
 fn runtime_at(home: &std::path::Path) -> TheaterRuntime {

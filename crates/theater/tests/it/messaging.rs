@@ -1,10 +1,8 @@
 //! Actors talking to each other and to clients: send, request, channels.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{json, request as command, runtime, spawn, spawn_with};
+use crate::common::{json, request as command, runtime, spawn, spawn_with};
 use serde_json::{Value, json};
 use theater::chain::{self, record};
 use theater::runtime::ChannelEvent;

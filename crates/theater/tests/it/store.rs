@@ -2,12 +2,10 @@
 //! function, persistence across runtimes, sharing, concurrency, errors and
 //! the chain.
 
-mod common;
-
 use std::path::Path;
 
-use common::{failure, host_calls, request};
-use common::{manifest_for, spawn, spawn_with};
+use crate::common::{failure, host_calls, request};
+use crate::common::{manifest_for, spawn, spawn_with};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use theater::{ActorHandle, RuntimeConfig, TheaterRuntime};

@@ -1,8 +1,8 @@
 //! Bad manifests and bad components: each a clear error, nothing registered.
 
-mod common;
+use crate::common;
 
-use common::{actors_dir, manifest_for, runtime, spawn_with};
+use crate::common::{actors_dir, manifest_for, runtime, spawn_with};
 use theater::{Manifest, SpawnError};
 
 fn write(dir: &tempfile::TempDir, name: &str, text: &[u8]) -> std::path::PathBuf {

@@ -1,6 +1,6 @@
 //! An embedder adds its own capability through the one `Handler` trait.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,12 +1,10 @@
 //! Timing through the real `clock` actor: the time, sleeps that hold up the
 //! actor but not the runtime, limits, grants and the chain.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{failure, host_calls, request};
-use common::{manifest_path, runtime, spawn, spawn_with};
+use crate::common::{failure, host_calls, request};
+use crate::common::{manifest_path, runtime, spawn, spawn_with};
 use serde_json::json;
 use theater::ActorHandle;
 use theater::actor::now_ms;

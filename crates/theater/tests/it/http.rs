@@ -4,12 +4,12 @@
 //! names say (see `actors/http-probe`); `http-hello` and `ws-echo` are the
 //! examples.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{manifest_for, runtime, spawn_with};
+use crate::common::{manifest_for, runtime, spawn_with};
 use futures::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! a damaged file, and processes killed with SIGKILL in the middle of
 //! appending.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -296,7 +296,12 @@ fn acknowledged_events_survive_sigkill() {
     let mut unacked_present = 0;
     for round in 0..CRASH_ROUNDS {
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "durability::crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, &path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

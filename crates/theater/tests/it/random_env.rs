@@ -2,10 +2,8 @@
 //! every value in the chain. (Environment variables with values set by the
 //! test are in `environment.rs`, a binary of its own.)
 
-mod common;
-
-use common::{failure, host_calls, request};
-use common::{runtime, spawn, spawn_with};
+use crate::common::{failure, host_calls, request};
+use crate::common::{runtime, spawn, spawn_with};
 use serde_json::json;
 
 #[tokio::test]

@@ -3,13 +3,11 @@
 //! denied), allow-listed commands with their limits, spawn errors, and the
 //! chain.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{failure, host_calls, request};
-use common::{runtime, spawn_with};
+use crate::common::{failure, host_calls, request};
+use crate::common::{runtime, spawn_with};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use theater::{ActorHandle, TheaterRuntime};

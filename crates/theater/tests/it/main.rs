@@ -1,0 +1,19 @@
+//! The library's integration tests, in one binary so the suite links
+//! wasmtime once (`environment.rs` is apart: it sets process variables).
+
+mod common;
+
+mod cache;
+mod calls;
+mod compat;
+mod durability;
+mod embedder_handler;
+mod filesystem;
+mod http;
+mod http_client;
+mod messaging;
+mod random_env;
+mod spawn_errors;
+mod store;
+mod supervision;
+mod timing;
