@@ -13,14 +13,24 @@ use theater::{ActorHandle, Manifest, RuntimeConfig, TheaterRuntime};
 /// Spawn an actor from its manifest in this process, deliver messages, and
 /// print replies, the final state and the verified chain.
 ///
-/// Without --send or --request the actor keeps running until Ctrl-C.
+/// Without --send or --request the actor keeps running until Ctrl-C, and
+/// `--resume` brings it back later. With them, it is stopped at the end.
+/// Its chain is durable in the home directory either way.
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  theater run actors/counter/manifest.toml --send '{\"add\":2}' --request '{}'"
+    after_help = "Examples:\n  theater run actors/counter/manifest.toml --send '{\"add\":2}' --request '{}'\n  theater run actors/counter/manifest.toml --resume --request '{}'"
 )]
 pub struct RunArgs {
     /// The actor's manifest.toml.
     manifest: PathBuf,
+    /// Continue the newest running actor started from this manifest (after
+    /// Ctrl-C or a crash): same id, state and chain. Starts a new one if
+    /// there is none.
+    #[arg(long)]
+    resume: bool,
+    /// Data directory (chains, compiled components); default ~/.theater.
+    #[arg(long, value_name = "DIR", env = "THEATER_HOME")]
+    home: Option<PathBuf>,
     /// Deliver a message to `handle-send` (repeatable; JSON text, sent as bytes).
     #[arg(long, value_name = "JSON")]
     send: Vec<String>,
@@ -72,14 +82,28 @@ pub fn run(args: RunArgs, order: Vec<(usize, bool)>) -> anyhow::Result<ExitCode>
 }
 
 async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<ExitCode> {
-    let manifest = Manifest::load(&args.manifest)?;
+    // Absolute, so that `--resume` finds the actor from any directory.
+    let path = std::fs::canonicalize(&args.manifest)
+        .with_context(|| format!("cannot read manifest {}", args.manifest.display()))?;
+    let manifest = Manifest::load(&path)?;
     for warning in &manifest.warnings {
         eprintln!("warning: {warning}");
     }
-    let theater = TheaterRuntime::new(RuntimeConfig::embedded())?;
-    let actor = theater.spawn(&manifest).await?;
+    let config = match &args.home {
+        Some(home) => RuntimeConfig::at(home),
+        None => RuntimeConfig::embedded(),
+    }?;
+    let theater = TheaterRuntime::new(config)?;
+    let resumed = match args.resume {
+        true => resume(&theater, &manifest).await?,
+        false => None,
+    };
+    let (actor, verb) = match resumed {
+        Some(actor) => (actor, "resumed"),
+        None => (theater.spawn(&manifest).await?, "started"),
+    };
     if !args.json {
-        println!("started {} ({})", manifest.name, actor.id());
+        println!("{verb} {} ({})", manifest.name, actor.id());
     }
 
     let mut replies = Vec::new();
@@ -91,6 +115,11 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         tokio::signal::ctrl_c()
             .await
             .context("waiting for Ctrl-C")?;
+        theater.shutdown().await;
+        if !args.json {
+            println!("stopped; `theater run --resume` continues it");
+        }
+        return Ok(ExitCode::SUCCESS);
     }
     for message in &messages {
         let reply = deliver(&actor, message).await;
@@ -143,6 +172,34 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Resumes the newest running actor started from `manifest`'s file, with
+/// its subtree; `None` if there is none.
+async fn resume(
+    theater: &TheaterRuntime,
+    manifest: &Manifest,
+) -> anyhow::Result<Option<ActorHandle>> {
+    let newest = theater
+        .saved_actors()?
+        .into_iter()
+        .filter(|saved| {
+            saved.record.running
+                && saved.record.parent.is_none()
+                && saved.record.manifest.source == manifest.source
+        })
+        .max_by_key(|saved| saved.record.started_ms);
+    let Some(newest) = newest else {
+        return Ok(None);
+    };
+    let report = theater.resume(|saved| saved.id == newest.id).await?;
+    for (id, reason) in &report.failed {
+        eprintln!("warning: cannot resume actor {id}: {reason}");
+    }
+    match theater.actor(newest.id) {
+        Ok(actor) => Ok(Some(actor)),
+        Err(_) => anyhow::bail!("cannot resume actor {}", newest.id),
+    }
 }
 
 async fn deliver(actor: &ActorHandle, message: &Message) -> Value {

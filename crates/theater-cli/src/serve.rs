@@ -15,7 +15,12 @@ use theater::{RuntimeConfig, TheaterRuntime};
 /// It listens on loopback only unless told otherwise; anyone who can reach
 /// the address can start actors from files this user can read, so set a
 /// --token before listening anywhere else. Prints `listening on ADDR`
-/// once ready. Ctrl-C stops every actor and the server.
+/// once ready.
+///
+/// Chains, actor records and states are durable in the home directory.
+/// Ctrl-C (or SIGTERM) stops the actors and the server; a server started
+/// later on the same home resumes every actor that was running, after a
+/// crash too, under the same ids and from the states they had reached.
 #[derive(Args)]
 #[command(
     after_help = "Examples:\n  theater server\n  theater server --listen 127.0.0.1:0 --home /tmp/theater --token s3cret"
@@ -24,7 +29,7 @@ pub struct ServerArgs {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     listen: String,
-    /// Data directory (compiled component cache); default ~/.theater.
+    /// Data directory (chains, actor records, compiled components); default ~/.theater.
     #[arg(long, value_name = "DIR", env = "THEATER_HOME")]
     home: Option<PathBuf>,
     /// Require this shared secret from every client.
@@ -43,11 +48,12 @@ pub fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let mut config = RuntimeConfig::embedded();
-    if let Some(home) = args.home {
-        config.home = Some(home);
-    }
+    let config = match args.home {
+        Some(home) => RuntimeConfig::at(home),
+        None => RuntimeConfig::embedded(),
+    }?;
     let theater = TheaterRuntime::new(config)?;
+    let resumed = theater.resume_all().await?;
     let token = args.token.filter(|t| !t.is_empty());
     let has_token = token.is_some();
     let server = Server::bind(theater.clone(), &args.listen, ServerConfig { token })
@@ -65,14 +71,16 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("listening on {addr}");
+    if !resumed.resumed.is_empty() {
+        println!("resumed {} actors", resumed.resumed.len());
+    }
+    for (id, reason) in &resumed.failed {
+        eprintln!("warning: cannot resume actor {id}: {reason}");
+    }
     std::io::stdout().flush()?;
     server.serve_until(shutdown_signal()).await;
-    for id in theater.actor_ids() {
-        if let Err(e) = theater.stop(id).await {
-            tracing::debug!("stopping {id}: {e}");
-        }
-    }
-    eprintln!("server stopped");
+    theater.shutdown().await;
+    eprintln!("server stopped; its actors resume when it starts again");
     Ok(ExitCode::SUCCESS)
 }
 

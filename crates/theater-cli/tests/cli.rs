@@ -20,13 +20,25 @@ fn counter_manifest() -> PathBuf {
     dir.join("manifest.toml")
 }
 
+/// A fresh home (one process at a time may use a home's chain database)
+/// sharing one compiled-component cache with the other tests.
+fn home() -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::os::unix::fs::symlink(cache, home.path().join("cache")).unwrap();
+    home
+}
+
+/// Runs `theater` in a fresh home.
 fn theater(args: &[&str]) -> Output {
+    theater_in(home().path(), args)
+}
+
+fn theater_in(home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_theater"))
         .args(args)
-        .env(
-            "THEATER_HOME",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-home"),
-        )
+        .env("THEATER_HOME", home)
         .output()
         .expect("theater runs")
 }
@@ -192,12 +204,10 @@ fn run_prints_where_an_http_actor_listens() {
         hello.join("http-hello.wasm").display()
     );
     std::fs::write(&manifest, text).unwrap();
+    let home = home();
     let mut child = Command::new(env!("CARGO_BIN_EXE_theater"))
         .args(["run", manifest.to_str().unwrap()])
-        .env(
-            "THEATER_HOME",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-home"),
-        )
+        .env("THEATER_HOME", home.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -228,4 +238,53 @@ fn run_prints_where_an_http_actor_listens() {
     child.wait().unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with("Hello from Theater!"), "{response}");
+}
+
+/// An actor whose `theater run` was killed comes back with `--resume`:
+/// same id, its chain going on; a run that ended normally is not resumed.
+#[test]
+fn run_resume_continues_an_actor_after_sigkill() {
+    use std::io::{BufRead, BufReader};
+
+    let manifest = counter_manifest();
+    let manifest = manifest.to_str().unwrap();
+    let home = home();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_theater"))
+        .args(["run", manifest])
+        .env("THEATER_HOME", home.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut started = String::new();
+    out.read_line(&mut started).unwrap();
+    let id = started
+        .trim()
+        .strip_prefix("started counter (")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("unexpected first line: {started}"))
+        .to_owned();
+    let mut running = String::new();
+    out.read_line(&mut running).unwrap();
+    assert!(running.starts_with("running;"), "{running}");
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+
+    let args = ["run", manifest, "--resume", "--send", r#"{"add":5}"#];
+    let out = theater_in(home.path(), &[&args[..], &["--request", "{}"]].concat());
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains(&format!("resumed counter ({id})")), "{text}");
+    assert!(text.contains(r#"request {} -> {"count":5}"#), "{text}");
+    // init, resume, send, request
+    assert!(text.contains("chain verified: 4 events"), "{text}");
+
+    // That run ended by itself, so the next one starts afresh.
+    let out = theater_in(
+        home.path(),
+        &["run", manifest, "--resume", "--request", "{}"],
+    );
+    let text = stdout(&out);
+    assert!(text.starts_with("started counter ("), "{text}");
+    assert!(!text.contains(&id), "{text}");
 }

@@ -51,6 +51,8 @@ pub enum SpawnError {
     Instantiate(String),
     #[error("`actor.init` failed: {0}")]
     Init(String),
+    #[error("actor {0} is already running")]
+    AlreadyRunning(ActorId),
     #[error(transparent)]
     Log(#[from] LogError),
 }

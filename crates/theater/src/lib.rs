@@ -12,7 +12,7 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use theater::{RuntimeConfig, TheaterRuntime, host::HANDLE_SEND};
 //!
-//! let runtime = TheaterRuntime::new(RuntimeConfig::embedded())?;
+//! let runtime = TheaterRuntime::new(RuntimeConfig::embedded()?)?;
 //! let counter = runtime.spawn_file("actors/counter/manifest.toml").await?;
 //! counter
 //!     .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (br#"{"add": 2}"#.to_vec(),))
@@ -27,6 +27,7 @@ pub mod error;
 pub mod host;
 pub mod id;
 pub mod manifest;
+pub mod replay;
 pub mod runtime;
 pub mod server;
 pub mod storage;

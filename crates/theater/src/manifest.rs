@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 /// Default linear-memory cap per actor. Guards the host against a guest
@@ -28,7 +28,8 @@ pub const MAX_MEMORY_MB: u64 = 4096;
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 
 /// A parsed and validated manifest, with paths resolved against its file.
-#[derive(Debug, Clone)]
+/// It serializes (to JSON) so a stored actor record can start it again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     pub name: String,
     pub description: Option<String>,
@@ -46,7 +47,7 @@ pub struct Manifest {
 }
 
 /// One `[[handlers]]` entry: a capability the actor is granted.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HandlerEntry {
     /// The `type` key, e.g. `message-server`.
     pub kind: String,
@@ -56,7 +57,7 @@ pub struct HandlerEntry {
 }
 
 /// The `[limits]` table.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     pub memory_mb: u64,

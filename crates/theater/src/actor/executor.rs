@@ -13,20 +13,33 @@ use super::instance::{ActorInstance, ActorTemplate, Called, recorded};
 use super::{
     ActorStore, ChainRecorder, Extensions, INIT_FUNCTION, MemoryLimitExceeded, TimeLimitExceeded,
 };
-use crate::chain::record::{self, CallErrorRecord, CallRecord, InitRecord, StateDigest};
+use crate::chain::Hash;
+use crate::chain::record::{
+    self, CallErrorRecord, CallRecord, InitRecord, Origin, ResumeRecord, RevertRecord, StateDigest,
+};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
 use crate::runtime::{ChildEvent, Decision, WeakRuntime};
 use crate::wasm::{CallFailure, StateBytes};
 
-/// Instantiates the actor, runs `actor.init`, records the genesis event and
-/// starts its task.
+/// How an actor's chain begins or goes on when its task starts.
+pub(crate) enum Start {
+    /// A new chain: its first event is `actor-init`, naming the actor and
+    /// event it was forked from, if any.
+    New { forked_from: Option<Origin> },
+    /// The chain the recorder continues: an `actor-resume` event.
+    Resume,
+}
+
+/// Instantiates the actor, runs `actor.init`, records the first event of its
+/// task (see [`Start`]) and starts the task.
 pub(crate) async fn spawn(
     recorder: ChainRecorder,
     template: Arc<ActorTemplate>,
     init_state: StateBytes,
     extensions: Extensions,
     runtime: WeakRuntime,
+    start: Start,
 ) -> Result<ActorHandle, SpawnError> {
     let id = recorder.actor();
     let data = ActorStore::new(recorder, extensions, runtime, template.limits.memory_mb);
@@ -39,7 +52,7 @@ pub(crate) async fn spawn(
         failure: None,
         counters: Arc::default(),
     };
-    executor.init().await?;
+    executor.init(start).await?;
 
     let limits = executor.template.limits;
     let (ops, queue) = mpsc::channel(limits.queue_capacity);
@@ -67,7 +80,7 @@ struct Executor {
 }
 
 impl Executor {
-    async fn init(&mut self) -> Result<(), SpawnError> {
+    async fn init(&mut self, start: Start) -> Result<(), SpawnError> {
         let params = to_raw_value(&(self.id.to_string(),)).expect("an id serializes");
         let timeout = self.template.call_timeout();
         let output = match self
@@ -87,15 +100,34 @@ impl Executor {
         self.state = output.state;
         let id = self.id.to_string();
         let component = hex::encode(self.template.compiled.hash);
-        let data = record::encode(&InitRecord {
-            actor_id: &id,
-            name: &self.template.name,
-            component: &component,
-            state: StateDigest::of(&self.state),
-        });
-        let description = format!("{} initialized", self.template.name);
+        let name = &self.template.name;
+        let state = StateDigest::of(&self.state);
+        let (event_type, data, description) = match start {
+            Start::New { forked_from } => {
+                let description = match &forked_from {
+                    Some(origin) => format!("{name} forked from {}", origin.actor),
+                    None => format!("{name} initialized"),
+                };
+                let data = record::encode(&InitRecord {
+                    actor_id: &id,
+                    name,
+                    component: &component,
+                    state,
+                    forked_from,
+                });
+                (record::ACTOR_INIT, data, description)
+            }
+            Start::Resume => {
+                let data = record::encode(&ResumeRecord {
+                    component: &component,
+                    state,
+                });
+                (record::ACTOR_RESUME, data, format!("{name} resumed"))
+            }
+        };
+        let state = self.state.clone();
         self.recorder()
-            .record(record::ACTOR_INIT, data, description)
+            .record_transition(event_type, data, description, &state)
             .await?;
         Ok(())
     }
@@ -149,6 +181,14 @@ impl Executor {
                     if let Err(e) = self.recorder().record(event_type, data, description).await {
                         tracing::error!(actor = %self.id, "cannot record {event_type} event: {e}");
                     }
+                }
+                Op::Revert {
+                    to,
+                    index,
+                    state,
+                    reply,
+                } => {
+                    let _ = reply.send(self.revert(to, index, state).await);
                 }
                 Op::Stop { reply } => {
                     self.exit(&mut queue, None);
@@ -227,7 +267,12 @@ impl Executor {
                     state: StateDigest::of(&output.state),
                 });
                 self.recorder()
-                    .record(record::CALL, data, format!("{} ok", short_name(function)))
+                    .record_transition(
+                        record::CALL,
+                        data,
+                        format!("{} ok", short_name(function)),
+                        &output.state,
+                    )
                     .await?;
                 self.state = output.state;
                 self.counters.calls_ok.fetch_add(1, Ordering::Relaxed);
@@ -260,6 +305,27 @@ impl Executor {
                 Err(error)
             }
         }
+    }
+
+    async fn revert(
+        &mut self,
+        to: Hash,
+        index: u64,
+        state: StateBytes,
+    ) -> Result<Hash, ActorError> {
+        let to = hex::encode(to);
+        let data = record::encode(&RevertRecord {
+            to: &to,
+            index,
+            state: StateDigest::of(&state),
+        });
+        let description = format!("reverted to event {index}");
+        let hash = self
+            .recorder()
+            .record_transition(record::REVERT, data, description, &state)
+            .await?;
+        self.state = state;
+        Ok(hash)
     }
 
     /// Replaces the instance with a fresh one, keeping the actor's identity,
@@ -305,6 +371,9 @@ fn drain(queue: &mut mpsc::Receiver<Op>, id: ActorId) {
                 reply: Some(reply), ..
             } => {
                 let _ = reply.send(());
+            }
+            Op::Revert { reply, .. } => {
+                let _ = reply.send(Err(ActorError::Stopped(id)));
             }
             // Dropping the sender tells a state query the actor is gone.
             Op::State { .. } | Op::Restart { reply: None, .. } | Op::Record { .. } => {}

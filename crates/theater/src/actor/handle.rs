@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::chain::Hash;
 use crate::error::ActorError;
 use crate::id::ActorId;
 use crate::manifest::Limits;
@@ -40,6 +41,14 @@ pub(crate) enum Op {
         event_type: &'static str,
         data: Box<RawValue>,
         description: String,
+    },
+    /// Set the state back to `state`, which event `index` (`to`) of the
+    /// chain left, and record that.
+    Revert {
+        to: Hash,
+        index: u64,
+        state: StateBytes,
+        reply: oneshot::Sender<Result<Hash, ActorError>>,
     },
     Stop {
         reply: oneshot::Sender<()>,
@@ -177,6 +186,25 @@ impl ActorHandle {
             });
         }
         Ok(())
+    }
+
+    /// Sets the state back to `state`, the one event `index` (`to`) of the
+    /// chain left, after the calls queued before this; a `revert` event
+    /// records it. Returns that event's hash.
+    pub(crate) async fn revert(
+        &self,
+        to: Hash,
+        index: u64,
+        state: StateBytes,
+    ) -> Result<Hash, ActorError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Op::Revert {
+            to,
+            index,
+            state,
+            reply,
+        })?;
+        answer.await.map_err(|_| ActorError::Stopped(self.id))?
     }
 
     /// Replaces the actor's instance with a fresh one, keeping its state and

@@ -14,7 +14,7 @@ pub use handle::{ActorCounters, ActorHandle};
 pub use recorder::{ActorEvent, ChainRecorder, now_ms};
 pub use store::ActorStore;
 
-pub(crate) use executor::spawn;
+pub(crate) use executor::{Start, spawn};
 pub(crate) use instance::ActorTemplate;
 
 /// The export every actor has, called once at spawn.

@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 use crate::chain::record::{self, HostCallRecord};
 use crate::chain::{ChainEvent, EventLog, Hash, LogError};
 use crate::id::ActorId;
+use crate::wasm::StateBytes;
 
 /// A chain event as live subscribers see it.
 #[derive(Debug, Clone)]
@@ -46,6 +47,17 @@ impl ChainRecorder {
         self.actor
     }
 
+    /// Continues a stored chain whose newest event is `head`.
+    pub(crate) fn continuing(mut self, head: Hash) -> Self {
+        self.head = Some(head);
+        self
+    }
+
+    /// The newest event of the chain, `None` before the first.
+    pub fn head(&self) -> Option<Hash> {
+        self.head
+    }
+
     /// Links a new event to the head and waits until the log holds it.
     pub async fn record(
         &mut self,
@@ -53,10 +65,37 @@ impl ChainRecorder {
         data: Box<RawValue>,
         description: String,
     ) -> Result<Hash, LogError> {
+        self.append(event_type, data, description, None).await
+    }
+
+    /// [`record`](Self::record) for a state transition: the log keeps
+    /// `state` with the event, so the actor can resume from it.
+    pub async fn record_transition(
+        &mut self,
+        event_type: &str,
+        data: Box<RawValue>,
+        description: String,
+        state: &StateBytes,
+    ) -> Result<Hash, LogError> {
+        self.append(event_type, data, description, Some(state))
+            .await
+    }
+
+    async fn append(
+        &mut self,
+        event_type: &str,
+        data: Box<RawValue>,
+        description: String,
+        state: Option<&StateBytes>,
+    ) -> Result<Hash, LogError> {
         let event = ChainEvent::new(self.head, event_type, data, now_ms(), description);
         let hash = event.hash;
         let shared = (self.subscribers.receiver_count() > 0).then(|| Arc::new(event.clone()));
-        self.log.append(&self.actor, event).await?;
+        match state {
+            Some(state) => self.log.append_with_state(&self.actor, event, state),
+            None => self.log.append(&self.actor, event),
+        }
+        .await?;
         self.head = Some(hash);
         if let Some(event) = shared {
             // Only durable events are announced; a send fails only when the

@@ -7,7 +7,10 @@
 mod log;
 pub mod record;
 
-pub use log::{EventLog, LogError, LogFuture, MemoryEventLog};
+pub use log::{
+    ActorRecord, EventLog, LogError, LogFuture, MemoryEventLog, SNAPSHOT_EVERY, SavedActor,
+    Snapshot, always_snapshot, snapshot_due,
+};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

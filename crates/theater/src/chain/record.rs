@@ -7,6 +7,13 @@ use sha2::{Digest, Sha256};
 
 /// The actor was spawned and `actor.init` returned its first state.
 pub const ACTOR_INIT: &str = "actor-init";
+/// A runtime started the actor again (after a restart of the process),
+/// with the same id, from the state its chain had reached; `actor.init`
+/// ran on that state.
+pub const ACTOR_RESUME: &str = "actor-resume";
+/// The actor's state was set back to the state an earlier event of its
+/// chain left; the chain itself is never rewritten.
+pub const REVERT: &str = "revert";
 /// An export returned `Ok`: the new state was committed.
 pub const CALL: &str = "call";
 /// An export returned `Err`, trapped or hit a limit: the state did not change.
@@ -51,6 +58,34 @@ pub struct InitRecord<'a> {
     pub name: &'a str,
     /// SHA-256 of the component's bytes.
     pub component: &'a str,
+    pub state: Option<StateDigest>,
+    /// The actor and event whose state a fork started from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forked_from: Option<Origin>,
+}
+
+/// An event of another (or the same) actor's chain.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    pub actor: String,
+    /// Hex SHA-256 of the event.
+    pub event: String,
+}
+
+#[derive(Serialize)]
+pub struct ResumeRecord<'a> {
+    /// SHA-256 of the component's bytes, which may differ from the one the
+    /// chain began with.
+    pub component: &'a str,
+    pub state: Option<StateDigest>,
+}
+
+#[derive(Serialize)]
+pub struct RevertRecord<'a> {
+    /// The event whose state the actor went back to.
+    pub to: &'a str,
+    /// Its index in the chain.
+    pub index: u64,
     pub state: Option<StateDigest>,
 }
 

@@ -166,6 +166,7 @@ async fn spawn_child(
     let options = SpawnOptions {
         parent: Some((parent, policy)),
         state,
+        ..SpawnOptions::default()
     };
     let handle = runtime
         .spawn_with(&child, options)

@@ -3,29 +3,37 @@
 
 mod introspect;
 mod messaging;
+mod persistence;
 mod supervision;
 
 pub use messaging::{ChannelEvent, ClientChannel, EXTERNAL_CHANNEL_CAPACITY, Sender};
+pub use persistence::{HistoryError, ResumeReport};
 pub use supervision::{CHILD_ERROR, CHILD_EXIT, Restart, Strategy, SupervisionPolicy};
 pub(crate) use supervision::{ChildEvent, Decision};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use tokio::sync::broadcast;
 
-use crate::actor::{self, ActorEvent, ActorHandle, ActorTemplate, ChainRecorder};
-use crate::chain::{ChainEvent, EventLog, LogError, MemoryEventLog};
+use crate::actor::{self, ActorEvent, ActorHandle, ActorTemplate, ChainRecorder, Start, now_ms};
+use crate::chain::record::Origin;
+use crate::chain::{ActorRecord, ChainEvent, EventLog, Hash, LogError, MemoryEventLog, SavedActor};
 use crate::error::{ActorError, SpawnError};
 use crate::host::HandlerSet;
 use crate::id::ActorId;
 use crate::manifest::Manifest;
-use crate::wasm::{self, ComponentCache};
+use crate::storage::RedbEventLog;
+use crate::wasm::{self, ComponentCache, StateBytes};
 
 /// Events a live subscriber may fall behind by before it is told it missed
 /// some (`RecvError::Lagged`). Guards the runtime against slow subscribers.
 pub const SUBSCRIBER_BUFFER: usize = 4096;
+
+/// The chain database in a runtime's home.
+pub const CHAINS_FILE: &str = "chains.redb";
 
 /// How a runtime is set up.
 pub struct RuntimeConfig {
@@ -37,12 +45,25 @@ pub struct RuntimeConfig {
 }
 
 impl RuntimeConfig {
-    /// The embedded default: `$THEATER_HOME` (or `~/.theater`), chains in memory.
-    pub fn embedded() -> Self {
-        Self {
-            home: Some(default_home()),
-            ..Self::ephemeral()
-        }
+    /// The embedded default: everything under `$THEATER_HOME` (or
+    /// `~/.theater`); see [`at`](Self::at).
+    pub fn embedded() -> Result<Self, RuntimeError> {
+        Self::at(default_home())
+    }
+
+    /// Everything under `home`: compiled components in `cache/`, and chains,
+    /// actor records and states durable in [`CHAINS_FILE`], so that a later
+    /// runtime on the same home can resume the actors. One process at a
+    /// time can use a home.
+    pub fn at(home: impl Into<PathBuf>) -> Result<Self, RuntimeError> {
+        let home = home.into();
+        let log =
+            RedbEventLog::open(home.join(CHAINS_FILE)).map_err(|e| RuntimeError(e.to_string()))?;
+        Ok(Self {
+            home: Some(home),
+            event_log: Arc::new(log),
+            handlers: HandlerSet::builtin(),
+        })
     }
 
     /// Nothing on disk at all.
@@ -85,11 +106,17 @@ struct ActorEntry {
 }
 
 /// How an actor starts.
+#[derive(Default)]
 pub struct SpawnOptions {
     /// The supervising actor and its policy.
     pub parent: Option<(ActorId, Arc<SupervisionPolicy>)>,
     /// State to start from instead of the manifest's `init_state`.
-    pub state: Option<Option<Vec<u8>>>,
+    pub state: Option<StateBytes>,
+    /// Continue the stored chain of this actor, whose newest event is the
+    /// hash given, instead of starting a new actor.
+    pub resume: Option<(ActorId, Hash)>,
+    /// The event whose state a fork starts from, named in its first event.
+    pub forked_from: Option<Origin>,
 }
 
 /// A Theater runtime. Cheap to clone; clones share everything.
@@ -108,6 +135,9 @@ struct Inner {
     messaging: messaging::Messaging,
     /// Every chain event, live, for subscribers.
     events: broadcast::Sender<ActorEvent>,
+    /// Set by [`TheaterRuntime::shutdown`]: actors stopping now stay marked
+    /// as running in the log, so the next runtime resumes them.
+    shutting_down: AtomicBool,
 }
 
 impl TheaterRuntime {
@@ -128,6 +158,7 @@ impl TheaterRuntime {
                 tree: Mutex::default(),
                 messaging: messaging::Messaging::default(),
                 events: broadcast::channel(SUBSCRIBER_BUFFER).0,
+                shutting_down: AtomicBool::new(false),
             }),
         })
     }
@@ -141,14 +172,7 @@ impl TheaterRuntime {
     /// Spawns an actor: checks its grants and exports, runs `actor.init`,
     /// records the genesis event, and registers it.
     pub async fn spawn(&self, manifest: &Manifest) -> Result<ActorHandle, SpawnError> {
-        self.spawn_with(
-            manifest,
-            SpawnOptions {
-                parent: None,
-                state: None,
-            },
-        )
-        .await
+        self.spawn_with(manifest, SpawnOptions::default()).await
     }
 
     /// [`spawn`](Self::spawn) as a supervised child or from a given state.
@@ -169,10 +193,47 @@ impl TheaterRuntime {
             exports: grants.exports(),
             limits: manifest.limits,
         });
-        let id = ActorId::new();
-        let recorder = ChainRecorder::new(id, self.inner.log.clone(), self.inner.events.clone());
+        let (id, head) = match options.resume {
+            Some((id, head)) => (id, Some(head)),
+            None => (ActorId::new(), None),
+        };
+        if self.actor(id).is_ok() {
+            return Err(SpawnError::AlreadyRunning(id));
+        }
+        let mut recorder =
+            ChainRecorder::new(id, self.inner.log.clone(), self.inner.events.clone());
+        let start = match head {
+            Some(head) => {
+                recorder = recorder.continuing(head);
+                Start::Resume
+            }
+            None => Start::New {
+                forked_from: options.forked_from,
+            },
+        };
         let state = options.state.unwrap_or_else(|| manifest.init_state.clone());
-        let handle = actor::spawn(recorder, template, state, extensions, self.downgrade()).await?;
+        let handle = actor::spawn(
+            recorder,
+            template,
+            state,
+            extensions,
+            self.downgrade(),
+            start,
+        )
+        .await?;
+        if head.is_none() {
+            let record = ActorRecord {
+                manifest: manifest.clone(),
+                parent: options.parent.as_ref().map(|(parent, _)| *parent),
+                running: true,
+                started_ms: now_ms(),
+            };
+            // An actor the log cannot resume must not look started.
+            if let Err(e) = self.inner.log.save_actor(&id, &record).await {
+                let _ = handle.stop().await;
+                return Err(e.into());
+            }
+        }
         let entry = ActorEntry {
             handle: handle.clone(),
             manifest: Arc::new(manifest.clone()),
@@ -250,7 +311,12 @@ impl TheaterRuntime {
             // A child may stop on its own meanwhile; that is fine.
             let _ = Box::pin(self.stop(child)).await;
         }
-        handle.stop().await
+        handle.stop().await?;
+        // Once this returns, a restarted runtime will not resume the actor.
+        if !self.inner.shutting_down.load(Ordering::Relaxed) {
+            self.inner.log.set_running(&id, false).await?;
+        }
+        Ok(())
     }
 
     /// Cleans up after an actor whose task ended: it leaves the registry and
@@ -272,6 +338,14 @@ impl TheaterRuntime {
                 }
             });
         }
+        if !self.inner.shutting_down.load(Ordering::Relaxed) {
+            let stopped = self.inner.log.set_running(&id, false);
+            tokio::spawn(async move {
+                if let Err(e) = stopped.await {
+                    tracing::error!(actor = %id, "cannot mark the actor stopped: {e}");
+                }
+            });
+        }
         let parent = self.inner.tree.lock().expect("tree lock").unlink(id);
         self.close_channels_of(id);
         if let Some(parent) = parent {
@@ -283,6 +357,11 @@ impl TheaterRuntime {
     /// Every chain event of every actor from now on, as it becomes durable.
     pub fn subscribe(&self) -> broadcast::Receiver<ActorEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// Every actor the log has a record of, running or not, oldest first.
+    pub fn saved_actors(&self) -> Result<Vec<SavedActor>, LogError> {
+        self.inner.log.saved_actors()
     }
 
     /// The chain of an actor, running or not, oldest first.

@@ -17,7 +17,8 @@
 
 use serde_json::value::RawValue;
 
-use crate::chain::{ChainEvent, Hash};
+use crate::chain::{ChainEvent, Hash, Snapshot};
+use crate::wasm::StateBytes;
 
 /// The first byte of every event this version writes.
 const VERSION: u8 = 1;
@@ -88,6 +89,31 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<ChainEvent, String> {
         timestamp,
         description,
     })
+}
+
+/// Encodes a snapshot (its index is the table key):
+/// `u64 index ‖ hash ‖ 0x00` for no state, or `… ‖ 0x01 ‖ state bytes`.
+pub(crate) fn encode_snapshot(index: u64, hash: &Hash, state: &StateBytes) -> Vec<u8> {
+    let bytes = state.as_deref().unwrap_or_default();
+    let mut out = Vec::with_capacity(8 + 32 + 1 + bytes.len());
+    out.extend_from_slice(&index.to_be_bytes());
+    out.extend_from_slice(hash);
+    out.push(u8::from(state.is_some()));
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// Decodes bytes written by [`encode_snapshot`].
+pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
+    let mut reader = Reader { bytes, at: 0 };
+    let index = reader.u64("snapshot index")?;
+    let hash = reader.hash("snapshot hash")?;
+    let state = match reader.byte("state marker")? {
+        0 if reader.remaining() == 0 => None,
+        1 => Some(reader.take(reader.remaining(), "state")?.to_vec()),
+        other => return Err(format!("bad state marker {other} at byte 40")),
+    };
+    Ok(Snapshot { index, hash, state })
 }
 
 fn to_len(len: u64, remaining: usize) -> Result<usize, String> {
@@ -172,6 +198,16 @@ mod tests {
             assert_eq!(back.computed_hash(), original.hash);
             assert_eq!(back.hash, original.hash);
         }
+    }
+
+    #[test]
+    fn snapshots_round_trip() {
+        for state in [None, Some(Vec::new()), Some(b"{\"count\":3}".to_vec())] {
+            let bytes = encode_snapshot(7, &[9; 32], &state);
+            let back = decode_snapshot(&bytes).unwrap();
+            assert_eq!((back.index, back.hash, back.state), (7, [9; 32], state));
+        }
+        assert!(decode_snapshot(&[0; 12]).is_err());
     }
 
     #[test]

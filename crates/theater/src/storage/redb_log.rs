@@ -18,9 +18,11 @@ use uuid::Uuid;
 
 use super::codec;
 use crate::chain::{
-    self, ChainEvent, ChainExport, EXPORT_FORMAT, EventLog, Hash, LogError, LogFuture, VerifyError,
+    self, ActorRecord, ChainEvent, ChainExport, EXPORT_FORMAT, EventLog, Hash, LogError, LogFuture,
+    SavedActor, Snapshot, VerifyError, always_snapshot, snapshot_due,
 };
 use crate::id::ActorId;
+use crate::wasm::StateBytes;
 
 /// How long the writer keeps a batch open for more appends after the first
 /// one arrived. It closes earlier once as many appends have arrived as the
@@ -37,6 +39,13 @@ const FORMAT: u64 = 1;
 const EVENTS: TableDefinition<([u8; 16], u64), &[u8]> = TableDefinition::new("chain-events");
 /// Per actor: (number of events, hash of the newest).
 const HEADS: TableDefinition<[u8; 16], (u64, [u8; 32])> = TableDefinition::new("chain-heads");
+/// Per actor: its newest state, as a snapshot (see `codec::encode_snapshot`).
+const STATES: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("actor-states");
+/// States by (actor, index of the event that left them), every
+/// [`SNAPSHOT_EVERY`](crate::chain::SNAPSHOT_EVERY) events.
+const SNAPSHOTS: TableDefinition<([u8; 16], u64), &[u8]> = TableDefinition::new("snapshots");
+/// Per actor: how it was started ([`ActorRecord`] as JSON).
+const ACTORS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("actors");
 /// `format` → [`FORMAT`].
 const META: TableDefinition<&str, u64> = TableDefinition::new("chain-meta");
 
@@ -233,6 +242,20 @@ enum Request {
         hash: Hash,
         parent: Option<Hash>,
         bytes: Vec<u8>,
+        /// The state the event leaves behind, if it is a state transition,
+        /// and whether it is snapshotted whatever the interval.
+        state: Option<(StateBytes, bool)>,
+        reply: Reply,
+    },
+    /// How an actor was started, as JSON.
+    SaveActor {
+        actor: [u8; 16],
+        record: Vec<u8>,
+        reply: Reply,
+    },
+    SetRunning {
+        actor: [u8; 16],
+        running: bool,
         reply: Reply,
     },
     /// A whole verified chain for an actor that has none.
@@ -302,6 +325,9 @@ impl RedbEventLog {
             }
             tx.open_table(EVENTS).map_err(failed(&path))?;
             tx.open_table(HEADS).map_err(failed(&path))?;
+            tx.open_table(STATES).map_err(failed(&path))?;
+            tx.open_table(SNAPSHOTS).map_err(failed(&path))?;
+            tx.open_table(ACTORS).map_err(failed(&path))?;
         }
         tx.commit().map_err(failed(&path))?;
 
@@ -628,8 +654,13 @@ impl RedbEventLog {
     }
 }
 
-impl EventLog for RedbEventLog {
-    fn append(&self, actor: &ActorId, event: ChainEvent) -> LogFuture {
+impl RedbEventLog {
+    fn append_request(
+        &self,
+        actor: &ActorId,
+        event: ChainEvent,
+        state: Option<(StateBytes, bool)>,
+    ) -> LogFuture {
         if event.computed_hash() != event.hash {
             return Box::pin(ready(Err(LogError(format!(
                 "refusing event {} for actor {actor}: its hash does not match its contents",
@@ -642,8 +673,14 @@ impl EventLog for RedbEventLog {
             hash: event.hash,
             parent: event.parent_hash,
             bytes: codec::encode(&event),
+            state,
             reply,
         };
+        self.request(request, done)
+    }
+
+    /// Sends `request` and waits for the writer's answer on `done`.
+    fn request(&self, request: Request, done: oneshot::Receiver<Result<(), String>>) -> LogFuture {
         if let Err(error) = self.send(request) {
             return Box::pin(ready(Err(LogError(error.to_string()))));
         }
@@ -661,8 +698,124 @@ impl EventLog for RedbEventLog {
         })
     }
 
+    /// The newest snapshot of `actor` at or before event `index`.
+    pub fn stored_snapshot(
+        &self,
+        actor: &ActorId,
+        index: u64,
+    ) -> Result<Option<Snapshot>, StorageError> {
+        let path = &self.shared.path;
+        let tx = self.shared.db.begin_read().map_err(failed(path))?;
+        let snapshots = tx.open_table(SNAPSHOTS).map_err(failed(path))?;
+        let key = key_of(actor);
+        let newest = snapshots
+            .range((key, 0)..=(key, index))
+            .map_err(failed(path))?
+            .next_back()
+            .transpose()
+            .map_err(failed(path))?;
+        newest
+            .map(|(_, value)| self.decode_snapshot(actor, value.value()))
+            .transpose()
+    }
+
+    /// Every actor with a stored record, oldest first, with its newest state.
+    pub fn stored_actors(&self) -> Result<Vec<SavedActor>, StorageError> {
+        let path = &self.shared.path;
+        let tx = self.shared.db.begin_read().map_err(failed(path))?;
+        let records = tx.open_table(ACTORS).map_err(failed(path))?;
+        let states = tx.open_table(STATES).map_err(failed(path))?;
+        let heads = tx.open_table(HEADS).map_err(failed(path))?;
+        let mut saved = Vec::new();
+        for row in records.iter().map_err(failed(path))? {
+            let (key, value) = row.map_err(failed(path))?;
+            let id = actor_of(key.value());
+            let record: ActorRecord = serde_json::from_slice(value.value()).map_err(|e| {
+                self.unreadable(format!("the record of actor {id} cannot be read: {e}"))
+            })?;
+            let latest = states
+                .get(key.value())
+                .map_err(failed(path))?
+                .map(|state| self.decode_snapshot(&id, state.value()))
+                .transpose()?;
+            let head = heads
+                .get(key.value())
+                .map_err(failed(path))?
+                .map(|head| head.value().1);
+            saved.push(SavedActor {
+                id,
+                record,
+                head,
+                latest,
+            });
+        }
+        saved.sort_by_key(|actor| actor.record.started_ms);
+        Ok(saved)
+    }
+
+    fn decode_snapshot(&self, actor: &ActorId, bytes: &[u8]) -> Result<Snapshot, StorageError> {
+        codec::decode_snapshot(bytes).map_err(|e| {
+            self.unreadable(format!(
+                "a stored state of actor {actor} cannot be read: {e}"
+            ))
+        })
+    }
+
+    fn unreadable(&self, detail: String) -> StorageError {
+        StorageError::Unreadable {
+            path: self.shared.path.clone(),
+            detail,
+        }
+    }
+}
+
+impl EventLog for RedbEventLog {
+    fn append(&self, actor: &ActorId, event: ChainEvent) -> LogFuture {
+        self.append_request(actor, event, None)
+    }
+
+    fn append_with_state(
+        &self,
+        actor: &ActorId,
+        event: ChainEvent,
+        state: &StateBytes,
+    ) -> LogFuture {
+        let always = always_snapshot(&event);
+        self.append_request(actor, event, Some((state.clone(), always)))
+    }
+
     fn events(&self, actor: &ActorId) -> Result<Vec<ChainEvent>, LogError> {
         self.stored_events(actor)
+            .map_err(|error| LogError(error.to_string()))
+    }
+
+    fn snapshot(&self, actor: &ActorId, index: u64) -> Result<Option<Snapshot>, LogError> {
+        self.stored_snapshot(actor, index)
+            .map_err(|error| LogError(error.to_string()))
+    }
+
+    fn save_actor(&self, actor: &ActorId, record: &ActorRecord) -> LogFuture {
+        let (reply, done) = oneshot::channel();
+        let request = Request::SaveActor {
+            actor: key_of(actor),
+            record: serde_json::to_vec(record).expect("records serialize"),
+            reply,
+        };
+        self.request(request, done)
+    }
+
+    fn set_running(&self, actor: &ActorId, running: bool) -> LogFuture {
+        let (reply, done) = oneshot::channel();
+        let request = Request::SetRunning {
+            actor: key_of(actor),
+            running,
+            reply,
+        };
+        self.request(request, done)
+    }
+
+    fn saved_actors(&self) -> Result<Vec<SavedActor>, LogError> {
+        self.stored_actors()
             .map_err(|error| LogError(error.to_string()))
     }
 }
@@ -788,7 +941,10 @@ fn actor_of(key: [u8; 16]) -> ActorId {
 }
 
 fn range_of(actor: &ActorId) -> std::ops::RangeInclusive<([u8; 16], u64)> {
-    let key = key_of(actor);
+    range_of_key(key_of(actor))
+}
+
+fn range_of_key(key: [u8; 16]) -> std::ops::RangeInclusive<([u8; 16], u64)> {
     (key, 0)..=(key, u64::MAX)
 }
 
@@ -892,6 +1048,8 @@ impl Writer {
         let result = write_batch(&shared, &batch, sync);
         let replies = batch.into_iter().map(|request| match request {
             Request::Append { reply, .. }
+            | Request::SaveActor { reply, .. }
+            | Request::SetRunning { reply, .. }
             | Request::Import { reply, .. }
             | Request::Sync { reply } => reply,
         });
@@ -944,6 +1102,9 @@ fn write_batch(
     {
         let mut events = tx.open_table(EVENTS).map_err(failed(path))?;
         let mut heads = tx.open_table(HEADS).map_err(failed(path))?;
+        let mut states = tx.open_table(STATES).map_err(failed(path))?;
+        let mut snapshots = tx.open_table(SNAPSHOTS).map_err(failed(path))?;
+        let mut actors = tx.open_table(ACTORS).map_err(failed(path))?;
         // Heads changed by this batch, written once at the end.
         let mut moved: HashMap<[u8; 16], (u64, Hash)> = HashMap::new();
         for request in batch {
@@ -953,6 +1114,7 @@ fn write_batch(
                     hash,
                     parent,
                     bytes,
+                    state,
                     ..
                 } => {
                     let head = match moved.get(actor) {
@@ -969,6 +1131,24 @@ fn write_batch(
                             .map_err(failed(path))?;
                         moved.insert(*actor, (count + 1, *hash));
                         stored += 1;
+                        if let Some((state, always)) = state {
+                            let snapshot = codec::encode_snapshot(count, hash, state);
+                            states
+                                .insert(*actor, snapshot.as_slice())
+                                .map_err(failed(path))?;
+                            let last = snapshots
+                                .range(range_of_key(*actor))
+                                .map_err(failed(path))?
+                                .next_back()
+                                .transpose()
+                                .map_err(failed(path))?
+                                .map(|(key, _)| key.value().1);
+                            if snapshot_due(*always, count, last) {
+                                snapshots
+                                    .insert((*actor, count), snapshot.as_slice())
+                                    .map_err(failed(path))?;
+                            }
+                        }
                         Ok(())
                     } else {
                         Err(format!(
@@ -998,6 +1178,33 @@ fn write_batch(
                         moved.insert(*actor, (new.len() as u64, *last));
                         stored += new.len() as u64;
                         Ok(())
+                    }
+                }
+                Request::SaveActor { actor, record, .. } => {
+                    actors
+                        .insert(*actor, record.as_slice())
+                        .map_err(failed(path))?;
+                    Ok(())
+                }
+                Request::SetRunning { actor, running, .. } => {
+                    let stored = actors.get(*actor).map_err(failed(path))?;
+                    let record = stored
+                        .map(|bytes| serde_json::from_slice::<ActorRecord>(bytes.value()))
+                        .transpose();
+                    match record {
+                        Ok(Some(mut record)) if record.running != *running => {
+                            record.running = *running;
+                            let json = serde_json::to_vec(&record).expect("records serialize");
+                            actors
+                                .insert(*actor, json.as_slice())
+                                .map_err(failed(path))?;
+                            Ok(())
+                        }
+                        Ok(_) => Ok(()),
+                        Err(e) => Err(format!(
+                            "the record of actor {} cannot be read: {e}",
+                            actor_of(*actor)
+                        )),
                     }
                 }
                 Request::Sync { .. } => Ok(()),

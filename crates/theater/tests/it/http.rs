@@ -913,7 +913,7 @@ async fn a_child_that_traps_and_is_not_restarted_releases_its_port() {
     };
     let options = SpawnOptions {
         parent: Some((parent.id(), Arc::new(policy))),
-        state: None,
+        ..SpawnOptions::default()
     };
     let manifest = manifest_for("http-probe", &probe_manifest("{}", ""));
     let child = runtime.spawn_with(&manifest, options).await.unwrap();

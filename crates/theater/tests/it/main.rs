@@ -13,6 +13,7 @@ mod http;
 mod http_client;
 mod messaging;
 mod random_env;
+mod replay;
 mod spawn_errors;
 mod store;
 mod supervision;
