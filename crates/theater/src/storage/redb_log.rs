@@ -12,11 +12,15 @@ use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Builder, Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    WriteTransaction,
+};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::codec;
+use crate::chain::record::StateDigest;
 use crate::chain::{
     self, ActorRecord, ChainEvent, ChainExport, EXPORT_FORMAT, EventLog, Hash, LogError, LogFuture,
     SavedActor, Snapshot, VerifyError, always_snapshot, snapshot_due,
@@ -134,6 +138,8 @@ pub enum Damage {
     Missing { index: u64, found: u64 },
     #[error("{0}")]
     Chain(VerifyError),
+    #[error("the state stored for event {index} does not match it: {reason}")]
+    State { index: u64, reason: String },
     #[error(
         "the head table records {recorded} events ending in {recorded_head}, but {stored} events are stored ending in {stored_head}"
     )]
@@ -149,7 +155,9 @@ impl Damage {
     /// Index (= sequence number) of the first bad event.
     pub fn first_bad_event(&self) -> u64 {
         match self {
-            Self::Unreadable { index, .. } | Self::Missing { index, .. } => *index,
+            Self::Unreadable { index, .. }
+            | Self::Missing { index, .. }
+            | Self::State { index, .. } => *index,
             Self::Chain(error) => error.index() as u64,
             Self::Head {
                 recorded, stored, ..
@@ -442,7 +450,8 @@ impl RedbEventLog {
             let (key, value) = row.map_err(failed(path))?;
             rows.push((key.value().1, value.value().to_vec()));
         }
-        check_chain(rows, recorded).map_err(|damage| {
+        let states = stored_states(&tx, key_of(actor), path)?;
+        check_chain(rows, recorded, states).map_err(|damage| {
             self.damaged(vec![ChainDamage {
                 actor: *actor,
                 damage,
@@ -471,12 +480,14 @@ impl RedbEventLog {
         let mut check = |actor: [u8; 16], rows: Rows, head| {
             summary.chains += 1;
             summary.events += rows.len() as u64;
-            if let Err(damage) = check_chain(rows, head) {
+            let states = stored_states(&tx, actor, path)?;
+            if let Err(damage) = check_chain(rows, head, states) {
                 damaged.push(ChainDamage {
                     actor: actor_of(actor),
                     damage,
                 });
             }
+            Ok::<_, StorageError>(())
         };
         let events = tx.open_table(EVENTS).map_err(failed(path))?;
         let mut current: Option<([u8; 16], Rows)> = None;
@@ -487,18 +498,18 @@ impl RedbEventLog {
                 Some((open, rows)) if *open == actor => rows.push((seq, value.value().to_vec())),
                 _ => {
                     if let Some((done, rows)) = current.take() {
-                        check(done, rows, heads.remove(&done));
+                        check(done, rows, heads.remove(&done))?;
                     }
                     current = Some((actor, vec![(seq, value.value().to_vec())]));
                 }
             }
         }
         if let Some((done, rows)) = current.take() {
-            check(done, rows, heads.remove(&done));
+            check(done, rows, heads.remove(&done))?;
         }
         // Heads whose chain has no events at all.
         for (actor, head) in heads {
-            check(actor, Vec::new(), Some(head));
+            check(actor, Vec::new(), Some(head))?;
         }
         if damaged.is_empty() {
             Ok(summary)
@@ -880,10 +891,72 @@ fn open_database(path: &Path, options: &LogOptions) -> Result<Database, StorageE
     }
 }
 
+/// The encoded snapshots of one actor, then its newest state.
+fn stored_states(
+    tx: &ReadTransaction,
+    actor: [u8; 16],
+    path: &Path,
+) -> Result<Vec<Vec<u8>>, StorageError> {
+    let snapshots = tx.open_table(SNAPSHOTS).map_err(failed(path))?;
+    let mut states = Vec::new();
+    for row in snapshots.range(range_of_key(actor)).map_err(failed(path))? {
+        states.push(row.map_err(failed(path))?.1.value().to_vec());
+    }
+    let latest = tx.open_table(STATES).map_err(failed(path))?;
+    if let Some(state) = latest.get(actor).map_err(failed(path))? {
+        states.push(state.value().to_vec());
+    }
+    Ok(states)
+}
+
+/// Checks one stored state against the event it belongs to: the event is
+/// in the chain and records that state's digest.
+fn check_state(events: &[ChainEvent], encoded: &[u8]) -> Result<(), Damage> {
+    let snapshot = codec::decode_snapshot(encoded).map_err(|reason| Damage::State {
+        index: u64::from_be_bytes(
+            encoded
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or_default(),
+        ),
+        reason,
+    })?;
+    let index = snapshot.index;
+    let damage = |reason: String| Damage::State { index, reason };
+    let event = usize::try_from(index)
+        .ok()
+        .and_then(|i| events.get(i))
+        .ok_or_else(|| damage(format!("the chain has only {} events", events.len())))?;
+    if event.hash != snapshot.hash {
+        return Err(damage(format!(
+            "it names event {}, but the event there is {}",
+            hex::encode(snapshot.hash),
+            hex::encode(event.hash)
+        )));
+    }
+    let data: serde_json::Value = serde_json::from_str(event.data.get())
+        .map_err(|e| damage(format!("the event's data is not JSON: {e}")))?;
+    let recorded = data
+        .get("state")
+        .ok_or_else(|| damage("the event records no state".to_owned()))?;
+    let stored = serde_json::to_value(StateDigest::of(&snapshot.state)).expect("digests serialize");
+    if *recorded != stored {
+        return Err(damage(format!(
+            "the event records state {recorded}, the stored state is {stored}"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks one actor's stored rows against its recorded head: every
 /// sequence number present, every event readable, every hash and link
-/// right, the head the newest event.
-fn check_chain(rows: Rows, recorded: Option<(u64, Hash)>) -> Result<Option<ChainHead>, Damage> {
+/// right, the head the newest event; then every stored state against its
+/// event.
+fn check_chain(
+    rows: Rows,
+    recorded: Option<(u64, Hash)>,
+    states: Vec<Vec<u8>>,
+) -> Result<Option<ChainHead>, Damage> {
     let stored = rows.len() as u64;
     let mut events = Vec::with_capacity(rows.len());
     // The first problem that stops reading, if any; events before it are
@@ -923,6 +996,9 @@ fn check_chain(rows: Rows, recorded: Option<(u64, Hash)>) -> Result<Option<Chain
             stored,
             stored_head,
         });
+    }
+    for state in &states {
+        check_state(&events, state)?;
     }
     Ok(found.map(|(events, hash)| ChainHead { events, hash }))
 }
@@ -1558,5 +1634,57 @@ mod tests {
         let _log = RedbEventLog::open(&path).unwrap();
         let error = RedbEventLog::open(&path).unwrap_err();
         assert!(error.to_string().contains("another process"), "{error}");
+    }
+
+    /// A call event recording `state` (by digest), as the executor writes it.
+    fn transition(parent: Option<Hash>, state: &StateBytes) -> ChainEvent {
+        let data = crate::chain::record::encode(&serde_json::json!({
+            "function": "f",
+            "state": StateDigest::of(state),
+        }));
+        ChainEvent::new(parent, "call", data, 1_700_000_000_000, "f ok".into())
+    }
+
+    #[tokio::test]
+    async fn states_are_snapshotted_and_a_changed_snapshot_is_reported() {
+        let (_dir, path) = temp_db();
+        let actor = ActorId::new();
+        let log = RedbEventLog::open(&path).unwrap();
+        let mut head = None;
+        for n in 0..100u32 {
+            let state = Some(n.to_string().into_bytes());
+            let event = transition(head, &state);
+            head = Some(event.hash);
+            log.append_with_state(&actor, event, &state).await.unwrap();
+        }
+        let at = |index| log.stored_snapshot(&actor, index).unwrap().unwrap();
+        assert_eq!(at(63).index, 0);
+        assert_eq!(at(99).index, crate::chain::SNAPSHOT_EVERY);
+        assert_eq!(at(99).state, Some(b"64".to_vec()));
+        assert_eq!(log.verify_stored(&actor).unwrap().unwrap().events, 100);
+        drop(log);
+
+        // One byte of the state snapshotted at event 64, changed on disk.
+        let db = Database::open(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut snapshots = tx.open_table(SNAPSHOTS).unwrap();
+            let key = (key_of(&actor), crate::chain::SNAPSHOT_EVERY);
+            let mut bytes = snapshots.get(key).unwrap().unwrap().value().to_vec();
+            *bytes.last_mut().unwrap() = b'5';
+            snapshots.insert(key, bytes.as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+        drop(db);
+
+        let log = RedbEventLog::open(&path).unwrap();
+        let error = log.verify_stored(&actor).unwrap_err();
+        let damage = &error.damaged_chains()[0].damage;
+        assert!(matches!(damage, Damage::State { index: 64, .. }), "{error}");
+        assert!(
+            error.to_string().contains("state stored for event 64"),
+            "{error}"
+        );
+        assert_eq!(log.verify_all().unwrap_err().damaged_chains().len(), 1);
     }
 }

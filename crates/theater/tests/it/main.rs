@@ -12,6 +12,7 @@ mod filesystem;
 mod http;
 mod http_client;
 mod messaging;
+mod persistence;
 mod random_env;
 mod replay;
 mod spawn_errors;
