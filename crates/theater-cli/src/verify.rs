@@ -1,32 +1,40 @@
 //! `theater verify`: check a chain's every hash and link, of a running
-//! actor (through the server) or of an exported file.
+//! actor (through the server), of an exported file, or of every chain
+//! stored in a home.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 use theater::chain::ChainExport;
+use theater::runtime::CHAINS_FILE;
 use theater::server::protocol::Op;
+use theater::storage::RedbEventLog;
 
 use crate::EXIT_UNVERIFIED;
 use crate::remote::{self, Remote, print_json, short};
 
 /// Verify an actor's chain: recompute every event's hash and link.
-/// Give a running actor's id (asks the server) or --file with a chain
-/// exported by `theater run --chain-out`. Exits 0 if it verifies, 3 if not.
+/// Give a running actor's id (asks the server), --file with a chain
+/// exported by `theater run --chain-out`, or --home to check every chain
+/// and stored state in a home's database (no server may be using it).
+/// Exits 0 if it verifies, 3 if not.
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  theater verify 1a2b3c4d\n  theater verify --file counter-chain.json"
+    after_help = "Examples:\n  theater verify 1a2b3c4d\n  theater verify --file counter-chain.json\n  theater verify --home ~/.theater"
 )]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["actor", "file"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["actor", "file", "home"])))]
 pub struct VerifyArgs {
     /// Actor id or an unambiguous prefix of it.
     actor: Option<String>,
     /// The exported chain (JSON).
     #[arg(long, value_name = "FILE")]
     file: Option<PathBuf>,
+    /// A Theater home: verify every chain of its chains.redb.
+    #[arg(long, value_name = "DIR")]
+    home: Option<PathBuf>,
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
@@ -35,11 +43,62 @@ pub struct VerifyArgs {
 }
 
 pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    match (&args.actor, &args.file) {
-        (Some(actor), None) => verify_live(actor.clone(), args),
-        (None, Some(file)) => verify_file(file.clone(), args.json),
-        _ => unreachable!("clap allows exactly one of <ACTOR> and --file"),
+    match (&args.actor, &args.file, &args.home) {
+        (Some(actor), None, None) => verify_live(actor.clone(), args),
+        (None, Some(file), None) => verify_file(file.clone(), args.json),
+        (None, None, Some(home)) => verify_home(home, args.json),
+        _ => unreachable!("clap allows exactly one of <ACTOR>, --file and --home"),
     }
+}
+
+fn verify_home(home: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let path = home.join(CHAINS_FILE);
+    if !path.exists() {
+        anyhow::bail!(
+            "{} does not exist: no chains are stored in {}",
+            path.display(),
+            home.display()
+        );
+    }
+    let log = RedbEventLog::open(&path)?;
+    let outcome = log.verify_all();
+    let damaged: Vec<_> = match &outcome {
+        Err(error) if !error.damaged_chains().is_empty() => error.damaged_chains().iter().collect(),
+        Err(error) => anyhow::bail!("{error}"),
+        Ok(_) => Vec::new(),
+    };
+    if json {
+        let summary = outcome.as_ref().ok();
+        let report = json!({
+            "verified": damaged.is_empty(),
+            "path": path,
+            "chains": summary.map(|s| s.chains),
+            "events": summary.map(|s| s.events),
+            "damaged": damaged.iter().map(|d| json!({
+                "actor": d.actor.to_string(),
+                "first_bad_event": d.damage.first_bad_event(),
+                "error": d.damage.to_string(),
+            })).collect::<Vec<_>>(),
+        });
+        print_json(&report);
+    } else if let Ok(summary) = &outcome {
+        println!(
+            "verified {} chains, {} events, and their stored states in {}",
+            summary.chains,
+            summary.events,
+            path.display()
+        );
+    } else {
+        for chain in &damaged {
+            eprintln!("{chain}");
+        }
+        eprintln!("{} damaged chains in {}", damaged.len(), path.display());
+    }
+    Ok(if damaged.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_UNVERIFIED)
+    })
 }
 
 fn verify_live(actor: String, args: VerifyArgs) -> anyhow::Result<ExitCode> {

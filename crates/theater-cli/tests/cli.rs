@@ -287,4 +287,20 @@ fn run_resume_continues_an_actor_after_sigkill() {
     let text = stdout(&out);
     assert!(text.starts_with("started counter ("), "{text}");
     assert!(!text.contains(&id), "{text}");
+
+    // Both chains, and the states stored with them, check out from disk.
+    let out = theater(&["verify", "--home", home.path().to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["verified"].as_bool(), report["chains"].as_u64()),
+        (Some(true), Some(2))
+    );
+    let out = theater(&["verify", "--home", "/no/such/home"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no chains are stored"),
+        "{}",
+        stderr(&out)
+    );
 }

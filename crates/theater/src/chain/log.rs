@@ -80,6 +80,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// The whole chain of `actor`, oldest first (empty if unknown).
     fn events(&self, actor: &ActorId) -> Result<Vec<ChainEvent>, LogError>;
 
+    /// Reads `actor`'s chain back from where it is kept and checks every
+    /// hash and link, and every state kept with it; the error names the
+    /// first bad event.
+    fn verify(&self, actor: &ActorId) -> Result<(), LogError>;
+
     /// The newest snapshot of `actor` at or before event `index`.
     fn snapshot(&self, actor: &ActorId, index: u64) -> Result<Option<Snapshot>, LogError>;
 
@@ -167,6 +172,10 @@ impl EventLog for MemoryEventLog {
             .get(actor)
             .map(|chain| chain.lock().expect("chain lock").events.clone())
             .unwrap_or_default())
+    }
+
+    fn verify(&self, actor: &ActorId) -> Result<(), LogError> {
+        super::verify(&self.events(actor)?).map_err(|e| LogError(e.to_string()))
     }
 
     fn snapshot(&self, actor: &ActorId, index: u64) -> Result<Option<Snapshot>, LogError> {

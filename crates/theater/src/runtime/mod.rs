@@ -364,6 +364,12 @@ impl TheaterRuntime {
         self.inner.log.saved_actors()
     }
 
+    /// Reads an actor's chain back from the log and checks every hash,
+    /// link and kept state; the error names the first bad event.
+    pub fn verify(&self, id: ActorId) -> Result<(), LogError> {
+        self.inner.log.verify(&id)
+    }
+
     /// The chain of an actor, running or not, oldest first.
     pub fn chain(&self, id: ActorId) -> Result<Vec<ChainEvent>, LogError> {
         self.inner.log.events(&id)

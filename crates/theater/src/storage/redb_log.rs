@@ -800,6 +800,12 @@ impl EventLog for RedbEventLog {
             .map_err(|error| LogError(error.to_string()))
     }
 
+    fn verify(&self, actor: &ActorId) -> Result<(), LogError> {
+        self.verify_stored(actor)
+            .map(|_| ())
+            .map_err(|error| LogError(error.to_string()))
+    }
+
     fn snapshot(&self, actor: &ActorId, index: u64) -> Result<Option<Snapshot>, LogError> {
         self.stored_snapshot(actor, index)
             .map_err(|error| LogError(error.to_string()))
