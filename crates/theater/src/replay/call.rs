@@ -86,8 +86,9 @@ pub async fn run(
         None | Some("actor-error" | "trap") => {}
         // The actor was not entered.
         Some("bad-params") => return Ok(Replayed::NotRun),
-        // A limit of the live runtime ended it, and the runtime replaced the
-        // instance; replay has no such limits, so it cannot run it again.
+        // A limit of the live runtime (`time-limit`, `memory-limit`) ended
+        // it and the runtime replaced the instance; replay has no such
+        // limits, so it cannot run it again.
         Some(_) => {
             session.refresh().await?;
             return Ok(Replayed::NotRun);

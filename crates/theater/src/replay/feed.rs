@@ -123,74 +123,54 @@ impl Feed {
     ) -> wasmtime::Result<()> {
         match self.next(function, ty, params, results) {
             Ok(()) => Ok(()),
-            Err(Some(problem)) => {
+            Err(Unanswered::Problem(problem)) => {
                 let reason = problem.reason().to_owned();
                 self.problem = Some(problem);
                 Err(wasmtime::Error::msg(reason))
             }
-            Err(None) => Err(wasmtime::Error::msg(format!(
+            Err(Unanswered::Trapped) => Err(wasmtime::Error::msg(format!(
                 "{function} trapped when the call was recorded"
             ))),
         }
     }
 
-    /// `Err(None)` traps the call as the recorded one trapped.
     fn next(
         &mut self,
         function: &str,
         ty: &ComponentFunc,
         params: &[Val],
         results: &mut [Val],
-    ) -> Result<(), Option<Problem>> {
-        if function == LOG_FUNCTION {
-            return self.log(params);
-        }
-        if function == SHUTDOWN {
-            results[0] = Val::Result(Ok(None));
-            return Ok(());
-        }
-        if function == GET_CHAIN {
-            return Err(Some(Problem::Stopped(
-                self.call,
-                format!("{GET_CHAIN} is not recorded, so replay cannot answer it"),
-            )));
+    ) -> Result<(), Unanswered> {
+        match function {
+            LOG_FUNCTION => return self.log(params),
+            SHUTDOWN => {
+                if let Some(result) = results.first_mut() {
+                    *result = Val::Result(Ok(None));
+                }
+                return Ok(());
+            }
+            GET_CHAIN => {
+                let reason = format!("{GET_CHAIN} is not recorded, so replay cannot answer it");
+                return Err(Unanswered::Problem(Problem::Stopped(self.call, reason)));
+            }
+            _ => {}
         }
         let result_ty = ty.results().next();
-        match self.entries.front() {
-            Some(Entry {
-                recorded: Recorded::HostCall { function: name, .. },
-                ..
-            }) if name == function => {}
-            // The runtime records no call of a function that returns nothing.
-            _ if result_ty.is_none() => return Ok(()),
-            None if self.trapped => return Err(None),
-            None => {
-                return Err(Some(Problem::Diverged(
-                    self.call,
-                    format!("host call {function} was not recorded here"),
-                )));
-            }
-            Some(entry) => {
-                return Err(Some(Problem::Diverged(
-                    entry.index,
-                    format!(
-                        "host call {function} was made where {} was recorded",
-                        entry.describe()
-                    ),
-                )));
-            }
-        }
-        let entry = self.entries.pop_front().expect("matched above");
-        let Recorded::HostCall { result, .. } = &entry.recorded else {
-            unreachable!("matched above")
+        let entry = self.entries.pop_front_if(|entry| {
+            matches!(&entry.recorded, Recorded::HostCall { function: name, .. } if name == function)
+        });
+        let Some(Entry {
+            index,
+            recorded: Recorded::HostCall { result, .. },
+        }) = entry
+        else {
+            return self.unrecorded(function, result_ty.is_none());
         };
         let cannot = |reason: String| {
-            Some(Problem::Stopped(
-                entry.index,
-                format!("the recorded result of {function} cannot be fed back: {reason}"),
-            ))
+            let reason = format!("the recorded result of {function} cannot be fed back: {reason}");
+            Unanswered::Problem(Problem::Stopped(index, reason))
         };
-        if let Some(why) = redaction(result) {
+        if let Some(why) = redaction(&result) {
             return Err(cannot(why.to_owned()));
         }
         if let Some(ty) = result_ty {
@@ -198,36 +178,60 @@ impl Feed {
                 true => BytesText::Hex,
                 false => BytesText::Utf8,
             };
-            results[0] = host_result(result, &ty, text).map_err(cannot)?;
+            results[0] = host_result(&result, &ty, text).map_err(cannot)?;
         }
         Ok(())
     }
 
-    fn log(&mut self, params: &[Val]) -> Result<(), Option<Problem>> {
+    /// A call of `function` where the feed holds no record of it.
+    fn unrecorded(&self, function: &str, returns_nothing: bool) -> Result<(), Unanswered> {
+        match self.entries.front() {
+            // The runtime records no call of a function that returns nothing.
+            _ if returns_nothing => Ok(()),
+            None if self.trapped => Err(Unanswered::Trapped),
+            None => Err(Unanswered::Problem(Problem::Diverged(
+                self.call,
+                format!("host call {function} was not recorded here"),
+            ))),
+            Some(entry) => Err(Unanswered::Problem(Problem::Diverged(
+                entry.index,
+                format!(
+                    "host call {function} was made where {} was recorded",
+                    entry.describe()
+                ),
+            ))),
+        }
+    }
+
+    fn log(&mut self, params: &[Val]) -> Result<(), Unanswered> {
         let [Val::String(message)] = params else {
             return Ok(());
         };
-        match self.entries.front() {
-            Some(Entry {
-                recorded: Recorded::Log(recorded),
-                ..
-            }) if recorded == message => {
-                self.entries.pop_front();
-                Ok(())
-            }
-            Some(entry) => Err(Some(Problem::Diverged(
+        let logged = self.entries.pop_front_if(
+            |entry| matches!(&entry.recorded, Recorded::Log(recorded) if recorded == message),
+        );
+        if logged.is_some() {
+            return Ok(());
+        }
+        let problem = match self.entries.front() {
+            Some(entry) => Problem::Diverged(
                 entry.index,
                 format!(
                     "log {message:?} was written where {} was recorded",
                     entry.describe()
                 ),
-            ))),
-            None => Err(Some(Problem::Diverged(
-                self.call,
-                format!("log {message:?} was not recorded here"),
-            ))),
-        }
+            ),
+            None => Problem::Diverged(self.call, format!("log {message:?} was not recorded here")),
+        };
+        Err(Unanswered::Problem(problem))
     }
+}
+
+/// Why an import call was not answered.
+enum Unanswered {
+    Problem(Problem),
+    /// Nothing was recorded because the host call trapped then: it traps again.
+    Trapped,
 }
 
 /// A recorded `{"ok": value}` or `{"err": message}` as the import's result:

@@ -3,15 +3,19 @@
 //! the chain.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::common::{actors_dir, failure, json, request, runtime, spawn};
-use serde_json::{Value, json};
+use crate::common::{actors_dir, failure, json, request, runtime, spawn, spawn_with};
+use futures::{SinkExt, StreamExt};
 use serde_json::value::RawValue;
-use theater::chain::{ChainEvent, record};
+use serde_json::{Value, json};
+use theater::chain::{ChainEvent, EventLog, MemoryEventLog, record};
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND, HandlerSet};
 use theater::replay::{ReplayReport, ReplayStart, replay};
 use theater::wasm::{ComponentCache, new_engine};
-use theater::{ActorHandle, TheaterRuntime};
+use theater::{ActorHandle, RuntimeConfig, TheaterRuntime};
+use tokio_tungstenite::tungstenite::Message;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -30,13 +34,18 @@ async fn component(name: &str) -> (Engine, Component) {
 /// there: where replays start.
 async fn spawned(runtime: &TheaterRuntime, name: &str) -> (ActorHandle, ReplayStart) {
     let actor = spawn(runtime, name).await;
+    let start = start_of(runtime, &actor).await;
+    (actor, start)
+}
+
+async fn start_of(runtime: &TheaterRuntime, actor: &ActorHandle) -> ReplayStart {
     let events = runtime.chain(actor.id()).unwrap();
     let index = events
         .iter()
         .position(|e| e.event_type == record::ACTOR_INIT)
         .expect("the chain has an actor-init event");
     let state = actor.state().await.unwrap();
-    (actor, ReplayStart { index, state })
+    ReplayStart { index, state }
 }
 
 /// Replays `events` on the component of `name`.
@@ -94,7 +103,10 @@ async fn a_counter_replays_to_its_live_state() {
     let events = runtime.chain(counter.id()).unwrap();
     let report = replay_on("counter", &events, &start, None).await;
     assert_matched(&report);
-    assert_eq!(report.calls, 5, "four commits and one failure, each as recorded");
+    assert_eq!(
+        report.calls, 5,
+        "four commits and one failure, each as recorded"
+    );
     assert_eq!(report.events, events.len() - 1 - start.index);
     assert_eq!(report.state, counter.state().await.unwrap());
     assert_eq!(report.state.as_deref(), Some(&br#"{"count":4}"#[..]));
@@ -158,7 +170,9 @@ async fn an_altered_state_digest_is_the_first_divergence() {
     let runtime = runtime();
     let (counter, start) = spawned(&runtime, "counter").await;
     for add in [1, 2, 3] {
-        send(&counter, &format!(r#"{{"add": {add}}}"#)).await.unwrap();
+        send(&counter, &format!(r#"{{"add": {add}}}"#))
+            .await
+            .unwrap();
     }
     let events = runtime.chain(counter.id()).unwrap();
     let calls = indexes(&events, record::CALL);
@@ -211,7 +225,9 @@ async fn until_stops_at_an_event_with_its_state() {
     let runtime = runtime();
     let (counter, start) = spawned(&runtime, "counter").await;
     for add in [1, 10, 100] {
-        send(&counter, &format!(r#"{{"add": {add}}}"#)).await.unwrap();
+        send(&counter, &format!(r#"{{"add": {add}}}"#))
+            .await
+            .unwrap();
     }
     let events = runtime.chain(counter.id()).unwrap();
     let second = indexes(&events, record::CALL)[1];
@@ -270,33 +286,138 @@ async fn a_revert_goes_on_from_a_state_the_replay_passed() {
     let (counter, start) = spawned(&runtime, "counter").await;
     send(&counter, r#"{"add": 1}"#).await.unwrap();
     send(&counter, r#"{"add": 2}"#).await.unwrap();
-    let mut events = runtime.chain(counter.id()).unwrap();
-    let calls = indexes(&events, record::CALL);
+    let first = indexes(&runtime.chain(counter.id()).unwrap(), record::CALL)[0];
+    let to = runtime.chain(counter.id()).unwrap()[first].hash;
+    runtime.revert(counter.id(), to).await.unwrap();
+    send(&counter, r#"{"add": 10}"#).await.unwrap();
 
-    // A revert to the first call's state, as the runtime records it.
-    let to = calls[0];
-    let data = json!({
-        "to": hex::encode(events[to].hash),
-        "index": to,
-        "state": data(&events[to])["state"],
-    });
-    let data = RawValue::from_string(data.to_string()).unwrap();
-    let head = events.last().unwrap().hash;
-    events.push(ChainEvent::new(Some(head), record::REVERT, data, 0, "revert".into()));
+    let events = runtime.chain(counter.id()).unwrap();
     let report = replay_on("counter", &events, &start, None).await;
     assert_matched(&report);
-    assert_eq!(report.state.as_deref(), Some(&br#"{"count":1}"#[..]));
+    assert_eq!(report.calls, 3);
+    assert_eq!(report.state.as_deref(), Some(&br#"{"count":11}"#[..]));
+    assert_eq!(report.state, counter.state().await.unwrap());
 
     // A replay that starts after that event cannot know its state.
+    let second = indexes(&events, record::CALL)[1];
     let later = ReplayStart {
-        index: calls[1],
-        state: counter.state().await.unwrap(),
+        index: second,
+        state: Some(br#"{"count":3}"#.to_vec()),
     };
     let report = replay_on("counter", &events, &later, None).await;
     let stop = report.stopped_at.expect("the state is not in the chain");
-    assert_eq!(stop.index, events.len() - 1);
+    assert_eq!(stop.index, indexes(&events, record::REVERT)[0]);
     assert!(
-        stop.reason.contains(&format!("state of event {}", calls[0])),
+        stop.reason.contains(&format!("the state of event {first}")),
         "{stop}"
     );
+}
+
+#[tokio::test]
+async fn init_runs_again_where_the_actor_resumed() {
+    let log: Arc<dyn EventLog> = Arc::new(MemoryEventLog::default());
+    let config = || RuntimeConfig {
+        home: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("theater-home")),
+        event_log: log.clone(),
+        handlers: HandlerSet::builtin(),
+    };
+    let before = TheaterRuntime::new(config()).unwrap();
+    let (actor, start) = spawned(&before, "compat-basic").await;
+    send(&actor, "{}").await.unwrap();
+    before.shutdown().await;
+
+    let after = TheaterRuntime::new(config()).unwrap();
+    assert_eq!(after.resume_all().await.unwrap().resumed, vec![actor.id()]);
+    let actor = after.actor(actor.id()).unwrap();
+    send(&actor, "{}").await.unwrap();
+
+    let events = after.chain(actor.id()).unwrap();
+    let resumed = indexes(&events, record::ACTOR_RESUME)[0];
+    // `init` logged its id again, just before the resume event.
+    assert_eq!(events[resumed - 1].event_type, record::LOG);
+    let report = replay_on("compat-basic", &events, &start, None).await;
+    assert_matched(&report);
+    assert_eq!(report.calls, 3, "two sends and the init of the resume");
+    assert_eq!(report.state.as_deref(), Some(&br#"{"messages":2}"#[..]));
+}
+
+#[tokio::test]
+async fn http_and_websocket_calls_replay_up_to_a_redacted_request() {
+    let runtime = runtime();
+    let manifest = "name = \"http-probe\"\ncomponent_path = \"http-probe.wasm\"\n\n[[handlers]]\ntype = \"message-server\"\nconfig = {}\n\n[[handlers]]\ntype = \"http-framework\"\nconfig = {}\n";
+    let probe = spawn_with(&runtime, "http-probe", manifest).await.unwrap();
+    let start = start_of(&runtime, &probe).await;
+    // Handler ids and the port come from the host, and the state keeps them.
+    let served = request(&probe, json!({ "serve": {} })).await.unwrap();
+    let (server, port) = (&served["ok"]["server"], &served["ok"]["port"]);
+    let info = request(&probe, json!({ "info": server })).await.unwrap();
+    assert_eq!(info["ok"]["running"], json!(true), "{info}");
+
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    for path in ["/hello", "/count", "/count", "/items/7", "/fail"] {
+        client.get(url(path)).send().await.unwrap();
+    }
+    let echoed = client.post(url("/echo")).body("hi").send().await.unwrap();
+    assert!(echoed.text().await.unwrap().contains("x-tagged"));
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
+        .await
+        .unwrap();
+    ws.send(Message::text("hey")).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("echo: hey")
+    );
+    ws.send(Message::binary(vec![0xffu8, 1])).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::binary(vec![0xffu8, 1])
+    );
+    ws.close(None).await.unwrap();
+    let disconnected = "ntwk:theater/http-handlers.handle-websocket-disconnect";
+    let waited = Instant::now();
+    while !runtime
+        .chain(probe.id())
+        .unwrap()
+        .iter()
+        .any(|e| e.event_type == record::CALL && data(e)["function"] == disconnected)
+    {
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "no disconnect call"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let live = probe.state().await.unwrap();
+
+    // The chain keeps a secret header as `<redacted>`: replay stops there.
+    client
+        .post(url("/echo"))
+        .header("authorization", "Bearer s3cret")
+        .body("secret")
+        .send()
+        .await
+        .unwrap();
+    let events = runtime.chain(probe.id()).unwrap();
+    let redacted = (0..events.len())
+        .find(|&i| {
+            events[i].event_type == record::CALL && events[i].data.get().contains("<redacted>")
+        })
+        .expect("the request is recorded redacted");
+
+    let report = replay_on("http-probe", &events, &start, None).await;
+    assert_eq!(report.divergence, None, "{report:?}");
+    let stop = report.stopped_at.expect("the params were redacted");
+    assert_eq!(stop.index, redacted);
+    assert!(
+        stop.reason.contains("were redacted for the chain"),
+        "{stop}"
+    );
+    let ran = indexes(&events, record::CALL).len() + indexes(&events, record::CALL_ERROR).len();
+    let after = (redacted..events.len())
+        .filter(|&i| [record::CALL, record::CALL_ERROR].contains(&events[i].event_type.as_str()))
+        .count();
+    assert_eq!(report.calls, ran - after);
+    assert_eq!(report.state, live);
 }
