@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use theater::server::Client;
 use theater::server::protocol::Op;
 
-use crate::remote::{self, Remote, print_json, print_json_line, short, table, timestamp};
+use crate::remote::{
+    self, Remote, print_json, print_json_line, short, short_hash, table, timestamp,
+};
 
 #[derive(Args)]
 #[command(
@@ -542,11 +544,10 @@ fn print_event(actor: &str, index: u64, event: &Value, json: bool) {
 
 /// `time  hash  type  description` for people.
 fn event_line(event: &Value) -> String {
-    let hash = event["hash"].as_str().unwrap_or_default();
     format!(
         "{}  {}  {:<11}  {}",
         timestamp(event["timestamp"].as_u64().unwrap_or(0)),
-        hash.get(..12).unwrap_or(hash),
+        short_hash(event["hash"].as_str().unwrap_or_default()),
         event["event_type"].as_str().unwrap_or_default(),
         event["description"].as_str().unwrap_or_default()
     )

@@ -4,6 +4,7 @@
 mod actors;
 mod build_actor;
 mod create;
+mod history;
 mod messages;
 mod remote;
 mod run;
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-/// Exit status when a chain does not verify.
+/// Exit status when a chain does not verify, or its replay diverges.
 const EXIT_UNVERIFIED: u8 = 3;
 
 #[derive(Parser)]
@@ -58,6 +59,9 @@ enum Command {
     /// Show an actor's manifest, limits, counters and chain head.
     #[command(after_help = "Example:\n  theater inspect 1a2b3c4d")]
     Inspect(actors::IdArgs),
+    Replay(history::ReplayArgs),
+    Fork(history::ForkArgs),
+    Revert(history::RevertArgs),
     #[command(subcommand)]
     Message(messages::MessageCommand),
     #[command(subcommand)]
@@ -98,6 +102,9 @@ fn main() -> ExitCode {
         Command::Events(args) => actors::events(args),
         Command::Logs(args) => actors::logs(args),
         Command::Inspect(args) => actors::inspect(args),
+        Command::Replay(args) => history::replay(args),
+        Command::Fork(args) => history::fork(args),
+        Command::Revert(args) => history::revert(args),
         Command::Message(command) => messages::message(command),
         Command::Channel(command) => messages::channel(command),
         Command::Subscribe(args) => messages::subscribe(args),

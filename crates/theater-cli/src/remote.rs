@@ -137,6 +137,12 @@ pub fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
+/// The first twelve hex digits of an event hash, as tables show it; enough
+/// to name the event in `fork --at` and `revert --to`.
+pub fn short_hash(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
 /// `YYYY-MM-DD HH:MM:SS.mmm` (UTC) for milliseconds since the Unix epoch.
 pub fn timestamp(ms: u64) -> String {
     let secs = ms / 1000;

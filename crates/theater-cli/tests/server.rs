@@ -976,3 +976,284 @@ fn start_count_starts_many() {
         8
     );
 }
+
+/// The chain events of an actor, oldest first.
+fn chain(server: &Server, actor: &str) -> Vec<Value> {
+    let events = server.json(&["events", actor]);
+    events["events"].as_array().unwrap().clone()
+}
+
+fn hash(event: &Value) -> String {
+    event["hash"].as_str().unwrap().to_owned()
+}
+
+fn count(server: &Server, actor: &str) -> i64 {
+    let state = server.json(&["state", actor]);
+    state["state"]["count"].as_i64().unwrap()
+}
+
+#[test]
+fn replay_fork_and_revert_take_states_from_the_chain() {
+    let server = Server::start();
+    let id = server.start_actor("counter");
+    let short = id[..8].to_owned();
+    for n in [1, 2, 3] {
+        server.ok(&["message", "send", &short, &format!(r#"{{"add": {n}}}"#)]);
+    }
+    assert_eq!(count(&server, &short), 6);
+    // actor-init, then three sends leaving counts 1, 3 and 6.
+    let events = chain(&server, &id);
+    assert_eq!(events.len(), 4);
+
+    let text = server.ok(&["replay", &short]);
+    assert_eq!(
+        text.trim(),
+        format!("replayed 3 calls over 3 events of actor {short}: every state matches")
+    );
+    let replay = server.json(&["replay", &id]);
+    assert_eq!(replay["actor"], id.as_str());
+    assert_eq!(replay["matched"], true);
+    assert_eq!(replay["calls"], 3);
+    assert_eq!(replay["events"], 3);
+    assert_eq!(replay["divergence"], Value::Null);
+    assert_eq!(replay["stopped_at"], Value::Null);
+    assert_eq!(
+        replay["state_sha256"], events[3]["data"]["state"]["sha256"],
+        "{replay}"
+    );
+
+    // A fork from the second send, named by the prefix `events` prints.
+    let at = hash(&events[2]);
+    let fork = server.json(&["fork", &short, "--at", &at[..12]]);
+    let forked = fork["actor"].as_str().unwrap().to_owned();
+    assert_ne!(forked, id);
+    assert_eq!(fork["short"], &forked[..8]);
+    assert_eq!(fork["name"], "counter");
+    assert_eq!(fork["forked_from"], json!({ "actor": id, "event": at }));
+    assert_eq!(count(&server, &forked), 3);
+    let first = &chain(&server, &forked)[0];
+    assert_eq!(first["event_type"], "actor-init");
+    assert_eq!(
+        first["data"]["forked_from"]["event"],
+        at.as_str(),
+        "{first}"
+    );
+    // The fork goes on on its own.
+    server.ok(&["message", "send", &forked, r#"{"add": 10}"#]);
+    assert_eq!(count(&server, &forked), 13);
+    assert_eq!(count(&server, &short), 6);
+    let first_send = hash(&events[1]);
+    let text = server.ok(&["fork", &id, "--at", &first_send]);
+    assert!(
+        text.starts_with("forked counter ")
+            && text.contains(&format!(
+                "from actor {short} at event {}",
+                &first_send[..12]
+            )),
+        "{text}"
+    );
+    let only = server.ok(&["fork", &id, "--at", &hash(&events[0]), "--id-only"]);
+    assert_eq!(count(&server, only.trim()), 0);
+
+    // Revert to the first send: the state goes back, the chain grows.
+    let to = hash(&events[1]);
+    let text = server.ok(&["revert", &short, "--to", &to]);
+    assert_eq!(
+        text.trim_end(),
+        format!(
+            "reverted {short} to the state of event {}, recorded as event {}",
+            &to[..12],
+            &hash(&chain(&server, &id)[4])[..12]
+        )
+    );
+    assert_eq!(count(&server, &short), 1);
+    let events = chain(&server, &id);
+    assert_eq!(events.len(), 5);
+    assert_eq!(events[4]["event_type"], "revert");
+    assert_eq!(events[4]["data"]["to"], to.as_str());
+    assert_eq!(events[4]["data"]["index"], 1);
+    server.ok(&["message", "send", &short, r#"{"add": 100}"#]);
+    assert_eq!(count(&server, &short), 101);
+    let revert = server.json(&["revert", &short, "--to", &hash(&events[3])[..8]]);
+    assert_eq!(revert["actor"], id.as_str());
+    assert_eq!(revert["to"], hash(&events[3]).as_str());
+    assert_eq!(count(&server, &short), 6);
+    let events = chain(&server, &id);
+    assert_eq!(revert["event"], hash(events.last().unwrap()).as_str());
+    let text = server.ok(&["verify", &short]);
+    assert!(text.contains("chain verified: 7 events"), "{text}");
+    // Replay follows the reverts too.
+    assert_eq!(server.json(&["replay", &short])["matched"], true);
+
+    // A stopped actor can still be replayed and forked by prefix, not reverted.
+    server.ok(&["stop", &short]);
+    assert_eq!(server.json(&["replay", &short])["matched"], true);
+    let fork = server.json(&["fork", &short, "--at", &hash(&events[5])]);
+    assert_eq!(count(&server, fork["actor"].as_str().unwrap()), 101);
+    let out = server.cli(&["revert", &short, "--to", &to]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is not running") && stderr(&out).contains("theater fork"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn replay_exits_3_when_the_component_diverges_and_1_when_it_stops() {
+    let server = Server::start();
+    // A counter whose component file will be swapped for another one.
+    let dir = tempfile::tempdir().unwrap();
+    let component = dir.path().join("component.wasm");
+    std::fs::copy(actors_dir().join("counter/counter.wasm"), &component).unwrap();
+    let swapped = dir.path().join("manifest.toml");
+    std::fs::write(
+        &swapped,
+        "name = \"counter\"\ncomponent_path = \"component.wasm\"\n\n[[handlers]]\ntype = \"runtime\"\nconfig = {}\n",
+    )
+    .unwrap();
+    let id = server.ok(&["start", swapped.to_str().unwrap(), "--id-only"]);
+    let id = id.trim();
+    server.ok(&["message", "send", id, r#"{"add": 1}"#]);
+    assert_eq!(count(&server, id), 1);
+    assert_eq!(server.json(&["replay", id])["matched"], true);
+    // The echo actor keeps the message itself as its state.
+    std::fs::copy(actors_dir().join("echo/echo.wasm"), &component).unwrap();
+    let out = server.cli(&["replay", id]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    let send = hash(&chain(&server, id)[1]);
+    assert!(
+        stderr(&out).contains(&format!(
+            "diverged at event 1 ({}) in handle-send: state sha256",
+            &send[..12]
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let out = server.cli(&["replay", id, "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let replay: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(replay["matched"], false);
+    assert_eq!(replay["stopped_at"], Value::Null);
+    assert_eq!(replay["divergence"]["index"], 1);
+    assert_eq!(replay["divergence"]["hash"], send.as_str());
+    assert_eq!(
+        replay["divergence"]["function"],
+        "ntwk:theater/message-server-client.handle-send"
+    );
+    assert!(
+        replay["divergence"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("recorded"),
+        "{replay}"
+    );
+
+    // `"chain"` makes the echo actor call `runtime.get-chain`, which no
+    // chain records: replay cannot go past that call.
+    let echo = server.start_actor("echo");
+    server.ok(&["message", "request", &echo, r#""hi""#]);
+    server.ok(&["message", "request", &echo, r#""chain""#]);
+    let out = server.cli(&["replay", &echo]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("stopped at event") && stderr(&out).contains("get-chain"),
+        "{}",
+        stderr(&out)
+    );
+    let out = server.cli(&["replay", &echo, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let replay: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(replay["matched"], false);
+    assert_eq!(replay["divergence"], Value::Null);
+    assert!(replay["stopped_at"]["index"].is_u64(), "{replay}");
+    // Nor can a fork rebuild a state after that call.
+    let last = hash(chain(&server, &echo).last().unwrap());
+    let out = server.cli(&["fork", &echo, "--at", &last]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot be rebuilt"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn history_commands_refuse_bad_input_and_the_server_goes_on() {
+    let server = Server::start();
+    let id = server.start_actor("counter");
+    let short = id[..8].to_owned();
+    server.ok(&["message", "send", &short, r#"{"add": 5}"#]);
+    let other = server.start_actor("counter");
+    let foreign = hash(&chain(&server, &other)[0]);
+    let before = chain(&server, &id);
+    let known = hash(&before[1]);
+
+    let refused = |args: &[&str], says: &str| {
+        let out = server.cli(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stdout(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    };
+    let unknown = "no actor `0000dead` is running or in this server's log";
+    refused(&["replay", "0000dead"], unknown);
+    refused(&["fork", "0000dead", "--at", &known], unknown);
+    refused(&["revert", "0000dead", "--to", &known], unknown);
+    refused(&["replay", "not-an-id"], "is not an actor id");
+    let malformed = "does not name an event: give its hash, 64 hex digits";
+    refused(&["fork", &short, "--at", "xyz"], malformed);
+    refused(&["fork", &short, "--at", &known[..7]], malformed);
+    refused(&["revert", &short, "--to", &format!("{known}0")], malformed);
+    let absent = format!("no event {foreign} in the chain of actor {id}");
+    refused(&["fork", &short, "--at", &foreign], &absent);
+    refused(&["revert", &short, "--to", &foreign], &absent);
+    refused(
+        &["revert", &short, "--to", &"0".repeat(64)],
+        "no event 0000",
+    );
+    // Usage errors.
+    assert_eq!(server.cli(&["fork", &short]).status.code(), Some(2));
+    assert_eq!(server.cli(&["revert", &short]).status.code(), Some(2));
+    assert_eq!(
+        server
+            .cli(&["fork", &short, "--at", &known, "--id-only", "--json"])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    // The error kinds a client sees.
+    let mut raw = Raw::connect(&server.addr);
+    raw.hello(None);
+    let requests = [
+        (
+            json!({ "op": "replay", "actor": "0000dead" }),
+            "unknown_actor",
+        ),
+        (
+            json!({ "op": "fork", "actor": short, "at": "xyz" }),
+            "bad_request",
+        ),
+        (
+            json!({ "op": "fork", "actor": short, "at": foreign }),
+            "unknown_event",
+        ),
+        (json!({ "op": "revert", "actor": short }), "bad_request"),
+    ];
+    for (i, (mut request, kind)) in requests.into_iter().enumerate() {
+        request["id"] = i.into();
+        raw.send_json(&request);
+        let answer = raw.recv().unwrap();
+        assert_eq!(answer["id"], i, "{answer}");
+        assert_eq!(answer["error"]["kind"], kind, "{request}: {answer}");
+    }
+
+    // Nothing changed, and the server goes on serving.
+    assert_eq!(chain(&server, &id), before);
+    assert_eq!(count(&server, &short), 5);
+    assert_eq!(
+        server.json(&["list"])["actors"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(server.json(&["replay", &short])["matched"], true);
+    still_serving(&server);
+}

@@ -1,5 +1,7 @@
 //! What each request does.
 
+mod history;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -228,6 +230,9 @@ impl Connection {
                 roots.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
                 Ok(json!({ "roots": roots }))
             }
+            Op::Replay { actor } => self.replay(&actor).await,
+            Op::Fork { actor, at } => self.fork(&actor, &at).await,
+            Op::Revert { actor, to } => self.revert(&actor, &to).await,
         }
     }
 
@@ -263,18 +268,25 @@ impl Connection {
             .spawn(&manifest)
             .await
             .map_err(spawn_error)?;
-        self.shared.started.lock().expect("started lock").insert(
-            handle.id(),
-            Started {
-                started_ms: now_ms(),
-            },
-        );
+        self.started(handle.id());
         Ok(json!({
             "actor": handle.id().to_string(),
             "short": handle.id().short(),
             "name": manifest.name,
             "warnings": manifest.warnings,
         }))
+    }
+
+    /// Remembers that this server started `id`, now.
+    fn started(&self, id: ActorId) {
+        let started = Started {
+            started_ms: now_ms(),
+        };
+        self.shared
+            .started
+            .lock()
+            .expect("started lock")
+            .insert(id, started);
     }
 
     fn list(&self) -> Value {
@@ -370,20 +382,38 @@ impl Connection {
             .ok_or_else(|| unknown(text))
     }
 
-    /// A running actor, or one this server started that has stopped since
-    /// (its chain is still there).
+    /// A running actor or, by full id, any actor whose chain the log may
+    /// hold; by prefix, one the log knows.
     fn any_actor(&self, text: &str) -> Result<ActorId, ErrorBody> {
-        let mut ids = self.shared.runtime.actor_ids();
-        for id in self.shared.started.lock().expect("started lock").keys() {
-            if !ids.contains(id) {
-                ids.push(*id);
-            }
-        }
         if let Ok(id) = text.trim().parse::<ActorId>() {
             // A full id names a chain even if this server never saw the actor.
             return Ok(id);
         }
-        resolve(text, &ids)
+        self.known(text)
+    }
+
+    /// An actor by full id or unambiguous prefix: among the running ones,
+    /// then among every actor the log knows, stopped ones too.
+    fn known(&self, text: &str) -> Result<ActorId, ErrorBody> {
+        let runtime = &self.shared.runtime;
+        match resolve(text, &runtime.actor_ids()) {
+            Err(e) if e.kind == ErrorKind::UnknownActor => {}
+            found => return found,
+        }
+        let saved = runtime
+            .saved_actors()
+            .map_err(|e| ErrorBody::new(ErrorKind::Internal, format!("reading the log: {e}")))?;
+        let ids: Vec<ActorId> = saved.iter().map(|saved| saved.id).collect();
+        resolve(text, &ids).map_err(|e| match e.kind {
+            ErrorKind::UnknownActor => ErrorBody::new(
+                ErrorKind::UnknownActor,
+                format!(
+                    "no actor `{}` is running or in this server's log; `theater list` shows the running ones",
+                    text.trim()
+                ),
+            ),
+            _ => e,
+        })
     }
 }
 

@@ -135,7 +135,32 @@ pub enum Op {
     },
     Tree,
     Ping,
+    /// Replays the actor's chain on its component, checking every state
+    /// (`docs/replay.md`). The actor may have stopped.
+    Replay {
+        actor: String,
+    },
+    /// Starts a new actor from the state `actor` had at event `at`. The
+    /// actor may have stopped.
+    Fork {
+        actor: String,
+        /// An event of the actor's chain: its hash (64 hex digits) or a
+        /// unique prefix of at least [`MIN_EVENT_PREFIX`] digits.
+        at: String,
+    },
+    /// Sets a running actor back to the state it had at event `to`,
+    /// recorded as a `revert` event.
+    Revert {
+        actor: String,
+        /// Named as `at` of [`Op::Fork`] is.
+        to: String,
+    },
 }
+
+/// Fewest hex digits of an event hash that requests accept: short enough
+/// to type, long enough that two events of one chain practically never
+/// share them.
+pub const MIN_EVENT_PREFIX: usize = 8;
 
 /// The bytes of a message: `message` holds any JSON value, sent as its
 /// compact JSON text; `message_hex` holds raw bytes for messages that are
@@ -205,6 +230,11 @@ pub enum ErrorKind {
     AmbiguousActor,
     UnknownChannel,
     UnknownSubscription,
+    /// The event hash names no event of the actor's chain.
+    UnknownEvent,
+    /// The state at that event cannot be rebuilt from the log; the message
+    /// says why.
+    NoState,
     /// The manifest or component could not be used.
     SpawnFailed,
     /// The actor refused or failed the call; the message says why.
@@ -228,6 +258,8 @@ impl ErrorKind {
             Self::AmbiguousActor => "ambiguous_actor",
             Self::UnknownChannel => "unknown_channel",
             Self::UnknownSubscription => "unknown_subscription",
+            Self::UnknownEvent => "unknown_event",
+            Self::NoState => "no_state",
             Self::SpawnFailed => "spawn_failed",
             Self::ActorError => "actor_error",
             Self::Timeout => "timeout",
@@ -402,6 +434,13 @@ mod tests {
                 id: 5,
                 op: Op::Subscribe { actor: None },
             },
+            Request {
+                id: 6,
+                op: Op::Fork {
+                    actor: "1a2b3c4d".into(),
+                    at: "65a172ded0b1".into(),
+                },
+            },
         ];
         for request in requests {
             let bytes = serde_json::to_vec(&request).unwrap();
@@ -479,6 +518,8 @@ mod tests {
             ErrorKind::BadFrame,
             ErrorKind::NotSupported,
             ErrorKind::Unauthorized,
+            ErrorKind::UnknownEvent,
+            ErrorKind::NoState,
         ] {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }

@@ -1,0 +1,184 @@
+//! `theater replay`, `fork` and `revert`: an actor's chain run again on its
+//! component, and new states taken from its past.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::Value;
+use theater::server::protocol::Op;
+
+use crate::EXIT_UNVERIFIED;
+use crate::remote::{self, Remote, print_json, short, short_hash};
+
+/// Events are named by hash, as `theater events` shows them.
+const HASH_HELP: &str = "HASH is an event's hash from `theater events <id>`: all 64 hex digits, or at least the first 8 (the 12 that `events` prints will do).";
+
+/// Replay an actor's chain on its component and check every state.
+///
+/// Runs the recorded calls again, in order, and checks that each leaves
+/// the state the chain recorded. Exits 0 if every event was reproduced,
+/// 3 if the component diverged from its chain, 1 if the replay stopped at
+/// an event it cannot replay (the chain holds only a summary of what it
+/// needs there; the reason is printed).
+#[derive(Args)]
+#[command(after_help = "Examples:\n  theater replay 1a2b3c4d\n  theater replay 1a2b3c4d --json")]
+pub struct ReplayArgs {
+    /// Actor id or an unambiguous prefix of it; the actor may have stopped.
+    actor: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+/// Start a new actor from the state an actor had at an event.
+///
+/// The new actor runs from the same manifest, starting from the state the
+/// actor had right after that event of its chain; its first event names
+/// the actor and event it was forked from.
+#[derive(Args)]
+#[command(after_help = format!("{HASH_HELP}\n\nExamples:\n  theater fork 1a2b3c4d --at 65a172ded0b1\n  theater fork 1a2b3c4d --at 65a172ded0b1 --id-only"))]
+pub struct ForkArgs {
+    /// Actor id or an unambiguous prefix of it; the actor may have stopped.
+    actor: String,
+    /// The event whose state the new actor starts from.
+    #[arg(long, value_name = "HASH")]
+    at: String,
+    /// Print only the new actor's id.
+    #[arg(long, conflicts_with = "json")]
+    id_only: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+/// Set a running actor back to the state it had at an earlier event.
+///
+/// Nothing is erased: a `revert` event records the change, and the chain
+/// still verifies.
+#[derive(Args)]
+#[command(after_help = format!("{HASH_HELP}\n\nExamples:\n  theater revert 1a2b3c4d --to 65a172ded0b1\n  theater revert 1a2b3c4d --to 65a172ded0b1 --json"))]
+pub struct RevertArgs {
+    /// Actor id or an unambiguous prefix of it.
+    actor: String,
+    /// The event whose state the actor goes back to.
+    #[arg(long, value_name = "HASH")]
+    to: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    remote::block_on(async move {
+        let answer = remote::call(&args.remote, Op::Replay { actor: args.actor }).await?;
+        let actor = short(answer["actor"].as_str().unwrap_or_default());
+        let (divergence, stop) = (&answer["divergence"], &answer["stopped_at"]);
+        if args.json {
+            print_json(&answer);
+        } else if divergence.is_object() {
+            eprintln!(
+                "replay of actor {actor} diverged at {} in {}: {}",
+                event(divergence),
+                function(divergence["function"].as_str().unwrap_or_default()),
+                text(&divergence["reason"])
+            );
+        } else if stop.is_object() {
+            eprintln!(
+                "replay of actor {actor} stopped at {}, after {} that matched: {}",
+                event(stop),
+                count(&answer["calls"], "call"),
+                text(&stop["reason"])
+            );
+        } else {
+            println!(
+                "replayed {} over {} of actor {actor}: every state matches",
+                count(&answer["calls"], "call"),
+                count(&answer["events"], "event")
+            );
+        }
+        Ok(if divergence.is_object() {
+            ExitCode::from(EXIT_UNVERIFIED)
+        } else if stop.is_object() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
+}
+
+pub fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
+    remote::block_on(async move {
+        let op = Op::Fork {
+            actor: args.actor,
+            at: args.at,
+        };
+        let answer = remote::call(&args.remote, op).await?;
+        let id = answer["actor"].as_str().unwrap_or_default();
+        let from = &answer["forked_from"];
+        if args.json {
+            print_json(&answer);
+        } else if args.id_only {
+            println!("{id}");
+        } else {
+            println!(
+                "forked {} {} ({id}) from actor {} at event {}",
+                text(&answer["name"]),
+                short(id),
+                short(from["actor"].as_str().unwrap_or_default()),
+                short_hash(from["event"].as_str().unwrap_or_default())
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
+    remote::block_on(async move {
+        let op = Op::Revert {
+            actor: args.actor,
+            to: args.to,
+        };
+        let answer = remote::call(&args.remote, op).await?;
+        if args.json {
+            print_json(&answer);
+        } else {
+            println!(
+                "reverted {} to the state of event {}, recorded as event {}",
+                short(answer["actor"].as_str().unwrap_or_default()),
+                short_hash(answer["to"].as_str().unwrap_or_default()),
+                short_hash(answer["event"].as_str().unwrap_or_default())
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `event N (hash prefix)` of a divergence or stop.
+fn event(at: &Value) -> String {
+    format!(
+        "event {} ({})",
+        at["index"],
+        short_hash(at["hash"].as_str().unwrap_or_default())
+    )
+}
+
+/// `handle-send` of `ntwk:theater/message-server-client.handle-send`.
+fn function(name: &str) -> &str {
+    name.rsplit('.').next().unwrap_or(name)
+}
+
+/// `1 call`, `4 calls`.
+fn count(n: &Value, noun: &str) -> String {
+    let n = n.as_u64().unwrap_or_default();
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
+}

@@ -1,0 +1,137 @@
+//! `replay`, `fork` and `revert`: an actor's chain run again, and new
+//! states taken from its past (see `docs/replay.md`).
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{Answer, actor_error, bad_request};
+use crate::chain::Hash;
+use crate::id::ActorId;
+use crate::replay::ReplayReport;
+use crate::runtime::HistoryError;
+use crate::server::connection::Connection;
+use crate::server::protocol::{ErrorBody, ErrorKind, MIN_EVENT_PREFIX};
+
+impl Connection {
+    pub(super) async fn replay(&self, actor: &str) -> Answer {
+        let id = self.known(actor)?;
+        let report = self
+            .shared
+            .runtime
+            .replay(id)
+            .await
+            .map_err(history_error)?;
+        Ok(replay_answer(id, report))
+    }
+
+    pub(super) async fn fork(&self, actor: &str, at: &str) -> Answer {
+        let id = self.known(actor)?;
+        let at = self.event(id, at)?;
+        let handle = self
+            .shared
+            .runtime
+            .fork(id, at)
+            .await
+            .map_err(history_error)?;
+        self.started(handle.id());
+        Ok(json!({
+            "actor": handle.id().to_string(),
+            "short": handle.id().short(),
+            "name": handle.name(),
+            "forked_from": { "actor": id.to_string(), "event": hex::encode(at) },
+        }))
+    }
+
+    pub(super) async fn revert(&self, actor: &str, to: &str) -> Answer {
+        let id = self.known(actor)?;
+        // The library would only say "unknown actor" of a stopped one.
+        if self.shared.runtime.actor(id).is_err() {
+            return Err(ErrorBody::new(
+                ErrorKind::UnknownActor,
+                format!(
+                    "actor {id} is not running: revert sets the state of a running actor; `theater fork` starts a new one from an event of a stopped one"
+                ),
+            ));
+        }
+        let to = self.event(id, to)?;
+        let event = self
+            .shared
+            .runtime
+            .revert(id, to)
+            .await
+            .map_err(history_error)?;
+        Ok(json!({
+            "actor": id.to_string(),
+            "to": hex::encode(to),
+            "event": hex::encode(event),
+        }))
+    }
+
+    /// The event of `actor`'s chain that `text` names: its whole hash or a
+    /// unique prefix of it.
+    fn event(&self, actor: ActorId, text: &str) -> Result<Hash, ErrorBody> {
+        let text = text.trim().to_ascii_lowercase();
+        let hex_digits = text.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex_digits || !(MIN_EVENT_PREFIX..=64).contains(&text.len()) {
+            return Err(bad_request(format!(
+                "`{text}` does not name an event: give its hash, 64 hex digits, or at least the first {MIN_EVENT_PREFIX} of them (`theater events {}` shows them)",
+                actor.short()
+            )));
+        }
+        let events = self.chain(actor)?;
+        let mut matching = events
+            .iter()
+            .filter(|event| hex::encode(event.hash).starts_with(&text));
+        match (matching.next(), matching.next()) {
+            (Some(event), None) => Ok(event.hash),
+            (None, _) => Err(ErrorBody::new(
+                ErrorKind::UnknownEvent,
+                format!(
+                    "no event {text} in the chain of actor {actor}; `theater events {}` lists its events",
+                    actor.short()
+                ),
+            )),
+            (Some(_), Some(_)) => Err(bad_request(format!(
+                "`{text}` begins the hashes of several events of actor {actor}; give more digits"
+            ))),
+        }
+    }
+}
+
+/// The `replay` answer; `matched` only when every event was reproduced:
+/// nothing diverged and nothing stopped the replay.
+fn replay_answer(id: ActorId, report: ReplayReport) -> serde_json::Value {
+    let matched = report.divergence.is_none() && report.stopped_at.is_none();
+    json!({
+        "actor": id.to_string(),
+        "events": report.events,
+        "calls": report.calls,
+        "matched": matched,
+        "divergence": report.divergence.map(|d| json!({
+            "index": d.index,
+            "hash": d.hash,
+            "function": d.function,
+            "reason": d.reason,
+        })),
+        "stopped_at": report.stopped_at.map(|s| json!({
+            "index": s.index,
+            "hash": s.hash,
+            "reason": s.reason,
+        })),
+        "state_sha256": report.state.map(|state| hex::encode(Sha256::digest(state))),
+    })
+}
+
+/// The protocol's form of a history error: a refused revert of a running
+/// actor reads as any other actor error.
+fn history_error(e: HistoryError) -> ErrorBody {
+    let kind = match e {
+        HistoryError::Actor(e) => return actor_error(e),
+        HistoryError::Spawn(_) => ErrorKind::SpawnFailed,
+        HistoryError::Log(_) => ErrorKind::Internal,
+        HistoryError::UnknownActor(_) => ErrorKind::UnknownActor,
+        HistoryError::UnknownEvent { .. } => ErrorKind::UnknownEvent,
+        HistoryError::NoState { .. } => ErrorKind::NoState,
+    };
+    ErrorBody::new(kind, e.to_string())
+}
