@@ -250,6 +250,11 @@ impl TheaterRuntime {
             index,
             reason,
         };
+        // Every state change is stored with its event, so from the newest
+        // one on the state is that one: nothing to replay.
+        if let Some(latest) = saved.latest.as_ref().filter(|l| l.index as usize <= index) {
+            return Ok((index, latest.state.clone()));
+        }
         let snapshot = self
             .inner
             .log

@@ -237,3 +237,19 @@ fn a_home_in_use_is_refused_with_a_hint() {
     assert!(error.contains(&path.display().to_string()), "{error}");
     assert!(error.contains("own home"), "{error}");
 }
+
+/// The newest state needs no replay, so even an actor whose calls cannot
+/// be replayed forks at its head.
+#[tokio::test]
+async fn fork_at_the_head_uses_the_stored_state() {
+    let home = home();
+    let rt = reopen(home.path());
+    let echo = rt.spawn_file(manifest_path("echo")).await.unwrap();
+    // `get-chain` is not recorded, so replay cannot pass this call.
+    request(&echo, json!("chain")).await.unwrap();
+    let events = rt.chain(echo.id()).unwrap();
+    let head = events.last().unwrap().hash;
+    let fork = rt.fork(echo.id(), head).await.unwrap();
+    assert_eq!(fork.state().await.unwrap(), echo.state().await.unwrap());
+    rt.shutdown().await;
+}
