@@ -104,8 +104,17 @@ impl Connection {
                     "events": events.len(),
                     "head": hash_hex(events.last()),
                 });
+                // The events as read, then the chain and its stored states
+                // as kept on disk.
+                let stored = || self.shared.runtime.verify(id).map_err(|e| e.to_string());
                 match chain::verify(&events) {
-                    Ok(()) => answer["verified"] = true.into(),
+                    Ok(()) => match stored() {
+                        Ok(()) => answer["verified"] = true.into(),
+                        Err(error) => {
+                            answer["verified"] = false.into();
+                            answer["error"] = error.into();
+                        }
+                    },
                     Err(e) => {
                         answer["verified"] = false.into();
                         answer["first_bad_event"] = e.index().into();
