@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use futures::future::join_all;
+
 use super::{SpawnOptions, SupervisionPolicy, TheaterRuntime};
 use crate::actor::ActorHandle;
 use crate::chain::record::Origin;
@@ -60,32 +62,49 @@ impl TheaterRuntime {
             }
         }
         let mut report = ResumeReport::default();
-        // Each actor with its parent and the parent's policy, parents first.
-        let mut pending: Vec<(&SavedActor, Option<Supervisor>)> = saved
+        // One generation at a time, parents before their children; the
+        // actors of a generation start together, so their first events
+        // share commits.
+        let mut generation: Vec<(&SavedActor, Option<Supervisor>)> = saved
             .iter()
             .filter(|actor| actor.record.parent.is_none() && roots(actor))
             .map(|actor| (actor, None))
-            .rev()
             .collect();
-        while let Some((actor, parent)) = pending.pop() {
-            let kids = children.remove(&actor.id).unwrap_or_default();
-            match self.resume_one(actor, parent).await {
-                Ok(()) => {
-                    report.resumed.push(actor.id);
-                    let policy = Arc::new(policy_of(&actor.record.manifest));
-                    for kid in kids.into_iter().rev() {
-                        pending.push((kid, Some((actor.id, policy.clone()))));
+        while !generation.is_empty() {
+            let started = join_all(
+                generation
+                    .iter()
+                    .map(|(actor, parent)| self.resume_one(actor, parent.clone())),
+            )
+            .await;
+            let mut next = Vec::new();
+            for ((actor, _), outcome) in generation.into_iter().zip(started) {
+                let kids = children.remove(&actor.id).unwrap_or_default();
+                match outcome {
+                    Ok(()) => {
+                        report.resumed.push(actor.id);
+                        let policy = Arc::new(policy_of(&actor.record.manifest));
+                        next.extend(
+                            kids.into_iter()
+                                .map(|kid| (kid, Some((actor.id, policy.clone())))),
+                        );
                     }
-                }
-                Err(reason) => {
-                    tracing::error!(actor = %actor.id, "cannot resume: {reason}");
-                    report.failed.push((actor.id, reason));
-                    for kid in kids {
-                        let reason = format!("its parent {} could not be resumed", actor.id);
-                        report.failed.push((kid.id, reason));
+                    Err(reason) => {
+                        tracing::error!(actor = %actor.id, "cannot resume: {reason}");
+                        report.failed.push((actor.id, reason));
+                        // The whole subtree stays down with it.
+                        let mut orphans: Vec<_> =
+                            kids.into_iter().map(|kid| (kid, actor.id)).collect();
+                        while let Some((orphan, parent)) = orphans.pop() {
+                            let reason = format!("its parent {parent} could not be resumed");
+                            report.failed.push((orphan.id, reason));
+                            let kids = children.remove(&orphan.id).unwrap_or_default();
+                            orphans.extend(kids.into_iter().map(|kid| (kid, orphan.id)));
+                        }
                     }
                 }
             }
+            generation = next;
         }
         Ok(report)
     }
