@@ -1,20 +1,31 @@
 //! What durable chains cost. Run with
-//! `cargo bench -p theater --bench durability`.
+//! `cargo bench -p theater --bench durability` (or `cargo xtask bench`).
 //!
-//! Appenders are tokio tasks, one actor each, that build the next event of
-//! their chain and await `append` in a loop. The same loop runs against the
-//! in-memory log and against the redb log (durable, then buffered), and each
-//! figure is printed absolute and as `ratio <name> = <redb / memory>`.
-//! `docs/durability.md` explains the figures.
+//! 1. The log alone: appenders are tokio tasks, one actor each, that build
+//!    the next event of their chain and await `append` in a loop. The same
+//!    loop runs against the in-memory log and against the redb log
+//!    (durable, then buffered).
+//! 2. Recorded calls: real `counter` actors in a `TheaterRuntime`, each
+//!    called (`handle-send`) in a loop by its own task, with the in-memory
+//!    log and with a durable redb log.
+//! 3. Resume: 1,000 counter actors persisted by one runtime, started again
+//!    by a new runtime on the same home (`RuntimeConfig::at` +
+//!    `resume_all`).
+//!
+//! Figures are printed absolute and as `ratio <name> = <redb / memory>`.
+//! `docs/durability.md` explains them.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
-use theater::ActorId;
 use theater::chain::{ChainEvent, EventLog, MemoryEventLog};
+use theater::host::{HANDLE_SEND, HandlerSet};
 use theater::storage::{Durability, LogOptions, LogStats, RedbEventLog};
+use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::runtime::Runtime;
+use tokio::task::JoinSet;
 
 /// Rounds per figure; the median is reported.
 const ROUNDS: usize = 3;
@@ -24,6 +35,12 @@ const ROUND_TIME: Duration = Duration::from_millis(1200);
 const MANY: usize = 64;
 /// The bound of the buffered mode measured.
 const MAX_UNSYNCED: Duration = Duration::from_millis(100);
+/// Actors persisted and then resumed.
+const RESUMED_ACTORS: usize = 1000;
+/// Resumes timed; the median is reported.
+const RESUME_ROUNDS: usize = 3;
+/// The counter's message.
+const MESSAGE: &[u8] = br#"{"add":1}"#;
 
 /// Event data the size of a typical `call` record.
 const DATA: &str = r#"{"function":"ntwk:theater/message-server-client.handle-send","params":[[123,34,97,100,100,34,58,49,125]],"result":null,"state":{"sha256":"6aea6dfe6561984cdc5c54ead84d47d2cf29e48253ae282aef237404adad4661","size":11}}"#;
@@ -41,7 +58,16 @@ struct Round {
 }
 
 fn main() {
+    let manifest = counter_manifest();
     let rt = Runtime::new().expect("tokio runtime");
+    log_appends(&rt);
+    recorded_calls(&rt, &manifest);
+    drop(rt);
+    resume(&manifest);
+}
+
+/// Part 1, the log alone.
+fn log_appends(rt: &Runtime) {
     println!(
         "durable chains: {ROUNDS} rounds of {} ms per figure, median shown; event data {} bytes",
         ROUND_TIME.as_millis(),
@@ -57,7 +83,7 @@ fn main() {
         ("buffered", Kind::Redb(buffered)),
     ] {
         for appenders in [1, MANY] {
-            let (rate, stats) = figure(&rt, kind, appenders);
+            let (rate, stats) = figure(rt, kind, appenders);
             let mut line = format!(
                 "{name:>8} {appenders:>2} appender{}: {rate:>10.0} events/s",
                 if appenders == 1 { " " } else { "s" }
@@ -160,4 +186,249 @@ async fn append_until(log: &dyn EventLog, deadline: Instant) -> u64 {
         n += 1;
     }
     n
+}
+
+/// Part 2, calls recorded through a runtime: `handle-send` on counter
+/// actors, each actor called by its own task, one call at a time.
+fn recorded_calls(rt: &Runtime, manifest: &Manifest) {
+    println!(
+        "recorded calls: counter actors, `handle-send` in a loop per actor, {ROUNDS} rounds of {} ms per figure, median shown",
+        ROUND_TIME.as_millis()
+    );
+    // Compiled components, shared by every runtime below.
+    let cache = tempfile::tempdir().expect("temp dir");
+    let mut rates = Vec::new();
+    for (name, durable) in [("memory", false), ("durable", true)] {
+        for actors in [1, MANY] {
+            let (rate, stats) = call_figure(rt, manifest, cache.path(), durable, actors);
+            let mut line = format!(
+                "{name:>8} {actors:>2} actor{}: {rate:>10.0} calls/s",
+                if actors == 1 { " " } else { "s" }
+            );
+            if actors == 1 {
+                line += &format!(", {:.1} µs per call", 1e6 / rate);
+            }
+            if let Some(stats) = stats {
+                line += &format!(
+                    ", {:.1} events per commit, {:.1} events per fsync ({} commits, {} fsyncs)",
+                    stats.events_per_commit(),
+                    stats.events_per_sync(),
+                    stats.commits,
+                    stats.syncs,
+                );
+            }
+            println!("{line}");
+            rates.push((name, actors, rate));
+        }
+    }
+    let rate = |name: &str, n: usize| {
+        rates
+            .iter()
+            .find(|(k, a, _)| *k == name && *a == n)
+            .map(|(_, _, r)| *r)
+            .expect("measured")
+    };
+    for n in [1, MANY] {
+        println!(
+            "ratio durable_calls_vs_memory_{n} = {:.4}",
+            rate("durable", n) / rate("memory", n)
+        );
+    }
+}
+
+/// The median round of `actors` counters called in a loop, on one runtime
+/// whose log is in memory or durable; with the durable log's counters for
+/// that round.
+fn call_figure(
+    rt: &Runtime,
+    manifest: &Manifest,
+    cache: &Path,
+    durable: bool,
+    actors: usize,
+) -> (f64, Option<LogStats>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let redb = durable.then(|| {
+        Arc::new(
+            RedbEventLog::open(dir.path().join("chains.redb")).expect("open the chain database"),
+        )
+    });
+    let event_log: Arc<dyn EventLog> = match &redb {
+        Some(log) => log.clone(),
+        None => Arc::new(MemoryEventLog::default()),
+    };
+    let config = RuntimeConfig {
+        home: Some(cache.to_owned()),
+        event_log,
+        handlers: HandlerSet::builtin(),
+    };
+    rt.block_on(async {
+        let runtime = TheaterRuntime::new(config).expect("theater runtime");
+        let mut handles = Vec::with_capacity(actors);
+        for _ in 0..actors {
+            let actor = runtime.spawn(manifest).await.expect("spawn");
+            send(&actor).await;
+            handles.push(actor);
+        }
+        let mut rounds = Vec::with_capacity(ROUNDS);
+        for _ in 0..ROUNDS {
+            let before = redb.as_ref().map(|log| log.stats());
+            let start = Instant::now();
+            let deadline = start + ROUND_TIME;
+            let tasks: Vec<_> = handles
+                .iter()
+                .cloned()
+                .map(|actor| {
+                    tokio::spawn(async move {
+                        let mut calls = 0u64;
+                        while Instant::now() < deadline {
+                            send(&actor).await;
+                            calls += 1;
+                        }
+                        calls
+                    })
+                })
+                .collect();
+            let mut calls = 0;
+            for task in tasks {
+                calls += task.await.expect("caller task");
+            }
+            let rate = calls as f64 / start.elapsed().as_secs_f64();
+            let stats = redb
+                .as_ref()
+                .zip(before)
+                .map(|(log, before)| since(log.stats(), before));
+            rounds.push(Round { rate, stats });
+        }
+        runtime.shutdown().await;
+        rounds.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        let median = rounds.swap_remove(ROUNDS / 2);
+        (median.rate, median.stats)
+    })
+}
+
+/// What the writer did between two readings of its counters.
+fn since(after: LogStats, before: LogStats) -> LogStats {
+    LogStats {
+        events: after.events - before.events,
+        commits: after.commits - before.commits,
+        syncs: after.syncs - before.syncs,
+        largest_batch: after.largest_batch,
+    }
+}
+
+/// Part 3, resume: [`RESUMED_ACTORS`] counters spawned on a durable
+/// runtime and called once each, the runtime shut down and its database
+/// closed, then a new runtime on the same home opened and `resume_all`
+/// timed.
+fn resume(manifest: &Manifest) {
+    let home = tempfile::tempdir().expect("temp dir");
+    let home = home.path();
+    // The first runtime has its own tokio runtime: dropping it ends every
+    // task that could still hold the database.
+    {
+        let rt = Runtime::new().expect("tokio runtime");
+        let took = rt.block_on(async {
+            let runtime = TheaterRuntime::new(RuntimeConfig::at(home).expect("durable config"))
+                .expect("theater runtime");
+            // The first spawn compiles the component into the home's cache.
+            let first = runtime.spawn(manifest).await.expect("spawn");
+            send(&first).await;
+            let start = Instant::now();
+            let mut spawned = 1;
+            while spawned < RESUMED_ACTORS {
+                let batch = MANY.min(RESUMED_ACTORS - spawned);
+                let mut tasks = JoinSet::new();
+                for _ in 0..batch {
+                    let (runtime, manifest) = (runtime.clone(), manifest.clone());
+                    tasks.spawn(async move {
+                        let actor = runtime.spawn(&manifest).await.expect("spawn");
+                        send(&actor).await;
+                    });
+                }
+                tasks.join_all().await;
+                spawned += batch;
+            }
+            let took = start.elapsed();
+            runtime.shutdown().await;
+            took
+        });
+        drop(rt);
+        println!(
+            "resume: {RESUMED_ACTORS} counter actors spawned durably and called once each in {:.0} ms ({} at a time); chain database {:.1} MB",
+            took.as_secs_f64() * 1e3,
+            MANY,
+            file_mb(&home.join(theater::runtime::CHAINS_FILE)),
+        );
+    }
+    let mut rounds: Vec<(Duration, Duration)> = (0..RESUME_ROUNDS)
+        .map(|round| resume_round(home, round == 0))
+        .collect();
+    rounds.sort_by_key(|(_, total)| *total);
+    let (open, total) = rounds[RESUME_ROUNDS / 2];
+    let resume = total - open;
+    println!(
+        "resume: {RESUMED_ACTORS} actors in {:.1} ms ({:.0} µs per actor): opening the runtime and database {:.1} ms, resume_all {:.1} ms ({:.0} µs per actor); median of {RESUME_ROUNDS}",
+        total.as_secs_f64() * 1e3,
+        total.as_secs_f64() * 1e6 / RESUMED_ACTORS as f64,
+        open.as_secs_f64() * 1e3,
+        resume.as_secs_f64() * 1e3,
+        resume.as_secs_f64() * 1e6 / RESUMED_ACTORS as f64,
+    );
+}
+
+/// One timed resume on `home`: (opening the runtime, opening + resume_all).
+/// `check` also reads every resumed actor's state.
+fn resume_round(home: &Path, check: bool) -> (Duration, Duration) {
+    let rt = Runtime::new().expect("tokio runtime");
+    let times = rt.block_on(async {
+        let start = Instant::now();
+        let runtime = TheaterRuntime::new(RuntimeConfig::at(home).expect("reopen the home"))
+            .expect("theater runtime");
+        let open = start.elapsed();
+        let report = runtime.resume_all().await.expect("resume");
+        let total = start.elapsed();
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        assert_eq!(report.resumed.len(), RESUMED_ACTORS);
+        if check {
+            for id in &report.resumed {
+                let state = runtime.actor(*id).expect("resumed").state().await;
+                assert_eq!(
+                    state.expect("state").as_deref(),
+                    Some(&br#"{"count":1}"#[..]),
+                    "actor {id} resumed with another state"
+                );
+            }
+        }
+        runtime.shutdown().await;
+        (open, total)
+    });
+    drop(rt);
+    times
+}
+
+fn file_mb(path: &Path) -> f64 {
+    std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1e6)
+}
+
+fn counter_manifest() -> Manifest {
+    let dir = std::env::var_os("THEATER_ACTORS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../actors")));
+    let counter = dir.join("counter");
+    if !counter.join("counter.wasm").is_file() {
+        eprintln!(
+            "{} is missing: run `cargo xtask build-actors` first, or use `cargo xtask bench`",
+            counter.join("counter.wasm").display()
+        );
+        std::process::exit(1);
+    }
+    Manifest::load(counter.join("manifest.toml")).expect("counter manifest")
+}
+
+/// One recorded `handle-send` call, answered once its event is in the log.
+async fn send(actor: &ActorHandle) {
+    actor
+        .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (MESSAGE.to_vec(),))
+        .await
+        .expect("handle-send");
 }
