@@ -191,13 +191,16 @@ impl Executor {
                     let _ = reply.send(self.revert(to, index, state).await);
                 }
                 Op::Stop { reply } => {
-                    self.exit(&mut queue, None);
+                    self.exit(&mut queue, None).await;
+                    // The instance, and with it the chain log, is released
+                    // before the stop is answered.
+                    drop(self);
                     let _ = reply.send(());
                     return;
                 }
             }
         };
-        self.exit(&mut queue, exit_data);
+        self.exit(&mut queue, exit_data).await;
     }
 
     /// After a call, a trapped instance or a shutdown request goes to the
@@ -228,11 +231,11 @@ impl Executor {
     }
 
     /// Refuses what is still queued and tells the runtime this actor is gone.
-    fn exit(&mut self, queue: &mut mpsc::Receiver<Op>, data: Option<Vec<u8>>) {
+    async fn exit(&mut self, queue: &mut mpsc::Receiver<Op>, data: Option<Vec<u8>>) {
         queue.close();
         drain(queue, self.id);
         if let Some(runtime) = self.instance.store.data().runtime() {
-            runtime.actor_exited(self.id, data);
+            runtime.actor_exited(self.id, data).await;
         }
     }
 

@@ -311,18 +311,13 @@ impl TheaterRuntime {
             // A child may stop on its own meanwhile; that is fine.
             let _ = Box::pin(self.stop(child)).await;
         }
-        handle.stop().await?;
-        // Once this returns, a restarted runtime will not resume the actor.
-        if !self.inner.shutting_down.load(Ordering::Relaxed) {
-            self.inner.log.set_running(&id, false).await?;
-        }
-        Ok(())
+        handle.stop().await
     }
 
     /// Cleans up after an actor whose task ended: it leaves the registry and
     /// the tree, its channels close on the other side, and its parent hears
     /// of the exit.
-    pub(crate) fn actor_exited(&self, id: ActorId, data: Option<Vec<u8>>) {
+    pub(crate) async fn actor_exited(&self, id: ActorId, data: Option<Vec<u8>>) {
         self.inner
             .actors
             .write()
@@ -338,13 +333,12 @@ impl TheaterRuntime {
                 }
             });
         }
-        if !self.inner.shutting_down.load(Ordering::Relaxed) {
-            let stopped = self.inner.log.set_running(&id, false);
-            tokio::spawn(async move {
-                if let Err(e) = stopped.await {
-                    tracing::error!(actor = %id, "cannot mark the actor stopped: {e}");
-                }
-            });
+        // Before a stop is answered, so a restarted runtime will not resume
+        // the actor; not while the runtime shuts down, so that it will.
+        if !self.inner.shutting_down.load(Ordering::Relaxed)
+            && let Err(e) = self.inner.log.set_running(&id, false).await
+        {
+            tracing::error!(actor = %id, "cannot mark the actor stopped: {e}");
         }
         let parent = self.inner.tree.lock().expect("tree lock").unlink(id);
         self.close_channels_of(id);

@@ -41,6 +41,11 @@ fn abandoned<T: Send + 'static>(
     .unwrap()
 }
 
+/// Runs `work` in a tokio runtime that is gone when this returns.
+fn block_on<T>(work: impl Future<Output = T>) -> T {
+    tokio::runtime::Runtime::new().unwrap().block_on(work)
+}
+
 /// A durable runtime at `home`, in the caller's tokio runtime.
 fn reopen(home: &Path) -> TheaterRuntime {
     TheaterRuntime::new(RuntimeConfig::at(home).unwrap()).unwrap()
@@ -89,8 +94,7 @@ fn an_abandoned_runtimes_actors_resume_with_their_ids_states_chains_and_tree() {
             (counter.id(), parent.id(), child, stopped.id(), events)
         });
 
-    let tokio = tokio::runtime::Runtime::new().unwrap();
-    tokio.block_on(async {
+    block_on(async {
         let rt = reopen(home.path());
         let report = rt.resume_all().await.unwrap();
         assert!(report.failed.is_empty(), "{:?}", report.failed);
@@ -142,8 +146,7 @@ fn an_actor_that_cannot_resume_is_reported_and_the_others_resume() {
     });
     std::fs::remove_file(&wasm).unwrap();
 
-    let tokio = tokio::runtime::Runtime::new().unwrap();
-    tokio.block_on(async {
+    block_on(async {
         let rt = reopen(home.path());
         let report = rt.resume_all().await.unwrap();
         assert_eq!(report.resumed.len(), 1);
@@ -154,8 +157,7 @@ fn an_actor_that_cannot_resume_is_reported_and_the_others_resume() {
         rt.shutdown().await;
     });
     // Still marked running: a later runtime, with the file back, tries again.
-    let tokio = tokio::runtime::Runtime::new().unwrap();
-    tokio.block_on(async {
+    block_on(async {
         let rt = reopen(home.path());
         let saved = rt.saved_actors().unwrap();
         assert!(saved.iter().any(|s| s.id == doomed && s.record.running));
