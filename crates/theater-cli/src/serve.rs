@@ -3,10 +3,14 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use theater::chain::SNAPSHOT_EVERY;
+use theater::runtime::default_home;
 use theater::server::{DEFAULT_LISTEN, Server, ServerConfig};
+use theater::storage::{Durability, LogOptions};
 use theater::{RuntimeConfig, TheaterRuntime};
 
 /// Run the management server: a runtime that `theater start`, `list`,
@@ -40,6 +44,15 @@ pub struct ServerArgs {
         hide_env_values = true
     )]
     token: Option<String>,
+    /// Keep a snapshot of each actor's state every N events (going back to
+    /// an event replays fewer calls than N).
+    #[arg(long, value_name = "N", default_value_t = SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_every: u64,
+    /// Acknowledge calls before their events are flushed to disk, flushing
+    /// at most MS milliseconds later: faster, but a crash may lose the
+    /// calls of about the last MS ms (see docs/durability.md).
+    #[arg(long, value_name = "MS")]
+    buffered: Option<u64>,
 }
 
 pub fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -48,10 +61,18 @@ pub fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    let config = match args.home {
-        Some(home) => RuntimeConfig::at(home),
-        None => RuntimeConfig::embedded(),
-    }?;
+    let durability = match args.buffered {
+        Some(ms) => Durability::Buffered {
+            max_unsynced: Duration::from_millis(ms),
+        },
+        None => Durability::Durable,
+    };
+    let options = LogOptions {
+        durability,
+        snapshot_every: args.snapshot_every,
+        ..LogOptions::default()
+    };
+    let config = RuntimeConfig::at_with(args.home.unwrap_or_else(default_home), options)?;
     let theater = TheaterRuntime::new(config)?;
     let resumed = theater.resume_all().await?;
     let token = args.token.filter(|t| !t.is_empty());

@@ -189,6 +189,9 @@ fn bad_input_gets_a_clear_error() {
 
     let out = theater(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
+    let out = theater(&["server", "--snapshot-every", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--snapshot-every"), "{}", stderr(&out));
 }
 
 /// `theater run` says where an HTTP actor listens, and it answers there.

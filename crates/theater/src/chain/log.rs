@@ -21,8 +21,9 @@ pub type LogFuture = Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>>;
 #[error("event log: {0}")]
 pub struct LogError(pub String);
 
-/// A state is snapshotted with the first event of a chain and then every
-/// this many events, so going back to an event replays at most this many.
+/// By default a state is snapshotted with the first event of a chain and
+/// then every this many events, so going back to an event replays fewer
+/// calls than this.
 pub const SNAPSHOT_EVERY: u64 = 64;
 
 /// How an actor was started: enough to start it again.
@@ -69,7 +70,7 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// [`append`](Self::append) for an event that leaves `state` behind:
     /// logs that resume actors keep the newest state with the event, and
-    /// snapshots every [`SNAPSHOT_EVERY`] events.
+    /// a snapshot every so many events ([`SNAPSHOT_EVERY`] by default).
     fn append_with_state(
         &self,
         actor: &ActorId,
@@ -99,9 +100,10 @@ pub trait EventLog: Send + Sync + 'static {
 }
 
 /// Whether the state an event at `index` leaves is snapshotted, the newest
-/// snapshot being at `last`; `always` is [`always_snapshot`] of the event.
-pub fn snapshot_due(always: bool, index: u64, last: Option<u64>) -> bool {
-    always || last.is_none_or(|last| index >= last + SNAPSHOT_EVERY)
+/// snapshot being at `last` and one due `every` events; `always` is
+/// [`always_snapshot`] of the event.
+pub fn snapshot_due(always: bool, index: u64, last: Option<u64>, every: u64) -> bool {
+    always || last.is_none_or(|last| index >= last + every.max(1))
 }
 
 /// Transitions other than calls (init, resume, revert) are snapshotted
@@ -110,7 +112,8 @@ pub fn always_snapshot(event: &ChainEvent) -> bool {
     event.event_type != record::CALL
 }
 
-/// Chains kept in memory, lost when the process ends.
+/// Chains kept in memory, lost when the process ends. States are
+/// snapshotted every [`SNAPSHOT_EVERY`] events.
 #[derive(Default)]
 pub struct MemoryEventLog {
     chains: Mutex<HashMap<ActorId, Arc<Mutex<MemoryChain>>>>,
@@ -141,7 +144,7 @@ impl MemoryEventLog {
                 state: state.clone(),
             };
             let last = chain.snapshots.last().map(|s| s.index);
-            if snapshot_due(always_snapshot(&event), index, last) {
+            if snapshot_due(always_snapshot(&event), index, last, SNAPSHOT_EVERY) {
                 chain.snapshots.push(snapshot.clone());
             }
             chain.latest = Some(snapshot);

@@ -25,7 +25,7 @@ use crate::error::{ActorError, SpawnError};
 use crate::host::HandlerSet;
 use crate::id::ActorId;
 use crate::manifest::Manifest;
-use crate::storage::RedbEventLog;
+use crate::storage::{LogOptions, RedbEventLog};
 use crate::wasm::{self, ComponentCache, StateBytes};
 
 /// Events a live subscriber may fall behind by before it is told it missed
@@ -56,9 +56,15 @@ impl RuntimeConfig {
     /// runtime on the same home can resume the actors. One process at a
     /// time can use a home.
     pub fn at(home: impl Into<PathBuf>) -> Result<Self, RuntimeError> {
+        Self::at_with(home, LogOptions::default())
+    }
+
+    /// [`at`](Self::at) with the chain database opened with `options`
+    /// (durability mode, snapshot interval).
+    pub fn at_with(home: impl Into<PathBuf>, options: LogOptions) -> Result<Self, RuntimeError> {
         let home = home.into();
-        let log =
-            RedbEventLog::open(home.join(CHAINS_FILE)).map_err(|e| RuntimeError(e.to_string()))?;
+        let log = RedbEventLog::open_with(home.join(CHAINS_FILE), options)
+            .map_err(|e| RuntimeError(e.to_string()))?;
         Ok(Self {
             home: Some(home),
             event_log: Arc::new(log),

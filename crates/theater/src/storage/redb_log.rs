@@ -23,7 +23,7 @@ use super::codec;
 use crate::chain::record::StateDigest;
 use crate::chain::{
     self, ActorRecord, ChainEvent, ChainExport, EXPORT_FORMAT, EventLog, Hash, LogError, LogFuture,
-    SavedActor, Snapshot, VerifyError, always_snapshot, snapshot_due,
+    SNAPSHOT_EVERY, SavedActor, Snapshot, VerifyError, always_snapshot, snapshot_due,
 };
 use crate::id::ActorId;
 use crate::wasm::StateBytes;
@@ -46,7 +46,7 @@ const HEADS: TableDefinition<[u8; 16], (u64, [u8; 32])> = TableDefinition::new("
 /// Per actor: its newest state, as a snapshot (see `codec::encode_snapshot`).
 const STATES: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("actor-states");
 /// States by (actor, index of the event that left them), every
-/// [`SNAPSHOT_EVERY`](crate::chain::SNAPSHOT_EVERY) events.
+/// [`LogOptions::snapshot_every`] events.
 const SNAPSHOTS: TableDefinition<([u8; 16], u64), &[u8]> = TableDefinition::new("snapshots");
 /// Per actor: how it was started ([`ActorRecord`] as JSON).
 const ACTORS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("actors");
@@ -79,6 +79,10 @@ pub struct LogOptions {
     pub check_integrity_on_open: bool,
     /// Memory redb may use to cache pages.
     pub cache_bytes: usize,
+    /// Keep a snapshot of an actor's state every this many events (at least
+    /// 1), so going back to an event replays fewer calls than this. Costs
+    /// one copy of the state per snapshot on disk.
+    pub snapshot_every: u64,
 }
 
 impl Default for LogOptions {
@@ -87,6 +91,7 @@ impl Default for LogOptions {
             durability: Durability::Durable,
             check_integrity_on_open: true,
             cache_bytes: CACHE_BYTES,
+            snapshot_every: SNAPSHOT_EVERY,
         }
     }
 }
@@ -352,6 +357,7 @@ impl RedbEventLog {
             shared: shared.clone(),
             requests,
             durability: options.durability,
+            snapshot_every: options.snapshot_every,
             expected: 1,
             unsynced_since: None,
         };
@@ -1036,6 +1042,7 @@ struct Writer {
     shared: Arc<Shared>,
     requests: mpsc::Receiver<Request>,
     durability: Durability,
+    snapshot_every: u64,
     /// How many requests a batch waits for (within the window), from the
     /// recent batch sizes.
     expected: usize,
@@ -1127,7 +1134,7 @@ impl Writer {
                 Some(deadline) => Instant::now() >= deadline,
             };
         let shared = self.shared.clone();
-        let result = write_batch(&shared, &batch, sync);
+        let result = write_batch(&shared, &batch, sync, self.snapshot_every);
         let replies = batch.into_iter().map(|request| match request {
             Request::Append { reply, .. }
             | Request::SaveActor { reply, .. }
@@ -1170,6 +1177,7 @@ fn write_batch(
     shared: &Shared,
     batch: &[Request],
     sync: bool,
+    snapshot_every: u64,
 ) -> Result<(Vec<Result<(), String>>, u64), StorageError> {
     let path = &shared.path;
     let mut tx: WriteTransaction = shared.db.begin_write().map_err(failed(path))?;
@@ -1225,7 +1233,7 @@ fn write_batch(
                                 .transpose()
                                 .map_err(failed(path))?
                                 .map(|(key, _)| key.value().1);
-                            if snapshot_due(*always, count, last) {
+                            if snapshot_due(*always, count, last, snapshot_every) {
                                 snapshots
                                     .insert((*actor, count), snapshot.as_slice())
                                     .map_err(failed(path))?;
@@ -1692,5 +1700,25 @@ mod tests {
             "{error}"
         );
         assert_eq!(log.verify_all().unwrap_err().damaged_chains().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_snapshot_interval_is_an_option() {
+        let (_dir, path) = temp_db();
+        let options = LogOptions {
+            snapshot_every: 10,
+            ..LogOptions::default()
+        };
+        let log = RedbEventLog::open_with(&path, options).unwrap();
+        let actor = ActorId::new();
+        let mut head = None;
+        for n in 0..25u32 {
+            let state = Some(n.to_string().into_bytes());
+            let event = transition(head, &state);
+            head = Some(event.hash);
+            log.append_with_state(&actor, event, &state).await.unwrap();
+        }
+        let at = |index| log.stored_snapshot(&actor, index).unwrap().unwrap().index;
+        assert_eq!((at(9), at(19), at(24)), (0, 10, 20));
     }
 }
