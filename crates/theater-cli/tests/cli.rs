@@ -191,7 +191,11 @@ fn bad_input_gets_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     let out = theater(&["server", "--snapshot-every", "0"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--snapshot-every"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--snapshot-every"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// `theater run` says where an HTTP actor listens, and it answers there.

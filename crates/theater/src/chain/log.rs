@@ -30,6 +30,9 @@ pub const SNAPSHOT_EVERY: u64 = 64;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ActorRecord {
     pub manifest: Manifest,
+    /// SHA-256 (hex) of the component it was started with; a resume names
+    /// the one it runs in its `actor-resume` event.
+    pub component: String,
     /// The supervising actor, if any.
     pub parent: Option<ActorId>,
     /// `false` once the actor was stopped or ended; only running actors are

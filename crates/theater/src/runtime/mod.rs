@@ -193,6 +193,7 @@ impl TheaterRuntime {
         let compiled = self.inner.cache.load(&manifest.component_path).await?;
         grants.check_imports(&compiled.imports)?;
         compiled.instance_pre()?;
+        let compiled_hash = compiled.hash;
         let template = Arc::new(ActorTemplate {
             name: manifest.name.clone(),
             compiled,
@@ -230,6 +231,7 @@ impl TheaterRuntime {
         if head.is_none() {
             let record = ActorRecord {
                 manifest: manifest.clone(),
+                component: hex::encode(compiled_hash),
                 parent: options.parent.as_ref().map(|(parent, _)| *parent),
                 running: true,
                 started_ms: now_ms(),

@@ -116,6 +116,13 @@ fn an_abandoned_runtimes_actors_resume_with_their_ids_states_chains_and_tree() {
         );
         let resume = &events[counter_events.len()];
         assert_eq!(resume.event_type, record::ACTOR_RESUME);
+        let saved = rt.saved_actors().unwrap();
+        let saved = saved.iter().find(|s| s.id == counter).unwrap();
+        assert_eq!(
+            data(&events[0])["component"],
+            saved.record.component.as_str()
+        );
+        assert_eq!(data(resume)["component"], saved.record.component.as_str());
         assert_eq!(
             resume.parent_hash,
             Some(counter_events.last().unwrap().hash)
