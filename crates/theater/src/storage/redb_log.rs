@@ -1721,4 +1721,45 @@ mod tests {
         let at = |index| log.stored_snapshot(&actor, index).unwrap().unwrap().index;
         assert_eq!((at(9), at(19), at(24)), (0, 10, 20));
     }
+
+    /// The file as a crash leaves it when only some pages of the last
+    /// commit reached the disk: each page that commit changed is either
+    /// old or new. Opening it recovers the last complete commit.
+    #[tokio::test]
+    async fn a_torn_last_commit_is_recovered_to_the_commit_before() {
+        const PAGE: usize = 4096;
+        let (dir, path) = temp_db();
+        let actor = ActorId::new();
+        let log = RedbEventLog::open(&path).unwrap();
+        let head = append_chain(&log, &actor, None, 20).await;
+        let before = std::fs::read(&path).unwrap(); // taken while open, as a crash leaves it
+        // One commit of one event several pages long.
+        let pad = "x".repeat(5 * PAGE);
+        let data = RawValue::from_string(format!(r#"{{"pad":"{pad}"}}"#)).unwrap();
+        let last = ChainEvent::new(head, "call", data, 1_700_000_001_000, "big".into());
+        log.append(&actor, last).await.unwrap();
+        let after = std::fs::read(&path).unwrap();
+        drop(log);
+
+        // Every changed page new (the commit whole), or every other one
+        // new (the commit torn, either way round).
+        for (keep_new, expected) in [(None, 21), (Some(0), 20), (Some(1), 20)] {
+            let mut torn = after.clone();
+            let changed = (0..after.len().div_ceil(PAGE)).filter(|page| {
+                let range = page * PAGE..((page + 1) * PAGE).min(after.len());
+                before.get(range.clone()) != Some(&after[range])
+            });
+            for (n, page) in changed.enumerate() {
+                let (start, end) = (page * PAGE, ((page + 1) * PAGE).min(before.len()));
+                if keep_new.is_some_and(|keep| n % 2 != keep) && start < end {
+                    torn[start..end].copy_from_slice(&before[start..end]);
+                }
+            }
+            let copy = dir.path().join(format!("torn-{keep_new:?}.redb"));
+            std::fs::write(&copy, &torn).unwrap();
+            let log = RedbEventLog::open(&copy).unwrap();
+            assert_eq!(log.verify_all().unwrap().events, expected, "{keep_new:?}");
+            assert_eq!(log.head(&actor).unwrap().unwrap().events, expected);
+        }
+    }
 }
