@@ -1762,4 +1762,22 @@ mod tests {
             assert_eq!(log.head(&actor).unwrap().unwrap().events, expected);
         }
     }
+
+    #[tokio::test]
+    async fn a_truncated_file_is_refused_by_name() {
+        let (_dir, path) = temp_db();
+        let log = RedbEventLog::open(&path).unwrap();
+        append_chain(&log, &ActorId::new(), None, 200).await;
+        drop(log);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let len = file.metadata().unwrap().len();
+        file.set_len(len / 2).unwrap();
+        drop(file);
+        let error = RedbEventLog::open(&path).unwrap_err().to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(
+            error.contains("the file is damaged (File truncated"),
+            "{error}"
+        );
+    }
 }
