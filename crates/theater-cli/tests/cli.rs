@@ -5,29 +5,11 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn actors_dir() -> PathBuf {
-    std::env::var_os("THEATER_ACTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors"))
-}
+mod support;
+use support::{actors_dir, home};
 
 fn counter_manifest() -> PathBuf {
-    let dir = actors_dir().join("counter");
-    assert!(
-        dir.join("counter.wasm").exists(),
-        "run `cargo xtask build-actors` first"
-    );
-    dir.join("manifest.toml")
-}
-
-/// A fresh home (one process at a time may use a home's chain database)
-/// sharing one compiled-component cache with the other tests.
-fn home() -> tempfile::TempDir {
-    let home = tempfile::tempdir().unwrap();
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache");
-    std::fs::create_dir_all(&cache).unwrap();
-    std::os::unix::fs::symlink(cache, home.path().join("cache")).unwrap();
-    home
+    support::manifest("counter")
 }
 
 /// Runs `theater` in a fresh home.

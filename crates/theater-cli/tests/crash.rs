@@ -55,26 +55,10 @@ const CHECKERS: usize = 4;
 const HANDLE_SEND: &str = "ntwk:theater/message-server-client.handle-send";
 const HANDLE_REQUEST: &str = "ntwk:theater/message-server-client.handle-request";
 
-fn actors_dir() -> PathBuf {
-    std::env::var_os("THEATER_ACTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors"))
-}
+mod support;
 
 fn manifest(actor: &str) -> String {
-    let dir = actors_dir().join(actor);
-    assert!(
-        dir.join(format!("{actor}.wasm")).exists(),
-        "run `cargo xtask build-actors` first"
-    );
-    dir.join("manifest.toml").display().to_string()
-}
-
-/// Compiled components, shared with the server tests so each compiles once.
-fn shared_cache() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("server-test-cache");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    support::manifest(actor).display().to_string()
 }
 
 /// xorshift64*: the kill moments and the load's batch sizes.
@@ -573,9 +557,7 @@ fn acknowledged_calls_survive_sigkill_of_the_server() {
     let seed = seed();
     println!("crash test: seed {seed} (THEATER_CRASH_SEED={seed} repeats the kill moments)");
     let mut rng = Rng(seed);
-    let home = tempfile::tempdir().unwrap();
-    #[cfg(unix)]
-    std::os::unix::fs::symlink(shared_cache(), home.path().join("cache")).unwrap();
+    let home = support::home();
 
     let mut server = Server::start(home.path());
     let mut actors = Vec::new();

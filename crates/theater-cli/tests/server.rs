@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -15,26 +15,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_theater");
 /// Longest wait for a line from a streaming command.
 const LINE_WAIT: Duration = Duration::from_secs(60);
 
-fn actors_dir() -> PathBuf {
-    std::env::var_os("THEATER_ACTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors"))
-}
+mod support;
+use support::actors_dir;
 
 fn manifest(actor: &str) -> String {
-    let dir = actors_dir().join(actor);
-    assert!(
-        dir.join(format!("{actor}.wasm")).exists(),
-        "run `cargo xtask build-actors` first"
-    );
-    dir.join("manifest.toml").display().to_string()
-}
-
-/// Compiled components, shared by every test server so each compiles once.
-fn shared_cache() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("server-test-cache");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    support::manifest(actor).display().to_string()
 }
 
 /// A `theater server` child process, killed when dropped.
@@ -51,9 +36,7 @@ impl Server {
     }
 
     fn start_with(token: Option<&str>) -> Self {
-        let home = tempfile::tempdir().unwrap();
-        #[cfg(unix)]
-        std::os::unix::fs::symlink(shared_cache(), home.path().join("cache")).unwrap();
+        let home = support::home();
         let mut command = Command::new(BIN);
         command
             .args(["server", "--listen", "127.0.0.1:0", "--home"])

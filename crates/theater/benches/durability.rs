@@ -84,27 +84,45 @@ fn log_appends(rt: &Runtime) {
     ] {
         for appenders in [1, MANY] {
             let (rate, stats) = figure(rt, kind, appenders);
-            let mut line = format!(
-                "{name:>8} {appenders:>2} appender{}: {rate:>10.0} events/s",
-                if appenders == 1 { " " } else { "s" }
-            );
-            if appenders == 1 {
-                line += &format!(", {:.1} µs per append", 1e6 / rate);
-            }
-            if let Some(stats) = stats {
-                line += &format!(
-                    ", {:.1} events per commit, {:.1} events per fsync ({} commits, {} fsyncs, largest batch {})",
-                    stats.events_per_commit(),
-                    stats.events_per_sync(),
-                    stats.commits,
-                    stats.syncs,
-                    stats.largest_batch,
-                );
-            }
-            println!("{line}");
+            let what = ["appender", "events", "append"];
+            println!("{}", figure_line(name, appenders, what, rate, stats));
             rates.push((name, appenders, rate));
         }
     }
+    for name in ["durable", "buffered"] {
+        print_ratios(&rates, name, "");
+    }
+}
+
+/// One figure: `appenders`/`actors` at `rate` per second, with the durable
+/// log's counters. `what` names the unit: (one of n, rate of, µs per).
+fn figure_line(
+    name: &str,
+    n: usize,
+    [one, of, per]: [&str; 3],
+    rate: f64,
+    stats: Option<LogStats>,
+) -> String {
+    let plural = if n == 1 { " " } else { "s" };
+    let mut line = format!("{name:>8} {n:>2} {one}{plural}: {rate:>10.0} {of}/s");
+    if n == 1 {
+        line += &format!(", {:.1} µs per {per}", 1e6 / rate);
+    }
+    if let Some(stats) = stats {
+        line += &format!(
+            ", {:.1} events per commit, {:.1} events per fsync ({} commits, {} fsyncs, largest batch {})",
+            stats.events_per_commit(),
+            stats.events_per_sync(),
+            stats.commits,
+            stats.syncs,
+            stats.largest_batch,
+        );
+    }
+    line
+}
+
+/// `ratio <name><infix>_vs_memory_<n>` for 1 and [`MANY`].
+fn print_ratios(rates: &[(&str, usize, f64)], name: &str, infix: &str) {
     let rate = |name: &str, n: usize| {
         rates
             .iter()
@@ -112,13 +130,11 @@ fn log_appends(rt: &Runtime) {
             .map(|(_, _, r)| *r)
             .expect("measured")
     };
-    for name in ["durable", "buffered"] {
-        for n in [1, MANY] {
-            println!(
-                "ratio {name}_vs_memory_{n} = {:.4}",
-                rate(name, n) / rate("memory", n)
-            );
-        }
+    for n in [1, MANY] {
+        println!(
+            "ratio {name}{infix}_vs_memory_{n} = {:.4}",
+            rate(name, n) / rate("memory", n)
+        );
     }
 }
 
@@ -201,39 +217,12 @@ fn recorded_calls(rt: &Runtime, manifest: &Manifest) {
     for (name, durable) in [("memory", false), ("durable", true)] {
         for actors in [1, MANY] {
             let (rate, stats) = call_figure(rt, manifest, cache.path(), durable, actors);
-            let mut line = format!(
-                "{name:>8} {actors:>2} actor{}: {rate:>10.0} calls/s",
-                if actors == 1 { " " } else { "s" }
-            );
-            if actors == 1 {
-                line += &format!(", {:.1} µs per call", 1e6 / rate);
-            }
-            if let Some(stats) = stats {
-                line += &format!(
-                    ", {:.1} events per commit, {:.1} events per fsync ({} commits, {} fsyncs)",
-                    stats.events_per_commit(),
-                    stats.events_per_sync(),
-                    stats.commits,
-                    stats.syncs,
-                );
-            }
-            println!("{line}");
+            let what = ["actor", "calls", "call"];
+            println!("{}", figure_line(name, actors, what, rate, stats));
             rates.push((name, actors, rate));
         }
     }
-    let rate = |name: &str, n: usize| {
-        rates
-            .iter()
-            .find(|(k, a, _)| *k == name && *a == n)
-            .map(|(_, _, r)| *r)
-            .expect("measured")
-    };
-    for n in [1, MANY] {
-        println!(
-            "ratio durable_calls_vs_memory_{n} = {:.4}",
-            rate("durable", n) / rate("memory", n)
-        );
-    }
+    print_ratios(&rates, "durable", "_calls");
 }
 
 /// The median round of `actors` counters called in a loop, on one runtime

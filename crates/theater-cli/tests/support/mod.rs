@@ -1,0 +1,38 @@
+//! What the CLI test binaries share: where the built actors are, and one
+//! compiled-component cache for every home they make.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+
+/// The `actors/` directory.
+pub fn actors_dir() -> PathBuf {
+    std::env::var_os("THEATER_ACTORS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors"))
+}
+
+/// The manifest of the built actor `actor`.
+pub fn manifest(actor: &str) -> PathBuf {
+    let dir = actors_dir().join(actor);
+    assert!(
+        dir.join(format!("{actor}.wasm")).exists(),
+        "run `cargo xtask build-actors` first"
+    );
+    dir.join("manifest.toml")
+}
+
+/// Compiled components, shared by every test home so each compiles once.
+pub fn shared_cache() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A fresh home (one process at a time may use a home's chain database)
+/// with the shared cache.
+pub fn home() -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(shared_cache(), home.path().join("cache")).unwrap();
+    home
+}
