@@ -1245,3 +1245,23 @@ fn history_commands_refuse_bad_input_and_the_server_goes_on() {
     assert_eq!(server.json(&["replay", &short])["matched"], true);
     still_serving(&server);
 }
+
+/// A home's chain database belongs to one process: `theater run` on the
+/// home of a running server is refused, saying why, and the server goes on.
+#[test]
+fn run_on_the_home_of_a_running_server_is_refused() {
+    let server = Server::start();
+    let out = Command::new(BIN)
+        .args(["run", &manifest("counter"), "--request", "{}", "--home"])
+        .arg(server.home.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(text.contains("chains.redb"), "{text}");
+    assert!(
+        text.contains("give each running Theater its own home"),
+        "{text}"
+    );
+    server.ok(&["list"]);
+}
