@@ -58,8 +58,8 @@ pub struct ServerConfig {
     pub token: Option<String>,
 }
 
-/// What the server remembers about actors it started (the runtime keeps
-/// their manifests).
+/// What the server remembers about actors it started or found running
+/// (the runtime keeps their manifests).
 #[derive(Debug, Clone)]
 pub(crate) struct Started {
     pub started_ms: u64,
@@ -86,12 +86,23 @@ impl Server {
         config: ServerConfig,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
+        // Actors resumed before the server opened keep their first start.
+        let started = runtime
+            .saved_actors()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|saved| runtime.actor(saved.id).is_ok())
+            .map(|saved| {
+                let started_ms = saved.record.started_ms;
+                (saved.id, Started { started_ms })
+            })
+            .collect();
         Ok(Self {
             listener,
             shared: Arc::new(Shared {
                 runtime,
                 config,
-                started: Mutex::default(),
+                started: Mutex::new(started),
             }),
         })
     }
