@@ -99,7 +99,7 @@ impl Executor {
         };
         self.state = output.state;
         let id = self.id.to_string();
-        let component = hex::encode(self.template.compiled.hash);
+        let component = &self.template.compiled.hash_hex;
         let name = &self.template.name;
         let state = StateDigest::of(&self.state);
         let (event_type, data, description) = match start {
@@ -111,17 +111,14 @@ impl Executor {
                 let data = record::encode(&InitRecord {
                     actor_id: &id,
                     name,
-                    component: &component,
+                    component,
                     state,
                     forked_from,
                 });
                 (record::ACTOR_INIT, data, description)
             }
             Start::Resume => {
-                let data = record::encode(&ResumeRecord {
-                    component: &component,
-                    state,
-                });
+                let data = record::encode(&ResumeRecord { component, state });
                 (record::ACTOR_RESUME, data, format!("{name} resumed"))
             }
         };

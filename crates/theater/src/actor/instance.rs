@@ -1,27 +1,26 @@
 //! One live instance of an actor's component, with its exports bound.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
-use wasmtime::component::{Func, Instance};
+use wasmtime::component::Func;
 use wasmtime::{Store, UpdateDeadline};
 
 use super::ActorStore;
 use crate::error::SpawnError;
 use crate::manifest::Limits;
 use crate::wasm::{
-    CallFailure, CallOutput, CompiledComponent, ExportFunction, ExportRegistry, ExportSpec,
-    Redactor, StateBytes,
+    CallFailure, CallOutput, CompiledComponent, ExportFunction, ExportSpec, ExportTable, Redactor,
+    StateBytes,
 };
 
 /// Everything needed to (re)create an actor's instance.
 pub(crate) struct ActorTemplate {
     pub name: String,
     pub compiled: Arc<CompiledComponent>,
-    pub exports: ExportRegistry,
+    pub exports: Arc<ExportTable>,
     pub limits: Limits,
 }
 
@@ -31,15 +30,11 @@ impl ActorTemplate {
     }
 }
 
-/// An export bound to this instance, with how the chain records it.
-struct BoundExport {
-    function: Box<dyn ExportFunction>,
-    redact: Option<Redactor>,
-}
-
 pub(crate) struct ActorInstance {
     pub store: Store<ActorStore>,
-    exports: HashMap<String, BoundExport>,
+    exports: Arc<ExportTable>,
+    /// Per entry of `exports`, its function in this instance, if exported.
+    bound: Vec<Option<Box<dyn ExportFunction>>>,
 }
 
 impl ActorInstance {
@@ -63,38 +58,36 @@ impl ActorInstance {
             .await
             .map_err(|e| SpawnError::Instantiate(format!("{e:#}")))?;
 
-        let mut exports = HashMap::new();
-        for spec in template.exports.specs() {
-            match lookup(template, &instance, &mut store, spec) {
-                Some(func) => {
-                    let bound =
-                        spec.bind(func, &store)
-                            .map_err(|e| SpawnError::MistypedExport {
-                                function: spec.full_name(),
-                                signature: spec.signature(),
-                                reason: format!("{e:#}"),
-                            })?;
-                    let bound = BoundExport {
-                        function: bound,
-                        redact: spec.redact,
-                    };
-                    exports.insert(spec.full_name(), bound);
-                }
+        let mut bound = Vec::with_capacity(template.exports.entries().len());
+        for (spec, index) in template.exports.entries() {
+            let func = index.and_then(|index| instance.get_func(&mut store, index));
+            bound.push(match func {
+                Some(func) => Some(bind(spec, func, &store)?),
                 None if spec.required => {
                     return Err(SpawnError::MissingExport {
                         function: spec.full_name(),
                         signature: spec.signature(),
                     });
                 }
-                None => {}
-            }
+                None => None,
+            });
         }
-        Ok(Self { store, exports })
+        Ok(Self {
+            store,
+            exports: template.exports.clone(),
+            bound,
+        })
     }
 
     /// Names of the bound exports, sorted, for error messages.
     pub fn export_names(&self) -> String {
-        let mut names: Vec<&str> = self.exports.keys().map(String::as_str).collect();
+        let mut names: Vec<String> = self
+            .exports
+            .entries()
+            .zip(&self.bound)
+            .filter(|(_, bound)| bound.is_some())
+            .map(|((spec, _), _)| spec.full_name())
+            .collect();
         names.sort_unstable();
         names.join(", ")
     }
@@ -107,12 +100,13 @@ impl ActorInstance {
         params: &RawValue,
         timeout: Duration,
     ) -> Option<Called> {
-        let export = self.exports.get(function)?;
+        let slot = self.exports.slot(function)?;
+        let export = self.bound[slot].as_ref()?;
         arm_deadline(&mut self.store, timeout);
-        let outcome = export.function.call(&mut self.store, state, params).await;
+        let outcome = export.call(&mut self.store, state, params).await;
         Some(Called {
             outcome,
-            redact: export.redact,
+            redact: self.exports.spec(slot).redact,
         })
     }
 }
@@ -137,14 +131,16 @@ fn arm_deadline(store: &mut Store<ActorStore>, timeout: Duration) {
     store.set_epoch_deadline(1);
 }
 
-fn lookup(
-    template: &ActorTemplate,
-    instance: &Instance,
-    store: &mut Store<ActorStore>,
+/// Binds `func` as `spec` expects, or explains how its type differs.
+fn bind(
     spec: &ExportSpec,
-) -> Option<Func> {
-    let component = &template.compiled.component;
-    let interface = component.get_export_index(None, spec.interface)?;
-    let function = component.get_export_index(Some(&interface), spec.function)?;
-    instance.get_func(store, function)
+    func: Func,
+    store: &Store<ActorStore>,
+) -> Result<Box<dyn ExportFunction>, SpawnError> {
+    spec.bind(func, store)
+        .map_err(|e| SpawnError::MistypedExport {
+            function: spec.full_name(),
+            signature: spec.signature(),
+            reason: format!("{e:#}"),
+        })
 }

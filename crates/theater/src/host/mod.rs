@@ -26,7 +26,7 @@ use wasmtime::component::Linker;
 use crate::actor::{ACTOR_INTERFACE, ActorStore, Extensions};
 use crate::error::SpawnError;
 use crate::manifest::Manifest;
-use crate::wasm::ExportRegistry;
+use crate::wasm::{ExportKey, ExportRegistry};
 
 /// Interfaces that declare only types: components import them, and there is
 /// nothing to provide but their name.
@@ -61,7 +61,9 @@ pub trait Handler: Send + Sync + 'static {
     fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()>;
 
     /// Registers the exports it calls on actors. `listed` says whether the
-    /// manifest names this handler (and so may require its exports).
+    /// manifest names this handler (and so may require its exports). What it
+    /// registers must depend on `listed` alone: the runtime resolves each
+    /// registry once per component.
     fn exports(&self, exports: &mut ExportRegistry, listed: bool);
 }
 
@@ -226,6 +228,14 @@ impl Grants {
             grant.handler.exports(&mut exports, grant.listed);
         }
         exports
+    }
+
+    /// What [`exports`](Self::exports) is built from.
+    pub fn export_key(&self) -> ExportKey {
+        self.granted
+            .iter()
+            .map(|grant| (grant.handler.name(), grant.listed))
+            .collect()
     }
 
     /// Each granted handler's per-actor state, from its config.

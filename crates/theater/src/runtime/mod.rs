@@ -193,11 +193,10 @@ impl TheaterRuntime {
         let compiled = self.inner.cache.load(&manifest.component_path).await?;
         grants.check_imports(&compiled.imports)?;
         compiled.instance_pre()?;
-        let compiled_hash = compiled.hash;
         let template = Arc::new(ActorTemplate {
             name: manifest.name.clone(),
+            exports: compiled.export_table(grants.export_key(), || grants.exports()),
             compiled,
-            exports: grants.exports(),
             limits: manifest.limits,
         });
         let (id, head) = match options.resume {
@@ -221,7 +220,7 @@ impl TheaterRuntime {
         let state = options.state.unwrap_or_else(|| manifest.init_state.clone());
         let handle = actor::spawn(
             recorder,
-            template,
+            template.clone(),
             state,
             extensions,
             self.downgrade(),
@@ -231,7 +230,7 @@ impl TheaterRuntime {
         if head.is_none() {
             let record = ActorRecord {
                 manifest: manifest.clone(),
-                component: hex::encode(compiled_hash),
+                component: template.compiled.hash_hex.clone(),
                 parent: options.parent.as_ref().map(|(parent, _)| *parent),
                 running: true,
                 started_ms: now_ms(),

@@ -9,6 +9,7 @@
 //! parameters and a return value. Each registration is checked against the
 //! component's real export type when the actor is spawned.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -17,7 +18,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::{RawValue, to_raw_value};
 use wasmtime::Store;
-use wasmtime::component::{ComponentNamedList, ComponentType, Func, Lift, Lower, TypedFunc};
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentNamedList, ComponentType, Func, Lift, Lower,
+    TypedFunc,
+};
 
 use crate::actor::ActorStore;
 
@@ -283,6 +287,57 @@ impl ExportRegistry {
             _types: PhantomData,
         }
     }
+}
+
+/// A registry's exports looked up in one component. Built once per
+/// component and registry, so that an instance finds its exports by index
+/// instead of by name.
+pub(crate) struct ExportTable {
+    specs: Vec<ExportSpec>,
+    /// Per spec, where the component exports it; `None` if it does not.
+    indices: Vec<Option<ComponentExportIndex>>,
+    /// Position in `specs` of each `interface.function`.
+    slots: HashMap<String, usize>,
+}
+
+impl ExportTable {
+    pub fn new(component: &Component, registry: ExportRegistry) -> Self {
+        let specs = registry.specs;
+        let indices = specs.iter().map(|spec| find(component, spec)).collect();
+        let slots = specs
+            .iter()
+            .enumerate()
+            .map(|(slot, spec)| (spec.full_name(), slot))
+            .collect();
+        Self {
+            specs,
+            indices,
+            slots,
+        }
+    }
+
+    /// Each spec with the component's index of its function, if any.
+    pub fn entries(
+        &self,
+    ) -> impl ExactSizeIterator<Item = (&ExportSpec, Option<&ComponentExportIndex>)> {
+        self.specs
+            .iter()
+            .zip(self.indices.iter().map(Option::as_ref))
+    }
+
+    /// Position of `interface.function` in [`entries`](Self::entries).
+    pub fn slot(&self, function: &str) -> Option<usize> {
+        self.slots.get(function).copied()
+    }
+
+    pub fn spec(&self, slot: usize) -> &ExportSpec {
+        &self.specs[slot]
+    }
+}
+
+fn find(component: &Component, spec: &ExportSpec) -> Option<ComponentExportIndex> {
+    let interface = component.get_export_index(None, spec.interface)?;
+    component.get_export_index(Some(&interface), spec.function)
 }
 
 /// Refines a registration.

@@ -10,13 +10,20 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker};
 
+use super::adapter::{ExportRegistry, ExportTable};
 use crate::actor::ActorStore;
 use crate::chain::Hash;
+
+/// The handlers that built an export registry, each with whether its
+/// manifest lists it: equal keys build equal registries.
+pub type ExportKey = Vec<(&'static str, bool)>;
 
 /// A component ready to instantiate.
 pub struct CompiledComponent {
     /// SHA-256 of the component's bytes.
     pub hash: Hash,
+    /// `hash` in hex, as chain events and actor records name the component.
+    pub hash_hex: String,
     pub component: Component,
     /// Names of the interfaces it imports, e.g. `ntwk:theater/runtime`.
     pub imports: Vec<String>,
@@ -24,6 +31,8 @@ pub struct CompiledComponent {
     /// Kept as a result so that callers can first explain missing grants.
     linked: Result<InstancePre<ActorStore>, String>,
     path: PathBuf,
+    /// Export tables already built, one per key.
+    export_tables: Mutex<Vec<(ExportKey, Arc<ExportTable>)>>,
 }
 
 impl CompiledComponent {
@@ -33,6 +42,22 @@ impl CompiledComponent {
             path: self.path.clone(),
             reason: reason.clone(),
         })
+    }
+
+    /// The exports `registry` builds, looked up in this component; built
+    /// once per `key`, so later spawns skip building and looking them up.
+    pub(crate) fn export_table(
+        &self,
+        key: ExportKey,
+        registry: impl FnOnce() -> ExportRegistry,
+    ) -> Arc<ExportTable> {
+        let mut tables = self.export_tables.lock().expect("export table lock");
+        if let Some((_, table)) = tables.iter().find(|(built, _)| *built == key) {
+            return table.clone();
+        }
+        let table = Arc::new(ExportTable::new(&self.component, registry()));
+        tables.push((key, table.clone()));
+        table
     }
 }
 
@@ -209,10 +234,12 @@ fn compile(
         .map_err(|e| format!("{e:#}"));
     Ok(CompiledComponent {
         hash,
+        hash_hex: hex::encode(hash),
         component,
         imports,
         linked,
         path: path.to_owned(),
+        export_tables: Mutex::default(),
     })
 }
 

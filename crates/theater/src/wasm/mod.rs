@@ -5,11 +5,12 @@
 mod adapter;
 mod cache;
 
+pub(crate) use adapter::ExportTable;
 pub use adapter::{
     CallFailure, CallOutput, ExportBuilder, ExportFunction, ExportRegistry, ExportSpec,
     ParamsShape, Redactor, ResultShape, StateBytes,
 };
-pub use cache::{CompiledComponent, ComponentCache, ComponentError};
+pub use cache::{CompiledComponent, ComponentCache, ComponentError, ExportKey};
 
 use std::time::Duration;
 
