@@ -115,11 +115,6 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         tokio::signal::ctrl_c()
             .await
             .context("waiting for Ctrl-C")?;
-        theater.shutdown().await;
-        if !args.json {
-            println!("stopped; `theater run --resume` continues it");
-        }
-        return Ok(ExitCode::SUCCESS);
     }
     for message in &messages {
         let reply = deliver(&actor, message).await;
@@ -136,7 +131,12 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
     if let Some(path) = &args.chain_out {
         write_chain(path, &actor, events.clone())?;
     }
-    theater.stop(actor.id()).await?;
+    if messages.is_empty() {
+        // Interrupted, not finished: it stays resumable.
+        theater.shutdown().await;
+    } else {
+        theater.stop(actor.id()).await?;
+    }
 
     let head = events
         .last()
@@ -165,6 +165,9 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         );
         if let Some(path) = &args.chain_out {
             println!("chain written to {}", path.display());
+        }
+        if messages.is_empty() {
+            println!("stopped; `theater run --resume` continues it");
         }
     }
     Ok(if failed {

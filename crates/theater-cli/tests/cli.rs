@@ -293,3 +293,50 @@ fn run_resume_continues_an_actor_after_sigkill() {
         stderr(&out)
     );
 }
+
+/// Ctrl-C interrupts a `theater run` without messages: it prints the state
+/// and the verified chain, and the actor stays resumable.
+#[test]
+fn run_interrupted_by_ctrl_c_stays_resumable() {
+    use std::io::{BufRead, BufReader, Read};
+
+    let manifest = counter_manifest();
+    let manifest = manifest.to_str().unwrap();
+    let home = home();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_theater"))
+        .args(["run", manifest])
+        .env("THEATER_HOME", home.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let mut running = String::new();
+    out.read_line(&mut running).unwrap();
+    assert!(running.starts_with("running;"), "{running}");
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(rest.contains("chain verified: 1 events"), "{rest}");
+    assert!(
+        rest.contains("`theater run --resume` continues it"),
+        "{rest}"
+    );
+
+    let id = first.trim().trim_start_matches("started counter ");
+    let out = theater_in(
+        home.path(),
+        &["run", manifest, "--resume", "--request", "{}"],
+    );
+    assert!(
+        stdout(&out).contains(&format!("resumed counter {id}")),
+        "{}",
+        stdout(&out)
+    );
+}
