@@ -16,6 +16,24 @@ use crate::wasm::StateBytes;
 /// Completes once an appended event is as durable as the log promises.
 pub type LogFuture = Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>>;
 
+/// A chain, as its log keeps it, does not check out.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct VerifyFailure {
+    /// Index of the first bad event, when one event is to blame.
+    pub first_bad_event: Option<u64>,
+    pub message: String,
+}
+
+impl From<LogError> for VerifyFailure {
+    fn from(error: LogError) -> Self {
+        Self {
+            first_bad_event: None,
+            message: error.to_string(),
+        }
+    }
+}
+
 /// The log could not keep or read an event.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("event log: {0}")]
@@ -87,7 +105,7 @@ pub trait EventLog: Send + Sync + 'static {
     /// Reads `actor`'s chain back from where it is kept and checks every
     /// hash and link, and every state kept with it; the error names the
     /// first bad event.
-    fn verify(&self, actor: &ActorId) -> Result<(), LogError>;
+    fn verify(&self, actor: &ActorId) -> Result<(), VerifyFailure>;
 
     /// The newest snapshot of `actor` at or before event `index`.
     fn snapshot(&self, actor: &ActorId, index: u64) -> Result<Option<Snapshot>, LogError>;
@@ -180,8 +198,11 @@ impl EventLog for MemoryEventLog {
             .unwrap_or_default())
     }
 
-    fn verify(&self, actor: &ActorId) -> Result<(), LogError> {
-        super::verify(&self.events(actor)?).map_err(|e| LogError(e.to_string()))
+    fn verify(&self, actor: &ActorId) -> Result<(), VerifyFailure> {
+        super::verify(&self.events(actor)?).map_err(|e| VerifyFailure {
+            first_bad_event: Some(e.index() as u64),
+            message: e.to_string(),
+        })
     }
 
     fn snapshot(&self, actor: &ActorId, index: u64) -> Result<Option<Snapshot>, LogError> {

@@ -9,7 +9,7 @@ pub mod record;
 
 pub use log::{
     ActorRecord, EventLog, LogError, LogFuture, MemoryEventLog, SNAPSHOT_EVERY, SavedActor,
-    Snapshot, always_snapshot, snapshot_due,
+    Snapshot, VerifyFailure, always_snapshot, snapshot_due,
 };
 
 use serde::{Deserialize, Serialize};

@@ -20,7 +20,9 @@ use tokio::sync::broadcast;
 
 use crate::actor::{self, ActorEvent, ActorHandle, ActorTemplate, ChainRecorder, Start, now_ms};
 use crate::chain::record::Origin;
-use crate::chain::{ActorRecord, ChainEvent, EventLog, Hash, LogError, MemoryEventLog, SavedActor};
+use crate::chain::{
+    ActorRecord, ChainEvent, EventLog, Hash, LogError, MemoryEventLog, SavedActor, VerifyFailure,
+};
 use crate::error::{ActorError, SpawnError};
 use crate::host::HandlerSet;
 use crate::id::ActorId;
@@ -367,7 +369,7 @@ impl TheaterRuntime {
 
     /// Reads an actor's chain back from the log and checks every hash,
     /// link and kept state; the error names the first bad event.
-    pub fn verify(&self, id: ActorId) -> Result<(), LogError> {
+    pub fn verify(&self, id: ActorId) -> Result<(), VerifyFailure> {
         self.inner.log.verify(&id)
     }
 

@@ -11,7 +11,7 @@ use super::connection::{After, Connection};
 use super::protocol::{ErrorBody, ErrorKind, Op, Payload, put_bytes};
 use super::{DEFAULT_REQUEST_TIMEOUT, MAX_REQUEST_TIMEOUT, Started};
 use crate::actor::{ActorHandle, now_ms};
-use crate::chain::{self, ChainEvent};
+use crate::chain::ChainEvent;
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
 use crate::manifest::Manifest;
@@ -104,21 +104,15 @@ impl Connection {
                     "events": events.len(),
                     "head": hash_hex(events.last()),
                 });
-                // The events as read, then the chain and its stored states
-                // as kept on disk.
-                let stored = || self.shared.runtime.verify(id).map_err(|e| e.to_string());
-                match chain::verify(&events) {
-                    Ok(()) => match stored() {
-                        Ok(()) => answer["verified"] = true.into(),
-                        Err(error) => {
-                            answer["verified"] = false.into();
-                            answer["error"] = error.into();
-                        }
-                    },
-                    Err(e) => {
+                // Read back from where the log keeps it, states included.
+                match self.shared.runtime.verify(id) {
+                    Ok(()) => answer["verified"] = true.into(),
+                    Err(failure) => {
                         answer["verified"] = false.into();
-                        answer["first_bad_event"] = e.index().into();
-                        answer["error"] = e.to_string().into();
+                        if let Some(index) = failure.first_bad_event {
+                            answer["first_bad_event"] = index.into();
+                        }
+                        answer["error"] = failure.message.into();
                     }
                 }
                 Ok(answer)

@@ -23,7 +23,8 @@ use super::codec;
 use crate::chain::record::StateDigest;
 use crate::chain::{
     self, ActorRecord, ChainEvent, ChainExport, EXPORT_FORMAT, EventLog, Hash, LogError, LogFuture,
-    SNAPSHOT_EVERY, SavedActor, Snapshot, VerifyError, always_snapshot, snapshot_due,
+    SNAPSHOT_EVERY, SavedActor, Snapshot, VerifyError, VerifyFailure, always_snapshot,
+    snapshot_due,
 };
 use crate::id::ActorId;
 use crate::wasm::StateBytes;
@@ -806,10 +807,16 @@ impl EventLog for RedbEventLog {
             .map_err(|error| LogError(error.to_string()))
     }
 
-    fn verify(&self, actor: &ActorId) -> Result<(), LogError> {
+    fn verify(&self, actor: &ActorId) -> Result<(), VerifyFailure> {
         self.verify_stored(actor)
             .map(|_| ())
-            .map_err(|error| LogError(error.to_string()))
+            .map_err(|error| VerifyFailure {
+                first_bad_event: error
+                    .damaged_chains()
+                    .first()
+                    .map(|chain| chain.damage.first_bad_event()),
+                message: error.to_string(),
+            })
     }
 
     fn snapshot(&self, actor: &ActorId, index: u64) -> Result<Option<Snapshot>, LogError> {
@@ -1700,6 +1707,8 @@ mod tests {
             "{error}"
         );
         assert_eq!(log.verify_all().unwrap_err().damaged_chains().len(), 1);
+        let failure = EventLog::verify(&log, &actor).unwrap_err();
+        assert_eq!(failure.first_bad_event, Some(64));
     }
 
     #[tokio::test]
