@@ -233,29 +233,10 @@ fn run_prints_where_an_http_actor_listens() {
 /// same id, its chain going on; a run that ended normally is not resumed.
 #[test]
 fn run_resume_continues_an_actor_after_sigkill() {
-    use std::io::{BufRead, BufReader};
-
     let manifest = counter_manifest();
     let manifest = manifest.to_str().unwrap();
     let home = home();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_theater"))
-        .args(["run", manifest])
-        .env("THEATER_HOME", home.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut started = String::new();
-    out.read_line(&mut started).unwrap();
-    let id = started
-        .trim()
-        .strip_prefix("started counter (")
-        .and_then(|rest| rest.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("unexpected first line: {started}"))
-        .to_owned();
-    let mut running = String::new();
-    out.read_line(&mut running).unwrap();
-    assert!(running.starts_with("running;"), "{running}");
+    let (mut child, _, id) = run_until_interrupted(home.path(), manifest);
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
 
@@ -298,23 +279,12 @@ fn run_resume_continues_an_actor_after_sigkill() {
 /// and the verified chain, and the actor stays resumable.
 #[test]
 fn run_interrupted_by_ctrl_c_stays_resumable() {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::Read;
 
     let manifest = counter_manifest();
     let manifest = manifest.to_str().unwrap();
     let home = home();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_theater"))
-        .args(["run", manifest])
-        .env("THEATER_HOME", home.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    let mut running = String::new();
-    out.read_line(&mut running).unwrap();
-    assert!(running.starts_with("running;"), "{running}");
+    let (mut child, mut out, id) = run_until_interrupted(home.path(), manifest);
     let interrupted = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -329,14 +299,39 @@ fn run_interrupted_by_ctrl_c_stays_resumable() {
         "{rest}"
     );
 
-    let id = first.trim().trim_start_matches("started counter ");
     let out = theater_in(
         home.path(),
         &["run", manifest, "--resume", "--request", "{}"],
     );
-    assert!(
-        stdout(&out).contains(&format!("resumed counter {id}")),
-        "{}",
-        stdout(&out)
-    );
+    let text = stdout(&out);
+    assert!(text.contains(&format!("resumed counter ({id})")), "{text}");
+}
+
+/// Starts `theater run <manifest>` without messages, so it runs until
+/// interrupted; returns it once it says so, with its stdout and the id.
+fn run_until_interrupted(
+    home: &Path,
+    manifest: &str,
+) -> (std::process::Child, impl std::io::Read, String) {
+    use std::io::{BufRead, BufReader};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_theater"))
+        .args(["run", manifest])
+        .env("THEATER_HOME", home)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut started = String::new();
+    out.read_line(&mut started).unwrap();
+    let id = started
+        .trim()
+        .strip_prefix("started counter (")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("unexpected first line: {started}"))
+        .to_owned();
+    let mut running = String::new();
+    out.read_line(&mut running).unwrap();
+    assert!(running.starts_with("running;"), "{running}");
+    (child, out, id)
 }
