@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use theater::chain::{self, ChainExport};
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND};
 use theater::{ActorHandle, Manifest, RuntimeConfig, TheaterRuntime};
+use tokio::signal::unix::{SignalKind, signal};
 
 /// Spawn an actor from its manifest in this process, deliver messages, and
 /// print replies, the final state and the verified chain.
@@ -109,12 +110,12 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
     let mut replies = Vec::new();
     let mut failed = false;
     if messages.is_empty() {
+        // Listening before saying so: a Ctrl-C right after the line is caught.
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
         if !args.json {
             println!("running; press Ctrl-C to stop");
         }
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
+        interrupt.recv().await;
     }
     for message in &messages {
         let reply = deliver(&actor, message).await;
