@@ -1,0 +1,6 @@
+//! Attacks on the sandbox, one module per area: what an untrusted actor, a
+//! management client or a network peer can try, and the proof that each is
+//! contained, that neighbours keep serving, and that chains still verify.
+
+#[path = "../it/common/mod.rs"]
+mod common;
