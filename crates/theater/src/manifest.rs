@@ -133,6 +133,25 @@ impl Limits {
         Ok(())
     }
 
+    /// These limits for a child an actor spawns: each one its manifest does
+    /// not set (`set` says which it does) is lowered to the parent's, so a
+    /// child left at the defaults never has more than its parent.
+    pub fn inherited(mut self, parent: &Limits, set: impl Fn(&str) -> bool) -> Limits {
+        if !set("memory_mb") {
+            self.memory_mb = self.memory_mb.min(parent.memory_mb);
+        }
+        if !set("call_timeout_ms") {
+            self.call_timeout_ms = self.call_timeout_ms.min(parent.call_timeout_ms);
+        }
+        if !set("queue_capacity") {
+            self.queue_capacity = self.queue_capacity.min(parent.queue_capacity);
+        }
+        if !set("max_message_bytes") {
+            self.max_message_bytes = self.max_message_bytes.min(parent.max_message_bytes);
+        }
+        self
+    }
+
     /// Fails on the first limit higher than the parent's, with its key: a
     /// child an actor spawns may have no more than its parent.
     pub fn within(&self, parent: &Limits) -> Result<(), (&'static str, String)> {
@@ -637,6 +656,15 @@ config = { max_sleep_duration = 1000 }
 
     #[test]
     fn a_child_has_no_limit_above_its_parent() {
+        let parent = Limits {
+            memory_mb: 64,
+            ..Limits::default()
+        };
+        let child = Limits::default().inherited(&parent, |_| false);
+        assert_eq!(child.memory_mb, 64);
+        assert_eq!(child.call_timeout_ms, DEFAULT_CALL_TIMEOUT_MS);
+        let child = Limits::default().inherited(&parent, |key| key == "memory_mb");
+        assert_eq!(child.memory_mb, DEFAULT_MEMORY_MB);
         let parent = Limits::default();
         assert_eq!(parent.within(&parent), Ok(()));
         let child = Limits {

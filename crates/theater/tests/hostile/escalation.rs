@@ -137,11 +137,15 @@ call_timeout_ms = 2000
             vec!["filesystem", "path"],
         ),
         (
-            fs(&format!("{{ path = \"{dir}/inner/..\" , allowed_commands = [\"ls\", \"sh\"] }}")),
+            fs(&format!(
+                "{{ path = \"{dir}/inner/..\" , allowed_commands = [\"ls\", \"sh\"] }}"
+            )),
             vec!["filesystem", "allowed_commands", "sh"],
         ),
         (
-            fs(&format!("{{ path = \"{dir}\", command_timeout_ms = 5000 }}")),
+            fs(&format!(
+                "{{ path = \"{dir}\", command_timeout_ms = 5000 }}"
+            )),
             vec!["filesystem", "command_timeout_ms"],
         ),
         (fs("{ new_dir = true }"), vec!["filesystem", "new_dir"]),
@@ -172,7 +176,7 @@ call_timeout_ms = 2000
             vec!["message-server", "request_timeout_ms"],
         ),
         (
-            handler("supervisor", "{ spawn_from = [\"/\"] }"),
+            handler("supervisor", "{ spawn_from = [\"/\"], max_children = 1 }"),
             vec!["supervisor", "spawn_from"],
         ),
         (
@@ -200,9 +204,11 @@ call_timeout_ms = 2000
     // Exactly what it holds, or less, is fine.
     let within = [
         fs(&format!(
-            "{{ path = \"{dir}/inner\", allowed_commands = [\"ls\"] }}"
+            "{{ path = \"{dir}/inner\", allowed_commands = [\"ls\"], command_timeout_ms = 1000 }}"
         )),
-        fs(&format!("{{ path = \"{dir}\", new_dir = true }}")),
+        fs(&format!(
+            "{{ path = \"{dir}\", new_dir = true, command_timeout_ms = 10 }}"
+        )),
         handler(
             "http-client",
             "{ allowed_hosts = [\"127.0.0.1\"], timeout_ms = 500 }",
@@ -285,7 +291,9 @@ async fn a_symlink_inside_the_spawn_directory_cannot_lead_out() {
 async fn by_default_a_parent_spawns_only_from_its_own_directory() {
     let runtime = runtime();
     let parent = spawner(&runtime, "{}", "").await;
-    let error = try_spawn(&parent, "../echo/manifest.toml").await.unwrap_err();
+    let error = try_spawn(&parent, "../echo/manifest.toml")
+        .await
+        .unwrap_err();
     assert!(
         error.contains("outside") && error.contains("spawn_from"),
         "{error}"

@@ -166,7 +166,9 @@ async fn fifos_and_devices_named_to_the_server_are_refused_while_it_keeps_answer
     })
     .await;
     for (role, kind, special, task) in attempts {
-        let answer = within(&format!("the {role} as a {kind}"), task).await.unwrap();
+        let answer = within(&format!("the {role} as a {kind}"), task)
+            .await
+            .unwrap();
         let error = match answer {
             Err(ClientError::Server(error)) => error.message,
             other => panic!("the {role} as a {kind} was not refused: {other:?}"),
@@ -203,9 +205,12 @@ async fn files_larger_than_their_limit_are_refused_before_they_are_read() {
         );
     }
     // Within the limits, the same server starts the actor.
-    within("a start", start(&addr, &actors_dir().join("echo/manifest.toml")))
-        .await
-        .unwrap();
+    within(
+        "a start",
+        start(&addr, &actors_dir().join("echo/manifest.toml")),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,18 +16,14 @@ async fn operator_refuses(text: &str) -> String {
     let runtime = runtime();
     let manifest = match theater::Manifest::parse(
         text,
-        &crate::common::manifest_path("echo")
-            .with_file_name("test-manifest.toml"),
+        &crate::common::manifest_path("echo").with_file_name("test-manifest.toml"),
         crate::common::manifest_path("echo").parent().unwrap(),
     ) {
         Ok(manifest) => manifest,
         Err(error) => return error.to_string(),
     };
     match runtime.spawn(&manifest).await {
-        Ok(_) => panic!(
-            "accepted, as limits {:?}:\n{text}",
-            manifest.limits
-        ),
+        Ok(_) => panic!("accepted, as limits {:?}:\n{text}", manifest.limits),
         Err(error) => error.to_string(),
     }
 }
@@ -49,8 +45,7 @@ async fn tables_must_be_tables() {
     let error = operator_refuses(&echo("limits = [1]\n")).await;
     names(&error, 3, "limits");
     // A handler as an array, once read as its type and config.
-    let error =
-        operator_refuses(&echo("handlers = [[\"filesystem\", { path = \"/\" }]]\n")).await;
+    let error = operator_refuses(&echo("handlers = [[\"filesystem\", { path = \"/\" }]]\n")).await;
     names(&error, 3, "handlers");
     let error = operator_refuses(&echo("[[handlers]]\ntype = \"runtime\"\nconfig = [1]\n")).await;
     names(&error, 5, "config");
@@ -59,9 +54,17 @@ async fn tables_must_be_tables() {
 #[tokio::test]
 async fn every_value_is_range_checked() {
     for (text, line, key) in [
-        ("[limits]\ncall_timeout_ms = 18446744073709551615\n", 4, "call_timeout_ms"),
+        (
+            "[limits]\ncall_timeout_ms = 18446744073709551615\n",
+            4,
+            "call_timeout_ms",
+        ),
         ("[limits]\nmemory_mb = 5000\n", 4, "memory_mb"),
-        ("[limits]\nmax_message_bytes = 99999999999999\n", 4, "max_message_bytes"),
+        (
+            "[limits]\nmax_message_bytes = 99999999999999\n",
+            4,
+            "max_message_bytes",
+        ),
         ("[limits]\nqueue_capacity = -1\n", 4, "queue_capacity"),
         (
             "[[handlers]]\ntype = \"timing\"\nconfig = { max_sleep_duration = 99999999999999 }\n",
@@ -97,7 +100,11 @@ async fn unknown_and_mistyped_handler_keys_are_errors_at_their_line() {
             6,
             "allowed_command",
         ),
-        ("[[handlers]]\ntype = \"random\"\nconfig = { seed = 4 }\n", 5, "seed"),
+        (
+            "[[handlers]]\ntype = \"random\"\nconfig = { seed = 4 }\n",
+            5,
+            "seed",
+        ),
         (
             "[[handlers]]\ntype = \"timing\"\n[handlers.config]\nmax_sleep_duration = \"1000\"\n",
             6,

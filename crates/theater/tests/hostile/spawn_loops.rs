@@ -84,12 +84,12 @@ async fn the_runtime_limits_actors_in_total() {
     );
     neighbour_answers(&neighbour).await;
     // The operator is told the same, and a stopped actor frees a place.
-    let err = runtime
-        .spawn_file(manifest_path("echo"))
-        .await
-        .unwrap_err();
+    let err = runtime.spawn_file(manifest_path("echo")).await.unwrap_err();
     assert!(err.to_string().contains("max_actors"), "{err}");
-    runtime.stop(runtime.children(parent.id())[0]).await.unwrap();
+    runtime
+        .stop(runtime.children(parent.id())[0])
+        .await
+        .unwrap();
     runtime.spawn_file(manifest_path("echo")).await.unwrap();
 }
 
