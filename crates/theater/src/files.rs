@@ -120,7 +120,7 @@ pub enum FileError {
 }
 
 /// An open regular file within its size limit, ready to read.
-pub struct HostFile {
+pub(crate) struct HostFile {
     file: File,
     metadata: Metadata,
     path: PathBuf,
@@ -129,13 +129,13 @@ pub struct HostFile {
 }
 
 impl HostFile {
-    pub fn metadata(&self) -> &Metadata {
+    pub(crate) fn metadata(&self) -> &Metadata {
         &self.metadata
     }
 
     /// Every byte, never more than the limit (files such as those of
     /// `/proc` are larger than their size says).
-    pub fn read_all(self) -> Result<Vec<u8>, FileError> {
+    pub(crate) fn read_all(self) -> Result<Vec<u8>, FileError> {
         let mut bytes = Vec::with_capacity(self.metadata.len().min(self.limit) as usize);
         (&self.file)
             .take(self.limit.saturating_add(1))
@@ -153,7 +153,7 @@ impl HostFile {
 }
 
 /// Opens `path` under `rules`; blocking (the caller is on a blocking thread).
-pub fn open(path: &Path, kind: FileKind, rules: &FileRules) -> Result<HostFile, FileError> {
+pub(crate) fn open(path: &Path, kind: FileKind, rules: &FileRules) -> Result<HostFile, FileError> {
     let io = |source| FileError::Io {
         what: kind.what(),
         path: path.to_owned(),
@@ -203,7 +203,7 @@ pub fn read(path: &Path, kind: FileKind, rules: &FileRules) -> Result<Vec<u8>, F
 
 /// Runs blocking file work on a blocking thread, so that no runtime thread
 /// ever waits on the disk.
-pub async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(work)
         .await
         .expect("blocking file work panicked")

@@ -244,7 +244,10 @@ mod tests {
         let config = table("path = \"/\"\nallowed_command = []");
         let err = known_keys(&config, &["path", "allowed_commands"]).unwrap_err();
         assert_eq!(err.key.as_deref(), Some("allowed_command"));
-        assert!(err.message.contains("known: path, allowed_commands"), "{err}");
+        assert!(
+            err.message.contains("known: path, allowed_commands"),
+            "{err}"
+        );
         let err = known_keys(&config, &[]).unwrap_err();
         assert!(err.message.contains("takes no config"), "{err}");
     }
@@ -265,7 +268,13 @@ mod tests {
         assert!(dir_within("path", &dir.path().join("in/../in"), &parent).is_ok());
         let outside = dir_within("path", dir.path().parent().unwrap(), &parent).unwrap_err();
         let absent = dir_within("path", &dir.path().join("nope"), &parent).unwrap_err();
-        assert!(outside.message.contains("not a directory within"), "{outside}");
-        assert!(absent.message.contains("not a directory within"), "{absent}");
+        assert!(
+            outside.message.contains("not a directory within"),
+            "{outside}"
+        );
+        assert!(
+            absent.message.contains("not a directory within"),
+            "{absent}"
+        );
     }
 }

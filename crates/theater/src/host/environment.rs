@@ -158,7 +158,11 @@ mod tests {
                 .unwrap_err()
                 .contains("must be a list")
         );
-        assert!(parse("allowed = []").unwrap_err().contains("unknown setting"));
+        assert!(
+            parse("allowed = []")
+                .unwrap_err()
+                .contains("unknown setting")
+        );
     }
 
     #[test]

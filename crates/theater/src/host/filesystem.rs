@@ -74,15 +74,18 @@ impl Handler for FilesystemHandler {
             (place, true) => {
                 let same_place = match (&child.path, place) {
                     (None, None) => true,
-                    (Some(child), Some(parent)) => {
-                        child.canonicalize().ok().is_some_and(|c| parent.canonicalize().ok() == Some(c))
-                    }
+                    (Some(child), Some(parent)) => child
+                        .canonicalize()
+                        .ok()
+                        .is_some_and(|c| parent.canonicalize().ok() == Some(c)),
                     _ => false,
                 };
                 if !child.new_dir || !same_place {
                     return Err(ConfigError::at(
                         NEW_DIR_KEY,
-                        format!("the parent has a fresh directory of its own, which it cannot share: a child may only have `{NEW_DIR_KEY} = true` too, with the parent's `{PATH_KEY}`"),
+                        format!(
+                            "the parent has a fresh directory of its own, which it cannot share: a child may only have `{NEW_DIR_KEY} = true` too, with the parent's `{PATH_KEY}`"
+                        ),
                     ));
                 }
             }
@@ -93,15 +96,26 @@ impl Handler for FilesystemHandler {
                 None => {
                     return Err(ConfigError::at(
                         NEW_DIR_KEY,
-                        format!("`{NEW_DIR_KEY} = true` without `{PATH_KEY}` makes a directory outside the parent's: give a `{PATH_KEY}` within {}", parent_dir.display()),
+                        format!(
+                            "`{NEW_DIR_KEY} = true` without `{PATH_KEY}` makes a directory outside the parent's: give a `{PATH_KEY}` within {}",
+                            parent_dir.display()
+                        ),
                     ));
                 }
             },
             (None, false) => unreachable!("a config without a directory is refused"),
         }
         config::subset(COMMANDS_KEY, &child.commands, &parent.commands)?;
-        config::at_most(COMMAND_TIMEOUT_KEY, child.command_timeout_ms, parent.command_timeout_ms)?;
-        config::at_most(MAX_OUTPUT_KEY, child.max_output_bytes, parent.max_output_bytes)
+        config::at_most(
+            COMMAND_TIMEOUT_KEY,
+            child.command_timeout_ms,
+            parent.command_timeout_ms,
+        )?;
+        config::at_most(
+            MAX_OUTPUT_KEY,
+            child.max_output_bytes,
+            parent.max_output_bytes,
+        )
     }
 
     fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
@@ -258,7 +272,13 @@ impl Settings {
     fn from_config(config: &toml::Table) -> Result<Self, ConfigError> {
         config::known_keys(
             config,
-            &[PATH_KEY, NEW_DIR_KEY, COMMANDS_KEY, COMMAND_TIMEOUT_KEY, MAX_OUTPUT_KEY],
+            &[
+                PATH_KEY,
+                NEW_DIR_KEY,
+                COMMANDS_KEY,
+                COMMAND_TIMEOUT_KEY,
+                MAX_OUTPUT_KEY,
+            ],
         )?;
         let settings = Self {
             path: config::string(config, PATH_KEY, "the path of a directory")?.map(PathBuf::from),

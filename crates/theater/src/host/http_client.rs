@@ -448,7 +448,10 @@ mod tests {
         );
 
         let err = configured("timeout_ms = 0").unwrap_err();
-        assert!(err.contains("`timeout_ms` must be a whole number from 1"), "{err}");
+        assert!(
+            err.contains("`timeout_ms` must be a whole number from 1"),
+            "{err}"
+        );
         let err = configured("max_response_bytes = \"1MB\"").unwrap_err();
         assert!(
             err.contains("`max_response_bytes` must be a whole number"),

@@ -230,16 +230,14 @@ impl TheaterRuntime {
         manifest: &Manifest,
         options: SpawnOptions,
     ) -> Result<ActorHandle, SpawnError> {
-        let slot = self
-            .inner
-            .slots
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| SpawnError::TooManyActors {
+        let slot = self.inner.slots.clone().try_acquire_owned().map_err(|_| {
+            SpawnError::TooManyActors {
                 limit: self.inner.max_actors,
-            })?;
+            }
+        })?;
         let grants = self.inner.handlers.grants(manifest)?;
-        let (grants, files, manifest) = match options.parent.as_ref().filter(|_| options.by_parent) {
+        let (grants, files, manifest) = match options.parent.as_ref().filter(|_| options.by_parent)
+        {
             Some((parent, policy)) => {
                 let admitted = self.admit_child(*parent, policy, manifest, grants).await?;
                 let manifest = match admitted.limits == manifest.limits {

@@ -17,8 +17,8 @@ use super::TheaterRuntime;
 use crate::chain::record;
 use crate::error::SpawnError;
 use crate::files::{self, FileRules};
-use crate::host::config::{self, ConfigError, MAX_DURATION_MS};
 use crate::host::Grants;
+use crate::host::config::{self, ConfigError, MAX_DURATION_MS};
 use crate::id::ActorId;
 use crate::manifest::{Limits, Manifest};
 
@@ -124,7 +124,12 @@ impl SupervisionPolicy {
             None | Some("one-for-one") => Strategy::OneForOne,
             Some("one-for-all") => Strategy::OneForAll,
             Some("rest-for-one") => Strategy::RestForOne,
-            Some(_) => return Err(ConfigError::at("strategy", format!("`strategy` must be {STRATEGIES}"))),
+            Some(_) => {
+                return Err(ConfigError::at(
+                    "strategy",
+                    format!("`strategy` must be {STRATEGIES}"),
+                ));
+            }
         };
         let restart = match table.get("restart") {
             None => defaults.restart,
@@ -132,7 +137,12 @@ impl SupervisionPolicy {
         };
         let mut children = HashMap::new();
         if let Some(value) = table.get("children") {
-            let wrong = || ConfigError::at("children", "`children` must be a table of child name = restart policy");
+            let wrong = || {
+                ConfigError::at(
+                    "children",
+                    "`children` must be a table of child name = restart policy",
+                )
+            };
             for (name, restart) in value.as_table().ok_or_else(wrong)? {
                 let restart = parse_restart(restart).map_err(|e| ConfigError::at("children", e))?;
                 children.insert(name.clone(), restart);
@@ -142,18 +152,38 @@ impl SupervisionPolicy {
             config::integer(table, key, 0..=MAX_DURATION_MS, default.as_millis() as u64)
                 .map(Duration::from_millis)
         };
-        let window_s = config::integer(table, "window_s", 0..=MAX_DURATION_MS / 1000, defaults.window.as_secs())?;
-        let spawn_from = config::strings(table, "spawn_from", "of directories, like [\"../actors\"]")?;
+        let window_s = config::integer(
+            table,
+            "window_s",
+            0..=MAX_DURATION_MS / 1000,
+            defaults.window.as_secs(),
+        )?;
+        let spawn_from =
+            config::strings(table, "spawn_from", "of directories, like [\"../actors\"]")?;
         Ok(Self {
             strategy,
             restart,
             children,
-            max_restarts: config::integer(table, "max_restarts", 0..=MAX_MAX_RESTARTS as u64, defaults.max_restarts as u64)? as usize,
+            max_restarts: config::integer(
+                table,
+                "max_restarts",
+                0..=MAX_MAX_RESTARTS as u64,
+                defaults.max_restarts as u64,
+            )? as usize,
             window: Duration::from_secs(window_s),
             backoff: ms("backoff_ms", defaults.backoff)?,
             backoff_max: ms("backoff_max_ms", defaults.backoff_max)?,
-            max_children: config::integer(table, "max_children", 0..=MAX_MAX_CHILDREN as u64, defaults.max_children as u64)? as usize,
-            spawn_from: spawn_from.unwrap_or_default().into_iter().map(PathBuf::from).collect(),
+            max_children: config::integer(
+                table,
+                "max_children",
+                0..=MAX_MAX_CHILDREN as u64,
+                defaults.max_children as u64,
+            )? as usize,
+            spawn_from: spawn_from
+                .unwrap_or_default()
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
         })
     }
 
@@ -169,8 +199,16 @@ impl SupervisionPolicy {
     /// `dir`) allows no more than `parent`'s: no more children, no more
     /// restarts, no directory to spawn from outside the parent's. Blocking.
     pub fn within(&self, dir: &Path, parent: &Self, parent_dir: &Path) -> Result<(), ConfigError> {
-        config::at_most("max_children", self.max_children as u64, parent.max_children as u64)?;
-        config::at_most("max_restarts", self.max_restarts as u64, parent.max_restarts as u64)?;
+        config::at_most(
+            "max_children",
+            self.max_children as u64,
+            parent.max_children as u64,
+        )?;
+        config::at_most(
+            "max_restarts",
+            self.max_restarts as u64,
+            parent.max_restarts as u64,
+        )?;
         let parent_area = parent.spawn_area(parent_dir);
         for dir in self.spawn_area(dir) {
             config::dir_within("spawn_from", &dir, &parent_area)?;
@@ -517,9 +555,13 @@ mod tests {
             ..Default::default()
         };
         assert!(child(".", 4).within(&sibling, &parent, &parent_dir).is_ok());
-        let err = child(".", 5).within(&sibling, &parent, &parent_dir).unwrap_err();
+        let err = child(".", 5)
+            .within(&sibling, &parent, &parent_dir)
+            .unwrap_err();
         assert_eq!(err.key.as_deref(), Some("max_children"));
-        let err = child("../..", 1).within(&sibling, &parent, &parent_dir).unwrap_err();
+        let err = child("../..", 1)
+            .within(&sibling, &parent, &parent_dir)
+            .unwrap_err();
         assert_eq!(err.key.as_deref(), Some("spawn_from"));
     }
 }

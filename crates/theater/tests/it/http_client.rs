@@ -339,7 +339,10 @@ async fn invalid_methods_uris_and_headers_are_clear_errors() {
 async fn a_bad_http_client_config_does_not_spawn() {
     let runtime = runtime();
     let cases = [
-        ("{ timeout_ms = 0 }", "`timeout_ms` must be a whole number from 1"),
+        (
+            "{ timeout_ms = 0 }",
+            "`timeout_ms` must be a whole number from 1",
+        ),
         (
             "{ max_response_bytes = -1 }",
             "`max_response_bytes` must be a whole number",

@@ -148,9 +148,11 @@ impl FrameworkConfig {
                 MIN_MAX_HEADER_BYTES as u64..=1 << 20,
                 defaults.max_header_bytes,
             )?,
-            request_timeout: Duration::from_millis(
-                int("request_timeout_ms", 1..=3_600_000, timeout_ms)? as u64,
-            ),
+            request_timeout: Duration::from_millis(int(
+                "request_timeout_ms",
+                1..=3_600_000,
+                timeout_ms,
+            )? as u64),
             max_connections: int("max_connections", 1..=65_536, defaults.max_connections)?,
             overflow,
             ws_buffer: int("ws_buffer", 1..=4096, defaults.ws_buffer)?,
