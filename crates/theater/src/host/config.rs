@@ -258,9 +258,12 @@ mod tests {
         assert_eq!(at_most("n", 4, 3).unwrap_err().key.as_deref(), Some("n"));
         assert!(at_least("n", 4, 3).is_ok());
         assert!(at_least("n", 2, 3).is_err());
-        let (ls, sh) = ("ls".to_owned(), "sh".to_owned());
-        assert!(subset("c", std::slice::from_ref(&ls), &[ls.clone()]).is_ok());
-        let err = subset("c", &[ls.clone(), sh], &[ls]).unwrap_err();
+        let (ls, sh) = (
+            vec!["ls".to_owned()],
+            vec!["ls".to_owned(), "sh".to_owned()],
+        );
+        assert!(subset("c", &ls, &ls).is_ok());
+        let err = subset("c", &sh, &ls).unwrap_err();
         assert!(err.message.contains("`sh`"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("in")).unwrap();
