@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{ArgMatches, Args};
 use serde_json::{Value, json};
 use theater::chain::{self, ChainExport};
+use theater::files::FileRules;
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND};
 use theater::{ActorHandle, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::signal::unix::{SignalKind, signal};
@@ -86,7 +87,7 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
     // Absolute, so that `--resume` finds the actor from any directory.
     let path = std::fs::canonicalize(&args.manifest)
         .with_context(|| format!("cannot read manifest {}", args.manifest.display()))?;
-    let manifest = Manifest::load(&path)?;
+    let manifest = Manifest::read(path.clone(), FileRules::default()).await?;
     for warning in &manifest.warnings {
         eprintln!("warning: {warning}");
     }

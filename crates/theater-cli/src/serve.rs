@@ -8,7 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use theater::chain::SNAPSHOT_EVERY;
-use theater::runtime::default_home;
+use theater::files::{
+    DEFAULT_MAX_COMPONENT_BYTES, DEFAULT_MAX_INIT_STATE_BYTES, DEFAULT_MAX_MANIFEST_BYTES,
+    FileLimits,
+};
+use theater::runtime::{DEFAULT_MAX_ACTORS, default_home};
 use theater::server::{DEFAULT_LISTEN, Server, ServerConfig};
 use theater::storage::{Durability, LogOptions};
 use theater::{RuntimeConfig, TheaterRuntime};
@@ -53,6 +57,19 @@ pub struct ServerArgs {
     /// calls of about the last MS ms (see docs/durability.md).
     #[arg(long, value_name = "MS")]
     buffered: Option<u64>,
+    /// Most actors it runs at once, children included; starts and spawns
+    /// beyond are refused.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ACTORS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_actors: usize,
+    /// Largest manifest file it reads.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_MANIFEST_BYTES)]
+    max_manifest_bytes: u64,
+    /// Largest `init_state` file it reads.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_INIT_STATE_BYTES)]
+    max_init_state_bytes: u64,
+    /// Largest component file it reads.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_COMPONENT_BYTES)]
+    max_component_bytes: u64,
 }
 
 pub fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -72,7 +89,13 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         snapshot_every: args.snapshot_every,
         ..LogOptions::default()
     };
-    let config = RuntimeConfig::at_with(args.home.unwrap_or_else(default_home), options)?;
+    let mut config = RuntimeConfig::at_with(args.home.unwrap_or_else(default_home), options)?;
+    config.max_actors = args.max_actors;
+    config.files = FileLimits {
+        manifest_bytes: args.max_manifest_bytes,
+        init_state_bytes: args.max_init_state_bytes,
+        component_bytes: args.max_component_bytes,
+    };
     let theater = TheaterRuntime::new(config)?;
     let resumed = theater.resume_all().await?;
     let token = args.token.filter(|t| !t.is_empty());

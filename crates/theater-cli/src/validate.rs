@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use serde_json::{Value, json};
+use theater::files::FileRules;
 use theater::host::HandlerSet;
 use theater::runtime::default_home;
 use theater::wasm::{self, ComponentCache};
@@ -46,7 +47,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 
 /// Everything `validate` finds, as its `--json` document.
 async fn check(path: &Path) -> anyhow::Result<Value> {
-    let manifest = Manifest::load(path)?;
+    let manifest = Manifest::read(path.to_owned(), FileRules::default()).await?;
     let mut errors: Vec<String> = Vec::new();
     let handlers: Vec<&str> = manifest.handlers.iter().map(|h| h.kind.as_str()).collect();
     let mut report = json!({

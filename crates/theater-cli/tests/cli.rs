@@ -335,3 +335,64 @@ fn run_until_interrupted(
     assert!(running.starts_with("running;"), "{running}");
     (child, out, id)
 }
+
+/// `theater run` on a manifest that is, or names as its `init_state` or
+/// component, a FIFO (whose open would wait for a writer for ever) or
+/// `/dev/zero` (bytes without end): a clear error, promptly.
+#[test]
+fn run_refuses_fifos_and_devices_in_every_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let echo = actors_dir().join("echo/echo.wasm");
+    for special in [fifo.as_path(), Path::new("/dev/zero")] {
+        let special = special.display();
+        let init_state = dir.path().join("init-state.toml");
+        std::fs::write(
+            &init_state,
+            format!(
+                "name = \"s\"\ncomponent_path = \"{}\"\ninit_state = \"{special}\"\n",
+                echo.display()
+            ),
+        )
+        .unwrap();
+        let component = dir.path().join("component.toml");
+        std::fs::write(
+            &component,
+            format!("name = \"c\"\ncomponent_path = \"{special}\"\n"),
+        )
+        .unwrap();
+        for manifest in [PathBuf::from(special.to_string()), init_state, component] {
+            let home = home();
+            let mut run = Command::new(env!("CARGO_BIN_EXE_theater"))
+                .args(["run", manifest.to_str().unwrap(), "--request", "{}"])
+                .env("THEATER_HOME", home.path())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let started = std::time::Instant::now();
+            while run.try_wait().unwrap().is_none() {
+                if started.elapsed() > std::time::Duration::from_secs(60) {
+                    let _ = run.kill();
+                    panic!("`theater run {}` hangs on {special}", manifest.display());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let out = run.wait_with_output().unwrap();
+            assert!(!out.status.success());
+            let err = stderr(&out);
+            assert!(
+                err.contains("not a regular file") && err.contains(&special.to_string()),
+                "{}: {err}",
+                manifest.display()
+            );
+        }
+    }
+}

@@ -249,6 +249,7 @@ fn call_figure(
         home: Some(cache.to_owned()),
         event_log,
         handlers: HandlerSet::builtin(),
+        ..RuntimeConfig::ephemeral()
     };
     rt.block_on(async {
         let runtime = TheaterRuntime::new(config).expect("theater runtime");

@@ -30,6 +30,33 @@ pub enum SpawnError {
         reason: String,
     },
     #[error(
+        "{manifest}:{line}: capability `{kind}` is not held by the parent; a child may be granted only what its parent holds"
+    )]
+    NotHeld {
+        manifest: PathBuf,
+        line: usize,
+        kind: &'static str,
+    },
+    #[error(
+        "{manifest}:{line}: {what} grants more than the parent holds: {reason}; a child may be granted at most what its parent holds"
+    )]
+    BeyondParent {
+        manifest: PathBuf,
+        line: usize,
+        what: String,
+        reason: String,
+    },
+    #[error("the parent {0} is not running")]
+    ParentStopped(ActorId),
+    #[error(
+        "actor {parent} already has {limit} children, its limit (`max_children = {limit}` of its supervisor handler); stop one first, or raise the limit in its manifest"
+    )]
+    TooManyChildren { parent: ActorId, limit: usize },
+    #[error(
+        "the runtime already runs {limit} actors, its limit (`max_actors`, `theater server --max-actors`); stop some first, or raise the limit"
+    )]
+    TooManyActors { limit: usize },
+    #[error(
         "the component imports `{interface}` but {manifest} does not grant it; add:\n\n[[handlers]]\ntype = \"{kind}\"\nconfig = {{}}"
     )]
     NotGranted {

@@ -24,6 +24,7 @@
 pub mod actor;
 pub mod chain;
 pub mod error;
+pub mod files;
 pub mod host;
 pub mod id;
 pub mod manifest;

@@ -1,14 +1,23 @@
 //! The actor manifest: a TOML file naming the component, its initial state,
 //! the capabilities it is granted and its limits.
 //!
-//! Parsing is strict where a mistake would change behaviour (missing or
-//! mistyped keys are errors naming the file, key and line) and lenient where
-//! manifests of earlier releases carry extra keys (unknown keys are warnings).
+//! Parsing is strict where a mistake would change behaviour (missing,
+//! mistyped or out-of-range values, and arrays where tables belong, are
+//! errors naming the file, key and line) and lenient where manifests of
+//! earlier releases carry extra top-level keys (those are warnings).
+//! Files it names are read as [`crate::files`] says: regular files only,
+//! within their limits, and for a spawn an actor asks for, only beneath the
+//! directories its parent may spawn from.
 
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::files::{self, FileKind, FileRules};
 
 /// Default linear-memory cap per actor. Guards the host against a guest
 /// that allocates without bound.
@@ -24,8 +33,14 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// Largest linear memory a manifest may allow: all a 32-bit guest can address.
 pub const MAX_MEMORY_MB: u64 = 4096;
+/// Longest call a manifest may allow: an hour. A call holds its actor's
+/// queue for as long as it runs.
+pub const MAX_CALL_TIMEOUT_MS: u64 = 60 * 60 * 1000;
 /// Largest queue a manifest may ask for.
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
+/// Largest message a manifest may let its actor take: 256 MiB, each held
+/// in memory whole.
+pub const MAX_MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 
 /// A parsed and validated manifest, with paths resolved against its file.
 /// It serializes (to JSON) so a stored actor record can start it again.
@@ -44,6 +59,10 @@ pub struct Manifest {
     pub source: PathBuf,
     /// Keys this version does not know; each names its line.
     pub warnings: Vec<String>,
+    /// The line of every key, by dotted path (`limits.memory_mb`,
+    /// `handlers.0.config.path`), for errors found after parsing.
+    #[serde(default)]
+    pub lines: BTreeMap<String, usize>,
 }
 
 /// One `[[handlers]]` entry: a capability the actor is granted.
@@ -77,6 +96,77 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Each limit: its key, its value and the values a manifest may give it.
+    fn entries(&self) -> [(&'static str, u64, RangeInclusive<u64>); 4] {
+        [
+            ("memory_mb", self.memory_mb, 1..=MAX_MEMORY_MB),
+            (
+                "call_timeout_ms",
+                self.call_timeout_ms,
+                1..=MAX_CALL_TIMEOUT_MS,
+            ),
+            (
+                "queue_capacity",
+                self.queue_capacity as u64,
+                1..=MAX_QUEUE_CAPACITY as u64,
+            ),
+            (
+                "max_message_bytes",
+                self.max_message_bytes as u64,
+                1..=MAX_MAX_MESSAGE_BYTES as u64,
+            ),
+        ]
+    }
+
+    /// Fails on the first limit out of its range, with its key.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        for (key, value, range) in self.entries() {
+            if !range.contains(&value) {
+                let (min, max) = range.into_inner();
+                return Err((
+                    key,
+                    format!("`limits.{key}` is {value}; it must be from {min} to {max}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// These limits for a child an actor spawns: each one its manifest does
+    /// not set (`set` says which it does) is lowered to the parent's, so a
+    /// child left at the defaults never has more than its parent.
+    pub fn inherited(mut self, parent: &Limits, set: impl Fn(&str) -> bool) -> Limits {
+        if !set("memory_mb") {
+            self.memory_mb = self.memory_mb.min(parent.memory_mb);
+        }
+        if !set("call_timeout_ms") {
+            self.call_timeout_ms = self.call_timeout_ms.min(parent.call_timeout_ms);
+        }
+        if !set("queue_capacity") {
+            self.queue_capacity = self.queue_capacity.min(parent.queue_capacity);
+        }
+        if !set("max_message_bytes") {
+            self.max_message_bytes = self.max_message_bytes.min(parent.max_message_bytes);
+        }
+        self
+    }
+
+    /// Fails on the first limit higher than the parent's, with its key: a
+    /// child an actor spawns may have no more than its parent.
+    pub fn within(&self, parent: &Limits) -> Result<(), (&'static str, String)> {
+        for ((key, child, _), (_, parent, _)) in self.entries().into_iter().zip(parent.entries()) {
+            if child > parent {
+                return Err((
+                    key,
+                    format!("`limits.{key}` is {child}, more than the parent's {parent}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A manifest that cannot be used, with where and why.
 #[derive(Debug, thiserror::Error)]
 #[error("{}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
@@ -99,7 +189,7 @@ struct RawManifest {
     #[serde(default)]
     handlers: Vec<RawHandler>,
     #[serde(default)]
-    limits: Option<Spanned<Limits>>,
+    limits: Limits,
 }
 
 #[derive(Deserialize)]
@@ -111,20 +201,58 @@ struct RawHandler {
 }
 
 impl Manifest {
-    /// Reads and validates the manifest at `path`.
+    /// Reads and validates the manifest at `path`, anywhere this process
+    /// may read, within the default file limits. Blocking: async code uses
+    /// [`read`](Self::read).
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ManifestError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
+        Self::load_with(path.as_ref(), &FileRules::default())
+    }
+
+    /// [`load`](Self::load) under `rules`.
+    pub fn load_with(path: &Path, rules: &FileRules) -> Result<Self, ManifestError> {
+        let bytes = files::read(path, FileKind::Manifest, rules).map_err(|e| ManifestError {
             file: path.to_owned(),
             line: None,
-            message: format!("cannot read manifest: {e}"),
+            message: e.to_string(),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| ManifestError {
+            file: path.to_owned(),
+            line: None,
+            message: format!("the manifest is not UTF-8 text: {e}"),
         })?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, path, dir)
+        Self::parse_with(&text, path, dir, rules)
+    }
+
+    /// [`load_with`](Self::load_with) on a blocking thread.
+    pub async fn read(path: PathBuf, rules: FileRules) -> Result<Self, ManifestError> {
+        files::off_thread(move || Self::load_with(&path, &rules)).await
+    }
+
+    /// [`parse_with`](Self::parse_with) on a blocking thread (an
+    /// `init_state` file is read).
+    pub async fn read_text(
+        text: String,
+        source: PathBuf,
+        base_dir: PathBuf,
+        rules: FileRules,
+    ) -> Result<Self, ManifestError> {
+        files::off_thread(move || Self::parse_with(&text, &source, &base_dir, &rules)).await
     }
 
     /// Parses manifest text; relative paths resolve against `base_dir`.
+    /// Blocking when it names an `init_state` file.
     pub fn parse(text: &str, source: &Path, base_dir: &Path) -> Result<Self, ManifestError> {
+        Self::parse_with(text, source, base_dir, &FileRules::default())
+    }
+
+    /// [`parse`](Self::parse) under `rules`.
+    pub fn parse_with(
+        text: &str,
+        source: &Path,
+        base_dir: &Path,
+        rules: &FileRules,
+    ) -> Result<Self, ManifestError> {
         let error = |line: Option<usize>, message: String| ManifestError {
             file: source.to_owned(),
             line,
@@ -132,22 +260,40 @@ impl Manifest {
         };
         let line_of = |offset: usize| Some(line_at(text, offset));
 
-        let deserializer = toml::de::Deserializer::parse(text).map_err(|e| {
+        if text.len() as u64 > rules.limits.manifest_bytes {
+            return Err(error(
+                None,
+                format!(
+                    "the manifest is larger than the limit of {} bytes",
+                    rules.limits.manifest_bytes
+                ),
+            ));
+        }
+        let document = DeTable::parse(text).map_err(|e| {
             error(
                 e.span().and_then(|s| line_of(s.start)),
                 e.message().trim().to_owned(),
             )
         })?;
+        let mut keys = Vec::new();
+        keys_of(text, document.get_ref(), "", &mut keys);
+        tables_are_tables(document.get_ref()).map_err(|(at, m)| error(line_of(at), m))?;
+
         let mut unknown = Vec::new();
-        let raw: RawManifest = serde_ignored::deserialize(deserializer, |path| {
-            unknown.push(path.to_string());
-        })
-        .map_err(|e| {
-            error(
-                e.span().and_then(|s| line_of(s.start)),
-                describe_toml_error(e.message()),
-            )
-        })?;
+        let raw: RawManifest =
+            serde_ignored::deserialize(toml::de::Deserializer::from(document), |path| {
+                unknown.push(path.to_string());
+            })
+            .map_err(|e| {
+                let at = e.span().map(|s| s.start);
+                let message = describe_toml_error(e.message());
+                match at.and_then(|at| key_at(&keys, at)) {
+                    Some(key) => error(Some(key.line), format!("`{}`: {message}", key.path)),
+                    None => error(at.and_then(line_of), message),
+                }
+            })?;
+        let lines: BTreeMap<String, usize> =
+            keys.into_iter().map(|key| (key.path, key.line)).collect();
 
         let name_line = line_of(raw.name.span().start);
         if raw.name.get_ref().trim().is_empty() {
@@ -160,22 +306,16 @@ impl Manifest {
                 "`component_path` must not be empty".into(),
             ));
         }
+        raw.limits
+            .check()
+            .map_err(|(key, m)| error(lines.get(&format!("limits.{key}")).copied(), m))?;
         let init_state = raw
             .init_state
             .map(|init| {
-                read_init_state(init.get_ref(), base_dir)
+                read_init_state(init.get_ref(), base_dir, rules)
                     .map_err(|m| error(line_of(init.span().start), m))
             })
             .transpose()?;
-        let limits = match raw.limits {
-            Some(limits) => {
-                let line = line_of(limits.span().start);
-                let limits = limits.into_inner();
-                validate_limits(&limits).map_err(|m| error(line, m))?;
-                limits
-            }
-            None => Limits::default(),
-        };
         let handlers = raw
             .handlers
             .into_iter()
@@ -187,7 +327,7 @@ impl Manifest {
             .collect();
         let mut located: Vec<(Option<usize>, String)> = unknown
             .into_iter()
-            .map(|key| (find_key_line(text, &key), key))
+            .map(|key| (lines.get(&key).copied(), key))
             .collect();
         located.sort();
         let warnings = located
@@ -205,9 +345,10 @@ impl Manifest {
             component_path: base_dir.join(component),
             init_state,
             handlers,
-            limits,
+            limits: raw.limits,
             source: source.to_owned(),
             warnings,
+            lines,
         })
     }
 
@@ -215,37 +356,113 @@ impl Manifest {
     pub fn base_dir(&self) -> &Path {
         self.source.parent().unwrap_or(Path::new("."))
     }
+
+    /// The line of the key at `path` (dotted, as in [`lines`](Self::lines)).
+    pub fn line_of(&self, path: &str) -> Option<usize> {
+        self.lines.get(path).copied()
+    }
 }
 
 /// `init_state` is inline JSON when it looks like JSON, else a file path.
-fn read_init_state(value: &str, base_dir: &Path) -> Result<Vec<u8>, String> {
+fn read_init_state(value: &str, base_dir: &Path, rules: &FileRules) -> Result<Vec<u8>, String> {
     let trimmed = value.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         serde_json::from_str::<serde_json::Value>(value)
             .map_err(|e| format!("`init_state` is not valid JSON: {e}"))?;
         return Ok(value.as_bytes().to_vec());
     }
-    let path = base_dir.join(value);
-    std::fs::read(&path)
-        .map_err(|e| format!("cannot read `init_state` file {}: {e}", path.display()))
+    files::read(&base_dir.join(value), FileKind::InitState, rules).map_err(|e| e.to_string())
 }
 
-fn validate_limits(limits: &Limits) -> Result<(), String> {
-    if !(1..=MAX_MEMORY_MB).contains(&limits.memory_mb) {
-        return Err(format!(
-            "`limits.memory_mb` must be between 1 and {MAX_MEMORY_MB}"
-        ));
+/// Every key of a document: its dotted path (tables in arrays, such as
+/// `[[handlers]]`, by index), its line, and where its value lies.
+struct Key {
+    path: String,
+    line: usize,
+    value: std::ops::Range<usize>,
+}
+
+fn keys_of(text: &str, table: &DeTable<'_>, prefix: &str, keys: &mut Vec<Key>) {
+    for (key, value) in table {
+        let path = format!("{prefix}{}", key.get_ref());
+        keys.push(Key {
+            path: path.clone(),
+            line: line_at(text, key.span().start),
+            value: value.span(),
+        });
+        match value.get_ref() {
+            DeValue::Table(inner) => keys_of(text, inner, &format!("{path}."), keys),
+            DeValue::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    if let DeValue::Table(inner) = item.get_ref() {
+                        keys_of(text, inner, &format!("{path}.{index}."), keys);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
-    if limits.call_timeout_ms == 0 {
-        return Err("`limits.call_timeout_ms` must be at least 1".into());
-    }
-    if limits.max_message_bytes == 0 {
-        return Err("`limits.max_message_bytes` must be at least 1".into());
-    }
-    if !(1..=MAX_QUEUE_CAPACITY).contains(&limits.queue_capacity) {
-        return Err(format!(
-            "`limits.queue_capacity` must be between 1 and {MAX_QUEUE_CAPACITY}"
-        ));
+}
+
+/// The innermost key whose value holds the byte at `offset`: what a
+/// serde error about a value is about.
+fn key_at(keys: &[Key], offset: usize) -> Option<&Key> {
+    keys.iter()
+        .filter(|key| key.value.contains(&offset))
+        .min_by_key(|key| key.value.len())
+}
+
+/// Where a table belongs, an array would fill it field by field
+/// (`limits = [200, 5]` as `memory_mb = 200, call_timeout_ms = 5`): these
+/// must be tables. The error carries the offset of the offending value.
+fn tables_are_tables(document: &DeTable<'_>) -> Result<(), (usize, String)> {
+    let not_a_table = |value: &Spanned<DeValue<'_>>, message: &str| {
+        let found = value.get_ref().type_str();
+        let article = if found.starts_with(['a', 'i']) {
+            "an"
+        } else {
+            "a"
+        };
+        Err((
+            value.span().start,
+            format!("{message}, not {article} {found}"),
+        ))
+    };
+    for (key, value) in document {
+        match (key.get_ref().as_ref(), value.get_ref()) {
+            ("limits", DeValue::Table(_)) => {}
+            ("limits", _) => {
+                return not_a_table(
+                    value,
+                    "`limits` must be a table (`[limits]` with `memory_mb = ...` and so on)",
+                );
+            }
+            ("handlers", DeValue::Array(entries)) => {
+                for entry in entries {
+                    let DeValue::Table(entry_table) = entry.get_ref() else {
+                        return not_a_table(
+                            entry,
+                            "each `handlers` entry must be a table (`[[handlers]]` with `type` and `config`)",
+                        );
+                    };
+                    for (key, config) in entry_table {
+                        if key.get_ref() == "config" && !config.get_ref().is_table() {
+                            return not_a_table(
+                                config,
+                                "`config` of a handler must be a table, like `config = { ... }`",
+                            );
+                        }
+                    }
+                }
+            }
+            ("handlers", _) => {
+                return not_a_table(
+                    value,
+                    "`handlers` must be an array of tables (`[[handlers]]` entries)",
+                );
+            }
+            _ => {}
+        }
     }
     Ok(())
 }
@@ -262,22 +479,6 @@ fn describe_toml_error(message: &str) -> String {
 /// 1-based line of a byte offset.
 fn line_at(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
-/// Best-effort line of a dotted key path such as `handlers.0.priority`:
-/// the first line that assigns its last segment.
-fn find_key_line(text: &str, path: &str) -> Option<usize> {
-    let key = path.rsplit('.').next()?;
-    let table_header = format!("[{key}]");
-    text.lines()
-        .position(|line| {
-            let line = line.trim_start();
-            line.starts_with(&table_header)
-                || line
-                    .strip_prefix(key)
-                    .is_some_and(|rest| rest.trim_start().starts_with('='))
-        })
-        .map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -388,6 +589,94 @@ config = { max_sleep_duration = 1000 }
             parse("name = \"c\"\ncomponent_path = \"c.wasm\"\n[limits]\nqueue_capacity = 0\n")
                 .unwrap_err();
         assert!(err.to_string().contains("queue_capacity"), "{err}");
+    }
+
+    #[test]
+    fn arrays_where_tables_belong_are_refused_at_their_line() {
+        let head = "name = \"c\"\ncomponent_path = \"c.wasm\"\n";
+        for (rest, line, words) in [
+            (
+                "limits = [200, 5]\n",
+                3,
+                "`limits` must be a table (`[limits]` with `memory_mb = ...` and so on), not an array",
+            ),
+            ("limits = [1]\n", 3, "`limits` must be a table"),
+            ("limits = 7\n", 3, "not an integer"),
+            (
+                "handlers = [[\"filesystem\", { path = \"/\" }]]\n",
+                3,
+                "each `handlers` entry must be a table",
+            ),
+            (
+                "handlers = { type = \"runtime\" }\n",
+                3,
+                "`handlers` must be an array",
+            ),
+            (
+                "[[handlers]]\ntype = \"runtime\"\nconfig = \"all\"\n",
+                5,
+                "`config` of a handler must be a table",
+            ),
+        ] {
+            let err = parse(&format!("{head}{rest}")).unwrap_err();
+            assert_eq!(err.line, Some(line), "{rest}: {err}");
+            assert!(err.to_string().contains(words), "{rest}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_limit_is_range_checked_at_its_line() {
+        let head = "name = \"c\"\ncomponent_path = \"c.wasm\"\n[limits]\n";
+        for (rest, key) in [
+            (
+                "call_timeout_ms = 18446744073709551615\n",
+                "call_timeout_ms",
+            ),
+            ("call_timeout_ms = 3600001\n", "call_timeout_ms"),
+            ("max_message_bytes = 268435457\n", "max_message_bytes"),
+            ("queue_capacity = 0\n", "queue_capacity"),
+            ("memory_mb = -1\n", "memory_mb"),
+            ("memory_mb = \"lots\"\n", "memory_mb"),
+        ] {
+            let err = parse(&format!("{head}{rest}")).unwrap_err();
+            assert_eq!(err.line, Some(4), "{rest}: {err}");
+            assert!(err.to_string().contains(key), "{rest}: {err}");
+        }
+        let m = parse(&format!("{head}call_timeout_ms = 3600000\n")).unwrap();
+        assert_eq!(m.limits.call_timeout_ms, MAX_CALL_TIMEOUT_MS);
+    }
+
+    #[test]
+    fn lines_of_keys_are_kept_for_later_errors() {
+        let m = parse("name = \"c\"\ncomponent_path = \"c.wasm\"\n\n[[handlers]]\ntype = \"timing\"\nconfig = { max_sleep_duration = 5,\n  min_sleep_duration = 1 }\n\n[limits]\nmemory_mb = 3\n").unwrap();
+        assert_eq!(m.line_of("handlers.0.config.max_sleep_duration"), Some(6));
+        assert_eq!(m.line_of("handlers.0.config.min_sleep_duration"), Some(7));
+        assert_eq!(m.line_of("limits.memory_mb"), Some(10));
+    }
+
+    #[test]
+    fn a_child_has_no_limit_above_its_parent() {
+        let parent = Limits {
+            memory_mb: 64,
+            ..Limits::default()
+        };
+        let child = Limits::default().inherited(&parent, |_| false);
+        assert_eq!(child.memory_mb, 64);
+        assert_eq!(child.call_timeout_ms, DEFAULT_CALL_TIMEOUT_MS);
+        let child = Limits::default().inherited(&parent, |key| key == "memory_mb");
+        assert_eq!(child.memory_mb, DEFAULT_MEMORY_MB);
+        let parent = Limits::default();
+        assert_eq!(parent.within(&parent), Ok(()));
+        let child = Limits {
+            memory_mb: DEFAULT_MEMORY_MB + 1,
+            ..Limits::default()
+        };
+        let (key, message) = child.within(&parent).unwrap_err();
+        assert_eq!(key, "memory_mb");
+        assert!(
+            message.contains("129, more than the parent's 128"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -68,6 +68,11 @@ impl ActorStore {
         self.deadline += waited;
     }
 
+    /// What is left of the running call's time limit.
+    pub fn time_left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
     pub(crate) fn weak_runtime(&self) -> WeakRuntime {
         self.runtime.clone()
     }

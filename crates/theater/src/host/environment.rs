@@ -5,7 +5,8 @@
 use wasmtime::StoreContextMut;
 use wasmtime::component::Linker;
 
-use super::Handler;
+use super::config::{self, ConfigError};
+use super::{Granted, Handler};
 use crate::actor::{ActorStore, Extensions};
 use crate::wasm::ExportRegistry;
 
@@ -28,9 +29,19 @@ impl Handler for EnvironmentHandler {
         &[INTERFACE]
     }
 
-    fn configure(&self, config: &toml::Table, extensions: &mut Extensions) -> Result<(), String> {
+    fn configure(
+        &self,
+        config: &toml::Table,
+        extensions: &mut Extensions,
+    ) -> Result<(), ConfigError> {
         extensions.insert(allowed_vars(config)?);
         Ok(())
+    }
+
+    /// A child may read only variables its parent may read.
+    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
+        let (child, parent) = (allowed_vars(child.config)?, allowed_vars(parent.config)?);
+        config::subset(ALLOWED_KEY, &child.0, &parent.0)
     }
 
     fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
@@ -88,26 +99,20 @@ impl AllowedVars {
     }
 }
 
-fn allowed_vars(config: &toml::Table) -> Result<AllowedVars, String> {
-    let Some(value) = config.get(ALLOWED_KEY) else {
-        return Ok(AllowedVars::default());
-    };
-    let shape = || format!("`{ALLOWED_KEY}` must be a list of variable names, like [\"HOME\"]");
-    let names = value.as_array().ok_or_else(shape)?;
-    names
-        .iter()
-        .map(|name| {
-            let name = name.as_str().ok_or_else(shape)?;
-            if name.is_empty() || name.contains(['=', '\0']) {
-                return Err(format!(
-                    "`{ALLOWED_KEY}` holds `{}`, which is not a variable name (it is empty or has `=` or NUL in it)",
-                    name.escape_debug()
-                ));
-            }
-            Ok(name.to_owned())
-        })
-        .collect::<Result<_, _>>()
-        .map(AllowedVars)
+fn allowed_vars(config: &toml::Table) -> Result<AllowedVars, ConfigError> {
+    config::known_keys(config, &[ALLOWED_KEY])?;
+    let names = config::strings(config, ALLOWED_KEY, "of variable names, like [\"HOME\"]")?;
+    let names = names.unwrap_or_default();
+    if let Some(bad) = names.iter().find(|name| name.contains(['=', '\0'])) {
+        return Err(ConfigError::at(
+            ALLOWED_KEY,
+            format!(
+                "`{ALLOWED_KEY}` holds `{}`, which is not a variable name (it has `=` or NUL in it)",
+                bad.escape_debug()
+            ),
+        ));
+    }
+    Ok(AllowedVars(names))
 }
 
 fn allowed<'a>(store: &'a StoreContextMut<'_, ActorStore>) -> wasmtime::Result<&'a AllowedVars> {
@@ -123,7 +128,7 @@ mod tests {
     use super::*;
 
     fn parse(config: &str) -> Result<AllowedVars, String> {
-        allowed_vars(&toml::from_str(config).unwrap())
+        allowed_vars(&toml::from_str(config).unwrap()).map_err(|e| e.message)
     }
 
     #[test]
@@ -151,7 +156,12 @@ mod tests {
         assert!(
             parse("allowed_vars = [\"\"]")
                 .unwrap_err()
-                .contains("not a variable name")
+                .contains("must be a list")
+        );
+        assert!(
+            parse("allowed = []")
+                .unwrap_err()
+                .contains("unknown setting")
         );
     }
 

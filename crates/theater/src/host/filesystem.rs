@@ -18,7 +18,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentNamedList, ComponentType, Lift, Linker, LinkerInstance, Lower};
 
-use super::Handler;
+use super::config::{self, ConfigError, MAX_BYTES, MAX_DURATION_MS};
+use super::{Granted, Handler};
 use crate::actor::{ActorStore, Extensions};
 use crate::wasm::ExportRegistry;
 
@@ -53,9 +54,68 @@ impl Handler for FilesystemHandler {
         &[INTERFACE]
     }
 
-    fn configure(&self, config: &toml::Table, extensions: &mut Extensions) -> Result<(), String> {
+    fn configure(
+        &self,
+        config: &toml::Table,
+        extensions: &mut Extensions,
+    ) -> Result<(), ConfigError> {
         extensions.insert(Grant::from_config(config)?);
         Ok(())
+    }
+
+    /// A child's directory lies within its parent's (a parent's fresh
+    /// directory is its alone: its child may only have a fresh one too, made
+    /// in the same place); its commands are among the parent's, with no
+    /// longer time and no more output.
+    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
+        let child = Settings::from_config(child.config)?;
+        let parent = Settings::from_config(parent.config)?;
+        match (&parent.path, parent.new_dir) {
+            (place, true) => {
+                let same_place = match (&child.path, place) {
+                    (None, None) => true,
+                    (Some(child), Some(parent)) => child
+                        .canonicalize()
+                        .ok()
+                        .is_some_and(|c| parent.canonicalize().ok() == Some(c)),
+                    _ => false,
+                };
+                if !child.new_dir || !same_place {
+                    return Err(ConfigError::at(
+                        NEW_DIR_KEY,
+                        format!(
+                            "the parent has a fresh directory of its own, which it cannot share: a child may only have `{NEW_DIR_KEY} = true` too, with the parent's `{PATH_KEY}`"
+                        ),
+                    ));
+                }
+            }
+            (Some(parent_dir), false) => match &child.path {
+                Some(child_dir) => {
+                    config::dir_within(PATH_KEY, child_dir, std::slice::from_ref(parent_dir))?
+                }
+                None => {
+                    return Err(ConfigError::at(
+                        NEW_DIR_KEY,
+                        format!(
+                            "`{NEW_DIR_KEY} = true` without `{PATH_KEY}` makes a directory outside the parent's: give a `{PATH_KEY}` within {}",
+                            parent_dir.display()
+                        ),
+                    ));
+                }
+            },
+            (None, false) => unreachable!("a config without a directory is refused"),
+        }
+        config::subset(COMMANDS_KEY, &child.commands, &parent.commands)?;
+        config::at_most(
+            COMMAND_TIMEOUT_KEY,
+            child.command_timeout_ms,
+            parent.command_timeout_ms,
+        )?;
+        config::at_most(
+            MAX_OUTPUT_KEY,
+            child.max_output_bytes,
+            parent.max_output_bytes,
+        )
     }
 
     fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
@@ -198,39 +258,74 @@ struct Grant {
     _fresh: Option<TempDir>,
 }
 
-impl Grant {
-    fn from_config(config: &toml::Table) -> Result<Self, String> {
-        let new_dir = match config.get(NEW_DIR_KEY) {
-            None => false,
-            Some(toml::Value::Boolean(new_dir)) => *new_dir,
-            Some(other) => {
-                return Err(format!(
-                    "`{NEW_DIR_KEY}` must be true or false, not `{other}`"
-                ));
-            }
+/// What a filesystem config says, read without touching any directory.
+#[derive(Debug)]
+struct Settings {
+    path: Option<PathBuf>,
+    new_dir: bool,
+    commands: Vec<String>,
+    command_timeout_ms: u64,
+    max_output_bytes: u64,
+}
+
+impl Settings {
+    fn from_config(config: &toml::Table) -> Result<Self, ConfigError> {
+        config::known_keys(
+            config,
+            &[
+                PATH_KEY,
+                NEW_DIR_KEY,
+                COMMANDS_KEY,
+                COMMAND_TIMEOUT_KEY,
+                MAX_OUTPUT_KEY,
+            ],
+        )?;
+        let settings = Self {
+            path: config::string(config, PATH_KEY, "the path of a directory")?.map(PathBuf::from),
+            new_dir: config::boolean(config, NEW_DIR_KEY, false)?,
+            commands: config::strings(
+                config,
+                COMMANDS_KEY,
+                "of command names, like [\"ls\", \"echo\"]",
+            )?
+            .unwrap_or_default(),
+            command_timeout_ms: config::integer(
+                config,
+                COMMAND_TIMEOUT_KEY,
+                1..=MAX_DURATION_MS,
+                DEFAULT_COMMAND_TIMEOUT_MS,
+            )?,
+            max_output_bytes: config::integer(
+                config,
+                MAX_OUTPUT_KEY,
+                0..=MAX_BYTES,
+                DEFAULT_MAX_OUTPUT_BYTES,
+            )?,
         };
-        let path = match config.get(PATH_KEY) {
-            None => None,
-            Some(toml::Value::String(path)) if !path.is_empty() => Some(PathBuf::from(path)),
-            Some(other) => {
-                return Err(format!(
-                    "`{PATH_KEY}` must be the path of a directory, not `{other}`"
-                ));
-            }
-        };
-        let (root, fresh) = match (path, new_dir) {
-            (None, false) => {
-                return Err(format!(
+        if settings.path.is_none() && !settings.new_dir {
+            return Err(ConfigError::at(
+                PATH_KEY,
+                format!(
                     "no directory granted: set `{PATH_KEY} = \"<directory>\"` to a directory the actor may use, or `{NEW_DIR_KEY} = true` for a fresh one of its own"
-                ));
-            }
-            (Some(path), false) => (existing_dir(&path)?, None),
-            (parent, true) => {
+                ),
+            ));
+        }
+        Ok(settings)
+    }
+}
+
+impl Grant {
+    fn from_config(config: &toml::Table) -> Result<Self, ConfigError> {
+        let settings = Settings::from_config(config)?;
+        let dir_error = |e: String| ConfigError::at(PATH_KEY, e);
+        let (root, fresh) = match (&settings.path, settings.new_dir) {
+            (Some(path), false) => (existing_dir(path).map_err(dir_error)?, None),
+            (parent, _) => {
                 let builder =
                     tempfile::Builder::new()
                         .prefix("theater-fs-")
-                        .tempdir_in(match &parent {
-                            Some(parent) => existing_dir(parent)?,
+                        .tempdir_in(match parent {
+                            Some(parent) => existing_dir(parent).map_err(dir_error)?,
                             None => std::env::temp_dir(),
                         });
                 let fresh =
@@ -244,35 +339,12 @@ impl Grant {
                 (root, Some(fresh))
             }
         };
-        let commands = match config.get(COMMANDS_KEY) {
-            None => Vec::new(),
-            Some(toml::Value::Array(commands)) => commands
-                .iter()
-                .map(|command| match command {
-                    toml::Value::String(name) if !name.trim().is_empty() => Ok(name.clone()),
-                    other => Err(format!(
-                        "`{COMMANDS_KEY}` must list command names, like [\"ls\", \"echo\"], not `{other}`"
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
-            Some(other) => {
-                return Err(format!(
-                    "`{COMMANDS_KEY}` must be a list of command names, like [\"ls\", \"echo\"], not `{other}`"
-                ));
-            }
-        };
-        let timeout_ms = whole_number(config, COMMAND_TIMEOUT_KEY, DEFAULT_COMMAND_TIMEOUT_MS)?;
-        if timeout_ms == 0 {
-            return Err(format!(
-                "`{COMMAND_TIMEOUT_KEY}` must be at least 1: with 0 no command could run"
-            ));
-        }
         Ok(Self {
             dir: Arc::new(GrantedDir {
                 root: Root(root),
-                commands,
-                command_timeout: Duration::from_millis(timeout_ms),
-                max_output_bytes: whole_number(config, MAX_OUTPUT_KEY, DEFAULT_MAX_OUTPUT_BYTES)?,
+                commands: settings.commands,
+                command_timeout: Duration::from_millis(settings.command_timeout_ms),
+                max_output_bytes: settings.max_output_bytes,
             }),
             _fresh: fresh,
         })
@@ -297,17 +369,6 @@ fn existing_dir(path: &Path) -> Result<PathBuf, String> {
         return Err(format!("{shown} is not a directory"));
     }
     Ok(root)
-}
-
-/// A whole number under `key`, or `default` without one.
-fn whole_number(config: &toml::Table, key: &str, default: u64) -> Result<u64, String> {
-    match config.get(key) {
-        None => Ok(default),
-        Some(toml::Value::Integer(n)) if *n >= 0 => Ok(*n as u64),
-        Some(other) => Err(format!(
-            "`{key}` must be a whole number, 0 or more, not `{other}`"
-        )),
-    }
 }
 
 /// The directory an actor may use, and what it may run there.
@@ -648,7 +709,7 @@ mod tests {
     }
 
     fn configured(config: &str) -> Result<Grant, String> {
-        Grant::from_config(&toml::from_str(config).unwrap())
+        Grant::from_config(&toml::from_str(config).unwrap()).map_err(|e| e.message)
     }
 
     #[test]
@@ -712,9 +773,11 @@ mod tests {
         assert!(err.contains("must be a list of command names"), "{err}");
         let err = configured("new_dir = true\ncommand_timeout_ms = 0").unwrap_err();
         assert!(
-            err.contains("`command_timeout_ms` must be at least 1"),
+            err.contains("`command_timeout_ms` must be a whole number from 1"),
             "{err}"
         );
+        let err = configured("new_dir = true\nallowed_command = [\"ls\"]").unwrap_err();
+        assert!(err.contains("unknown setting `allowed_command`"), "{err}");
 
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().display();

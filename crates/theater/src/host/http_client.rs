@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, Lower};
 
-use super::Handler;
+use super::config::{self, ConfigError, MAX_BYTES, MAX_DURATION_MS};
+use super::{Granted, Handler};
 use crate::actor::{ActorStore, Extensions};
 use crate::wasm::ExportRegistry;
 
@@ -50,9 +51,42 @@ impl Handler for HttpClientHandler {
         &[INTERFACE]
     }
 
-    fn configure(&self, config: &toml::Table, extensions: &mut Extensions) -> Result<(), String> {
+    fn configure(
+        &self,
+        config: &toml::Table,
+        extensions: &mut Extensions,
+    ) -> Result<(), ConfigError> {
         extensions.insert(ClientSettings::from_config(config)?);
         Ok(())
+    }
+
+    /// A child reaches only hosts its parent may reach, waits no longer and
+    /// takes no larger responses.
+    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
+        let child = ClientSettings::from_config(child.config)?;
+        let parent = ClientSettings::from_config(parent.config)?;
+        if let Some(parent_hosts) = &parent.allowed_hosts {
+            let Some(child_hosts) = &child.allowed_hosts else {
+                return Err(ConfigError::at(
+                    ALLOWED_HOSTS_KEY,
+                    format!(
+                        "without `{ALLOWED_HOSTS_KEY}` the child could reach any host; the parent may reach only: {}",
+                        parent_hosts.join(", ")
+                    ),
+                ));
+            };
+            config::subset(ALLOWED_HOSTS_KEY, child_hosts, parent_hosts)?;
+        }
+        config::at_most(
+            TIMEOUT_KEY,
+            child.timeout.as_millis() as u64,
+            parent.timeout.as_millis() as u64,
+        )?;
+        config::at_most(
+            MAX_RESPONSE_KEY,
+            child.max_response_bytes,
+            parent.max_response_bytes,
+        )
     }
 
     fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
@@ -114,31 +148,31 @@ struct ClientSettings {
 }
 
 impl ClientSettings {
-    fn from_config(config: &toml::Table) -> Result<Self, String> {
-        let timeout_ms = whole_number(config, TIMEOUT_KEY, DEFAULT_TIMEOUT_MS)?;
-        if timeout_ms == 0 {
-            return Err(format!(
-                "`{TIMEOUT_KEY}` must be at least 1: with 0 no request could finish"
-            ));
-        }
-        let allowed_hosts = match config.get(ALLOWED_HOSTS_KEY) {
-            None => None,
-            Some(toml::Value::Array(hosts)) => Some(
-                hosts
-                    .iter()
-                    .map(allowed_host)
-                    .collect::<Result<Vec<_>, _>>()?
-                    .into(),
-            ),
-            Some(other) => {
-                return Err(format!(
-                    "`{ALLOWED_HOSTS_KEY}` must be a list of host names, like [\"example.com\", \"127.0.0.1\"], not `{other}`"
-                ));
-            }
-        };
+    fn from_config(config: &toml::Table) -> Result<Self, ConfigError> {
+        config::known_keys(config, &[TIMEOUT_KEY, MAX_RESPONSE_KEY, ALLOWED_HOSTS_KEY])?;
+        let timeout_ms =
+            config::integer(config, TIMEOUT_KEY, 1..=MAX_DURATION_MS, DEFAULT_TIMEOUT_MS)?;
+        let allowed_hosts = config::strings(
+            config,
+            ALLOWED_HOSTS_KEY,
+            "of host names, like [\"example.com\", \"127.0.0.1\"]",
+        )?
+        .map(|hosts| {
+            hosts
+                .iter()
+                .map(|host| allowed_host(host))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .map(Into::into);
         Ok(Self {
             timeout: Duration::from_millis(timeout_ms),
-            max_response_bytes: whole_number(config, MAX_RESPONSE_KEY, DEFAULT_MAX_RESPONSE_BYTES)?,
+            max_response_bytes: config::integer(
+                config,
+                MAX_RESPONSE_KEY,
+                0..=MAX_BYTES,
+                DEFAULT_MAX_RESPONSE_BYTES,
+            )?,
             allowed_hosts,
         })
     }
@@ -163,24 +197,8 @@ impl ClientSettings {
     }
 }
 
-/// A whole number under `key`, or `default` without one.
-fn whole_number(config: &toml::Table, key: &str, default: u64) -> Result<u64, String> {
-    match config.get(key) {
-        None => Ok(default),
-        Some(toml::Value::Integer(n)) if *n >= 0 => Ok(*n as u64),
-        Some(other) => Err(format!(
-            "`{key}` must be a whole number, 0 or more, not `{other}`"
-        )),
-    }
-}
-
 /// One entry of `allowed_hosts`: a host name or IP address, nothing more.
-fn allowed_host(value: &toml::Value) -> Result<String, String> {
-    let toml::Value::String(entry) = value else {
-        return Err(format!(
-            "`{ALLOWED_HOSTS_KEY}` must list host names as strings, not `{value}`"
-        ));
-    };
+fn allowed_host(entry: &str) -> Result<String, ConfigError> {
     let host = normalize_host(entry);
     let is_ip = host.parse::<IpAddr>().is_ok();
     if host.is_empty()
@@ -188,8 +206,11 @@ fn allowed_host(value: &toml::Value) -> Result<String, String> {
         || host.chars().any(char::is_whitespace)
         || (host.contains(':') && !is_ip)
     {
-        return Err(format!(
-            "`{ALLOWED_HOSTS_KEY}` entry `{entry}` is not a host: give a name or IP address alone, like \"example.com\" or \"127.0.0.1\", without scheme, port or path"
+        return Err(ConfigError::at(
+            ALLOWED_HOSTS_KEY,
+            format!(
+                "`{ALLOWED_HOSTS_KEY}` entry `{entry}` is not a host: give a name or IP address alone, like \"example.com\" or \"127.0.0.1\", without scheme, port or path"
+            ),
         ));
     }
     Ok(host)
@@ -405,7 +426,7 @@ mod tests {
     use super::*;
 
     fn configured(config: &str) -> Result<ClientSettings, String> {
-        ClientSettings::from_config(&toml::from_str(config).unwrap())
+        ClientSettings::from_config(&toml::from_str(config).unwrap()).map_err(|e| e.message)
     }
 
     #[test]
@@ -427,7 +448,10 @@ mod tests {
         );
 
         let err = configured("timeout_ms = 0").unwrap_err();
-        assert!(err.contains("`timeout_ms` must be at least 1"), "{err}");
+        assert!(
+            err.contains("`timeout_ms` must be a whole number from 1"),
+            "{err}"
+        );
         let err = configured("max_response_bytes = \"1MB\"").unwrap_err();
         assert!(
             err.contains("`max_response_bytes` must be a whole number"),
@@ -435,7 +459,7 @@ mod tests {
         );
         let err = configured("allowed_hosts = \"example.com\"").unwrap_err();
         assert!(err.contains("must be a list of host names"), "{err}");
-        for bad in ["https://example.com", "example.com:8080", "a/b", ""] {
+        for bad in ["https://example.com", "example.com:8080", "a/b", "."] {
             let err = configured(&format!("allowed_hosts = [\"{bad}\"]")).unwrap_err();
             assert!(err.contains("is not a host"), "{bad}: {err}");
         }

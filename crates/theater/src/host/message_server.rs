@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, Lower};
 
-use super::Handler;
+use super::config::{self, ConfigError, MAX_DURATION_MS};
+use super::{Granted, Handler};
 use crate::TheaterRuntime;
 use crate::actor::{ActorStore, Extensions};
 use crate::error::ActorError;
@@ -44,9 +45,22 @@ impl ResultShape<ChannelAccept> for (StateBytes, (ChannelAccept,)) {
     }
 }
 
+const REQUEST_TIMEOUT_KEY: &str = "request_timeout_ms";
+
 /// Per-actor messaging settings.
 struct MessagingConfig {
     request_timeout: Duration,
+}
+
+impl MessagingConfig {
+    fn from_config(config: &toml::Table) -> Result<Self, ConfigError> {
+        config::known_keys(config, &[REQUEST_TIMEOUT_KEY])?;
+        let default = DEFAULT_REQUEST_TIMEOUT.as_millis() as u64;
+        let ms = config::integer(config, REQUEST_TIMEOUT_KEY, 1..=MAX_DURATION_MS, default)?;
+        Ok(Self {
+            request_timeout: Duration::from_millis(ms),
+        })
+    }
 }
 
 /// Always granted. `handle-send` and `handle-request` are required when the
@@ -67,20 +81,24 @@ impl Handler for MessageServerHandler {
         true
     }
 
-    fn configure(&self, config: &toml::Table, extensions: &mut Extensions) -> Result<(), String> {
-        let request_timeout = match config.get("request_timeout_ms") {
-            None => DEFAULT_REQUEST_TIMEOUT,
-            Some(value) => match value.as_integer() {
-                Some(ms) if ms > 0 => Duration::from_millis(ms as u64),
-                _ => {
-                    return Err(
-                        "`request_timeout_ms` must be a positive integer (milliseconds)".into(),
-                    );
-                }
-            },
-        };
-        extensions.insert(MessagingConfig { request_timeout });
+    fn configure(
+        &self,
+        config: &toml::Table,
+        extensions: &mut Extensions,
+    ) -> Result<(), ConfigError> {
+        extensions.insert(MessagingConfig::from_config(config)?);
         Ok(())
+    }
+
+    /// A child waits for other actors no longer than its parent.
+    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
+        let child = MessagingConfig::from_config(child.config)?.request_timeout;
+        let parent = MessagingConfig::from_config(parent.config)?.request_timeout;
+        config::at_most(
+            REQUEST_TIMEOUT_KEY,
+            child.as_millis() as u64,
+            parent.as_millis() as u64,
+        )
     }
 
     fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {

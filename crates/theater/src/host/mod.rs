@@ -1,7 +1,12 @@
 //! Host capabilities. Each is one module implementing [`Handler`]; the
 //! runtime links them all once and grants them per actor from its manifest.
 //! Adding a capability is one module and one line in [`HandlerSet::builtin`].
+//!
+//! A child an actor spawns is granted at most what its parent holds: each
+//! handler says, in [`Handler::within`], whether a child's config is within
+//! its parent's, and [`Grants::within`] asks every one of them.
 
+pub mod config;
 mod environment;
 mod filesystem;
 mod http_client;
@@ -14,10 +19,13 @@ mod store;
 mod supervisor;
 mod timing;
 
+pub use config::ConfigError;
 pub use message_server::{
     CHANNEL_CLOSE, CHANNEL_MESSAGE, CHANNEL_OPEN, ChannelAccept, HANDLE_REQUEST, HANDLE_SEND,
 };
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wasmtime::Engine;
@@ -52,9 +60,30 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Checks the `config` table of its `[[handlers]]` entry (empty when
     /// the handler is granted without one) and keeps what the actor's host
-    /// functions will need in `extensions`. Called once per spawn.
-    fn configure(&self, _config: &toml::Table, _extensions: &mut Extensions) -> Result<(), String> {
-        Ok(())
+    /// functions will need in `extensions`. Called once per spawn. Unknown
+    /// keys are errors; the error names its key (see [`config`]). By
+    /// default a handler takes no config.
+    fn configure(
+        &self,
+        config: &toml::Table,
+        _extensions: &mut Extensions,
+    ) -> Result<(), ConfigError> {
+        config::known_keys(config, &[])
+    }
+
+    /// Whether `child` grants no more than `parent` holds: for a spawn an
+    /// actor asks for (never an operator's), when both the child's manifest
+    /// and its parent's grant this handler. The error names the key that
+    /// grants more. Both configs are valid ([`configure`](Self::configure)
+    /// accepted them). By default the child's config must equal its
+    /// parent's, which is never more.
+    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
+        if child.config == parent.config {
+            return Ok(());
+        }
+        Err(ConfigError::from(
+            "a child may be granted it only with its parent's config, unchanged",
+        ))
     }
 
     /// Defines its host functions; called once per runtime.
@@ -65,6 +94,14 @@ pub trait Handler: Send + Sync + 'static {
     /// registers must depend on `listed` alone: the runtime resolves each
     /// registry once per component.
     fn exports(&self, exports: &mut ExportRegistry, listed: bool);
+}
+
+/// A handler's config as one manifest grants it.
+pub struct Granted<'a> {
+    pub config: &'a toml::Table,
+    /// The directory of that manifest, which relative paths in the config
+    /// may be relative to.
+    pub dir: &'a Path,
 }
 
 /// The capabilities a runtime offers.
@@ -124,9 +161,10 @@ impl HandlerSet {
                 listed: false,
                 config: toml::Table::new(),
                 line: 0,
+                index: None,
             })
             .collect();
-        for entry in &manifest.handlers {
+        for (index, entry) in manifest.handlers.iter().enumerate() {
             let handler = self
                 .handlers
                 .iter()
@@ -147,6 +185,7 @@ impl HandlerSet {
                 listed: true,
                 config: entry.config.clone(),
                 line: entry.line,
+                index: Some(index),
             };
             match granted
                 .iter_mut()
@@ -161,6 +200,8 @@ impl HandlerSet {
             all: self.clone(),
             granted,
             manifest: manifest.source.clone(),
+            dir: manifest.base_dir().to_owned(),
+            lines: manifest.lines.clone(),
         })
     }
 }
@@ -173,13 +214,30 @@ struct Grant {
     config: toml::Table,
     /// Line of its `[[handlers]]` entry, 0 if not listed.
     line: usize,
+    /// Its place among the manifest's `[[handlers]]`, if listed.
+    index: Option<usize>,
+}
+
+impl Grant {
+    /// The line an error about `key` of its config points at: the key's
+    /// own, else its entry's.
+    fn line_of(&self, key: Option<&str>, lines: &BTreeMap<String, usize>) -> usize {
+        key.zip(self.index)
+            .and_then(|(key, index)| lines.get(&format!("handlers.{index}.config.{key}")))
+            .copied()
+            .unwrap_or(self.line)
+    }
 }
 
 /// The handlers granted to one actor.
 pub struct Grants {
     all: HandlerSet,
     granted: Vec<Grant>,
-    manifest: std::path::PathBuf,
+    manifest: PathBuf,
+    /// The manifest's directory.
+    dir: PathBuf,
+    /// Lines of the manifest's keys.
+    lines: BTreeMap<String, usize>,
 }
 
 impl Grants {
@@ -245,13 +303,47 @@ impl Grants {
             grant
                 .handler
                 .configure(&grant.config, &mut extensions)
-                .map_err(|reason| SpawnError::HandlerConfig {
+                .map_err(|e| SpawnError::HandlerConfig {
                     manifest: self.manifest.clone(),
-                    line: grant.line,
+                    line: grant.line_of(e.key.as_deref(), &self.lines),
                     kind: grant.handler.name().to_owned(),
-                    reason,
+                    reason: e.message,
                 })?;
         }
         Ok(extensions)
+    }
+
+    /// Fails unless every capability granted here is held by `parent` too,
+    /// each within the parent's config (see [`Handler::within`]). For a
+    /// spawn an actor asks for; blocking (a handler may resolve paths).
+    pub fn within(&self, parent: &Grants) -> Result<(), SpawnError> {
+        for grant in &self.granted {
+            let name = grant.handler.name();
+            let Some(held) = parent.granted.iter().find(|g| g.handler.name() == name) else {
+                return Err(SpawnError::NotHeld {
+                    manifest: self.manifest.clone(),
+                    line: grant.line,
+                    kind: name,
+                });
+            };
+            let child = Granted {
+                config: &grant.config,
+                dir: &self.dir,
+            };
+            let held_config = Granted {
+                config: &held.config,
+                dir: &parent.dir,
+            };
+            grant
+                .handler
+                .within(&child, &held_config)
+                .map_err(|e| SpawnError::BeyondParent {
+                    manifest: self.manifest.clone(),
+                    line: grant.line_of(e.key.as_deref(), &self.lines),
+                    what: format!("capability `{name}`"),
+                    reason: e.message,
+                })?;
+        }
+        Ok(())
     }
 }

@@ -3,19 +3,21 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{Value, json};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Linker, Lower};
 
-use super::Handler;
+use super::config::ConfigError;
+use super::{Granted, Handler};
 use crate::TheaterRuntime;
 use crate::actor::{ActorStore, Extensions};
 use crate::chain::record::StateDigest;
+use crate::files::{self, FileRules};
 use crate::id::ActorId;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, ManifestError};
 use crate::runtime::{SpawnOptions, SupervisionPolicy};
 use crate::wasm::ExportRegistry;
 
@@ -34,28 +36,43 @@ impl Handler for SupervisorHandler {
         &[INTERFACE]
     }
 
-    fn configure(&self, config: &toml::Table, extensions: &mut Extensions) -> Result<(), String> {
+    fn configure(
+        &self,
+        config: &toml::Table,
+        extensions: &mut Extensions,
+    ) -> Result<(), ConfigError> {
         extensions.insert(Arc::new(SupervisionPolicy::from_config(config)?));
         Ok(())
     }
 
+    /// See [`SupervisionPolicy::within`].
+    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
+        SupervisionPolicy::from_config(child.config)?.within(
+            child.dir,
+            &SupervisionPolicy::from_config(parent.config)?,
+            parent.dir,
+        )
+    }
+
     fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
         let mut host = linker.instance(INTERFACE)?;
+        // Time spent spawning is the caller's own: it counts against its
+        // call's time limit, and a spawn gets only what is left of it.
         host.func_wrap_async("spawn", |mut store, (manifest, state): (String, Option<Vec<u8>>)| {
             Box::new(async move {
                 let params = json!({ "manifest": manifest, "state_bytes": state.as_ref().map(Vec::len) });
-                let (caller, started) = (caller(&store), Instant::now());
-                let result = spawn_child(caller, &manifest, state.map(Some)).await;
-                note(&mut store, "spawn", params, started, &result).await?;
+                let (caller, time_left) = (caller(&store), store.data().time_left());
+                let result = spawn_child(caller, manifest, state.map(Some), time_left).await;
+                record(&mut store, "spawn", params, &result).await?;
                 Ok((result,))
             })
         })?;
         host.func_wrap_async("resume", |mut store, (manifest, state): (String, Option<Vec<u8>>)| {
             Box::new(async move {
                 let params = json!({ "manifest": manifest, "state_bytes": state.as_ref().map(Vec::len) });
-                let (caller, started) = (caller(&store), Instant::now());
-                let result = spawn_child(caller, &manifest, Some(state)).await;
-                note(&mut store, "resume", params, started, &result).await?;
+                let (caller, time_left) = (caller(&store), store.data().time_left());
+                let result = spawn_child(caller, manifest, Some(state), time_left).await;
+                record(&mut store, "resume", params, &result).await?;
                 Ok((result,))
             })
         })?;
@@ -153,36 +170,81 @@ fn caller(store: &StoreContextMut<'_, ActorStore>) -> Caller {
     Ok((runtime, data.id, policy))
 }
 
-/// Spawns a child of the calling actor. `manifest` is a path relative to
-/// the parent's manifest directory, or manifest text (it contains `=`).
+/// Spawns a child of the calling actor within `time_left`. `manifest` is
+/// a path relative to the parent's manifest directory, or manifest text (it
+/// contains `=`); either way its files are read only from where the parent
+/// may spawn. The spawn runs as its own task: if time runs out first, the
+/// caller gets an error and the child is stopped as soon as it has started.
 async fn spawn_child(
     caller: Caller,
-    manifest: &str,
+    manifest: String,
     state: Option<Option<Vec<u8>>>,
+    time_left: Duration,
 ) -> Result<String, String> {
     let (runtime, parent, policy) = caller?;
+    if time_left.is_zero() {
+        return Err("this call has no time left to spawn a child".to_owned());
+    }
     let parent_manifest = runtime.manifest(parent).map_err(|e| e.to_string())?;
-    let child = load_manifest(manifest, parent_manifest.base_dir()).map_err(|e| e.to_string())?;
-    let options = SpawnOptions {
-        parent: Some((parent, policy)),
-        state,
-        ..SpawnOptions::default()
-    };
-    let handle = runtime
-        .spawn_with(&child, options)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(handle.id().to_string())
+    let rules = runtime.spawn_rules(&parent_manifest, &policy);
+    let base_dir = parent_manifest.base_dir().to_owned();
+    let spawner = runtime.clone();
+    let mut spawning = tokio::spawn(async move {
+        let child = files::off_thread(move || load_manifest(&manifest, &base_dir, &rules))
+            .await
+            .map_err(|e| e.to_string())?;
+        let options = SpawnOptions {
+            parent: Some((parent, policy)),
+            by_parent: true,
+            state,
+            ..SpawnOptions::default()
+        };
+        spawner
+            .spawn_with(&child, options)
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match tokio::time::timeout(time_left, &mut spawning).await {
+        Ok(spawned) => Ok(spawned
+            .map_err(|e| format!("the spawn failed in the host: {e}"))??
+            .id()
+            .to_string()),
+        Err(_) => {
+            tokio::spawn(async move {
+                if let Ok(Ok(child)) = spawning.await {
+                    let _ = runtime.stop(child.id()).await;
+                }
+            });
+            Err(format!(
+                "the spawn did not finish within the {} ms this call had left",
+                time_left.as_millis()
+            ))
+        }
+    }
 }
 
+/// Reads the manifest a parent names (blocking): relative paths resolve
+/// against the parent's manifest directory, made absolute and free of
+/// symbolic links so that it compares with the directories in `rules`.
 fn load_manifest(
     manifest: &str,
     base_dir: &Path,
-) -> Result<Manifest, crate::manifest::ManifestError> {
+    rules: &FileRules,
+) -> Result<Manifest, ManifestError> {
+    let base_dir = base_dir.canonicalize().map_err(|e| ManifestError {
+        file: base_dir.to_owned(),
+        line: None,
+        message: format!("the parent's manifest directory cannot be resolved: {e}"),
+    })?;
     if manifest.contains('=') {
-        Manifest::parse(manifest, &base_dir.join("<inline manifest>"), base_dir)
+        Manifest::parse_with(
+            manifest,
+            &base_dir.join("<inline manifest>"),
+            &base_dir,
+            rules,
+        )
     } else {
-        Manifest::load(base_dir.join(manifest))
+        Manifest::load_with(&base_dir.join(manifest), rules)
     }
 }
 
@@ -225,7 +287,7 @@ where
 }
 
 /// Records the call in the parent's chain. Time since `started` (waiting
-/// for a child) does not count against the parent's call time limit.
+/// for a child's queue) does not count against the parent's call time limit.
 async fn note<T: Serialize>(
     store: &mut StoreContextMut<'_, ActorStore>,
     function: &str,
@@ -233,9 +295,20 @@ async fn note<T: Serialize>(
     started: Instant,
     result: &Result<T, String>,
 ) -> wasmtime::Result<()> {
-    let data = store.data_mut();
-    data.extend_deadline(started.elapsed());
-    data.recorder
+    store.data_mut().extend_deadline(started.elapsed());
+    record(store, function, params, result).await
+}
+
+/// Records the call in the parent's chain.
+async fn record<T: Serialize>(
+    store: &mut StoreContextMut<'_, ActorStore>,
+    function: &str,
+    params: Value,
+    result: &Result<T, String>,
+) -> wasmtime::Result<()> {
+    store
+        .data_mut()
+        .recorder
         .record_host_call(&format!("{INTERFACE}.{function}"), params, result)
         .await?;
     Ok(())

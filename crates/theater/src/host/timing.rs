@@ -8,7 +8,8 @@ use serde::Serialize;
 use wasmtime::StoreContextMut;
 use wasmtime::component::Linker;
 
-use super::Handler;
+use super::config::{self, ConfigError, MAX_DURATION_MS};
+use super::{Granted, Handler};
 use crate::actor::{ActorStore, Extensions, now_ms};
 use crate::wasm::ExportRegistry;
 
@@ -40,19 +41,21 @@ impl Handler for TimingHandler {
         &[INTERFACE]
     }
 
-    fn configure(&self, config: &toml::Table, extensions: &mut Extensions) -> Result<(), String> {
-        let limits = SleepLimits {
-            max_ms: milliseconds(config, MAX_KEY, DEFAULT_MAX_SLEEP_MS)?,
-            min_ms: milliseconds(config, MIN_KEY, DEFAULT_MIN_SLEEP_MS)?,
-        };
-        if limits.min_ms > limits.max_ms {
-            return Err(format!(
-                "`{MIN_KEY}` ({}) is larger than `{MAX_KEY}` ({}): no sleep could pass",
-                limits.min_ms, limits.max_ms
-            ));
-        }
-        extensions.insert(limits);
+    fn configure(
+        &self,
+        config: &toml::Table,
+        extensions: &mut Extensions,
+    ) -> Result<(), ConfigError> {
+        extensions.insert(SleepLimits::from_config(config)?);
         Ok(())
+    }
+
+    /// A child may sleep no longer, and no shorter, than its parent.
+    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
+        let child = SleepLimits::from_config(child.config)?;
+        let parent = SleepLimits::from_config(parent.config)?;
+        config::at_most(MAX_KEY, child.max_ms, parent.max_ms)?;
+        config::at_least(MIN_KEY, child.min_ms, parent.min_ms)
     }
 
     fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
@@ -107,6 +110,24 @@ struct SleepLimits {
 }
 
 impl SleepLimits {
+    fn from_config(config: &toml::Table) -> Result<Self, ConfigError> {
+        config::known_keys(config, &[MAX_KEY, MIN_KEY])?;
+        let limits = SleepLimits {
+            max_ms: config::integer(config, MAX_KEY, 0..=MAX_DURATION_MS, DEFAULT_MAX_SLEEP_MS)?,
+            min_ms: config::integer(config, MIN_KEY, 0..=MAX_DURATION_MS, DEFAULT_MIN_SLEEP_MS)?,
+        };
+        if limits.min_ms > limits.max_ms {
+            return Err(ConfigError::at(
+                MIN_KEY,
+                format!(
+                    "`{MIN_KEY}` ({}) is larger than `{MAX_KEY}` ({}): no sleep could pass",
+                    limits.min_ms, limits.max_ms
+                ),
+            ));
+        }
+        Ok(limits)
+    }
+
     fn check_sleep(&self, duration: u64) -> Result<(), String> {
         if duration > self.max_ms {
             return Err(format!(
@@ -134,17 +155,6 @@ impl SleepLimits {
             ));
         }
         Ok(remaining)
-    }
-}
-
-/// A whole number of milliseconds under `key`, or `default` without one.
-fn milliseconds(config: &toml::Table, key: &str, default: u64) -> Result<u64, String> {
-    match config.get(key) {
-        None => Ok(default),
-        Some(toml::Value::Integer(ms)) if *ms >= 0 => Ok(*ms as u64),
-        Some(other) => Err(format!(
-            "`{key}` must be a whole number of milliseconds, 0 or more, not `{other}`"
-        )),
     }
 }
 
@@ -185,7 +195,9 @@ mod tests {
 
     fn configured(config: &str) -> Result<SleepLimits, String> {
         let mut extensions = Extensions::default();
-        TimingHandler.configure(&toml::from_str(config).unwrap(), &mut extensions)?;
+        TimingHandler
+            .configure(&toml::from_str(config).unwrap(), &mut extensions)
+            .map_err(|e| e.message)?;
         Ok(*extensions.get::<SleepLimits>().unwrap())
     }
 

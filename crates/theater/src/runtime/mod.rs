@@ -8,15 +8,19 @@ mod supervision;
 
 pub use messaging::{ChannelEvent, ClientChannel, EXTERNAL_CHANNEL_CAPACITY, Sender};
 pub use persistence::{HistoryError, ResumeReport};
-pub use supervision::{CHILD_ERROR, CHILD_EXIT, Restart, Strategy, SupervisionPolicy};
+pub use supervision::{
+    CHILD_ERROR, CHILD_EXIT, DEFAULT_MAX_CHILDREN, MAX_MAX_CHILDREN, MAX_MAX_RESTARTS, Restart,
+    Strategy, SupervisionPolicy,
+};
 pub(crate) use supervision::{ChildEvent, Decision};
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
-use tokio::sync::broadcast;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
 use crate::actor::{self, ActorEvent, ActorHandle, ActorTemplate, ChainRecorder, Start, now_ms};
 use crate::chain::record::Origin;
@@ -24,6 +28,7 @@ use crate::chain::{
     ActorRecord, ChainEvent, EventLog, Hash, LogError, MemoryEventLog, SavedActor, VerifyFailure,
 };
 use crate::error::{ActorError, SpawnError};
+use crate::files::{FileLimits, FileRules};
 use crate::host::HandlerSet;
 use crate::id::ActorId;
 use crate::manifest::Manifest;
@@ -37,6 +42,11 @@ pub const SUBSCRIBER_BUFFER: usize = 4096;
 /// The chain database in a runtime's home.
 pub const CHAINS_FILE: &str = "chains.redb";
 
+/// Actors a runtime runs at once unless its config says otherwise
+/// ([`RuntimeConfig::max_actors`]). Guards the host against spawn loops
+/// across many actors and against operators starting without end.
+pub const DEFAULT_MAX_ACTORS: usize = 10_000;
+
 /// How a runtime is set up.
 pub struct RuntimeConfig {
     /// Data directory; compiled components are cached under `cache/`.
@@ -44,6 +54,10 @@ pub struct RuntimeConfig {
     pub home: Option<PathBuf>,
     pub event_log: Arc<dyn EventLog>,
     pub handlers: HandlerSet,
+    /// How large a manifest, `init_state` file or component may be.
+    pub files: FileLimits,
+    /// Actors it runs at once, children included; a spawn beyond is refused.
+    pub max_actors: usize,
 }
 
 impl RuntimeConfig {
@@ -71,6 +85,8 @@ impl RuntimeConfig {
             home: Some(home),
             event_log: Arc::new(log),
             handlers: HandlerSet::builtin(),
+            files: FileLimits::default(),
+            max_actors: DEFAULT_MAX_ACTORS,
         })
     }
 
@@ -80,6 +96,8 @@ impl RuntimeConfig {
             home: None,
             event_log: Arc::new(MemoryEventLog::default()),
             handlers: HandlerSet::builtin(),
+            files: FileLimits::default(),
+            max_actors: DEFAULT_MAX_ACTORS,
         }
     }
 }
@@ -111,6 +129,8 @@ impl WeakRuntime {
 struct ActorEntry {
     handle: ActorHandle,
     manifest: Arc<Manifest>,
+    /// Its place among the runtime's `max_actors`, given back when it ends.
+    _slot: OwnedSemaphorePermit,
 }
 
 /// How an actor starts.
@@ -118,6 +138,10 @@ struct ActorEntry {
 pub struct SpawnOptions {
     /// The supervising actor and its policy.
     pub parent: Option<(ActorId, Arc<SupervisionPolicy>)>,
+    /// The parent itself asked for this spawn (supervisor `spawn` or
+    /// `resume`): the child is admitted only within what the parent holds,
+    /// and its component is read only from where the parent may spawn.
+    pub by_parent: bool,
     /// State to start from instead of the manifest's `init_state`.
     pub state: Option<StateBytes>,
     /// Continue the stored chain of this actor, whose newest event is the
@@ -146,6 +170,10 @@ struct Inner {
     /// Set by [`TheaterRuntime::shutdown`]: actors stopping now stay marked
     /// as running in the log, so the next runtime resumes them.
     shutting_down: AtomicBool,
+    files: FileLimits,
+    /// One permit per actor it may run.
+    slots: Arc<Semaphore>,
+    max_actors: usize,
 }
 
 impl TheaterRuntime {
@@ -167,14 +195,26 @@ impl TheaterRuntime {
                 messaging: messaging::Messaging::default(),
                 events: broadcast::channel(SUBSCRIBER_BUFFER).0,
                 shutting_down: AtomicBool::new(false),
+                files: config.files,
+                slots: Arc::new(Semaphore::new(config.max_actors)),
+                max_actors: config.max_actors,
             }),
         })
     }
 
     /// Loads the manifest at `path` and spawns its actor.
     pub async fn spawn_file(&self, path: impl AsRef<Path>) -> Result<ActorHandle, SpawnError> {
-        let manifest = Manifest::load(path)?;
+        let manifest = Manifest::read(path.as_ref().to_owned(), self.file_rules()).await?;
         self.spawn(&manifest).await
+    }
+
+    /// How an operator's manifests and their files are read: wherever this
+    /// process may read, within the runtime's file limits.
+    pub fn file_rules(&self) -> FileRules {
+        FileRules {
+            limits: self.inner.files,
+            beneath: None,
+        }
     }
 
     /// Spawns an actor: checks its grants and exports, runs `actor.init`,
@@ -183,16 +223,42 @@ impl TheaterRuntime {
         self.spawn_with(manifest, SpawnOptions::default()).await
     }
 
-    /// [`spawn`](Self::spawn) as a supervised child or from a given state.
+    /// [`spawn`](Self::spawn) as a supervised child or from a given state
+    /// (see [`SpawnOptions`]).
     pub async fn spawn_with(
         &self,
         manifest: &Manifest,
         options: SpawnOptions,
     ) -> Result<ActorHandle, SpawnError> {
+        let slot = self.inner.slots.clone().try_acquire_owned().map_err(|_| {
+            SpawnError::TooManyActors {
+                limit: self.inner.max_actors,
+            }
+        })?;
         let grants = self.inner.handlers.grants(manifest)?;
+        let (grants, files, manifest) = match options.parent.as_ref().filter(|_| options.by_parent)
+        {
+            Some((parent, policy)) => {
+                let admitted = self.admit_child(*parent, policy, manifest, grants).await?;
+                let manifest = match admitted.limits == manifest.limits {
+                    true => Cow::Borrowed(manifest),
+                    false => Cow::Owned(Manifest {
+                        limits: admitted.limits,
+                        ..manifest.clone()
+                    }),
+                };
+                (admitted.grants, admitted.files, manifest)
+            }
+            None => (grants, self.file_rules(), Cow::Borrowed(manifest)),
+        };
+        let manifest = manifest.as_ref();
         // Config mistakes are reported before any compilation.
         let extensions = grants.configure()?;
-        let compiled = self.inner.cache.load(&manifest.component_path).await?;
+        let compiled = self
+            .inner
+            .cache
+            .load_with(&manifest.component_path, &files)
+            .await?;
         grants.check_imports(&compiled.imports)?;
         compiled.instance_pre()?;
         let template = Arc::new(ActorTemplate {
@@ -246,6 +312,7 @@ impl TheaterRuntime {
         let entry = ActorEntry {
             handle: handle.clone(),
             manifest: Arc::new(manifest.clone()),
+            _slot: slot,
         };
         self.inner
             .actors

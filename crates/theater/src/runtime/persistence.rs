@@ -117,8 +117,10 @@ impl TheaterRuntime {
         let (Some(head), Some(latest)) = (actor.head, &actor.latest) else {
             return Err("its chain holds no state to resume from".to_owned());
         };
+        // A child comes back as it was admitted when its parent spawned it.
         let options = SpawnOptions {
             parent,
+            by_parent: false,
             state: Some(latest.state.clone()),
             resume: Some((actor.id, head)),
             forked_from: None,
@@ -228,7 +230,7 @@ impl TheaterRuntime {
         let compiled = self
             .inner
             .cache
-            .load(&saved.record.manifest.component_path)
+            .load_with(&saved.record.manifest.component_path, &self.file_rules())
             .await
             .map_err(|e| no_state(e.to_string()))?;
         let start = ReplayStart {

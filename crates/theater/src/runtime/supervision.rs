@@ -7,6 +7,7 @@
 //! *exits* when it is stopped or asks to shut down.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,12 @@ use serde_json::json;
 
 use super::TheaterRuntime;
 use crate::chain::record;
+use crate::error::SpawnError;
+use crate::files::{self, FileRules};
+use crate::host::Grants;
+use crate::host::config::{self, ConfigError, MAX_DURATION_MS};
 use crate::id::ActorId;
+use crate::manifest::{Limits, Manifest};
 
 /// Export a parent may provide to hear of a child's failure.
 pub const CHILD_ERROR: &str = "ntwk:theater/supervisor-handlers.handle-child-error";
@@ -50,6 +56,14 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(5);
 pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest restart delay. Bounds how long a child's queue waits.
 pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Children one actor may have at once unless its supervisor config says
+/// otherwise (`max_children`). Guards the runtime against an actor that
+/// spawns in a loop.
+pub const DEFAULT_MAX_CHILDREN: usize = 64;
+/// Most children a supervisor config may allow.
+pub const MAX_MAX_CHILDREN: usize = 65_536;
+/// Most restarts within the window a supervisor config may allow.
+pub const MAX_MAX_RESTARTS: usize = 1000;
 
 /// A parent's policy, from its `supervisor` handler config.
 #[derive(Debug, Clone)]
@@ -63,6 +77,12 @@ pub struct SupervisionPolicy {
     pub window: Duration,
     pub backoff: Duration,
     pub backoff_max: Duration,
+    /// Children it may have at once.
+    pub max_children: usize,
+    /// Directories, besides its manifest's own, whose manifests,
+    /// components and state files it may spawn children from; relative to
+    /// its manifest's directory.
+    pub spawn_from: Vec<PathBuf>,
 }
 
 impl Default for SupervisionPolicy {
@@ -75,47 +95,125 @@ impl Default for SupervisionPolicy {
             window: DEFAULT_WINDOW,
             backoff: DEFAULT_BACKOFF,
             backoff_max: DEFAULT_BACKOFF_MAX,
+            max_children: DEFAULT_MAX_CHILDREN,
+            spawn_from: Vec::new(),
         }
     }
 }
 
+const KEYS: &[&str] = &[
+    "strategy",
+    "restart",
+    "children",
+    "max_restarts",
+    "window_s",
+    "backoff_ms",
+    "backoff_max_ms",
+    "max_children",
+    "spawn_from",
+];
+
 impl SupervisionPolicy {
     /// Reads `strategy`, `restart`, `children`, `max_restarts`, `window_s`,
-    /// `backoff_ms` and `backoff_max_ms`; anything else is an error.
-    pub fn from_config(config: &toml::Table) -> Result<Self, String> {
-        let mut policy = Self::default();
-        for (key, value) in config {
-            match key.as_str() {
-                "strategy" => policy.strategy = match value.as_str() {
-                    Some("one-for-one") => Strategy::OneForOne,
-                    Some("one-for-all") => Strategy::OneForAll,
-                    Some("rest-for-one") => Strategy::RestForOne,
-                    _ => return Err(
-                        "`strategy` must be \"one-for-one\", \"one-for-all\" or \"rest-for-one\""
-                            .into(),
-                    ),
-                },
-                "restart" => policy.restart = parse_restart(value)?,
-                "children" => {
-                    let table = value
-                        .as_table()
-                        .ok_or("`children` must be a table of child name = restart")?;
-                    for (name, restart) in table {
-                        policy
-                            .children
-                            .insert(name.clone(), parse_restart(restart)?);
-                    }
-                }
-                "max_restarts" => policy.max_restarts = non_negative(value, key)? as usize,
-                "window_s" => policy.window = Duration::from_secs(non_negative(value, key)?),
-                "backoff_ms" => policy.backoff = Duration::from_millis(non_negative(value, key)?),
-                "backoff_max_ms" => {
-                    policy.backoff_max = Duration::from_millis(non_negative(value, key)?)
-                }
-                other => return Err(format!("unknown supervisor setting `{other}`")),
+    /// `backoff_ms`, `backoff_max_ms`, `max_children` and `spawn_from`;
+    /// anything else is an error.
+    pub fn from_config(table: &toml::Table) -> Result<Self, ConfigError> {
+        config::known_keys(table, KEYS)?;
+        let defaults = Self::default();
+        let strategy = match config::string(table, "strategy", STRATEGIES)? {
+            None | Some("one-for-one") => Strategy::OneForOne,
+            Some("one-for-all") => Strategy::OneForAll,
+            Some("rest-for-one") => Strategy::RestForOne,
+            Some(_) => {
+                return Err(ConfigError::at(
+                    "strategy",
+                    format!("`strategy` must be {STRATEGIES}"),
+                ));
+            }
+        };
+        let restart = match table.get("restart") {
+            None => defaults.restart,
+            Some(value) => parse_restart(value).map_err(|e| ConfigError::at("restart", e))?,
+        };
+        let mut children = HashMap::new();
+        if let Some(value) = table.get("children") {
+            let wrong = || {
+                ConfigError::at(
+                    "children",
+                    "`children` must be a table of child name = restart policy",
+                )
+            };
+            for (name, restart) in value.as_table().ok_or_else(wrong)? {
+                let restart = parse_restart(restart).map_err(|e| ConfigError::at("children", e))?;
+                children.insert(name.clone(), restart);
             }
         }
-        Ok(policy)
+        let ms = |key: &str, default: Duration| {
+            config::integer(table, key, 0..=MAX_DURATION_MS, default.as_millis() as u64)
+                .map(Duration::from_millis)
+        };
+        let window_s = config::integer(
+            table,
+            "window_s",
+            0..=MAX_DURATION_MS / 1000,
+            defaults.window.as_secs(),
+        )?;
+        let spawn_from =
+            config::strings(table, "spawn_from", "of directories, like [\"../actors\"]")?;
+        Ok(Self {
+            strategy,
+            restart,
+            children,
+            max_restarts: config::integer(
+                table,
+                "max_restarts",
+                0..=MAX_MAX_RESTARTS as u64,
+                defaults.max_restarts as u64,
+            )? as usize,
+            window: Duration::from_secs(window_s),
+            backoff: ms("backoff_ms", defaults.backoff)?,
+            backoff_max: ms("backoff_max_ms", defaults.backoff_max)?,
+            max_children: config::integer(
+                table,
+                "max_children",
+                0..=MAX_MAX_CHILDREN as u64,
+                defaults.max_children as u64,
+            )? as usize,
+            spawn_from: spawn_from
+                .unwrap_or_default()
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+        })
+    }
+
+    /// The directories a supervisor whose manifest lies in `manifest_dir`
+    /// may spawn children from: that directory and its `spawn_from`.
+    pub fn spawn_area(&self, manifest_dir: &Path) -> Vec<PathBuf> {
+        std::iter::once(manifest_dir.to_owned())
+            .chain(self.spawn_from.iter().map(|dir| manifest_dir.join(dir)))
+            .collect()
+    }
+
+    /// Fails unless this policy (a child's, whose manifest lies in
+    /// `dir`) allows no more than `parent`'s: no more children, no more
+    /// restarts, no directory to spawn from outside the parent's. Blocking.
+    pub fn within(&self, dir: &Path, parent: &Self, parent_dir: &Path) -> Result<(), ConfigError> {
+        config::at_most(
+            "max_children",
+            self.max_children as u64,
+            parent.max_children as u64,
+        )?;
+        config::at_most(
+            "max_restarts",
+            self.max_restarts as u64,
+            parent.max_restarts as u64,
+        )?;
+        let parent_area = parent.spawn_area(parent_dir);
+        for dir in self.spawn_area(dir) {
+            config::dir_within("spawn_from", &dir, &parent_area)?;
+        }
+        Ok(())
     }
 
     fn restart_for(&self, child_name: &str) -> Restart {
@@ -143,11 +241,14 @@ fn parse_restart(value: &toml::Value) -> Result<Restart, String> {
     }
 }
 
-fn non_negative(value: &toml::Value, key: &str) -> Result<u64, String> {
-    match value.as_integer() {
-        Some(n) if n >= 0 => Ok(n as u64),
-        _ => Err(format!("`{key}` must be a non-negative integer")),
-    }
+const STRATEGIES: &str = "\"one-for-one\", \"one-for-all\" or \"rest-for-one\"";
+
+/// A child let in: its grants, its limits and the rules its component is
+/// read under.
+pub(crate) struct Admitted {
+    pub grants: Grants,
+    pub limits: Limits,
+    pub files: FileRules,
 }
 
 /// What happened to a child.
@@ -223,6 +324,54 @@ impl Tree {
 }
 
 impl TheaterRuntime {
+    /// The rules the files of a spawn a parent asks for are read under:
+    /// only beneath the directories its policy lets it spawn from.
+    pub(crate) fn spawn_rules(&self, parent: &Manifest, policy: &SupervisionPolicy) -> FileRules {
+        FileRules {
+            limits: self.inner.files,
+            beneath: Some(policy.spawn_area(parent.base_dir()).into()),
+        }
+    }
+
+    /// Admits a child `parent` asks to spawn: under the parent's limit of
+    /// children, with grants and limits within the parent's (limits the
+    /// child's manifest leaves unset are lowered to the parent's).
+    pub(crate) async fn admit_child(
+        &self,
+        parent: ActorId,
+        policy: &SupervisionPolicy,
+        child: &Manifest,
+        grants: Grants,
+    ) -> Result<Admitted, SpawnError> {
+        let parent_manifest = self
+            .manifest(parent)
+            .map_err(|_| SpawnError::ParentStopped(parent))?;
+        if self.children(parent).len() >= policy.max_children {
+            return Err(SpawnError::TooManyChildren {
+                parent,
+                limit: policy.max_children,
+            });
+        }
+        let held = self.inner.handlers.grants(&parent_manifest)?;
+        // Handlers may resolve directories: off the runtime's threads.
+        let grants = files::off_thread(move || grants.within(&held).map(|()| grants)).await?;
+        let set = |key: &str| child.line_of(&format!("limits.{key}")).is_some();
+        let limits = child.limits.inherited(&parent_manifest.limits, set);
+        limits
+            .within(&parent_manifest.limits)
+            .map_err(|(key, reason)| SpawnError::BeyondParent {
+                manifest: child.source.clone(),
+                line: child.line_of(&format!("limits.{key}")).unwrap_or(0),
+                what: "`limits`".to_owned(),
+                reason,
+            })?;
+        Ok(Admitted {
+            grants,
+            limits,
+            files: self.spawn_rules(&parent_manifest, policy),
+        })
+    }
+
     /// Decides what a child's task does after `event`, tells the parent, and
     /// records the decision in the parent's chain. Actors without a parent
     /// restart at once after a failure and stop when they ask to.
@@ -374,17 +523,45 @@ mod tests {
         assert_eq!(policy.restart_for("other"), Restart::Never);
         assert_eq!((policy.max_restarts, policy.window.as_secs()), (2, 10));
 
-        let bad: toml::Table = toml::from_str("strategy = \"all-for-none\"").unwrap();
-        assert!(
-            SupervisionPolicy::from_config(&bad)
-                .unwrap_err()
-                .contains("strategy")
-        );
-        let unknown: toml::Table = toml::from_str("retries = 3").unwrap();
-        assert!(
-            SupervisionPolicy::from_config(&unknown)
-                .unwrap_err()
-                .contains("retries")
-        );
+        assert_eq!(policy.max_children, DEFAULT_MAX_CHILDREN);
+
+        for (bad, key) in [
+            ("strategy = \"all-for-none\"", "strategy"),
+            ("retries = 3", "retries"),
+            ("window_s = 99999999999", "window_s"),
+            ("max_children = -1", "max_children"),
+            ("spawn_from = \"..\"", "spawn_from"),
+        ] {
+            let bad: toml::Table = toml::from_str(bad).unwrap();
+            let err = SupervisionPolicy::from_config(&bad).unwrap_err();
+            assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_child_supervises_with_no_more_than_its_parent() {
+        let area = tempfile::tempdir().unwrap();
+        let (parent_dir, sibling) = (area.path().join("parent"), area.path().join("sibling"));
+        std::fs::create_dir(&parent_dir).unwrap();
+        std::fs::create_dir(&sibling).unwrap();
+        let parent = SupervisionPolicy {
+            spawn_from: vec!["..".into()],
+            max_children: 4,
+            ..Default::default()
+        };
+        let child = |spawn_from: &str, max_children| SupervisionPolicy {
+            spawn_from: vec![spawn_from.into()],
+            max_children,
+            ..Default::default()
+        };
+        assert!(child(".", 4).within(&sibling, &parent, &parent_dir).is_ok());
+        let err = child(".", 5)
+            .within(&sibling, &parent, &parent_dir)
+            .unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("max_children"));
+        let err = child("../..", 1)
+            .within(&sibling, &parent, &parent_dir)
+            .unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("spawn_from"));
     }
 }

@@ -2,7 +2,7 @@
 
 mod history;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -246,14 +246,16 @@ impl Connection {
         base_dir: Option<String>,
         state: Option<Value>,
     ) -> Answer {
+        // Read on a blocking thread: a manifest may name a slow or hostile file.
+        let rules = self.shared.runtime.file_rules();
         let mut manifest = match (manifest_path, manifest_text) {
-            (Some(path), None) => Manifest::load(&path),
+            (Some(path), None) => Manifest::read(path.into(), rules).await,
             (None, Some(text)) => {
                 let base = base_dir.as_deref().map_or_else(
                     || std::env::current_dir().unwrap_or_default(),
                     PathBuf::from,
                 );
-                Manifest::parse(&text, Path::new("<inline>"), &base)
+                Manifest::read_text(text, base.join("<inline>"), base, rules).await
             }
             _ => {
                 return Err(bad_request(

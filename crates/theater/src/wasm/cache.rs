@@ -13,6 +13,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use super::adapter::{ExportRegistry, ExportTable};
 use crate::actor::ActorStore;
 use crate::chain::Hash;
+use crate::files::{self, FileError, FileKind, FileRules};
 
 /// The handlers that built an export registry, each with whether its
 /// manifest lists it: equal keys build equal registries.
@@ -64,11 +65,8 @@ impl CompiledComponent {
 /// The component file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
-    #[error("cannot read component {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] FileError),
     #[error("{path} is not a WebAssembly file (it does not start with `\\0asm`)")]
     NotWasm { path: PathBuf },
     #[error(
@@ -102,12 +100,11 @@ struct FileStamp {
 }
 
 impl FileStamp {
-    fn of(path: &Path) -> Option<Self> {
-        let meta = std::fs::metadata(path).ok()?;
-        Some(Self {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
             len: meta.len(),
             modified: meta.modified().ok(),
-        })
+        }
     }
 }
 
@@ -127,23 +124,28 @@ impl ComponentCache {
 
     /// Loads the component at `path`, compiling it only if no cache has it.
     pub async fn load(&self, path: &Path) -> Result<Arc<CompiledComponent>, ComponentError> {
-        let stamp = FileStamp::of(path);
-        if let Some(hit) = stamp.and_then(|stamp| self.unchanged(path, stamp)) {
+        self.load_with(path, &FileRules::default()).await
+    }
+
+    /// [`load`](Self::load), reading the file under `rules`.
+    pub async fn load_with(
+        &self,
+        path: &Path,
+        rules: &FileRules,
+    ) -> Result<Arc<CompiledComponent>, ComponentError> {
+        let (owned, rules) = (path.to_owned(), rules.clone());
+        let file =
+            files::off_thread(move || files::open(&owned, FileKind::Component, &rules)).await?;
+        let stamp = FileStamp::of(file.metadata());
+        if let Some(hit) = self.unchanged(path, stamp) {
             return Ok(hit);
         }
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|source| ComponentError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+        let bytes = files::off_thread(move || file.read_all()).await?;
         let hash: Hash = Sha256::digest(&bytes).into();
-        if let Some(stamp) = stamp {
-            self.seen
-                .lock()
-                .expect("cache lock")
-                .insert(path.to_owned(), (stamp, hash));
-        }
+        self.seen
+            .lock()
+            .expect("cache lock")
+            .insert(path.to_owned(), (stamp, hash));
         if let Some(hit) = self.loaded.lock().expect("cache lock").get(&hash) {
             return Ok(hit.clone());
         }

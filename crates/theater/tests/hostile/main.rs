@@ -4,3 +4,8 @@
 
 #[path = "../it/common/mod.rs"]
 mod common;
+
+mod escalation;
+mod host_files;
+mod manifests;
+mod spawn_loops;

@@ -5,7 +5,7 @@ use crate::common;
 use std::path::Path;
 
 use theater::actor::{ActorStore, Extensions};
-use theater::host::{Handler, HandlerSet};
+use theater::host::{ConfigError, Handler, HandlerSet};
 use theater::wasm::ExportRegistry;
 use theater::{RuntimeConfig, SpawnError, TheaterRuntime};
 use wasmtime::component::Linker;
@@ -23,7 +23,11 @@ impl Handler for Greeter {
         &[]
     }
 
-    fn configure(&self, config: &toml::Table, _extensions: &mut Extensions) -> Result<(), String> {
+    fn configure(
+        &self,
+        config: &toml::Table,
+        _extensions: &mut Extensions,
+    ) -> Result<(), ConfigError> {
         match config.get("greeting") {
             Some(toml::Value::String(_)) => Ok(()),
             _ => Err("`greeting` must be a string".into()),

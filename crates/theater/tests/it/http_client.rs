@@ -339,7 +339,10 @@ async fn invalid_methods_uris_and_headers_are_clear_errors() {
 async fn a_bad_http_client_config_does_not_spawn() {
     let runtime = runtime();
     let cases = [
-        ("{ timeout_ms = 0 }", "`timeout_ms` must be at least 1"),
+        (
+            "{ timeout_ms = 0 }",
+            "`timeout_ms` must be a whole number from 1",
+        ),
         (
             "{ max_response_bytes = -1 }",
             "`max_response_bytes` must be a whole number",
@@ -355,7 +358,7 @@ async fn a_bad_http_client_config_does_not_spawn() {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("test-manifest.toml:9: handler `http-client`"),
+            err.contains("test-manifest.toml:10: handler `http-client`"),
             "{err}"
         );
         assert!(err.contains(expected), "{err}");

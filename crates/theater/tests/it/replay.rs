@@ -320,6 +320,7 @@ async fn init_runs_again_where_the_actor_resumed() {
         home: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("theater-home")),
         event_log: log.clone(),
         handlers: HandlerSet::builtin(),
+        ..RuntimeConfig::ephemeral()
     };
     let before = TheaterRuntime::new(config()).unwrap();
     let (actor, start) = spawned(&before, "compat-basic").await;

@@ -168,7 +168,7 @@ name = "strict"
 component_path = "supervisor.wasm"
 [[handlers]]
 type = "supervisor"
-config = { restart = "never" }
+config = { restart = "never", spawn_from = [".."] }
 "#;
     let parent = spawn_with(&runtime, "supervisor", text).await.unwrap();
     let child = spawn_child(&parent, "../trap/manifest.toml").await;
@@ -195,7 +195,7 @@ name = "all"
 component_path = "supervisor.wasm"
 [[handlers]]
 type = "supervisor"
-config = { strategy = "one-for-all" }
+config = { strategy = "one-for-all", spawn_from = [".."] }
 "#;
     let parent = spawn_with(&runtime, "supervisor", text).await.unwrap();
     let first = spawn_child(&parent, "../trap/manifest.toml").await;

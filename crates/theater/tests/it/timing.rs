@@ -172,7 +172,7 @@ async fn a_timing_config_whose_minimum_exceeds_its_maximum_does_not_spawn() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("test-manifest.toml:5: handler `timing`"),
+        err.contains("test-manifest.toml:6: handler `timing`"),
         "{err}"
     );
     assert!(

@@ -26,8 +26,9 @@ use serde_json::{Value, json};
 use wasmtime::StoreContextMut;
 use wasmtime::component::Linker;
 
-use super::Handler;
+use super::config::{self, ConfigError};
 use super::http_record::redact_http;
+use super::{Granted, Handler};
 use crate::actor::{ActorStore, Extensions};
 use crate::wasm::ExportRegistry;
 use state::{HttpFramework, Running, Shared, WsEndpoint};
@@ -112,44 +113,69 @@ impl Default for FrameworkConfig {
     }
 }
 
-const KNOWN_KEYS: &str = "max_body_bytes, max_header_bytes, request_timeout_ms, max_connections, overflow, ws_buffer, record_body_bytes";
+const KNOWN_KEYS: &[&str] = &[
+    "max_body_bytes",
+    "max_header_bytes",
+    "request_timeout_ms",
+    "max_connections",
+    "overflow",
+    "ws_buffer",
+    "record_body_bytes",
+];
 
 impl FrameworkConfig {
-    pub fn from_table(table: &toml::Table) -> Result<Self, String> {
-        let mut config = Self::default();
-        for (key, value) in table {
-            let int = |min: u64, max: u64| -> Result<u64, String> {
-                match value.as_integer() {
-                    Some(n) if n >= 0 && (min..=max).contains(&(n as u64)) => Ok(n as u64),
-                    _ => Err(format!("`{key}` must be an integer from {min} to {max}")),
-                }
-            };
-            match key.as_str() {
-                "max_body_bytes" => config.max_body_bytes = int(1, 1 << 30)? as usize,
-                "max_header_bytes" => {
-                    config.max_header_bytes = int(MIN_MAX_HEADER_BYTES as u64, 1 << 20)? as usize
-                }
-                "request_timeout_ms" => {
-                    config.request_timeout = Duration::from_millis(int(1, 3_600_000)?)
-                }
-                "max_connections" => config.max_connections = int(1, 65_536)? as usize,
-                "ws_buffer" => config.ws_buffer = int(1, 4096)? as usize,
-                "record_body_bytes" => config.record_body_bytes = int(0, 1 << 20)? as usize,
-                "overflow" => {
-                    config.overflow = match value.as_str() {
-                        Some("reject") => Overflow::Reject,
-                        Some("drop-oldest") => Overflow::DropOldest,
-                        _ => return Err("`overflow` must be \"reject\" or \"drop-oldest\"".into()),
-                    }
-                }
-                other => {
-                    return Err(format!(
-                        "unknown http-framework setting `{other}` (known: {KNOWN_KEYS})"
-                    ));
-                }
+    pub fn from_table(table: &toml::Table) -> Result<Self, ConfigError> {
+        config::known_keys(table, KNOWN_KEYS)?;
+        let defaults = Self::default();
+        let int = |key: &str, range: std::ops::RangeInclusive<u64>, default: usize| {
+            config::integer(table, key, range, default as u64).map(|n| n as usize)
+        };
+        let overflow = match config::string(table, "overflow", "\"reject\" or \"drop-oldest\"")? {
+            None | Some("reject") => Overflow::Reject,
+            Some("drop-oldest") => Overflow::DropOldest,
+            Some(_) => {
+                return Err(ConfigError::at(
+                    "overflow",
+                    "`overflow` must be \"reject\" or \"drop-oldest\"",
+                ));
             }
+        };
+        let timeout_ms = defaults.request_timeout.as_millis() as usize;
+        Ok(Self {
+            max_body_bytes: int("max_body_bytes", 1..=1 << 30, defaults.max_body_bytes)?,
+            max_header_bytes: int(
+                "max_header_bytes",
+                MIN_MAX_HEADER_BYTES as u64..=1 << 20,
+                defaults.max_header_bytes,
+            )?,
+            request_timeout: Duration::from_millis(int(
+                "request_timeout_ms",
+                1..=3_600_000,
+                timeout_ms,
+            )? as u64),
+            max_connections: int("max_connections", 1..=65_536, defaults.max_connections)?,
+            overflow,
+            ws_buffer: int("ws_buffer", 1..=4096, defaults.ws_buffer)?,
+            record_body_bytes: int("record_body_bytes", 0..=1 << 20, defaults.record_body_bytes)?,
+        })
+    }
+
+    /// Fails on the first bound of `self` (a child's) above `parent`'s.
+    fn within(&self, parent: &Self) -> Result<(), ConfigError> {
+        let bounds = |c: &Self| {
+            [
+                ("max_body_bytes", c.max_body_bytes as u64),
+                ("max_header_bytes", c.max_header_bytes as u64),
+                ("request_timeout_ms", c.request_timeout.as_millis() as u64),
+                ("max_connections", c.max_connections as u64),
+                ("ws_buffer", c.ws_buffer as u64),
+                ("record_body_bytes", c.record_body_bytes as u64),
+            ]
+        };
+        for ((key, child), (_, parent)) in bounds(self).into_iter().zip(bounds(parent)) {
+            config::at_most(key, child, parent)?;
         }
-        Ok(config)
+        Ok(())
     }
 }
 
@@ -165,12 +191,23 @@ impl Handler for HttpFrameworkHandler {
         &[INTERFACE]
     }
 
-    fn configure(&self, config: &toml::Table, extensions: &mut Extensions) -> Result<(), String> {
+    fn configure(
+        &self,
+        config: &toml::Table,
+        extensions: &mut Extensions,
+    ) -> Result<(), ConfigError> {
         extensions.insert(HttpFramework {
             config: Arc::new(FrameworkConfig::from_table(config)?),
             shared: None,
         });
         Ok(())
+    }
+
+    /// Each bound of a child's servers is at most its parent's; `overflow`
+    /// is the child's own choice.
+    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
+        FrameworkConfig::from_table(child.config)?
+            .within(&FrameworkConfig::from_table(parent.config)?)
     }
 
     fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
@@ -434,7 +471,7 @@ mod tests {
     use super::*;
 
     fn config(text: &str) -> Result<FrameworkConfig, String> {
-        FrameworkConfig::from_table(&toml::from_str(text).unwrap())
+        FrameworkConfig::from_table(&toml::from_str(text).unwrap()).map_err(|e| e.message)
     }
 
     #[test]
@@ -461,9 +498,6 @@ mod tests {
         let error = super::tests::config("max_header_bytes = 100").unwrap_err();
         assert!(error.contains("from 8192"), "{error}");
         let error = super::tests::config("max_body = 1").unwrap_err();
-        assert!(
-            error.contains("unknown http-framework setting `max_body`"),
-            "{error}"
-        );
+        assert!(error.contains("unknown setting `max_body`"), "{error}");
     }
 }
