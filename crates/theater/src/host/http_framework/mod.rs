@@ -64,9 +64,24 @@ pub const MIN_MAX_HEADER_BYTES: usize = 8192;
 /// handler) unless `request_timeout_ms` says otherwise; then it is answered
 /// 504. Guards clients against an actor that is stuck or far behind.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Open connections per server unless `max_connections` says otherwise;
-/// more are answered 503 and closed. Guards the host's sockets and memory.
+/// Open connections per server unless `max_connections` says otherwise.
+/// Guards the host's sockets and memory. When they are all open, a new
+/// connection closes the one idle longest (from the peer with the most);
+/// only when every one is busy (the actor working on its request, or a
+/// WebSocket) is the newcomer answered 503.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Open connections per server from one peer (an IPv4 address or an IPv6
+/// /64) unless `max_connections_per_peer` says otherwise; a further one
+/// closes that peer's longest-idle connection, or is answered 503 if all
+/// of them are busy. Guards other clients against one peer that opens
+/// connections by the thousand.
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 64;
+/// How long a connection may wait for a request head to arrive whole
+/// unless `header_timeout_ms` says otherwise; the wait starts when the
+/// connection opens and again after each response, so it also closes
+/// keep-alive connections left idle. Guards against clients that hold
+/// connections open, idle or trickling a head a byte at a time.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames per WebSocket connection kept waiting for a full queue under
 /// `overflow = "drop-oldest"`, unless `ws_buffer` says otherwise.
 pub const DEFAULT_WS_BUFFER: usize = 16;
@@ -93,6 +108,8 @@ pub struct FrameworkConfig {
     pub max_header_bytes: usize,
     pub request_timeout: Duration,
     pub max_connections: usize,
+    pub max_connections_per_peer: usize,
+    pub header_timeout: Duration,
     pub overflow: Overflow,
     pub ws_buffer: usize,
     pub record_body_bytes: usize,
@@ -105,6 +122,8 @@ impl Default for FrameworkConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
             overflow: Overflow::Reject,
             ws_buffer: DEFAULT_WS_BUFFER,
             record_body_bytes: DEFAULT_RECORD_BODY_BYTES,
@@ -112,7 +131,7 @@ impl Default for FrameworkConfig {
     }
 }
 
-const KNOWN_KEYS: &str = "max_body_bytes, max_header_bytes, request_timeout_ms, max_connections, overflow, ws_buffer, record_body_bytes";
+const KNOWN_KEYS: &str = "max_body_bytes, max_header_bytes, request_timeout_ms, header_timeout_ms, max_connections, max_connections_per_peer, overflow, ws_buffer, record_body_bytes";
 
 impl FrameworkConfig {
     pub fn from_table(table: &toml::Table) -> Result<Self, String> {
@@ -132,7 +151,13 @@ impl FrameworkConfig {
                 "request_timeout_ms" => {
                     config.request_timeout = Duration::from_millis(int(1, 3_600_000)?)
                 }
+                "header_timeout_ms" => {
+                    config.header_timeout = Duration::from_millis(int(1, 3_600_000)?)
+                }
                 "max_connections" => config.max_connections = int(1, 65_536)? as usize,
+                "max_connections_per_peer" => {
+                    config.max_connections_per_peer = int(1, 65_536)? as usize
+                }
                 "ws_buffer" => config.ws_buffer = int(1, 4096)? as usize,
                 "record_body_bytes" => config.record_body_bytes = int(0, 1 << 20)? as usize,
                 "overflow" => {
