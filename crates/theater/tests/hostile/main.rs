@@ -4,3 +4,6 @@
 
 #[path = "../it/common/mod.rs"]
 mod common;
+
+mod http;
+mod management;
