@@ -797,7 +797,10 @@ fn the_server_listens_on_loopback_by_default() {
     assert!(help.contains("[default: 127.0.0.1:9000]"), "{help}");
     assert!(help.contains("--token"), "{help}");
     assert!(help.contains("--insecure"), "{help}");
-    assert!(help.contains("--max-unauthenticated-per-peer <N>"), "{help}");
+    assert!(
+        help.contains("--max-unauthenticated-per-peer <N>"),
+        "{help}"
+    );
     assert!(help.contains("[default: 3000]"), "{help}");
     let out = Command::new(BIN)
         .args(["list", "--help"])
@@ -876,7 +879,11 @@ fn hostile_frames_get_an_error_or_a_clean_close() {
 
 /// Opens `count` connections on threads that each send `opening` (a write
 /// the server may stop taking), and hands back the open sockets.
-fn flood(server: &Server, count: usize, opening: impl Fn(&mut Raw) + Send + Sync + 'static) -> Vec<Raw> {
+fn flood(
+    server: &Server,
+    count: usize,
+    opening: impl Fn(&mut Raw) + Send + Sync + 'static,
+) -> Vec<Raw> {
     let opening = std::sync::Arc::new(opening);
     let threads: Vec<_> = (0..count)
         .map(|_| {

@@ -80,7 +80,10 @@ mod tests {
         let _small_a = a.charge(100).await;
         let _small_b = b.charge(CONNECTION_ALLOWANCE).await;
         let waiting = tokio::time::timeout(Duration::from_millis(50), b.charge(1)).await;
-        assert!(waiting.is_err(), "b's allowance is spent and the budget lent out");
+        assert!(
+            waiting.is_err(),
+            "b's allowance is spent and the budget lent out"
+        );
         drop(big);
         let _ = tokio::time::timeout(Duration::from_secs(5), b.charge(1))
             .await

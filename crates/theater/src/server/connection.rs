@@ -144,7 +144,12 @@ async fn welcome(
             ),
         )
     };
-    let frame = match tokio::time::timeout(limits.hello_timeout, reader.next(limits.max_hello_bytes)).await {
+    let frame = match tokio::time::timeout(
+        limits.hello_timeout,
+        reader.next(limits.max_hello_bytes),
+    )
+    .await
+    {
         Err(_) | Ok(Err(ReadError::Stalled)) => return Err(Some(too_slow())),
         Ok(Err(ReadError::TooLarge { announced, limit })) => {
             let error = ErrorBody::new(
@@ -185,7 +190,9 @@ async fn welcome(
         let most = limits.max_connections;
         return Err(Some(ErrorBody::new(
             ErrorKind::TooManyConnections,
-            format!("the server already serves {most} clients, its most (`--max-connections`); retry later"),
+            format!(
+                "the server already serves {most} clients, its most (`--max-connections`); retry later"
+            ),
         )));
     };
     let client = hello.client.unwrap_or_else(|| "unnamed".into());

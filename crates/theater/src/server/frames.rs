@@ -53,7 +53,13 @@ impl FrameReader {
     /// place in the stream, so the connection must close).
     pub async fn next(&mut self, limit: usize) -> Result<Frame, ReadError> {
         let mut prefix = [0u8; 4];
-        if self.read.read(&mut prefix[..1]).await.map_err(ReadError::Io)? == 0 {
+        if self
+            .read
+            .read(&mut prefix[..1])
+            .await
+            .map_err(ReadError::Io)?
+            == 0
+        {
             return Err(ReadError::Closed);
         }
         timed(self.timeout, self.read.read_exact(&mut prefix[1..])).await?;

@@ -113,7 +113,9 @@ impl ServerLimits {
         if self.max_bytes_in_flight < MAX_FRAME_BYTES {
             return problem(
                 "max_bytes_in_flight",
-                format!("must be at least the frame limit, {MAX_FRAME_BYTES} bytes, so that every frame fits"),
+                format!(
+                    "must be at least the frame limit, {MAX_FRAME_BYTES} bytes, so that every frame fits"
+                ),
             );
         }
         Ok(())

@@ -67,7 +67,9 @@ pub struct ServerConfig {
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("cannot listen on {addr}: {source}; is another server running there? pick another address")]
+    #[error(
+        "cannot listen on {addr}: {source}; is another server running there? pick another address"
+    )]
     Bind {
         addr: String,
         source: std::io::Error,

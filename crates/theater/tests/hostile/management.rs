@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use theater::server::protocol::Op;
-use theater::server::{Client, ClientError, ErrorKind, Server, ServerConfig, ServerError, ServerLimits};
+use theater::server::{
+    Client, ClientError, ErrorKind, Server, ServerConfig, ServerError, ServerLimits,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -49,7 +51,11 @@ fn frame(body: &[u8]) -> Vec<u8> {
 }
 
 fn hello(token: &str) -> Vec<u8> {
-    frame(json!({ "hello": { "version": 1, "token": token } }).to_string().as_bytes())
+    frame(
+        json!({ "hello": { "version": 1, "token": token } })
+            .to_string()
+            .as_bytes(),
+    )
 }
 
 /// The operator connects with the token and is answered, promptly.
@@ -140,9 +146,30 @@ async fn floods_of_connections_do_not_lock_out_the_operator() {
     let stop = Arc::new(AtomicBool::new(false));
     let hellos = Arc::new(AtomicUsize::new(0));
     let others = Arc::new(AtomicUsize::new(0));
-    let mut attackers = flood(Attack::WrongToken, 2..18, 32, addr, stop.clone(), hellos.clone());
-    attackers.extend(flood(Attack::Silent, 18..34, 32, addr, stop.clone(), others.clone()));
-    attackers.extend(flood(Attack::BigHello, 34..42, 32, addr, stop.clone(), others.clone()));
+    let mut attackers = flood(
+        Attack::WrongToken,
+        2..18,
+        32,
+        addr,
+        stop.clone(),
+        hellos.clone(),
+    );
+    attackers.extend(flood(
+        Attack::Silent,
+        18..34,
+        32,
+        addr,
+        stop.clone(),
+        others.clone(),
+    ));
+    attackers.extend(flood(
+        Attack::BigHello,
+        34..42,
+        32,
+        addr,
+        stop.clone(),
+        others.clone(),
+    ));
 
     // The operator connects again and again while 10,000 wrong hellos
     // (and the silent and oversized connections around them) come in.
@@ -270,7 +297,10 @@ async fn a_server_on_all_interfaces_needs_a_token_or_insecure() {
     let refused = bind(ServerConfig::default()).await.err().expect("refused");
     assert!(matches!(refused, ServerError::NoToken { .. }), "{refused}");
     let message = refused.to_string();
-    assert!(message.contains("--token") && message.contains("--insecure"), "{message}");
+    assert!(
+        message.contains("--token") && message.contains("--insecure"),
+        "{message}"
+    );
     let empty = ServerConfig {
         token: Some(String::new()),
         ..ServerConfig::default()

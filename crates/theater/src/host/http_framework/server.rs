@@ -240,8 +240,14 @@ async fn accept_loop(ctx: Arc<ServerCtx>, listener: TcpListener) {
                 if refused == 1 || refused.is_multiple_of(100) {
                     let config = &ctx.shared.config;
                     let why = match full {
-                        Full::Peer => format!("{peer} holds {} connections, the most one peer may (`max_connections_per_peer`), all busy", config.max_connections_per_peer),
-                        Full::Total => format!("{} connections open, the most allowed (`max_connections`), all busy", config.max_connections),
+                        Full::Peer => format!(
+                            "{peer} holds {} connections, the most one peer may (`max_connections_per_peer`), all busy",
+                            config.max_connections_per_peer
+                        ),
+                        Full::Total => format!(
+                            "{} connections open, the most allowed (`max_connections`), all busy",
+                            config.max_connections
+                        ),
                     };
                     tracing::warn!(target: "actor", actor = %ctx.shared.actor, server = ctx.server, refused, "connection refused: {why}");
                 }
@@ -316,11 +322,7 @@ impl ServerCtx {
         }
     }
 
-    async fn handle(
-        self: Arc<Self>,
-        request: Request<Incoming>,
-        seat: Seat,
-    ) -> Response<Body> {
+    async fn handle(self: Arc<Self>, request: Request<Incoming>, seat: Seat) -> Response<Body> {
         let started = Instant::now();
         let deadline = started + self.shared.config.request_timeout;
         ServerStats::bump(&self.stats.requests);
@@ -392,7 +394,9 @@ impl ServerCtx {
                 let body = match tokio::time::timeout_at(deadline.into(), body).await {
                     Err(_) => {
                         let limit = self.shared.config.request_timeout.as_millis();
-                        let text = format!("the request body did not arrive within {limit} ms (`request_timeout_ms`)");
+                        let text = format!(
+                            "the request body did not arrive within {limit} ms (`request_timeout_ms`)"
+                        );
                         return plain(StatusCode::REQUEST_TIMEOUT, &text);
                     }
                     Ok(Ok(body)) => body,
