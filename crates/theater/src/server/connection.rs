@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Buf;
@@ -106,7 +107,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, seat: Seat) {
     let welcomed = tokio::select! {
         biased;
         () = seat.evicted() => {
-            bump_out(&write);
+            bump_out(&shared, &write);
             return;
         }
         welcomed = welcome(&shared, &mut reader) => welcomed,
@@ -202,7 +203,14 @@ async fn welcome(
 /// Closes a connection whose seat a newcomer took, telling it why if its
 /// socket takes the frame at once: no waiting on a connection that lost
 /// its place.
-fn bump_out(write: &OwnedWriteHalf) {
+fn bump_out(shared: &Shared, write: &OwnedWriteHalf) {
+    let bumped = shared.bumped.fetch_add(1, Ordering::Relaxed) + 1;
+    if bumped == 1 || bumped.is_multiple_of(1000) {
+        tracing::warn!(
+            bumped,
+            "closed a connection that had not said hello to make room for a newer one; a peer may be flooding the server"
+        );
+    }
     let error = ErrorBody::new(
         ErrorKind::TooManyConnections,
         "closed to make room for newer connections: send the hello as soon as the connection opens",

@@ -25,6 +25,7 @@ pub use protocol::{ErrorBody, ErrorKind, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -102,6 +103,8 @@ pub(crate) struct Shared {
     /// Seats of authenticated clients.
     pub authenticated: Arc<Semaphore>,
     pub budget: Budget,
+    /// Connections closed before their `hello` to make room, for the log.
+    pub bumped: AtomicU64,
 }
 
 impl Shared {
@@ -159,6 +162,7 @@ impl Server {
             ),
             authenticated: Arc::new(Semaphore::new(limits.max_connections)),
             budget: Budget::new(limits.max_bytes_in_flight),
+            bumped: AtomicU64::new(0),
             runtime,
             config,
             started: Mutex::new(HashMap::new()),

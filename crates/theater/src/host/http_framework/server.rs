@@ -293,7 +293,12 @@ async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, seat: Seat) {
             }
         }
         // Its seat went to a newer connection: close without a word.
-        () = seat.evicted() => {}
+        () = seat.evicted() => {
+            let evicted = ServerStats::bump(&ctx.stats.connections_evicted);
+            if evicted == 1 || evicted.is_multiple_of(1000) {
+                tracing::info!(target: "actor", actor = %ctx.shared.actor, server = ctx.server, evicted, "closed an idle connection to make room for a new one (`max_connections`, `max_connections_per_peer`)");
+            }
+        }
         _ = ctx.cancel.cancelled() => {
             connection.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection.as_mut()).await;
