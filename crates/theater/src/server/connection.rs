@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Buf;
@@ -180,7 +180,9 @@ async fn welcome(
             .as_deref()
             .is_some_and(|given| same_secret(given, expected));
         if !accepted {
-            tracing::warn!("refused a client with a wrong or missing token");
+            if let Some(refused) = now_and_then(&shared.unauthorized) {
+                tracing::warn!(refused, "refused a client with a wrong or missing token");
+            }
             return Err(Some(ErrorBody::new(
                 ErrorKind::Unauthorized,
                 "this server requires a token: pass the server's --token (or set THEATER_TOKEN)",
@@ -204,8 +206,7 @@ async fn welcome(
 /// socket takes the frame at once: no waiting on a connection that lost
 /// its place.
 fn bump_out(shared: &Shared, write: &OwnedWriteHalf) {
-    let bumped = shared.bumped.fetch_add(1, Ordering::Relaxed) + 1;
-    if bumped == 1 || bumped.is_multiple_of(1000) {
+    if let Some(bumped) = now_and_then(&shared.bumped) {
         tracing::warn!(
             bumped,
             "closed a connection that had not said hello to make room for a newer one; a peer may be flooding the server"
@@ -217,6 +218,13 @@ fn bump_out(shared: &Shared, write: &OwnedWriteHalf) {
     );
     let frame = protocol::frame(&protocol::error_frame(None, &error));
     let _ = write.as_ref().try_write(&frame);
+}
+
+/// Counts one more; the count when it is the first or a thousandth, so
+/// that a flood makes a few log lines, not one per connection.
+fn now_and_then(counter: &AtomicU64) -> Option<u64> {
+    let count = counter.fetch_add(1, Ordering::Relaxed) + 1;
+    (count == 1 || count.is_multiple_of(1000)).then_some(count)
 }
 
 /// Tells a refused client why, then closes cleanly, within [`CLOSE_GRACE`].

@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     pub budget: Budget,
     /// Connections closed before their `hello` to make room, for the log.
     pub bumped: AtomicU64,
+    /// `hello`s with a wrong or missing token, for the log.
+    pub unauthorized: AtomicU64,
 }
 
 impl Shared {
@@ -163,6 +165,7 @@ impl Server {
             authenticated: Arc::new(Semaphore::new(limits.max_connections)),
             budget: Budget::new(limits.max_bytes_in_flight),
             bumped: AtomicU64::new(0),
+            unauthorized: AtomicU64::new(0),
             runtime,
             config,
             started: Mutex::new(HashMap::new()),
