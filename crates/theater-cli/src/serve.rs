@@ -13,7 +13,11 @@ use theater::files::{
     FileLimits,
 };
 use theater::runtime::{DEFAULT_MAX_ACTORS, default_home};
-use theater::server::{DEFAULT_LISTEN, Server, ServerConfig};
+use theater::server::{
+    DEFAULT_FRAME_TIMEOUT, DEFAULT_HELLO_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_BYTES_IN_FLIGHT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HELLO_BYTES, DEFAULT_MAX_UNAUTHENTICATED,
+    DEFAULT_MAX_UNAUTHENTICATED_PER_PEER, Server, ServerConfig, ServerLimits,
+};
 use theater::storage::{Durability, LogOptions};
 use theater::{RuntimeConfig, TheaterRuntime};
 
@@ -21,9 +25,13 @@ use theater::{RuntimeConfig, TheaterRuntime};
 /// `message` and the other client commands talk to.
 ///
 /// It listens on loopback only unless told otherwise; anyone who can reach
-/// the address can start actors from files this user can read, so set a
-/// --token before listening anywhere else. Prints `listening on ADDR`
-/// once ready.
+/// the address can start actors from files this user can read, so it
+/// refuses any other address without a --token (unless --insecure).
+/// Prints `listening on ADDR` once ready.
+///
+/// The connection limits keep operators from being locked out by clients
+/// that hold connections open or send large frames; the defaults suit most
+/// servers (see docs/security.md).
 ///
 /// Chains, actor records and states are durable in the home directory.
 /// Ctrl-C (or SIGTERM) stops the actors and the server; a server started
@@ -48,6 +56,13 @@ pub struct ServerArgs {
         hide_env_values = true
     )]
     token: Option<String>,
+    /// Listen on an address other than loopback without a token. Anyone
+    /// who can reach it can then start actors from any file this user can
+    /// read: only for networks where every host is trusted.
+    #[arg(long)]
+    insecure: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Keep a snapshot of each actor's state every N events (going back to
     /// an event replays fewer calls than N).
     #[arg(long, value_name = "N", default_value_t = SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
@@ -70,6 +85,57 @@ pub struct ServerArgs {
     /// Largest component file it reads.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_COMPONENT_BYTES)]
     max_component_bytes: u64,
+}
+
+/// The connection limits (docs/security.md).
+#[derive(Args)]
+#[command(next_help_heading = "Connection limits")]
+struct LimitArgs {
+    /// Clients that have said hello served at once.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = at_least_one)]
+    max_connections: usize,
+    /// Connections still in their hello; when all are taken, a new one
+    /// closes the oldest of the peer with the most.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_UNAUTHENTICATED, value_parser = at_least_one)]
+    max_unauthenticated: usize,
+    /// Connections still in their hello from one address (IPv6: one /64).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_UNAUTHENTICATED_PER_PEER, value_parser = at_least_one)]
+    max_unauthenticated_per_peer: usize,
+    /// Time a new connection has to send its hello.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_HELLO_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    hello_timeout_ms: u64,
+    /// Largest hello frame, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_HELLO_BYTES)]
+    max_hello_bytes: usize,
+    /// Bytes of frames held in memory across all connections (beyond a
+    /// small allowance each); at least the 16 MiB frame limit.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BYTES_IN_FLIGHT)]
+    max_bytes_in_flight: usize,
+    /// Time a frame may take to arrive once begun, or to be read by the
+    /// client once sent, before the connection is closed.
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_FRAME_TIMEOUT.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    frame_timeout_ms: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> ServerLimits {
+        ServerLimits {
+            max_connections: self.max_connections,
+            max_unauthenticated: self.max_unauthenticated,
+            max_unauthenticated_per_peer: self.max_unauthenticated_per_peer,
+            hello_timeout: Duration::from_millis(self.hello_timeout_ms),
+            max_hello_bytes: self.max_hello_bytes,
+            max_bytes_in_flight: self.max_bytes_in_flight,
+            frame_timeout: Duration::from_millis(self.frame_timeout_ms),
+        }
+    }
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number, at least 1".into()),
+    }
 }
 
 pub fn serve(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -97,21 +163,19 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         component_bytes: args.max_component_bytes,
     };
     let theater = TheaterRuntime::new(config)?;
-    let resumed = theater.resume_all().await?;
-    let token = args.token.filter(|t| !t.is_empty());
-    let has_token = token.is_some();
-    let server = Server::bind(theater.clone(), &args.listen, ServerConfig { token })
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {}; is another server running there? pick another with --listen",
-                args.listen
-            )
-        })?;
+    let config = ServerConfig {
+        token: args.token.filter(|t| !t.is_empty()),
+        insecure: args.insecure,
+        limits: args.limits.limits(),
+    };
+    let has_token = config.token.is_some();
+    // Bound before actors resume, so that a refused address starts nothing.
+    let server = Server::bind(theater.clone(), &args.listen, config).await?;
     let addr = server.local_addr()?;
-    if !addr.ip().is_loopback() && !has_token {
+    let resumed = theater.resume_all().await?;
+    if !addr.ip().to_canonical().is_loopback() && !has_token {
         eprintln!(
-            "warning: listening on {addr} without a token: anyone who can reach it can start actors from files this user can read; set --token"
+            "WARNING: --insecure: listening on {addr} WITHOUT A TOKEN. Anyone who can reach this address can start actors from any file this user can read. Set --token unless every host on this network is trusted."
         );
     }
     println!("listening on {addr}");

@@ -36,6 +36,11 @@ impl Server {
     }
 
     fn start_with(token: Option<&str>) -> Self {
+        Self::start_with_args(token, &[])
+    }
+
+    /// A server with these extra `theater server` arguments.
+    fn start_with_args(token: Option<&str>, extra: &[&str]) -> Self {
         let home = support::home();
         let mut command = Command::new(BIN);
         command
@@ -50,6 +55,7 @@ impl Server {
         if let Some(token) = token {
             command.args(["--token", token]);
         }
+        command.args(extra);
         let mut child = command.spawn().expect("theater server starts");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
@@ -66,6 +72,25 @@ impl Server {
             home,
             token: token.map(str::to_owned),
         }
+    }
+
+    /// The server process's resident memory now and at its peak, in KiB.
+    fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server's /proc status");
+        let field = |name: &str| -> u64 {
+            let line = status
+                .lines()
+                .find(|line| line.starts_with(name))
+                .unwrap_or_else(|| panic!("no {name} in /proc status"));
+            line[name.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        (field("VmRSS:"), field("VmHWM:"))
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -771,6 +796,12 @@ fn the_server_listens_on_loopback_by_default() {
     let help = stdout(&out);
     assert!(help.contains("[default: 127.0.0.1:9000]"), "{help}");
     assert!(help.contains("--token"), "{help}");
+    assert!(help.contains("--insecure"), "{help}");
+    assert!(
+        help.contains("--max-unauthenticated-per-peer <N>"),
+        "{help}"
+    );
+    assert!(help.contains("[default: 3000]"), "{help}");
     let out = Command::new(BIN)
         .args(["list", "--help"])
         .env_remove("THEATER_SERVER")
@@ -844,6 +875,116 @@ fn hostile_frames_get_an_error_or_a_clean_close() {
 
     // Other clients were served throughout.
     assert_eq!(server.json(&["list"])["actors"], json!([]));
+}
+
+/// Opens `count` connections on threads that each send `opening` (a write
+/// the server may stop taking), and hands back the open sockets.
+fn flood(
+    server: &Server,
+    count: usize,
+    opening: impl Fn(&mut Raw) + Send + Sync + 'static,
+) -> Vec<Raw> {
+    let opening = std::sync::Arc::new(opening);
+    let threads: Vec<_> = (0..count)
+        .map(|_| {
+            let (addr, opening) = (server.addr.clone(), opening.clone());
+            std::thread::spawn(move || {
+                let mut raw = Raw::connect(&addr);
+                raw.0
+                    .set_write_timeout(Some(Duration::from_secs(5)))
+                    .unwrap();
+                opening(&mut raw);
+                raw
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+#[test]
+fn memory_stays_bounded_under_floods_of_large_frames() {
+    const MIB: u64 = 1024;
+    let server = Server::start_with_args(Some("s3cret"), &["--frame-timeout-ms", "60000"]);
+    still_serving(&server);
+    let (before, _) = server.memory_kib();
+    let announce = (theater::server::MAX_FRAME_BYTES as u32).to_be_bytes();
+
+    // 256 connections announce a 16 MiB hello and send 2 MiB of it.
+    let hellos = flood(&server, 256, move |raw| {
+        let _ = raw.0.write_all(&announce);
+        let _ = raw.0.write_all(&vec![b' '; 2 << 20]);
+    });
+    still_serving(&server);
+    let (_, after_hellos) = server.memory_kib();
+
+    // 32 clients with the token announce 16 MiB frames and send all but
+    // the last byte: twice the size of the shared budget, and then some.
+    let frames = flood(&server, 32, move |raw| {
+        raw.hello(Some("s3cret"));
+        let _ = raw.0.write_all(&announce);
+        let _ = raw.0.write_all(&vec![b' '; (16 << 20) - 1]);
+    });
+    still_serving(&server);
+    let (now, peak) = server.memory_kib();
+    eprintln!(
+        "server memory (VmRSS): {} MiB before; peak {} MiB after 256 16-MiB hellos; {} MiB now and {} MiB peak with 32 stalled 16-MiB frames of clients with the token",
+        before / MIB,
+        after_hellos / MIB,
+        now / MIB,
+        peak / MIB
+    );
+    assert!(
+        after_hellos - before < 32 * MIB,
+        "the hello flood took {} MiB",
+        (after_hellos - before) / MIB
+    );
+    // The shared budget (64 MiB) and some slack.
+    assert!(
+        peak - before < 128 * MIB,
+        "the frame flood took {} MiB",
+        (peak - before) / MIB
+    );
+    drop((hellos, frames));
+}
+
+#[test]
+fn a_server_on_all_interfaces_needs_a_token_or_insecure() {
+    let home = support::home();
+    let out = Command::new(BIN)
+        .args(["server", "--listen", "0.0.0.0:0", "--home"])
+        .arg(home.path())
+        .env_remove("THEATER_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!stdout(&out).contains("listening"), "{}", stdout(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("refusing to listen on 0.0.0.0:")
+            && message.contains("--token")
+            && message.contains("--insecure"),
+        "{message}"
+    );
+
+    let mut insecure = Command::new(BIN)
+        .args(["server", "--listen", "0.0.0.0:0", "--insecure", "--home"])
+        .arg(home.path())
+        .env_remove("THEATER_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(insecure.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    insecure.kill().unwrap();
+    let out = insecure.wait_with_output().unwrap();
+    assert!(line.starts_with("listening on 0.0.0.0:"), "{line}");
+    let warning = stderr(&out);
+    assert!(warning.contains("WITHOUT A TOKEN"), "{warning}");
 }
 
 #[test]

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod actor;
+mod admission;
 pub mod chain;
 pub mod error;
 pub mod files;

@@ -1,23 +1,30 @@
-//! One client connection: handshake, then requests in order, with events
+//! One client connection: the `hello`, then requests in order, with events
 //! from its subscriptions and channels interleaved on the way out.
+//!
+//! Until its `hello` is accepted a connection holds only an unauthenticated
+//! seat (which a newcomer may take, closing it), may send one small frame,
+//! and has a few seconds to do so. Once accepted it holds a seat of an
+//! authenticated client and may send frames up to the protocol's limit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use bytes::Buf;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, broadcast, mpsc};
 use tokio::task::JoinHandle;
-use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec, LengthDelimitedCodecError};
 
+use super::budget::{Charge, ConnectionBudget};
+use super::frames::{FrameReader, ReadError};
 use super::protocol::{self, ErrorBody, ErrorKind, MAX_FRAME_BYTES, PROTOCOL_VERSION};
-use super::{HANDSHAKE_TIMEOUT, OUTBOX_CAPACITY, Shared};
+use super::{OUTBOX_CAPACITY, Shared};
 use crate::actor::ActorEvent;
+use crate::admission::Seat;
 use crate::id::ActorId;
 use crate::runtime::{ChannelEvent, ClientChannel};
 
@@ -28,8 +35,6 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 const DRAIN_LIMIT: usize = 1024 * 1024;
 /// How often a subscription to one actor checks that the actor still runs.
 const LIVENESS_CHECK: Duration = Duration::from_millis(500);
-
-type Reader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
 
 /// Work started once a response is on its way, so that the response
 /// precedes whatever the work sends.
@@ -44,7 +49,7 @@ pub(crate) enum After {
 
 pub(crate) struct Connection {
     pub shared: Arc<Shared>,
-    outbox: mpsc::Sender<Vec<u8>>,
+    outbox: Outbox,
     /// Channels this client opened, with the task forwarding their messages.
     pub channels: HashMap<String, JoinHandle<()>>,
     pub subscriptions: HashMap<u64, JoinHandle<()>>,
@@ -52,24 +57,218 @@ pub(crate) struct Connection {
     pub after: Vec<After>,
 }
 
-/// Serves one connection to its end.
-pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
+/// A frame on its way to the client, holding its bytes of the budget.
+struct Outgoing {
+    bytes: Vec<u8>,
+    _charge: Charge,
+}
+
+/// Where frames for the client queue, in order.
+#[derive(Clone)]
+struct Outbox {
+    frames: mpsc::Sender<Outgoing>,
+    budget: ConnectionBudget,
+}
+
+impl Outbox {
+    /// Queues a frame once the budget has room for it; `false` once the
+    /// client is gone. Frames over the protocol's limit are not sent (the
+    /// client could not read them): callers check [`fits`] and send
+    /// something smaller instead.
+    async fn send(&self, bytes: Vec<u8>) -> bool {
+        if !fits(&bytes) {
+            tracing::warn!(
+                bytes = bytes.len(),
+                "a frame over the protocol limit was not sent"
+            );
+            return true;
+        }
+        let charge = self.budget.charge(bytes.len()).await;
+        let frame = Outgoing {
+            bytes,
+            _charge: charge,
+        };
+        self.frames.send(frame).await.is_ok()
+    }
+}
+
+/// Whether a frame is within the protocol's limit.
+fn fits(frame: &[u8]) -> bool {
+    frame.len() <= MAX_FRAME_BYTES
+}
+
+/// Serves one connection to its end; `seat` is its place among the
+/// connections still in their `hello`.
+pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, seat: Seat) {
     let (read, write) = stream.into_split();
-    let mut reader = FramedRead::new(read, protocol::codec());
-    let (outbox, frames) = mpsc::channel(OUTBOX_CAPACITY);
-    let writer = tokio::spawn(write_frames(
-        FramedWrite::new(write, protocol::codec()),
-        frames,
-    ));
+    let budget = shared.budget.connection();
+    let timeout = shared.config.limits.frame_timeout;
+    let mut reader = FrameReader::new(read, budget.clone(), timeout);
+    let welcomed = tokio::select! {
+        biased;
+        () = seat.evicted() => {
+            bump_out(&shared, &write);
+            return;
+        }
+        welcomed = welcome(&shared, &mut reader) => welcomed,
+    };
+    let (permit, client) = match welcomed {
+        Ok(welcomed) => welcomed,
+        Err(refusal) => {
+            tokio::select! {
+                // It is on its way out already; the newcomer need not wait.
+                () = seat.evicted() => {}
+                () = farewell(write, reader, refusal) => {}
+            }
+            return;
+        }
+    };
+    drop(seat);
+    tracing::debug!(client, "client connected");
+    serve_authenticated(shared, reader, write, budget, permit).await;
+}
+
+/// Reads the `hello` and checks it; on success, the seat of an
+/// authenticated client and the client's name. `Err(None)` when the client
+/// left without a word.
+async fn welcome(
+    shared: &Shared,
+    reader: &mut FrameReader,
+) -> Result<(OwnedSemaphorePermit, String), Option<ErrorBody>> {
+    let limits = &shared.config.limits;
+    let too_slow = || {
+        ErrorBody::new(
+            ErrorKind::HandshakeRequired,
+            format!(
+                "no hello within {} ms; send {{\"hello\": {{\"version\": {PROTOCOL_VERSION}}}}} as soon as the connection opens",
+                limits.hello_timeout.as_millis()
+            ),
+        )
+    };
+    let frame = match tokio::time::timeout(
+        limits.hello_timeout,
+        reader.next(limits.max_hello_bytes),
+    )
+    .await
+    {
+        Err(_) | Ok(Err(ReadError::Stalled)) => return Err(Some(too_slow())),
+        Ok(Err(ReadError::TooLarge { announced, limit })) => {
+            let error = ErrorBody::new(
+                ErrorKind::FrameTooLarge,
+                format!(
+                    "the hello announces {announced} bytes, over the limit of {limit} for a hello; larger frames are for clients that have said hello"
+                ),
+            );
+            return Err(Some(error));
+        }
+        Ok(Err(ReadError::Closed | ReadError::Io(_))) => return Err(None),
+        Ok(Ok(frame)) => frame,
+    };
+    let hello = protocol::decode_hello(&frame.bytes).map_err(Some)?;
+    if hello.version != PROTOCOL_VERSION {
+        return Err(Some(ErrorBody::new(
+            ErrorKind::UnsupportedVersion,
+            format!(
+                "this server speaks protocol version {PROTOCOL_VERSION}, not {}; use a matching client",
+                hello.version
+            ),
+        )));
+    }
+    if let Some(expected) = &shared.config.token {
+        let accepted = hello
+            .token
+            .as_deref()
+            .is_some_and(|given| same_secret(given, expected));
+        if !accepted {
+            if let Some(refused) = now_and_then(&shared.unauthorized) {
+                tracing::warn!(refused, "refused a client with a wrong or missing token");
+            }
+            return Err(Some(ErrorBody::new(
+                ErrorKind::Unauthorized,
+                "this server requires a token: pass the server's --token (or set THEATER_TOKEN)",
+            )));
+        }
+    }
+    let Ok(permit) = shared.authenticated.clone().try_acquire_owned() else {
+        let most = limits.max_connections;
+        return Err(Some(ErrorBody::new(
+            ErrorKind::TooManyConnections,
+            format!(
+                "the server already serves {most} clients, its most (`--max-connections`); retry later"
+            ),
+        )));
+    };
+    let client = hello.client.unwrap_or_else(|| "unnamed".into());
+    Ok((permit, client))
+}
+
+/// Closes a connection whose seat a newcomer took, telling it why if its
+/// socket takes the frame at once: no waiting on a connection that lost
+/// its place.
+fn bump_out(shared: &Shared, write: &OwnedWriteHalf) {
+    if let Some(bumped) = now_and_then(&shared.bumped) {
+        tracing::warn!(
+            bumped,
+            "closed a connection that had not said hello to make room for a newer one; a peer may be flooding the server"
+        );
+    }
+    let error = ErrorBody::new(
+        ErrorKind::TooManyConnections,
+        "closed to make room for newer connections: send the hello as soon as the connection opens",
+    );
+    let frame = protocol::frame(&protocol::error_frame(None, &error));
+    let _ = write.as_ref().try_write(&frame);
+}
+
+/// Counts one more; the count when it is the first or a thousandth, so
+/// that a flood makes a few log lines, not one per connection.
+fn now_and_then(counter: &AtomicU64) -> Option<u64> {
+    let count = counter.fetch_add(1, Ordering::Relaxed) + 1;
+    (count == 1 || count.is_multiple_of(1000)).then_some(count)
+}
+
+/// Tells a refused client why, then closes cleanly, within [`CLOSE_GRACE`].
+async fn farewell(mut write: OwnedWriteHalf, reader: FrameReader, refusal: Option<ErrorBody>) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        if let Some(error) = refusal {
+            let frame = protocol::frame(&protocol::error_frame(None, &error));
+            let _ = write.write_all(&frame).await;
+        }
+        let _ = write.shutdown().await;
+        drain(reader.into_inner()).await;
+    })
+    .await;
+}
+
+async fn serve_authenticated(
+    shared: Arc<Shared>,
+    mut reader: FrameReader,
+    write: OwnedWriteHalf,
+    budget: ConnectionBudget,
+    permit: OwnedSemaphorePermit,
+) {
+    let (frames, queued) = mpsc::channel(OUTBOX_CAPACITY);
+    let timeout = shared.config.limits.frame_timeout;
+    let writer = tokio::spawn(write_frames(write, queued, timeout));
     let mut connection = Connection {
         shared,
-        outbox,
+        outbox: Outbox { frames, budget },
         channels: HashMap::new(),
         subscriptions: HashMap::new(),
         next_subscription: 1,
         after: Vec::new(),
     };
-    if connection.handshake(&mut reader).await {
+    let answer = json!({
+        "hello": {
+            "version": PROTOCOL_VERSION,
+            "server": format!("theater {}", env!("CARGO_PKG_VERSION")),
+            "max_frame_bytes": MAX_FRAME_BYTES,
+        }
+    });
+    if connection
+        .send(serde_json::to_vec(&answer).expect("JSON values serialize"))
+        .await
+    {
         connection.requests(&mut reader).await;
     }
     connection.close();
@@ -80,21 +279,36 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream) {
         let _ = write.shutdown().await;
         drain(reader.into_inner()).await;
     }
+    drop(permit);
 }
 
-/// Writes queued frames until every sender is gone or the client is;
-/// hands back the socket's write half for a clean shutdown.
+/// Writes queued frames until every sender is gone or the client is, each
+/// within `timeout`; hands back the socket's write half for a clean
+/// shutdown.
 async fn write_frames(
-    mut out: FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>,
-    mut frames: mpsc::Receiver<Vec<u8>>,
+    mut write: OwnedWriteHalf,
+    mut frames: mpsc::Receiver<Outgoing>,
+    timeout: Duration,
 ) -> Option<OwnedWriteHalf> {
     while let Some(frame) = frames.recv().await {
-        if let Err(e) = out.send(Bytes::from(frame)).await {
-            tracing::debug!("writing to a client: {e}");
-            return None;
+        let prefix = (frame.bytes.len() as u32).to_be_bytes();
+        let mut whole = Buf::chain(&prefix[..], frame.bytes.as_slice());
+        match tokio::time::timeout(timeout, write.write_all_buf(&mut whole)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!("writing to a client: {e}");
+                return None;
+            }
+            Err(_) => {
+                tracing::debug!(
+                    "a client took no frame for {} s; closing it",
+                    timeout.as_secs()
+                );
+                return None;
+            }
         }
     }
-    Some(out.into_inner())
+    Some(write)
 }
 
 /// Reads and discards what the client still sends, for a bounded time and
@@ -113,21 +327,6 @@ async fn drain(mut read: OwnedReadHalf) {
     .await;
 }
 
-/// Whether a read error is the codec refusing an oversized frame.
-fn is_too_large(e: &std::io::Error) -> bool {
-    e.get_ref()
-        .is_some_and(|inner| inner.is::<LengthDelimitedCodecError>())
-}
-
-fn too_large() -> ErrorBody {
-    ErrorBody::new(
-        ErrorKind::FrameTooLarge,
-        format!(
-            "the frame is larger than the limit of {MAX_FRAME_BYTES} bytes; the connection is closed because the stream cannot be resynchronized"
-        ),
-    )
-}
-
 /// Compares without stopping at the first difference, so the time taken
 /// does not tell how much of a guess was right.
 fn same_secret(given: &str, expected: &str) -> bool {
@@ -142,105 +341,51 @@ fn same_secret(given: &str, expected: &str) -> bool {
 impl Connection {
     /// Queues a frame for the client; `false` once the client is gone.
     pub async fn send(&self, frame: Vec<u8>) -> bool {
-        self.outbox.send(frame).await.is_ok()
-    }
-
-    async fn send_error(&self, id: Option<u64>, error: &ErrorBody) -> bool {
-        self.send(protocol::error_frame(id, error)).await
-    }
-
-    /// Reads the `hello` and answers it; `false` closes the connection.
-    async fn handshake(&mut self, reader: &mut Reader) -> bool {
-        let frame = match tokio::time::timeout(HANDSHAKE_TIMEOUT, reader.next()).await {
-            Err(_) => {
-                let error = ErrorBody::new(
-                    ErrorKind::HandshakeRequired,
-                    format!(
-                        "no hello within {} s; send {{\"hello\": {{\"version\": {PROTOCOL_VERSION}}}}} first",
-                        HANDSHAKE_TIMEOUT.as_secs()
-                    ),
-                );
-                self.send_error(None, &error).await;
-                return false;
-            }
-            Ok(None) => return false,
-            Ok(Some(Err(e))) => {
-                if is_too_large(&e) {
-                    self.send_error(None, &too_large()).await;
-                }
-                return false;
-            }
-            Ok(Some(Ok(frame))) => frame,
-        };
-        let hello = match protocol::decode_hello(&frame) {
-            Ok(hello) => hello,
-            Err(error) => {
-                self.send_error(None, &error).await;
-                return false;
-            }
-        };
-        if hello.version != PROTOCOL_VERSION {
-            let error = ErrorBody::new(
-                ErrorKind::UnsupportedVersion,
-                format!(
-                    "this server speaks protocol version {PROTOCOL_VERSION}, not {}; use a matching client",
-                    hello.version
-                ),
-            );
-            self.send_error(None, &error).await;
-            return false;
-        }
-        if let Some(expected) = &self.shared.config.token {
-            let accepted = hello
-                .token
-                .as_deref()
-                .is_some_and(|given| same_secret(given, expected));
-            if !accepted {
-                tracing::warn!("refused a client with a wrong or missing token");
-                let error = ErrorBody::new(
-                    ErrorKind::Unauthorized,
-                    "this server requires a token: pass the server's --token (or set THEATER_TOKEN)",
-                );
-                self.send_error(None, &error).await;
-                return false;
-            }
-        }
-        tracing::debug!(
-            client = hello.client.as_deref().unwrap_or("unnamed"),
-            "client connected"
-        );
-        let answer = json!({
-            "hello": {
-                "version": PROTOCOL_VERSION,
-                "server": format!("theater {}", env!("CARGO_PKG_VERSION")),
-                "max_frame_bytes": MAX_FRAME_BYTES,
-            }
-        });
-        self.send(serde_json::to_vec(&answer).expect("JSON values serialize"))
-            .await
+        self.outbox.send(frame).await
     }
 
     /// Answers requests, one at a time and in order, until the client
     /// leaves or must be closed.
-    async fn requests(&mut self, reader: &mut Reader) {
+    async fn requests(&mut self, reader: &mut FrameReader) {
         loop {
             let frame = tokio::select! {
-                frame = reader.next() => frame,
-                () = self.outbox.closed() => return,
+                frame = reader.next(MAX_FRAME_BYTES) => frame,
+                () = self.outbox.frames.closed() => return,
             };
             let frame = match frame {
-                None => return,
-                Some(Err(e)) => {
-                    if is_too_large(&e) {
-                        self.send_error(None, &too_large()).await;
-                    } else {
-                        tracing::debug!("reading from a client: {e}");
-                    }
+                Ok(frame) => frame,
+                Err(ReadError::TooLarge { announced, limit }) => {
+                    let error = ErrorBody::new(
+                        ErrorKind::FrameTooLarge,
+                        format!(
+                            "the frame announces {announced} bytes, over the limit of {limit}; the connection is closed because the stream cannot be resynchronized"
+                        ),
+                    );
+                    self.send(protocol::error_frame(None, &error)).await;
                     return;
                 }
-                Some(Ok(frame)) => frame,
+                Err(ReadError::Stalled) => {
+                    let timeout = self.shared.config.limits.frame_timeout;
+                    let error = ErrorBody::new(
+                        ErrorKind::BadFrame,
+                        format!(
+                            "a frame began but did not arrive whole within {} s; the connection is closed",
+                            timeout.as_secs()
+                        ),
+                    );
+                    self.send(protocol::error_frame(None, &error)).await;
+                    return;
+                }
+                Err(ReadError::Closed) => return,
+                Err(ReadError::Io(e)) => {
+                    tracing::debug!("reading from a client: {e}");
+                    return;
+                }
             };
-            let response = match protocol::decode_request(&frame) {
+            let request = protocol::decode_request(&frame.bytes);
+            // The frame's bytes go back to the budget before the work starts.
+            drop(frame);
+            let response = match request {
                 Err(bad) => protocol::error_frame(bad.id, &bad.error),
                 Ok(request) => {
                     let id = request.id;
@@ -249,7 +394,9 @@ impl Connection {
                         Ok(value) => protocol::ok_frame(id, value),
                         Err(error) => protocol::error_frame(Some(id), &error),
                     };
-                    if frame.len() > MAX_FRAME_BYTES {
+                    if fits(&frame) {
+                        frame
+                    } else {
                         let error = ErrorBody::new(
                             ErrorKind::BadRequest,
                             format!(
@@ -259,8 +406,6 @@ impl Connection {
                         );
                         self.after.clear();
                         protocol::error_frame(Some(id), &error)
-                    } else {
-                        frame
                     }
                 }
             };
@@ -315,30 +460,36 @@ impl Connection {
     }
 }
 
-async fn forward_channel(outbox: mpsc::Sender<Vec<u8>>, mut channel: ClientChannel) {
+async fn forward_channel(outbox: Outbox, mut channel: ClientChannel) {
     while let Some(event) = channel.events.recv().await {
         let frame = match event {
             ChannelEvent::Message(bytes) => {
                 let mut fields = serde_json::Map::new();
                 fields.insert("channel".into(), channel.id.clone().into());
                 protocol::put_bytes(&mut fields, "message", Some(&bytes));
-                protocol::event_frame("channel_message", Value::Object(fields))
+                let frame = protocol::event_frame("channel_message", Value::Object(fields));
+                if fits(&frame) {
+                    frame
+                } else {
+                    let fields = json!({ "channel": channel.id, "bytes": bytes.len() });
+                    protocol::event_frame("channel_message_too_large", fields)
+                }
             }
             ChannelEvent::Closed => {
                 let frame =
                     protocol::event_frame("channel_closed", json!({ "channel": channel.id }));
-                let _ = outbox.send(frame).await;
+                outbox.send(frame).await;
                 return;
             }
         };
-        if outbox.send(frame).await.is_err() {
+        if !outbox.send(frame).await {
             return;
         }
     }
 }
 
 async fn forward_events(
-    outbox: mpsc::Sender<Vec<u8>>,
+    outbox: Outbox,
     subscription: u64,
     mut events: broadcast::Receiver<ActorEvent>,
     actor: Option<ActorId>,
@@ -354,19 +505,18 @@ async fn forward_events(
                     if actor.is_some_and(|wanted| wanted != event.actor) {
                         continue;
                     }
-                    protocol::event_frame(
+                    let frame = protocol::event_frame(
                         "chain",
                         json!({
                             "subscription": subscription,
                             "actor": event.actor.to_string(),
                             "chain_event": &*event.event,
                         }),
-                    )
+                    );
+                    // An event too large for a frame is one the client missed.
+                    if fits(&frame) { frame } else { lagged(subscription, 1) }
                 }
-                Err(broadcast::error::RecvError::Lagged(missed)) => protocol::event_frame(
-                    "lagged",
-                    json!({ "subscription": subscription, "missed": missed }),
-                ),
+                Err(broadcast::error::RecvError::Lagged(missed)) => lagged(subscription, missed),
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             _ = check.tick(), if actor.is_some() => {
@@ -378,14 +528,21 @@ async fn forward_events(
                     "actor_stopped",
                     json!({ "subscription": subscription, "actor": actor.to_string() }),
                 );
-                let _ = outbox.send(frame).await;
+                outbox.send(frame).await;
                 return;
             }
         };
-        if outbox.send(frame).await.is_err() {
+        if !outbox.send(frame).await {
             return;
         }
     }
+}
+
+fn lagged(subscription: u64, missed: u64) -> Vec<u8> {
+    protocol::event_frame(
+        "lagged",
+        json!({ "subscription": subscription, "missed": missed }),
+    )
 }
 
 #[cfg(test)]

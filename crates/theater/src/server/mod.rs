@@ -6,39 +6,40 @@
 //! gets an error frame or is closed, and the others are not disturbed.
 //! [`Client`] is the matching client, used by the `theater` CLI.
 
+mod budget;
 mod client;
 mod connection;
+mod frames;
+mod limits;
 mod ops;
 pub mod protocol;
 
+pub use budget::CONNECTION_ALLOWANCE;
 pub use client::{Client, ClientError};
+pub use limits::{
+    DEFAULT_FRAME_TIMEOUT, DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_BYTES_IN_FLIGHT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HELLO_BYTES, DEFAULT_MAX_UNAUTHENTICATED,
+    DEFAULT_MAX_UNAUTHENTICATED_PER_PEER, ServerLimits,
+};
 pub use protocol::{ErrorBody, ErrorKind, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::SinkExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_util::codec::FramedWrite;
 
+use crate::admission::{Admission, PeerKey};
 use crate::id::ActorId;
 use crate::runtime::TheaterRuntime;
+use budget::Budget;
 
 /// Where the server listens unless told otherwise: loopback only, so
 /// nothing outside this machine can reach it.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
-
-/// How long a new connection has to send its `hello`. Guards against
-/// clients that connect and hold a slot without speaking.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Connections served at once; more are told so and closed. Guards the
-/// server's memory and tasks against a flood of connections.
-pub const MAX_CONNECTIONS: usize = 256;
 
 /// Frames waiting to be written to one client. A client that does not
 /// read its events slows its own subscriptions (they report `lagged`),
@@ -56,6 +57,33 @@ pub const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct ServerConfig {
     /// When set, every connection must present it in its `hello`.
     pub token: Option<String>,
+    /// Listen on an address other than loopback without a token. Anyone
+    /// who can reach the address can then start actors from files the
+    /// server's user can read; [`Server::bind`] refuses it unless this is
+    /// set.
+    pub insecure: bool,
+    pub limits: ServerLimits,
+}
+
+/// Why a server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(
+        "cannot listen on {addr}: {source}; is another server running there? pick another address"
+    )]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "refusing to listen on {addr} without a token: anyone who can reach it could start actors from any file this user can read. Set a token (--token or THEATER_TOKEN), listen on loopback (127.0.0.1), or pass --insecure if every host that can reach {addr} is trusted"
+    )]
+    NoToken { addr: SocketAddr },
+    #[error("server setting `{setting}`: {problem}")]
+    Limits {
+        setting: &'static str,
+        problem: String,
+    },
 }
 
 /// What the server remembers about actors it started or found running
@@ -70,6 +98,30 @@ pub(crate) struct Shared {
     pub runtime: TheaterRuntime,
     pub config: ServerConfig,
     pub started: Mutex<HashMap<ActorId, Started>>,
+    /// Connections still in their `hello`.
+    pub unauthenticated: Arc<Admission>,
+    /// Seats of authenticated clients.
+    pub authenticated: Arc<Semaphore>,
+    pub budget: Budget,
+    /// Connections closed before their `hello` to make room, for the log.
+    pub bumped: AtomicU64,
+    /// `hello`s with a wrong or missing token, for the log.
+    pub unauthorized: AtomicU64,
+}
+
+impl Shared {
+    /// Actors resumed before the server opened keep their first start.
+    fn remember_resumed(&self) {
+        let runtime = &self.runtime;
+        let saved = runtime.saved_actors().unwrap_or_default();
+        let mut started = self.started.lock().expect("started lock");
+        for saved in saved {
+            if runtime.actor(saved.id).is_ok() {
+                let started_ms = saved.record.started_ms;
+                started.entry(saved.id).or_insert(Started { started_ms });
+            }
+        }
+    }
 }
 
 /// A bound management server.
@@ -80,30 +132,47 @@ pub struct Server {
 
 impl Server {
     /// Binds `addr` (e.g. [`DEFAULT_LISTEN`], or port 0 for any free port).
+    ///
+    /// Refuses an address other than loopback when `config` has no token,
+    /// unless it says [`insecure`](ServerConfig::insecure).
     pub async fn bind(
         runtime: TheaterRuntime,
         addr: &str,
-        config: ServerConfig,
-    ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
-        // Actors resumed before the server opened keep their first start.
-        let started = runtime
-            .saved_actors()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|saved| runtime.actor(saved.id).is_ok())
-            .map(|saved| {
-                let started_ms = saved.record.started_ms;
-                (saved.id, Started { started_ms })
-            })
-            .collect();
+        mut config: ServerConfig,
+    ) -> Result<Self, ServerError> {
+        config.limits.validate()?;
+        config.token = config.token.filter(|token| !token.is_empty());
+        let bound = |source| ServerError::Bind {
+            addr: addr.to_owned(),
+            source,
+        };
+        let listener = TcpListener::bind(addr).await.map_err(bound)?;
+        let local = listener.local_addr().map_err(bound)?;
+        if !local.ip().to_canonical().is_loopback() && config.token.is_none() {
+            if !config.insecure {
+                return Err(ServerError::NoToken { addr: local });
+            }
+            tracing::warn!(
+                "INSECURE: the management server listens on {local} without a token; anyone who can reach it can start actors from any file this user can read"
+            );
+        }
+        let limits = &config.limits;
+        let shared = Shared {
+            unauthenticated: Admission::new(
+                limits.max_unauthenticated,
+                limits.max_unauthenticated_per_peer,
+            ),
+            authenticated: Arc::new(Semaphore::new(limits.max_connections)),
+            budget: Budget::new(limits.max_bytes_in_flight),
+            bumped: AtomicU64::new(0),
+            unauthorized: AtomicU64::new(0),
+            runtime,
+            config,
+            started: Mutex::new(HashMap::new()),
+        };
         Ok(Self {
             listener,
-            shared: Arc::new(Shared {
-                runtime,
-                config,
-                started: Mutex::new(started),
-            }),
+            shared: Arc::new(shared),
         })
     }
 
@@ -122,7 +191,7 @@ impl Server {
 
     /// Serves connections for ever.
     pub async fn serve(self) {
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        self.shared.remember_resumed();
         loop {
             let (stream, peer) = match self.listener.accept().await {
                 Ok(accepted) => accepted,
@@ -134,32 +203,29 @@ impl Server {
                 }
             };
             let _ = stream.set_nodelay(true);
-            match slots.clone().try_acquire_owned() {
-                Ok(slot) => {
+            // Every seat may be taken by a newcomer, so this only fails if
+            // the limits are zero, which `bind` does not allow.
+            match self.shared.unauthenticated.admit(PeerKey::of(peer.ip())) {
+                Ok(seat) => {
                     let shared = self.shared.clone();
                     tokio::spawn(async move {
                         tracing::debug!(%peer, "connection opened");
-                        connection::serve(shared, stream).await;
+                        connection::serve(shared, stream, seat).await;
                         tracing::debug!(%peer, "connection closed");
-                        drop(slot);
                     });
                 }
-                Err(_) => {
-                    tokio::spawn(refuse(stream));
-                }
+                Err(_) => refuse(&stream),
             }
         }
     }
 }
 
-/// Tells a connection over [`MAX_CONNECTIONS`] so and closes it.
-async fn refuse(stream: TcpStream) {
-    let mut out = FramedWrite::new(stream, protocol::codec());
+/// Tells a connection there is no room for it, if its socket takes the
+/// frame at once, and closes it: a refusal must cost no waiting.
+fn refuse(stream: &TcpStream) {
     let error = ErrorBody::new(
         ErrorKind::TooManyConnections,
-        format!("the server already serves {MAX_CONNECTIONS} connections; retry later"),
+        "the server has no room for another connection; retry later",
     );
-    let _ = out
-        .send(Bytes::from(protocol::error_frame(None, &error)))
-        .await;
+    let _ = stream.try_write(&protocol::frame(&protocol::error_frame(None, &error)));
 }

@@ -335,6 +335,14 @@ pub fn decode_hello(frame: &[u8]) -> Result<Hello, ErrorBody> {
         })
 }
 
+/// `body` with its length prefix, ready for the wire.
+pub fn frame(body: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(body);
+    frame
+}
+
 /// `{"id": id, "ok": result}`.
 pub fn ok_frame(id: u64, result: Value) -> Vec<u8> {
     serde_json::to_vec(&json!({ "id": id, "ok": result })).expect("JSON values serialize")

@@ -7,5 +7,7 @@ mod common;
 
 mod escalation;
 mod host_files;
+mod http;
+mod management;
 mod manifests;
 mod spawn_loops;

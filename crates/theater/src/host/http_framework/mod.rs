@@ -65,9 +65,24 @@ pub const MIN_MAX_HEADER_BYTES: usize = 8192;
 /// handler) unless `request_timeout_ms` says otherwise; then it is answered
 /// 504. Guards clients against an actor that is stuck or far behind.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Open connections per server unless `max_connections` says otherwise;
-/// more are answered 503 and closed. Guards the host's sockets and memory.
+/// Open connections per server unless `max_connections` says otherwise.
+/// Guards the host's sockets and memory. When they are all open, a new
+/// connection closes the one idle longest (from the peer with the most);
+/// only when every one is busy (the actor working on its request, or a
+/// WebSocket) is the newcomer answered 503.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Open connections per server from one peer (an IPv4 address or an IPv6
+/// /64) unless `max_connections_per_peer` says otherwise; a further one
+/// closes that peer's longest-idle connection, or is answered 503 if all
+/// of them are busy. Guards other clients against one peer that opens
+/// connections by the thousand.
+pub const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 64;
+/// How long a connection may wait for a request head to arrive whole
+/// unless `header_timeout_ms` says otherwise; the wait starts when the
+/// connection opens and again after each response, so it also closes
+/// keep-alive connections left idle. Guards against clients that hold
+/// connections open, idle or trickling a head a byte at a time.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames per WebSocket connection kept waiting for a full queue under
 /// `overflow = "drop-oldest"`, unless `ws_buffer` says otherwise.
 pub const DEFAULT_WS_BUFFER: usize = 16;
@@ -94,6 +109,8 @@ pub struct FrameworkConfig {
     pub max_header_bytes: usize,
     pub request_timeout: Duration,
     pub max_connections: usize,
+    pub max_connections_per_peer: usize,
+    pub header_timeout: Duration,
     pub overflow: Overflow,
     pub ws_buffer: usize,
     pub record_body_bytes: usize,
@@ -106,6 +123,8 @@ impl Default for FrameworkConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_peer: DEFAULT_MAX_CONNECTIONS_PER_PEER,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
             overflow: Overflow::Reject,
             ws_buffer: DEFAULT_WS_BUFFER,
             record_body_bytes: DEFAULT_RECORD_BODY_BYTES,
@@ -117,7 +136,9 @@ const KNOWN_KEYS: &[&str] = &[
     "max_body_bytes",
     "max_header_bytes",
     "request_timeout_ms",
+    "header_timeout_ms",
     "max_connections",
+    "max_connections_per_peer",
     "overflow",
     "ws_buffer",
     "record_body_bytes",
@@ -140,7 +161,10 @@ impl FrameworkConfig {
                 ));
             }
         };
-        let timeout_ms = defaults.request_timeout.as_millis() as usize;
+        let millis = |key: &str, default: Duration| {
+            int(key, 1..=3_600_000, default.as_millis() as usize)
+                .map(|ms| Duration::from_millis(ms as u64))
+        };
         Ok(Self {
             max_body_bytes: int("max_body_bytes", 1..=1 << 30, defaults.max_body_bytes)?,
             max_header_bytes: int(
@@ -148,12 +172,14 @@ impl FrameworkConfig {
                 MIN_MAX_HEADER_BYTES as u64..=1 << 20,
                 defaults.max_header_bytes,
             )?,
-            request_timeout: Duration::from_millis(int(
-                "request_timeout_ms",
-                1..=3_600_000,
-                timeout_ms,
-            )? as u64),
+            request_timeout: millis("request_timeout_ms", defaults.request_timeout)?,
+            header_timeout: millis("header_timeout_ms", defaults.header_timeout)?,
             max_connections: int("max_connections", 1..=65_536, defaults.max_connections)?,
+            max_connections_per_peer: int(
+                "max_connections_per_peer",
+                1..=65_536,
+                defaults.max_connections_per_peer,
+            )?,
             overflow,
             ws_buffer: int("ws_buffer", 1..=4096, defaults.ws_buffer)?,
             record_body_bytes: int("record_body_bytes", 0..=1 << 20, defaults.record_body_bytes)?,
@@ -167,7 +193,12 @@ impl FrameworkConfig {
                 ("max_body_bytes", c.max_body_bytes as u64),
                 ("max_header_bytes", c.max_header_bytes as u64),
                 ("request_timeout_ms", c.request_timeout.as_millis() as u64),
+                ("header_timeout_ms", c.header_timeout.as_millis() as u64),
                 ("max_connections", c.max_connections as u64),
+                (
+                    "max_connections_per_peer",
+                    c.max_connections_per_peer as u64,
+                ),
                 ("ws_buffer", c.ws_buffer as u64),
                 ("record_body_bytes", c.record_body_bytes as u64),
             ]

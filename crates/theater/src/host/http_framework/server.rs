@@ -6,10 +6,16 @@
 //! `handle-middleware` and `handle-request` through its [`ActorHandle`],
 //! one queue slot each. A full queue answers 503 at once; nothing waits in
 //! an unbounded buffer.
+//!
+//! Connections are seated in an [`Admission`] table: when the server or a
+//! peer is full, a new connection closes the one idle longest (between
+//! requests, or still sending a head or body) instead of being refused, so
+//! clients that hold connections open cannot keep new clients out. Only
+//! connections the actor is working on, and WebSockets, keep their seats.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -24,7 +30,6 @@ use serde_json::value::to_raw_value;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::routing::{find_route, middleware_for};
@@ -32,11 +37,9 @@ use super::state::{Running, ServerStats, Shared, WsEndpoint};
 use super::types::{HttpRequest, HttpResponse, MiddlewareResult, capped};
 use super::{HANDLE_MIDDLEWARE, HANDLE_REQUEST, HTTP_EVENT, websocket};
 use crate::actor::ActorHandle;
+use crate::admission::{Admission, Full, PeerKey, Seat};
 use crate::error::ActorError;
 
-/// How long a client may take to send a request's headers. Guards against
-/// clients that open connections and trickle bytes (slowloris).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long open connections get to finish their requests when a server
 /// stops, before they are cut.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -49,10 +52,6 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// (e.g. by the server of an actor that is stopping) before it gives up.
 pub const BIND_RETRY: Duration = Duration::from_secs(1);
 
-/// The permit of a connection under `max_connections`, taken over by a
-/// WebSocket when the connection is upgraded.
-pub type PermitSlot = Arc<Mutex<Option<OwnedSemaphorePermit>>>;
-
 /// One running server, shared by its accept loop and connection tasks.
 pub struct ServerCtx {
     pub shared: Arc<Shared>,
@@ -60,7 +59,7 @@ pub struct ServerCtx {
     /// Cancelled when the server stops (a child of [`Shared::ended`]).
     pub cancel: CancellationToken,
     pub stats: Arc<ServerStats>,
-    connections: Arc<Semaphore>,
+    connections: Arc<Admission>,
 }
 
 /// Why the actor did not produce a response.
@@ -161,7 +160,10 @@ pub async fn start(shared: &Arc<Shared>, id: u64) -> Result<u16, String> {
         server: id,
         cancel: shared.ended.child_token(),
         stats: server.stats.clone(),
-        connections: Arc::new(Semaphore::new(shared.config.max_connections)),
+        connections: Admission::new(
+            shared.config.max_connections,
+            shared.config.max_connections_per_peer,
+        ),
     });
     server.running = Some(Running {
         port: addr.port(),
@@ -219,8 +221,8 @@ async fn accept_loop(ctx: Arc<ServerCtx>, listener: TcpListener) {
             _ = ctx.cancel.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // E.g. out of file descriptors: wait instead of spinning.
                 tracing::warn!(target: "actor", actor = %ctx.shared.actor, server = ctx.server, "accept failed: {e}");
@@ -228,14 +230,26 @@ async fn accept_loop(ctx: Arc<ServerCtx>, listener: TcpListener) {
                 continue;
             }
         };
-        match ctx.connections.clone().try_acquire_owned() {
-            Ok(permit) => {
-                tokio::spawn(serve_connection(ctx.clone(), stream, permit));
+        let peer = PeerKey::of(peer.ip());
+        match ctx.connections.admit(peer) {
+            Ok(seat) => {
+                tokio::spawn(serve_connection(ctx.clone(), stream, seat));
             }
-            Err(_) => {
+            Err(full) => {
                 let refused = ServerStats::bump(&ctx.stats.connections_refused);
                 if refused == 1 || refused.is_multiple_of(100) {
-                    tracing::warn!(target: "actor", actor = %ctx.shared.actor, server = ctx.server, refused, "connection refused: {} connections open, the most allowed (`max_connections`)", ctx.shared.config.max_connections);
+                    let config = &ctx.shared.config;
+                    let why = match full {
+                        Full::Peer => format!(
+                            "{peer} holds {} connections, the most one peer may (`max_connections_per_peer`), all busy",
+                            config.max_connections_per_peer
+                        ),
+                        Full::Total => format!(
+                            "{} connections open, the most allowed (`max_connections`), all busy",
+                            config.max_connections
+                        ),
+                    };
+                    tracing::warn!(target: "actor", actor = %ctx.shared.actor, server = ctx.server, refused, "connection refused: {why}");
                 }
                 tokio::spawn(refuse(stream));
             }
@@ -253,19 +267,20 @@ async fn refuse(mut stream: TcpStream) {
     .await;
 }
 
-async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, permit: OwnedSemaphorePermit) {
-    let slot: PermitSlot = Arc::new(Mutex::new(Some(permit)));
+async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, seat: Seat) {
     let service = {
-        let (ctx, slot) = (ctx.clone(), slot.clone());
+        let (ctx, seat) = (ctx.clone(), seat.clone());
         service_fn(move |request: Request<Incoming>| {
-            let (ctx, slot) = (ctx.clone(), slot.clone());
-            async move { Ok::<_, Infallible>(ctx.handle(request, slot).await) }
+            let (ctx, seat) = (ctx.clone(), seat.clone());
+            async move { Ok::<_, Infallible>(ctx.handle(request, seat).await) }
         })
     };
+    // hyper restarts the header timeout whenever a connection waits for a
+    // request, so it also closes keep-alive connections left idle.
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(ctx.shared.config.header_timeout)
         .max_buf_size(ctx.shared.config.max_header_bytes);
     let connection = builder
         .serve_connection(TokioIo::new(stream), service)
@@ -275,6 +290,13 @@ async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, permit: OwnedS
         result = connection.as_mut() => {
             if let Err(e) = result {
                 tracing::debug!(actor = %ctx.shared.actor, server = ctx.server, "connection ended: {e}");
+            }
+        }
+        // Its seat went to a newer connection: close without a word.
+        () = seat.evicted() => {
+            let evicted = ServerStats::bump(&ctx.stats.connections_evicted);
+            if evicted == 1 || evicted.is_multiple_of(1000) {
+                tracing::info!(target: "actor", actor = %ctx.shared.actor, server = ctx.server, evicted, "closed an idle connection to make room for a new one (`max_connections`, `max_connections_per_peer`)");
             }
         }
         _ = ctx.cancel.cancelled() => {
@@ -305,11 +327,7 @@ impl ServerCtx {
         }
     }
 
-    async fn handle(
-        self: Arc<Self>,
-        request: Request<Incoming>,
-        slot: PermitSlot,
-    ) -> Response<Body> {
+    async fn handle(self: Arc<Self>, request: Request<Incoming>, seat: Seat) -> Response<Body> {
         let started = Instant::now();
         let deadline = started + self.shared.config.request_timeout;
         ServerStats::bump(&self.stats.requests);
@@ -367,7 +385,7 @@ impl ServerCtx {
                     path,
                     endpoint,
                     middleware,
-                    slot,
+                    seat,
                     deadline,
                 };
                 websocket::upgrade(self, parts, request(None), upgrade).await
@@ -377,9 +395,17 @@ impl ServerCtx {
                 middleware,
             } => {
                 let limit = self.shared.config.max_body_bytes;
-                let body = match read_body(body, limit, content_length(&parts.headers)).await {
-                    Ok(body) => body,
-                    Err(BodyError::TooLarge) => {
+                let body = read_body(body, limit, content_length(&parts.headers));
+                let body = match tokio::time::timeout_at(deadline.into(), body).await {
+                    Err(_) => {
+                        let limit = self.shared.config.request_timeout.as_millis();
+                        let text = format!(
+                            "the request body did not arrive within {limit} ms (`request_timeout_ms`)"
+                        );
+                        return plain(StatusCode::REQUEST_TIMEOUT, &text);
+                    }
+                    Ok(Ok(body)) => body,
+                    Ok(Err(BodyError::TooLarge)) => {
                         let handle = self.shared.current_handle();
                         let text = format!("request body larger than the limit of {limit} bytes");
                         return self.answer(
@@ -388,7 +414,7 @@ impl ServerCtx {
                             Answer::text(StatusCode::PAYLOAD_TOO_LARGE, text, "too-large"),
                         );
                     }
-                    Err(BodyError::Broken(e)) => {
+                    Ok(Err(BodyError::Broken(e))) => {
                         return plain(
                             StatusCode::BAD_REQUEST,
                             &format!("cannot read the request body: {e}"),
@@ -397,6 +423,9 @@ impl ServerCtx {
                 };
                 exchange.request_body = capped(&body, self.shared.config.record_body_bytes);
                 let request = request((!body.is_empty()).then_some(body));
+                // From here on the actor works on it: the seat is not given
+                // up to a newcomer.
+                let _busy = seat.busy();
                 let Some(handle) = self.shared.actor_handle(deadline).await else {
                     return self.failure(None, &exchange, Failure::Unavailable);
                 };

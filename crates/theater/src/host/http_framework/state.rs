@@ -121,8 +121,11 @@ pub struct ServerStats {
     pub ws_overflow_closed: AtomicU64,
     /// WebSocket frames dropped under `overflow = "drop-oldest"`.
     pub ws_frames_dropped: AtomicU64,
-    /// Connections refused at `max_connections`.
+    /// Connections refused at `max_connections` or
+    /// `max_connections_per_peer`, every seat busy.
     pub connections_refused: AtomicU64,
+    /// Idle connections closed to make room for a new one.
+    pub connections_evicted: AtomicU64,
 }
 
 impl ServerStats {
@@ -135,12 +138,13 @@ impl ServerStats {
     pub fn summary(&self) -> String {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         format!(
-            "{} requests, {} answered 503 for a full queue, {} WebSockets closed for a full queue, {} WebSocket frames dropped, {} connections refused",
+            "{} requests, {} answered 503 for a full queue, {} WebSockets closed for a full queue, {} WebSocket frames dropped, {} connections refused, {} idle connections closed to make room",
             get(&self.requests),
             get(&self.overflow_rejected),
             get(&self.ws_overflow_closed),
             get(&self.ws_frames_dropped),
             get(&self.connections_refused),
+            get(&self.connections_evicted),
         )
     }
 }

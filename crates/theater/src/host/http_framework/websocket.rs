@@ -28,14 +28,15 @@ use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use serde_json::value::to_raw_value;
 use serde_json::{Value, json};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::server::{Failure, PermitSlot, ServerCtx};
+use super::server::{Failure, ServerCtx};
 use super::state::{ConnState, RETRY_INTERVAL, ServerStats, WsEndpoint};
 use super::types::{HttpRequest, MessageType, WebsocketMessage};
 use super::{Overflow, WEBSOCKET_EVENT, WS_CONNECT, WS_DISCONNECT, WS_MESSAGE};
 use crate::actor::ActorHandle;
+use crate::admission::{Busy, Seat};
 use crate::error::ActorError;
 
 /// Calls one connection may have queued on the actor at once; past that it
@@ -66,7 +67,8 @@ pub struct Upgrade {
     pub path: String,
     pub endpoint: WsEndpoint,
     pub middleware: Vec<u64>,
-    pub slot: PermitSlot,
+    /// The connection's seat, kept busy for as long as the WebSocket is open.
+    pub seat: Seat,
     pub deadline: Instant,
 }
 
@@ -78,6 +80,8 @@ pub async fn upgrade(
     request: HttpRequest,
     upgrade: Upgrade,
 ) -> Response<Body> {
+    // The actor works on it from here on (middleware, then the socket).
+    let busy = upgrade.seat.busy();
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
@@ -97,11 +101,6 @@ pub async fn upgrade(
     let new = ctx
         .shared
         .open_connection(ctx.server, &upgrade.path, &ctx.cancel);
-    let permit = upgrade
-        .slot
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
     let limit = ctx.shared.config.max_body_bytes;
     let (shared, id) = (ctx.shared.clone(), new.id);
     let conn = Connection {
@@ -116,7 +115,7 @@ pub async fn upgrade(
         received: 0,
         sent: 0,
         dropped: 0,
-        _permit: permit,
+        _seat: busy,
     };
     ws.max_message_size(limit)
         .max_frame_size(limit)
@@ -152,7 +151,7 @@ struct Connection {
     received: u64,
     sent: u64,
     dropped: u64,
-    _permit: Option<OwnedSemaphorePermit>,
+    _seat: Busy,
 }
 
 /// Whether the actor's queue took a call.
