@@ -991,13 +991,13 @@ fn replay_fork_and_revert_take_states_from_the_chain() {
     let text = server.ok(&["replay", &short]);
     assert_eq!(
         text.trim(),
-        format!("replayed 3 calls over 3 events of actor {short}: every state matches")
+        format!("replayed 4 calls over 4 events of actor {short}: every state matches")
     );
     let replay = server.json(&["replay", &id]);
     assert_eq!(replay["actor"], id.as_str());
     assert_eq!(replay["matched"], true);
-    assert_eq!(replay["calls"], 3);
-    assert_eq!(replay["events"], 3);
+    assert_eq!(replay["calls"], 4, "init and the three sends");
+    assert_eq!(replay["events"], 4);
     assert_eq!(replay["divergence"], Value::Null);
     assert_eq!(replay["stopped_at"], Value::Null);
     assert_eq!(
@@ -1085,14 +1085,15 @@ fn replay_fork_and_revert_take_states_from_the_chain() {
 #[test]
 fn replay_exits_3_when_the_component_diverges_and_1_when_it_stops() {
     let server = Server::start();
-    // A counter whose component file will be swapped for another one.
+    // A counter whose component file will be swapped for another one; both
+    // keep the initial state as it is, so they part at the first send.
     let dir = tempfile::tempdir().unwrap();
     let component = dir.path().join("component.wasm");
     std::fs::copy(actors_dir().join("counter/counter.wasm"), &component).unwrap();
     let swapped = dir.path().join("manifest.toml");
     std::fs::write(
         &swapped,
-        "name = \"counter\"\ncomponent_path = \"component.wasm\"\n\n[[handlers]]\ntype = \"runtime\"\nconfig = {}\n",
+        "name = \"counter\"\ncomponent_path = \"component.wasm\"\ninit_state = '{\"count\": 0}'\n\n[[handlers]]\ntype = \"runtime\"\nconfig = {}\n",
     )
     .unwrap();
     let id = server.ok(&["start", swapped.to_str().unwrap(), "--id-only"]);

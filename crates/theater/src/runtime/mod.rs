@@ -220,6 +220,12 @@ impl TheaterRuntime {
             },
         };
         let state = options.state.unwrap_or_else(|| manifest.init_state.clone());
+        // A new actor's record keeps the state `init` is given, so that a
+        // replay can run its chain from the very first event.
+        let recorded = head.is_none().then(|| Manifest {
+            init_state: state.clone(),
+            ..manifest.clone()
+        });
         let handle = actor::spawn(
             recorder,
             template.clone(),
@@ -229,9 +235,9 @@ impl TheaterRuntime {
             start,
         )
         .await?;
-        if head.is_none() {
+        if let Some(manifest) = recorded {
             let record = ActorRecord {
-                manifest: manifest.clone(),
+                manifest,
                 component: template.compiled.hash_hex.clone(),
                 parent: options.parent.as_ref().map(|(parent, _)| *parent),
                 running: true,

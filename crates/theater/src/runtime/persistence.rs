@@ -11,7 +11,7 @@ use futures::future::join_all;
 use super::{SpawnOptions, SupervisionPolicy, TheaterRuntime};
 use crate::actor::ActorHandle;
 use crate::chain::record::Origin;
-use crate::chain::{ChainEvent, Hash, LogError, SavedActor, Snapshot};
+use crate::chain::{ChainEvent, Hash, LogError, SavedActor};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
 use crate::manifest::Manifest;
@@ -195,29 +195,21 @@ impl TheaterRuntime {
         Ok(handle.revert(to, index as u64, state).await?)
     }
 
-    /// Replays `actor`'s whole chain on its component, from the state its
-    /// first event left, checking that every call leaves the state its
-    /// chain recorded (see [`crate::replay`]).
+    /// Replays `actor`'s whole chain on its component, from the state it
+    /// was spawned with, checking that every call, its first `actor.init`
+    /// included, leaves the state its chain recorded (see [`crate::replay`]).
     pub async fn replay(&self, actor: ActorId) -> Result<ReplayReport, HistoryError> {
         let saved = self.saved_actor(actor)?;
         let events = self.chain(actor)?;
-        let first = self
-            .inner
-            .log
-            .snapshot(&actor, 0)?
-            .ok_or_else(|| HistoryError::NoState {
-                actor,
-                index: 0,
-                reason: "the log holds no state of its first event".to_owned(),
-            })?;
-        self.replay_from(&saved, &events, first, None).await
+        let start = spawned(&saved);
+        self.replay_from(&saved, &events, start, None).await
     }
 
     async fn replay_from(
         &self,
         saved: &SavedActor,
         events: &[ChainEvent],
-        from: Snapshot,
+        start: ReplayStart,
         until: Option<usize>,
     ) -> Result<ReplayReport, HistoryError> {
         let no_state = |reason: String| HistoryError::NoState {
@@ -231,10 +223,6 @@ impl TheaterRuntime {
             .load(&saved.record.manifest.component_path)
             .await
             .map_err(|e| no_state(e.to_string()))?;
-        let start = ReplayStart {
-            index: from.index as usize,
-            state: from.state,
-        };
         let component = &compiled.component;
         replay::replay(component.engine(), component, events, start, until)
             .await
@@ -274,17 +262,19 @@ impl TheaterRuntime {
         if let Some(latest) = saved.latest.as_ref().filter(|l| l.index as usize <= index) {
             return Ok((index, latest.state.clone()));
         }
-        let snapshot = self
-            .inner
-            .log
-            .snapshot(&actor, index as u64)?
-            .ok_or_else(|| no_state("the log holds no state at or before it".to_owned()))?;
-        if snapshot.index as usize == index {
-            return Ok((index, snapshot.state));
-        }
-        let report = self
-            .replay_from(saved, &events, snapshot, Some(index))
-            .await?;
+        // Before the first snapshot (the events `init` recorded before the
+        // chain's `actor-init`), from the state the actor was spawned with.
+        let start = match self.inner.log.snapshot(&actor, index as u64)? {
+            Some(snapshot) if snapshot.index as usize == index => {
+                return Ok((index, snapshot.state));
+            }
+            Some(snapshot) => ReplayStart::After {
+                index: snapshot.index as usize,
+                state: snapshot.state,
+            },
+            None => spawned(saved),
+        };
+        let report = self.replay_from(saved, &events, start, Some(index)).await?;
         if let Some(divergence) = report.divergence {
             return Err(no_state(divergence.to_string()));
         }
@@ -292,6 +282,14 @@ impl TheaterRuntime {
             return Err(no_state(stop.to_string()));
         }
         Ok((index, report.state))
+    }
+}
+
+/// The start of a replay of `saved`'s whole chain: the state its first
+/// `actor.init` was given, which its record keeps.
+fn spawned(saved: &SavedActor) -> ReplayStart {
+    ReplayStart::Spawned {
+        state: saved.record.manifest.init_state.clone(),
     }
 }
 
