@@ -8,7 +8,8 @@ use serde_json::Value;
 use theater::server::protocol::Op;
 
 use crate::EXIT_UNVERIFIED;
-use crate::remote::{self, Remote, print_json, short, short_hash};
+use crate::output::print_json;
+use crate::remote::{self, Remote, short, short_hash};
 
 /// Events are named by hash, as `theater events` shows them.
 const HASH_HELP: &str = "HASH is an event's hash from `theater events <id>`: all 64 hex digits, or at least the first 8 (the 12 that `events` prints will do).";
@@ -82,21 +83,21 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             print_json(&answer);
         } else if divergence.is_object() {
-            eprintln!(
+            errln!(
                 "replay of actor {actor} diverged at {} in {}: {}",
                 event(divergence),
                 function(divergence["function"].as_str().unwrap_or_default()),
                 text(&divergence["reason"])
             );
         } else if stop.is_object() {
-            eprintln!(
+            errln!(
                 "replay of actor {actor} stopped at {}, after {} that matched: {}",
                 event(stop),
                 count(&answer["calls"], "call"),
                 text(&stop["reason"])
             );
         } else {
-            println!(
+            outln!(
                 "replayed {} over {} of actor {actor}: every state matches",
                 count(&answer["calls"], "call"),
                 count(&answer["events"], "event")
@@ -124,9 +125,9 @@ pub fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             print_json(&answer);
         } else if args.id_only {
-            println!("{id}");
+            outln!("{id}");
         } else {
-            println!(
+            outln!(
                 "forked {} {} ({id}) from actor {} at event {}",
                 text(&answer["name"]),
                 short(id),
@@ -148,7 +149,7 @@ pub fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             print_json(&answer);
         } else {
-            println!(
+            outln!(
                 "reverted {} to the state of event {}, recorded as event {}",
                 short(answer["actor"].as_str().unwrap_or_default()),
                 short_hash(answer["to"].as_str().unwrap_or_default()),

@@ -1,6 +1,5 @@
 //! `theater server`: a runtime that other `theater` commands manage.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -87,21 +86,20 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         })?;
     let addr = server.local_addr()?;
     if !addr.ip().is_loopback() && !has_token {
-        eprintln!(
+        errln!(
             "warning: listening on {addr} without a token: anyone who can reach it can start actors from files this user can read; set --token"
         );
     }
-    println!("listening on {addr}");
+    outln!("listening on {addr}");
     if !resumed.resumed.is_empty() {
-        println!("resumed {} actors", resumed.resumed.len());
+        outln!("resumed {} actors", resumed.resumed.len());
     }
     for (id, reason) in &resumed.failed {
-        eprintln!("warning: cannot resume actor {id}: {reason}");
+        errln!("warning: cannot resume actor {id}: {reason}");
     }
-    std::io::stdout().flush()?;
     server.serve_until(shutdown_signal()).await;
     theater.shutdown().await;
-    eprintln!("server stopped; its actors resume when it starts again");
+    errln!("server stopped; its actors resume when it starts again");
     Ok(ExitCode::SUCCESS)
 }
 

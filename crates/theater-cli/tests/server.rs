@@ -1266,3 +1266,137 @@ fn run_on_the_home_of_a_running_server_is_refused() {
     );
     server.ok(&["list"]);
 }
+
+/// Runs `theater` with its stdout closed before it writes anything.
+fn with_stdout_closed(server: &Server, args: &[&str]) -> Output {
+    let mut child = server
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("theater runs");
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+/// Every command, given `--json`: with stdout closed early it ends quietly
+/// with its usual exit code; given a bad id (or another bad argument) it
+/// exits 1 and prints either nothing or a JSON error with a stable kind.
+#[test]
+fn every_command_ends_quietly_in_a_closed_pipe_and_fails_in_json() {
+    let server = Server::start();
+    let id = server.start_actor("counter");
+    let head = hash(chain(&server, &id).last().unwrap());
+    let counter = manifest("counter");
+    let work = tempfile::tempdir().unwrap();
+    let chain_file = work.path().join("chain.json");
+    let chain_out = chain_file.to_str().unwrap();
+    let created = work.path().join("made");
+    let messenger = server.start_actor("messenger");
+    let good: Vec<(Vec<&str>, i32)> = vec![
+        (
+            vec![
+                "run",
+                &counter,
+                "--send",
+                r#"{"add":1}"#,
+                "--chain-out",
+                chain_out,
+            ],
+            0,
+        ),
+        (vec!["verify", &id], 0),
+        (vec!["start", &counter], 0),
+        (vec!["restart", &id], 0),
+        (vec!["tree"], 0),
+        (vec!["list", "--all"], 0),
+        (vec!["state", &id], 0),
+        (vec!["events", &id], 0),
+        (vec!["logs", &id], 0),
+        (vec!["inspect", &id], 0),
+        (vec!["replay", &id], 0),
+        (vec!["fork", &id, "--at", &head], 0),
+        (vec!["message", "send", &id, r#"{"add":1}"#], 0),
+        (vec!["message", "request", &id, "{}"], 0),
+        (vec!["channel", "open", &messenger, "1"], 0),
+        (vec!["subscribe", &id], 0),
+        (vec!["validate", &counter], 0),
+        (
+            vec!["create", "made", "--dir", created.to_str().unwrap()],
+            0,
+        ),
+        (vec!["revert", &id, "--to", &head], 0),
+        (vec!["stop", &id], 0),
+    ];
+    for (args, code) in &good {
+        let mut args = args.clone();
+        args.push("--json");
+        let out = with_stdout_closed(&server, &args);
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {}", stderr(&out));
+    }
+    for args in [vec!["completions", "bash"], vec!["events", &id]] {
+        let out = with_stdout_closed(&server, &args);
+        assert!(!stderr(&out).contains("panicked"), "{args:?}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+    }
+    assert!(chain_file.exists(), "`run` still wrote its chain");
+
+    let bad = "0000dead";
+    let failing: Vec<Vec<&str>> = vec![
+        vec!["run", "/no/such/manifest.toml", "--send", "{}"],
+        vec!["verify", bad],
+        vec!["verify", "--file", "/no/such/chain.json"],
+        vec!["start", "/no/such/manifest.toml"],
+        vec!["stop", bad],
+        vec!["restart", bad],
+        vec!["state", bad],
+        vec!["events", bad],
+        vec!["logs", bad],
+        vec!["inspect", bad],
+        vec!["replay", bad],
+        vec!["fork", bad, "--at", &head],
+        vec!["revert", bad, "--to", &head],
+        vec!["message", "send", bad, "{}"],
+        vec!["message", "request", bad, "{}"],
+        vec!["channel", "open", bad, "{}"],
+        vec!["subscribe", bad],
+        vec!["validate", "/no/such/manifest.toml"],
+        vec!["create", "Bad_Name"],
+        vec!["build", "/no/such/dir"],
+        vec!["dev", "/no/such/dir"],
+    ];
+    for args in &failing {
+        let mut args = args.clone();
+        args.push("--json");
+        let out = server.cli(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("error: "),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", stdout(&out)));
+        let kind = report["error"]["kind"].as_str().unwrap_or_default();
+        assert!(
+            kind.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !kind.is_empty(),
+            "{args:?}: {report}"
+        );
+        assert!(report["error"]["message"].is_string(), "{args:?}: {report}");
+    }
+    let out = server.cli(&["state", bad, "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["error"]["kind"], "unknown_actor");
+    let out = server.cli(&["list", "--json", "--server", "127.0.0.1:1"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["error"]["kind"], "no_server");
+    // Usage errors are clap's: exit 2, nothing on stdout.
+    let out = server.cli(&["state", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}

@@ -7,7 +7,7 @@ mod persistence;
 mod supervision;
 
 pub use messaging::{ChannelEvent, ClientChannel, EXTERNAL_CHANNEL_CAPACITY, Sender};
-pub use persistence::{HistoryError, ResumeReport};
+pub use persistence::{HistoryError, Reloaded, ResumeReport};
 pub use supervision::{CHILD_ERROR, CHILD_EXIT, Restart, Strategy, SupervisionPolicy};
 pub(crate) use supervision::{ChildEvent, Decision};
 
@@ -102,6 +102,11 @@ pub struct RuntimeError(String);
 pub struct WeakRuntime(Weak<Inner>);
 
 impl WeakRuntime {
+    /// A reference to no runtime, for host state that must reach none.
+    pub(crate) fn detached() -> Self {
+        Self(Weak::new())
+    }
+
     pub fn upgrade(&self) -> Option<TheaterRuntime> {
         self.0.upgrade().map(|inner| TheaterRuntime { inner })
     }

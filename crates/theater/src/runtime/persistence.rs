@@ -147,7 +147,64 @@ impl TheaterRuntime {
     }
 }
 
-/// Why a replay, fork or revert could not be done; nothing changed.
+/// How [`TheaterRuntime::reload`] started an actor again.
+#[derive(Debug)]
+pub struct Reloaded {
+    pub actor: ActorHandle,
+    /// Why the state it had could not be kept, if it could not: its new
+    /// `init` refused it, so it started from the manifest's `init_state`.
+    pub state_reset: Option<String>,
+}
+
+impl TheaterRuntime {
+    /// Stops `actor`, if it runs, and starts it again from `manifest` (the
+    /// component as it is now on disk) under the same id, its chain going
+    /// on with an `actor-resume` event, with the state it had; if the new
+    /// `init` refuses that state, with the manifest's `init_state`. For
+    /// rebuilding an actor during development; its children stop with it.
+    pub async fn reload(
+        &self,
+        actor: ActorId,
+        manifest: &Manifest,
+    ) -> Result<Reloaded, HistoryError> {
+        let state = match self.actor(actor) {
+            Ok(handle) => {
+                let state = handle.state().await?;
+                self.stop(actor).await?;
+                state
+            }
+            Err(_) => match self.saved_actor(actor)?.latest {
+                Some(latest) => latest.state,
+                None => manifest.init_state.clone(),
+            },
+        };
+        let again = |state: StateBytes| -> Result<SpawnOptions, HistoryError> {
+            let head = self.chain(actor)?.last().map(|event| event.hash);
+            Ok(SpawnOptions {
+                resume: head.map(|head| (actor, head)),
+                state: Some(state),
+                ..SpawnOptions::default()
+            })
+        };
+        match self.spawn_with(manifest, again(state)?).await {
+            Ok(handle) => Ok(Reloaded {
+                actor: handle,
+                state_reset: None,
+            }),
+            Err(SpawnError::Init(reason)) => {
+                let options = again(manifest.init_state.clone())?;
+                let handle = self.spawn_with(manifest, options).await?;
+                Ok(Reloaded {
+                    actor: handle,
+                    state_reset: Some(reason),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Why a replay, fork, revert or reload could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     #[error(transparent)]

@@ -79,7 +79,13 @@ pub enum Op {
     Stop {
         actor: String,
     },
-    List,
+    /// The running actors; with `all`, the stopped ones the log keeps too.
+    List {
+        #[serde(default, skip_serializing_if = "is_false")]
+        all: bool,
+    },
+    /// The state of a running actor, or the newest stored state of a
+    /// stopped one.
     State {
         actor: String,
     },
@@ -203,6 +209,10 @@ impl Payload {
             (Some(_), Some(_)) => Err("give either `message` or `message_hex`, not both".into()),
         }
     }
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// Keeps an explicit `null` as `Some(Value::Null)`: only a missing key is `None`.
@@ -428,7 +438,7 @@ mod tests {
             },
             Request {
                 id: 4,
-                op: Op::List,
+                op: Op::List { all: true },
             },
             Request {
                 id: 5,
@@ -459,7 +469,7 @@ mod tests {
         };
         assert_eq!(payload.bytes().unwrap(), br#"{"add":2}"#);
         let list = decode_request(br#"{"id": 0, "op": "list"}"#).unwrap();
-        assert_eq!(list.op, Op::List);
+        assert_eq!(list.op, Op::List { all: false });
         let null =
             decode_request(br#"{"id": 1, "op": "send", "actor": "x", "message": null}"#).unwrap();
         let Op::Send { payload, .. } = null.op else {

@@ -409,14 +409,15 @@ async fn the_streamer_delivers_a_stream_in_order_then_closes_it() {
 async fn a_send_to_an_actor_without_handle_send_is_refused() {
     let runtime = runtime();
     let minimal = spawn(&runtime, "minimal").await;
-    let error = runtime
-        .send(None, minimal.id(), json("{}"))
-        .unwrap_err();
+    let error = runtime.send(None, minimal.id(), json("{}")).unwrap_err();
     assert!(
         matches!(&error, ActorError::UnknownFunction { function, .. } if function.ends_with("handle-send")),
         "{error}"
     );
-    assert!(error.to_string().contains("ntwk:theater/actor.init"), "{error}");
+    assert!(
+        error.to_string().contains("ntwk:theater/actor.init"),
+        "{error}"
+    );
 
     let messenger = spawn(&runtime, "messenger").await;
     let refused = command(&messenger, json!({"send": {"to": id(&minimal), "msg": 1}})).await;
