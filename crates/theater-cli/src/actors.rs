@@ -356,7 +356,11 @@ pub fn inspect(args: IdArgs) -> anyhow::Result<ExitCode> {
             print_json(&a);
             return Ok(ExitCode::SUCCESS);
         }
-        let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        let text = |v: &Value| match v {
+            Value::Null => "-".to_owned(),
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
         let limits = &a["limits"];
         let counters = &a["counters"];
         let rows = [

@@ -46,6 +46,10 @@ pub struct ForkArgs {
     /// The event whose state the new actor starts from.
     #[arg(long, value_name = "HASH")]
     at: String,
+    /// Every HTTP server of the fork listens on a free port, whatever port
+    /// its state asks for (the original may still hold it).
+    #[arg(long)]
+    ephemeral_ports: bool,
     /// Print only the new actor's id.
     #[arg(long, conflicts_with = "json")]
     id_only: bool,
@@ -118,6 +122,7 @@ pub fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
         let op = Op::Fork {
             actor: args.actor,
             at: args.at,
+            ephemeral_ports: args.ephemeral_ports,
         };
         let answer = remote::call(&args.remote, op).await?;
         let id = answer["actor"].as_str().unwrap_or_default();

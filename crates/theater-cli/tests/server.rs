@@ -114,16 +114,23 @@ impl Server {
         id.trim().to_owned()
     }
 
-    /// Spawns a streaming command with its stdout read line by line.
+    /// Spawns a streaming command with its stdout read line by line; its
+    /// stdin stays open until the command is dropped or `stdin` is taken.
     fn spawn(&self, args: &[&str]) -> Streaming {
         let mut child = self
             .command(args)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("theater runs");
         let lines = read_lines(child.stdout.take().unwrap());
-        Streaming { child, lines }
+        let stdin = child.stdin.take();
+        Streaming {
+            child,
+            lines,
+            stdin,
+        }
     }
 }
 
@@ -138,6 +145,7 @@ impl Drop for Server {
 struct Streaming {
     child: Child,
     lines: mpsc::Receiver<String>,
+    stdin: Option<std::process::ChildStdin>,
 }
 
 impl Streaming {
@@ -1399,4 +1407,147 @@ fn every_command_ends_quietly_in_a_closed_pipe_and_fails_in_json() {
     let out = server.cli(&["state", "--json"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
+}
+
+/// The actor behind a template whose `init` logs replays from its first
+/// event, `init` included; a send to an actor without `handle-send` is
+/// refused, not lost.
+#[test]
+fn replay_covers_init_and_a_send_nobody_takes_is_refused() {
+    let server = Server::start();
+    // compat-basic logs in `init`: its chain begins with that log line.
+    let basic = server.start_actor("compat-basic");
+    server.ok(&["message", "send", &basic, "{}"]);
+    assert_eq!(chain(&server, &basic)[0]["event_type"], "log");
+    let replay = server.json(&["replay", &basic]);
+    assert_eq!(replay["matched"], true, "{replay}");
+    assert_eq!(replay["calls"], 2, "init and the send: {replay}");
+    let fork = server.json(&["fork", &basic, "--at", &hash(&chain(&server, &basic)[0])]);
+    assert!(fork["actor"].is_string(), "{fork}");
+
+    let minimal = server.start_actor("minimal");
+    let out = server.cli(&["message", "send", &minimal, "{}"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("handle-send"), "{}", stderr(&out));
+    let out = server.cli(&["message", "send", &minimal, "{}", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["error"]["kind"], "actor_error", "{report}");
+    assert_eq!(chain(&server, &minimal).len(), 1, "nothing recorded, nothing lost");
+}
+
+/// `validate` needs no home, store or port: it works beside a server that
+/// holds the home, writes nothing there, and does not bind the port the
+/// actor asks for.
+#[test]
+fn validate_touches_no_home_store_or_port() {
+    let server = Server::start();
+    let listing = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing(server.home.path());
+    // A port held here: an actor that binds it at `init` would fail.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let hello = actors_dir().join("http-hello/http-hello.wasm");
+    let manifest = dir.path().join("manifest.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name = \"hello\"\ncomponent_path = {:?}\ninit_state = '{{\"port\": {port}}}'\n\n[[handlers]]\ntype = \"http-framework\"\nconfig = {{}}\n\n[[handlers]]\ntype = \"store\"\nconfig = {{}}\n",
+            hello.display().to_string()
+        ),
+    )
+    .unwrap();
+    let report = server.json(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(report["valid"], true, "{report}");
+    assert_eq!(listing(server.home.path()), before, "the home is untouched");
+    let fresh = tempfile::tempdir().unwrap();
+    let out = server
+        .command(&["validate", manifest.to_str().unwrap()])
+        .env("THEATER_HOME", fresh.path().join("home"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!fresh.path().join("home").exists(), "no home was made");
+    drop(held);
+}
+
+/// `channel open` sends each line of its input and, at the end of it,
+/// closes the channel once the actor has handled them, and ends.
+#[test]
+fn channel_open_ends_at_the_end_of_its_input() {
+    let server = Server::start();
+    let messenger = server.start_actor("messenger");
+    let mut open = server.spawn(&["channel", "open", &messenger, r#""x""#]);
+    let channel = open.line().split_whitespace().nth(1).unwrap().to_owned();
+    let mut stdin = open.stdin.take().unwrap();
+    writeln!(stdin, r#"{{"n": 7}}"#).unwrap();
+    drop(stdin);
+    assert_eq!(open.line_with("channel closed"), "channel closed");
+    assert!(open.wait().success());
+    let state = server.json(&["state", &messenger]);
+    assert!(
+        state["state"]["received"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["msg"] == json!({ "n": 7 })),
+        "{state}"
+    );
+    assert!(
+        state["state"]["closed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == channel.as_str()),
+        "{state}"
+    );
+}
+
+/// `verify --home` on a home a server holds says why, once.
+#[test]
+fn a_home_in_use_is_named_once() {
+    let server = Server::start();
+    let out = server.cli(&["verify", "--home", server.home.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let error = stderr(&out);
+    assert_eq!(error.matches("Database already open").count(), 1, "{error}");
+}
+
+/// Text `events` says why a call failed; `list --all` shows stopped
+/// actors, whose `state` and `inspect` come from their stored record;
+/// `start` takes an actor's directory.
+#[test]
+fn stopped_actors_stay_visible_and_failures_say_why() {
+    let server = Server::start();
+    let counter = support::manifest("counter");
+    let id = server.ok(&["start", counter.parent().unwrap().to_str().unwrap(), "--id-only"]);
+    let id = id.trim().to_owned();
+    server.ok(&["message", "send", &id, r#"{"sub": 1}"#]);
+    server.ok(&["message", "send", &id, r#"{"add": 4}"#]);
+    let events = server.ok(&["events", &id]);
+    let failed = events.lines().find(|l| l.contains("call-error")).unwrap();
+    assert!(failed.contains("handle-send failed: actor-error — "), "{failed}");
+    assert!(failed.len() > failed.find(" — ").unwrap() + 5, "{failed}");
+
+    server.ok(&["stop", &id]);
+    let list = server.ok(&["list"]);
+    assert!(!list.contains(&id[..8]), "{list}");
+    let all = server.ok(&["list", "--all"]);
+    assert!(
+        all.lines().any(|l| l.starts_with(&id[..8]) && l.contains("stopped")),
+        "{all}"
+    );
+    assert_eq!(server.ok(&["state", &id]).trim(), r#"{"count":4}"#);
+    let inspect = server.json(&["inspect", &id]);
+    assert_eq!(inspect["status"], "stopped");
+    assert_eq!(inspect["name"], "counter");
+    assert_eq!(inspect["chain"]["events"], 3);
+    assert!(server.ok(&["inspect", &id]).contains("status:      stopped"));
 }

@@ -7,7 +7,7 @@ mod persistence;
 mod supervision;
 
 pub use messaging::{ChannelEvent, ClientChannel, EXTERNAL_CHANNEL_CAPACITY, Sender};
-pub use persistence::{HistoryError, Reloaded, ResumeReport};
+pub use persistence::{ForkOptions, HistoryError, Reloaded, ResumeReport};
 pub use supervision::{CHILD_ERROR, CHILD_EXIT, Restart, Strategy, SupervisionPolicy};
 pub(crate) use supervision::{ChildEvent, Decision};
 

@@ -14,7 +14,8 @@ use crate::chain::record::Origin;
 use crate::chain::{ChainEvent, Hash, LogError, SavedActor};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
-use crate::manifest::Manifest;
+use crate::host::EPHEMERAL_PORTS;
+use crate::manifest::{HandlerEntry, Manifest};
 use crate::replay::{self, ReplayReport, ReplayStart};
 use crate::wasm::StateBytes;
 
@@ -147,6 +148,18 @@ impl TheaterRuntime {
     }
 }
 
+/// The handler type whose servers a fork may move to free ports.
+const HTTP_FRAMEWORK: &str = "http-framework";
+
+/// How a fork starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForkOptions {
+    /// Every HTTP server of the fork listens on a free port, whatever port
+    /// its state asks for (the `http-framework` setting `ephemeral_ports`):
+    /// the original may still hold the ports its state names.
+    pub ephemeral_ports: bool,
+}
+
 /// How [`TheaterRuntime::reload`] started an actor again.
 #[derive(Debug)]
 pub struct Reloaded {
@@ -219,6 +232,14 @@ pub enum HistoryError {
         index: usize,
         reason: String,
     },
+    #[error(
+        "the fork of actor {actor} did not start: its `init` ran again on the state it was forked from and failed: {reason}{hint}"
+    )]
+    ForkStart {
+        actor: ActorId,
+        reason: String,
+        hint: &'static str,
+    },
     #[error(transparent)]
     Spawn(#[from] SpawnError),
     #[error(transparent)]
@@ -229,9 +250,29 @@ impl TheaterRuntime {
     /// Starts a new actor from the state `actor` had at event `at`, from the
     /// same manifest; its first event names that actor and event.
     pub async fn fork(&self, actor: ActorId, at: Hash) -> Result<ActorHandle, HistoryError> {
+        self.fork_with(actor, at, ForkOptions::default()).await
+    }
+
+    /// [`fork`](Self::fork) with `options`. The fork runs `init` again on
+    /// the state it starts from; an `init` that fails (an HTTP server on a
+    /// port the original still holds, say) is a [`HistoryError::ForkStart`]
+    /// that says what to do.
+    pub async fn fork_with(
+        &self,
+        actor: ActorId,
+        at: Hash,
+        options: ForkOptions,
+    ) -> Result<ActorHandle, HistoryError> {
         let saved = self.saved_actor(actor)?;
         let (_, state) = self.state_at(&saved, at).await?;
-        let options = SpawnOptions {
+        let mut manifest = saved.record.manifest.clone();
+        let serves_http = |entry: &&mut HandlerEntry| entry.kind == HTTP_FRAMEWORK;
+        if options.ephemeral_ports {
+            for entry in manifest.handlers.iter_mut().filter(serves_http) {
+                entry.config.insert(EPHEMERAL_PORTS.into(), true.into());
+            }
+        }
+        let spawn = SpawnOptions {
             state: Some(state),
             forked_from: Some(Origin {
                 actor: actor.to_string(),
@@ -239,7 +280,18 @@ impl TheaterRuntime {
             }),
             ..SpawnOptions::default()
         };
-        Ok(self.spawn_with(&saved.record.manifest, options).await?)
+        match self.spawn_with(&manifest, spawn).await {
+            Ok(handle) => Ok(handle),
+            Err(SpawnError::Init(reason)) => Err(HistoryError::ForkStart {
+                actor,
+                hint: match (options.ephemeral_ports, manifest.handlers.iter().any(|h| h.kind == HTTP_FRAMEWORK)) {
+                    (false, true) => "; if it listens on a port its original still holds (`Address already in use`), fork with ephemeral ports (`theater fork --ephemeral-ports`) or stop the original first",
+                    _ => "",
+                },
+                reason,
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Sets the running `actor` back to the state it had at event `to`,

@@ -240,7 +240,11 @@ impl Connection {
                 Ok(json!({ "roots": roots }))
             }
             Op::Replay { actor } => self.replay(&actor).await,
-            Op::Fork { actor, at } => self.fork(&actor, &at).await,
+            Op::Fork {
+                actor,
+                at,
+                ephemeral_ports,
+            } => self.fork(&actor, &at, ephemeral_ports).await,
             Op::Revert { actor, to } => self.revert(&actor, &to).await,
         }
     }

@@ -153,6 +153,9 @@ pub enum Op {
         /// An event of the actor's chain: its hash (64 hex digits) or a
         /// unique prefix of at least [`MIN_EVENT_PREFIX`] digits.
         at: String,
+        /// Every HTTP server of the fork listens on a free port.
+        #[serde(default, skip_serializing_if = "is_false")]
+        ephemeral_ports: bool,
     },
     /// Sets a running actor back to the state it had at event `to`,
     /// recorded as a `revert` event.
@@ -449,6 +452,7 @@ mod tests {
                 op: Op::Fork {
                     actor: "1a2b3c4d".into(),
                     at: "65a172ded0b1".into(),
+                    ephemeral_ports: true,
                 },
             },
         ];

@@ -96,6 +96,9 @@ pub struct FrameworkConfig {
     pub overflow: Overflow,
     pub ws_buffer: usize,
     pub record_body_bytes: usize,
+    /// Listen on a free port whatever port the actor asks for: for a fork
+    /// of an actor whose original holds the port it asks for.
+    pub ephemeral_ports: bool,
 }
 
 impl Default for FrameworkConfig {
@@ -108,11 +111,15 @@ impl Default for FrameworkConfig {
             overflow: Overflow::Reject,
             ws_buffer: DEFAULT_WS_BUFFER,
             record_body_bytes: DEFAULT_RECORD_BODY_BYTES,
+            ephemeral_ports: false,
         }
     }
 }
 
-const KNOWN_KEYS: &str = "max_body_bytes, max_header_bytes, request_timeout_ms, max_connections, overflow, ws_buffer, record_body_bytes";
+const KNOWN_KEYS: &str = "max_body_bytes, max_header_bytes, request_timeout_ms, max_connections, overflow, ws_buffer, record_body_bytes, ephemeral_ports";
+
+/// The setting that makes every server of an actor listen on a free port.
+pub const EPHEMERAL_PORTS: &str = "ephemeral_ports";
 
 impl FrameworkConfig {
     pub fn from_table(table: &toml::Table) -> Result<Self, String> {
@@ -135,6 +142,11 @@ impl FrameworkConfig {
                 "max_connections" => config.max_connections = int(1, 65_536)? as usize,
                 "ws_buffer" => config.ws_buffer = int(1, 4096)? as usize,
                 "record_body_bytes" => config.record_body_bytes = int(0, 1 << 20)? as usize,
+                EPHEMERAL_PORTS => {
+                    config.ephemeral_ports = value
+                        .as_bool()
+                        .ok_or("`ephemeral_ports` must be true or false")?
+                }
                 "overflow" => {
                     config.overflow = match value.as_str() {
                         Some("reject") => Overflow::Reject,
