@@ -347,7 +347,11 @@ fn run_refuses_a_message_that_is_not_json_before_starting() {
         &["run", manifest.to_str().unwrap(), "--send", "oops"],
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("`oops` is not JSON"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`oops` is not JSON"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
     assert!(!home.path().join("chains.redb").exists(), "nothing started");
 }

@@ -53,23 +53,27 @@ fn created(work: &Path, name: &str, template: &str) -> PathBuf {
     let home = work.join("home");
     let made = ok(
         &home,
-        &["create", name, "--template", template, "--dir", dir.to_str().unwrap()],
+        &[
+            "create",
+            name,
+            "--template",
+            template,
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
     );
-    assert!(made.contains(&format!("theater run {}", dir.display())), "{made}");
-    let built: Value = serde_json::from_str(&ok(
-        &home,
-        &["build", dir.to_str().unwrap(), "--json"],
-    ))
-    .unwrap();
+    assert!(
+        made.contains(&format!("theater run {}", dir.display())),
+        "{made}"
+    );
+    let built: Value =
+        serde_json::from_str(&ok(&home, &["build", dir.to_str().unwrap(), "--json"])).unwrap();
     assert_eq!(
         Path::new(built["component"].as_str().unwrap()),
         dir.join(format!("{name}.wasm"))
     );
-    let report: Value = serde_json::from_str(&ok(
-        &home,
-        &["validate", dir.to_str().unwrap(), "--json"],
-    ))
-    .unwrap();
+    let report: Value =
+        serde_json::from_str(&ok(&home, &["validate", dir.to_str().unwrap(), "--json"])).unwrap();
     assert_eq!(report["valid"], true, "{report}");
     dir
 }
@@ -89,7 +93,11 @@ fn the_message_template_builds_runs_and_replays() {
     let work = tempfile::tempdir().unwrap();
     let dir = created(work.path(), "greeter", "message");
     let home = work.path().join("home");
-    let out = run(&home, &dir, &[("send", r#"{"hello": "world"}"#), ("request", "{}")]);
+    let out = run(
+        &home,
+        &dir,
+        &[("send", r#"{"hello": "world"}"#), ("request", "{}")],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
@@ -103,7 +111,10 @@ fn the_message_template_builds_runs_and_replays() {
 fn the_supervisor_template_restarts_its_crashed_child() {
     let work = tempfile::tempdir().unwrap();
     let dir = created(work.path(), "boss", "supervisor");
-    assert!(dir.join("child/child.wasm").exists(), "the child is built too");
+    assert!(
+        dir.join("child/child.wasm").exists(),
+        "the child is built too"
+    );
     let home = work.path().join("home");
     let out = run(
         &home,
@@ -182,7 +193,11 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let status = response[9..12].parse().unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
     (status, body)
 }
 
@@ -239,7 +254,10 @@ fn the_http_template_serves_stores_and_announces_notes() {
         let news: Value = serde_json::from_str(news.to_text().unwrap()).unwrap();
         assert_eq!(news, json!({ "note": 1, "size": 8 }));
     });
-    assert_eq!(http(port, "GET", "/notes/1", ""), (200, "buy milk".to_owned()));
+    assert_eq!(
+        http(port, "GET", "/notes/1", ""),
+        (200, "buy milk".to_owned())
+    );
     let (status, list) = http(port, "GET", "/notes", "");
     assert_eq!(status, 200);
     let list: Value = serde_json::from_str(&list).unwrap();
@@ -267,12 +285,13 @@ fn dev_rebuilds_on_change_and_keeps_the_state() {
         child,
     };
     let started = running.line_with("started live (");
-    let actor = started
-        .split(['(', ')'])
-        .nth(1)
+    let actor = started.split(['(', ')']).nth(1).unwrap().to_owned();
+    let server = started
+        .rsplit("--server ")
+        .next()
         .unwrap()
+        .trim()
         .to_owned();
-    let server = started.rsplit("--server ").next().unwrap().trim().to_owned();
     let client = |args: &[&str]| {
         let mut args = args.to_vec();
         args.extend(["--server", &server]);

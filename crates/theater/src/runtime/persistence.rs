@@ -13,8 +13,8 @@ use crate::actor::ActorHandle;
 use crate::chain::record::Origin;
 use crate::chain::{ChainEvent, Hash, LogError, SavedActor};
 use crate::error::{ActorError, SpawnError};
-use crate::id::ActorId;
 use crate::host::EPHEMERAL_PORTS;
+use crate::id::ActorId;
 use crate::manifest::{HandlerEntry, Manifest};
 use crate::replay::{self, ReplayReport, ReplayStart};
 use crate::wasm::StateBytes;
@@ -284,8 +284,13 @@ impl TheaterRuntime {
             Ok(handle) => Ok(handle),
             Err(SpawnError::Init(reason)) => Err(HistoryError::ForkStart {
                 actor,
-                hint: match (options.ephemeral_ports, manifest.handlers.iter().any(|h| h.kind == HTTP_FRAMEWORK)) {
-                    (false, true) => "; if it listens on a port its original still holds (`Address already in use`), fork with ephemeral ports (`theater fork --ephemeral-ports`) or stop the original first",
+                hint: match (
+                    options.ephemeral_ports,
+                    manifest.handlers.iter().any(|h| h.kind == HTTP_FRAMEWORK),
+                ) {
+                    (false, true) => {
+                        "; if it listens on a port its original still holds (`Address already in use`), fork with ephemeral ports (`theater fork --ephemeral-ports`) or stop the original first"
+                    }
                     _ => "",
                 },
                 reason,
