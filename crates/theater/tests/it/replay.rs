@@ -500,3 +500,44 @@ async fn chains_whose_init_calls_the_host_replay_from_their_first_event() {
 fn events_of(runtime: &TheaterRuntime, actor: &ActorHandle) -> Vec<ChainEvent> {
     runtime.chain(actor.id()).unwrap()
 }
+
+/// A fork runs `init` again: an HTTP actor on a fixed port asks for the
+/// port its original holds. The fork is refused with the way out, and with
+/// ephemeral ports it serves on a free port of its own.
+#[tokio::test]
+async fn a_fork_of_a_fixed_port_actor_is_refused_clearly_or_moved_to_a_free_port() {
+    let runtime = runtime();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let manifest = format!(
+        "name = \"http-hello\"\ncomponent_path = \"http-hello.wasm\"\ninit_state = '{{\"port\": {port}}}'\n\n[[handlers]]\ntype = \"http-framework\"\nconfig = {{}}\n"
+    );
+    let hello = spawn_with(&runtime, "http-hello", &manifest).await.unwrap();
+    let events = runtime.chain(hello.id()).unwrap();
+    let init = events[indexes(&events, record::ACTOR_INIT)[0]].hash;
+
+    let refused = runtime.fork(hello.id(), init).await.unwrap_err().to_string();
+    assert!(refused.contains("Address already in use"), "{refused}");
+    assert!(refused.contains("--ephemeral-ports"), "{refused}");
+
+    let options = theater::runtime::ForkOptions {
+        ephemeral_ports: true,
+    };
+    let fork = runtime.fork_with(hello.id(), init, options).await.unwrap();
+    let state: Value = serde_json::from_slice(&fork.state().await.unwrap().unwrap()).unwrap();
+    let moved = state["port"].as_u64().unwrap();
+    assert_ne!(moved, u64::from(port), "{state}");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let body = client
+        .get(format!("http://127.0.0.1:{moved}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "Hello from Theater!");
+}
