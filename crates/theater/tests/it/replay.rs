@@ -519,7 +519,11 @@ async fn a_fork_of_a_fixed_port_actor_is_refused_clearly_or_moved_to_a_free_port
     let events = runtime.chain(hello.id()).unwrap();
     let init = events[indexes(&events, record::ACTOR_INIT)[0]].hash;
 
-    let refused = runtime.fork(hello.id(), init).await.unwrap_err().to_string();
+    let refused = runtime
+        .fork(hello.id(), init)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(refused.contains("Address already in use"), "{refused}");
     assert!(refused.contains("--ephemeral-ports"), "{refused}");
 
