@@ -11,16 +11,16 @@ use serde_json::{Value, json};
 use theater::server::Client;
 use theater::server::protocol::Op;
 
-use crate::remote::{
-    self, Remote, print_json, print_json_line, short, short_hash, table, timestamp,
-};
+use crate::manifest_arg::manifest_file;
+use crate::output::{self, print_json, print_json_line};
+use crate::remote::{self, Remote, short, short_hash, table, timestamp};
 
 #[derive(Args)]
 #[command(
     after_help = "Examples:\n  theater start actors/counter/manifest.toml\n  theater start actors/counter/manifest.toml --state '{\"count\": 10}' --id-only"
 )]
 pub struct StartArgs {
-    /// The actor's manifest.toml (read by the server).
+    /// The actor's manifest.toml, or its directory (read by the server).
     manifest: PathBuf,
     /// Initial state (JSON) instead of the manifest's `init_state`.
     #[arg(long, value_name = "JSON")]
@@ -53,11 +53,20 @@ pub struct IdArgs {
     remote: Remote,
 }
 
-/// `tree` takes the same flags as `list`.
-pub type TreeArgs = ListArgs;
+#[derive(Args)]
+pub struct TreeArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
 
 #[derive(Args)]
 pub struct ListArgs {
+    /// Also list the stopped actors the server's log keeps.
+    #[arg(long)]
+    all: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -96,9 +105,10 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             .map(remote::parse_message)
             .transpose()
             .context("--state")?;
-        let manifest = std::fs::canonicalize(&args.manifest)
-            .or_else(|_| std::path::absolute(&args.manifest))
-            .with_context(|| format!("resolving {}", args.manifest.display()))?;
+        let manifest = manifest_file(&args.manifest)?;
+        let manifest = std::fs::canonicalize(&manifest)
+            .or_else(|_| std::path::absolute(&manifest))
+            .with_context(|| format!("resolving {}", manifest.display()))?;
         let mut client = args.remote.connect().await?;
         let start = Op::Start {
             manifest_path: Some(manifest.display().to_string()),
@@ -115,7 +125,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| args.remote.explain(e))?;
         let id = answer["actor"].as_str().unwrap_or_default().to_owned();
         for warning in answer["warnings"].as_array().into_iter().flatten() {
-            eprintln!("warning: {}", warning.as_str().unwrap_or_default());
+            errln!("warning: {}", warning.as_str().unwrap_or_default());
         }
         if args.json {
             if args.follow {
@@ -124,9 +134,9 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
                 print_json(&answer);
             }
         } else if args.id_only {
-            println!("{id}");
+            outln!("{id}");
         } else {
-            println!(
+            outln!(
                 "started {} {} ({id})",
                 answer["name"].as_str().unwrap_or_default(),
                 short(&id)
@@ -154,7 +164,7 @@ fn act_on(
         if args.json {
             print_json(&answer);
         } else {
-            println!(
+            outln!(
                 "{done} {}",
                 short(answer["actor"].as_str().unwrap_or_default())
             );
@@ -188,11 +198,11 @@ async fn start_many(args: &StartArgs, client: &mut Client, start: Op) -> anyhow:
         print_json(&json!({ "actors": started }));
     } else if args.id_only {
         for answer in &started {
-            println!("{}", answer["actor"].as_str().unwrap_or_default());
+            outln!("{}", answer["actor"].as_str().unwrap_or_default());
         }
     } else {
         let name = started[0]["name"].as_str().unwrap_or_default();
-        println!(
+        outln!(
             "started {} {name} actors; `theater list` shows them",
             started.len()
         );
@@ -213,7 +223,7 @@ pub fn tree(args: TreeArgs) -> anyhow::Result<ExitCode> {
         }
         let roots = answer["roots"].as_array().cloned().unwrap_or_default();
         if roots.is_empty() {
-            println!("no actors running; start one with `theater start <manifest>`");
+            outln!("no actors running; start one with `theater start <manifest>`");
         }
         for root in &roots {
             print_tree(root, 0);
@@ -223,7 +233,7 @@ pub fn tree(args: TreeArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn print_tree(node: &Value, depth: usize) {
-    println!(
+    outln!(
         "{}{}  {}",
         "  ".repeat(depth),
         node["short"].as_str().unwrap_or_default(),
@@ -236,16 +246,18 @@ fn print_tree(node: &Value, depth: usize) {
 
 pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     remote::block_on(async move {
-        let answer = remote::call(&args.remote, Op::List).await?;
+        let answer = remote::call(&args.remote, Op::List { all: args.all }).await?;
         if args.json {
             print_json(&answer);
             return Ok(ExitCode::SUCCESS);
         }
         let actors = answer["actors"].as_array().cloned().unwrap_or_default();
         if actors.is_empty() {
-            println!("no actors running; start one with `theater start <manifest>`");
+            outln!("no actors running; start one with `theater start <manifest>`");
             return Ok(ExitCode::SUCCESS);
         }
+        // Stopped actors have no queue or counters.
+        let number = |v: &Value| v.as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
         let rows: Vec<Vec<String>> = actors
             .iter()
             .map(|a| {
@@ -253,13 +265,13 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
                     a["short"].as_str().unwrap_or_default().to_owned(),
                     a["name"].as_str().unwrap_or_default().to_owned(),
                     a["status"].as_str().unwrap_or_default().to_owned(),
-                    a["queue_depth"].to_string(),
-                    a["calls_ok"].to_string(),
-                    a["calls_failed"].to_string(),
+                    number(&a["queue_depth"]),
+                    number(&a["calls_ok"]),
+                    number(&a["calls_failed"]),
                 ]
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             table(&["ID", "NAME", "STATUS", "QUEUE", "OK", "FAILED"], &rows)
         );
@@ -273,7 +285,7 @@ pub fn state(args: IdArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             print_json(&answer);
         } else {
-            println!("{}", remote::show_bytes(&answer, "state"));
+            outln!("{}", remote::show_bytes(&answer, "state"));
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -344,7 +356,11 @@ pub fn inspect(args: IdArgs) -> anyhow::Result<ExitCode> {
             print_json(&a);
             return Ok(ExitCode::SUCCESS);
         }
-        let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        let text = |v: &Value| match v {
+            Value::Null => "-".to_owned(),
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
         let limits = &a["limits"];
         let counters = &a["counters"];
         let rows = [
@@ -377,10 +393,14 @@ pub fn inspect(args: IdArgs) -> anyhow::Result<ExitCode> {
             ("queue depth", text(&a["queue_depth"])),
             (
                 "calls",
-                format!(
-                    "{} ok, {} failed, {} refused (queue full)",
-                    counters["calls_ok"], counters["calls_failed"], counters["queue_full"]
-                ),
+                if counters.is_object() {
+                    format!(
+                        "{} ok, {} failed, {} refused (queue full)",
+                        counters["calls_ok"], counters["calls_failed"], counters["queue_full"]
+                    )
+                } else {
+                    "- (not running: counted only while it runs)".to_owned()
+                },
             ),
             (
                 "chain",
@@ -392,7 +412,7 @@ pub fn inspect(args: IdArgs) -> anyhow::Result<ExitCode> {
             ),
         ];
         for (key, value) in rows {
-            println!("{:<12} {value}", format!("{key}:"));
+            outln!("{:<12} {value}", format!("{key}:"));
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -448,6 +468,9 @@ pub async fn stream(
     kind: Option<&str>,
 ) -> anyhow::Result<()> {
     loop {
+        if output::closed() {
+            return Ok(());
+        }
         let event = tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(()),
             event = client.next_event() => event.map_err(|e| remote.explain(e))?,
@@ -473,13 +496,13 @@ pub async fn stream(
                         if json {
                             print_json_line(&json!({ "actor": actor, "event": chain_event }));
                         } else {
-                            println!("{}  {}", short(actor), event_line(chain_event));
+                            outln!("{}  {}", short(actor), event_line(chain_event));
                         }
                     }
                 }
             }
             Some("lagged") => {
-                eprintln!(
+                errln!(
                     "warning: missed {} events (this client read too slowly)",
                     event["missed"]
                 );
@@ -488,7 +511,7 @@ pub async fn stream(
                 if json {
                     print_json_line(&event);
                 } else {
-                    println!(
+                    outln!(
                         "actor {} stopped",
                         short(event["actor"].as_str().unwrap_or_default())
                     );
@@ -538,17 +561,24 @@ fn print_event(actor: &str, index: u64, event: &Value, json: bool) {
     if json {
         print_json_line(&json!({ "actor": actor, "index": index, "event": event }));
     } else {
-        println!("{index:>4}  {}", event_line(event));
+        outln!("{index:>4}  {}", event_line(event));
     }
 }
 
-/// `time  hash  type  description` for people.
+/// `time  hash  type  description` for people; a failed call also says why.
 fn event_line(event: &Value) -> String {
-    format!(
+    let mut line = format!(
         "{}  {}  {:<11}  {}",
         timestamp(event["timestamp"].as_u64().unwrap_or(0)),
         short_hash(event["hash"].as_str().unwrap_or_default()),
         event["event_type"].as_str().unwrap_or_default(),
         event["description"].as_str().unwrap_or_default()
-    )
+    );
+    if let Some(reason) = event["data"]["message"].as_str()
+        && is_kind(event, "call-error")
+    {
+        line.push_str(" — ");
+        line.push_str(reason);
+    }
+    line
 }

@@ -1,22 +1,23 @@
 //! `theater create`: a new actor crate, ready to build and start.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use clap::Args;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use crate::remote::print_json;
+use crate::output::{Failure, print_json};
 
 include!(concat!(env!("OUT_DIR"), "/wit_files.rs"));
 
-/// Create a new actor crate: Cargo.toml, the `ntwk:theater` WIT package,
-/// src/lib.rs for world `actor-world` and a manifest.toml. Build it with
-/// `theater build` (or `cargo build --release --target wasm32-wasip2`).
+/// Create a new actor crate from a template: Cargo.toml, src/lib.rs, a
+/// manifest.toml, its WIT world (wit/world.wit) and the `ntwk:theater`
+/// WIT package (wit/deps/theater). Build it with `theater build`, run it
+/// with `theater run`, or both, on every change, with `theater dev`.
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  theater create greeter && theater build greeter && theater start greeter/manifest.toml"
+    after_help = "Examples:\n  theater create greeter && theater build greeter && theater run greeter --request '{}'\n  theater create notes --template http"
 )]
 pub struct CreateArgs {
     /// The actor's name: lowercase letters, digits and dashes.
@@ -24,9 +25,68 @@ pub struct CreateArgs {
     /// Directory to create (default: ./<name>).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// What the actor starts as.
+    #[arg(long, value_enum, default_value_t = Template::Message)]
+    template: Template,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// The templates `theater create` knows.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Template {
+    /// Takes messages and requests, and keeps a count (world `app` with
+    /// `actor` and `message-server-client`).
+    Message,
+    /// Serves notes over HTTP, keeps them in a content store and announces
+    /// them over a WebSocket.
+    Http,
+    /// A supervisor and its child worker, two crates built together.
+    Supervisor,
+}
+
+impl Template {
+    /// The template's own files: (path in the new crate, contents).
+    fn files(self) -> &'static [(&'static str, &'static str)] {
+        macro_rules! files {
+            ($dir:literal: $($path:literal),+) => {
+                &[$(($path, include_str!(concat!("../templates/", $dir, "/", $path)))),+]
+            };
+        }
+        match self {
+            Self::Message => {
+                files!("message": "Cargo.toml", "manifest.toml", "src/lib.rs", "wit/world.wit")
+            }
+            Self::Http => files!(
+                "http": "Cargo.toml",
+                "manifest.toml",
+                "init.json",
+                "src/lib.rs",
+                "wit/world.wit"
+            ),
+            Self::Supervisor => files!(
+                "supervisor": "Cargo.toml",
+                "manifest.toml",
+                "src/lib.rs",
+                "wit/world.wit",
+                "child/Cargo.toml",
+                "child/manifest.toml",
+                "child/src/lib.rs"
+            ),
+        }
+    }
+
+    /// What to try first once it is built.
+    fn first_run(self) -> &'static str {
+        match self {
+            Self::Message => r#"--send '{"hello": "world"}' --request '{}'"#,
+            Self::Http => "(then: curl -d 'a note' http://127.0.0.1:8080/notes)",
+            Self::Supervisor => {
+                r#"--request '{"ping": 1}' --send '"crash"' --request '{"status": null}'"#
+            }
+        }
+    }
 }
 
 pub fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
@@ -36,12 +96,13 @@ pub fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(&args.name));
     if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() {
-        bail!(
+        return Err(Failure::input(format!(
             "{} already exists and is not empty; pick another --dir",
             dir.display()
-        );
+        ))
+        .into());
     }
-    let files = scaffold(&args.name);
+    let files = scaffold(&args.name, args.template);
     for (path, contents) in &files {
         let path = dir.join(path);
         if let Some(parent) = path.parent() {
@@ -57,177 +118,46 @@ pub fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
             "files": files.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
         }));
     } else {
-        println!("created actor `{}` in {}", args.name, dir.display());
-        println!("next:");
-        println!("  theater build {}", dir.display());
-        println!("  theater start {}", dir.join("manifest.toml").display());
+        outln!("created actor `{}` in {}", args.name, dir.display());
+        outln!("next:");
+        outln!("  theater build {}", dir.display());
+        outln!(
+            "  theater run {} {}",
+            dir.display(),
+            args.template.first_run()
+        );
+        outln!("or rebuild and restart it on every change:");
+        outln!("  theater dev {}", dir.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_name(name: &str) -> anyhow::Result<()> {
+fn check_name(name: &str) -> Result<(), Failure> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.ends_with('-');
     if !valid {
-        bail!(
+        return Err(Failure::input(format!(
             "`{name}` is not a usable actor name: start with a lowercase letter and use only lowercase letters, digits and dashes (e.g. `my-actor`)"
-        );
+        )));
     }
     Ok(())
 }
 
-/// The crate's library file name: dashes become underscores.
-pub fn artifact_name(name: &str) -> String {
-    format!("{}.wasm", name.replace('-', "_"))
-}
-
 /// Every file of a new actor crate, by path relative to its directory.
-fn scaffold(name: &str) -> Vec<(String, String)> {
-    let mut files = vec![
-        ("Cargo.toml".to_owned(), cargo_toml(name)),
-        ("manifest.toml".to_owned(), manifest_toml(name)),
-        ("src/lib.rs".to_owned(), LIB_RS.to_owned()),
-        (".gitignore".to_owned(), "/target\n".to_owned()),
-    ];
+fn scaffold(name: &str, template: Template) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = template
+        .files()
+        .iter()
+        .map(|(path, contents)| ((*path).to_owned(), contents.replace("{{name}}", name)))
+        .collect();
+    files.push((".gitignore".to_owned(), "/target\n*.wasm\n".to_owned()));
     for (file, contents) in WIT_FILES {
-        files.push((format!("wit/{file}"), (*contents).to_owned()));
+        files.push((format!("wit/deps/theater/{file}"), (*contents).to_owned()));
     }
     files
-}
-
-fn cargo_toml(name: &str) -> String {
-    format!(
-        r#"[package]
-name = "{name}"
-version = "0.1.0"
-edition = "2024"
-publish = false
-
-[lib]
-crate-type = ["cdylib"]
-
-[dependencies]
-wit-bindgen = "0.61"
-serde_json = "1"
-
-# Small components; a panic becomes a trap.
-[profile.release]
-opt-level = "s"
-lto = true
-panic = "abort"
-codegen-units = 1
-
-# A crate of its own, even inside another workspace.
-[workspace]
-"#
-    )
-}
-
-fn manifest_toml(name: &str) -> String {
-    let artifact = artifact_name(name);
-    format!(
-        r#"name = "{name}"
-version = "0.1.0"
-description = "Counts the messages it gets; requests answer the count"
-# Where `cargo build --release --target wasm32-wasip2` puts the component
-# (`theater build` copies it here when the target directory is elsewhere).
-component_path = "target/wasm32-wasip2/release/{artifact}"
-
-[[handlers]]
-type = "runtime"
-config = {{}}
-"#
-    )
-}
-
-const LIB_RS: &str = r#"//! A Theater actor. Its state is JSON: `{"messages": N, "last": <message>}`.
-//! Every message sent to it is counted and kept; every request is answered
-//! with the state.
-
-wit_bindgen::generate!({
-    path: "wit",
-    world: "actor-world",
-});
-
-use exports::ntwk::theater::actor::Guest as Actor;
-use exports::ntwk::theater::message_server_client::{ChannelAccept, Guest as MessageServer};
-use ntwk::theater::runtime::log;
-use serde_json::{Value, json};
-
-type State = Option<Vec<u8>>;
-
-fn load(state: &State) -> Result<Value, String> {
-    match state {
-        None => Ok(json!({ "messages": 0, "last": null })),
-        Some(bytes) => serde_json::from_slice(bytes).map_err(|e| format!("state is not JSON: {e}")),
-    }
-}
-
-fn save(value: &Value) -> State {
-    Some(serde_json::to_vec(value).expect("JSON values serialize"))
-}
-
-/// Counts a message and keeps it; a message that is not JSON is refused
-/// and leaves the state as it was.
-fn receive(state: State, message: &[u8]) -> Result<(State,), String> {
-    let message: Value =
-        serde_json::from_slice(message).map_err(|e| format!("message is not JSON: {e}"))?;
-    let mut value = load(&state)?;
-    let count = value["messages"].as_u64().unwrap_or(0) + 1;
-    value["messages"] = count.into();
-    value["last"] = message;
-    Ok((save(&value),))
-}
-
-struct Component;
-
-impl Actor for Component {
-    fn init(state: State, params: (String,)) -> Result<(State,), String> {
-        log(&format!("starting as {}", params.0));
-        let value = load(&state)?;
-        Ok((save(&value),))
-    }
-}
-
-impl MessageServer for Component {
-    fn handle_send(state: State, params: (Vec<u8>,)) -> Result<(State,), String> {
-        receive(state, &params.0)
-    }
-
-    fn handle_request(state: State, _params: (Vec<u8>,)) -> Result<(State, (Vec<u8>,)), String> {
-        let reply = serde_json::to_vec(&load(&state)?).expect("JSON values serialize");
-        Ok((state, (reply,)))
-    }
-
-    fn handle_channel_open(
-        state: State,
-        _params: (Vec<u8>,),
-    ) -> Result<(State, ChannelAccept), String> {
-        let accept = ChannelAccept {
-            accepted: true,
-            message: None,
-        };
-        Ok((state, accept))
-    }
-
-    fn handle_channel_message(state: State, params: (String, Vec<u8>)) -> Result<(State,), String> {
-        receive(state, &params.1)
-    }
-
-    fn handle_channel_close(state: State, _params: (String,)) -> Result<(State,), String> {
-        Ok((state,))
-    }
-}
-
-export!(Component);
-"#;
-
-/// Where a crate made by `create` keeps its manifest.
-pub fn manifest_of(dir: &Path) -> PathBuf {
-    dir.join("manifest.toml")
 }
 
 #[cfg(test)]
@@ -244,15 +174,26 @@ mod tests {
     }
 
     #[test]
-    fn the_scaffold_carries_the_whole_wit_package() {
-        let files = scaffold("greeter");
-        assert!(files.iter().any(|(p, _)| p == "wit/worlds.wit"));
-        assert!(
-            files
-                .iter()
-                .any(|(p, c)| p == "wit/message-server.wit" && c.contains("handle-send"))
-        );
-        let manifest = &files.iter().find(|(p, _)| p == "manifest.toml").unwrap().1;
-        assert!(manifest.contains("release/greeter.wasm"), "{manifest}");
+    fn every_template_carries_the_whole_wit_package_and_its_name() {
+        for template in [Template::Message, Template::Http, Template::Supervisor] {
+            let files = scaffold("greeter", template);
+            let file = |name: &str| files.iter().find(|(p, _)| p == name).map(|(_, c)| c);
+            assert!(file("wit/deps/theater/worlds.wit").is_some());
+            assert!(
+                file("wit/deps/theater/message-server.wit")
+                    .unwrap()
+                    .contains("handle-send")
+            );
+            assert!(file("wit/world.wit").unwrap().contains("world "));
+            let manifest = file("manifest.toml").unwrap();
+            assert!(
+                manifest.contains("component_path = \"greeter.wasm\""),
+                "{manifest}"
+            );
+            assert!(
+                files.iter().all(|(_, c)| !c.contains("{{name}}")),
+                "{template:?}"
+            );
+        }
     }
 }

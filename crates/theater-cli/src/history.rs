@@ -8,7 +8,8 @@ use serde_json::Value;
 use theater::server::protocol::Op;
 
 use crate::EXIT_UNVERIFIED;
-use crate::remote::{self, Remote, print_json, short, short_hash};
+use crate::output::print_json;
+use crate::remote::{self, Remote, short, short_hash};
 
 /// Events are named by hash, as `theater events` shows them.
 const HASH_HELP: &str = "HASH is an event's hash from `theater events <id>`: all 64 hex digits, or at least the first 8 (the 12 that `events` prints will do).";
@@ -45,6 +46,10 @@ pub struct ForkArgs {
     /// The event whose state the new actor starts from.
     #[arg(long, value_name = "HASH")]
     at: String,
+    /// Every HTTP server of the fork listens on a free port, whatever port
+    /// its state asks for (the original may still hold it).
+    #[arg(long)]
+    ephemeral_ports: bool,
     /// Print only the new actor's id.
     #[arg(long, conflicts_with = "json")]
     id_only: bool,
@@ -82,21 +87,21 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             print_json(&answer);
         } else if divergence.is_object() {
-            eprintln!(
+            errln!(
                 "replay of actor {actor} diverged at {} in {}: {}",
                 event(divergence),
                 function(divergence["function"].as_str().unwrap_or_default()),
                 text(&divergence["reason"])
             );
         } else if stop.is_object() {
-            eprintln!(
+            errln!(
                 "replay of actor {actor} stopped at {}, after {} that matched: {}",
                 event(stop),
                 count(&answer["calls"], "call"),
                 text(&stop["reason"])
             );
         } else {
-            println!(
+            outln!(
                 "replayed {} over {} of actor {actor}: every state matches",
                 count(&answer["calls"], "call"),
                 count(&answer["events"], "event")
@@ -117,6 +122,7 @@ pub fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
         let op = Op::Fork {
             actor: args.actor,
             at: args.at,
+            ephemeral_ports: args.ephemeral_ports,
         };
         let answer = remote::call(&args.remote, op).await?;
         let id = answer["actor"].as_str().unwrap_or_default();
@@ -124,9 +130,9 @@ pub fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             print_json(&answer);
         } else if args.id_only {
-            println!("{id}");
+            outln!("{id}");
         } else {
-            println!(
+            outln!(
                 "forked {} {} ({id}) from actor {} at event {}",
                 text(&answer["name"]),
                 short(id),
@@ -148,7 +154,7 @@ pub fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             print_json(&answer);
         } else {
-            println!(
+            outln!(
                 "reverted {} to the state of event {}, recorded as event {}",
                 short(answer["actor"].as_str().unwrap_or_default()),
                 short_hash(answer["to"].as_str().unwrap_or_default()),

@@ -1,10 +1,15 @@
 //! The `theater` command. It parses flags, calls the `theater` library and
 //! prints; the work lives in the library.
 
+#[macro_use]
+mod output;
+
 mod actors;
 mod build_actor;
 mod create;
+mod dev;
 mod history;
+mod manifest_arg;
 mod messages;
 mod remote;
 mod run;
@@ -12,9 +17,10 @@ mod serve;
 mod validate;
 mod verify;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Exit status when a chain does not verify, or its replay diverges.
 const EXIT_UNVERIFIED: u8 = 3;
@@ -71,6 +77,7 @@ enum Command {
     Validate(validate::ValidateArgs),
     Create(create::CreateArgs),
     Build(build_actor::BuildArgs),
+    Dev(dev::DevArgs),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  theater completions bash > /etc/bash_completion.d/theater")]
     Completions {
@@ -80,6 +87,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
+    let json = wants_json(&matches);
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -111,31 +119,46 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate::validate(args),
         Command::Create(args) => create::create(args),
         Command::Build(args) => build_actor::build(args),
+        Command::Dev(args) => dev::dev(args),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "theater", &mut script);
-            // A closed pipe (`| head`) is not an error worth a message.
-            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            outln!("{}", String::from_utf8_lossy(&script).trim_end());
             Ok(ExitCode::SUCCESS)
         }
     };
-    match outcome {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
+    let code = outcome.unwrap_or_else(|e| {
+        output::report(&e, json);
+        ExitCode::FAILURE
+    });
+    match output::write_error() {
+        Some(e) => {
+            errln!("error: cannot write to standard output: {e}");
             ExitCode::FAILURE
         }
+        None => code,
+    }
+}
+
+/// Whether the command given, however deep, asked for `--json`.
+fn wants_json(matches: &ArgMatches) -> bool {
+    match matches.subcommand() {
+        Some((_, command)) => wants_json(command),
+        None => matches!(matches.try_get_one::<bool>("json"), Ok(Some(true))),
     }
 }
 
 /// Actor output (`runtime.log`, stdout, stderr) at info, everything else at
-/// warn; `RUST_LOG` overrides. Logs go to stderr so stdout stays parseable.
+/// warn; `RUST_LOG` overrides. Logs go to stderr so stdout stays parseable,
+/// in colour only on a terminal (and never with `NO_COLOR` set).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,actor=info"));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .init();
 }

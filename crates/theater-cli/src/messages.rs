@@ -4,11 +4,13 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use serde_json::Value;
 use theater::server::protocol::{Op, Payload};
 use tokio::sync::mpsc;
 
 use crate::actors;
-use crate::remote::{self, Remote, print_json, print_json_line, short, show_bytes};
+use crate::output::{self, print_json, print_json_line};
+use crate::remote::{self, Remote, short, show_bytes};
 
 /// Send a message to an actor, or ask it and print its reply.
 #[derive(Subcommand)]
@@ -49,7 +51,8 @@ pub enum ChannelCommand {
     /// Open a channel and print its messages until it closes or Ctrl-C.
     ///
     /// Each line of standard input is sent on the channel as a message
-    /// (JSON text).
+    /// (JSON text). At the end of the input the channel closes once the
+    /// actor has handled every line, and the command ends.
     #[command(after_help = "Example:\n  theater channel open 1a2b3c4d '\"hello\"'")]
     Open(MessageArgs),
 }
@@ -79,7 +82,7 @@ pub fn message(command: MessageCommand) -> anyhow::Result<ExitCode> {
                 if args.json {
                     print_json(&answer);
                 } else {
-                    println!(
+                    outln!(
                         "queued for {}",
                         short(answer["actor"].as_str().unwrap_or_default())
                     );
@@ -96,7 +99,7 @@ pub fn message(command: MessageCommand) -> anyhow::Result<ExitCode> {
                 if message.json {
                     print_json(&answer);
                 } else {
-                    println!("{}", show_bytes(&answer, "reply"));
+                    outln!("{}", show_bytes(&answer, "reply"));
                 }
             }
         }
@@ -119,41 +122,48 @@ pub fn channel(command: ChannelCommand) -> anyhow::Result<ExitCode> {
             .await
             .map_err(explain)?;
         let channel = answer["channel"].as_str().unwrap_or_default().to_owned();
+        let actor = answer["actor"].as_str().unwrap_or_default().to_owned();
         if args.json {
             print_json_line(&answer);
         } else {
-            println!(
-                "channel {channel} open to {}",
-                short(answer["actor"].as_str().unwrap_or_default())
-            );
+            outln!("channel {channel} open to {}", short(&actor));
             if answer.get("accept_message").is_some_and(|m| !m.is_null())
                 || answer.get("accept_message_hex").is_some()
             {
-                println!("{}", show_bytes(&answer, "accept_message"));
+                outln!("{}", show_bytes(&answer, "accept_message"));
             }
         }
+        let close = Op::CloseChannel {
+            channel: channel.clone(),
+        };
         let mut lines = stdin_lines();
-        let mut reading = true;
         loop {
+            if output::closed() {
+                break;
+            }
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {
-                    client
-                        .call(Op::CloseChannel { channel: channel.clone() })
-                        .await
-                        .map_err(explain)?;
-                    if !args.json {
-                        println!("channel closed");
+                _ = tokio::signal::ctrl_c() => break,
+                line = lines.recv() => match line {
+                    // End of input: the actor handles what it was sent
+                    // (a state query queues behind it), then the channel closes.
+                    None => {
+                        let barrier = Op::State { actor: actor.clone() };
+                        client.call(barrier).await.map_err(explain)?;
+                        client.call(Op::Ping).await.map_err(explain)?;
+                        let kept: Vec<Value> = client.kept_events().collect();
+                        for event in &kept {
+                            if show_channel_event(event, &channel, args.json) {
+                                return Ok(ExitCode::SUCCESS);
+                            }
+                        }
+                        break;
                     }
-                    return Ok(ExitCode::SUCCESS);
-                }
-                line = lines.recv(), if reading => match line {
-                    None => reading = false,
                     Some(line) if line.trim().is_empty() => {}
                     Some(line) => {
                         let message = match remote::parse_message(&line) {
                             Ok(message) => message,
                             Err(e) => {
-                                eprintln!("error: {e:#}");
+                                errln!("error: {e}");
                                 continue;
                             }
                         };
@@ -167,25 +177,34 @@ pub fn channel(command: ChannelCommand) -> anyhow::Result<ExitCode> {
                     }
                 },
                 event = client.next_event() => {
-                    let event = event.map_err(explain)?;
-                    if event["channel"].as_str() != Some(channel.as_str()) {
-                        continue;
-                    }
-                    let closed = event["event"] == "channel_closed";
-                    if args.json {
-                        print_json_line(&event);
-                    } else if closed {
-                        println!("channel closed");
-                    } else if event["event"] == "channel_message" {
-                        println!("{}", show_bytes(&event, "message"));
-                    }
-                    if closed {
+                    if show_channel_event(&event.map_err(explain)?, &channel, args.json) {
                         return Ok(ExitCode::SUCCESS);
                     }
                 }
             }
         }
+        client.call(close).await.map_err(explain)?;
+        if !args.json {
+            outln!("channel closed");
+        }
+        Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Prints an event of `channel`; `true` once the actor closed it.
+fn show_channel_event(event: &Value, channel: &str, json: bool) -> bool {
+    if event["channel"].as_str() != Some(channel) {
+        return false;
+    }
+    let closed = event["event"] == "channel_closed";
+    if json {
+        print_json_line(event);
+    } else if closed {
+        outln!("channel closed");
+    } else if event["event"] == "channel_message" {
+        outln!("{}", show_bytes(event, "message"));
+    }
+    closed
 }
 
 /// Lines of standard input, read on a thread of their own.
@@ -215,8 +234,8 @@ pub fn subscribe(args: SubscribeArgs) -> anyhow::Result<ExitCode> {
             print_json_line(&answer);
         } else {
             match answer["actor"].as_str() {
-                Some(actor) => println!("subscribed to {}; Ctrl-C to stop", short(actor)),
-                None => println!("subscribed to every actor; Ctrl-C to stop"),
+                Some(actor) => outln!("subscribed to {}; Ctrl-C to stop", short(actor)),
+                None => outln!("subscribed to every actor; Ctrl-C to stop"),
             }
         }
         actors::stream(&mut client, &args.remote, None, 0, args.json, None).await?;

@@ -4,11 +4,13 @@
 use std::future::Future;
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
 use theater::server::protocol::Op;
 use theater::server::{Client, ClientError, DEFAULT_LISTEN, ErrorKind};
+
+use crate::output::Failure;
 
 /// Where the management server is.
 #[derive(Args, Clone, Debug)]
@@ -33,23 +35,30 @@ impl Remote {
             .map_err(|e| self.explain(e))
     }
 
-    /// A connection error, saying what to do about it.
+    /// A client error, saying what to do about it, with a stable kind.
     pub fn explain(&self, error: ClientError) -> anyhow::Error {
-        match error {
+        let failure = match error {
             ClientError::Connect { addr, source }
                 if source.kind() == std::io::ErrorKind::ConnectionRefused =>
             {
-                anyhow!(
-                    "no server at {addr} — start one with `theater server`, or point --server (THEATER_SERVER) at a running one"
+                Failure::new(
+                    "no_server",
+                    format!(
+                        "no server at {addr} — start one with `theater server`, or point --server (THEATER_SERVER) at a running one"
+                    ),
                 )
             }
-            ClientError::Server(body) if body.kind == ErrorKind::Unauthorized => anyhow!(
-                "the server at {} refused this client: {}",
-                self.server,
-                body.message
+            ClientError::Server(body) if body.kind == ErrorKind::Unauthorized => Failure::new(
+                "unauthorized",
+                format!(
+                    "the server at {} refused this client: {}",
+                    self.server, body.message
+                ),
             ),
-            other => anyhow!(other),
-        }
+            ClientError::Server(body) => Failure::new(body.kind.as_str(), body.message),
+            other => Failure::new("connection", other.to_string()),
+        };
+        failure.into()
     }
 }
 
@@ -70,22 +79,6 @@ pub async fn call(remote: &Remote, op: Op) -> anyhow::Result<Value> {
     client.call(op).await.map_err(|e| remote.explain(e))
 }
 
-/// Prints a value as pretty JSON on stdout.
-pub fn print_json(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).expect("JSON values serialize")
-    );
-}
-
-/// Prints a value as one line of JSON, for streams.
-pub fn print_json_line(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string(value).expect("JSON values serialize")
-    );
-}
-
 /// Actor bytes for people: JSON as compact text, other bytes as hex.
 pub fn show_bytes(object: &Value, key: &str) -> String {
     if let Some(hex) = object.get(format!("{key}_hex")).and_then(Value::as_str) {
@@ -97,12 +90,13 @@ pub fn show_bytes(object: &Value, key: &str) -> String {
     }
 }
 
-/// Parses a message given on the command line as JSON.
-pub fn parse_message(text: &str) -> anyhow::Result<Value> {
+/// Parses a message given on the command line as JSON: every command
+/// that delivers one refuses text that is not.
+pub fn parse_message(text: &str) -> Result<Value, Failure> {
     serde_json::from_str(text).map_err(|e| {
-        anyhow!(
+        Failure::input(format!(
             "the message `{text}` is not JSON ({e}); quote it for the shell, e.g. '{{\"add\": 1}}' or '\"hello\"'"
-        )
+        ))
     })
 }
 

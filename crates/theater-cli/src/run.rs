@@ -5,12 +5,17 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{ArgMatches, Args};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use theater::chain::{self, ChainExport};
 use theater::files::FileRules;
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND};
+use theater::server::protocol::put_bytes;
 use theater::{ActorHandle, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::signal::unix::{SignalKind, signal};
+
+use crate::manifest_arg::manifest_file;
+use crate::output::print_json;
+use crate::remote::{self, show_bytes};
 
 /// Spawn an actor from its manifest in this process, deliver messages, and
 /// print replies, the final state and the verified chain.
@@ -23,7 +28,7 @@ use tokio::signal::unix::{SignalKind, signal};
     after_help = "Examples:\n  theater run actors/counter/manifest.toml --send '{\"add\":2}' --request '{}'\n  theater run actors/counter/manifest.toml --resume --request '{}'"
 )]
 pub struct RunArgs {
-    /// The actor's manifest.toml.
+    /// The actor's manifest.toml, or its directory.
     manifest: PathBuf,
     /// Continue the newest running actor started from this manifest (after
     /// Ctrl-C or a crash): same id, state and chain. Starts a new one if
@@ -33,7 +38,8 @@ pub struct RunArgs {
     /// Data directory (chains, compiled components); default ~/.theater.
     #[arg(long, value_name = "DIR", env = "THEATER_HOME")]
     home: Option<PathBuf>,
-    /// Deliver a message to `handle-send` (repeatable; JSON text, sent as bytes).
+    /// Deliver a message to `handle-send` (repeatable; JSON text, sent as
+    /// written).
     #[arg(long, value_name = "JSON")]
     send: Vec<String>,
     /// Deliver a message to `handle-request` and print the reply (repeatable).
@@ -79,17 +85,23 @@ pub fn run(args: RunArgs, order: Vec<(usize, bool)>) -> anyhow::Result<ExitCode>
             }
         })
         .collect();
+    // One rule for every command that delivers messages: JSON text only.
+    for message in &messages {
+        let (Message::Send(text) | Message::Request(text)) = message;
+        remote::parse_message(text)?;
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(run_actor(args, messages))
 }
 
 async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<ExitCode> {
     // Absolute, so that `--resume` finds the actor from any directory.
-    let path = std::fs::canonicalize(&args.manifest)
-        .with_context(|| format!("cannot read manifest {}", args.manifest.display()))?;
+    let path = manifest_file(&args.manifest)?;
+    let path = std::fs::canonicalize(&path)
+        .with_context(|| format!("cannot read manifest {}", path.display()))?;
     let manifest = Manifest::read(path.clone(), FileRules::default()).await?;
     for warning in &manifest.warnings {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
     let config = match &args.home {
         Some(home) => RuntimeConfig::at(home),
@@ -105,7 +117,7 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         None => (theater.spawn(&manifest).await?, "started"),
     };
     if !args.json {
-        println!("{verb} {} ({})", manifest.name, actor.id());
+        outln!("{verb} {} ({})", manifest.name, actor.id());
     }
 
     let mut replies = Vec::new();
@@ -114,7 +126,7 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         // Listening before saying so: a Ctrl-C right after the line is caught.
         let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
         if !args.json {
-            println!("running; press Ctrl-C to stop");
+            outln!("running; press Ctrl-C to stop");
         }
         interrupt.recv().await;
     }
@@ -145,31 +157,26 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         .map(|e| hex::encode(e.hash))
         .unwrap_or_default();
     if args.json {
-        let report = json!({
-            "actor_id": actor.id().to_string(),
-            "name": manifest.name,
-            "replies": replies,
-            "state": state.as_deref().map(bytes_to_json),
-            "chain": { "events": events.len(), "verified": true, "head": head },
-        });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut report = Map::new();
+        report.insert("actor_id".into(), actor.id().to_string().into());
+        report.insert("name".into(), manifest.name.clone().into());
+        report.insert("replies".into(), replies.into());
+        put_bytes(&mut report, "state", state.as_deref());
+        report.insert(
+            "chain".into(),
+            json!({ "events": events.len(), "verified": true, "head": head }),
+        );
+        print_json(&Value::Object(report));
     } else {
-        println!(
-            "state: {}",
-            state
-                .as_deref()
-                .map_or("none".into(), |s| String::from_utf8_lossy(s).into_owned())
-        );
-        println!(
-            "chain verified: {} events (head {})",
-            events.len(),
-            &head[..head.len().min(16)]
-        );
+        let mut shown = Map::new();
+        put_bytes(&mut shown, "state", state.as_deref());
+        outln!("state: {}", show_bytes(&Value::Object(shown), "state"));
+        outln!("chain verified: {} events (head {head})", events.len());
         if let Some(path) = &args.chain_out {
-            println!("chain written to {}", path.display());
+            outln!("chain written to {}", path.display());
         }
         if messages.is_empty() {
-            println!("stopped; `theater run --resume` continues it");
+            outln!("stopped; `theater run --resume` continues it");
         }
     }
     Ok(if failed {
@@ -199,7 +206,7 @@ async fn resume(
     };
     let report = theater.resume(|saved| saved.id == newest.id).await?;
     for (id, reason) in &report.failed {
-        eprintln!("warning: cannot resume actor {id}: {reason}");
+        errln!("warning: cannot resume actor {id}: {reason}");
     }
     match theater.actor(newest.id) {
         Ok(actor) => Ok(Some(actor)),
@@ -208,51 +215,48 @@ async fn resume(
 }
 
 async fn deliver(actor: &ActorHandle, message: &Message) -> Value {
-    match message {
+    let mut reply = Map::new();
+    let outcome = match message {
         Message::Send(text) => {
-            match actor
+            reply.insert("send".into(), text.as_str().into());
+            actor
                 .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (text.as_bytes().to_vec(),))
                 .await
-            {
-                Ok(()) => json!({ "send": text, "ok": true }),
-                Err(e) => json!({ "send": text, "error": e.to_string() }),
-            }
+                .map(|()| {
+                    reply.insert("ok".into(), true.into());
+                })
         }
         Message::Request(text) => {
-            match actor
+            reply.insert("request".into(), text.as_str().into());
+            actor
                 .call_function::<(Vec<u8>,), (Vec<u8>,)>(
                     HANDLE_REQUEST,
                     (text.as_bytes().to_vec(),),
                 )
                 .await
-            {
-                Ok((reply,)) => json!({ "request": text, "reply": bytes_to_json(&reply) }),
-                Err(e) => json!({ "request": text, "error": e.to_string() }),
-            }
+                .map(|(bytes,)| put_bytes(&mut reply, "reply", Some(&bytes)))
         }
+    };
+    if let Err(e) = outcome {
+        reply.insert("error".into(), e.to_string().into());
     }
+    Value::Object(reply)
 }
 
 fn print_reply(reply: &Value) {
     let text = |key: &str| reply[key].as_str().unwrap_or_default().to_owned();
-    if let Some(error) = reply.get("error") {
-        let what = if reply.get("send").is_some() {
-            text("send")
-        } else {
-            text("request")
-        };
-        println!("{what} -> error: {}", error.as_str().unwrap_or_default());
-    } else if reply.get("send").is_some() {
-        println!("send {} -> ok", text("send"));
+    let what = if reply.get("send").is_some() {
+        format!("send {}", text("send"))
     } else {
-        println!("request {} -> {}", text("request"), reply["reply"]);
+        format!("request {}", text("request"))
+    };
+    if let Some(error) = reply.get("error") {
+        outln!("{what} -> error: {}", error.as_str().unwrap_or_default());
+    } else if reply.get("send").is_some() {
+        outln!("{what} -> ok");
+    } else {
+        outln!("{what} -> {}", show_bytes(reply, "reply"));
     }
-}
-
-/// JSON bytes as a JSON value; other bytes as a string (lossy UTF-8).
-fn bytes_to_json(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 fn write_chain(

@@ -1,6 +1,5 @@
 //! `theater server`: a runtime that other `theater` commands manage.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -174,21 +173,20 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let addr = server.local_addr()?;
     let resumed = theater.resume_all().await?;
     if !addr.ip().to_canonical().is_loopback() && !has_token {
-        eprintln!(
+        errln!(
             "WARNING: --insecure: listening on {addr} WITHOUT A TOKEN. Anyone who can reach this address can start actors from any file this user can read. Set --token unless every host on this network is trusted."
         );
     }
-    println!("listening on {addr}");
+    outln!("listening on {addr}");
     if !resumed.resumed.is_empty() {
-        println!("resumed {} actors", resumed.resumed.len());
+        outln!("resumed {} actors", resumed.resumed.len());
     }
     for (id, reason) in &resumed.failed {
-        eprintln!("warning: cannot resume actor {id}: {reason}");
+        errln!("warning: cannot resume actor {id}: {reason}");
     }
-    std::io::stdout().flush()?;
     server.serve_until(shutdown_signal()).await;
     theater.shutdown().await;
-    eprintln!("server stopped; its actors resume when it starts again");
+    errln!("server stopped; its actors resume when it starts again");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,28 +1,28 @@
-//! `theater validate`: check a manifest and its component without a server.
+//! `theater validate`: check a manifest and its component, touching nothing.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 use serde_json::{Value, json};
-use theater::files::FileRules;
+use theater::Manifest;
 use theater::host::HandlerSet;
-use theater::runtime::default_home;
-use theater::wasm::{self, ComponentCache};
-use theater::{Manifest, RuntimeConfig, TheaterRuntime};
 
-use crate::remote::print_json;
+use crate::manifest_arg::manifest_file;
+use crate::output::print_json;
 
-/// Check a manifest and its component offline: parse the manifest, load
-/// the component, and compare what it imports and exports with what the
-/// manifest grants and the handlers expect; then start it once in a
-/// private runtime. Exits 0 if the actor would start, 1 if not.
+/// Check a manifest and its component offline: parse the manifest, check
+/// the config of every capability it grants, and compare what the
+/// component imports and exports, with their types, with what the
+/// manifest grants and the capabilities expect. Nothing is started and
+/// nothing is written: no home, no port, no store. Exits 0 if every check
+/// passes, 1 if not.
 #[derive(Args)]
 #[command(after_help = "Example:\n  theater validate actors/counter/manifest.toml")]
 pub struct ValidateArgs {
-    /// The actor's manifest.toml.
+    /// The actor's manifest.toml, or its directory.
     manifest: PathBuf,
     /// Print one JSON document instead of text.
     #[arg(long)]
@@ -31,7 +31,9 @@ pub struct ValidateArgs {
 
 pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let report = runtime.block_on(check(&args.manifest))?;
+    let path = manifest_file(&args.manifest)?;
+    let manifest = Manifest::load(&path)?;
+    let report = runtime.block_on(check(&manifest));
     let valid = report["valid"].as_bool().unwrap_or(false);
     if args.json {
         print_json(&report);
@@ -46,112 +48,46 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Everything `validate` finds, as its `--json` document.
-async fn check(path: &Path) -> anyhow::Result<Value> {
-    let manifest = Manifest::read(path.to_owned(), FileRules::default()).await?;
-    let mut errors: Vec<String> = Vec::new();
+async fn check(manifest: &Manifest) -> Value {
+    let found = theater::validate::validate(manifest, &HandlerSet::builtin()).await;
     let handlers: Vec<&str> = manifest.handlers.iter().map(|h| h.kind.as_str()).collect();
-    let mut report = json!({
+    let imports: Vec<Value> = found
+        .imports
+        .iter()
+        .map(|import| {
+            let mut entry = json!({ "name": import.name, "granted": import.problem.is_none() });
+            if let Some(problem) = &import.problem {
+                entry["error"] = problem.as_str().into();
+            }
+            entry
+        })
+        .collect();
+    let expected: Vec<Value> = found
+        .exports
+        .iter()
+        .map(|export| {
+            json!({
+                "function": export.function,
+                "signature": export.signature,
+                "required": export.required,
+                "found": export.found,
+            })
+        })
+        .collect();
+    let exported = std::fs::read(&manifest.component_path)
+        .map(|bytes| exported_functions(&bytes))
+        .unwrap_or_default();
+    json!({
         "manifest": manifest.source.display().to_string(),
         "name": manifest.name,
         "component": manifest.component_path.display().to_string(),
         "handlers": handlers,
         "warnings": manifest.warnings,
-    });
-
-    let set = HandlerSet::builtin();
-    let engine = wasm::new_engine().map_err(|e| anyhow::anyhow!("{e:#}"))?;
-    let linker = set
-        .linker(&engine)
-        .map_err(|e| anyhow::anyhow!("linking host functions: {e:#}"))?;
-    // Reuse the compiled-component cache of `theater run` and the server.
-    let cache_root = default_home().join("cache");
-    let cache = ComponentCache::new(engine, linker, Some(&cache_root));
-    let compiled = match cache.load(&manifest.component_path).await {
-        Ok(compiled) => compiled,
-        Err(e) => {
-            errors.push(e.to_string());
-            report["valid"] = false.into();
-            report["errors"] = errors.into();
-            return Ok(report);
-        }
-    };
-
-    let grants = match set.grants(&manifest) {
-        Ok(grants) => Some(grants),
-        Err(e) => {
-            errors.push(e.to_string());
-            None
-        }
-    };
-    let imports: Vec<Value> = compiled
-        .imports
-        .iter()
-        .map(|import| {
-            let problem = grants
-                .as_ref()
-                .and_then(|g| g.check_imports(std::slice::from_ref(import)).err());
-            let mut entry = json!({ "name": import, "granted": problem.is_none() });
-            if let Some(problem) = problem {
-                entry["error"] = problem.to_string().into();
-                errors.push(problem.to_string());
-            }
-            entry
-        })
-        .collect();
-    report["imports"] = imports.into();
-
-    let found = exported_functions(&std::fs::read(&manifest.component_path)?);
-    let expected: Vec<Value> = grants
-        .as_ref()
-        .map(|g| {
-            g.exports()
-                .specs()
-                .iter()
-                .map(|spec| {
-                    let present = found.contains(&spec.full_name());
-                    if spec.required && !present {
-                        errors.push(format!(
-                            "the component does not export `{}`; expected `{}`",
-                            spec.full_name(),
-                            spec.signature()
-                        ));
-                    }
-                    json!({
-                        "function": spec.full_name(),
-                        "signature": spec.signature(),
-                        "required": spec.required,
-                        "found": present,
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    report["exports"] = json!({ "found": found, "expected": expected });
-
-    // The definitive check: signatures bind and `init` runs, in a runtime
-    // that keeps nothing but its compiled-code cache.
-    if errors.is_empty() {
-        let config = RuntimeConfig {
-            home: Some(default_home()),
-            ..RuntimeConfig::ephemeral()
-        };
-        let theater = TheaterRuntime::new(config)?;
-        match theater.spawn(&manifest).await {
-            Ok(actor) => {
-                report["started"] = true.into();
-                let _ = theater.stop(actor.id()).await;
-            }
-            Err(e) => {
-                report["started"] = false.into();
-                errors.push(e.to_string());
-            }
-        }
-    } else {
-        report["started"] = false.into();
-    }
-    report["valid"] = errors.is_empty().into();
-    report["errors"] = errors.into();
-    Ok(report)
+        "imports": imports,
+        "exports": { "found": exported, "expected": expected },
+        "valid": found.is_valid(),
+        "errors": found.errors,
+    })
 }
 
 /// `interface.function` for every function in every exported interface,
@@ -190,17 +126,17 @@ fn print_report(report: &Value) {
             .filter_map(|x| x.as_str().map(str::to_owned))
             .collect()
     };
-    println!(
+    outln!(
         "manifest:   {} ({})",
         report["manifest"].as_str().unwrap_or_default(),
         report["name"].as_str().unwrap_or_default()
     );
-    println!(
+    outln!(
         "component:  {}",
         report["component"].as_str().unwrap_or_default()
     );
     let handlers = list(&report["handlers"]);
-    println!(
+    outln!(
         "handlers:   {}",
         if handlers.is_empty() {
             "none listed".to_owned()
@@ -209,21 +145,21 @@ fn print_report(report: &Value) {
         }
     );
     for warning in list(&report["warnings"]) {
-        println!("warning:    {warning}");
+        outln!("warning:    {warning}");
     }
     if let Some(imports) = report["imports"].as_array() {
-        println!("imports:");
+        outln!("imports:");
         for import in imports {
             let mark = if import["granted"].as_bool().unwrap_or(false) {
                 "ok     "
             } else {
                 "MISSING"
             };
-            println!("  {mark}  {}", import["name"].as_str().unwrap_or_default());
+            outln!("  {mark}  {}", import["name"].as_str().unwrap_or_default());
         }
     }
     if let Some(expected) = report["exports"]["expected"].as_array() {
-        println!("exports expected:");
+        outln!("exports expected:");
         for export in expected {
             let found = export["found"].as_bool().unwrap_or(false);
             let required = export["required"].as_bool().unwrap_or(false);
@@ -232,7 +168,7 @@ fn print_report(report: &Value) {
                 (false, true) => "MISSING",
                 (false, false) => "absent ",
             };
-            println!(
+            outln!(
                 "  {mark}  {}{}",
                 export["function"].as_str().unwrap_or_default(),
                 if required { "" } else { " (optional)" }
@@ -241,15 +177,15 @@ fn print_report(report: &Value) {
     }
     let found = list(&report["exports"]["found"]);
     if !found.is_empty() {
-        println!("exports found: {}", found.join(", "));
+        outln!("exports found: {}", found.join(", "));
     }
     let errors = list(&report["errors"]);
     if errors.is_empty() {
-        println!("valid: the actor starts");
+        outln!("valid: every check passed (its `init` was not run)");
     } else {
         for error in &errors {
-            println!("error: {error}");
+            outln!("error: {error}");
         }
-        println!("invalid: {} problem(s)", errors.len());
+        outln!("invalid: {} problem(s)", errors.len());
     }
 }

@@ -14,7 +14,8 @@ use theater::server::protocol::Op;
 use theater::storage::RedbEventLog;
 
 use crate::EXIT_UNVERIFIED;
-use crate::remote::{self, Remote, print_json, short};
+use crate::output::{Failure, print_json};
+use crate::remote::{self, Remote, short};
 
 /// Verify an actor's chain: recompute every event's hash and link.
 /// Give a running actor's id (asks the server), --file with a chain
@@ -82,7 +83,7 @@ fn verify_home(home: &Path, json: bool) -> anyhow::Result<ExitCode> {
         });
         print_json(&report);
     } else if let Ok(summary) = &outcome {
-        println!(
+        outln!(
             "verified {} chains, {} events, and their stored states in {}",
             summary.chains,
             summary.events,
@@ -90,9 +91,9 @@ fn verify_home(home: &Path, json: bool) -> anyhow::Result<ExitCode> {
         );
     } else {
         for chain in &damaged {
-            eprintln!("{chain}");
+            errln!("{chain}");
         }
-        eprintln!("{} damaged chains in {}", damaged.len(), path.display());
+        errln!("{} damaged chains in {}", damaged.len(), path.display());
     }
     Ok(if damaged.is_empty() {
         ExitCode::SUCCESS
@@ -109,16 +110,14 @@ fn verify_live(actor: String, args: VerifyArgs) -> anyhow::Result<ExitCode> {
         if args.json {
             print_json(&answer);
         } else if verified {
-            println!(
+            outln!(
                 "chain verified: {} events (actor {}, head {})",
                 answer["events"],
                 short(id),
-                answer["head"]
-                    .as_str()
-                    .map_or("none", |h| &h[..h.len().min(16)])
+                answer["head"].as_str().unwrap_or("none")
             );
         } else {
-            eprintln!(
+            errln!(
                 "chain verification failed for actor {}: {}",
                 short(id),
                 answer["error"].as_str().unwrap_or_default()
@@ -135,8 +134,8 @@ fn verify_live(actor: String, args: VerifyArgs) -> anyhow::Result<ExitCode> {
 fn verify_file(file: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-    let export =
-        ChainExport::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let export = ChainExport::from_json(&text)
+        .map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
     let outcome = export.verify();
     // A chain cut short at its end still verifies: compare the head with
     // one you trust.
@@ -145,6 +144,19 @@ fn verify_file(file: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
         .last()
         .map(|e| hex::encode(e.hash))
         .unwrap_or_default();
+    // Hashes cover each event's data byte for byte, as exported: a file
+    // re-formatted since fails for its layout, not for what it says.
+    let reformatted = outcome
+        .as_ref()
+        .err()
+        .and_then(|_| export.first_reformatted_event());
+    let error = outcome.as_ref().err().map(|e| match reformatted {
+        Some(index) => format!(
+            "{} is not in the canonical export form: the data of event {index} is not the compact JSON that was hashed, so the file was re-formatted (by `jq .` or an editor, say) after it was exported. Verify the file as `theater run --chain-out` wrote it; compacting each event's `data` back to one line without spaces restores a copy whose text is otherwise unchanged ({e})",
+            file.display()
+        ),
+        None => e.to_string(),
+    });
     if json {
         let report = match &outcome {
             Ok(()) => {
@@ -152,17 +164,17 @@ fn verify_file(file: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 json!({ "verified": false, "events": export.events.len(), "actor_id": export.actor_id,
-                               "first_bad_event": e.index(), "error": e.to_string() })
+                        "first_bad_event": e.index(), "canonical": reformatted.is_none(), "error": error })
             }
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        print_json(&report);
     } else {
-        match &outcome {
-            Ok(()) => println!(
+        match &error {
+            None => outln!(
                 "chain verified: {} events (head {head})",
                 export.events.len()
             ),
-            Err(e) => eprintln!("chain verification failed: {e}"),
+            Some(error) => errln!("chain verification failed: {error}"),
         }
     }
     Ok(if outcome.is_ok() {

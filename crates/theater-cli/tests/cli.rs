@@ -86,13 +86,13 @@ fn a_failing_message_is_reported_the_rest_delivered_and_the_exit_is_nonzero() {
         "run",
         manifest.to_str().unwrap(),
         "--send",
-        "oops",
+        r#""oops""#,
         "--send",
         r#"{"add":1}"#,
     ]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("oops -> error:"), "{text}");
+    assert!(text.contains(r#"send "oops" -> error:"#), "{text}");
     assert!(text.contains(r#"state: {"count":1}"#), "{text}");
 }
 
@@ -395,4 +395,94 @@ fn run_refuses_fifos_and_devices_in_every_role() {
             );
         }
     }
+}
+
+/// One rule for every command that delivers messages: JSON text only, so
+/// a shell-quoting slip is caught before the actor starts.
+#[test]
+fn run_refuses_a_message_that_is_not_json_before_starting() {
+    let manifest = counter_manifest();
+    let home = home();
+    let out = theater_in(
+        home.path(),
+        &["run", manifest.to_str().unwrap(), "--send", "oops"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("`oops` is not JSON"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(!home.path().join("chains.redb").exists(), "nothing started");
+}
+
+/// `run` shows the state as JSON (the init file's newline is not a blank
+/// line) and the head hash in full, as `verify --file` does.
+#[test]
+fn run_and_verify_print_the_state_and_head_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = dir.path().join("chain.json");
+    let manifest = counter_manifest();
+    let out = theater(&[
+        "run",
+        manifest.to_str().unwrap(),
+        "--request",
+        "{}",
+        "--chain-out",
+        chain.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("\n\n"), "a blank line: {text:?}");
+    let head = |text: &str| {
+        let at = text.find("(head ").expect("a head") + "(head ".len();
+        text[at..].split(')').next().unwrap().to_owned()
+    };
+    let ran = head(&text);
+    assert_eq!(ran.len(), 64, "{text}");
+    let out = theater(&["verify", "--file", chain.to_str().unwrap()]);
+    assert_eq!(head(&stdout(&out)), ran);
+}
+
+/// Log lines go to stderr without colour codes when stderr is a file.
+#[test]
+fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    // compat-basic logs a line in `init`.
+    let manifest = support::manifest("compat-basic");
+    let out = theater(&["run", manifest.to_str().unwrap(), "--request", "{}"]);
+    let log = stderr(&out);
+    assert!(log.contains("compat-basic"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+}
+
+/// A chain export re-formatted after it was written (by `jq .`, say) is
+/// named as such, not as an altered event.
+#[test]
+fn verify_names_a_reformatted_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = dir.path().join("chain.json");
+    let manifest = counter_manifest();
+    let out = theater(&[
+        "run",
+        manifest.to_str().unwrap(),
+        "--send",
+        r#"{"add":1}"#,
+        "--chain-out",
+        chain.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let export: Value = serde_json::from_str(&std::fs::read_to_string(&chain).unwrap()).unwrap();
+    let pretty = dir.path().join("pretty.json");
+    std::fs::write(&pretty, serde_json::to_string_pretty(&export).unwrap()).unwrap();
+    let out = theater(&["verify", "--file", pretty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("not in the canonical export form"),
+        "{}",
+        stderr(&out)
+    );
+    let out = theater(&["verify", "--file", pretty.to_str().unwrap(), "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["canonical"], false);
 }

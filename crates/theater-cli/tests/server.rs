@@ -139,16 +139,23 @@ impl Server {
         id.trim().to_owned()
     }
 
-    /// Spawns a streaming command with its stdout read line by line.
+    /// Spawns a streaming command with its stdout read line by line; its
+    /// stdin stays open until the command is dropped or `stdin` is taken.
     fn spawn(&self, args: &[&str]) -> Streaming {
         let mut child = self
             .command(args)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("theater runs");
         let lines = read_lines(child.stdout.take().unwrap());
-        Streaming { child, lines }
+        let stdin = child.stdin.take();
+        Streaming {
+            child,
+            lines,
+            stdin,
+        }
     }
 }
 
@@ -163,6 +170,7 @@ impl Drop for Server {
 struct Streaming {
     child: Child,
     lines: mpsc::Receiver<String>,
+    stdin: Option<std::process::ChildStdin>,
 }
 
 impl Streaming {
@@ -591,11 +599,10 @@ fn subscriptions_and_follow_stream_live_events() {
 fn validate_reports_grants_imports_and_exports() {
     let server = Server::start();
     let text = server.ok(&["validate", &manifest("counter")]);
-    assert!(text.contains("valid: the actor starts"), "{text}");
+    assert!(text.contains("valid: every check passed"), "{text}");
     assert!(text.contains("ntwk:theater/actor.init"), "{text}");
     let report = server.json(&["validate", &manifest("counter")]);
     assert_eq!(report["valid"], true);
-    assert_eq!(report["started"], true);
     assert_eq!(report["handlers"], json!(["runtime"]));
     let found = report["exports"]["found"].as_array().unwrap();
     assert!(
@@ -664,8 +671,9 @@ fn a_created_actor_builds_starts_and_answers() {
         "Cargo.toml",
         "src/lib.rs",
         "manifest.toml",
-        "wit/worlds.wit",
-        "wit/message-server.wit",
+        "wit/world.wit",
+        "wit/deps/theater/worlds.wit",
+        "wit/deps/theater/message-server.wit",
     ] {
         assert!(dir.join(file).exists(), "{file}");
     }
@@ -711,10 +719,7 @@ fn a_created_actor_builds_starts_and_answers() {
     let report: Value = serde_json::from_str(&build(true)).unwrap();
     let component = report["component"].as_str().unwrap();
     assert!(Path::new(component).exists(), "{component}");
-    assert!(
-        component.ends_with("target/wasm32-wasip2/release/greeter.wasm"),
-        "{component}"
-    );
+    assert_eq!(Path::new(component), dir.join("greeter.wasm"));
     assert!(
         report["exports"]
             .as_array()
@@ -1132,13 +1137,13 @@ fn replay_fork_and_revert_take_states_from_the_chain() {
     let text = server.ok(&["replay", &short]);
     assert_eq!(
         text.trim(),
-        format!("replayed 3 calls over 3 events of actor {short}: every state matches")
+        format!("replayed 4 calls over 4 events of actor {short}: every state matches")
     );
     let replay = server.json(&["replay", &id]);
     assert_eq!(replay["actor"], id.as_str());
     assert_eq!(replay["matched"], true);
-    assert_eq!(replay["calls"], 3);
-    assert_eq!(replay["events"], 3);
+    assert_eq!(replay["calls"], 4, "init and the three sends");
+    assert_eq!(replay["events"], 4);
     assert_eq!(replay["divergence"], Value::Null);
     assert_eq!(replay["stopped_at"], Value::Null);
     assert_eq!(
@@ -1226,14 +1231,15 @@ fn replay_fork_and_revert_take_states_from_the_chain() {
 #[test]
 fn replay_exits_3_when_the_component_diverges_and_1_when_it_stops() {
     let server = Server::start();
-    // A counter whose component file will be swapped for another one.
+    // A counter whose component file will be swapped for another one; both
+    // keep the initial state as it is, so they part at the first send.
     let dir = tempfile::tempdir().unwrap();
     let component = dir.path().join("component.wasm");
     std::fs::copy(actors_dir().join("counter/counter.wasm"), &component).unwrap();
     let swapped = dir.path().join("manifest.toml");
     std::fs::write(
         &swapped,
-        "name = \"counter\"\ncomponent_path = \"component.wasm\"\n\n[[handlers]]\ntype = \"runtime\"\nconfig = {}\n",
+        "name = \"counter\"\ncomponent_path = \"component.wasm\"\ninit_state = '{\"count\": 0}'\n\n[[handlers]]\ntype = \"runtime\"\nconfig = {}\n",
     )
     .unwrap();
     let id = server.ok(&["start", swapped.to_str().unwrap(), "--id-only"]);
@@ -1405,4 +1411,301 @@ fn run_on_the_home_of_a_running_server_is_refused() {
         "{text}"
     );
     server.ok(&["list"]);
+}
+
+/// Runs `theater` with its stdout closed before it writes anything.
+fn with_stdout_closed(server: &Server, args: &[&str]) -> Output {
+    let mut child = server
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("theater runs");
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+/// Every command, given `--json`: with stdout closed early it ends quietly
+/// with its usual exit code; given a bad id (or another bad argument) it
+/// exits 1 and prints either nothing or a JSON error with a stable kind.
+#[test]
+fn every_command_ends_quietly_in_a_closed_pipe_and_fails_in_json() {
+    let server = Server::start();
+    let id = server.start_actor("counter");
+    let head = hash(chain(&server, &id).last().unwrap());
+    let counter = manifest("counter");
+    let work = tempfile::tempdir().unwrap();
+    let chain_file = work.path().join("chain.json");
+    let chain_out = chain_file.to_str().unwrap();
+    let created = work.path().join("made");
+    let messenger = server.start_actor("messenger");
+    let run_home = work.path().join("run-home");
+    let run_home = run_home.to_str().unwrap();
+    let good: Vec<(Vec<&str>, i32)> = vec![
+        (
+            vec![
+                "run",
+                &counter,
+                "--send",
+                r#"{"add":1}"#,
+                "--chain-out",
+                chain_out,
+                "--home",
+                run_home,
+            ],
+            0,
+        ),
+        (vec!["verify", &id], 0),
+        (vec!["start", &counter], 0),
+        (vec!["restart", &id], 0),
+        (vec!["tree"], 0),
+        (vec!["list", "--all"], 0),
+        (vec!["state", &id], 0),
+        (vec!["events", &id], 0),
+        (vec!["logs", &id], 0),
+        (vec!["inspect", &id], 0),
+        (vec!["replay", &id], 0),
+        (vec!["fork", &id, "--at", &head], 0),
+        (vec!["message", "send", &id, r#"{"add":1}"#], 0),
+        (vec!["message", "request", &id, "{}"], 0),
+        (vec!["channel", "open", &messenger, "1"], 0),
+        (vec!["subscribe", &id], 0),
+        (vec!["validate", &counter], 0),
+        (
+            vec!["create", "made", "--dir", created.to_str().unwrap()],
+            0,
+        ),
+        (vec!["revert", &id, "--to", &head], 0),
+        (vec!["stop", &id], 0),
+    ];
+    for (args, code) in &good {
+        let mut args = args.clone();
+        args.push("--json");
+        let out = with_stdout_closed(&server, &args);
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert_eq!(out.status.code(), Some(*code), "{args:?}: {}", stderr(&out));
+    }
+    for args in [vec!["completions", "bash"], vec!["events", &id]] {
+        let out = with_stdout_closed(&server, &args);
+        assert!(!stderr(&out).contains("panicked"), "{args:?}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+    }
+    assert!(chain_file.exists(), "`run` still wrote its chain");
+
+    let bad = "0000dead";
+    let failing: Vec<Vec<&str>> = vec![
+        vec!["run", "/no/such/manifest.toml", "--send", "{}"],
+        vec!["verify", bad],
+        vec!["verify", "--file", "/no/such/chain.json"],
+        vec!["start", "/no/such/manifest.toml"],
+        vec!["stop", bad],
+        vec!["restart", bad],
+        vec!["state", bad],
+        vec!["events", bad],
+        vec!["logs", bad],
+        vec!["inspect", bad],
+        vec!["replay", bad],
+        vec!["fork", bad, "--at", &head],
+        vec!["revert", bad, "--to", &head],
+        vec!["message", "send", bad, "{}"],
+        vec!["message", "request", bad, "{}"],
+        vec!["channel", "open", bad, "{}"],
+        vec!["subscribe", bad],
+        vec!["validate", "/no/such/manifest.toml"],
+        vec!["create", "Bad_Name"],
+        vec!["build", "/no/such/dir"],
+        vec!["dev", "/no/such/dir"],
+    ];
+    for args in &failing {
+        let mut args = args.clone();
+        args.push("--json");
+        let out = server.cli(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("error: "),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", stdout(&out)));
+        let kind = report["error"]["kind"].as_str().unwrap_or_default();
+        assert!(
+            kind.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !kind.is_empty(),
+            "{args:?}: {report}"
+        );
+        assert!(report["error"]["message"].is_string(), "{args:?}: {report}");
+    }
+    let out = server.cli(&["state", bad, "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["error"]["kind"], "unknown_actor");
+    let out = server.cli(&["list", "--json", "--server", "127.0.0.1:1"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["error"]["kind"], "no_server");
+    // Usage errors are clap's: exit 2, nothing on stdout.
+    let out = server.cli(&["state", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
+
+/// The actor behind a template whose `init` logs replays from its first
+/// event, `init` included; a send to an actor without `handle-send` is
+/// refused, not lost.
+#[test]
+fn replay_covers_init_and_a_send_nobody_takes_is_refused() {
+    let server = Server::start();
+    // compat-basic logs in `init`: its chain begins with that log line.
+    let basic = server.start_actor("compat-basic");
+    server.ok(&["message", "send", &basic, "{}"]);
+    assert_eq!(chain(&server, &basic)[0]["event_type"], "log");
+    let replay = server.json(&["replay", &basic]);
+    assert_eq!(replay["matched"], true, "{replay}");
+    assert_eq!(replay["calls"], 2, "init and the send: {replay}");
+    let fork = server.json(&["fork", &basic, "--at", &hash(&chain(&server, &basic)[0])]);
+    assert!(fork["actor"].is_string(), "{fork}");
+
+    let minimal = server.start_actor("minimal");
+    let out = server.cli(&["message", "send", &minimal, "{}"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("handle-send"), "{}", stderr(&out));
+    let out = server.cli(&["message", "send", &minimal, "{}", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["error"]["kind"], "actor_error", "{report}");
+    assert_eq!(
+        chain(&server, &minimal).len(),
+        1,
+        "nothing recorded, nothing lost"
+    );
+}
+
+/// `validate` needs no home, store or port: it works beside a server that
+/// holds the home, writes nothing there, and does not bind the port the
+/// actor asks for.
+#[test]
+fn validate_touches_no_home_store_or_port() {
+    let server = Server::start();
+    let listing = |dir: &Path| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing(server.home.path());
+    // A port held here: an actor that binds it at `init` would fail.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let hello = actors_dir().join("http-hello/http-hello.wasm");
+    let manifest = dir.path().join("manifest.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name = \"hello\"\ncomponent_path = {:?}\ninit_state = '{{\"port\": {port}}}'\n\n[[handlers]]\ntype = \"http-framework\"\nconfig = {{}}\n\n[[handlers]]\ntype = \"store\"\nconfig = {{}}\n",
+            hello.display().to_string()
+        ),
+    )
+    .unwrap();
+    let report = server.json(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(report["valid"], true, "{report}");
+    assert_eq!(listing(server.home.path()), before, "the home is untouched");
+    let fresh = tempfile::tempdir().unwrap();
+    let out = server
+        .command(&["validate", manifest.to_str().unwrap()])
+        .env("THEATER_HOME", fresh.path().join("home"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!fresh.path().join("home").exists(), "no home was made");
+    drop(held);
+}
+
+/// `channel open` sends each line of its input and, at the end of it,
+/// closes the channel once the actor has handled them, and ends.
+#[test]
+fn channel_open_ends_at_the_end_of_its_input() {
+    let server = Server::start();
+    let messenger = server.start_actor("messenger");
+    let mut open = server.spawn(&["channel", "open", &messenger, r#""x""#]);
+    let channel = open.line().split_whitespace().nth(1).unwrap().to_owned();
+    let mut stdin = open.stdin.take().unwrap();
+    writeln!(stdin, r#"{{"n": 7}}"#).unwrap();
+    drop(stdin);
+    assert_eq!(open.line_with("channel closed"), "channel closed");
+    assert!(open.wait().success());
+    let state = server.json(&["state", &messenger]);
+    assert!(
+        state["state"]["received"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["msg"] == json!({ "n": 7 })),
+        "{state}"
+    );
+    assert!(
+        state["state"]["closed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == channel.as_str()),
+        "{state}"
+    );
+}
+
+/// `verify --home` on a home a server holds says why, once.
+#[test]
+fn a_home_in_use_is_named_once() {
+    let server = Server::start();
+    let out = server.cli(&["verify", "--home", server.home.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let error = stderr(&out);
+    assert_eq!(error.matches("Database already open").count(), 1, "{error}");
+}
+
+/// Text `events` says why a call failed; `list --all` shows stopped
+/// actors, whose `state` and `inspect` come from their stored record;
+/// `start` takes an actor's directory.
+#[test]
+fn stopped_actors_stay_visible_and_failures_say_why() {
+    let server = Server::start();
+    let counter = support::manifest("counter");
+    let id = server.ok(&[
+        "start",
+        counter.parent().unwrap().to_str().unwrap(),
+        "--id-only",
+    ]);
+    let id = id.trim().to_owned();
+    server.ok(&["message", "send", &id, r#"{"sub": 1}"#]);
+    server.ok(&["message", "send", &id, r#"{"add": 4}"#]);
+    let events = server.ok(&["events", &id]);
+    let failed = events.lines().find(|l| l.contains("call-error")).unwrap();
+    assert!(
+        failed.contains("handle-send failed: actor-error — "),
+        "{failed}"
+    );
+    assert!(failed.len() > failed.find(" — ").unwrap() + 5, "{failed}");
+
+    server.ok(&["stop", &id]);
+    let list = server.ok(&["list"]);
+    assert!(!list.contains(&id[..8]), "{list}");
+    let all = server.ok(&["list", "--all"]);
+    assert!(
+        all.lines()
+            .any(|l| l.starts_with(&id[..8]) && l.contains("stopped")),
+        "{all}"
+    );
+    assert_eq!(server.ok(&["state", &id]).trim(), r#"{"count":4}"#);
+    let inspect = server.json(&["inspect", &id]);
+    assert_eq!(inspect["status"], "stopped");
+    assert_eq!(inspect["name"], "counter");
+    assert_eq!(inspect["chain"]["events"], 3);
+    assert!(
+        server
+            .ok(&["inspect", &id])
+            .contains("status:      stopped")
+    );
 }

@@ -33,6 +33,7 @@ pub mod replay;
 pub mod runtime;
 pub mod server;
 pub mod storage;
+pub mod validate;
 pub mod wasm;
 
 pub use actor::ActorHandle;

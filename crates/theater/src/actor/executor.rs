@@ -62,6 +62,7 @@ pub(crate) async fn spawn(
         ops,
         limits,
         executor.counters.clone(),
+        executor.template.exports.clone(),
     );
     tokio::spawn(executor.run(queue));
     Ok(handle)

@@ -13,7 +13,7 @@ use crate::chain::Hash;
 use crate::error::ActorError;
 use crate::id::ActorId;
 use crate::manifest::Limits;
-use crate::wasm::StateBytes;
+use crate::wasm::{ExportTable, StateBytes};
 
 /// Where a call's answer goes: a waiting caller, or nowhere for a message
 /// that was sent without waiting.
@@ -74,6 +74,9 @@ pub struct ActorHandle {
     ops: mpsc::Sender<Op>,
     limits: Limits,
     counters: Arc<ActorCounters>,
+    /// The exports its component has, to refuse a message it cannot take
+    /// before it is queued.
+    exports: Arc<ExportTable>,
 }
 
 impl std::fmt::Debug for ActorHandle {
@@ -92,6 +95,7 @@ impl ActorHandle {
         ops: mpsc::Sender<Op>,
         limits: Limits,
         counters: Arc<ActorCounters>,
+        exports: Arc<ExportTable>,
     ) -> Self {
         Self {
             id,
@@ -99,6 +103,7 @@ impl ActorHandle {
             ops,
             limits,
             counters,
+            exports,
         }
     }
 
@@ -173,6 +178,19 @@ impl ActorHandle {
             params,
             origin,
             reply: None,
+        })
+    }
+
+    /// Refuses a call of `function` (`interface.name`) that this actor's
+    /// component does not export, as a queued call would fail unrecorded.
+    pub fn check_export(&self, function: &str) -> Result<(), ActorError> {
+        if self.exports.exports(function) {
+            return Ok(());
+        }
+        Err(ActorError::UnknownFunction {
+            actor: self.id,
+            function: function.to_owned(),
+            available: self.exports.exported_names().join(", "),
         })
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
-use wasmtime::component::Func;
+use wasmtime::component::{Func, InstancePre};
 use wasmtime::{Store, UpdateDeadline};
 
 use super::ActorStore;
@@ -41,55 +41,12 @@ impl ActorInstance {
     /// Instantiates the component and binds every export the granted
     /// handlers expect, checking each against its real type.
     pub async fn new(template: &ActorTemplate, data: ActorStore) -> Result<Self, SpawnError> {
-        let component = &template.compiled.component;
-        let mut store = Store::new(component.engine(), data);
-        store.limiter(|data| &mut data.limiter);
-        let limit_ms = template.limits.call_timeout_ms;
-        store.epoch_deadline_callback(move |ctx| {
-            ctx.data().check_deadline(limit_ms)?;
-            // Still within budget: let other actors run, then continue.
-            Ok(UpdateDeadline::Yield(1))
-        });
-        arm_deadline(&mut store, template.call_timeout());
-        let instance = template
-            .compiled
-            .instance_pre()?
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| SpawnError::Instantiate(format!("{e:#}")))?;
-
-        let mut bound = Vec::with_capacity(template.exports.entries().len());
-        for (spec, index) in template.exports.entries() {
-            let func = index.and_then(|index| instance.get_func(&mut store, index));
-            bound.push(match func {
-                Some(func) => Some(bind(spec, func, &store)?),
-                None if spec.required => {
-                    return Err(SpawnError::MissingExport {
-                        function: spec.full_name(),
-                        signature: spec.signature(),
-                    });
-                }
-                None => None,
-            });
-        }
-        Ok(Self {
-            store,
-            exports: template.exports.clone(),
-            bound,
-        })
+        instantiate_with(template, template.compiled.instance_pre()?, data).await
     }
 
     /// Names of the bound exports, sorted, for error messages.
     pub fn export_names(&self) -> String {
-        let mut names: Vec<String> = self
-            .exports
-            .entries()
-            .zip(&self.bound)
-            .filter(|(_, bound)| bound.is_some())
-            .map(|((spec, _), _)| spec.full_name())
-            .collect();
-        names.sort_unstable();
-        names.join(", ")
+        self.exports.exported_names().join(", ")
     }
 
     /// Calls a bound export under the time limit. `None` if not exported.
@@ -109,6 +66,49 @@ impl ActorInstance {
             redact: self.exports.spec(slot).redact,
         })
     }
+}
+
+/// [`ActorInstance::new`] with the imports `pre` links: validation links
+/// every import to a trap.
+pub(crate) async fn instantiate_with(
+    template: &ActorTemplate,
+    pre: &InstancePre<ActorStore>,
+    data: ActorStore,
+) -> Result<ActorInstance, SpawnError> {
+    let component = &template.compiled.component;
+    let mut store = Store::new(component.engine(), data);
+    store.limiter(|data| &mut data.limiter);
+    let limit_ms = template.limits.call_timeout_ms;
+    store.epoch_deadline_callback(move |ctx| {
+        ctx.data().check_deadline(limit_ms)?;
+        // Still within budget: let other actors run, then continue.
+        Ok(UpdateDeadline::Yield(1))
+    });
+    arm_deadline(&mut store, template.call_timeout());
+    let instance = pre
+        .instantiate_async(&mut store)
+        .await
+        .map_err(|e| SpawnError::Instantiate(format!("{e:#}")))?;
+
+    let mut bound = Vec::with_capacity(template.exports.entries().len());
+    for (spec, index) in template.exports.entries() {
+        let func = index.and_then(|index| instance.get_func(&mut store, index));
+        bound.push(match func {
+            Some(func) => Some(bind(spec, func, &store)?),
+            None if spec.required => {
+                return Err(SpawnError::MissingExport {
+                    function: spec.full_name(),
+                    signature: spec.signature(),
+                });
+            }
+            None => None,
+        });
+    }
+    Ok(ActorInstance {
+        store,
+        exports: template.exports.clone(),
+        bound,
+    })
 }
 
 /// What a call returned, and how the chain records its values.

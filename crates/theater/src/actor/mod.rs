@@ -15,7 +15,7 @@ pub use recorder::{ActorEvent, ChainRecorder, now_ms};
 pub use store::ActorStore;
 
 pub(crate) use executor::{Start, spawn};
-pub(crate) use instance::ActorTemplate;
+pub(crate) use instance::{ActorTemplate, instantiate_with};
 
 /// The export every actor has, called once at spawn.
 pub const INIT_FUNCTION: &str = "ntwk:theater/actor.init";

@@ -47,6 +47,8 @@ pub const SNAPSHOT_EVERY: u64 = 64;
 /// How an actor was started: enough to start it again.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ActorRecord {
+    /// Its manifest, whose `init_state` is the state its first `actor.init`
+    /// was given (a fork's or a child's may differ from the file's).
     pub manifest: Manifest,
     /// SHA-256 (hex) of the component it was started with; a resume names
     /// the one it runs in its `actor-resume` event.

@@ -195,10 +195,11 @@ impl ChainExport {
     /// event's is).
     pub fn verify(&self) -> Result<(), VerifyError> {
         verify(&self.events)?;
+        // The host calls and logs of `init` come before its `actor-init`.
         let genesis_actor = self
             .events
-            .first()
-            .filter(|e| e.event_type == record::ACTOR_INIT)
+            .iter()
+            .find(|e| e.event_type == record::ACTOR_INIT)
             .and_then(|e| serde_json::from_str::<serde_json::Value>(e.data.get()).ok())
             .and_then(|data| data["actor_id"].as_str().map(str::to_owned));
         match genesis_actor {
@@ -208,6 +209,14 @@ impl ChainExport {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// The index of the first event whose data is not compact JSON, as
+    /// the runtime writes (and hashes) it: the export was re-formatted.
+    pub fn first_reformatted_event(&self) -> Option<usize> {
+        self.events
+            .iter()
+            .position(|event| !is_compact_json(event.data.get()))
     }
 
     pub fn to_json(&self) -> String {
@@ -261,6 +270,22 @@ mod hex_hash_opt {
         struct Wrapped(#[serde(with = "super::hex_hash")] Hash);
         Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(hash)| hash))
     }
+}
+
+/// Whether `text` (valid JSON) has no whitespace outside its strings.
+fn is_compact_json(text: &str) -> bool {
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        match (in_string, c) {
+            (true, _) if escaped => escaped = false,
+            (true, '\\') => escaped = true,
+            (_, '"') => in_string = !in_string,
+            (false, c) if c.is_whitespace() => return false,
+            _ => {}
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -376,6 +401,13 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, VerifyError::WrongActor { .. }), "{err}");
         assert!(err.to_string().contains("actor a's"), "{err}");
+    }
+
+    #[test]
+    fn compact_json_is_told_from_reformatted_json() {
+        assert!(is_compact_json(r#"{"a":[1,"x y",{"b":"\" c"}]}"#));
+        assert!(!is_compact_json("{\"a\": 1}"));
+        assert!(!is_compact_json("{\n  \"a\":1\n}"));
     }
 
     #[test]

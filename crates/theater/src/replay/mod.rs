@@ -28,17 +28,37 @@ use call::{RecordedCall, Replayed};
 use feed::Feed;
 use session::Session;
 
-/// Where a replay starts: the state right after event `index`.
+/// Where a replay starts.
 #[derive(Debug, Clone)]
-pub struct ReplayStart {
-    pub index: usize,
-    pub state: StateBytes,
+pub enum ReplayStart {
+    /// Before the chain's first event, with the state the actor was spawned
+    /// with: the one its first `actor.init` was given. The host calls and
+    /// logs of that `init` come first in the chain, then its `actor-init`.
+    Spawned { state: StateBytes },
+    /// Right after event `index`, with the state that event left.
+    After { index: usize, state: StateBytes },
+}
+
+impl ReplayStart {
+    /// The first event to replay.
+    fn first(&self) -> usize {
+        match self {
+            Self::Spawned { .. } => 0,
+            Self::After { index, .. } => index + 1,
+        }
+    }
+
+    fn into_state(self) -> StateBytes {
+        match self {
+            Self::Spawned { state } | Self::After { state, .. } => state,
+        }
+    }
 }
 
 /// What a replay did and where it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayReport {
-    /// Events looked at after the start, up to the one the replay ended at.
+    /// Events looked at from the start on, up to the one the replay ended at.
     pub events: usize,
     /// Calls re-run that did what the chain says.
     pub calls: usize,
@@ -94,9 +114,9 @@ impl fmt::Display for Stop {
 /// Why a replay could not run at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    #[error("no events {start}..={until} to replay: the chain has {len} events")]
+    #[error("no events {first}..={until} to replay: the chain has {len} events")]
     OutOfRange {
-        start: usize,
+        first: usize,
         until: usize,
         len: usize,
     },
@@ -126,7 +146,7 @@ impl Problem {
     }
 }
 
-/// Replays `events` after `start` up to `until` (the last event index to
+/// Replays `events` from `start` up to `until` (the last event index to
 /// replay, inclusive; the end of the chain by default) on `component`.
 pub async fn replay(
     engine: &Engine,
@@ -135,10 +155,12 @@ pub async fn replay(
     start: ReplayStart,
     until: Option<usize>,
 ) -> Result<ReplayReport, ReplayError> {
+    let first = start.first();
     let last = until.unwrap_or(events.len().saturating_sub(1));
-    if start.index >= events.len() || last >= events.len() || last < start.index {
+    // Starting right after `last` is allowed: there is nothing to replay.
+    if first > events.len() || last >= events.len() || last + 1 < first {
         return Err(ReplayError::OutOfRange {
-            start: start.index,
+            first,
             until: last,
             len: events.len(),
         });
@@ -146,18 +168,20 @@ pub async fn replay(
     let mut replay = Replay {
         session: Session::new(engine, component).await?,
         events,
-        feed_from: feed_start(events, start.index),
-        kept: revert_targets(events, start.index, last),
+        feed_from: feed_start(events, first),
+        kept: revert_targets(events, first, last),
         report: ReplayReport {
             events: 0,
             calls: 0,
-            state: start.state,
+            state: start.into_state(),
             divergence: None,
             stopped_at: None,
         },
     };
-    replay.keep(start.index);
-    for index in start.index + 1..=last {
+    if let Some(before) = first.checked_sub(1) {
+        replay.keep(before);
+    }
+    for index in first..=last {
         replay.report.events += 1;
         let ended = match events[index].event_type.as_str() {
             CALL | CALL_ERROR => {
@@ -302,16 +326,17 @@ struct Reverted {
     state: RecordedState,
 }
 
-/// The events in `start..last` that `revert` events in `start+1..=last` go back to.
+/// The events that `revert` events in `first..=last` go back to, of those
+/// whose state this replay holds: the one before `first` and later ones.
 fn revert_targets(
     events: &[ChainEvent],
-    start: usize,
+    first: usize,
     last: usize,
 ) -> HashMap<usize, Option<StateBytes>> {
-    (start + 1..=last)
+    (first..=last)
         .filter(|&index| events[index].event_type == REVERT)
         .filter_map(|index| parse::<Reverted>(events, index).ok())
-        .filter(|reverted| reverted.index >= start)
+        .filter(|reverted| reverted.index + 1 >= first)
         .map(|reverted| (reverted.index, None))
         .collect()
 }
@@ -326,10 +351,10 @@ fn actor_id(events: &[ChainEvent]) -> Option<String> {
     parse::<Init>(events, init).ok().map(|init| init.actor_id)
 }
 
-/// Host calls and logs recorded at or before the start belong to the
-/// first call after it.
-fn feed_start(events: &[ChainEvent], start: usize) -> usize {
-    events[..=start]
+/// Host calls and logs recorded before `first` belong to the first call
+/// from it on.
+fn feed_start(events: &[ChainEvent], first: usize) -> usize {
+    events[..first]
         .iter()
         .rposition(|e| e.event_type != HOST_CALL && e.event_type != LOG)
         .map_or(0, |at| at + 1)

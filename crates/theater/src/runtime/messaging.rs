@@ -125,9 +125,12 @@ pub struct ClientChannel {
 }
 
 impl TheaterRuntime {
-    /// Queues `message` for `to`'s `handle-send` and returns at once.
+    /// Queues `message` for `to`'s `handle-send` and returns at once; an
+    /// actor without that export refuses it here, since nobody would hear
+    /// of a queued message failing.
     pub fn send(&self, from: Sender, to: ActorId, message: Vec<u8>) -> Result<(), ActorError> {
         let target = self.actor(to)?;
+        target.check_export(HANDLE_SEND)?;
         target.check_message_size(message.len())?;
         target.cast_function(from, HANDLE_SEND, (message,))
     }

@@ -7,7 +7,7 @@ mod persistence;
 mod supervision;
 
 pub use messaging::{ChannelEvent, ClientChannel, EXTERNAL_CHANNEL_CAPACITY, Sender};
-pub use persistence::{HistoryError, ResumeReport};
+pub use persistence::{ForkOptions, HistoryError, Reloaded, ResumeReport};
 pub use supervision::{
     CHILD_ERROR, CHILD_EXIT, DEFAULT_MAX_CHILDREN, MAX_MAX_CHILDREN, MAX_MAX_RESTARTS, Restart,
     Strategy, SupervisionPolicy,
@@ -120,6 +120,11 @@ pub struct RuntimeError(String);
 pub struct WeakRuntime(Weak<Inner>);
 
 impl WeakRuntime {
+    /// A reference to no runtime, for host state that must reach none.
+    pub(crate) fn detached() -> Self {
+        Self(Weak::new())
+    }
+
     pub fn upgrade(&self) -> Option<TheaterRuntime> {
         self.0.upgrade().map(|inner| TheaterRuntime { inner })
     }
@@ -286,6 +291,12 @@ impl TheaterRuntime {
             },
         };
         let state = options.state.unwrap_or_else(|| manifest.init_state.clone());
+        // A new actor's record keeps the state `init` is given, so that a
+        // replay can run its chain from the very first event.
+        let recorded = head.is_none().then(|| Manifest {
+            init_state: state.clone(),
+            ..manifest.clone()
+        });
         let handle = actor::spawn(
             recorder,
             template.clone(),
@@ -295,9 +306,9 @@ impl TheaterRuntime {
             start,
         )
         .await?;
-        if head.is_none() {
+        if let Some(manifest) = recorded {
             let record = ActorRecord {
-                manifest: manifest.clone(),
+                manifest,
                 component: template.compiled.hash_hex.clone(),
                 parent: options.parent.as_ref().map(|(parent, _)| *parent),
                 running: true,

@@ -11,10 +11,11 @@ use futures::future::join_all;
 use super::{SpawnOptions, SupervisionPolicy, TheaterRuntime};
 use crate::actor::ActorHandle;
 use crate::chain::record::Origin;
-use crate::chain::{ChainEvent, Hash, LogError, SavedActor, Snapshot};
+use crate::chain::{ChainEvent, Hash, LogError, SavedActor};
 use crate::error::{ActorError, SpawnError};
+use crate::host::EPHEMERAL_PORTS;
 use crate::id::ActorId;
-use crate::manifest::Manifest;
+use crate::manifest::{HandlerEntry, Manifest};
 use crate::replay::{self, ReplayReport, ReplayStart};
 use crate::wasm::StateBytes;
 
@@ -149,7 +150,76 @@ impl TheaterRuntime {
     }
 }
 
-/// Why a replay, fork or revert could not be done; nothing changed.
+/// The handler type whose servers a fork may move to free ports.
+const HTTP_FRAMEWORK: &str = "http-framework";
+
+/// How a fork starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForkOptions {
+    /// Every HTTP server of the fork listens on a free port, whatever port
+    /// its state asks for (the `http-framework` setting `ephemeral_ports`):
+    /// the original may still hold the ports its state names.
+    pub ephemeral_ports: bool,
+}
+
+/// How [`TheaterRuntime::reload`] started an actor again.
+#[derive(Debug)]
+pub struct Reloaded {
+    pub actor: ActorHandle,
+    /// Why the state it had could not be kept, if it could not: its new
+    /// `init` refused it, so it started from the manifest's `init_state`.
+    pub state_reset: Option<String>,
+}
+
+impl TheaterRuntime {
+    /// Stops `actor`, if it runs, and starts it again from `manifest` (the
+    /// component as it is now on disk) under the same id, its chain going
+    /// on with an `actor-resume` event, with the state it had; if the new
+    /// `init` refuses that state, with the manifest's `init_state`. For
+    /// rebuilding an actor during development; its children stop with it.
+    pub async fn reload(
+        &self,
+        actor: ActorId,
+        manifest: &Manifest,
+    ) -> Result<Reloaded, HistoryError> {
+        let state = match self.actor(actor) {
+            Ok(handle) => {
+                let state = handle.state().await?;
+                self.stop(actor).await?;
+                state
+            }
+            Err(_) => match self.saved_actor(actor)?.latest {
+                Some(latest) => latest.state,
+                None => manifest.init_state.clone(),
+            },
+        };
+        let again = |state: StateBytes| -> Result<SpawnOptions, HistoryError> {
+            let head = self.chain(actor)?.last().map(|event| event.hash);
+            Ok(SpawnOptions {
+                resume: head.map(|head| (actor, head)),
+                state: Some(state),
+                ..SpawnOptions::default()
+            })
+        };
+        match self.spawn_with(manifest, again(state)?).await {
+            Ok(handle) => Ok(Reloaded {
+                actor: handle,
+                state_reset: None,
+            }),
+            Err(SpawnError::Init(reason)) => {
+                let options = again(manifest.init_state.clone())?;
+                let handle = self.spawn_with(manifest, options).await?;
+                Ok(Reloaded {
+                    actor: handle,
+                    state_reset: Some(reason),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Why a replay, fork, revert or reload could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     #[error(transparent)]
@@ -164,6 +234,14 @@ pub enum HistoryError {
         index: usize,
         reason: String,
     },
+    #[error(
+        "the fork of actor {actor} did not start: its `init` ran again on the state it was forked from and failed: {reason}{hint}"
+    )]
+    ForkStart {
+        actor: ActorId,
+        reason: String,
+        hint: &'static str,
+    },
     #[error(transparent)]
     Spawn(#[from] SpawnError),
     #[error(transparent)]
@@ -174,9 +252,29 @@ impl TheaterRuntime {
     /// Starts a new actor from the state `actor` had at event `at`, from the
     /// same manifest; its first event names that actor and event.
     pub async fn fork(&self, actor: ActorId, at: Hash) -> Result<ActorHandle, HistoryError> {
+        self.fork_with(actor, at, ForkOptions::default()).await
+    }
+
+    /// [`fork`](Self::fork) with `options`. The fork runs `init` again on
+    /// the state it starts from; an `init` that fails (an HTTP server on a
+    /// port the original still holds, say) is a [`HistoryError::ForkStart`]
+    /// that says what to do.
+    pub async fn fork_with(
+        &self,
+        actor: ActorId,
+        at: Hash,
+        options: ForkOptions,
+    ) -> Result<ActorHandle, HistoryError> {
         let saved = self.saved_actor(actor)?;
         let (_, state) = self.state_at(&saved, at).await?;
-        let options = SpawnOptions {
+        let mut manifest = saved.record.manifest.clone();
+        let serves_http = |entry: &&mut HandlerEntry| entry.kind == HTTP_FRAMEWORK;
+        if options.ephemeral_ports {
+            for entry in manifest.handlers.iter_mut().filter(serves_http) {
+                entry.config.insert(EPHEMERAL_PORTS.into(), true.into());
+            }
+        }
+        let spawn = SpawnOptions {
             state: Some(state),
             forked_from: Some(Origin {
                 actor: actor.to_string(),
@@ -184,7 +282,23 @@ impl TheaterRuntime {
             }),
             ..SpawnOptions::default()
         };
-        Ok(self.spawn_with(&saved.record.manifest, options).await?)
+        match self.spawn_with(&manifest, spawn).await {
+            Ok(handle) => Ok(handle),
+            Err(SpawnError::Init(reason)) => Err(HistoryError::ForkStart {
+                actor,
+                hint: match (
+                    options.ephemeral_ports,
+                    manifest.handlers.iter().any(|h| h.kind == HTTP_FRAMEWORK),
+                ) {
+                    (false, true) => {
+                        "; if it listens on a port its original still holds (`Address already in use`), fork with ephemeral ports (`theater fork --ephemeral-ports`) or stop the original first"
+                    }
+                    _ => "",
+                },
+                reason,
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Sets the running `actor` back to the state it had at event `to`,
@@ -197,29 +311,21 @@ impl TheaterRuntime {
         Ok(handle.revert(to, index as u64, state).await?)
     }
 
-    /// Replays `actor`'s whole chain on its component, from the state its
-    /// first event left, checking that every call leaves the state its
-    /// chain recorded (see [`crate::replay`]).
+    /// Replays `actor`'s whole chain on its component, from the state it
+    /// was spawned with, checking that every call, its first `actor.init`
+    /// included, leaves the state its chain recorded (see [`crate::replay`]).
     pub async fn replay(&self, actor: ActorId) -> Result<ReplayReport, HistoryError> {
         let saved = self.saved_actor(actor)?;
         let events = self.chain(actor)?;
-        let first = self
-            .inner
-            .log
-            .snapshot(&actor, 0)?
-            .ok_or_else(|| HistoryError::NoState {
-                actor,
-                index: 0,
-                reason: "the log holds no state of its first event".to_owned(),
-            })?;
-        self.replay_from(&saved, &events, first, None).await
+        let start = spawned(&saved);
+        self.replay_from(&saved, &events, start, None).await
     }
 
     async fn replay_from(
         &self,
         saved: &SavedActor,
         events: &[ChainEvent],
-        from: Snapshot,
+        start: ReplayStart,
         until: Option<usize>,
     ) -> Result<ReplayReport, HistoryError> {
         let no_state = |reason: String| HistoryError::NoState {
@@ -233,10 +339,6 @@ impl TheaterRuntime {
             .load_with(&saved.record.manifest.component_path, &self.file_rules())
             .await
             .map_err(|e| no_state(e.to_string()))?;
-        let start = ReplayStart {
-            index: from.index as usize,
-            state: from.state,
-        };
         let component = &compiled.component;
         replay::replay(component.engine(), component, events, start, until)
             .await
@@ -276,17 +378,19 @@ impl TheaterRuntime {
         if let Some(latest) = saved.latest.as_ref().filter(|l| l.index as usize <= index) {
             return Ok((index, latest.state.clone()));
         }
-        let snapshot = self
-            .inner
-            .log
-            .snapshot(&actor, index as u64)?
-            .ok_or_else(|| no_state("the log holds no state at or before it".to_owned()))?;
-        if snapshot.index as usize == index {
-            return Ok((index, snapshot.state));
-        }
-        let report = self
-            .replay_from(saved, &events, snapshot, Some(index))
-            .await?;
+        // Before the first snapshot (the events `init` recorded before the
+        // chain's `actor-init`), from the state the actor was spawned with.
+        let start = match self.inner.log.snapshot(&actor, index as u64)? {
+            Some(snapshot) if snapshot.index as usize == index => {
+                return Ok((index, snapshot.state));
+            }
+            Some(snapshot) => ReplayStart::After {
+                index: snapshot.index as usize,
+                state: snapshot.state,
+            },
+            None => spawned(saved),
+        };
+        let report = self.replay_from(saved, &events, start, Some(index)).await?;
         if let Some(divergence) = report.divergence {
             return Err(no_state(divergence.to_string()));
         }
@@ -294,6 +398,14 @@ impl TheaterRuntime {
             return Err(no_state(stop.to_string()));
         }
         Ok((index, report.state))
+    }
+}
+
+/// The start of a replay of `saved`'s whole chain: the state its first
+/// `actor.init` was given, which its record keeps.
+fn spawned(saved: &SavedActor) -> ReplayStart {
+    ReplayStart::Spawned {
+        state: saved.record.manifest.init_state.clone(),
     }
 }
 

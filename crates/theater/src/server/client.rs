@@ -129,6 +129,11 @@ impl Client {
         }
     }
 
+    /// The events kept while waiting for answers, without waiting for more.
+    pub fn kept_events(&mut self) -> impl Iterator<Item = Value> + '_ {
+        self.events.drain(..)
+    }
+
     async fn read(&mut self) -> Result<Value, ClientError> {
         let frame = self.framed.next().await.ok_or(ClientError::Closed)??;
         serde_json::from_slice(&frame).map_err(|e| ClientError::Protocol(e.to_string()))

@@ -11,10 +11,10 @@ use super::connection::{After, Connection};
 use super::protocol::{ErrorBody, ErrorKind, Op, Payload, put_bytes};
 use super::{DEFAULT_REQUEST_TIMEOUT, MAX_REQUEST_TIMEOUT, Started};
 use crate::actor::{ActorHandle, now_ms};
-use crate::chain::ChainEvent;
+use crate::chain::{ChainEvent, SavedActor};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
-use crate::manifest::Manifest;
+use crate::manifest::{Limits, Manifest};
 use crate::runtime::TheaterRuntime;
 
 type Answer = Result<Value, ErrorBody>;
@@ -75,12 +75,18 @@ impl Connection {
                     .map_err(actor_error)?;
                 Ok(json!({ "actor": handle.id().to_string(), "stopped": true }))
             }
-            Op::List => Ok(self.list()),
+            Op::List { all } => self.list(all),
             Op::State { actor } => {
-                let handle = self.running(&actor)?;
-                let state = handle.state().await.map_err(actor_error)?;
+                let (id, state) = match self.running(&actor) {
+                    Ok(handle) => (handle.id(), handle.state().await.map_err(actor_error)?),
+                    Err(e) if e.kind == ErrorKind::UnknownActor => {
+                        let saved = self.saved(&actor)?;
+                        (saved.id, saved.latest.and_then(|latest| latest.state))
+                    }
+                    Err(e) => return Err(e),
+                };
                 let mut answer = Map::new();
-                answer.insert("actor".into(), handle.id().to_string().into());
+                answer.insert("actor".into(), id.to_string().into());
                 put_bytes(&mut answer, "state", state.as_deref());
                 Ok(Value::Object(answer))
             }
@@ -234,7 +240,11 @@ impl Connection {
                 Ok(json!({ "roots": roots }))
             }
             Op::Replay { actor } => self.replay(&actor).await,
-            Op::Fork { actor, at } => self.fork(&actor, &at).await,
+            Op::Fork {
+                actor,
+                at,
+                ephemeral_ports,
+            } => self.fork(&actor, &at, ephemeral_ports).await,
             Op::Revert { actor, to } => self.revert(&actor, &to).await,
         }
     }
@@ -294,11 +304,11 @@ impl Connection {
             .insert(id, started);
     }
 
-    fn list(&self) -> Value {
+    fn list(&self, all: bool) -> Answer {
         let started = self.shared.started.lock().expect("started lock").clone();
         let mut actors = self.shared.runtime.actors();
         actors.sort_by_key(|h| (started.get(&h.id()).map_or(0, |s| s.started_ms), h.id()));
-        let actors: Vec<Value> = actors
+        let mut listed: Vec<Value> = actors
             .iter()
             .map(|h| {
                 let counters = h.counters();
@@ -313,11 +323,33 @@ impl Connection {
                 })
             })
             .collect();
-        json!({ "actors": actors })
+        if all {
+            let running: Vec<ActorId> = actors.iter().map(ActorHandle::id).collect();
+            let stopped = self
+                .saved_actors()?
+                .into_iter()
+                .filter(|saved| !running.contains(&saved.id));
+            listed.extend(stopped.map(|saved| {
+                json!({
+                    "id": saved.id.to_string(),
+                    "short": saved.id.short(),
+                    "name": saved.record.manifest.name,
+                    "status": "stopped",
+                    "queue_depth": null,
+                    "calls_ok": null,
+                    "calls_failed": null,
+                })
+            }));
+        }
+        Ok(json!({ "actors": listed }))
     }
 
     fn inspect(&self, actor: &str) -> Answer {
-        let handle = self.running(actor)?;
+        let handle = match self.running(actor) {
+            Ok(handle) => handle,
+            Err(e) if e.kind == ErrorKind::UnknownActor => return self.inspect_stopped(actor),
+            Err(e) => return Err(e),
+        };
         let id = handle.id();
         let events = self.chain(id)?;
         let started = self
@@ -327,7 +359,6 @@ impl Connection {
             .expect("started lock")
             .get(&id)
             .cloned();
-        let limits = handle.limits();
         let counters = handle.counters();
         let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         Ok(json!({
@@ -337,12 +368,7 @@ impl Connection {
             "status": status(&handle),
             "manifest": self.shared.runtime.manifest(id).ok().map(|m| m.source.display().to_string()),
             "started_ms": started.as_ref().map(|s| s.started_ms),
-            "limits": {
-                "memory_mb": limits.memory_mb,
-                "call_timeout_ms": limits.call_timeout_ms,
-                "queue_capacity": limits.queue_capacity,
-                "max_message_bytes": limits.max_message_bytes,
-            },
+            "limits": limits_json(handle.limits()),
             "queue_depth": handle.queue_depth(),
             "counters": {
                 "calls_ok": load(&counters.calls_ok),
@@ -354,6 +380,44 @@ impl Connection {
                 "head": hash_hex(events.last()),
             },
         }))
+    }
+
+    /// `inspect` of an actor that is not running, from its stored record.
+    fn inspect_stopped(&self, actor: &str) -> Answer {
+        let saved = self.saved(actor)?;
+        let events = self.chain(saved.id)?;
+        let manifest = &saved.record.manifest;
+        Ok(json!({
+            "id": saved.id.to_string(),
+            "short": saved.id.short(),
+            "name": manifest.name,
+            "status": "stopped",
+            "manifest": manifest.source.display().to_string(),
+            "started_ms": saved.record.started_ms,
+            "limits": limits_json(&manifest.limits),
+            "queue_depth": null,
+            "counters": null,
+            "chain": {
+                "events": events.len(),
+                "head": hash_hex(events.last()),
+            },
+        }))
+    }
+
+    /// The stored record of an actor the log knows, by id or prefix.
+    fn saved(&self, actor: &str) -> Result<SavedActor, ErrorBody> {
+        let id = self.known(actor)?;
+        self.saved_actors()?
+            .into_iter()
+            .find(|saved| saved.id == id)
+            .ok_or_else(|| unknown(actor))
+    }
+
+    fn saved_actors(&self) -> Result<Vec<SavedActor>, ErrorBody> {
+        self.shared
+            .runtime
+            .saved_actors()
+            .map_err(|e| ErrorBody::new(ErrorKind::Internal, format!("reading the log: {e}")))
     }
 
     fn chain(&self, id: ActorId) -> Result<Vec<ChainEvent>, ErrorBody> {
@@ -405,10 +469,7 @@ impl Connection {
             Err(e) if e.kind == ErrorKind::UnknownActor => {}
             found => return found,
         }
-        let saved = runtime
-            .saved_actors()
-            .map_err(|e| ErrorBody::new(ErrorKind::Internal, format!("reading the log: {e}")))?;
-        let ids: Vec<ActorId> = saved.iter().map(|saved| saved.id).collect();
+        let ids: Vec<ActorId> = self.saved_actors()?.iter().map(|saved| saved.id).collect();
         resolve(text, &ids).map_err(|e| match e.kind {
             ErrorKind::UnknownActor => ErrorBody::new(
                 ErrorKind::UnknownActor,
@@ -420,6 +481,15 @@ impl Connection {
             _ => e,
         })
     }
+}
+
+fn limits_json(limits: &Limits) -> Value {
+    json!({
+        "memory_mb": limits.memory_mb,
+        "call_timeout_ms": limits.call_timeout_ms,
+        "queue_capacity": limits.queue_capacity,
+        "max_message_bytes": limits.max_message_bytes,
+    })
 }
 
 fn status(handle: &ActorHandle) -> &'static str {

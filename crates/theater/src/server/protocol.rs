@@ -79,7 +79,13 @@ pub enum Op {
     Stop {
         actor: String,
     },
-    List,
+    /// The running actors; with `all`, the stopped ones the log keeps too.
+    List {
+        #[serde(default, skip_serializing_if = "is_false")]
+        all: bool,
+    },
+    /// The state of a running actor, or the newest stored state of a
+    /// stopped one.
     State {
         actor: String,
     },
@@ -147,6 +153,9 @@ pub enum Op {
         /// An event of the actor's chain: its hash (64 hex digits) or a
         /// unique prefix of at least [`MIN_EVENT_PREFIX`] digits.
         at: String,
+        /// Every HTTP server of the fork listens on a free port.
+        #[serde(default, skip_serializing_if = "is_false")]
+        ephemeral_ports: bool,
     },
     /// Sets a running actor back to the state it had at event `to`,
     /// recorded as a `revert` event.
@@ -203,6 +212,10 @@ impl Payload {
             (Some(_), Some(_)) => Err("give either `message` or `message_hex`, not both".into()),
         }
     }
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// Keeps an explicit `null` as `Some(Value::Null)`: only a missing key is `None`.
@@ -436,7 +449,7 @@ mod tests {
             },
             Request {
                 id: 4,
-                op: Op::List,
+                op: Op::List { all: true },
             },
             Request {
                 id: 5,
@@ -447,6 +460,7 @@ mod tests {
                 op: Op::Fork {
                     actor: "1a2b3c4d".into(),
                     at: "65a172ded0b1".into(),
+                    ephemeral_ports: true,
                 },
             },
         ];
@@ -467,7 +481,7 @@ mod tests {
         };
         assert_eq!(payload.bytes().unwrap(), br#"{"add":2}"#);
         let list = decode_request(br#"{"id": 0, "op": "list"}"#).unwrap();
-        assert_eq!(list.op, Op::List);
+        assert_eq!(list.op, Op::List { all: false });
         let null =
             decode_request(br#"{"id": 1, "op": "send", "actor": "x", "message": null}"#).unwrap();
         let Op::Send { payload, .. } = null.op else {

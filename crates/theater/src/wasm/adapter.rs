@@ -333,6 +333,24 @@ impl ExportTable {
     pub fn spec(&self, slot: usize) -> &ExportSpec {
         &self.specs[slot]
     }
+
+    /// Whether the component exports `interface.function` as a handler
+    /// expects it.
+    pub fn exports(&self, function: &str) -> bool {
+        self.slot(function)
+            .is_some_and(|slot| self.indices[slot].is_some())
+    }
+
+    /// The `interface.function` names the component exports, sorted.
+    pub fn exported_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .entries()
+            .filter(|(_, index)| index.is_some())
+            .map(|(spec, _)| spec.full_name())
+            .collect();
+        names.sort_unstable();
+        names
+    }
 }
 
 fn find(component: &Component, spec: &ExportSpec) -> Option<ComponentExportIndex> {

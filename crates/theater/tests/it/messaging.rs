@@ -402,3 +402,29 @@ async fn the_streamer_delivers_a_stream_in_order_then_closes_it() {
         .collect();
     assert_eq!(items, (0..50).collect::<Vec<_>>());
 }
+
+/// A message for an actor that exports no `handle-send` is refused when it
+/// is sent, from outside or from another actor: queued, it would vanish.
+#[tokio::test]
+async fn a_send_to_an_actor_without_handle_send_is_refused() {
+    let runtime = runtime();
+    let minimal = spawn(&runtime, "minimal").await;
+    let error = runtime.send(None, minimal.id(), json("{}")).unwrap_err();
+    assert!(
+        matches!(&error, ActorError::UnknownFunction { function, .. } if function.ends_with("handle-send")),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("ntwk:theater/actor.init"),
+        "{error}"
+    );
+
+    let messenger = spawn(&runtime, "messenger").await;
+    let refused = command(&messenger, json!({"send": {"to": id(&minimal), "msg": 1}})).await;
+    assert!(
+        format!("{refused:?}").contains("handle-send"),
+        "the sender hears why: {refused:?}"
+    );
+    let events = runtime.chain(minimal.id()).unwrap();
+    assert_eq!(events.len(), 1, "nothing reached the actor: {events:?}");
+}

@@ -209,7 +209,7 @@ async fn fork_and_revert_go_back_to_any_event_and_replay_still_matches() {
     let report = rt.replay(counter.id()).await.unwrap();
     assert_eq!(report.divergence, None);
     assert_eq!(report.stopped_at, None);
-    assert_eq!(report.calls, 100 + 3); // the adds, two requests, one more add
+    assert_eq!(report.calls, 1 + 100 + 3); // init, the adds, two requests, one more add
     let state: Value = serde_json::from_slice(report.state.as_deref().unwrap()).unwrap();
     assert_eq!(state["count"], 15);
     rt.shutdown().await;

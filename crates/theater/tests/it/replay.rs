@@ -30,33 +30,54 @@ async fn component(name: &str) -> (Engine, Component) {
     (engine, compiled.component.clone())
 }
 
-/// An actor just spawned, its chain's `actor-init` index and its state
-/// there: where replays start.
-async fn spawned(runtime: &TheaterRuntime, name: &str) -> (ActorHandle, ReplayStart) {
+/// Where a test's replays start: right after event `index`, the chain's
+/// `actor-init`, with the state it left.
+#[derive(Clone)]
+struct Start {
+    index: usize,
+    state: Option<Vec<u8>>,
+}
+
+/// An actor just spawned, and where replays of its chain start.
+async fn spawned(runtime: &TheaterRuntime, name: &str) -> (ActorHandle, Start) {
     let actor = spawn(runtime, name).await;
     let start = start_of(runtime, &actor).await;
     (actor, start)
 }
 
-async fn start_of(runtime: &TheaterRuntime, actor: &ActorHandle) -> ReplayStart {
+async fn start_of(runtime: &TheaterRuntime, actor: &ActorHandle) -> Start {
     let events = runtime.chain(actor.id()).unwrap();
     let index = events
         .iter()
         .position(|e| e.event_type == record::ACTOR_INIT)
         .expect("the chain has an actor-init event");
     let state = actor.state().await.unwrap();
-    ReplayStart { index, state }
+    Start { index, state }
 }
 
 /// Replays `events` on the component of `name`.
 async fn replay_on(
     name: &str,
     events: &[ChainEvent],
-    start: &ReplayStart,
+    start: &Start,
+    until: Option<usize>,
+) -> ReplayReport {
+    let start = ReplayStart::After {
+        index: start.index,
+        state: start.state.clone(),
+    };
+    replay_from(name, events, start, until).await
+}
+
+/// Replays `events` on the component of `name` from `start`.
+async fn replay_from(
+    name: &str,
+    events: &[ChainEvent],
+    start: ReplayStart,
     until: Option<usize>,
 ) -> ReplayReport {
     let (engine, component) = component(name).await;
-    replay(&engine, &component, events, start.clone(), until)
+    replay(&engine, &component, events, start, until)
         .await
         .expect("the replay runs")
 }
@@ -239,7 +260,7 @@ async fn until_stops_at_an_event_with_its_state() {
     assert_eq!(report.state.as_deref(), Some(&br#"{"count":11}"#[..]));
 
     // From there on, with the state it gave.
-    let from = ReplayStart {
+    let from = Start {
         index: second,
         state: report.state,
     };
@@ -300,7 +321,7 @@ async fn a_revert_goes_on_from_a_state_the_replay_passed() {
 
     // A replay that starts after that event cannot know its state.
     let second = indexes(&events, record::CALL)[1];
-    let later = ReplayStart {
+    let later = Start {
         index: second,
         state: Some(br#"{"count":3}"#.to_vec()),
     };
@@ -421,4 +442,107 @@ async fn http_and_websocket_calls_replay_up_to_a_redacted_request() {
         .count();
     assert_eq!(report.calls, ran - after);
     assert_eq!(report.state, live);
+}
+
+/// `init` logs and calls the host before the chain's `actor-init` event:
+/// the runtime replays such chains from their first event, `init` included,
+/// and takes states from them.
+#[tokio::test]
+async fn chains_whose_init_calls_the_host_replay_from_their_first_event() {
+    let runtime = runtime();
+    let basic = spawn(&runtime, "compat-basic").await;
+    send(&basic, "{}").await.unwrap();
+    let events = runtime.chain(basic.id()).unwrap();
+    assert_eq!(events[0].event_type, record::LOG, "init logs first");
+    let report = runtime.replay(basic.id()).await.unwrap();
+    assert_matched(&report);
+    assert_eq!(report.calls, 2, "init and the send");
+    assert_eq!(report.events, events.len());
+    assert_eq!(report.state, basic.state().await.unwrap());
+
+    // `init` really runs again: its log line is checked.
+    let mut altered = events.clone();
+    altered[0] = with_data(&events[0], &json!({ "message": "someone else" }));
+    let start = ReplayStart::Spawned { state: None };
+    let divergence = replay_from("compat-basic", &altered, start, None)
+        .await
+        .divergence
+        .expect("the log differs");
+    assert_eq!(divergence.index, 0);
+    assert_eq!(divergence.function, theater::actor::INIT_FUNCTION);
+
+    // An HTTP actor creates, routes and starts its server in `init`.
+    let manifest = "name = \"http-hello\"\ncomponent_path = \"http-hello.wasm\"\ninit_state = '{\"port\": 0}'\n\n[[handlers]]\ntype = \"http-framework\"\nconfig = {}\n";
+    let hello = spawn_with(&runtime, "http-hello", manifest).await.unwrap();
+    let events = runtime.chain(hello.id()).unwrap();
+    let init = indexes(&events, record::ACTOR_INIT)[0];
+    assert!(init > 5, "host calls come first: {events:?}");
+    let report = runtime.replay(hello.id()).await.unwrap();
+    assert_matched(&report);
+    assert_eq!(report.state, hello.state().await.unwrap());
+
+    // Fork and revert take states from any event, those `init` recorded too.
+    let forked = runtime.fork(basic.id(), events_of(&runtime, &basic)[0].hash);
+    let forked = forked.await.unwrap();
+    assert_eq!(
+        forked.state().await.unwrap().as_deref(),
+        Some(&br#"{"messages":0}"#[..])
+    );
+    let first = events_of(&runtime, &basic)[0].hash;
+    runtime.revert(basic.id(), first).await.unwrap();
+    let report = runtime.replay(basic.id()).await.unwrap();
+    assert_matched(&report);
+    assert_eq!(report.state, None, "compat-basic was given no state");
+    assert_eq!(report.state, basic.state().await.unwrap());
+    let report = runtime.replay(forked.id()).await.unwrap();
+    assert_matched(&report);
+}
+
+fn events_of(runtime: &TheaterRuntime, actor: &ActorHandle) -> Vec<ChainEvent> {
+    runtime.chain(actor.id()).unwrap()
+}
+
+/// A fork runs `init` again: an HTTP actor on a fixed port asks for the
+/// port its original holds. The fork is refused with the way out, and with
+/// ephemeral ports it serves on a free port of its own.
+#[tokio::test]
+async fn a_fork_of_a_fixed_port_actor_is_refused_clearly_or_moved_to_a_free_port() {
+    let runtime = runtime();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let manifest = format!(
+        "name = \"http-hello\"\ncomponent_path = \"http-hello.wasm\"\ninit_state = '{{\"port\": {port}}}'\n\n[[handlers]]\ntype = \"http-framework\"\nconfig = {{}}\n"
+    );
+    let hello = spawn_with(&runtime, "http-hello", &manifest).await.unwrap();
+    let events = runtime.chain(hello.id()).unwrap();
+    let init = events[indexes(&events, record::ACTOR_INIT)[0]].hash;
+
+    let refused = runtime
+        .fork(hello.id(), init)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("Address already in use"), "{refused}");
+    assert!(refused.contains("--ephemeral-ports"), "{refused}");
+
+    let options = theater::runtime::ForkOptions {
+        ephemeral_ports: true,
+    };
+    let fork = runtime.fork_with(hello.id(), init, options).await.unwrap();
+    let state: Value = serde_json::from_slice(&fork.state().await.unwrap().unwrap()).unwrap();
+    let moved = state["port"].as_u64().unwrap();
+    assert_ne!(moved, u64::from(port), "{state}");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let body = client
+        .get(format!("http://127.0.0.1:{moved}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "Hello from Theater!");
 }

@@ -114,6 +114,9 @@ pub struct FrameworkConfig {
     pub overflow: Overflow,
     pub ws_buffer: usize,
     pub record_body_bytes: usize,
+    /// Listen on a free port whatever port the actor asks for: for a fork
+    /// of an actor whose original holds the port it asks for.
+    pub ephemeral_ports: bool,
 }
 
 impl Default for FrameworkConfig {
@@ -128,6 +131,7 @@ impl Default for FrameworkConfig {
             overflow: Overflow::Reject,
             ws_buffer: DEFAULT_WS_BUFFER,
             record_body_bytes: DEFAULT_RECORD_BODY_BYTES,
+            ephemeral_ports: false,
         }
     }
 }
@@ -142,7 +146,11 @@ const KNOWN_KEYS: &[&str] = &[
     "overflow",
     "ws_buffer",
     "record_body_bytes",
+    EPHEMERAL_PORTS,
 ];
+
+/// The setting that makes every server of an actor listen on a free port.
+pub const EPHEMERAL_PORTS: &str = "ephemeral_ports";
 
 impl FrameworkConfig {
     pub fn from_table(table: &toml::Table) -> Result<Self, ConfigError> {
@@ -183,6 +191,7 @@ impl FrameworkConfig {
             overflow,
             ws_buffer: int("ws_buffer", 1..=4096, defaults.ws_buffer)?,
             record_body_bytes: int("record_body_bytes", 0..=1 << 20, defaults.record_body_bytes)?,
+            ephemeral_ports: config::boolean(table, EPHEMERAL_PORTS, false)?,
         })
     }
 

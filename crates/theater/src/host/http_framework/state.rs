@@ -292,7 +292,9 @@ impl Shared {
             Server {
                 ip,
                 host,
-                port: config.port.filter(|&p| p != 0),
+                port: config
+                    .port
+                    .filter(|&p| p != 0 && !self.config.ephemeral_ports),
                 last_port: None,
                 routes: Vec::new(),
                 middleware: Vec::new(),

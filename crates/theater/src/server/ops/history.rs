@@ -8,7 +8,7 @@ use super::{Answer, actor_error, bad_request};
 use crate::chain::Hash;
 use crate::id::ActorId;
 use crate::replay::ReplayReport;
-use crate::runtime::HistoryError;
+use crate::runtime::{ForkOptions, HistoryError};
 use crate::server::connection::Connection;
 use crate::server::protocol::{ErrorBody, ErrorKind, MIN_EVENT_PREFIX};
 
@@ -24,13 +24,14 @@ impl Connection {
         Ok(replay_answer(id, report))
     }
 
-    pub(super) async fn fork(&self, actor: &str, at: &str) -> Answer {
+    pub(super) async fn fork(&self, actor: &str, at: &str, ephemeral_ports: bool) -> Answer {
         let id = self.known(actor)?;
         let at = self.event(id, at)?;
+        let options = ForkOptions { ephemeral_ports };
         let handle = self
             .shared
             .runtime
-            .fork(id, at)
+            .fork_with(id, at, options)
             .await
             .map_err(history_error)?;
         self.started(handle.id());
@@ -127,7 +128,7 @@ fn replay_answer(id: ActorId, report: ReplayReport) -> serde_json::Value {
 fn history_error(e: HistoryError) -> ErrorBody {
     let kind = match e {
         HistoryError::Actor(e) => return actor_error(e),
-        HistoryError::Spawn(_) => ErrorKind::SpawnFailed,
+        HistoryError::Spawn(_) | HistoryError::ForkStart { .. } => ErrorKind::SpawnFailed,
         HistoryError::Log(_) => ErrorKind::Internal,
         HistoryError::UnknownActor(_) => ErrorKind::UnknownActor,
         HistoryError::UnknownEvent { .. } => ErrorKind::UnknownEvent,
