@@ -14,6 +14,7 @@ mod store;
 mod supervisor;
 mod timing;
 
+pub use filesystem::{CommandSandbox, command_sandbox};
 pub use message_server::{
     CHANNEL_CLOSE, CHANNEL_MESSAGE, CHANNEL_OPEN, ChannelAccept, HANDLE_REQUEST, HANDLE_SEND,
 };

@@ -4,3 +4,4 @@
 
 #[path = "../it/common/mod.rs"]
 mod common;
+mod filesystem;
