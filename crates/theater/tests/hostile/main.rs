@@ -2,6 +2,7 @@
 //! management client or a network peer can try, and the proof that each is
 //! contained, that neighbours keep serving, and that chains still verify.
 
+mod cache;
 #[path = "../it/common/mod.rs"]
 mod common;
 mod filesystem;
