@@ -67,7 +67,7 @@ impl GrantedDir {
         op: impl Fn(&Path) -> io::Result<T>,
     ) -> io::Result<T> {
         match op(path) {
-            Err(e) if is_escape(&e) => match self.without_absolute_links(path, last) {
+            Err(e) if is_escape(&e) => match self.with_links_rewritten(path, last) {
                 Some(inside) if inside != path => op(&inside),
                 _ => Err(e),
             },
@@ -80,7 +80,7 @@ impl GrantedDir {
     /// relative to it; `None` if one leads elsewhere. The result is only ever
     /// used beneath the directory, so a link changed meanwhile cannot lead
     /// outside.
-    fn without_absolute_links(&self, path: &Path, last: Last) -> Option<PathBuf> {
+    fn with_links_rewritten(&self, path: &Path, last: Last) -> Option<PathBuf> {
         let mut path = path.to_owned();
         'rewrite: for _ in 0..MAX_ABSOLUTE_LINKS {
             let parts: Vec<_> = path.components().collect();
@@ -93,12 +93,16 @@ impl GrantedDir {
                 let Ok(target) = self.dir.read_link_contents(&prefix) else {
                     continue;
                 };
-                let target = if target.is_absolute() {
+                let mut rewritten = if target.is_absolute() {
                     target.strip_prefix(&self.root).ok()?.to_owned()
                 } else {
                     prefix.parent().unwrap_or(Path::new("")).join(target)
                 };
-                path = target.join(parts[i + 1..].iter().collect::<PathBuf>());
+                rewritten.extend(&parts[i + 1..]);
+                if rewritten.as_os_str().is_empty() {
+                    rewritten.push(".");
+                }
+                path = rewritten;
                 continue 'rewrite;
             }
             return Some(path);
@@ -366,9 +370,14 @@ mod tests {
         std::os::unix::fs::symlink("abs-in", root.join("via-rel")).unwrap();
         std::os::unix::fs::symlink(canonical.join("../.."), root.join("abs-up")).unwrap();
         std::os::unix::fs::symlink(canonical.join("loop"), root.join("loop")).unwrap();
+        std::os::unix::fs::symlink(canonical.join("a/x"), root.join("abs-file")).unwrap();
+        std::os::unix::fs::symlink(&canonical, root.join("abs-root")).unwrap();
         assert_eq!(dir.read_file("abs-in/x").unwrap(), b"via link");
         assert_eq!(dir.read_file("via-rel/x").unwrap(), b"via link");
         assert_eq!(dir.list_files("via-rel").unwrap(), ["x"]);
+        assert_eq!(dir.read_file("abs-file").unwrap(), b"via link");
+        assert_eq!(dir.read_file("abs-root/a/x").unwrap(), b"via link");
+        assert!(dir.path_exists("abs-root").unwrap());
         for way_out in ["abs-up/etc/passwd", "loop/x"] {
             let err = dir.read_file(way_out).unwrap_err();
             assert!(err.contains("access denied"), "{way_out}: {err}");
