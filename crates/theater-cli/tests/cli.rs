@@ -486,3 +486,56 @@ fn verify_names_a_reformatted_export() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["canonical"], false);
 }
+
+#[test]
+fn a_changed_cache_entry_or_an_open_cache_is_named_in_a_warning() {
+    // A home with a cache of its own, not the one the tests share.
+    let home = tempfile::tempdir().unwrap();
+    let manifest = counter_manifest();
+    let run = || {
+        theater_in(
+            home.path(),
+            &["run", manifest.to_str().unwrap(), "--request", "{}"],
+        )
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", stderr(&first));
+    let entries: Vec<PathBuf> = std::fs::read_dir(home.path().join("cache"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_dir())
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap())
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let mut bytes = std::fs::read(&entries[0]).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(&entries[0], &bytes).unwrap();
+
+    let changed = run();
+    let warning = stderr(&changed);
+    assert!(changed.status.success(), "{warning}");
+    assert!(
+        warning.contains("ignoring cached compiled code"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains(&entries[0].display().to_string()),
+        "{warning}"
+    );
+
+    use std::os::unix::fs::PermissionsExt;
+    let cache = home.path().join("cache");
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let open = run();
+    let warning = stderr(&open);
+    assert!(open.status.success(), "{warning}");
+    assert!(
+        warning.contains("not using the compiled-code cache"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains(&format!("chmod 700 {}", cache.display())),
+        "{warning}"
+    );
+}

@@ -20,6 +20,7 @@ mod supervisor;
 mod timing;
 
 pub use config::ConfigError;
+pub use filesystem::{CommandSandbox, command_sandbox};
 pub(crate) use http_framework::EPHEMERAL_PORTS;
 pub use message_server::{
     CHANNEL_CLOSE, CHANNEL_MESSAGE, CHANNEL_OPEN, ChannelAccept, HANDLE_REQUEST, HANDLE_SEND,

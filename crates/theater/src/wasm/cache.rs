@@ -1,16 +1,18 @@
 //! Components compiled once per SHA-256 of their bytes: kept in memory, and
-//! on disk as precompiled artifacts so a restart skips compilation.
+//! on disk as precompiled artifacts so a restart skips compilation (only
+//! artifacts this home's runtime wrote are loaded: see `disk_cache`).
 
 use std::collections::HashMap;
 use std::hash::{Hash as _, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker};
 
 use super::adapter::{ExportRegistry, ExportTable};
+use super::disk_cache::DiskCache;
 use crate::actor::ActorStore;
 use crate::chain::Hash;
 use crate::files::{self, FileError, FileKind, FileRules};
@@ -84,7 +86,7 @@ pub struct ComponentCache {
     engine: Engine,
     linker: Arc<Linker<ActorStore>>,
     /// Precompiled artifacts for this exact engine build and configuration.
-    disk_dir: Option<PathBuf>,
+    disk: Arc<Disk>,
     loaded: Mutex<HashMap<Hash, Arc<CompiledComponent>>>,
     /// What each path held when last read, so that spawning from an
     /// unchanged file skips reading and hashing it again.
@@ -110,13 +112,18 @@ impl FileStamp {
 
 impl ComponentCache {
     /// `cache_root` holds artifacts in a subdirectory per engine fingerprint,
-    /// so a new wasmtime or configuration never reads stale code.
+    /// so a new wasmtime or configuration never reads stale code. It is
+    /// opened (and checked) when the first component is compiled.
     pub fn new(engine: Engine, linker: Linker<ActorStore>, cache_root: Option<&Path>) -> Self {
-        let disk_dir = cache_root.map(|root| root.join(engine_fingerprint(&engine)));
+        let disk = Disk {
+            root: cache_root.map(Path::to_owned),
+            fingerprint: engine_fingerprint(&engine),
+            opened: OnceLock::new(),
+        };
         Self {
             engine,
             linker: Arc::new(linker),
-            disk_dir,
+            disk: Arc::new(disk),
             loaded: Mutex::default(),
             seen: Mutex::default(),
         }
@@ -150,22 +157,15 @@ impl ComponentCache {
             return Ok(hit.clone());
         }
         check_magic(path, &bytes)?;
-        let (engine, linker, disk_dir, path_owned) = (
+        let (engine, linker, disk, path_owned) = (
             self.engine.clone(),
             self.linker.clone(),
-            self.disk_dir.clone(),
+            self.disk.clone(),
             path.to_owned(),
         );
         // Compilation is CPU-heavy: keep it off the async workers.
         let compiled = tokio::task::spawn_blocking(move || {
-            compile(
-                &engine,
-                &linker,
-                disk_dir.as_deref(),
-                &path_owned,
-                &bytes,
-                hash,
-            )
+            compile(&engine, &linker, disk.get(), &path_owned, &bytes, hash)
         })
         .await
         .expect("compile task panicked")?;
@@ -204,24 +204,48 @@ fn check_magic(path: &Path, bytes: &[u8]) -> Result<(), ComponentError> {
     Ok(())
 }
 
+/// The on-disk cache of one engine: where, and once opened, whether it can
+/// be trusted.
+struct Disk {
+    root: Option<PathBuf>,
+    fingerprint: String,
+    opened: OnceLock<Option<DiskCache>>,
+}
+
+impl Disk {
+    /// The checked cache, opened on first use; `None` without a home or if
+    /// it cannot be trusted (said once, with what to do).
+    fn get(&self) -> Option<&DiskCache> {
+        self.opened
+            .get_or_init(|| {
+                let root = self.root.as_deref()?;
+                DiskCache::open(root, &self.fingerprint)
+                    .inspect_err(|e| {
+                        tracing::warn!("not using the compiled-code cache: {e}; components are compiled on every start until this is fixed");
+                    })
+                    .ok()
+            })
+            .as_ref()
+    }
+}
+
 fn compile(
     engine: &Engine,
     linker: &Linker<ActorStore>,
-    disk_dir: Option<&Path>,
+    disk: Option<&DiskCache>,
     path: &Path,
     bytes: &[u8],
     hash: Hash,
 ) -> Result<CompiledComponent, ComponentError> {
-    let artifact = disk_dir.map(|dir| dir.join(format!("{}.cwasm", hex::encode(hash))));
-    let component = match artifact.as_deref().and_then(|a| load_artifact(engine, a)) {
+    let component = match disk.and_then(|disk| disk.load(engine, &hash)) {
         Some(component) => component,
         None => {
             let component = Component::new(engine, bytes).map_err(|e| ComponentError::Invalid {
                 path: path.to_owned(),
                 reason: format!("{e:#}"),
             })?;
-            if let Some(artifact) = &artifact {
-                store_artifact(&component, artifact);
+            if let Some(disk) = disk {
+                disk.store(&component, &hash);
             }
             component
         }
@@ -243,41 +267,6 @@ fn compile(
         path: path.to_owned(),
         export_tables: Mutex::default(),
     })
-}
-
-fn load_artifact(engine: &Engine, artifact: &Path) -> Option<Component> {
-    if !artifact.exists() {
-        return None;
-    }
-    // SAFETY: artifacts are written only by `store_artifact`, into a directory
-    // keyed by this engine's compatibility fingerprint.
-    match unsafe { Component::deserialize_file(engine, artifact) } {
-        Ok(component) => Some(component),
-        Err(e) => {
-            tracing::warn!(artifact = %artifact.display(), "ignoring unreadable cached artifact: {e:#}");
-            None
-        }
-    }
-}
-
-/// Best effort: a cache that cannot be written only costs a recompile.
-fn store_artifact(component: &Component, artifact: &Path) {
-    let write = || -> std::io::Result<()> {
-        let bytes = component.serialize().map_err(std::io::Error::other)?;
-        let dir = artifact.parent().expect("artifact has a directory");
-        std::fs::create_dir_all(dir)?;
-        // Write then rename, so a crash never leaves a torn artifact.
-        let tmp = tempfile_path(artifact);
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, artifact)
-    };
-    if let Err(e) = write() {
-        tracing::warn!(artifact = %artifact.display(), "cannot cache compiled component: {e}");
-    }
-}
-
-fn tempfile_path(artifact: &Path) -> PathBuf {
-    artifact.with_extension(format!("tmp{}", std::process::id()))
 }
 
 fn engine_fingerprint(engine: &Engine) -> String {

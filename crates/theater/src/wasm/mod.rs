@@ -4,6 +4,7 @@
 
 mod adapter;
 mod cache;
+mod disk_cache;
 
 pub(crate) use adapter::ExportTable;
 pub use adapter::{

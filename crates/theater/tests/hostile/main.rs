@@ -2,10 +2,12 @@
 //! management client or a network peer can try, and the proof that each is
 //! contained, that neighbours keep serving, and that chains still verify.
 
+mod cache;
 #[path = "../it/common/mod.rs"]
 mod common;
 
 mod escalation;
+mod filesystem;
 mod host_files;
 mod http;
 mod management;

@@ -13,8 +13,13 @@ fn runtime_at(home: &std::path::Path) -> TheaterRuntime {
 
 fn artifacts(home: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
-    for engine_dir in std::fs::read_dir(home.join("cache")).unwrap() {
-        for file in std::fs::read_dir(engine_dir.unwrap().path()).unwrap() {
+    for entry in std::fs::read_dir(home.join("cache")).unwrap() {
+        // Beside the engine directories is the home's key.
+        let engine_dir = entry.unwrap().path();
+        if !engine_dir.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(engine_dir).unwrap() {
             found.push(file.unwrap().path());
         }
     }
