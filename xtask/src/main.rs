@@ -7,6 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod fuzz;
+
 /// Actors built for `wasm32-wasip2`, which links them into components directly.
 const WASIP2_ACTORS: &[&str] = &[
     "counter",
@@ -42,7 +44,10 @@ usage: cargo xtask <command> [args]
 commands:
   build-actors     build every actor in actors/ into actors/<name>/<name>.wasm
   demo             build, then run the counter actor and verify its chain
-  test [args]      build actors, then `cargo test --workspace [args]`
+  test [args]      build actors, fuzz each target for a few seconds, then
+                   `cargo test --workspace [args]`
+  fuzz <target> [seconds]
+                   fuzz one target (frames, manifest, codec, chain) for long
   bench [args]     build actors, then every bench: runtime, durability, protocol
   wit <file>       print the WIT world of a component";
 
@@ -62,6 +67,12 @@ fn run() -> Result<()> {
         Some("demo") => demo(),
         Some("test") => test(&rest),
         Some("bench") => bench(&rest),
+        Some("fuzz") => fuzz::long(
+            &rest
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>(),
+        ),
         Some("wit") => match rest.as_slice() {
             [file] => print_wit(Path::new(file)),
             _ => bail!("usage: cargo xtask wit <component.wasm>"),
@@ -281,17 +292,23 @@ fn demo() -> Result<()> {
 
 fn test(extra: &[OsString]) -> Result<()> {
     build_actors()?;
+    // Before the tests, so that their summary is the last thing printed.
+    fuzz::smoke()?;
     let mut command = cargo();
     command
         .args(["test", "--workspace"])
         .args(extra)
         .env("THEATER_ACTORS_DIR", actors_dir());
-    if std::env::var_os("CI").is_some() {
-        // A one-off build gains nothing from incremental caches, which
-        // take gigabytes of a CI machine's disk.
+    run_cmd(one_off(&mut command))
+}
+
+/// On CI, turns off incremental caches: a one-off build gains nothing from
+/// them, and they take gigabytes of a CI machine's disk.
+fn one_off(command: &mut Command) -> &mut Command {
+    if env::var_os("CI").is_some() {
         command.env("CARGO_INCREMENTAL", "0");
     }
-    run_cmd(&mut command)
+    command
 }
 
 /// Every bench binary: the runtime against raw wasmtime, the durable log,

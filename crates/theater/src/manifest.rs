@@ -316,7 +316,7 @@ impl Manifest {
                     .map_err(|m| error(line_of(init.span().start), m))
             })
             .transpose()?;
-        let handlers = raw
+        let handlers: Vec<HandlerEntry> = raw
             .handlers
             .into_iter()
             .map(|h| HandlerEntry {
@@ -325,6 +325,16 @@ impl Manifest {
                 config: h.config,
             })
             .collect();
+        for (index, handler) in handlers.iter().enumerate() {
+            let prefix = format!("handlers.{index}.config");
+            if let Some(key) = non_finite_number(&handler.config, &prefix) {
+                let line = lines.get(&key).copied().unwrap_or(handler.line);
+                return Err(error(
+                    Some(line),
+                    format!("`{key}` is not a finite number; give a number such as 0.5, not nan or inf"),
+                ));
+            }
+        }
         let mut located: Vec<(Option<usize>, String)> = unknown
             .into_iter()
             .map(|key| (lines.get(&key).copied(), key))
@@ -467,6 +477,25 @@ fn tables_are_tables(document: &DeTable<'_>) -> Result<(), (usize, String)> {
     Ok(())
 }
 
+/// The dotted path of the first `nan` or `inf` in `table`. No capability
+/// takes one, and an actor record keeps its manifest as JSON, which has no
+/// such numbers: the record of an actor started with one could not be read
+/// back, and a restarted runtime would resume none of its actors.
+fn non_finite_number(table: &toml::Table, prefix: &str) -> Option<String> {
+    fn check(value: &toml::Value, path: &str) -> Option<String> {
+        match value {
+            toml::Value::Float(number) if !number.is_finite() => Some(path.to_owned()),
+            toml::Value::Table(table) => non_finite_number(table, path),
+            // Keys inside an array are not located; its own key is.
+            toml::Value::Array(items) => items.iter().find_map(|item| check(item, path)),
+            _ => None,
+        }
+    }
+    table
+        .iter()
+        .find_map(|(key, value)| check(value, &format!("{prefix}.{key}")))
+}
+
 /// Turns serde's "missing field" into the manifest's vocabulary.
 fn describe_toml_error(message: &str) -> String {
     let message = message.trim();
@@ -550,6 +579,33 @@ config = { max_sleep_duration = 1000 }
             err.to_string().starts_with("/actors/x/manifest.toml"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_number_json_cannot_keep_is_refused_with_its_key_and_line() {
+        for (value, key) in [
+            ("{ ratio = nan }", "handlers.0.config.ratio"),
+            ("{ sub = { far = -inf } }", "handlers.0.config.sub.far"),
+            ("{ list = [1.0, inf] }", "handlers.0.config.list"),
+        ] {
+            let text = format!(
+                "name = \"c\"\ncomponent_path = \"c.wasm\"\n\n[[handlers]]\ntype = \"timing\"\nconfig = {value}\n"
+            );
+            let err = parse(&text).unwrap_err();
+            assert_eq!(err.line, Some(6), "{err}");
+            assert!(err.message.contains(&format!("`{key}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_parsed_manifest_reads_back_from_its_stored_form() {
+        let m = parse(
+            "name = \"c\"\ncomponent_path = \"c.wasm\"\n\n[[handlers]]\ntype = \"timing\"\nconfig = { when = 1979-05-27T07:32:00Z, ratio = 0.5, list = [1, 2.5] }\n",
+        )
+        .unwrap();
+        let stored = serde_json::to_string(&m).unwrap();
+        let back: Manifest = serde_json::from_str(&stored).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), stored);
     }
 
     #[test]

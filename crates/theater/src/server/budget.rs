@@ -20,14 +20,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub const CONNECTION_ALLOWANCE: usize = 64 * 1024;
 
 /// Bytes held for one frame; returned when dropped.
-pub(crate) type Charge = OwnedSemaphorePermit;
+pub type Charge = OwnedSemaphorePermit;
 
 /// The shared part, one per server.
-pub(crate) struct Budget {
+pub struct Budget {
     shared: Arc<Semaphore>,
 }
 
 impl Budget {
+    /// A budget lending at most `bytes` at once across all connections.
     pub fn new(bytes: usize) -> Self {
         Self {
             shared: Arc::new(Semaphore::new(bytes)),
@@ -43,8 +44,9 @@ impl Budget {
     }
 }
 
+/// What one connection may hold: its own allowance, then the shared budget.
 #[derive(Clone)]
-pub(crate) struct ConnectionBudget {
+pub struct ConnectionBudget {
     own: Arc<Semaphore>,
     shared: Arc<Semaphore>,
 }

@@ -5,23 +5,26 @@
 //! the frame's bytes are charged to the budget before they are read, so a
 //! client that announces a large frame and sends it slowly holds no more
 //! than the budget lends it, and only for the frame timeout.
+//!
+//! The reader takes any byte stream, so the same code that serves sockets
+//! can be driven from memory (the `frames` fuzz target does).
 
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::tcp::OwnedReadHalf;
 
 use super::budget::{Charge, ConnectionBudget};
 
 /// A frame read whole, with the bytes it holds of the budget.
-pub(crate) struct Frame {
+pub struct Frame {
     pub bytes: Vec<u8>,
     _charge: Charge,
 }
 
 /// Why no frame came.
 #[derive(Debug)]
-pub(crate) enum ReadError {
+pub enum ReadError {
     /// The client closed the connection between frames.
     Closed,
     /// The length prefix announced more than the limit allows.
@@ -32,15 +35,19 @@ pub(crate) enum ReadError {
     Io(std::io::Error),
 }
 
-pub(crate) struct FrameReader {
-    read: OwnedReadHalf,
+/// Reads length-prefixed frames from a client's stream (a socket's read
+/// half unless told otherwise).
+pub struct FrameReader<R = OwnedReadHalf> {
+    read: R,
     budget: ConnectionBudget,
     /// How long a frame may take once its first byte has come.
     timeout: Duration,
 }
 
-impl FrameReader {
-    pub fn new(read: OwnedReadHalf, budget: ConnectionBudget, timeout: Duration) -> Self {
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// Reads from `read`, charging each frame to `budget`; a frame begun
+    /// must be whole within `timeout`.
+    pub fn new(read: R, budget: ConnectionBudget, timeout: Duration) -> Self {
         Self {
             read,
             budget,
@@ -80,8 +87,8 @@ impl FrameReader {
         })
     }
 
-    /// The socket, for a clean close.
-    pub fn into_inner(self) -> OwnedReadHalf {
+    /// The stream, for a clean close.
+    pub fn into_inner(self) -> R {
         self.read
     }
 }

@@ -9,12 +9,12 @@
 mod budget;
 mod client;
 mod connection;
-mod frames;
+pub mod frames;
 mod limits;
 mod ops;
 pub mod protocol;
 
-pub use budget::CONNECTION_ALLOWANCE;
+pub use budget::{Budget, CONNECTION_ALLOWANCE, Charge, ConnectionBudget};
 pub use client::{Client, ClientError};
 pub use limits::{
     DEFAULT_FRAME_TIMEOUT, DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_BYTES_IN_FLIGHT,
@@ -35,7 +35,6 @@ use tokio::sync::Semaphore;
 use crate::admission::{Admission, PeerKey};
 use crate::id::ActorId;
 use crate::runtime::TheaterRuntime;
-use budget::Budget;
 
 /// Where the server listens unless told otherwise: loopback only, so
 /// nothing outside this machine can reach it.

@@ -14,6 +14,10 @@
 //!
 //! Nothing may follow the description. Every field the hash covers is kept
 //! byte for byte, so a chain read back recomputes to the same hashes.
+//!
+//! Public so tools (and the `codec` fuzz target) can read a log's stored
+//! bytes without the log; [`decode`] refuses anything [`encode`] would not
+//! have written.
 
 use serde_json::value::RawValue;
 
@@ -24,7 +28,7 @@ use crate::wasm::StateBytes;
 const VERSION: u8 = 1;
 
 /// Encodes `event` as described in the module documentation.
-pub(crate) fn encode(event: &ChainEvent) -> Vec<u8> {
+pub fn encode(event: &ChainEvent) -> Vec<u8> {
     let data = event.data.get().as_bytes();
     let mut out = Vec::with_capacity(
         1 + 32 + 33 + 4 + event.event_type.len() + 8 + data.len() + 8 + 4 + event.description.len(),
@@ -49,7 +53,7 @@ pub(crate) fn encode(event: &ChainEvent) -> Vec<u8> {
 }
 
 /// Decodes bytes written by [`encode`]; says what is wrong with anything else.
-pub(crate) fn decode(bytes: &[u8]) -> Result<ChainEvent, String> {
+pub fn decode(bytes: &[u8]) -> Result<ChainEvent, String> {
     let mut reader = Reader { bytes, at: 0 };
     let version = reader.byte("format version")?;
     if version != VERSION {
@@ -93,7 +97,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<ChainEvent, String> {
 
 /// Encodes a snapshot (its index is the table key):
 /// `u64 index ‖ hash ‖ 0x00` for no state, or `… ‖ 0x01 ‖ state bytes`.
-pub(crate) fn encode_snapshot(index: u64, hash: &Hash, state: &StateBytes) -> Vec<u8> {
+pub fn encode_snapshot(index: u64, hash: &Hash, state: &StateBytes) -> Vec<u8> {
     let bytes = state.as_deref().unwrap_or_default();
     let mut out = Vec::with_capacity(8 + 32 + 1 + bytes.len());
     out.extend_from_slice(&index.to_be_bytes());
@@ -104,7 +108,7 @@ pub(crate) fn encode_snapshot(index: u64, hash: &Hash, state: &StateBytes) -> Ve
 }
 
 /// Decodes bytes written by [`encode_snapshot`].
-pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
+pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
     let mut reader = Reader { bytes, at: 0 };
     let index = reader.u64("snapshot index")?;
     let hash = reader.hash("snapshot hash")?;

@@ -19,7 +19,7 @@
 //! `docs/durability.md` gives the guarantees, the storage layout and
 //! measured figures.
 
-mod codec;
+pub mod codec;
 mod redb_log;
 
 pub use redb_log::{
