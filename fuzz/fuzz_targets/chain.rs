@@ -89,10 +89,21 @@ fn vouches_for_actor(events: &[ChainEvent]) -> bool {
 fn round_trip(export: &ChainExport) -> String {
     let text = export.to_json();
     let back = ChainExport::from_json(&text).expect("an export reads back");
-    assert_eq!(back.verify(), Ok(()), "a verified chain failed after export and import");
-    assert!(same_events(&export.events, &back.events), "import changed an event");
+    assert_eq!(
+        back.verify(),
+        Ok(()),
+        "a verified chain failed after export and import"
+    );
+    assert!(
+        same_events(&export.events, &back.events),
+        "import changed an event"
+    );
     assert_eq!(back.actor_id, export.actor_id);
-    assert_eq!(back.first_reformatted_event(), None, "the export is not canonical");
+    assert_eq!(
+        back.first_reformatted_event(),
+        None,
+        "the export is not canonical"
+    );
     text
 }
 
@@ -142,7 +153,11 @@ fuzz_target!(|bytes: &[u8]| {
     };
     let events = build(&case.actor_id, case.links);
     let export = ChainExport::new(case.actor_id, events);
-    assert_eq!(export.verify(), Ok(()), "a freshly built chain does not verify");
+    assert_eq!(
+        export.verify(),
+        Ok(()),
+        "a freshly built chain does not verify"
+    );
     let text = round_trip(&export);
     tamper(&export, &text, case.at, case.delta);
 });

@@ -53,11 +53,18 @@ fn assert_same(a: &ChainEvent, b: &ChainEvent) {
 
 fuzz_target!(|bytes: &[u8]| {
     if let Ok(event) = codec::decode(bytes) {
-        assert_eq!(codec::encode(&event), bytes, "decode accepted bytes encode would not write");
+        assert_eq!(
+            codec::encode(&event),
+            bytes,
+            "decode accepted bytes encode would not write"
+        );
     }
     if let Ok(snapshot) = codec::decode_snapshot(bytes) {
         let again = codec::encode_snapshot(snapshot.index, &snapshot.hash, &snapshot.state);
-        assert_eq!(again, bytes, "decode_snapshot accepted bytes encode_snapshot would not write");
+        assert_eq!(
+            again, bytes,
+            "decode_snapshot accepted bytes encode_snapshot would not write"
+        );
     }
 
     let mut input = Unstructured::new(bytes);

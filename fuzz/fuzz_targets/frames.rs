@@ -47,7 +47,10 @@ fn expected(stream: &[u8], limit: usize) -> (Expected<'_>, &[u8]) {
 
 fn check_hello(frame: &[u8]) {
     if let Ok(hello) = protocol::decode_hello(frame) {
-        let again = serde_json::to_vec(&HelloFrame { hello: hello.clone() }).expect("serializes");
+        let again = serde_json::to_vec(&HelloFrame {
+            hello: hello.clone(),
+        })
+        .expect("serializes");
         assert_eq!(protocol::decode_hello(&again), Ok(hello));
     }
 }
@@ -82,45 +85,60 @@ fn check_request(frame: &[u8]) {
     }
 }
 
+thread_local! {
+    /// One for every input: starting a runtime costs more than most inputs.
+    static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a runtime starts");
+}
+
 fuzz_target!(|bytes: &[u8]| {
     // The first two bytes set the frame limit, so refusals are reached.
     let Some((limit, mut stream)) = bytes.split_first_chunk::<2>() else {
         return;
     };
     let limit = usize::from(u16::from_be_bytes(*limit)).min(MAX_FRAME_BYTES);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("a runtime starts");
     let budget = Budget::new(MAX_FRAME_BYTES).connection();
     let mut reader = FrameReader::new(stream, budget, Duration::from_secs(60));
     let mut first = true;
-    runtime.block_on(async {
-        loop {
-            let (next, rest) = expected(stream, limit);
-            stream = rest;
-            match (next, reader.next(limit).await) {
-                (Expected::Frame(body), Ok(frame)) => {
-                    assert_eq!(frame.bytes, body);
-                    if first {
-                        check_hello(&frame.bytes);
-                    } else {
-                        check_request(&frame.bytes);
+    RUNTIME.with(|runtime| {
+        runtime.block_on(async {
+            loop {
+                let (next, rest) = expected(stream, limit);
+                stream = rest;
+                match (next, reader.next(limit).await) {
+                    (Expected::Frame(body), Ok(frame)) => {
+                        assert_eq!(frame.bytes, body);
+                        if first {
+                            check_hello(&frame.bytes);
+                        } else {
+                            check_request(&frame.bytes);
+                        }
+                        first = false;
                     }
-                    first = false;
+                    (Expected::Closed, Err(ReadError::Closed)) => break,
+                    (
+                        Expected::TooLarge(want),
+                        Err(ReadError::TooLarge {
+                            announced,
+                            limit: got,
+                        }),
+                    ) => {
+                        assert_eq!((announced, got), (want, limit));
+                        break;
+                    }
+                    (Expected::CutShort, Err(ReadError::Io(e)))
+                        if e.kind() == IoErrorKind::UnexpectedEof =>
+                    {
+                        break;
+                    }
+                    (want, got) => panic!(
+                        "expected {want:?}, the reader gave {:?}",
+                        got.map(|f| f.bytes)
+                    ),
                 }
-                (Expected::Closed, Err(ReadError::Closed)) => break,
-                (Expected::TooLarge(want), Err(ReadError::TooLarge { announced, limit: got })) => {
-                    assert_eq!((announced, got), (want, limit));
-                    break;
-                }
-                (Expected::CutShort, Err(ReadError::Io(e)))
-                    if e.kind() == IoErrorKind::UnexpectedEof =>
-                {
-                    break;
-                }
-                (want, got) => panic!("expected {want:?}, the reader gave {:?}", got.map(|f| f.bytes)),
             }
-        }
+        })
     });
 });

@@ -44,13 +44,20 @@ fn check_valid(manifest: &Manifest, text: &str) {
     assert!((1..=MAX_QUEUE_CAPACITY).contains(&limits.queue_capacity));
     assert!((1..=MAX_MAX_MESSAGE_BYTES).contains(&limits.max_message_bytes));
     for handler in &manifest.handlers {
-        assert!(within(handler.line), "handler line {} of {lines}", handler.line);
+        assert!(
+            within(handler.line),
+            "handler line {} of {lines}",
+            handler.line
+        );
     }
     for (key, line) in &manifest.lines {
         assert!(within(*line), "`{key}` on line {line} of {lines}");
     }
     for warning in &manifest.warnings {
-        assert!(warning.starts_with(SOURCE), "warning without its file: {warning}");
+        assert!(
+            warning.starts_with(SOURCE),
+            "warning without its file: {warning}"
+        );
     }
     if let Some(state) = &manifest.init_state {
         serde_json::from_slice::<serde_json::Value>(state).expect("inline state is JSON");

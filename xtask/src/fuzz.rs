@@ -9,8 +9,8 @@
 use anyhow::{Context, Result, bail};
 use std::env;
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::{cargo, one_off, root, run_cmd, shown};
@@ -32,10 +32,12 @@ fn fuzz_dir() -> PathBuf {
     root().join("fuzz")
 }
 
-/// Shared with the main workspace, so the crates both build alike are
-/// built once.
+/// The fuzz workspace's own build, beside the main one, with the corpora
+/// and failing inputs of its runs (`corpus/`, `artifacts/`, `smoke/`).
 fn target_dir() -> PathBuf {
-    env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+    env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), PathBuf::from)
+        .join("fuzz")
 }
 
 /// Builds every target with coverage instrumentation; returns where the
@@ -49,7 +51,8 @@ fn build() -> Result<PathBuf> {
         .arg("--target-dir")
         .arg(&dir)
         .env("RUSTC_WRAPPER", fuzz_dir().join("sancov-rustc"));
-    run_cmd(one_off(&mut command)).context("building the fuzz targets (libFuzzer needs a C++ compiler)")?;
+    run_cmd(one_off(&mut command))
+        .context("building the fuzz targets (libFuzzer needs a C++ compiler)")?;
     Ok(dir.join("debug"))
 }
 
@@ -63,7 +66,7 @@ struct Run {
 /// what it finds to `work`.
 fn fuzz(bin: &Path, target: &str, seconds: u64, work: &Path, quiet: bool) -> Result<Run> {
     let seeds = fuzz_dir().join("corpus").join(target);
-    let artifacts = target_dir().join("fuzz").join("artifacts").join(target);
+    let artifacts = target_dir().join("artifacts").join(target);
     fs::create_dir_all(work)?;
     fs::create_dir_all(&artifacts)?;
     let mut command = Command::new(bin.join(target));
@@ -128,7 +131,7 @@ pub fn smoke() -> Result<()> {
     for target in TARGETS {
         // A fresh work corpus each time: the run starts from the fixed
         // seeds alone.
-        let work = target_dir().join("fuzz").join("smoke").join(target);
+        let work = target_dir().join("smoke").join(target);
         if work.exists() {
             fs::remove_dir_all(&work)?;
         }
@@ -161,7 +164,7 @@ pub fn long(args: &[String]) -> Result<()> {
         bail!("no fuzz target `{target}`\n{}", usage());
     }
     let bin = build()?;
-    let work = target_dir().join("fuzz").join("corpus").join(target);
+    let work = target_dir().join("corpus").join(target);
     let run = fuzz(&bin, target, seconds, &work, false)?;
     report(target, &run);
     Ok(())

@@ -331,7 +331,9 @@ impl Manifest {
                 let line = lines.get(&key).copied().unwrap_or(handler.line);
                 return Err(error(
                     Some(line),
-                    format!("`{key}` is not a finite number; give a number such as 0.5, not nan or inf"),
+                    format!(
+                        "`{key}` is not a finite number; give a number such as 0.5, not nan or inf"
+                    ),
                 ));
             }
         }
