@@ -36,10 +36,12 @@ struct Case {
     delta: u8,
 }
 
+/// `text` as the runtime writes event data: compact JSON, or a JSON string
+/// when it is not JSON.
 fn json_of(text: &str) -> Box<RawValue> {
-    match RawValue::from_string(text.to_owned()) {
-        Ok(raw) if raw.get() == text => raw,
-        _ => serde_json::value::to_raw_value(text).expect("strings serialize"),
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value) => record::encode(&value),
+        Err(_) => record::encode(&text),
     }
 }
 
@@ -99,11 +101,6 @@ fn round_trip(export: &ChainExport) -> String {
         "import changed an event"
     );
     assert_eq!(back.actor_id, export.actor_id);
-    assert_eq!(
-        back.first_reformatted_event(),
-        None,
-        "the export is not canonical"
-    );
     text
 }
 
@@ -159,5 +156,10 @@ fuzz_target!(|bytes: &[u8]| {
         "a freshly built chain does not verify"
     );
     let text = round_trip(&export);
+    assert_eq!(
+        export.first_reformatted_event(),
+        None,
+        "runtime data counted as reformatted"
+    );
     tamper(&export, &text, case.at, case.delta);
 });

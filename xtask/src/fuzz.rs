@@ -32,12 +32,14 @@ fn fuzz_dir() -> PathBuf {
     root().join("fuzz")
 }
 
-/// The fuzz workspace's own build, beside the main one, with the corpora
-/// and failing inputs of its runs (`corpus/`, `artifacts/`, `smoke/`).
+/// The fuzz workspace's own build (`fuzz/target`, or `fuzz` in
+/// `CARGO_TARGET_DIR`), with the corpora and failing inputs of its runs
+/// (`corpus/`, `artifacts/`, `smoke/`).
 fn target_dir() -> PathBuf {
-    env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root().join("target"), PathBuf::from)
-        .join("fuzz")
+    env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || fuzz_dir().join("target"),
+        |dir| PathBuf::from(dir).join("fuzz"),
+    )
 }
 
 /// Builds every target with coverage instrumentation; returns where the
