@@ -28,6 +28,7 @@ const WASIP2_ACTORS: &[&str] = &[
     "http-hello",
     "ws-echo",
     "http-probe",
+    "oversize",
 ];
 
 /// Actors built for `wasm32-unknown-unknown` (no WASI) and then componentized here.

@@ -4,3 +4,5 @@
 
 #[path = "../it/common/mod.rs"]
 mod common;
+
+mod neighbours;
