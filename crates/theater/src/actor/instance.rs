@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
+use wasmtime::Store;
 use wasmtime::component::Func;
-use wasmtime::{Store, UpdateDeadline};
 
 use super::ActorStore;
 use crate::error::SpawnError;
@@ -47,8 +47,8 @@ impl ActorInstance {
         let limit_ms = template.limits.call_timeout_ms;
         store.epoch_deadline_callback(move |ctx| {
             ctx.data().check_deadline(limit_ms)?;
-            // Still within budget: let other actors run, then continue.
-            Ok(UpdateDeadline::Yield(1))
+            // Still within budget: let other actors and the I/O run, then continue.
+            Ok(crate::wasm::yield_to_others())
         });
         arm_deadline(&mut store, template.call_timeout());
         let instance = template
