@@ -60,6 +60,7 @@ fn main() {
             let actor = runtime.spawn(&looper).await.expect("looper spawns");
             runtime
                 .send(None, actor.id(), b"spin".to_vec())
+                .await
                 .expect("the looper takes its message");
         }
     });

@@ -22,6 +22,20 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// Default cap on one message delivered to an actor (send, request, channel
 /// message). Guards the receiver against a sender that floods its memory.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Default cap on the state a call leaves behind. Guards the host's memory
+/// and disk against an actor that grows its state without bound: every
+/// call hands the state to the actor and back, and a changed state is
+/// written to the chain database.
+pub const DEFAULT_MAX_STATE_BYTES: usize = 8 * 1024 * 1024;
+/// Default cap on a call's result as its chain event records it (JSON, in
+/// which a byte list takes up to four bytes per byte) and on the message of
+/// an `Err`. Guards the chain database and the callers against an actor that
+/// answers without bound.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 16 * 1024 * 1024;
+/// Largest state cap a manifest may ask for.
+pub const MAX_STATE_BYTES: usize = 1 << 30;
+/// Largest result cap a manifest may ask for.
+pub const MAX_RESULT_BYTES: usize = 1 << 30;
 /// Largest linear memory a manifest may allow: all a 32-bit guest can address.
 pub const MAX_MEMORY_MB: u64 = 4096;
 /// Largest queue a manifest may ask for.
@@ -64,6 +78,8 @@ pub struct Limits {
     pub call_timeout_ms: u64,
     pub queue_capacity: usize,
     pub max_message_bytes: usize,
+    pub max_state_bytes: usize,
+    pub max_result_bytes: usize,
 }
 
 impl Default for Limits {
@@ -73,6 +89,8 @@ impl Default for Limits {
             call_timeout_ms: DEFAULT_CALL_TIMEOUT_MS,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_state_bytes: DEFAULT_MAX_STATE_BYTES,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
         }
     }
 }
@@ -242,6 +260,16 @@ fn validate_limits(limits: &Limits) -> Result<(), String> {
     if limits.max_message_bytes == 0 {
         return Err("`limits.max_message_bytes` must be at least 1".into());
     }
+    if !(1..=MAX_STATE_BYTES).contains(&limits.max_state_bytes) {
+        return Err(format!(
+            "`limits.max_state_bytes` must be between 1 and {MAX_STATE_BYTES}"
+        ));
+    }
+    if !(1..=MAX_RESULT_BYTES).contains(&limits.max_result_bytes) {
+        return Err(format!(
+            "`limits.max_result_bytes` must be between 1 and {MAX_RESULT_BYTES}"
+        ));
+    }
     if !(1..=MAX_QUEUE_CAPACITY).contains(&limits.queue_capacity) {
         return Err(format!(
             "`limits.queue_capacity` must be between 1 and {MAX_QUEUE_CAPACITY}"
@@ -388,6 +416,27 @@ config = { max_sleep_duration = 1000 }
             parse("name = \"c\"\ncomponent_path = \"c.wasm\"\n[limits]\nqueue_capacity = 0\n")
                 .unwrap_err();
         assert!(err.to_string().contains("queue_capacity"), "{err}");
+    }
+
+    #[test]
+    fn state_and_result_caps_are_limits() {
+        let m = parse("name = \"c\"\ncomponent_path = \"c.wasm\"\n[limits]\nmax_state_bytes = 1000\nmax_result_bytes = 2000\n").unwrap();
+        assert_eq!(
+            (m.limits.max_state_bytes, m.limits.max_result_bytes),
+            (1000, 2000)
+        );
+        let m = parse("name = \"c\"\ncomponent_path = \"c.wasm\"\n").unwrap();
+        assert_eq!(m.limits.max_state_bytes, DEFAULT_MAX_STATE_BYTES);
+        let err =
+            parse("name = \"c\"\ncomponent_path = \"c.wasm\"\n[limits]\nmax_state_bytes = 0\n")
+                .unwrap_err();
+        assert!(err.to_string().contains("max_state_bytes"), "{err}");
+        let err = parse(&format!(
+            "name = \"c\"\ncomponent_path = \"c.wasm\"\n[limits]\nmax_result_bytes = {}\n",
+            MAX_RESULT_BYTES + 1
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("max_result_bytes"), "{err}");
     }
 
     #[test]

@@ -92,18 +92,24 @@ impl ActorInstance {
         names.join(", ")
     }
 
-    /// Calls a bound export under the time limit. `None` if not exported.
+    /// Calls a bound export under the time limit and the cap on its result.
+    /// `None` if not exported.
     pub async fn call(
         &mut self,
         function: &str,
         state: StateBytes,
         params: &RawValue,
-        timeout: Duration,
+        limits: &Limits,
     ) -> Option<Called> {
         let slot = self.exports.slot(function)?;
         let export = self.bound[slot].as_ref()?;
-        arm_deadline(&mut self.store, timeout);
-        let outcome = export.call(&mut self.store, state, params).await;
+        arm_deadline(
+            &mut self.store,
+            Duration::from_millis(limits.call_timeout_ms),
+        );
+        let outcome = export
+            .call(&mut self.store, state, params, limits.max_result_bytes)
+            .await;
         Some(Called {
             outcome,
             redact: self.exports.spec(slot).redact,

@@ -38,17 +38,21 @@ pub struct StateDigest {
 
 impl StateDigest {
     pub fn of(state: &Option<Vec<u8>>) -> Option<Self> {
-        state.as_ref().map(|bytes| {
-            // `encode_to_slice` skips `hex::encode`'s per-byte iterator: this
-            // runs on every call.
-            let mut text = [0u8; 64];
-            hex::encode_to_slice(Sha256::digest(bytes), &mut text)
-                .expect("32 bytes make 64 hex digits");
-            Self {
-                sha256: std::str::from_utf8(&text).expect("hex is ASCII").to_owned(),
-                size: bytes.len(),
-            }
-        })
+        state
+            .as_ref()
+            .map(|bytes| Self::new(&Sha256::digest(bytes).into(), bytes.len()))
+    }
+
+    /// The digest of a state whose SHA-256 is already known.
+    pub fn new(sha256: &[u8; 32], size: usize) -> Self {
+        // `encode_to_slice` skips `hex::encode`'s per-byte iterator: this
+        // runs on every call.
+        let mut text = [0u8; 64];
+        hex::encode_to_slice(sha256, &mut text).expect("32 bytes make 64 hex digits");
+        Self {
+            sha256: std::str::from_utf8(&text).expect("hex is ASCII").to_owned(),
+            size,
+        }
     }
 }
 

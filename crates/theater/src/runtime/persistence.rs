@@ -48,13 +48,12 @@ impl TheaterRuntime {
         &self,
         roots: impl Fn(&SavedActor) -> bool,
     ) -> Result<ResumeReport, LogError> {
-        let saved: Vec<SavedActor> = self
-            .inner
-            .log
-            .saved_actors()?
+        let (saved, stopped): (Vec<SavedActor>, Vec<SavedActor>) = self
+            .read_log(|log| log.saved_actors())
+            .await?
             .into_iter()
-            .filter(|actor| actor.record.running)
-            .collect();
+            .partition(|actor| actor.record.running);
+        self.drop_stale_inboxes(&stopped).await?;
         let mut children: HashMap<ActorId, Vec<&SavedActor>> = HashMap::new();
         for actor in &saved {
             if let Some(parent) = actor.record.parent {
@@ -106,7 +105,36 @@ impl TheaterRuntime {
             }
             generation = next;
         }
+        for id in &report.resumed {
+            self.redeliver(*id).await?;
+        }
         Ok(report)
+    }
+
+    /// Queues again, oldest first, the messages `id` accepted before the
+    /// runtime stopped and did not run: each leaves the inbox with the
+    /// event of its call.
+    async fn redeliver(&self, id: ActorId) -> Result<(), LogError> {
+        let inbox = self.read_log(move |log| log.inbox(&id)).await?;
+        if let (Ok(handle), false) = (self.actor(id), inbox.is_empty()) {
+            tracing::info!(actor = %id, messages = inbox.len(), "running accepted messages");
+            for (number, message) in inbox {
+                handle.redeliver(number, message).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Empties the inboxes of actors that are not running: a message
+    /// accepted while such an actor was being stopped can never run.
+    async fn drop_stale_inboxes(&self, stopped: &[SavedActor]) -> Result<(), LogError> {
+        for actor in stopped {
+            let id = actor.id;
+            if !self.read_log(move |log| log.inbox(&id)).await?.is_empty() {
+                self.inner.log.set_running(&id, false).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn resume_one(
@@ -172,7 +200,7 @@ impl TheaterRuntime {
     /// Starts a new actor from the state `actor` had at event `at`, from the
     /// same manifest; its first event names that actor and event.
     pub async fn fork(&self, actor: ActorId, at: Hash) -> Result<ActorHandle, HistoryError> {
-        let saved = self.saved_actor(actor)?;
+        let saved = self.saved_actor(actor).await?;
         let (_, state) = self.state_at(&saved, at).await?;
         let options = SpawnOptions {
             state: Some(state),
@@ -190,7 +218,7 @@ impl TheaterRuntime {
     /// that event's hash.
     pub async fn revert(&self, actor: ActorId, to: Hash) -> Result<Hash, HistoryError> {
         let handle = self.actor(actor)?;
-        let saved = self.saved_actor(actor)?;
+        let saved = self.saved_actor(actor).await?;
         let (index, state) = self.state_at(&saved, to).await?;
         Ok(handle.revert(to, index as u64, state).await?)
     }
@@ -199,12 +227,11 @@ impl TheaterRuntime {
     /// first event left, checking that every call leaves the state its
     /// chain recorded (see [`crate::replay`]).
     pub async fn replay(&self, actor: ActorId) -> Result<ReplayReport, HistoryError> {
-        let saved = self.saved_actor(actor)?;
-        let events = self.chain(actor)?;
+        let saved = self.saved_actor(actor).await?;
+        let events = self.chain_from(actor, 0).await?;
         let first = self
-            .inner
-            .log
-            .snapshot(&actor, 0)?
+            .read_log(move |log| log.snapshot(&actor, 0))
+            .await?
             .ok_or_else(|| HistoryError::NoState {
                 actor,
                 index: 0,
@@ -241,10 +268,9 @@ impl TheaterRuntime {
             .map_err(|e| no_state(e.to_string()))
     }
 
-    fn saved_actor(&self, actor: ActorId) -> Result<SavedActor, HistoryError> {
-        self.saved_actors()?
-            .into_iter()
-            .find(|saved| saved.id == actor)
+    async fn saved_actor(&self, actor: ActorId) -> Result<SavedActor, HistoryError> {
+        self.read_log(move |log| log.saved_actor(&actor))
+            .await?
             .ok_or(HistoryError::UnknownActor(actor))
     }
 
@@ -256,7 +282,7 @@ impl TheaterRuntime {
         at: Hash,
     ) -> Result<(usize, StateBytes), HistoryError> {
         let actor = saved.id;
-        let events = self.chain(actor)?;
+        let events = self.chain_from(actor, 0).await?;
         let index = events
             .iter()
             .position(|event| event.hash == at)
@@ -275,9 +301,8 @@ impl TheaterRuntime {
             return Ok((index, latest.state.clone()));
         }
         let snapshot = self
-            .inner
-            .log
-            .snapshot(&actor, index as u64)?
+            .read_log(move |log| log.snapshot(&actor, index as u64))
+            .await?
             .ok_or_else(|| no_state("the log holds no state at or before it".to_owned()))?;
         if snapshot.index as usize == index {
             return Ok((index, snapshot.state));

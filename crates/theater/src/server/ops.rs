@@ -11,7 +11,7 @@ use super::connection::{After, Connection};
 use super::protocol::{ErrorBody, ErrorKind, Op, Payload, put_bytes};
 use super::{DEFAULT_REQUEST_TIMEOUT, MAX_REQUEST_TIMEOUT, Started};
 use crate::actor::{ActorHandle, now_ms};
-use crate::chain::ChainEvent;
+use crate::chain::{ChainEvent, Hash};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
 use crate::manifest::Manifest;
@@ -37,10 +37,6 @@ fn actor_error(e: ActorError) -> ErrorBody {
 
 fn spawn_error(e: SpawnError) -> ErrorBody {
     ErrorBody::new(ErrorKind::SpawnFailed, e.to_string())
-}
-
-fn hash_hex(event: Option<&ChainEvent>) -> Value {
-    event.map_or(Value::Null, |e| hex::encode(e.hash).into())
 }
 
 fn timeout(ms: Option<u64>) -> Duration {
@@ -85,27 +81,28 @@ impl Connection {
                 Ok(Value::Object(answer))
             }
             Op::Events { actor, limit } => {
-                let id = self.any_actor(&actor)?;
-                let events = self.chain(id)?;
-                let total = events.len();
-                let start = limit.map_or(0, |limit| total.saturating_sub(limit));
+                let id = self.any_actor(&actor).await?;
+                // Only the events asked for are read, off the runtime's threads.
+                let total = self.head(id).await?.map_or(0, |(events, _)| events);
+                let start = limit.map_or(0, |limit| total.saturating_sub(limit as u64));
+                let events = self.chain_from(id, start).await?;
                 Ok(json!({
                     "actor": id.to_string(),
-                    "total": total,
+                    "total": start + events.len() as u64,
                     "start": start,
-                    "events": &events[start..],
+                    "events": events,
                 }))
             }
             Op::Verify { actor } => {
-                let id = self.any_actor(&actor)?;
-                let events = self.chain(id)?;
+                let id = self.any_actor(&actor).await?;
+                let head = self.head(id).await?;
                 let mut answer = json!({
                     "actor": id.to_string(),
-                    "events": events.len(),
-                    "head": hash_hex(events.last()),
+                    "events": head.map_or(0, |(events, _)| events),
+                    "head": head.map(|(_, hash)| hex::encode(hash)),
                 });
                 // Read back from where the log keeps it, states included.
-                match self.shared.runtime.verify(id) {
+                match self.shared.runtime.verify(id).await {
                     Ok(()) => answer["verified"] = true.into(),
                     Err(failure) => {
                         answer["verified"] = false.into();
@@ -117,13 +114,16 @@ impl Connection {
                 }
                 Ok(answer)
             }
-            Op::Inspect { actor } => self.inspect(&actor),
+            Op::Inspect { actor } => self.inspect(&actor).await,
             Op::Send { actor, payload: p } => {
                 let handle = self.running(&actor)?;
                 let message = payload(&p)?;
+                // Answered only once the message is kept: `queued` means it
+                // runs once, whatever happens to this process.
                 self.shared
                     .runtime
                     .send(None, handle.id(), message)
+                    .await
                     .map_err(actor_error)?;
                 Ok(json!({ "actor": handle.id().to_string(), "queued": true }))
             }
@@ -314,10 +314,10 @@ impl Connection {
         json!({ "actors": actors })
     }
 
-    fn inspect(&self, actor: &str) -> Answer {
+    async fn inspect(&self, actor: &str) -> Answer {
         let handle = self.running(actor)?;
         let id = handle.id();
-        let events = self.chain(id)?;
+        let head = self.head(id).await?;
         let started = self
             .shared
             .started
@@ -348,16 +348,27 @@ impl Connection {
                 "queue_full": load(&counters.queue_full),
             },
             "chain": {
-                "events": events.len(),
-                "head": hash_hex(events.last()),
+                "events": head.map_or(0, |(events, _)| events),
+                "head": head.map(|(_, hash)| hex::encode(hash)),
             },
         }))
     }
 
-    fn chain(&self, id: ActorId) -> Result<Vec<ChainEvent>, ErrorBody> {
+    /// `id`'s chain from index `start` on.
+    async fn chain_from(&self, id: ActorId, start: u64) -> Result<Vec<ChainEvent>, ErrorBody> {
         self.shared
             .runtime
-            .chain(id)
+            .chain_from(id, start)
+            .await
+            .map_err(|e| ErrorBody::new(ErrorKind::Internal, format!("reading the chain: {e}")))
+    }
+
+    /// How many events `id`'s chain has, and the newest one's hash.
+    async fn head(&self, id: ActorId) -> Result<Option<(u64, Hash)>, ErrorBody> {
+        self.shared
+            .runtime
+            .chain_head(id)
+            .await
             .map_err(|e| ErrorBody::new(ErrorKind::Internal, format!("reading the chain: {e}")))
     }
 
@@ -387,26 +398,26 @@ impl Connection {
 
     /// A running actor or, by full id, any actor whose chain the log may
     /// hold; by prefix, one the log knows.
-    fn any_actor(&self, text: &str) -> Result<ActorId, ErrorBody> {
+    async fn any_actor(&self, text: &str) -> Result<ActorId, ErrorBody> {
         if let Ok(id) = text.trim().parse::<ActorId>() {
             // A full id names a chain even if this server never saw the actor.
             return Ok(id);
         }
-        self.known(text)
+        self.known(text).await
     }
 
     /// An actor by full id or unambiguous prefix: among the running ones,
     /// then among every actor the log knows, stopped ones too.
-    fn known(&self, text: &str) -> Result<ActorId, ErrorBody> {
+    async fn known(&self, text: &str) -> Result<ActorId, ErrorBody> {
         let runtime = &self.shared.runtime;
         match resolve(text, &runtime.actor_ids()) {
             Err(e) if e.kind == ErrorKind::UnknownActor => {}
             found => return found,
         }
-        let saved = runtime
-            .saved_actors()
+        let ids = runtime
+            .saved_ids()
+            .await
             .map_err(|e| ErrorBody::new(ErrorKind::Internal, format!("reading the log: {e}")))?;
-        let ids: Vec<ActorId> = saved.iter().map(|saved| saved.id).collect();
         resolve(text, &ids).map_err(|e| match e.kind {
             ErrorKind::UnknownActor => ErrorBody::new(
                 ErrorKind::UnknownActor,

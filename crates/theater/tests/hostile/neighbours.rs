@@ -36,7 +36,10 @@ async fn a_neighbour_keeps_answering_over_the_network_while_four_actors_spin() {
     let looper = manifest_for("infinite-loop", LOOPER);
     for _ in 0..LOOPERS {
         let actor = runtime.spawn(&looper).await.unwrap();
-        runtime.send(None, actor.id(), b"spin".to_vec()).unwrap();
+        runtime
+            .send(None, actor.id(), b"spin".to_vec())
+            .await
+            .unwrap();
     }
 
     // The client runs on its own thread, as a real one would.
