@@ -23,6 +23,11 @@ use crate::manifest::Limits;
 use crate::runtime::{ChildEvent, Decision, WeakRuntime};
 use crate::wasm::{CallFailure, CallOutput, StateBytes};
 
+/// Longest `Err` message of an actor kept whole; the rest is cut. Guards
+/// the chain database and callers against an actor that fails with
+/// messages without bound: they are meant for people.
+pub const MAX_ERROR_BYTES: usize = 64 * 1024;
+
 /// How an actor's chain begins or goes on when its task starts.
 pub(crate) enum Start {
     /// A new chain: its first event is `actor-init`, naming the actor and
@@ -415,16 +420,14 @@ fn within_state_cap(output: CallOutput, limits: &Limits) -> Result<CallOutput, C
     }
 }
 
-/// An actor's `Err` message, cut to the actor's `max_result_bytes`: it is
-/// recorded in the chain and handed to the caller like a result.
-fn capped_message(mut message: String, limit: usize) -> String {
-    if message.len() > limit {
-        let keep = message.floor_char_boundary(limit);
+/// An actor's `Err` message, cut to [`MAX_ERROR_BYTES`]: it is recorded in
+/// the chain and handed to the caller.
+fn capped_message(mut message: String) -> String {
+    if message.len() > MAX_ERROR_BYTES {
+        let keep = message.floor_char_boundary(MAX_ERROR_BYTES);
         let cut = message.len() - keep;
         message.truncate(keep);
-        message.push_str(&format!(
-            "… ({cut} more bytes cut: `limits.max_result_bytes`)"
-        ));
+        message.push_str(&format!("… ({cut} more bytes cut)"));
     }
     message
 }
@@ -436,7 +439,7 @@ fn failure_to_error(function: &str, failure: CallFailure, template: &ActorTempla
         CallFailure::BadParams(reason) => ActorError::BadParams { function, reason },
         CallFailure::Actor(message) => ActorError::Failed {
             function,
-            message: capped_message(message, limits.max_result_bytes),
+            message: capped_message(message),
         },
         CallFailure::StateTooLarge(size) => ActorError::StateTooLarge {
             function,

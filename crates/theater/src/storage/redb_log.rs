@@ -118,6 +118,10 @@ pub struct LogStats {
     pub syncs: u64,
     /// Most requests committed in one transaction.
     pub largest_batch: u64,
+    /// States written: a state already stored is not written again.
+    pub states_written: u64,
+    /// Their bytes.
+    pub state_bytes_written: u64,
 }
 
 impl LogStats {
@@ -308,6 +312,8 @@ struct Shared {
     commits: AtomicU64,
     syncs: AtomicU64,
     largest_batch: AtomicU64,
+    states_written: AtomicU64,
+    state_bytes_written: AtomicU64,
     /// The number the next accepted message gets in its actor's inbox.
     next_accepted: AtomicU64,
 }
@@ -376,6 +382,8 @@ impl RedbEventLog {
             commits: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             largest_batch: AtomicU64::new(0),
+            states_written: AtomicU64::new(0),
+            state_bytes_written: AtomicU64::new(0),
             next_accepted: AtomicU64::new(next_accepted),
         });
         let (queue, requests) = mpsc::channel();
@@ -414,6 +422,8 @@ impl RedbEventLog {
             commits: s.commits.load(Ordering::Relaxed),
             syncs: s.syncs.load(Ordering::Relaxed),
             largest_batch: s.largest_batch.load(Ordering::Relaxed),
+            states_written: s.states_written.load(Ordering::Relaxed),
+            state_bytes_written: s.state_bytes_written.load(Ordering::Relaxed),
         }
     }
 
@@ -1343,8 +1353,14 @@ impl Writer {
             | Request::Sync { reply } => reply,
         });
         match result {
-            Ok((outcomes, stored)) => {
+            Ok((outcomes, stored, written)) => {
                 shared.events.fetch_add(stored, Ordering::Relaxed);
+                shared
+                    .states_written
+                    .fetch_add(written.states, Ordering::Relaxed);
+                shared
+                    .state_bytes_written
+                    .fetch_add(written.bytes, Ordering::Relaxed);
                 shared.commits.fetch_add(1, Ordering::Relaxed);
                 shared
                     .largest_batch
@@ -1370,15 +1386,15 @@ impl Writer {
     }
 }
 
-/// One transaction for the whole batch. Returns each request's outcome and
-/// how many events were stored; `Err` if the transaction failed, in which
-/// case nothing of the batch was stored.
+/// One transaction for the whole batch. Returns each request's outcome,
+/// how many events were stored and what states were written; `Err` if the
+/// transaction failed, in which case nothing of the batch was stored.
 fn write_batch(
     shared: &Shared,
     batch: &[Request],
     sync: bool,
     snapshot_every: u64,
-) -> Result<(Vec<Result<(), String>>, u64), StorageError> {
+) -> Result<(Vec<Result<(), String>>, u64, Written), StorageError> {
     let path = &shared.path;
     let mut tx: WriteTransaction = shared.db.begin_write().map_err(failed(path))?;
     let durability = if sync {
@@ -1389,11 +1405,13 @@ fn write_batch(
     tx.set_durability(durability).map_err(failed(path))?;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut stored = 0;
+    let mut written = Written::default();
     {
         let mut events = tx.open_table(EVENTS).map_err(failed(path))?;
         let mut heads = tx.open_table(HEADS).map_err(failed(path))?;
         let mut kept = KeptStates::open(&tx, path)?;
         let mut inbox = tx.open_table(INBOX).map_err(failed(path))?;
+        let written = &mut written;
         let mut actors = tx.open_table(ACTORS).map_err(failed(path))?;
         // Heads changed by this batch, written once at the end.
         let mut moved: HashMap<[u8; 16], (u64, Hash)> = HashMap::new();
@@ -1428,14 +1446,14 @@ fn write_batch(
                                 hash: *hash,
                                 sha256: state.sha256(),
                             };
-                            kept.keep_newest(*actor, &at, state)?;
+                            kept.keep_newest(*actor, &at, state, written)?;
                             if snapshot_due(
                                 *always,
                                 count,
                                 kept.last_snapshot(*actor)?,
                                 snapshot_every,
                             ) {
-                                kept.snapshot(*actor, &at, state)?;
+                                kept.snapshot(*actor, &at, state, written)?;
                             }
                         }
                         if let Some(number) = delivered {
@@ -1525,7 +1543,14 @@ fn write_batch(
         }
     }
     tx.commit().map_err(failed(path))?;
-    Ok((outcomes, stored))
+    Ok((outcomes, stored, written))
+}
+
+/// States a batch wrote (not those it found stored already).
+#[derive(Default)]
+struct Written {
+    states: u64,
+    bytes: u64,
 }
 
 /// The writer's side of kept states: the references to them, and the
@@ -1557,6 +1582,7 @@ impl<'tx> KeptStates<'tx> {
         actor: [u8; 16],
         at: &StateRef,
         state: &KeptState,
+        written: &mut Written,
     ) -> Result<(), StorageError> {
         let path = self.path;
         let before = self
@@ -1566,7 +1592,7 @@ impl<'tx> KeptStates<'tx> {
             .and_then(|old| codec::decode_state_ref(old.value()).ok())
             .and_then(|old| old.sha256);
         if before != at.sha256 {
-            self.add_ref(state)?;
+            self.add_ref(state, written)?;
             self.drop_ref(before)?;
         }
         self.newest
@@ -1594,15 +1620,16 @@ impl<'tx> KeptStates<'tx> {
         actor: [u8; 16],
         at: &StateRef,
         state: &KeptState,
+        written: &mut Written,
     ) -> Result<(), StorageError> {
         self.snapshots
             .insert((actor, at.index), codec::encode_state_ref(at).as_slice())
             .map_err(failed(self.path))?;
-        self.add_ref(state)
+        self.add_ref(state, written)
     }
 
     /// One more reference to `state`: stored if it is the first.
-    fn add_ref(&mut self, state: &KeptState) -> Result<(), StorageError> {
+    fn add_ref(&mut self, state: &KeptState, written: &mut Written) -> Result<(), StorageError> {
         let path = self.path;
         let Some(sha256) = state.sha256() else {
             return Ok(());
@@ -1615,6 +1642,8 @@ impl<'tx> KeptStates<'tx> {
         if count == 0 {
             let bytes = state.state().as_deref().unwrap_or_default();
             self.blobs.insert(sha256, bytes).map_err(failed(path))?;
+            written.states += 1;
+            written.bytes += bytes.len() as u64;
         }
         self.refs.insert(sha256, count + 1).map_err(failed(path))?;
         Ok(())
@@ -1665,7 +1694,7 @@ fn migrate_inline_states(tx: &WriteTransaction, path: &Path) -> Result<(), Stora
         kept.newest
             .insert(actor, codec::encode_state_ref(&at).as_slice())
             .map_err(failed(path))?;
-        kept.add_ref(&state)?;
+        kept.add_ref(&state, &mut Written::default())?;
     }
     let mut snapshots = Vec::new();
     for row in kept.snapshots.iter().map_err(failed(path))? {
@@ -1680,7 +1709,7 @@ fn migrate_inline_states(tx: &WriteTransaction, path: &Path) -> Result<(), Stora
             hash: snapshot.hash,
             sha256: state.sha256(),
         };
-        kept.snapshot(actor, &at, &state)?;
+        kept.snapshot(actor, &at, &state, &mut Written::default())?;
     }
     Ok(())
 }
@@ -2105,6 +2134,94 @@ mod tests {
         assert_eq!(log.verify_all().unwrap_err().damaged_chains().len(), 1);
         let failure = EventLog::verify(&log, &actor).unwrap_err();
         assert_eq!(failure.first_bad_event, Some(64));
+    }
+
+    #[tokio::test]
+    async fn each_state_is_stored_once_and_removed_when_nothing_names_it() {
+        let (_dir, path) = temp_db();
+        let log = RedbEventLog::open(&path).unwrap();
+        let state = |text: &str| Some(text.as_bytes().to_vec());
+        let (a, b) = (ActorId::new(), ActorId::new());
+        let mut head = None;
+        for text in ["one", "one", "one", "two", "two", "three"] {
+            let event = transition(head, &state(text));
+            head = Some(event.hash);
+            append_state(&log, &a, event, state(text)).await;
+        }
+        append_state(&log, &b, transition(None, &state("three")), state("three")).await;
+        // "one" (kept by the snapshot of event 0), "two" and "three" were
+        // each written once; "two" is gone, named by nothing.
+        let stats = log.stats();
+        assert_eq!((stats.states_written, stats.state_bytes_written), (3, 11));
+        let tx = log.shared.db.begin_read().unwrap();
+        let blobs = tx.open_table(STATE_BLOBS).unwrap();
+        let stored: Vec<Vec<u8>> = blobs
+            .iter()
+            .unwrap()
+            .map(|row| row.unwrap().1.value().to_vec())
+            .collect();
+        assert_eq!(stored.len(), 2);
+        assert!(stored.contains(&b"one".to_vec()) && stored.contains(&b"three".to_vec()));
+        let refs = tx.open_table(STATE_REFS).unwrap();
+        let three: Hash = Sha256::digest(b"three").into();
+        assert_eq!(refs.get(three).unwrap().unwrap().value(), 3);
+        assert_eq!(log.verify_all().unwrap().events, 7);
+        assert_eq!(
+            log.stored_snapshot(&a, 5).unwrap().unwrap().state,
+            state("one")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_database_of_layout_1_is_converted_on_open() {
+        let (_dir, path) = temp_db();
+        let actor = ActorId::new();
+        let state = Some(b"{\"count\":1}".to_vec());
+        let event = transition(None, &state);
+        {
+            let log = RedbEventLog::open(&path).unwrap();
+            log.append(&actor, event.clone()).await.unwrap();
+        }
+        // What layout 1 wrote: the state inline, in both tables.
+        let mut inline = 0u64.to_be_bytes().to_vec();
+        inline.extend_from_slice(&event.hash);
+        inline.push(1);
+        inline.extend_from_slice(state.as_deref().unwrap());
+        {
+            let db = Database::open(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert("format", 1).unwrap();
+            tx.open_table(STATES)
+                .unwrap()
+                .insert(key_of(&actor), inline.as_slice())
+                .unwrap();
+            tx.open_table(SNAPSHOTS)
+                .unwrap()
+                .insert((key_of(&actor), 0), inline.as_slice())
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let log = RedbEventLog::open(&path).unwrap();
+        assert_eq!(log.verify_all().unwrap().events, 1);
+        assert_eq!(
+            log.stored_snapshot(&actor, 0).unwrap().unwrap().state,
+            state
+        );
+        drop(log);
+        let db = Database::open(&path).unwrap();
+        let tx = db.begin_read().unwrap();
+        let format = tx
+            .open_table(META)
+            .unwrap()
+            .get("format")
+            .unwrap()
+            .unwrap()
+            .value();
+        assert_eq!(format, FORMAT);
+        assert_eq!(
+            tx.open_table(STATE_BLOBS).unwrap().iter().unwrap().count(),
+            1
+        );
     }
 
     #[tokio::test]

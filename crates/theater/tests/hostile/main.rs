@@ -6,3 +6,4 @@
 mod common;
 
 mod neighbours;
+mod oversize;
