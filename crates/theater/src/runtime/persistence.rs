@@ -29,6 +29,8 @@ pub struct ResumeReport {
     /// Actors that could not be resumed, with why; they stay marked as
     /// running, so a later resume tries again.
     pub failed: Vec<(ActorId, String)>,
+    /// Messages the resumed actors had accepted and not run, queued again.
+    pub redelivered: usize,
 }
 
 impl TheaterRuntime {
@@ -106,23 +108,24 @@ impl TheaterRuntime {
             generation = next;
         }
         for id in &report.resumed {
-            self.redeliver(*id).await?;
+            report.redelivered += self.redeliver(*id).await?;
         }
         Ok(report)
     }
 
     /// Queues again, oldest first, the messages `id` accepted before the
     /// runtime stopped and did not run: each leaves the inbox with the
-    /// event of its call.
-    async fn redeliver(&self, id: ActorId) -> Result<(), LogError> {
+    /// event of its call. Returns how many.
+    async fn redeliver(&self, id: ActorId) -> Result<usize, LogError> {
         let inbox = self.read_log(move |log| log.inbox(&id)).await?;
-        if let (Ok(handle), false) = (self.actor(id), inbox.is_empty()) {
-            tracing::info!(actor = %id, messages = inbox.len(), "running accepted messages");
-            for (number, message) in inbox {
-                handle.redeliver(number, message).await;
-            }
+        let Ok(handle) = self.actor(id) else {
+            return Ok(0);
+        };
+        let count = inbox.len();
+        for (number, message) in inbox {
+            handle.redeliver(number, message).await;
         }
-        Ok(())
+        Ok(count)
     }
 
     /// Empties the inboxes of actors that are not running: a message

@@ -2225,6 +2225,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_accepted_message_leaves_the_inbox_with_its_calls_event() {
+        let (_dir, path) = temp_db();
+        let actor = ActorId::new();
+        let message = |n: u32| Accepted {
+            function: "f".into(),
+            params: RawValue::from_string(format!("[{n}]")).unwrap(),
+            origin: None,
+        };
+        let numbers = {
+            let log = RedbEventLog::open(&path).unwrap();
+            let mut numbers = Vec::new();
+            for n in 0..3 {
+                numbers.push(log.accept(&actor, &message(n)).await.unwrap().unwrap());
+            }
+            // The first one runs: its event takes it out of the inbox.
+            let entry = Entry {
+                event: event(None, 0),
+                state: None,
+                delivered: Some(numbers[0]),
+            };
+            log.append_entry(&actor, entry).await.unwrap();
+            numbers
+        };
+        // The others are still there after a restart, in order, and new
+        // numbers do not reuse theirs.
+        let log = RedbEventLog::open(&path).unwrap();
+        let inbox = log.inbox(&actor).unwrap();
+        let kept: Vec<(u64, &str)> = inbox.iter().map(|(n, m)| (*n, m.params.get())).collect();
+        assert_eq!(kept, [(numbers[1], "[1]"), (numbers[2], "[2]")]);
+        let next = log.accept(&actor, &message(3)).await.unwrap().unwrap();
+        assert!(next > numbers[2]);
+        // An actor stopped for good drops its inbox.
+        log.set_running(&actor, false).await.unwrap();
+        assert!(log.inbox(&actor).unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn the_snapshot_interval_is_an_option() {
         let (_dir, path) = temp_db();
         let options = LogOptions {

@@ -5,5 +5,6 @@
 #[path = "../it/common/mod.rs"]
 mod common;
 
+mod accepted;
 mod neighbours;
 mod oversize;
