@@ -43,7 +43,7 @@ commands:
   build-actors     build every actor in actors/ into actors/<name>/<name>.wasm
   demo             build, then run the counter actor and verify its chain
   test [args]      build actors, then `cargo test --workspace [args]`
-  bench [args]     build actors, then every bench: runtime, durability, protocol
+  bench [args]     build actors, then every bench: runtime, durability, neighbours, protocol
   wit <file>       print the WIT world of a component";
 
 fn main() {
@@ -299,6 +299,7 @@ fn test(extra: &[OsString]) -> Result<()> {
 const BENCHES: &[(&str, &str)] = &[
     ("theater", "runtime"),
     ("theater", "durability"),
+    ("theater", "neighbours"),
     ("theater-cli", "protocol"),
 ];
 

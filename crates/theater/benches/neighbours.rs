@@ -114,8 +114,9 @@ fn report(loopers: usize, times: &[Duration]) {
 }
 
 fn actor_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../actors")
+    let dir = std::env::var_os("THEATER_ACTORS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../actors")))
         .join(name);
     assert!(
         dir.join(format!("{name}.wasm")).exists(),
