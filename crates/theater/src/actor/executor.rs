@@ -420,18 +420,6 @@ fn within_state_cap(output: CallOutput, limits: &Limits) -> Result<CallOutput, C
     }
 }
 
-/// An actor's `Err` message, cut to [`MAX_ERROR_BYTES`]: it is recorded in
-/// the chain and handed to the caller.
-fn capped_message(mut message: String) -> String {
-    if message.len() > MAX_ERROR_BYTES {
-        let keep = message.floor_char_boundary(MAX_ERROR_BYTES);
-        let cut = message.len() - keep;
-        message.truncate(keep);
-        message.push_str(&format!("… ({cut} more bytes cut)"));
-    }
-    message
-}
-
 fn failure_to_error(function: &str, failure: CallFailure, template: &ActorTemplate) -> ActorError {
     let function = function.to_owned();
     let limits = &template.limits;
@@ -439,7 +427,7 @@ fn failure_to_error(function: &str, failure: CallFailure, template: &ActorTempla
         CallFailure::BadParams(reason) => ActorError::BadParams { function, reason },
         CallFailure::Actor(message) => ActorError::Failed {
             function,
-            message: capped_message(message),
+            message: record::cut(message, MAX_ERROR_BYTES),
         },
         CallFailure::StateTooLarge(size) => ActorError::StateTooLarge {
             function,

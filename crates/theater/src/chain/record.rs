@@ -127,7 +127,30 @@ pub struct LogRecord<'a> {
     pub message: &'a str,
 }
 
+/// `text` cut to at most `limit` bytes (on a character boundary), saying
+/// how much was cut: for text an actor chooses that the chain records.
+pub fn cut(mut text: String, limit: usize) -> String {
+    if text.len() > limit {
+        let keep = text.floor_char_boundary(limit);
+        let cut = text.len() - keep;
+        text.truncate(keep);
+        text.push_str(&format!("… ({cut} more bytes cut)"));
+    }
+    text
+}
+
 /// Encodes a record as event data.
 pub fn encode(record: &impl Serialize) -> Box<RawValue> {
     to_raw_value(record).expect("event records always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn text_is_cut_on_a_character_boundary() {
+        assert_eq!(cut("short".into(), 10), "short");
+        assert_eq!(cut("aé".repeat(3), 4), "aéa… (5 more bytes cut)");
+    }
 }
