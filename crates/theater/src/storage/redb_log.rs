@@ -1353,8 +1353,12 @@ impl Writer {
             | Request::Sync { reply } => reply,
         });
         match result {
-            Ok((outcomes, stored, written)) => {
-                shared.events.fetch_add(stored, Ordering::Relaxed);
+            Ok(Committed {
+                outcomes,
+                events,
+                written,
+            }) => {
+                shared.events.fetch_add(events, Ordering::Relaxed);
                 shared
                     .states_written
                     .fetch_add(written.states, Ordering::Relaxed);
@@ -1386,15 +1390,23 @@ impl Writer {
     }
 }
 
-/// One transaction for the whole batch. Returns each request's outcome,
-/// how many events were stored and what states were written; `Err` if the
-/// transaction failed, in which case nothing of the batch was stored.
+/// What one committed batch did.
+struct Committed {
+    /// Each request's outcome, in order.
+    outcomes: Vec<Result<(), String>>,
+    /// Events stored.
+    events: u64,
+    written: Written,
+}
+
+/// One transaction for the whole batch; `Err` if the transaction failed,
+/// in which case nothing of the batch was stored.
 fn write_batch(
     shared: &Shared,
     batch: &[Request],
     sync: bool,
     snapshot_every: u64,
-) -> Result<(Vec<Result<(), String>>, u64, Written), StorageError> {
+) -> Result<Committed, StorageError> {
     let path = &shared.path;
     let mut tx: WriteTransaction = shared.db.begin_write().map_err(failed(path))?;
     let durability = if sync {
@@ -1543,7 +1555,11 @@ fn write_batch(
         }
     }
     tx.commit().map_err(failed(path))?;
-    Ok((outcomes, stored, written))
+    Ok(Committed {
+        outcomes,
+        events: stored,
+        written,
+    })
 }
 
 /// States a batch wrote (not those it found stored already).
