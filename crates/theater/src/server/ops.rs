@@ -340,6 +340,8 @@ impl Connection {
                 "call_timeout_ms": limits.call_timeout_ms,
                 "queue_capacity": limits.queue_capacity,
                 "max_message_bytes": limits.max_message_bytes,
+                "max_state_bytes": limits.max_state_bytes,
+                "max_result_bytes": limits.max_result_bytes,
             },
             "queue_depth": handle.queue_depth(),
             "counters": {
