@@ -8,13 +8,16 @@
 //! actor, then with [`LOOPERS`] actors each running a call that never
 //! returns. Prints p50 / p99 / max per phase: the loopers should cost the
 //! neighbour little, since every call yields its thread often
-//! (`docs/benchmarks.md`).
+//! (`docs/benchmarks.md`). Everything runs twice: with the chain database
+//! `fsync`ed on every call (the default) and buffered, which shows the
+//! share of the disk in the figures.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use theater::server::protocol::{Op, Payload};
 use theater::server::{Client, Server, ServerConfig};
+use theater::storage::{Durability, LogOptions};
 use theater::{Manifest, RuntimeConfig, TheaterRuntime};
 
 /// Worker threads of the server's runtime.
@@ -29,6 +32,29 @@ const PHASE_LIMIT: Duration = Duration::from_secs(30);
 const LOOPER_TIMEOUT_MS: u64 = 120_000;
 
 fn main() {
+    println!(
+        "neighbour latency bench: `request \"ping\"` to a neighbour over the management protocol, {WORKERS} worker threads"
+    );
+    for (mode, durability) in [
+        ("durable", Durability::Durable),
+        (
+            "buffered",
+            Durability::Buffered {
+                max_unsynced: Duration::from_secs(1),
+            },
+        ),
+    ] {
+        let options = LogOptions {
+            durability,
+            ..LogOptions::default()
+        };
+        phases(mode, options);
+    }
+}
+
+/// Times the neighbour with no looper, then with [`LOOPERS`], on a fresh
+/// home whose chain database is opened with `options`.
+fn phases(mode: &str, options: LogOptions) {
     let home = tempfile::tempdir().expect("temp home");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
@@ -36,7 +62,7 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let (runtime, addr, neighbour) = rt.block_on(async {
-        let config = RuntimeConfig::at(home.path()).expect("runtime config");
+        let config = RuntimeConfig::at_with(home.path(), options).expect("runtime config");
         let runtime = TheaterRuntime::new(config).expect("runtime");
         let neighbour = runtime
             .spawn_file(actor_dir("ping-pong").join("manifest.toml"))
@@ -50,10 +76,7 @@ fn main() {
         (runtime, addr, neighbour.id().to_string())
     });
 
-    println!(
-        "neighbour latency bench: `request \"ping\"` to a neighbour over the management protocol, {WORKERS} worker threads"
-    );
-    report(0, &time_requests(&addr, &neighbour));
+    report(mode, 0, &time_requests(&addr, &neighbour));
     let looper = looper_manifest();
     rt.block_on(async {
         for _ in 0..LOOPERS {
@@ -64,7 +87,7 @@ fn main() {
                 .expect("the looper takes its message");
         }
     });
-    report(LOOPERS, &time_requests(&addr, &neighbour));
+    report(mode, LOOPERS, &time_requests(&addr, &neighbour));
     // The loopers are still running: leave them to the runtime's shutdown.
     rt.shutdown_timeout(Duration::from_secs(1));
 }
@@ -99,13 +122,13 @@ fn time_requests(addr: &str, actor: &str) -> Vec<Duration> {
     .expect("client thread")
 }
 
-fn report(loopers: usize, times: &[Duration]) {
+fn report(mode: &str, loopers: usize, times: &[Duration]) {
     let mut sorted = times.to_vec();
     sorted.sort_unstable();
     let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "neighbour with {loopers} looping actors: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} requests)",
+        "{mode} log, {loopers} looping actors: neighbour p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} requests)",
         ms(at(0.5)),
         ms(at(0.99)),
         ms(at(1.0)),
