@@ -11,7 +11,7 @@ use futures::future::join_all;
 use super::{SpawnOptions, SupervisionPolicy, TheaterRuntime};
 use crate::actor::ActorHandle;
 use crate::chain::record::Origin;
-use crate::chain::{ChainEvent, Hash, LogError, SavedActor, Snapshot};
+use crate::chain::{Accepted, ChainEvent, Hash, LogError, SavedActor, Snapshot};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
 use crate::manifest::Manifest;
@@ -20,6 +20,9 @@ use crate::wasm::StateBytes;
 
 /// A parent and the policy it supervises its children under.
 type Supervisor = (ActorId, Arc<SupervisionPolicy>);
+
+/// What an actor's inbox holds: accepted messages with their numbers.
+type Inbox = Vec<(u64, Accepted)>;
 
 /// What [`TheaterRuntime::resume`] did.
 #[derive(Debug, Default)]
@@ -107,23 +110,24 @@ impl TheaterRuntime {
             }
             generation = next;
         }
-        for id in &report.resumed {
-            report.redelivered += self.redeliver(*id).await?;
-        }
+        report.redelivered = self.redeliver(report.resumed.clone()).await?;
         Ok(report)
     }
 
-    /// Queues again, oldest first, the messages `id` accepted before the
-    /// runtime stopped and did not run: each leaves the inbox with the
-    /// event of its call. Returns how many.
-    async fn redeliver(&self, id: ActorId) -> Result<usize, LogError> {
-        let inbox = self.read_log(move |log| log.inbox(&id)).await?;
-        let Ok(handle) = self.actor(id) else {
-            return Ok(0);
-        };
-        let count = inbox.len();
-        for (number, message) in inbox {
-            handle.redeliver(number, message).await;
+    /// Queues again, oldest first, the messages each of `actors` accepted
+    /// before the runtime stopped and did not run: each leaves the inbox
+    /// with the event of its call. Returns how many.
+    async fn redeliver(&self, actors: Vec<ActorId>) -> Result<usize, LogError> {
+        let inboxes = self.inboxes(actors).await?;
+        let mut count = 0;
+        for (id, inbox) in inboxes {
+            let Ok(handle) = self.actor(id) else {
+                continue;
+            };
+            count += inbox.len();
+            for (number, message) in inbox {
+                handle.redeliver(number, message).await;
+            }
         }
         Ok(count)
     }
@@ -131,13 +135,27 @@ impl TheaterRuntime {
     /// Empties the inboxes of actors that are not running: a message
     /// accepted while such an actor was being stopped can never run.
     async fn drop_stale_inboxes(&self, stopped: &[SavedActor]) -> Result<(), LogError> {
-        for actor in stopped {
-            let id = actor.id;
-            if !self.read_log(move |log| log.inbox(&id)).await?.is_empty() {
-                self.inner.log.set_running(&id, false).await?;
-            }
+        let ids = stopped.iter().map(|actor| actor.id).collect();
+        for (id, _) in self.inboxes(ids).await? {
+            self.inner.log.set_running(&id, false).await?;
         }
         Ok(())
+    }
+
+    /// The actors of `actors` whose inbox holds messages, with them; read
+    /// in one go off the runtime's threads.
+    async fn inboxes(&self, actors: Vec<ActorId>) -> Result<Vec<(ActorId, Inbox)>, LogError> {
+        self.read_log(move |log| {
+            let mut found = Vec::new();
+            for id in actors {
+                let inbox = log.inbox(&id)?;
+                if !inbox.is_empty() {
+                    found.push((id, inbox));
+                }
+            }
+            Ok(found)
+        })
+        .await
     }
 
     async fn resume_one(
