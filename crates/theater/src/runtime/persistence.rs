@@ -59,6 +59,10 @@ impl TheaterRuntime {
             .into_iter()
             .partition(|actor| actor.record.running);
         self.drop_stale_inboxes(&stopped).await?;
+        // Read before any actor runs: what is accepted from now on is
+        // queued as it is accepted, and must not be queued twice.
+        let ids = saved.iter().map(|actor| actor.id).collect();
+        let mut inboxes: HashMap<ActorId, Inbox> = self.inboxes(ids).await?.into_iter().collect();
         let mut children: HashMap<ActorId, Vec<&SavedActor>> = HashMap::new();
         for actor in &saved {
             if let Some(parent) = actor.record.parent {
@@ -87,6 +91,9 @@ impl TheaterRuntime {
                 match outcome {
                     Ok(()) => {
                         report.resumed.push(actor.id);
+                        if let Some(inbox) = inboxes.remove(&actor.id) {
+                            report.redelivered += self.redeliver(actor.id, inbox).await;
+                        }
                         let policy = Arc::new(policy_of(&actor.record.manifest));
                         next.extend(
                             kids.into_iter()
@@ -110,26 +117,21 @@ impl TheaterRuntime {
             }
             generation = next;
         }
-        report.redelivered = self.redeliver(report.resumed.clone()).await?;
         Ok(report)
     }
 
-    /// Queues again, oldest first, the messages each of `actors` accepted
-    /// before the runtime stopped and did not run: each leaves the inbox
-    /// with the event of its call. Returns how many.
-    async fn redeliver(&self, actors: Vec<ActorId>) -> Result<usize, LogError> {
-        let inboxes = self.inboxes(actors).await?;
-        let mut count = 0;
-        for (id, inbox) in inboxes {
-            let Ok(handle) = self.actor(id) else {
-                continue;
-            };
-            count += inbox.len();
-            for (number, message) in inbox {
-                handle.redeliver(number, message).await;
-            }
+    /// Queues again, oldest first, the messages `id` accepted before the
+    /// runtime stopped and did not run: each leaves the inbox with the
+    /// event of its call. Returns how many.
+    async fn redeliver(&self, id: ActorId, inbox: Inbox) -> usize {
+        let Ok(handle) = self.actor(id) else {
+            return 0;
+        };
+        let count = inbox.len();
+        for (number, message) in inbox {
+            handle.redeliver(number, message).await;
         }
-        Ok(count)
+        count
     }
 
     /// Empties the inboxes of actors that are not running: a message
