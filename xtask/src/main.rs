@@ -29,6 +29,7 @@ const WASIP2_ACTORS: &[&str] = &[
     "ws-echo",
     "http-probe",
     "hostile-spawner",
+    "oversize",
 ];
 
 /// Actors built for `wasm32-unknown-unknown` (no WASI) and then componentized here.
@@ -43,7 +44,7 @@ commands:
   build-actors     build every actor in actors/ into actors/<name>/<name>.wasm
   demo             build, then run the counter actor and verify its chain
   test [args]      build actors, then `cargo test --workspace [args]`
-  bench [args]     build actors, then every bench: runtime, durability, protocol
+  bench [args]     build actors, then every bench: runtime, durability, neighbours, protocol
   wit <file>       print the WIT world of a component";
 
 fn main() {
@@ -299,6 +300,7 @@ fn test(extra: &[OsString]) -> Result<()> {
 const BENCHES: &[(&str, &str)] = &[
     ("theater", "runtime"),
     ("theater", "durability"),
+    ("theater", "neighbours"),
     ("theater-cli", "protocol"),
 ];
 

@@ -383,11 +383,13 @@ pub fn inspect(args: IdArgs) -> anyhow::Result<ExitCode> {
             (
                 "limits",
                 format!(
-                    "memory {} MiB, call timeout {} ms, queue {}, message {} bytes",
+                    "memory {} MiB, call timeout {} ms, queue {}, message {} bytes, state {} bytes, result {} bytes",
                     limits["memory_mb"],
                     limits["call_timeout_ms"],
                     limits["queue_capacity"],
-                    limits["max_message_bytes"]
+                    limits["max_message_bytes"],
+                    limits["max_state_bytes"],
+                    limits["max_result_bytes"]
                 ),
             ),
             ("queue depth", text(&a["queue_depth"])),

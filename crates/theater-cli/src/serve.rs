@@ -181,6 +181,12 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if !resumed.resumed.is_empty() {
         outln!("resumed {} actors", resumed.resumed.len());
     }
+    if resumed.redelivered > 0 {
+        println!(
+            "queued again {} accepted messages that had not run",
+            resumed.redelivered
+        );
+    }
     for (id, reason) in &resumed.failed {
         errln!("warning: cannot resume actor {id}: {reason}");
     }

@@ -112,6 +112,18 @@ pub enum ActorError {
     #[error("`{function}` hit the memory limit of {limit_mb} MiB and was stopped")]
     MemoryLimit { function: String, limit_mb: u64 },
     #[error(
+        "`{function}` left a state of {size} bytes, more than the actor's limit of {limit} bytes (`limits.max_state_bytes`); the state is unchanged"
+    )]
+    StateTooLarge {
+        function: String,
+        size: usize,
+        limit: usize,
+    },
+    #[error(
+        "`{function}` answered more than the actor's limit of {limit} bytes (`limits.max_result_bytes`, as the chain records the result); the state is unchanged"
+    )]
+    ResultTooLarge { function: String, limit: usize },
+    #[error(
         "message of {size} bytes is larger than actor {actor}'s limit of {limit} bytes (`limits.max_message_bytes`)"
     )]
     MessageTooLarge {

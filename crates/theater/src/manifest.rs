@@ -31,6 +31,20 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// Default cap on one message delivered to an actor (send, request, channel
 /// message). Guards the receiver against a sender that floods its memory.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Default cap on the state a call leaves behind. Guards the host's memory
+/// and disk against an actor that grows its state without bound: every
+/// call hands the state to the actor and back, and a changed state is
+/// written to the chain database.
+pub const DEFAULT_MAX_STATE_BYTES: usize = 8 * 1024 * 1024;
+/// Default cap on a call's result as its chain event records it (JSON, in
+/// which a byte list takes up to four bytes per byte) and on the message of
+/// an `Err`. Guards the chain database and the callers against an actor that
+/// answers without bound.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 16 * 1024 * 1024;
+/// Largest state cap a manifest may ask for.
+pub const MAX_STATE_BYTES: usize = 1 << 30;
+/// Largest result cap a manifest may ask for.
+pub const MAX_RESULT_BYTES: usize = 1 << 30;
 /// Largest linear memory a manifest may allow: all a 32-bit guest can address.
 pub const MAX_MEMORY_MB: u64 = 4096;
 /// Longest call a manifest may allow: an hour. A call holds its actor's
@@ -83,6 +97,8 @@ pub struct Limits {
     pub call_timeout_ms: u64,
     pub queue_capacity: usize,
     pub max_message_bytes: usize,
+    pub max_state_bytes: usize,
+    pub max_result_bytes: usize,
 }
 
 impl Default for Limits {
@@ -92,13 +108,15 @@ impl Default for Limits {
             call_timeout_ms: DEFAULT_CALL_TIMEOUT_MS,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_state_bytes: DEFAULT_MAX_STATE_BYTES,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
         }
     }
 }
 
 impl Limits {
     /// Each limit: its key, its value and the values a manifest may give it.
-    fn entries(&self) -> [(&'static str, u64, RangeInclusive<u64>); 4] {
+    fn entries(&self) -> [(&'static str, u64, RangeInclusive<u64>); 6] {
         [
             ("memory_mb", self.memory_mb, 1..=MAX_MEMORY_MB),
             (
@@ -115,6 +133,16 @@ impl Limits {
                 "max_message_bytes",
                 self.max_message_bytes as u64,
                 1..=MAX_MAX_MESSAGE_BYTES as u64,
+            ),
+            (
+                "max_state_bytes",
+                self.max_state_bytes as u64,
+                1..=MAX_STATE_BYTES as u64,
+            ),
+            (
+                "max_result_bytes",
+                self.max_result_bytes as u64,
+                1..=MAX_RESULT_BYTES as u64,
             ),
         ]
     }
@@ -148,6 +176,12 @@ impl Limits {
         }
         if !set("max_message_bytes") {
             self.max_message_bytes = self.max_message_bytes.min(parent.max_message_bytes);
+        }
+        if !set("max_state_bytes") {
+            self.max_state_bytes = self.max_state_bytes.min(parent.max_state_bytes);
+        }
+        if !set("max_result_bytes") {
+            self.max_result_bytes = self.max_result_bytes.min(parent.max_result_bytes);
         }
         self
     }
@@ -677,6 +711,27 @@ config = { max_sleep_duration = 1000 }
             message.contains("129, more than the parent's 128"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn state_and_result_caps_are_limits() {
+        let m = parse("name = \"c\"\ncomponent_path = \"c.wasm\"\n[limits]\nmax_state_bytes = 1000\nmax_result_bytes = 2000\n").unwrap();
+        assert_eq!(
+            (m.limits.max_state_bytes, m.limits.max_result_bytes),
+            (1000, 2000)
+        );
+        let m = parse("name = \"c\"\ncomponent_path = \"c.wasm\"\n").unwrap();
+        assert_eq!(m.limits.max_state_bytes, DEFAULT_MAX_STATE_BYTES);
+        let err =
+            parse("name = \"c\"\ncomponent_path = \"c.wasm\"\n[limits]\nmax_state_bytes = 0\n")
+                .unwrap_err();
+        assert!(err.to_string().contains("max_state_bytes"), "{err}");
+        let err = parse(&format!(
+            "name = \"c\"\ncomponent_path = \"c.wasm\"\n[limits]\nmax_result_bytes = {}\n",
+            MAX_RESULT_BYTES + 1
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("max_result_bytes"), "{err}");
     }
 
     #[test]

@@ -13,14 +13,20 @@ use super::instance::{ActorInstance, ActorTemplate, Called, recorded};
 use super::{
     ActorStore, ChainRecorder, Extensions, INIT_FUNCTION, MemoryLimitExceeded, TimeLimitExceeded,
 };
-use crate::chain::Hash;
 use crate::chain::record::{
-    self, CallErrorRecord, CallRecord, InitRecord, Origin, ResumeRecord, RevertRecord, StateDigest,
+    self, CallErrorRecord, CallRecord, InitRecord, Origin, ResumeRecord, RevertRecord,
 };
+use crate::chain::{Hash, KeptState};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
+use crate::manifest::Limits;
 use crate::runtime::{ChildEvent, Decision, WeakRuntime};
-use crate::wasm::{CallFailure, StateBytes};
+use crate::wasm::{CallFailure, CallOutput, StateBytes};
+
+/// Longest `Err` message of an actor kept whole; the rest is cut. Guards
+/// the chain database and callers against an actor that fails with
+/// messages without bound: they are meant for people.
+pub const MAX_ERROR_BYTES: usize = 64 * 1024;
 
 /// How an actor's chain begins or goes on when its task starts.
 pub(crate) enum Start {
@@ -83,13 +89,16 @@ struct Executor {
 impl Executor {
     async fn init(&mut self, start: Start) -> Result<(), SpawnError> {
         let params = to_raw_value(&(self.id.to_string(),)).expect("an id serializes");
-        let timeout = self.template.call_timeout();
+        let limits = self.template.limits;
         let output = match self
             .instance
-            .call(INIT_FUNCTION, self.state.take(), &params, timeout)
+            .call(INIT_FUNCTION, self.state.take(), &params, &limits)
             .await
-            .map(|called| called.outcome)
-        {
+            .map(|called| {
+                called
+                    .outcome
+                    .and_then(|output| within_state_cap(output, &limits))
+            }) {
             Some(Ok(output)) => output,
             Some(Err(failure)) => {
                 return Err(SpawnError::Init(
@@ -98,11 +107,10 @@ impl Executor {
             }
             None => unreachable!("init is a required export, checked at instantiation"),
         };
-        self.state = output.state;
+        let kept = KeptState::new(output.state);
         let id = self.id.to_string();
         let component = &self.template.compiled.hash_hex;
         let name = &self.template.name;
-        let state = StateDigest::of(&self.state);
         let (event_type, data, description) = match start {
             Start::New { forked_from } => {
                 let description = match &forked_from {
@@ -113,20 +121,23 @@ impl Executor {
                     actor_id: &id,
                     name,
                     component,
-                    state,
+                    state: kept.digest(),
                     forked_from,
                 });
                 (record::ACTOR_INIT, data, description)
             }
             Start::Resume => {
-                let data = record::encode(&ResumeRecord { component, state });
+                let data = record::encode(&ResumeRecord {
+                    component,
+                    state: kept.digest(),
+                });
                 (record::ACTOR_RESUME, data, format!("{name} resumed"))
             }
         };
-        let state = self.state.clone();
         self.recorder()
-            .record_transition(event_type, data, description, &state)
+            .record_transition(event_type, data, description, &kept)
             .await?;
+        self.state = kept.into_state();
         Ok(())
     }
 
@@ -141,9 +152,13 @@ impl Executor {
                     params,
                     origin,
                     reply,
+                    delivery,
                 } => {
                     let span = tracing::debug_span!("call", actor = %self.id, function = %function);
-                    let outcome = self.call(&function, params, origin).instrument(span).await;
+                    let outcome = self
+                        .call(&function, params, origin, delivery)
+                        .instrument(span)
+                        .await;
                     match reply {
                         Some(reply) => {
                             let _ = reply.send(outcome);
@@ -238,74 +253,89 @@ impl Executor {
     }
 
     /// Runs one call: on `Ok` commits state and a `call` event; otherwise
-    /// keeps the state and records a `call-error` event.
+    /// keeps the state and records a `call-error` event. A call that
+    /// delivers an accepted message (`delivery`, its inbox number) settles
+    /// it with that event, so it runs once.
     async fn call(
         &mut self,
         function: &str,
         params: Box<RawValue>,
         origin: Option<ActorId>,
+        delivery: Option<u64>,
     ) -> Result<Box<RawValue>, ActorError> {
-        let timeout = self.template.call_timeout();
+        let limits = self.template.limits;
         let Some(Called { outcome, redact }) = self
             .instance
-            .call(function, self.state.clone(), &params, timeout)
+            .call(function, self.state.clone(), &params, &limits)
             .await
         else {
-            return Err(ActorError::UnknownFunction {
+            let error = ActorError::UnknownFunction {
                 actor: self.id,
                 function: function.to_owned(),
                 available: self.instance.export_names(),
-            });
+            };
+            // An accepted message is in the chain once, even when refused.
+            if delivery.is_some() {
+                self.record_error(function, &params, "unknown-function", &error, delivery)
+                    .await?;
+            }
+            return Err(error);
         };
         let recorded_params = recorded(redact, &params);
-        match outcome {
+        match outcome.and_then(|output| within_state_cap(output, &limits)) {
             Ok(output) => {
+                let kept = KeptState::new(output.state);
                 let data = record::encode(&CallRecord {
                     function,
                     from: origin.map(|id| id.to_string()),
                     params: &recorded_params,
                     result: &recorded(redact, &output.result),
-                    state: StateDigest::of(&output.state),
+                    state: kept.digest(),
                 });
+                let description = format!("{} ok", short_name(function));
                 self.recorder()
-                    .record_transition(
-                        record::CALL,
-                        data,
-                        format!("{} ok", short_name(function)),
-                        &output.state,
-                    )
+                    .commit(record::CALL, data, description, Some(&kept), delivery)
                     .await?;
-                self.state = output.state;
+                self.state = kept.into_state();
                 self.counters.calls_ok.fetch_add(1, Ordering::Relaxed);
                 Ok(output.result)
             }
             Err(failure) => {
                 let trapped = matches!(failure, CallFailure::Trap(_));
                 let error = failure_to_error(function, failure, &self.template);
-                let kind = error_kind(&error);
-                let message = error.to_string();
                 if trapped {
                     // Before anything else can fail: this instance must not be reused.
-                    self.failure = Some(message.clone());
+                    self.failure = Some(error.to_string());
                 }
-                let data = record::encode(&CallErrorRecord {
-                    function,
-                    params: &recorded_params,
-                    kind,
-                    message: &message,
-                });
-                self.recorder()
-                    .record(
-                        record::CALL_ERROR,
-                        data,
-                        format!("{} failed: {kind}", short_name(function)),
-                    )
+                let kind = error_kind(&error);
+                self.record_error(function, &recorded_params, kind, &error, delivery)
                     .await?;
                 self.counters.calls_failed.fetch_add(1, Ordering::Relaxed);
-
                 Err(error)
             }
         }
+    }
+
+    /// Records a `call-error` event for a call that changed nothing.
+    async fn record_error(
+        &mut self,
+        function: &str,
+        params: &RawValue,
+        kind: &str,
+        error: &ActorError,
+        delivery: Option<u64>,
+    ) -> Result<(), ActorError> {
+        let data = record::encode(&CallErrorRecord {
+            function,
+            params,
+            kind,
+            message: &error.to_string(),
+        });
+        let description = format!("{} failed: {kind}", short_name(function));
+        self.recorder()
+            .commit(record::CALL_ERROR, data, description, None, delivery)
+            .await?;
+        Ok(())
     }
 
     async fn revert(
@@ -315,17 +345,18 @@ impl Executor {
         state: StateBytes,
     ) -> Result<Hash, ActorError> {
         let to = hex::encode(to);
+        let kept = KeptState::new(state);
         let data = record::encode(&RevertRecord {
             to: &to,
             index,
-            state: StateDigest::of(&state),
+            state: kept.digest(),
         });
         let description = format!("reverted to event {index}");
         let hash = self
             .recorder()
-            .record_transition(record::REVERT, data, description, &state)
+            .record_transition(record::REVERT, data, description, &kept)
             .await?;
-        self.state = state;
+        self.state = kept.into_state();
         Ok(hash)
     }
 
@@ -382,11 +413,32 @@ fn drain(queue: &mut mpsc::Receiver<Op>, id: ActorId) {
     }
 }
 
+/// Refuses an output whose state is over the actor's `max_state_bytes`.
+fn within_state_cap(output: CallOutput, limits: &Limits) -> Result<CallOutput, CallFailure> {
+    match output.state.as_ref().map(Vec::len) {
+        Some(size) if size > limits.max_state_bytes => Err(CallFailure::StateTooLarge(size)),
+        _ => Ok(output),
+    }
+}
+
 fn failure_to_error(function: &str, failure: CallFailure, template: &ActorTemplate) -> ActorError {
     let function = function.to_owned();
+    let limits = &template.limits;
     match failure {
         CallFailure::BadParams(reason) => ActorError::BadParams { function, reason },
-        CallFailure::Actor(message) => ActorError::Failed { function, message },
+        CallFailure::Actor(message) => ActorError::Failed {
+            function,
+            message: record::cut(message, MAX_ERROR_BYTES),
+        },
+        CallFailure::StateTooLarge(size) => ActorError::StateTooLarge {
+            function,
+            size,
+            limit: limits.max_state_bytes,
+        },
+        CallFailure::ResultTooLarge => ActorError::ResultTooLarge {
+            function,
+            limit: limits.max_result_bytes,
+        },
         CallFailure::Trap(error) => {
             if error.downcast_ref::<TimeLimitExceeded>().is_some() {
                 ActorError::TimeLimit {
@@ -415,6 +467,8 @@ fn error_kind(error: &ActorError) -> &'static str {
         ActorError::Failed { .. } => "actor-error",
         ActorError::TimeLimit { .. } => "time-limit",
         ActorError::MemoryLimit { .. } => "memory-limit",
+        ActorError::StateTooLarge { .. } => "state-too-large",
+        ActorError::ResultTooLarge { .. } => "result-too-large",
         _ => "trap",
     }
 }

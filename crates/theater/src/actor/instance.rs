@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
+use wasmtime::Store;
 use wasmtime::component::{Func, InstancePre};
-use wasmtime::{Store, UpdateDeadline};
 
 use super::ActorStore;
 use crate::error::SpawnError;
@@ -49,18 +49,24 @@ impl ActorInstance {
         self.exports.exported_names().join(", ")
     }
 
-    /// Calls a bound export under the time limit. `None` if not exported.
+    /// Calls a bound export under the time limit and the cap on its result.
+    /// `None` if not exported.
     pub async fn call(
         &mut self,
         function: &str,
         state: StateBytes,
         params: &RawValue,
-        timeout: Duration,
+        limits: &Limits,
     ) -> Option<Called> {
         let slot = self.exports.slot(function)?;
         let export = self.bound[slot].as_ref()?;
-        arm_deadline(&mut self.store, timeout);
-        let outcome = export.call(&mut self.store, state, params).await;
+        arm_deadline(
+            &mut self.store,
+            Duration::from_millis(limits.call_timeout_ms),
+        );
+        let outcome = export
+            .call(&mut self.store, state, params, limits.max_result_bytes)
+            .await;
         Some(Called {
             outcome,
             redact: self.exports.spec(slot).redact,
@@ -81,8 +87,8 @@ pub(crate) async fn instantiate_with(
     let limit_ms = template.limits.call_timeout_ms;
     store.epoch_deadline_callback(move |ctx| {
         ctx.data().check_deadline(limit_ms)?;
-        // Still within budget: let other actors run, then continue.
-        Ok(UpdateDeadline::Yield(1))
+        // Still within budget: let other actors and the I/O run, then continue.
+        Ok(crate::wasm::yield_to_others())
     });
     arm_deadline(&mut store, template.call_timeout());
     let instance = pre

@@ -38,17 +38,21 @@ pub struct StateDigest {
 
 impl StateDigest {
     pub fn of(state: &Option<Vec<u8>>) -> Option<Self> {
-        state.as_ref().map(|bytes| {
-            // `encode_to_slice` skips `hex::encode`'s per-byte iterator: this
-            // runs on every call.
-            let mut text = [0u8; 64];
-            hex::encode_to_slice(Sha256::digest(bytes), &mut text)
-                .expect("32 bytes make 64 hex digits");
-            Self {
-                sha256: std::str::from_utf8(&text).expect("hex is ASCII").to_owned(),
-                size: bytes.len(),
-            }
-        })
+        state
+            .as_ref()
+            .map(|bytes| Self::new(&Sha256::digest(bytes).into(), bytes.len()))
+    }
+
+    /// The digest of a state whose SHA-256 is already known.
+    pub fn new(sha256: &[u8; 32], size: usize) -> Self {
+        // `encode_to_slice` skips `hex::encode`'s per-byte iterator: this
+        // runs on every call.
+        let mut text = [0u8; 64];
+        hex::encode_to_slice(sha256, &mut text).expect("32 bytes make 64 hex digits");
+        Self {
+            sha256: std::str::from_utf8(&text).expect("hex is ASCII").to_owned(),
+            size,
+        }
     }
 }
 
@@ -123,7 +127,30 @@ pub struct LogRecord<'a> {
     pub message: &'a str,
 }
 
+/// `text` cut to at most `limit` bytes (on a character boundary), saying
+/// how much was cut: for text an actor chooses that the chain records.
+pub fn cut(mut text: String, limit: usize) -> String {
+    if text.len() > limit {
+        let keep = text.floor_char_boundary(limit);
+        let cut = text.len() - keep;
+        text.truncate(keep);
+        text.push_str(&format!("… ({cut} more bytes cut)"));
+    }
+    text
+}
+
 /// Encodes a record as event data.
 pub fn encode(record: &impl Serialize) -> Box<RawValue> {
     to_raw_value(record).expect("event records always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn text_is_cut_on_a_character_boundary() {
+        assert_eq!(cut("short".into(), 10), "short");
+        assert_eq!(cut("aé".repeat(3), 4), "aéa… (5 more bytes cut)");
+    }
 }

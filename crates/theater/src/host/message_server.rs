@@ -107,7 +107,7 @@ impl Handler for MessageServerHandler {
             Box::new(async move {
                 let params = json!({ "to": to, "message": readable(&message) });
                 let op = |runtime: TheaterRuntime, from, _| async move {
-                    runtime.send(Some(from), parse_id(&to)?, message)
+                    runtime.send(Some(from), parse_id(&to)?, message).await
                 };
                 messaging_op(&mut store, "send", params, op, |_| Value::Null).await
             })

@@ -9,6 +9,10 @@ use crate::chain::record::{self, LogRecord};
 use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/runtime";
+
+/// Longest `log` message the chain records whole; the rest is cut. Guards
+/// the chain database against an actor that logs without bound.
+pub const MAX_LOG_BYTES: usize = 64 * 1024;
 const CONTROL: &str = "ntwk:theater/runtime-control";
 
 /// Always granted; `type = "runtime"` in a manifest is accepted.
@@ -32,6 +36,7 @@ impl Handler for RuntimeHandler {
         runtime.func_wrap_async("log", |mut store, (message,): (String,)| {
             Box::new(async move {
                 let data = store.data_mut();
+                let message = record::cut(message, MAX_LOG_BYTES);
                 tracing::info!(target: "actor", actor = %data.id, "{message}");
                 let event = record::encode(&LogRecord { message: &message });
                 data.recorder
@@ -40,9 +45,13 @@ impl Handler for RuntimeHandler {
                 Ok(())
             })
         })?;
-        runtime.func_wrap("get-chain", |store, (): ()| {
-            let events = store.data().recorder.events()?;
-            Ok((WitChain::from_events(&events),))
+        runtime.func_wrap_async("get-chain", |store, (): ()| {
+            // A long chain is read off the runtime's threads.
+            let recorder = store.data().recorder.clone();
+            Box::new(async move {
+                let events = tokio::task::spawn_blocking(move || recorder.events()).await??;
+                Ok((WitChain::from_events(&events),))
+            })
         })?;
         // The actor ends once the running call returns; its supervisor
         // gets the data with `handle-child-exit`.

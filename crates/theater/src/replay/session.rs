@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Func, Instance, InstancePre, Linker, ResourceTable, Val};
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::ReplayError;
@@ -104,7 +104,7 @@ async fn instantiate(
     let mut store = Store::new(pre.engine(), data);
     // The engine interrupts on epochs; a replay has no time limit, but
     // yields so it does not hold a thread the runtime's actors need.
-    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+    store.epoch_deadline_callback(|_| Ok(crate::wasm::yield_to_others()));
     store.set_epoch_deadline(1);
     let instance = pre
         .instantiate_async(&mut store)

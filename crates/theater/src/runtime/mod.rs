@@ -446,13 +446,45 @@ impl TheaterRuntime {
     }
 
     /// Reads an actor's chain back from the log and checks every hash,
-    /// link and kept state; the error names the first bad event.
-    pub fn verify(&self, id: ActorId) -> Result<(), VerifyFailure> {
-        self.inner.log.verify(&id)
+    /// link and kept state; the error names the first bad event. Runs on a
+    /// blocking thread (see [`read_log`](Self::read_log)).
+    pub async fn verify(&self, id: ActorId) -> Result<(), VerifyFailure> {
+        self.read_log(move |log| log.verify(&id)).await
     }
 
-    /// The chain of an actor, running or not, oldest first.
+    /// The chain of an actor, running or not, oldest first, read on the
+    /// calling thread; async code reads with [`chain_from`](Self::chain_from).
     pub fn chain(&self, id: ActorId) -> Result<Vec<ChainEvent>, LogError> {
         self.inner.log.events(&id)
+    }
+
+    /// The events of an actor's chain from index `start` on, read on a
+    /// blocking thread.
+    pub async fn chain_from(&self, id: ActorId, start: u64) -> Result<Vec<ChainEvent>, LogError> {
+        self.read_log(move |log| log.events_from(&id, start)).await
+    }
+
+    /// How many events an actor's chain has and the newest one's hash.
+    pub async fn chain_head(&self, id: ActorId) -> Result<Option<(u64, Hash)>, LogError> {
+        self.read_log(move |log| log.chain_head(&id)).await
+    }
+
+    /// The ids of every actor the log has a record of, without their states.
+    pub async fn saved_ids(&self) -> Result<Vec<ActorId>, LogError> {
+        self.read_log(|log| log.saved_ids()).await
+    }
+
+    /// Runs `read` against the log on tokio's blocking threads: reading and
+    /// checking a long history takes a while, and the runtime's own threads
+    /// must keep running the other actors meanwhile.
+    pub(crate) async fn read_log<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&dyn EventLog) -> T + Send + 'static,
+    ) -> T {
+        let log = self.inner.log.clone();
+        match tokio::task::spawn_blocking(move || read(&*log)).await {
+            Ok(value) => value,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
     }
 }

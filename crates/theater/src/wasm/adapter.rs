@@ -44,17 +44,25 @@ pub enum CallFailure {
     Actor(String),
     /// The call trapped or hit a limit; the instance must not be reused.
     Trap(wasmtime::Error),
+    /// The result, as JSON, would exceed the caller's cap on it.
+    ResultTooLarge,
+    /// The state left behind, of this many bytes, exceeds the actor's cap
+    /// (checked by the caller, which knows the cap).
+    StateTooLarge(usize),
 }
 
 type CallFuture<'a> = Pin<Box<dyn Future<Output = Result<CallOutput, CallFailure>> + Send + 'a>>;
 
 /// One bound export, callable with serialized params.
 pub trait ExportFunction: Send + Sync {
+    /// Calls the export; a result longer than `max_result_bytes` as JSON is
+    /// refused ([`CallFailure::ResultTooLarge`]) before it is written out.
     fn call<'a>(
         &'a self,
         store: &'a mut Store<ActorStore>,
         state: StateBytes,
         params: &'a RawValue,
+        max_result_bytes: usize,
     ) -> CallFuture<'a>;
 }
 
@@ -120,6 +128,7 @@ where
         store: &'a mut Store<ActorStore>,
         state: StateBytes,
         params: &'a RawValue,
+        max_result_bytes: usize,
     ) -> CallFuture<'a> {
         Box::pin(async move {
             let params: P = serde_json::from_str(params.get())
@@ -130,10 +139,41 @@ where
                 .await
                 .map_err(CallFailure::Trap)?;
             let (state, value) = result.map_err(CallFailure::Actor)?.split();
-            let result = to_raw_value(&value)
-                .map_err(|e| CallFailure::Actor(format!("result does not serialize: {e}")))?;
+            let result = to_bounded_json(&value, max_result_bytes)?;
             Ok(CallOutput { state, result })
         })
+    }
+}
+
+/// `value` as JSON, unless that is longer than `limit` bytes: measured
+/// first, so an oversized result is never written out whole.
+fn to_bounded_json<T: Serialize>(value: &T, limit: usize) -> Result<Box<RawValue>, CallFailure> {
+    let does_not_serialize = |e| CallFailure::Actor(format!("result does not serialize: {e}"));
+    let mut counter = ByteCounter { written: 0, limit };
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => to_raw_value(value).map_err(does_not_serialize),
+        Err(e) if e.is_io() => Err(CallFailure::ResultTooLarge),
+        Err(e) => Err(does_not_serialize(e)),
+    }
+}
+
+/// Counts the bytes written to it and fails past `limit`.
+struct ByteCounter {
+    written: usize,
+    limit: usize,
+}
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.written += buf.len();
+        if self.written > self.limit {
+            return Err(std::io::Error::other("over the limit"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -420,7 +460,18 @@ fn rust_type<T>() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::rust_type;
+    use super::{CallFailure, rust_type, to_bounded_json};
+
+    #[test]
+    fn results_are_refused_past_their_cap() {
+        let bytes = (vec![255u8; 3],);
+        let json = to_bounded_json(&bytes, 15).unwrap();
+        assert_eq!(json.get(), "[[255,255,255]]");
+        assert!(matches!(
+            to_bounded_json(&bytes, 14),
+            Err(CallFailure::ResultTooLarge)
+        ));
+    }
 
     #[test]
     fn type_names_are_short() {
