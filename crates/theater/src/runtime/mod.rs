@@ -79,6 +79,8 @@ impl RuntimeConfig {
     /// (durability mode, snapshot interval).
     pub fn at_with(home: impl Into<PathBuf>, options: LogOptions) -> Result<Self, RuntimeError> {
         let home = home.into();
+        create_home(&home)
+            .map_err(|e| RuntimeError(format!("cannot create the home {}: {e}", home.display())))?;
         let log = RedbEventLog::open_with(home.join(CHAINS_FILE), options)
             .map_err(|e| RuntimeError(e.to_string()))?;
         Ok(Self {
@@ -100,6 +102,17 @@ impl RuntimeConfig {
             max_actors: DEFAULT_MAX_ACTORS,
         }
     }
+}
+
+/// Creates `home`, and any missing parent, readable by its user only: the
+/// chains and states in it are the actors' record. An existing directory
+/// keeps its permissions.
+fn create_home(home: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(home)
 }
 
 /// `$THEATER_HOME`, else `~/.theater`, else `.theater`.

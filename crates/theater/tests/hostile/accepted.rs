@@ -15,7 +15,7 @@ use theater::chain::{
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND};
 use theater::runtime::CHAINS_FILE;
 use theater::storage::RedbEventLog;
-use theater::{ActorId, RuntimeConfig, TheaterRuntime};
+use theater::{ActorError, ActorId, RuntimeConfig, TheaterRuntime};
 
 use crate::common::manifest_path;
 
@@ -149,24 +149,21 @@ fn messages_an_actor_accepted_run_once_after_the_runtime_dies() {
 }
 
 #[tokio::test]
-async fn a_message_the_actor_cannot_take_is_recorded_once_as_refused() {
+async fn a_message_the_actor_cannot_take_is_refused_and_never_kept() {
     let home = tempfile::tempdir().unwrap();
     let runtime = TheaterRuntime::new(RuntimeConfig::at(home.path()).unwrap()).unwrap();
     let minimal = runtime.spawn_file(manifest_path("minimal")).await.unwrap();
-    runtime
+    let before = runtime.chain(minimal.id()).unwrap().len();
+    let refused = runtime
         .send(None, minimal.id(), b"hello".to_vec())
         .await
-        .unwrap();
-    // Runs after the message.
-    minimal.state().await.unwrap();
-    let events = runtime.chain(minimal.id()).unwrap();
-    let refused = events.last().unwrap();
-    assert_eq!(refused.event_type, record::CALL_ERROR);
+        .unwrap_err();
     assert!(
-        refused.data.get().contains("unknown-function"),
-        "{}",
-        refused.data
+        matches!(refused, ActorError::UnknownFunction { .. }),
+        "{refused}"
     );
+    minimal.state().await.unwrap();
+    assert_eq!(runtime.chain(minimal.id()).unwrap().len(), before);
     runtime.shutdown().await;
     drop(runtime);
     let runtime = TheaterRuntime::new(RuntimeConfig::at(home.path()).unwrap()).unwrap();
