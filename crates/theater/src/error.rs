@@ -68,6 +68,10 @@ pub enum SpawnError {
     UnknownInterface { interface: String },
     #[error("the component does not export `{function}`; expected `{signature}`")]
     MissingExport { function: String, signature: String },
+    #[error(
+        "the component exports both `{first}` and `{second}`: the same function under two package names, and which one to call is unclear; export each interface under one package name"
+    )]
+    ExportedTwice { first: String, second: String },
     #[error("the component's `{function}` has the wrong type; expected `{signature}`: {reason}")]
     MistypedExport {
         function: String,

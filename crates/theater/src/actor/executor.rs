@@ -15,7 +15,8 @@ use super::{
 };
 use crate::chain::Hash;
 use crate::chain::record::{
-    self, CallErrorRecord, CallRecord, InitRecord, Origin, ResumeRecord, RevertRecord, StateDigest,
+    self, CallErrorRecord, CallRecord, InitRecord, Origin, ResumeRecord, RevertRecord,
+    ShutdownRecord, StateDigest,
 };
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
@@ -31,8 +32,25 @@ pub(crate) enum Start {
     Resume,
 }
 
-/// Instantiates the actor, runs `actor.init`, records the first event of its
-/// task (see [`Start`]) and starts the task.
+/// An actor whose `init` has run and whose task has not started yet. The
+/// runtime registers it first, so that whatever the task does at once
+/// (end, when `init` asked to shut down) finds it registered.
+pub(crate) struct Spawned {
+    pub handle: ActorHandle,
+    executor: Executor,
+    queue: mpsc::Receiver<Op>,
+}
+
+impl Spawned {
+    /// Starts the actor's task.
+    pub fn start(self) -> ActorHandle {
+        tokio::spawn(self.executor.run(self.queue));
+        self.handle
+    }
+}
+
+/// Instantiates the actor, runs `actor.init` and records the first event of
+/// its chain (see [`Start`]).
 pub(crate) async fn spawn(
     recorder: ChainRecorder,
     template: Arc<ActorTemplate>,
@@ -40,7 +58,7 @@ pub(crate) async fn spawn(
     extensions: Extensions,
     runtime: WeakRuntime,
     start: Start,
-) -> Result<ActorHandle, SpawnError> {
+) -> Result<Spawned, SpawnError> {
     let id = recorder.actor();
     let data = ActorStore::new(recorder, extensions, runtime, template.limits.memory_mb);
     let instance = ActorInstance::new(&template, data).await?;
@@ -63,8 +81,11 @@ pub(crate) async fn spawn(
         limits,
         executor.counters.clone(),
     );
-    tokio::spawn(executor.run(queue));
-    Ok(handle)
+    Ok(Spawned {
+        handle,
+        executor,
+        queue,
+    })
 }
 
 struct Executor {
@@ -130,6 +151,11 @@ impl Executor {
     }
 
     async fn run(mut self, mut queue: mpsc::Receiver<Op>) {
+        // `init` may have asked to shut down: then the actor takes no call.
+        if let Some(data) = self.settle().await {
+            self.exit(&mut queue, data).await;
+            return;
+        }
         let exit_data = loop {
             let Some(op) = queue.recv().await else {
                 break None;
@@ -200,13 +226,16 @@ impl Executor {
         self.exit(&mut queue, exit_data).await;
     }
 
-    /// After a call, a trapped instance or a shutdown request goes to the
+    /// After a call, a shutdown request or a trapped instance goes to the
     /// supervisor. Returns `Some(exit data)` when the actor must end.
     async fn settle(&mut self) -> Option<Option<Vec<u8>>> {
-        let (event, exit_data) = if let Some(error) = self.failure.take() {
-            (ChildEvent::Failed(error), None)
-        } else if let Some(data) = self.instance.store.data_mut().shutdown.take() {
+        // The actor asked to end: it does, whatever else its call did.
+        let (event, exit_data) = if let Some(data) = self.instance.store.data_mut().shutdown.take()
+        {
+            self.record_shutdown(data.as_deref()).await;
             (ChildEvent::ShutdownRequested, data)
+        } else if let Some(error) = self.failure.take() {
+            (ChildEvent::Failed(error), None)
         } else {
             return None;
         };
@@ -224,6 +253,22 @@ impl Executor {
                 }
             }
             Decision::Stop => Some(exit_data),
+        }
+    }
+
+    /// Records the actor's request to end, with its data, as the last event
+    /// of its chain.
+    async fn record_shutdown(&mut self, data: Option<&[u8]>) {
+        let record = record::encode(&ShutdownRecord {
+            data: data.map(record::readable),
+        });
+        let description = format!("{} shut down by itself", self.template.name);
+        if let Err(e) = self
+            .recorder()
+            .record(record::SHUTDOWN, record, description)
+            .await
+        {
+            tracing::error!(actor = %self.id, "cannot record the shutdown: {e}");
         }
     }
 
@@ -245,7 +290,11 @@ impl Executor {
         origin: Option<ActorId>,
     ) -> Result<Box<RawValue>, ActorError> {
         let timeout = self.template.call_timeout();
-        let Some(Called { outcome, redact }) = self
+        let Some(Called {
+            outcome,
+            redact,
+            function,
+        }) = self
             .instance
             .call(function, self.state.clone(), &params, timeout)
             .await
@@ -256,6 +305,8 @@ impl Executor {
                 available: self.instance.export_names(),
             });
         };
+        // From here on, the function as the actor exports it.
+        let function = &*function;
         let recorded_params = recorded(redact, &params);
         match outcome {
             Ok(output) => {

@@ -59,8 +59,8 @@ impl ActorInstance {
             .map_err(|e| SpawnError::Instantiate(format!("{e:#}")))?;
 
         let mut bound = Vec::with_capacity(template.exports.entries().len());
-        for (spec, index) in template.exports.entries() {
-            let func = index.and_then(|index| instance.get_func(&mut store, index));
+        for (spec, found) in template.exports.entries() {
+            let func = found.and_then(|found| instance.get_func(&mut store, &found.index));
             bound.push(match func {
                 Some(func) => Some(bind(spec, func, &store)?),
                 None if spec.required => {
@@ -79,20 +79,22 @@ impl ActorInstance {
         })
     }
 
-    /// Names of the bound exports, sorted, for error messages.
+    /// Names of the bound exports as the component exports them, sorted,
+    /// for error messages.
     pub fn export_names(&self) -> String {
         let mut names: Vec<String> = self
             .exports
             .entries()
             .zip(&self.bound)
             .filter(|(_, bound)| bound.is_some())
-            .map(|((spec, _), _)| spec.full_name())
+            .filter_map(|((_, found), _)| found.map(|found| found.name.to_string()))
             .collect();
         names.sort_unstable();
         names.join(", ")
     }
 
-    /// Calls a bound export under the time limit. `None` if not exported.
+    /// Calls a bound export (by canonical name, or as exported) under the
+    /// time limit. `None` if not exported.
     pub async fn call(
         &mut self,
         function: &str,
@@ -107,14 +109,17 @@ impl ActorInstance {
         Some(Called {
             outcome,
             redact: self.exports.spec(slot).redact,
+            function: self.exports.exported_name(slot)?.clone(),
         })
     }
 }
 
-/// What a call returned, and how the chain records its values.
+/// What a call returned, and how the chain records it.
 pub(crate) struct Called {
     pub outcome: Result<CallOutput, CallFailure>,
     pub redact: Option<Redactor>,
+    /// `interface.function` as the component exports it: chains name it so.
+    pub function: Arc<str>,
 }
 
 /// `value` (a call's params or result) as the chain records it.

@@ -21,6 +21,7 @@ use wasmtime::component::{ComponentNamedList, ComponentType, Lift, Linker, Linke
 use super::config::{self, ConfigError, MAX_BYTES, MAX_DURATION_MS};
 use super::{Granted, Handler};
 use crate::actor::{ActorStore, Extensions};
+use crate::packages::Package;
 use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/filesystem";
@@ -118,8 +119,12 @@ impl Handler for FilesystemHandler {
         )
     }
 
-    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
-        let mut fs = linker.instance(INTERFACE)?;
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<ActorStore>,
+        package: Package,
+    ) -> wasmtime::Result<()> {
+        let mut fs = linker.instance(&package.name_of(INTERFACE))?;
         define(
             &mut fs,
             "read-file",

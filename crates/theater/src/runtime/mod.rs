@@ -6,6 +6,7 @@ mod messaging;
 mod persistence;
 mod supervision;
 
+pub use introspect::ActorStatus;
 pub use messaging::{ChannelEvent, ClientChannel, EXTERNAL_CHANNEL_CAPACITY, Sender};
 pub use persistence::{HistoryError, ResumeReport};
 pub use supervision::{
@@ -261,9 +262,16 @@ impl TheaterRuntime {
             .await?;
         grants.check_imports(&compiled.imports)?;
         compiled.instance_pre()?;
+        let exports = compiled.export_table(grants.export_key(), || grants.exports());
+        if let Some([first, second]) = exports.exported_twice() {
+            return Err(SpawnError::ExportedTwice {
+                first: first.clone(),
+                second: second.clone(),
+            });
+        }
         let template = Arc::new(ActorTemplate {
             name: manifest.name.clone(),
-            exports: compiled.export_table(grants.export_key(), || grants.exports()),
+            exports,
             compiled,
             limits: manifest.limits,
         });
@@ -286,7 +294,7 @@ impl TheaterRuntime {
             },
         };
         let state = options.state.unwrap_or_else(|| manifest.init_state.clone());
-        let handle = actor::spawn(
+        let spawned = actor::spawn(
             recorder,
             template.clone(),
             state,
@@ -295,6 +303,7 @@ impl TheaterRuntime {
             start,
         )
         .await?;
+        let handle = spawned.handle.clone();
         if head.is_none() {
             let record = ActorRecord {
                 manifest: manifest.clone(),
@@ -305,7 +314,7 @@ impl TheaterRuntime {
             };
             // An actor the log cannot resume must not look started.
             if let Err(e) = self.inner.log.save_actor(&id, &record).await {
-                let _ = handle.stop().await;
+                let _ = spawned.start().stop().await;
                 return Err(e.into());
             }
         }
@@ -324,7 +333,7 @@ impl TheaterRuntime {
             tree.link(parent, id, manifest.name.clone(), policy);
         }
         tracing::info!(actor = %id, name = %manifest.name, "actor started");
-        Ok(handle)
+        Ok(spawned.start())
     }
 
     /// The data directory, `None` for a runtime that keeps nothing on disk.
