@@ -57,12 +57,14 @@ pub enum SpawnError {
     )]
     TooManyActors { limit: usize },
     #[error(
-        "the component imports `{interface}` but {manifest} does not grant it; add:\n\n[[handlers]]\ntype = \"{kind}\"\nconfig = {{}}"
+        "the component imports `{interface}` but {manifest} does not grant it; add:\n\n{entry}"
     )]
     NotGranted {
         manifest: PathBuf,
         interface: String,
         kind: &'static str,
+        /// The entry to add, in the form the manifest lists handlers.
+        entry: String,
     },
     #[error("the component imports `{interface}`, which no Theater handler provides")]
     UnknownInterface { interface: String },

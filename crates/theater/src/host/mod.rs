@@ -217,6 +217,7 @@ impl HandlerSet {
             manifest: manifest.source.clone(),
             dir: manifest.base_dir().to_owned(),
             lines: manifest.lines.clone(),
+            inline_handlers: manifest.line_of("handler").is_some(),
         })
     }
 }
@@ -253,6 +254,8 @@ pub struct Grants {
     dir: PathBuf,
     /// Lines of the manifest's keys.
     lines: BTreeMap<String, usize>,
+    /// The manifest lists its handlers as `[[handler]]` (the 2025 form).
+    inline_handlers: bool,
 }
 
 impl Grants {
@@ -285,6 +288,15 @@ impl Grants {
                         manifest: self.manifest.clone(),
                         interface: interface.to_owned(),
                         kind: handler.name(),
+                        entry: match self.inline_handlers {
+                            true => format!("[[handler]]\ntype = \"{}\"", handler.name()),
+                            false => {
+                                format!(
+                                    "[[handlers]]\ntype = \"{}\"\nconfig = {{}}",
+                                    handler.name()
+                                )
+                            }
+                        },
                     },
                     None => SpawnError::UnknownInterface {
                         interface: interface.to_owned(),
