@@ -53,11 +53,21 @@ pub struct IdArgs {
     remote: Remote,
 }
 
-/// `tree` takes the same flags as `list`.
-pub type TreeArgs = ListArgs;
+#[derive(Args)]
+pub struct TreeArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    remote: Remote,
+}
 
 #[derive(Args)]
 pub struct ListArgs {
+    /// Also list the actors that stopped (every actor the server's log
+    /// knows), with how each ended: `stopped`, or `stopped by itself`.
+    #[arg(long)]
+    all: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -236,7 +246,7 @@ fn print_tree(node: &Value, depth: usize) {
 
 pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     remote::block_on(async move {
-        let answer = remote::call(&args.remote, Op::List).await?;
+        let answer = remote::call(&args.remote, Op::List { all: args.all }).await?;
         if args.json {
             print_json(&answer);
             return Ok(ExitCode::SUCCESS);
@@ -246,6 +256,11 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             println!("no actors running; start one with `theater start <manifest>`");
             return Ok(ExitCode::SUCCESS);
         }
+        // Stopped actors have no queue or counters.
+        let count = |v: &Value| match v {
+            Value::Null => "-".to_owned(),
+            v => v.to_string(),
+        };
         let rows: Vec<Vec<String>> = actors
             .iter()
             .map(|a| {
@@ -253,9 +268,9 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
                     a["short"].as_str().unwrap_or_default().to_owned(),
                     a["name"].as_str().unwrap_or_default().to_owned(),
                     a["status"].as_str().unwrap_or_default().to_owned(),
-                    a["queue_depth"].to_string(),
-                    a["calls_ok"].to_string(),
-                    a["calls_failed"].to_string(),
+                    count(&a["queue_depth"]),
+                    count(&a["calls_ok"]),
+                    count(&a["calls_failed"]),
                 ]
             })
             .collect();
@@ -347,6 +362,9 @@ pub fn inspect(args: IdArgs) -> anyhow::Result<ExitCode> {
         let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
         let limits = &a["limits"];
         let counters = &a["counters"];
+        if a["status"] != "running" {
+            return print_stopped(&a);
+        }
         let rows = [
             ("id", text(&a["id"])),
             ("name", text(&a["name"])),
@@ -396,6 +414,32 @@ pub fn inspect(args: IdArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `inspect` of an actor that is not running: what the log tells.
+fn print_stopped(a: &Value) -> anyhow::Result<ExitCode> {
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    let mut rows = vec![
+        ("id", text(&a["id"])),
+        ("name", text(&a["name"])),
+        ("status", text(&a["status"])),
+    ];
+    if let Some(data) = a.get("shutdown_data") {
+        rows.push(("data", data.to_string()));
+    }
+    rows.push(("manifest", text(&a["manifest"])));
+    rows.push((
+        "chain",
+        format!(
+            "{} events, head {}",
+            a["chain"]["events"],
+            a["chain"]["head"].as_str().unwrap_or("none")
+        ),
+    ));
+    for (key, value) in rows {
+        println!("{:<12} {value}", format!("{key}:"));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints an actor's new events until Ctrl-C or the actor stops.

@@ -16,7 +16,7 @@ include!(concat!(env!("OUT_DIR"), "/wit_files.rs"));
 /// `theater build` (or `cargo build --release --target wasm32-wasip2`).
 #[derive(Args)]
 #[command(
-    after_help = "Example:\n  theater create greeter && theater build greeter && theater start greeter/manifest.toml"
+    after_help = "Examples:\n  theater create greeter && theater build greeter && theater start greeter/manifest.toml\n  theater create greeter --format 2025"
 )]
 pub struct CreateArgs {
     /// The actor's name: lowercase letters, digits and dashes.
@@ -24,6 +24,11 @@ pub struct CreateArgs {
     /// Directory to create (default: ./<name>).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// The manifest's form: `current` (`component_path`, `[[handlers]]`
+    /// with a `config` table) or `2025` (`component`, `[[handler]]` with
+    /// settings inline). Theater reads both.
+    #[arg(long, value_enum, default_value_t = Format::Current)]
+    format: Format,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -41,7 +46,7 @@ pub fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
-    let files = scaffold(&args.name);
+    let files = scaffold(&args.name, args.format);
     for (path, contents) in &files {
         let path = dir.join(path);
         if let Some(parent) = path.parent() {
@@ -84,11 +89,19 @@ pub fn artifact_name(name: &str) -> String {
     format!("{}.wasm", name.replace('-', "_"))
 }
 
+/// The forms of manifest `create` writes.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Current,
+    #[value(name = "2025")]
+    Y2025,
+}
+
 /// Every file of a new actor crate, by path relative to its directory.
-fn scaffold(name: &str) -> Vec<(String, String)> {
+fn scaffold(name: &str, format: Format) -> Vec<(String, String)> {
     let mut files = vec![
         ("Cargo.toml".to_owned(), cargo_toml(name)),
-        ("manifest.toml".to_owned(), manifest_toml(name)),
+        ("manifest.toml".to_owned(), manifest_toml(name, format)),
         ("src/lib.rs".to_owned(), LIB_RS.to_owned()),
         (".gitignore".to_owned(), "/target\n".to_owned()),
     ];
@@ -126,21 +139,38 @@ codegen-units = 1
     )
 }
 
-fn manifest_toml(name: &str) -> String {
+fn manifest_toml(name: &str, format: Format) -> String {
     let artifact = artifact_name(name);
-    format!(
+    let head = format!(
         r#"name = "{name}"
 version = "0.1.0"
 description = "Counts the messages it gets; requests answer the count"
 # Where `cargo build --release --target wasm32-wasip2` puts the component
-# (`theater build` copies it here when the target directory is elsewhere).
+# (`theater build` copies it here when the target directory is elsewhere)."#
+    );
+    match format {
+        Format::Current => format!(
+            r#"{head}
 component_path = "target/wasm32-wasip2/release/{artifact}"
 
 [[handlers]]
 type = "runtime"
 config = {{}}
 "#
-    )
+        ),
+        Format::Y2025 => format!(
+            r#"{head}
+component = "target/wasm32-wasip2/release/{artifact}"
+
+# One table per capability, its settings beside `type`, e.g.
+# [[handler]]
+# type = "timing"
+# max_sleep_duration = 60000
+[[handler]]
+type = "runtime"
+"#
+        ),
+    }
 }
 
 const LIB_RS: &str = r#"//! A Theater actor. Its state is JSON: `{"messages": N, "last": <message>}`.
@@ -245,7 +275,7 @@ mod tests {
 
     #[test]
     fn the_scaffold_carries_the_whole_wit_package() {
-        let files = scaffold("greeter");
+        let files = scaffold("greeter", Format::Current);
         assert!(files.iter().any(|(p, _)| p == "wit/worlds.wit"));
         assert!(
             files
@@ -254,5 +284,21 @@ mod tests {
         );
         let manifest = &files.iter().find(|(p, _)| p == "manifest.toml").unwrap().1;
         assert!(manifest.contains("release/greeter.wasm"), "{manifest}");
+    }
+
+    #[test]
+    fn both_manifest_forms_parse_to_the_same_actor() {
+        let parsed = |format| {
+            let files = scaffold("greeter", format);
+            let text = &files.iter().find(|(p, _)| p == "manifest.toml").unwrap().1;
+            let dir = Path::new("/greeter");
+            theater::Manifest::parse(text, &dir.join("manifest.toml"), dir).unwrap()
+        };
+        let (current, y2025) = (parsed(Format::Current), parsed(Format::Y2025));
+        assert!(current.warnings.is_empty() && y2025.warnings.is_empty());
+        assert_eq!(current.component_path, y2025.component_path);
+        assert_eq!(y2025.handlers.len(), 1);
+        assert_eq!(y2025.handlers[0].kind, "runtime");
+        assert!(y2025.line_of("handler").is_some());
     }
 }

@@ -9,15 +9,17 @@ use serde_json::{Value, json};
 use theater::chain::{self, ChainExport};
 use theater::files::FileRules;
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND};
-use theater::{ActorHandle, Manifest, RuntimeConfig, TheaterRuntime};
+use theater::runtime::ActorStatus;
+use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Spawn an actor from its manifest in this process, deliver messages, and
 /// print replies, the final state and the verified chain.
 ///
-/// Without --send or --request the actor keeps running until Ctrl-C, and
-/// `--resume` brings it back later. With them, it is stopped at the end.
-/// Its chain is durable in the home directory either way.
+/// Without --send or --request the actor keeps running until Ctrl-C (or
+/// until it stops itself), and `--resume` brings it back later. With them,
+/// it is stopped at the end. Its chain is durable in the home directory
+/// either way.
 #[derive(Args)]
 #[command(
     after_help = "Examples:\n  theater run actors/counter/manifest.toml --send '{\"add\":2}' --request '{}'\n  theater run actors/counter/manifest.toml --resume --request '{}'"
@@ -45,6 +47,10 @@ pub struct RunArgs {
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
+    /// Let the actor's HTTP servers listen on the address they ask for
+    /// (such as 0.0.0.0). Without it they listen on loopback only.
+    #[arg(long)]
+    public_http: bool,
 }
 
 /// A message to deliver, in command-line order.
@@ -91,10 +97,11 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
     for warning in &manifest.warnings {
         eprintln!("warning: {warning}");
     }
-    let config = match &args.home {
+    let mut config = match &args.home {
         Some(home) => RuntimeConfig::at(home),
         None => RuntimeConfig::embedded(),
     }?;
+    config.public_http = args.public_http;
     let theater = TheaterRuntime::new(config)?;
     let resumed = match args.resume {
         true => resume(&theater, &manifest).await?,
@@ -116,7 +123,10 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         if !args.json {
             println!("running; press Ctrl-C to stop");
         }
-        interrupt.recv().await;
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            () = actor.stopped() => {}
+        }
     }
     for message in &messages {
         let reply = deliver(&actor, message).await;
@@ -127,17 +137,24 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         replies.push(reply);
     }
 
-    let state = actor.state().await?;
+    let status = theater.status(actor.id())?;
+    let state = match status {
+        ActorStatus::Running => actor.state().await?,
+        _ => last_state(&theater, actor.id())?,
+    };
     let events = theater.chain(actor.id())?;
     chain::verify(&events).context("the actor's chain does not verify")?;
     if let Some(path) = &args.chain_out {
         write_chain(path, &actor, events.clone())?;
     }
-    if messages.is_empty() {
-        // Interrupted, not finished: it stays resumable.
-        theater.shutdown().await;
-    } else {
-        theater.stop(actor.id()).await?;
+    match (&status, messages.is_empty()) {
+        (ActorStatus::Running, true) => {
+            // Interrupted, not finished: it stays resumable.
+            theater.shutdown().await;
+        }
+        (ActorStatus::Running, false) => theater.stop(actor.id()).await?,
+        // It ended on its own, and the log says so already.
+        _ => {}
     }
 
     let head = events
@@ -145,13 +162,17 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         .map(|e| hex::encode(e.hash))
         .unwrap_or_default();
     if args.json {
-        let report = json!({
+        let mut report = json!({
             "actor_id": actor.id().to_string(),
             "name": manifest.name,
             "replies": replies,
             "state": state.as_deref().map(bytes_to_json),
             "chain": { "events": events.len(), "verified": true, "head": head },
+            "status": status.as_str(),
         });
+        if let ActorStatus::StoppedByItself { data } = &status {
+            report["shutdown_data"] = data.clone();
+        }
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
@@ -168,8 +189,14 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         if let Some(path) = &args.chain_out {
             println!("chain written to {}", path.display());
         }
-        if messages.is_empty() {
-            println!("stopped; `theater run --resume` continues it");
+        match &status {
+            ActorStatus::StoppedByItself { data } => {
+                println!("{} stopped by itself (shutdown data: {data})", manifest.name);
+            }
+            _ if messages.is_empty() => {
+                println!("stopped; `theater run --resume` continues it");
+            }
+            _ => {}
         }
     }
     Ok(if failed {
@@ -177,6 +204,16 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The newest state the log keeps of a stopped actor.
+fn last_state(theater: &TheaterRuntime, id: ActorId) -> anyhow::Result<Option<Vec<u8>>> {
+    let saved = theater.saved_actors()?;
+    let actor = saved
+        .into_iter()
+        .find(|saved| saved.id == id)
+        .with_context(|| format!("actor {id} is not in the log"))?;
+    Ok(actor.latest.and_then(|snapshot| snapshot.state))
 }
 
 /// Resumes the newest running actor started from `manifest`'s file, with

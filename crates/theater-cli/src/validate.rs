@@ -11,7 +11,7 @@ use theater::files::FileRules;
 use theater::host::HandlerSet;
 use theater::runtime::default_home;
 use theater::wasm::{self, ComponentCache};
-use theater::{Manifest, RuntimeConfig, TheaterRuntime};
+use theater::{Manifest, Package, RuntimeConfig, TheaterRuntime};
 
 use crate::remote::print_json;
 
@@ -108,7 +108,12 @@ async fn check(path: &Path) -> anyhow::Result<Value> {
                 .specs()
                 .iter()
                 .map(|spec| {
-                    let present = found.contains(&spec.full_name());
+                    // Under either package name, as the runtime finds it.
+                    let exported_as = Package::ALL
+                        .iter()
+                        .map(|package| package.name_of(&spec.full_name()).into_owned())
+                        .find(|name| found.contains(name));
+                    let present = exported_as.is_some();
                     if spec.required && !present {
                         errors.push(format!(
                             "the component does not export `{}`; expected `{}`",
@@ -117,7 +122,7 @@ async fn check(path: &Path) -> anyhow::Result<Value> {
                         ));
                     }
                     json!({
-                        "function": spec.full_name(),
+                        "function": exported_as.unwrap_or_else(|| spec.full_name()),
                         "signature": spec.signature(),
                         "required": spec.required,
                         "found": present,

@@ -20,7 +20,7 @@ use crate::chain::record::{
 };
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
-use crate::runtime::{ChildEvent, Decision, WeakRuntime};
+use crate::runtime::{ChildEvent, Decision, Ending, WeakRuntime};
 use crate::wasm::{CallFailure, StateBytes};
 
 /// How an actor's chain begins or goes on when its task starts.
@@ -152,13 +152,13 @@ impl Executor {
 
     async fn run(mut self, mut queue: mpsc::Receiver<Op>) {
         // `init` may have asked to shut down: then the actor takes no call.
-        if let Some(data) = self.settle().await {
-            self.exit(&mut queue, data).await;
+        if let Some(ending) = self.settle().await {
+            self.exit(&mut queue, ending).await;
             return;
         }
-        let exit_data = loop {
+        let ending = loop {
             let Some(op) = queue.recv().await else {
-                break None;
+                break Ending::Stopped;
             };
             match op {
                 Op::Call {
@@ -179,8 +179,8 @@ impl Executor {
                             }
                         }
                     }
-                    if let Some(data) = self.settle().await {
-                        break data;
+                    if let Some(ending) = self.settle().await {
+                        break ending;
                     }
                 }
                 Op::State { reply } => {
@@ -193,7 +193,7 @@ impl Executor {
                         let _ = reply.send(());
                     }
                     if !restarted {
-                        break None;
+                        break Ending::Stopped;
                     }
                 }
                 Op::Record {
@@ -214,7 +214,7 @@ impl Executor {
                     let _ = reply.send(self.revert(to, index, state).await);
                 }
                 Op::Stop { reply } => {
-                    self.exit(&mut queue, None).await;
+                    self.exit(&mut queue, Ending::Stopped).await;
                     // The instance, and with it the chain log, is released
                     // before the stop is answered.
                     drop(self);
@@ -223,19 +223,18 @@ impl Executor {
                 }
             }
         };
-        self.exit(&mut queue, exit_data).await;
+        self.exit(&mut queue, ending).await;
     }
 
     /// After a call, a shutdown request or a trapped instance goes to the
-    /// supervisor. Returns `Some(exit data)` when the actor must end.
-    async fn settle(&mut self) -> Option<Option<Vec<u8>>> {
+    /// supervisor. Returns how the actor ends, when it must.
+    async fn settle(&mut self) -> Option<Ending> {
         // The actor asked to end: it does, whatever else its call did.
-        let (event, exit_data) = if let Some(data) = self.instance.store.data_mut().shutdown.take()
-        {
+        let (event, ending) = if let Some(data) = self.instance.store.data_mut().shutdown.take() {
             self.record_shutdown(data.as_deref()).await;
-            (ChildEvent::ShutdownRequested, data)
+            (ChildEvent::ShutdownRequested, Ending::ByItself(data))
         } else if let Some(error) = self.failure.take() {
-            (ChildEvent::Failed(error), None)
+            (ChildEvent::Failed(error), Ending::Stopped)
         } else {
             return None;
         };
@@ -249,10 +248,10 @@ impl Executor {
                 if self.replace_instance().await {
                     None
                 } else {
-                    Some(exit_data)
+                    Some(ending)
                 }
             }
-            Decision::Stop => Some(exit_data),
+            Decision::Stop => Some(ending),
         }
     }
 
@@ -272,13 +271,16 @@ impl Executor {
         }
     }
 
-    /// Refuses what is still queued and tells the runtime this actor is gone.
-    async fn exit(&mut self, queue: &mut mpsc::Receiver<Op>, data: Option<Vec<u8>>) {
+    /// Tells the runtime this actor is gone, then refuses what is still
+    /// queued. The queue closes last, so that once it is closed (what
+    /// [`ActorHandle::stopped`] waits for) the runtime has forgotten the
+    /// actor, its log says it stopped, and its parent has been told.
+    async fn exit(&mut self, queue: &mut mpsc::Receiver<Op>, ending: Ending) {
+        if let Some(runtime) = self.instance.store.data().runtime() {
+            runtime.actor_exited(self.id, ending).await;
+        }
         queue.close();
         drain(queue, self.id);
-        if let Some(runtime) = self.instance.store.data().runtime() {
-            runtime.actor_exited(self.id, data).await;
-        }
     }
 
     /// Runs one call: on `Ok` commits state and a `call` event; otherwise

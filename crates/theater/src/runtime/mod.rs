@@ -40,6 +40,14 @@ use crate::wasm::{self, ComponentCache, StateBytes};
 /// some (`RecvError::Lagged`). Guards the runtime against slow subscribers.
 pub const SUBSCRIBER_BUFFER: usize = 4096;
 
+/// How an actor's task ended.
+pub(crate) enum Ending {
+    /// Stopped by an operator, its parent or the runtime, or failed for good.
+    Stopped,
+    /// It asked to stop itself, with this data for its supervisor.
+    ByItself(Option<Vec<u8>>),
+}
+
 /// The chain database in a runtime's home.
 pub const CHAINS_FILE: &str = "chains.redb";
 
@@ -59,6 +67,10 @@ pub struct RuntimeConfig {
     pub files: FileLimits,
     /// Actors it runs at once, children included; a spawn beyond is refused.
     pub max_actors: usize,
+    /// Whether actor HTTP servers may bind the address they ask for. When
+    /// `false` (the default) every actor server binds loopback, whatever
+    /// it asks (`theater server --public-http` sets it).
+    pub public_http: bool,
 }
 
 impl RuntimeConfig {
@@ -88,6 +100,7 @@ impl RuntimeConfig {
             handlers: HandlerSet::builtin(),
             files: FileLimits::default(),
             max_actors: DEFAULT_MAX_ACTORS,
+            public_http: false,
         })
     }
 
@@ -99,6 +112,7 @@ impl RuntimeConfig {
             handlers: HandlerSet::builtin(),
             files: FileLimits::default(),
             max_actors: DEFAULT_MAX_ACTORS,
+            public_http: false,
         }
     }
 }
@@ -175,6 +189,7 @@ struct Inner {
     /// One permit per actor it may run.
     slots: Arc<Semaphore>,
     max_actors: usize,
+    public_http: bool,
 }
 
 impl TheaterRuntime {
@@ -199,6 +214,7 @@ impl TheaterRuntime {
                 files: config.files,
                 slots: Arc::new(Semaphore::new(config.max_actors)),
                 max_actors: config.max_actors,
+                public_http: config.public_http,
             }),
         })
     }
@@ -336,6 +352,12 @@ impl TheaterRuntime {
         Ok(spawned.start())
     }
 
+    /// Whether actor HTTP servers may bind the address they ask for
+    /// ([`RuntimeConfig::public_http`]).
+    pub fn public_http(&self) -> bool {
+        self.inner.public_http
+    }
+
     /// The data directory, `None` for a runtime that keeps nothing on disk.
     pub fn home(&self) -> Option<&Path> {
         self.inner.home.as_deref()
@@ -402,7 +424,7 @@ impl TheaterRuntime {
     /// Cleans up after an actor whose task ended: it leaves the registry and
     /// the tree, its channels close on the other side, and its parent hears
     /// of the exit.
-    pub(crate) async fn actor_exited(&self, id: ActorId, data: Option<Vec<u8>>) {
+    pub(crate) async fn actor_exited(&self, id: ActorId, ending: Ending) {
         self.inner
             .actors
             .write()
@@ -419,8 +441,13 @@ impl TheaterRuntime {
             });
         }
         // Before a stop is answered, so a restarted runtime will not resume
-        // the actor; not while the runtime shuts down, so that it will.
-        if !self.inner.shutting_down.load(Ordering::Relaxed)
+        // the actor; not while the runtime shuts down, so that it will,
+        // unless the actor chose to end.
+        let (by_itself, data) = match ending {
+            Ending::Stopped => (false, None),
+            Ending::ByItself(data) => (true, data),
+        };
+        if (by_itself || !self.inner.shutting_down.load(Ordering::Relaxed))
             && let Err(e) = self.inner.log.set_running(&id, false).await
         {
             tracing::error!(actor = %id, "cannot mark the actor stopped: {e}");

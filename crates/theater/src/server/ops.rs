@@ -2,6 +2,7 @@
 
 mod history;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,11 +12,11 @@ use super::connection::{After, Connection};
 use super::protocol::{ErrorBody, ErrorKind, Op, Payload, put_bytes};
 use super::{DEFAULT_REQUEST_TIMEOUT, MAX_REQUEST_TIMEOUT, Started};
 use crate::actor::{ActorHandle, now_ms};
-use crate::chain::ChainEvent;
+use crate::chain::{ChainEvent, SavedActor};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
 use crate::manifest::Manifest;
-use crate::runtime::TheaterRuntime;
+use crate::runtime::{ActorStatus, TheaterRuntime};
 
 type Answer = Result<Value, ErrorBody>;
 
@@ -75,7 +76,7 @@ impl Connection {
                     .map_err(actor_error)?;
                 Ok(json!({ "actor": handle.id().to_string(), "stopped": true }))
             }
-            Op::List => Ok(self.list()),
+            Op::List { all } => self.list(all),
             Op::State { actor } => {
                 let handle = self.running(&actor)?;
                 let state = handle.state().await.map_err(actor_error)?;
@@ -294,11 +295,13 @@ impl Connection {
             .insert(id, started);
     }
 
-    fn list(&self) -> Value {
+    /// The running actors, oldest first; with `all`, then every other
+    /// actor the log knows, with how it ended.
+    fn list(&self, all: bool) -> Answer {
         let started = self.shared.started.lock().expect("started lock").clone();
         let mut actors = self.shared.runtime.actors();
         actors.sort_by_key(|h| (started.get(&h.id()).map_or(0, |s| s.started_ms), h.id()));
-        let actors: Vec<Value> = actors
+        let mut listed: Vec<Value> = actors
             .iter()
             .map(|h| {
                 let counters = h.counters();
@@ -313,11 +316,50 @@ impl Connection {
                 })
             })
             .collect();
-        json!({ "actors": actors })
+        if all {
+            let running: HashSet<ActorId> = actors.iter().map(ActorHandle::id).collect();
+            for saved in self.saved_actors()? {
+                if running.contains(&saved.id) {
+                    continue;
+                }
+                let mut entry = json!({
+                    "id": saved.id.to_string(),
+                    "short": saved.id.short(),
+                    "name": saved.record.manifest.name,
+                });
+                self.put_status(&mut entry, saved.id)?;
+                listed.push(entry);
+            }
+        }
+        Ok(json!({ "actors": listed }))
+    }
+
+    fn saved_actors(&self) -> Result<Vec<SavedActor>, ErrorBody> {
+        self.shared
+            .runtime
+            .saved_actors()
+            .map_err(|e| ErrorBody::new(ErrorKind::Internal, format!("reading the log: {e}")))
+    }
+
+    /// Sets `status` of an actor that is not running (and `shutdown_data`
+    /// when it stopped itself), read from its chain.
+    fn put_status(&self, answer: &mut Value, id: ActorId) -> Result<(), ErrorBody> {
+        let status = self
+            .shared
+            .runtime
+            .status(id)
+            .map_err(|e| ErrorBody::new(ErrorKind::Internal, format!("reading the chain: {e}")))?;
+        answer["status"] = status.as_str().into();
+        if let ActorStatus::StoppedByItself { data } = status {
+            answer["shutdown_data"] = data;
+        }
+        Ok(())
     }
 
     fn inspect(&self, actor: &str) -> Answer {
-        let handle = self.running(actor)?;
+        let Ok(handle) = self.running(actor) else {
+            return self.inspect_stopped(actor);
+        };
         let id = handle.id();
         let events = self.chain(id)?;
         let started = self
@@ -354,6 +396,26 @@ impl Connection {
                 "head": hash_hex(events.last()),
             },
         }))
+    }
+
+    /// What the log tells of an actor that is not running.
+    fn inspect_stopped(&self, actor: &str) -> Answer {
+        let id = self.known(actor)?;
+        let saved = self.saved_actors()?.into_iter().find(|s| s.id == id);
+        let events = self.chain(id)?;
+        let mut answer = json!({
+            "id": id.to_string(),
+            "short": id.short(),
+            "name": saved.as_ref().map(|s| s.record.manifest.name.clone()),
+            "manifest": saved.as_ref().map(|s| s.record.manifest.source.display().to_string()),
+            "started_ms": saved.as_ref().map(|s| s.record.started_ms),
+            "chain": {
+                "events": events.len(),
+                "head": hash_hex(events.last()),
+            },
+        });
+        self.put_status(&mut answer, id)?;
+        Ok(answer)
     }
 
     fn chain(&self, id: ActorId) -> Result<Vec<ChainEvent>, ErrorBody> {

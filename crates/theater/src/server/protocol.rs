@@ -79,7 +79,11 @@ pub enum Op {
     Stop {
         actor: String,
     },
-    List,
+    /// The running actors; with `all`, every actor the log knows too.
+    List {
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        all: bool,
+    },
     State {
         actor: String,
     },
@@ -428,7 +432,7 @@ mod tests {
             },
             Request {
                 id: 4,
-                op: Op::List,
+                op: Op::List { all: true },
             },
             Request {
                 id: 5,
@@ -459,7 +463,7 @@ mod tests {
         };
         assert_eq!(payload.bytes().unwrap(), br#"{"add":2}"#);
         let list = decode_request(br#"{"id": 0, "op": "list"}"#).unwrap();
-        assert_eq!(list.op, Op::List);
+        assert_eq!(list.op, Op::List { all: false });
         let null =
             decode_request(br#"{"id": 1, "op": "send", "actor": "x", "message": null}"#).unwrap();
         let Op::Send { payload, .. } = null.op else {
