@@ -131,6 +131,8 @@ fn main() -> ExitCode {
 
 /// Actor output (`runtime.log`, stdout, stderr) at info, everything else at
 /// warn; `RUST_LOG` overrides. Logs go to stderr so stdout stays parseable.
+/// A closed stderr loses the logs, not the process: reporting the failed
+/// write on stderr again would panic, and so end every actor it runs.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,actor=info"));
@@ -138,5 +140,6 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .log_internal_errors(false)
         .init();
 }

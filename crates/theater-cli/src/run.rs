@@ -191,7 +191,10 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         }
         match &status {
             ActorStatus::StoppedByItself { data } => {
-                println!("{} stopped by itself (shutdown data: {data})", manifest.name);
+                println!(
+                    "{} stopped by itself (shutdown data: {data})",
+                    manifest.name
+                );
             }
             _ if messages.is_empty() => {
                 println!("stopped; `theater run --resume` continues it");

@@ -344,11 +344,10 @@ impl Connection {
     /// Sets `status` of an actor that is not running (and `shutdown_data`
     /// when it stopped itself), read from its chain.
     fn put_status(&self, answer: &mut Value, id: ActorId) -> Result<(), ErrorBody> {
-        let status = self
-            .shared
-            .runtime
-            .status(id)
-            .map_err(|e| ErrorBody::new(ErrorKind::Internal, format!("reading the chain: {e}")))?;
+        let status =
+            self.shared.runtime.status(id).map_err(|e| {
+                ErrorBody::new(ErrorKind::Internal, format!("reading the chain: {e}"))
+            })?;
         answer["status"] = status.as_str().into();
         if let ActorStatus::StoppedByItself { data } = status {
             answer["shutdown_data"] = data;

@@ -158,9 +158,12 @@ async fn fifos_and_devices_named_to_the_server_are_refused_while_it_keeps_answer
         .await
         .unwrap();
     let counter = actors_dir().join("counter/manifest.toml");
-    within("a neighbour's start", neighbour.call(Op::List { all: false }))
-        .await
-        .unwrap();
+    within(
+        "a neighbour's start",
+        neighbour.call(Op::List { all: false }),
+    )
+    .await
+    .unwrap();
     within("a neighbour's start", async {
         start(&addr, &counter).await.unwrap()
     })

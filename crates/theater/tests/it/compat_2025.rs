@@ -122,7 +122,8 @@ async fn one_function_under_both_package_names_is_refused() {
 /// the error shows the entry in the form the manifest uses.
 #[tokio::test]
 async fn a_missing_grant_is_named_under_the_actors_package_and_form() {
-    let text = "name = \"t\"\ncomponent = \"simple-timer.wasm\"\n[[handler]]\ntype = \"message-server\"\n";
+    let text =
+        "name = \"t\"\ncomponent = \"simple-timer.wasm\"\n[[handler]]\ntype = \"message-server\"\n";
     let err = spawn_with(&runtime(), "simple-timer", text)
         .await
         .unwrap_err();
@@ -191,22 +192,33 @@ async fn memory(actor: &ActorHandle) -> Value {
 async fn shutdown_data_reaches_the_supervisor_and_no_policy_revives_the_child() {
     let runtime = runtime();
     let parent = always_restarting_supervisor(&runtime).await;
-    let quitter = request(&parent, json!({ "spawn": "../simple-quitter/manifest.toml" }))
-        .await
-        .unwrap();
+    let quitter = request(
+        &parent,
+        json!({ "spawn": "../simple-quitter/manifest.toml" }),
+    )
+    .await
+    .unwrap();
     let child = request(&parent, json!({ "spawn": "manifest.toml" }))
         .await
         .unwrap();
     let child_id: ActorId = child.as_str().unwrap().parse().unwrap();
-    request(&runtime.actor(child_id).unwrap(), json!({ "shutdown": "bye" }))
-        .await
-        .unwrap();
+    request(
+        &runtime.actor(child_id).unwrap(),
+        json!({ "shutdown": "bye" }),
+    )
+    .await
+    .unwrap();
     let exits = eventually("the parent hears both exits", async || {
         let exits = memory(&parent).await["exits"].clone();
         (exits.as_array().unwrap().len() == 2).then_some(exits)
     })
     .await;
-    assert!(exits.as_array().unwrap().contains(&json!([quitter, "all done"])));
+    assert!(
+        exits
+            .as_array()
+            .unwrap()
+            .contains(&json!([quitter, "all done"]))
+    );
     assert!(exits.as_array().unwrap().contains(&json!([child, "bye"])));
     for id in [quitter.as_str().unwrap(), child.as_str().unwrap()] {
         let id: ActorId = id.parse().unwrap();
