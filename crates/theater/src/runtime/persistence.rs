@@ -10,7 +10,7 @@ use futures::future::join_all;
 
 use super::{SpawnOptions, SupervisionPolicy, TheaterRuntime};
 use crate::actor::ActorHandle;
-use crate::chain::record::Origin;
+use crate::chain::record::{self, Origin};
 use crate::chain::{ChainEvent, Hash, LogError, SavedActor, Snapshot};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
@@ -198,18 +198,24 @@ impl TheaterRuntime {
     }
 
     /// Replays `actor`'s whole chain on its component, from the state its
-    /// first event left, checking that every call leaves the state its
-    /// chain recorded (see [`crate::replay`]).
+    /// `actor-init` event left, checking that every call leaves the state
+    /// its chain recorded (see [`crate::replay`]).
     pub async fn replay(&self, actor: ActorId) -> Result<ReplayReport, HistoryError> {
         let saved = self.saved_actor(actor)?;
         let events = self.chain(actor)?;
+        // What `init` logged comes before its event, which is the first to
+        // leave a state.
+        let init = events
+            .iter()
+            .position(|e| e.event_type == record::ACTOR_INIT)
+            .unwrap_or(0);
         let first = self
             .inner
             .log
-            .snapshot(&actor, 0)?
+            .snapshot(&actor, init as u64)?
             .ok_or_else(|| HistoryError::NoState {
                 actor,
-                index: 0,
+                index: init,
                 reason: "the log holds no state of its first event".to_owned(),
             })?;
         self.replay_from(&saved, &events, first, None).await

@@ -393,3 +393,23 @@ async fn paths_of_a_2025_manifest_are_relative_to_it() {
         "hi"
     );
 }
+
+/// Chains of `theater:simple` actors replay: calls are found under the
+/// names the chain gives them, host calls under their canonical names, and
+/// a chain that begins with what `init` logged, and ends with `shutdown`,
+/// replays from its `actor-init` state.
+#[tokio::test]
+async fn actors_built_against_theater_simple_replay() {
+    let runtime = runtime();
+    let timer = spawn(&runtime, "simple-timer").await;
+    request(&timer, json!({ "nap": 1 })).await.unwrap();
+    request(&timer, json!({ "nap": 2 })).await.unwrap();
+    let quitter = spawn(&runtime, "simple-quitter").await;
+    quitter.stopped().await;
+    for (id, calls) in [(timer.id(), 2), (quitter.id(), 0)] {
+        let report = runtime.replay(id).await.unwrap();
+        assert_eq!(report.divergence, None, "{id}");
+        assert!(report.stopped_at.is_none(), "{id}: {:?}", report.stopped_at);
+        assert_eq!(report.calls, calls, "{id}");
+    }
+}
