@@ -110,8 +110,10 @@ struct Component;
 
 impl Actor for Component {
     fn init(state: State, _params: (String,)) -> Result<(State,), String> {
-        let config: Config = serde_json::from_slice(state.as_deref().unwrap_or(b"{}"))
-            .map_err(|e| format!("the initial state must be {{\"host\", \"port\", \"store\"}}: {e}"))?;
+        let config: Config =
+            serde_json::from_slice(state.as_deref().unwrap_or(b"{}")).map_err(|e| {
+                format!("the initial state must be {{\"host\", \"port\", \"store\"}}: {e}")
+            })?;
         let server = http::create_server(&ServerConfig {
             port: Some(config.port),
             host: Some(config.host),
@@ -128,7 +130,9 @@ impl Actor for Component {
         http::add_route(server, &everything, "PUT", handlers.write)?;
         let port = http::start_server(server)?;
         let host = http::get_server_info(server)?.host;
-        log(&format!("simple-docs: serving http://{host}:{port}{PREFIX}"));
+        log(&format!(
+            "simple-docs: serving http://{host}:{port}{PREFIX}"
+        ));
         let docs = Docs {
             server,
             port,
@@ -155,9 +159,7 @@ impl HttpHandlers for Component {
         let name = name_of(&request);
         if handler == docs.handlers.read {
             let reply = match store::get_by_label(&docs.store, &name)? {
-                Some(content) => {
-                    response(200, "text/plain", store::get(&docs.store, &content)?)
-                }
+                Some(content) => response(200, "text/plain", store::get(&docs.store, &content)?),
                 None => response(404, "text/plain", format!("no document `{name}`")),
             };
             return Ok((state, (reply,)));
@@ -178,10 +180,13 @@ impl HttpHandlers for Component {
         params: (u64, HttpRequest),
     ) -> Result<(State, (MiddlewareResult,)), String> {
         let (_, request) = params;
-        Ok((state, (MiddlewareResult {
-            proceed: true,
-            request,
-        },)))
+        Ok((
+            state,
+            (MiddlewareResult {
+                proceed: true,
+                request,
+            },),
+        ))
     }
 
     fn handle_websocket_connect(

@@ -491,6 +491,7 @@ fn run_docs(home: &Path, extra: &[&str]) -> (std::process::Child, String, String
         }
     }
     child.kill().unwrap();
+    child.wait().unwrap();
     panic!("no `listening on` line:\n{logged}");
 }
 

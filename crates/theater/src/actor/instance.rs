@@ -60,7 +60,7 @@ impl ActorInstance {
 
         let mut bound = Vec::with_capacity(template.exports.entries().len());
         for (spec, found) in template.exports.entries() {
-            let func = found.and_then(|found| instance.get_func(&mut store, &found.index));
+            let func = found.and_then(|found| instance.get_func(&mut store, found.index));
             bound.push(match func {
                 Some(func) => Some(bind(spec, func, &store)?),
                 None if spec.required => {
