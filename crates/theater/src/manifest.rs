@@ -462,7 +462,16 @@ fn inline_handler(
 ) -> Result<HandlerEntry, (Option<usize>, String)> {
     let prefix = format!("handler.{index}.");
     let line_of = |key: &str| lines.get(&format!("{prefix}{key}")).copied();
-    let entry_line = line_of("type").or_else(|| lines.get("handler").copied());
+    // Without `type`, the entry's first key, else the first entry's header.
+    let entry_line = line_of("type")
+        .or_else(|| {
+            lines
+                .iter()
+                .filter(|(key, _)| key.starts_with(&prefix))
+                .map(|(_, line)| *line)
+                .min()
+        })
+        .or_else(|| lines.get("handler").copied());
     let kind = match entry.remove("type") {
         Some(toml::Value::String(kind)) => kind,
         Some(other) => {
@@ -921,10 +930,12 @@ path = "data"
         }
         let err = parse("name = \"c\"\n").unwrap_err();
         assert!(err.to_string().contains("`component`"), "{err}");
-        let err =
-            parse("name = \"c\"\ncomponent = \"c.wasm\"\n[[handler]]\npath = \"x\"\n").unwrap_err();
+        let err = parse(
+            "name = \"c\"\ncomponent = \"c.wasm\"\n[[handler]]\ntype = \"random\"\n[[handler]]\npath = \"x\"\n",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("needs a `type`"), "{err}");
-        assert_eq!(err.line, Some(3));
+        assert_eq!(err.line, Some(6));
     }
 
     #[test]
