@@ -57,17 +57,23 @@ pub enum SpawnError {
     )]
     TooManyActors { limit: usize },
     #[error(
-        "the component imports `{interface}` but {manifest} does not grant it; add:\n\n[[handlers]]\ntype = \"{kind}\"\nconfig = {{}}"
+        "the component imports `{interface}` but {manifest} does not grant it; add:\n\n{entry}"
     )]
     NotGranted {
         manifest: PathBuf,
         interface: String,
         kind: &'static str,
+        /// The entry to add, in the form the manifest lists handlers.
+        entry: String,
     },
     #[error("the component imports `{interface}`, which no Theater handler provides")]
     UnknownInterface { interface: String },
     #[error("the component does not export `{function}`; expected `{signature}`")]
     MissingExport { function: String, signature: String },
+    #[error(
+        "the component exports both `{first}` and `{second}`: the same function under two package names, and which one to call is unclear; export each interface under one package name"
+    )]
+    ExportedTwice { first: String, second: String },
     #[error("the component's `{function}` has the wrong type; expected `{signature}`: {reason}")]
     MistypedExport {
         function: String,

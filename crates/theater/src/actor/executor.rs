@@ -15,12 +15,13 @@ use super::{
 };
 use crate::chain::record::{
     self, CallErrorRecord, CallRecord, InitRecord, Origin, ResumeRecord, RevertRecord,
+    ShutdownRecord,
 };
 use crate::chain::{Hash, KeptState};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
 use crate::manifest::Limits;
-use crate::runtime::{ChildEvent, Decision, WeakRuntime};
+use crate::runtime::{ChildEvent, Decision, Ending, WeakRuntime};
 use crate::wasm::{CallFailure, CallOutput, StateBytes};
 
 /// Longest `Err` message of an actor kept whole; the rest is cut. Guards
@@ -37,8 +38,25 @@ pub(crate) enum Start {
     Resume,
 }
 
-/// Instantiates the actor, runs `actor.init`, records the first event of its
-/// task (see [`Start`]) and starts the task.
+/// An actor whose `init` has run and whose task has not started yet. The
+/// runtime registers it first, so that whatever the task does at once
+/// (end, when `init` asked to shut down) finds it registered.
+pub(crate) struct Spawned {
+    pub handle: ActorHandle,
+    executor: Executor,
+    queue: mpsc::Receiver<Op>,
+}
+
+impl Spawned {
+    /// Starts the actor's task.
+    pub fn start(self) -> ActorHandle {
+        tokio::spawn(self.executor.run(self.queue));
+        self.handle
+    }
+}
+
+/// Instantiates the actor, runs `actor.init` and records the first event of
+/// its chain (see [`Start`]).
 pub(crate) async fn spawn(
     recorder: ChainRecorder,
     template: Arc<ActorTemplate>,
@@ -46,7 +64,7 @@ pub(crate) async fn spawn(
     extensions: Extensions,
     runtime: WeakRuntime,
     start: Start,
-) -> Result<ActorHandle, SpawnError> {
+) -> Result<Spawned, SpawnError> {
     let id = recorder.actor();
     let data = ActorStore::new(recorder, extensions, runtime, template.limits.memory_mb);
     let instance = ActorInstance::new(&template, data).await?;
@@ -70,8 +88,11 @@ pub(crate) async fn spawn(
         executor.counters.clone(),
         executor.template.exports.clone(),
     );
-    tokio::spawn(executor.run(queue));
-    Ok(handle)
+    Ok(Spawned {
+        handle,
+        executor,
+        queue,
+    })
 }
 
 struct Executor {
@@ -142,9 +163,14 @@ impl Executor {
     }
 
     async fn run(mut self, mut queue: mpsc::Receiver<Op>) {
-        let exit_data = loop {
+        // `init` may have asked to shut down: then the actor takes no call.
+        if let Some(ending) = self.settle().await {
+            self.exit(&mut queue, ending).await;
+            return;
+        }
+        let ending = loop {
             let Some(op) = queue.recv().await else {
-                break None;
+                break Ending::Stopped;
             };
             match op {
                 Op::Call {
@@ -169,8 +195,8 @@ impl Executor {
                             }
                         }
                     }
-                    if let Some(data) = self.settle().await {
-                        break data;
+                    if let Some(ending) = self.settle().await {
+                        break ending;
                     }
                 }
                 Op::State { reply } => {
@@ -183,7 +209,7 @@ impl Executor {
                         let _ = reply.send(());
                     }
                     if !restarted {
-                        break None;
+                        break Ending::Stopped;
                     }
                 }
                 Op::Record {
@@ -204,7 +230,7 @@ impl Executor {
                     let _ = reply.send(self.revert(to, index, state).await);
                 }
                 Op::Stop { reply } => {
-                    self.exit(&mut queue, None).await;
+                    self.exit(&mut queue, Ending::Stopped).await;
                     // The instance, and with it the chain log, is released
                     // before the stop is answered.
                     drop(self);
@@ -213,16 +239,18 @@ impl Executor {
                 }
             }
         };
-        self.exit(&mut queue, exit_data).await;
+        self.exit(&mut queue, ending).await;
     }
 
-    /// After a call, a trapped instance or a shutdown request goes to the
-    /// supervisor. Returns `Some(exit data)` when the actor must end.
-    async fn settle(&mut self) -> Option<Option<Vec<u8>>> {
-        let (event, exit_data) = if let Some(error) = self.failure.take() {
-            (ChildEvent::Failed(error), None)
-        } else if let Some(data) = self.instance.store.data_mut().shutdown.take() {
-            (ChildEvent::ShutdownRequested, data)
+    /// After a call, a shutdown request or a trapped instance goes to the
+    /// supervisor. Returns how the actor ends, when it must.
+    async fn settle(&mut self) -> Option<Ending> {
+        // The actor asked to end: it does, whatever else its call did.
+        let (event, ending) = if let Some(data) = self.instance.store.data_mut().shutdown.take() {
+            self.record_shutdown(data.as_deref()).await;
+            (ChildEvent::ShutdownRequested, Ending::ByItself(data))
+        } else if let Some(error) = self.failure.take() {
+            (ChildEvent::Failed(error), Ending::Stopped)
         } else {
             return None;
         };
@@ -236,20 +264,39 @@ impl Executor {
                 if self.replace_instance().await {
                     None
                 } else {
-                    Some(exit_data)
+                    Some(ending)
                 }
             }
-            Decision::Stop => Some(exit_data),
+            Decision::Stop => Some(ending),
         }
     }
 
-    /// Refuses what is still queued and tells the runtime this actor is gone.
-    async fn exit(&mut self, queue: &mut mpsc::Receiver<Op>, data: Option<Vec<u8>>) {
+    /// Records the actor's request to end, with its data, as the last event
+    /// of its chain.
+    async fn record_shutdown(&mut self, data: Option<&[u8]>) {
+        let record = record::encode(&ShutdownRecord {
+            data: data.map(record::readable),
+        });
+        let description = format!("{} shut down by itself", self.template.name);
+        if let Err(e) = self
+            .recorder()
+            .record(record::SHUTDOWN, record, description)
+            .await
+        {
+            tracing::error!(actor = %self.id, "cannot record the shutdown: {e}");
+        }
+    }
+
+    /// Tells the runtime this actor is gone, then refuses what is still
+    /// queued. The queue closes last, so that once it is closed (what
+    /// [`ActorHandle::stopped`] waits for) the runtime has forgotten the
+    /// actor, its log says it stopped, and its parent has been told.
+    async fn exit(&mut self, queue: &mut mpsc::Receiver<Op>, ending: Ending) {
+        if let Some(runtime) = self.instance.store.data().runtime() {
+            runtime.actor_exited(self.id, ending).await;
+        }
         queue.close();
         drain(queue, self.id);
-        if let Some(runtime) = self.instance.store.data().runtime() {
-            runtime.actor_exited(self.id, data).await;
-        }
     }
 
     /// Runs one call: on `Ok` commits state and a `call` event; otherwise
@@ -264,7 +311,11 @@ impl Executor {
         delivery: Option<u64>,
     ) -> Result<Box<RawValue>, ActorError> {
         let limits = self.template.limits;
-        let Some(Called { outcome, redact }) = self
+        let Some(Called {
+            outcome,
+            redact,
+            function,
+        }) = self
             .instance
             .call(function, self.state.clone(), &params, &limits)
             .await
@@ -281,6 +332,8 @@ impl Executor {
             }
             return Err(error);
         };
+        // From here on, the function as the actor exports it.
+        let function = &*function;
         let recorded_params = recorded(redact, &params);
         match outcome.and_then(|output| within_state_cap(output, &limits)) {
             Ok(output) => {

@@ -346,6 +346,12 @@ impl ActorHandle {
         !self.ops.is_closed()
     }
 
+    /// Completes once the actor's task has ended: it was stopped, failed
+    /// for good, or shut down by itself.
+    pub async fn stopped(&self) {
+        self.ops.closed().await;
+    }
+
     fn enqueue(&self, op: Op) -> Result<(), ActorError> {
         self.ops.try_send(op).map_err(|e| self.refused(e))
     }

@@ -44,13 +44,14 @@ impl ActorInstance {
         instantiate_with(template, template.compiled.instance_pre()?, data).await
     }
 
-    /// Names of the bound exports, sorted, for error messages.
+    /// Names of the bound exports as the component exports them, sorted,
+    /// for error messages.
     pub fn export_names(&self) -> String {
         self.exports.exported_names().join(", ")
     }
 
-    /// Calls a bound export under the time limit and the cap on its result.
-    /// `None` if not exported.
+    /// Calls a bound export (by canonical name, or as exported) under the
+    /// time limit and the cap on its result. `None` if not exported.
     pub async fn call(
         &mut self,
         function: &str,
@@ -70,6 +71,7 @@ impl ActorInstance {
         Some(Called {
             outcome,
             redact: self.exports.spec(slot).redact,
+            function: self.exports.exported_name(slot)?.clone(),
         })
     }
 }
@@ -97,8 +99,8 @@ pub(crate) async fn instantiate_with(
         .map_err(|e| SpawnError::Instantiate(format!("{e:#}")))?;
 
     let mut bound = Vec::with_capacity(template.exports.entries().len());
-    for (spec, index) in template.exports.entries() {
-        let func = index.and_then(|index| instance.get_func(&mut store, index));
+    for (spec, found) in template.exports.entries() {
+        let func = found.and_then(|found| instance.get_func(&mut store, found.index));
         bound.push(match func {
             Some(func) => Some(bind(spec, func, &store)?),
             None if spec.required => {
@@ -121,6 +123,8 @@ pub(crate) async fn instantiate_with(
 pub(crate) struct Called {
     pub outcome: Result<CallOutput, CallFailure>,
     pub redact: Option<Redactor>,
+    /// `interface.function` as the component exports it: chains name it so.
+    pub function: Arc<str>,
 }
 
 /// `value` (a call's params or result) as the chain records it.

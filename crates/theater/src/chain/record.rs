@@ -2,6 +2,7 @@
 //! `docs/chain.md` lists them for people who audit chains.
 
 use serde::Serialize;
+use serde_json::Value;
 use serde_json::value::{RawValue, to_raw_value};
 use sha2::{Digest, Sha256};
 
@@ -23,6 +24,9 @@ pub const LOG: &str = "log";
 /// A supervisor decided what happens to a child (restart, stop, escalate)
 /// or heard that it exited.
 pub const SUPERVISION: &str = "supervision";
+/// The actor asked to stop itself (`shutdown`) and ended: the last event
+/// of its chain, with the data its supervisor was given.
+pub const SHUTDOWN: &str = "shutdown";
 /// A host function did something on the actor's behalf or gave it a value
 /// its behaviour may depend on (a message sent, a reply, the time, random
 /// bytes); a replay feeds the recorded result back.
@@ -123,6 +127,12 @@ pub struct HostCallRecord<'a, P: Serialize, R: Serialize> {
 }
 
 #[derive(Serialize)]
+pub struct ShutdownRecord {
+    /// The data passed to `shutdown`, as [`readable`] shows it.
+    pub data: Option<Value>,
+}
+
+#[derive(Serialize)]
 pub struct LogRecord<'a> {
     pub message: &'a str,
 }
@@ -137,6 +147,15 @@ pub fn cut(mut text: String, limit: usize) -> String {
         text.push_str(&format!("… ({cut} more bytes cut)"));
     }
     text
+}
+
+/// Bytes as people read them in a chain: the text if UTF-8, else the byte
+/// values.
+pub fn readable(bytes: &[u8]) -> Value {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Value::String(text.to_owned()),
+        Err(_) => Value::from(bytes.to_vec()),
+    }
 }
 
 /// Encodes a record as event data.

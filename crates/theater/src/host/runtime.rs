@@ -1,11 +1,15 @@
-//! `ntwk:theater/runtime`: logging and the actor's own chain.
+//! `ntwk:theater/runtime`: logging and the actor's own chain; and
+//! `runtime-control.shutdown`, with which an actor stops itself
+//! (`theater:simple/runtime` has `shutdown` too).
 
+use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Linker, Lower};
 
 use super::Handler;
 use crate::actor::ActorStore;
 use crate::chain::ChainEvent;
 use crate::chain::record::{self, LogRecord};
+use crate::packages::Package;
 use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/runtime";
@@ -31,8 +35,12 @@ impl Handler for RuntimeHandler {
         true
     }
 
-    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
-        let mut runtime = linker.instance(INTERFACE)?;
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<ActorStore>,
+        package: Package,
+    ) -> wasmtime::Result<()> {
+        let mut runtime = linker.instance(&package.name_of(INTERFACE))?;
         runtime.func_wrap_async("log", |mut store, (message,): (String,)| {
             Box::new(async move {
                 let data = store.data_mut();
@@ -53,19 +61,27 @@ impl Handler for RuntimeHandler {
                 Ok((WitChain::from_events(&events),))
             })
         })?;
-        // The actor ends once the running call returns; its supervisor
-        // gets the data with `handle-child-exit`.
-        linker.instance(CONTROL)?.func_wrap(
-            "shutdown",
-            |mut store, (data,): (Option<Vec<u8>>,)| {
-                store.data_mut().shutdown = Some(data);
-                Ok((Ok::<(), String>(()),))
-            },
-        )?;
+        // `theater:simple` carries `shutdown` in `runtime` itself.
+        if package == Package::SIMPLE {
+            runtime.func_wrap("shutdown", shutdown)?;
+        }
+        linker
+            .instance(&package.name_of(CONTROL))?
+            .func_wrap("shutdown", shutdown)?;
         Ok(())
     }
 
     fn exports(&self, _exports: &mut ExportRegistry, _listed: bool) {}
+}
+
+/// `shutdown(data)`: the actor ends once the running call returns (see
+/// the executor); its supervisor gets the data with `handle-child-exit`.
+fn shutdown(
+    mut store: StoreContextMut<'_, ActorStore>,
+    (data,): (Option<Vec<u8>>,),
+) -> wasmtime::Result<(Result<(), String>,)> {
+    store.data_mut().shutdown = Some(data);
+    Ok((Ok(()),))
 }
 
 /// Longest log line kept in an event's description (the data has it all).

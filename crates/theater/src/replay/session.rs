@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::ReplayError;
 use super::feed::Feed;
+use crate::packages::{self, Package};
 
 /// The data of the replay's store.
 pub struct ReplayStore {
@@ -56,13 +57,16 @@ impl Session {
         Ok(())
     }
 
-    /// The export `interface.function`, if the component has it.
+    /// The export `interface.function`, if the component has it, under
+    /// any of the package names (chains name it as it was exported, the
+    /// runtime canonically).
     pub fn export(&mut self, name: &str) -> Option<Func> {
         let (interface, function) = name.rsplit_once('.')?;
-        let interface = self.component.get_export_index(None, interface)?;
-        let function = self
-            .component
-            .get_export_index(Some(&interface), function)?;
+        let function = Package::ALL.into_iter().find_map(|package| {
+            let interface = package.name_of(interface);
+            let interface = self.component.get_export_index(None, interface.as_ref())?;
+            self.component.get_export_index(Some(&interface), function)
+        })?;
         self.instance.get_func(&mut self.store, function)
     }
 
@@ -124,8 +128,8 @@ fn linker(engine: &Engine, component: &Component) -> wasmtime::Result<Linker<Rep
         let ComponentItem::ComponentInstance(interface) = import.ty else {
             wasmtime::bail!("import `{name}` is not an interface; replay supports interfaces only");
         };
-        // Chains name functions by interface without a version.
-        let recorded_interface = name.split('@').next().unwrap_or(name);
+        // Chains name host functions canonically, without a version.
+        let recorded_interface = packages::canonical(name.split('@').next().unwrap_or(name));
         let mut instance = linker.instance(name)?;
         for (function, item) in interface.exports(engine) {
             match item.ty {

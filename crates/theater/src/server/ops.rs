@@ -15,7 +15,7 @@ use crate::chain::{ChainEvent, Hash, SavedActor};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
 use crate::manifest::{Limits, Manifest};
-use crate::runtime::TheaterRuntime;
+use crate::runtime::{ActorStatus, TheaterRuntime};
 
 type Answer = Result<Value, ErrorBody>;
 
@@ -304,6 +304,8 @@ impl Connection {
             .insert(id, started);
     }
 
+    /// The running actors, oldest first; with `all`, then every other
+    /// actor the log knows, with how it ended.
     async fn list(&self, all: bool) -> Answer {
         let started = self.shared.started.lock().expect("started lock").clone();
         let mut actors = self.shared.runtime.actors();
@@ -330,19 +332,34 @@ impl Connection {
                 .await?
                 .into_iter()
                 .filter(|saved| !running.contains(&saved.id));
-            listed.extend(stopped.map(|saved| {
-                json!({
+            for saved in stopped {
+                let mut entry = json!({
                     "id": saved.id.to_string(),
                     "short": saved.id.short(),
                     "name": saved.record.manifest.name,
-                    "status": "stopped",
                     "queue_depth": null,
                     "calls_ok": null,
                     "calls_failed": null,
-                })
-            }));
+                });
+                self.put_status(&mut entry, saved.id).await?;
+                listed.push(entry);
+            }
         }
         Ok(json!({ "actors": listed }))
+    }
+
+    /// Sets `status` of an actor that is not running (and `shutdown_data`
+    /// when it stopped itself), read from its chain.
+    async fn put_status(&self, answer: &mut Value, id: ActorId) -> Result<(), ErrorBody> {
+        let status =
+            self.shared.runtime.status(id).await.map_err(|e| {
+                ErrorBody::new(ErrorKind::Internal, format!("reading the chain: {e}"))
+            })?;
+        answer["status"] = status.as_str().into();
+        if let ActorStatus::StoppedByItself { data } = status {
+            answer["shutdown_data"] = data;
+        }
+        Ok(())
     }
 
     async fn inspect(&self, actor: &str) -> Answer {
@@ -390,11 +407,10 @@ impl Connection {
         let saved = self.saved(actor).await?;
         let head = self.head(saved.id).await?;
         let manifest = &saved.record.manifest;
-        Ok(json!({
+        let mut answer = json!({
             "id": saved.id.to_string(),
             "short": saved.id.short(),
             "name": manifest.name,
-            "status": "stopped",
             "manifest": manifest.source.display().to_string(),
             "started_ms": saved.record.started_ms,
             "limits": limits_json(&manifest.limits),
@@ -404,7 +420,9 @@ impl Connection {
                 "events": head.map_or(0, |(events, _)| events),
                 "head": head.map(|(_, hash)| hex::encode(hash)),
             },
-        }))
+        });
+        self.put_status(&mut answer, saved.id).await?;
+        Ok(answer)
     }
 
     /// The stored record of an actor the log knows, by id or prefix.
