@@ -52,8 +52,8 @@ enum Command {
     /// Show the supervision tree of the running actors.
     #[command(after_help = "Example:\n  theater tree --json")]
     Tree(actors::TreeArgs),
-    /// List the running actors.
-    #[command(after_help = "Example:\n  theater list --json")]
+    /// List the running actors (with --all, the stopped ones too).
+    #[command(after_help = "Examples:\n  theater list --json\n  theater list --all")]
     List(actors::ListArgs),
     /// Print an actor's current state.
     #[command(after_help = "Example:\n  theater state 1a2b3c4d")]
@@ -62,7 +62,8 @@ enum Command {
     Events(actors::EventsArgs),
     /// Print an actor's log lines (its `log` chain events).
     Logs(actors::LogsArgs),
-    /// Show an actor's manifest, limits, counters and chain head.
+    /// Show an actor's manifest, limits, counters and chain head; for one
+    /// that stopped, how it ended.
     #[command(after_help = "Example:\n  theater inspect 1a2b3c4d")]
     Inspect(actors::IdArgs),
     Replay(history::ReplayArgs),
@@ -150,7 +151,9 @@ fn wants_json(matches: &ArgMatches) -> bool {
 
 /// Actor output (`runtime.log`, stdout, stderr) at info, everything else at
 /// warn; `RUST_LOG` overrides. Logs go to stderr so stdout stays parseable,
-/// in colour only on a terminal (and never with `NO_COLOR` set).
+/// in colour only on a terminal (and never with `NO_COLOR` set). A closed
+/// stderr loses the logs, not the process: reporting the failed write on
+/// stderr again would panic, and so end every actor it runs.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,actor=info"));
@@ -160,5 +163,6 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(colour)
         .with_target(false)
+        .log_internal_errors(false)
         .init();
 }

@@ -84,6 +84,10 @@ pub struct ServerArgs {
     /// Largest component file it reads.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_COMPONENT_BYTES)]
     max_component_bytes: u64,
+    /// Let actor HTTP servers listen on the address they ask for (such as
+    /// 0.0.0.0). Without it they listen on loopback only.
+    #[arg(long)]
+    public_http: bool,
 }
 
 /// The connection limits (docs/security.md).
@@ -156,6 +160,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     };
     let mut config = RuntimeConfig::at_with(args.home.unwrap_or_else(default_home), options)?;
     config.max_actors = args.max_actors;
+    config.public_http = args.public_http;
     config.files = FileLimits {
         manifest_bytes: args.max_manifest_bytes,
         init_state_bytes: args.max_init_state_bytes,
@@ -180,6 +185,12 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     outln!("listening on {addr}");
     if !resumed.resumed.is_empty() {
         outln!("resumed {} actors", resumed.resumed.len());
+    }
+    if resumed.redelivered > 0 {
+        println!(
+            "queued again {} accepted messages that had not run",
+            resumed.redelivered
+        );
     }
     for (id, reason) in &resumed.failed {
         errln!("warning: cannot resume actor {id}: {reason}");

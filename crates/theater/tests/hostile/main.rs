@@ -6,10 +6,13 @@ mod cache;
 #[path = "../it/common/mod.rs"]
 mod common;
 
+mod accepted;
 mod escalation;
 mod filesystem;
 mod host_files;
 mod http;
 mod management;
 mod manifests;
+mod neighbours;
+mod oversize;
 mod spawn_loops;
