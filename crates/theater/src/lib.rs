@@ -29,12 +29,15 @@ pub mod files;
 pub mod host;
 pub mod id;
 pub mod manifest;
+pub mod metrics;
 pub mod replay;
 pub mod runtime;
 pub mod server;
 pub mod storage;
+pub mod telemetry;
 pub mod validate;
 pub mod wasm;
+pub mod web;
 
 pub use actor::ActorHandle;
 pub use error::{ActorError, SpawnError};

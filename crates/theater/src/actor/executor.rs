@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::mpsc;
@@ -44,13 +45,19 @@ pub(crate) async fn spawn(
     let id = recorder.actor();
     let data = ActorStore::new(recorder, extensions, runtime, template.limits.memory_mb);
     let instance = ActorInstance::new(&template, data).await?;
+    let metrics = match instance.store.data().runtime() {
+        Some(runtime) => runtime
+            .metrics()
+            .actor(id, template.exports.exported_names().iter().map(String::as_str)),
+        None => Default::default(),
+    };
     let mut executor = Executor {
         id,
         template,
         instance,
         state: init_state,
         failure: None,
-        counters: Arc::default(),
+        counters: Arc::new(ActorCounters::new(metrics)),
     };
     executor.init(start).await?;
 
@@ -141,9 +148,17 @@ impl Executor {
                     params,
                     origin,
                     reply,
+                    caller,
                 } => {
-                    let span = tracing::debug_span!("call", actor = %self.id, function = %function);
-                    let outcome = self.call(&function, params, origin).instrument(span).await;
+                    let span = crate::telemetry::call_span(&caller, self.id, &function);
+                    let started = Instant::now();
+                    let outcome = self
+                        .call(&function, params, origin)
+                        .instrument(span.clone())
+                        .await;
+                    let label = crate::metrics::outcome(&outcome);
+                    self.counters.called(&function, label, started.elapsed());
+                    span.record("outcome", label);
                     match reply {
                         Some(reply) => {
                             let _ = reply.send(outcome);

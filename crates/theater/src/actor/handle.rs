@@ -13,6 +13,7 @@ use crate::chain::Hash;
 use crate::error::ActorError;
 use crate::id::ActorId;
 use crate::manifest::Limits;
+use crate::metrics::ActorMetrics;
 use crate::wasm::{ExportTable, StateBytes};
 
 /// Where a call's answer goes: a waiting caller, or nowhere for a message
@@ -27,6 +28,9 @@ pub(crate) enum Op {
         /// The actor that sent it, recorded in the receiver's chain.
         origin: Option<ActorId>,
         reply: Reply,
+        /// The span the call was made in; the call's own span is its child,
+        /// so that one trace follows a request from actor to actor.
+        caller: tracing::Span,
     },
     State {
         reply: oneshot::Sender<StateBytes>,
@@ -64,6 +68,25 @@ pub struct ActorCounters {
     pub calls_failed: AtomicU64,
     /// Calls refused because the queue was full.
     pub queue_full: AtomicU64,
+    /// Microseconds spent running calls, chain appends included.
+    pub busy_micros: AtomicU64,
+    pub(crate) metrics: ActorMetrics,
+}
+
+impl ActorCounters {
+    pub(crate) fn new(metrics: ActorMetrics) -> Self {
+        Self {
+            metrics,
+            ..Self::default()
+        }
+    }
+
+    /// A call of `function` ended with `outcome` after `elapsed`.
+    pub(crate) fn called(&self, function: &str, outcome: &'static str, elapsed: Duration) {
+        let micros = elapsed.as_micros().min(u64::MAX as u128) as u64;
+        self.busy_micros.fetch_add(micros, Ordering::Relaxed);
+        self.metrics.call(function, outcome, elapsed);
+    }
 }
 
 /// A cheap, clonable reference to a running actor.
@@ -155,6 +178,7 @@ impl ActorHandle {
             params,
             origin,
             reply: Some(reply),
+            caller: tracing::Span::current(),
         })?;
         let result = answer.await.map_err(|_| ActorError::Stopped(self.id))??;
         serde_json::from_str(result.get()).map_err(|e| ActorError::BadResult {
@@ -178,6 +202,7 @@ impl ActorHandle {
             params,
             origin,
             reply: None,
+            caller: tracing::Span::current(),
         })
     }
 
@@ -297,6 +322,7 @@ impl ActorHandle {
         self.ops.try_send(op).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => {
                 let refused = self.counters.queue_full.fetch_add(1, Ordering::Relaxed) + 1;
+                self.counters.metrics.refused();
                 tracing::warn!(actor = %self.id, refused, "queue full ({} calls pending): call refused", self.limits.queue_capacity);
                 ActorError::QueueFull {
                     actor: self.id,

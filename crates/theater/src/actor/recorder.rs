@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 use crate::chain::record::{self, HostCallRecord};
 use crate::chain::{ChainEvent, EventLog, Hash, LogError};
 use crate::id::ActorId;
+use crate::metrics::Metrics;
 use crate::wasm::StateBytes;
 
 /// A chain event as live subscribers see it.
@@ -27,6 +28,7 @@ pub struct ChainRecorder {
     log: Arc<dyn EventLog>,
     /// Live subscribers; an event is cloned only when someone listens.
     subscribers: broadcast::Sender<ActorEvent>,
+    metrics: Metrics,
 }
 
 impl ChainRecorder {
@@ -40,7 +42,14 @@ impl ChainRecorder {
             head: None,
             log,
             subscribers,
+            metrics: Metrics::disabled(),
         }
+    }
+
+    /// Counts its appends in `metrics`.
+    pub(crate) fn counted(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn actor(&self) -> ActorId {
@@ -97,6 +106,8 @@ impl ChainRecorder {
         }
         .await?;
         self.head = Some(hash);
+        self.metrics.chain_event();
+        crate::telemetry::note_event(&hash);
         if let Some(event) = shared {
             // Only durable events are announced; a send fails only when the
             // last subscriber left meanwhile.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{ChainEvent, Hash, record};
 use crate::id::ActorId;
 use crate::manifest::Manifest;
+use crate::storage::LogStats;
 use crate::wasm::StateBytes;
 
 /// Completes once an appended event is as durable as the log promises.
@@ -120,6 +121,16 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Every actor saved with [`save_actor`](Self::save_actor), oldest first.
     fn saved_actors(&self) -> Result<Vec<SavedActor>, LogError>;
+
+    /// What its writer has done, for metrics; `None` if it does not count.
+    fn stats(&self) -> Option<LogStats> {
+        None
+    }
+
+    /// Bytes it takes on disk now, for metrics; `None` if it keeps none.
+    fn size_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Whether the state an event at `index` leaves is snapshotted, the newest

@@ -32,6 +32,7 @@ use crate::files::{FileLimits, FileRules};
 use crate::host::HandlerSet;
 use crate::id::ActorId;
 use crate::manifest::Manifest;
+use crate::metrics::{Metrics, MetricsConfig};
 use crate::storage::{LogOptions, RedbEventLog};
 use crate::wasm::{self, ComponentCache, StateBytes};
 
@@ -58,6 +59,9 @@ pub struct RuntimeConfig {
     pub files: FileLimits,
     /// Actors it runs at once, children included; a spawn beyond is refused.
     pub max_actors: usize,
+    /// Count calls, spawns, queues and chains for Prometheus; `None` (the
+    /// default) counts nothing.
+    pub metrics: Option<MetricsConfig>,
 }
 
 impl RuntimeConfig {
@@ -87,6 +91,7 @@ impl RuntimeConfig {
             handlers: HandlerSet::builtin(),
             files: FileLimits::default(),
             max_actors: DEFAULT_MAX_ACTORS,
+            metrics: None,
         })
     }
 
@@ -98,6 +103,7 @@ impl RuntimeConfig {
             handlers: HandlerSet::builtin(),
             files: FileLimits::default(),
             max_actors: DEFAULT_MAX_ACTORS,
+            metrics: None,
         }
     }
 }
@@ -179,6 +185,7 @@ struct Inner {
     /// One permit per actor it may run.
     slots: Arc<Semaphore>,
     max_actors: usize,
+    metrics: Metrics,
 }
 
 impl TheaterRuntime {
@@ -189,6 +196,10 @@ impl TheaterRuntime {
             .linker(&engine)
             .map_err(|e| RuntimeError(format!("linking host functions: {e:#}")))?;
         let cache_root = config.home.as_ref().map(|home| home.join("cache"));
+        let metrics = match config.metrics {
+            Some(metrics) => Metrics::new(metrics, config.event_log.clone()),
+            None => Metrics::disabled(),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 cache: ComponentCache::new(engine, linker, cache_root.as_deref()),
@@ -203,6 +214,7 @@ impl TheaterRuntime {
                 files: config.files,
                 slots: Arc::new(Semaphore::new(config.max_actors)),
                 max_actors: config.max_actors,
+                metrics,
             }),
         })
     }
@@ -280,7 +292,8 @@ impl TheaterRuntime {
             return Err(SpawnError::AlreadyRunning(id));
         }
         let mut recorder =
-            ChainRecorder::new(id, self.inner.log.clone(), self.inner.events.clone());
+            ChainRecorder::new(id, self.inner.log.clone(), self.inner.events.clone())
+                .counted(self.inner.metrics.clone());
         let start = match head {
             Some(head) => {
                 recorder = recorder.continuing(head);
@@ -334,8 +347,14 @@ impl TheaterRuntime {
             let mut tree = self.inner.tree.lock().expect("tree lock");
             tree.link(parent, id, manifest.name.clone(), policy);
         }
+        self.inner.metrics.spawned();
         tracing::info!(actor = %id, name = %manifest.name, "actor started");
         Ok(handle)
+    }
+
+    /// The runtime's metrics (disabled unless its config asked for them).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// The data directory, `None` for a runtime that keeps nothing on disk.
@@ -432,6 +451,7 @@ impl TheaterRuntime {
         if let Some(parent) = parent {
             self.child_exited(parent, id, data);
         }
+        self.inner.metrics.stopped();
         tracing::info!(actor = %id, "actor stopped");
     }
 

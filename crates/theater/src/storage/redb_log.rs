@@ -848,6 +848,14 @@ impl EventLog for RedbEventLog {
         self.stored_actors()
             .map_err(|error| LogError(error.to_string()))
     }
+
+    fn stats(&self) -> Option<LogStats> {
+        Some(RedbEventLog::stats(self))
+    }
+
+    fn size_bytes(&self) -> Option<u64> {
+        std::fs::metadata(&self.shared.path).ok().map(|m| m.len())
+    }
 }
 
 impl Drop for RedbEventLog {
