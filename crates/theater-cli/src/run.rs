@@ -14,6 +14,7 @@ use theater::{ActorHandle, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::manifest_arg::manifest_file;
+use crate::observe::{MetricsArgs, serve_metrics};
 use crate::output::print_json;
 use crate::remote::{self, show_bytes};
 
@@ -51,6 +52,8 @@ pub struct RunArgs {
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 /// A message to deliver, in command-line order.
@@ -103,11 +106,14 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
     for warning in &manifest.warnings {
         errln!("warning: {warning}");
     }
-    let config = match &args.home {
+    let mut config = match &args.home {
         Some(home) => RuntimeConfig::at(home),
         None => RuntimeConfig::embedded(),
     }?;
+    config.metrics = args.metrics.config();
     let theater = TheaterRuntime::new(config)?;
+    // `run` has no token: its metrics are served on loopback only.
+    let metrics = args.metrics.bind(&theater, Default::default()).await?;
     let resumed = match args.resume {
         true => resume(&theater, &manifest).await?,
         false => None,
@@ -118,6 +124,9 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
     };
     if !args.json {
         outln!("{verb} {} ({})", manifest.name, actor.id());
+        serve_metrics(metrics)?;
+    } else if let Some(metrics) = metrics {
+        tokio::spawn(metrics.serve());
     }
 
     let mut replies = Vec::new();

@@ -13,8 +13,9 @@ use tokio::net::TcpListener;
 use crate::runtime::TheaterRuntime;
 use crate::web::{self, WebAccess, WebError};
 
-/// The content type of the Prometheus text format.
-const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of the OpenMetrics text format, which Prometheus
+/// reads.
+const TEXT_FORMAT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A bound metrics endpoint.
 pub struct MetricsServer {

@@ -1,0 +1,60 @@
+//! The flags that make a runtime observable: its metrics endpoint and,
+//! on `theater server`, its dashboard.
+
+use clap::Args;
+use theater::TheaterRuntime;
+use theater::metrics::{MetricsConfig, MetricsServer};
+use theater::web::WebAccess;
+
+/// Where the metrics endpoint listens when `--metrics` names no address.
+pub const DEFAULT_METRICS: &str = "127.0.0.1:9464";
+
+/// Prometheus metrics (docs/metrics.md).
+#[derive(Args)]
+#[command(next_help_heading = "Metrics")]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at http://ADDR/metrics (default address
+    /// 127.0.0.1:9464). Off unless given. Loopback only unless the server
+    /// has a --token, which scrapes then send as a bearer token.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = DEFAULT_METRICS
+    )]
+    metrics: Option<String>,
+    /// Label call, latency and queue metrics with actor ids as well: each
+    /// actor adds series of its own, so only for deployments with few actors.
+    #[arg(long, requires = "metrics")]
+    metrics_per_actor: bool,
+}
+
+impl MetricsArgs {
+    /// What the runtime should count, `None` without `--metrics`.
+    pub fn config(&self) -> Option<MetricsConfig> {
+        self.metrics.as_ref().map(|_| MetricsConfig {
+            per_actor: self.metrics_per_actor,
+        })
+    }
+
+    /// Binds the endpoint, if asked for.
+    pub async fn bind(
+        &self,
+        runtime: &TheaterRuntime,
+        access: WebAccess,
+    ) -> anyhow::Result<Option<MetricsServer>> {
+        match &self.metrics {
+            Some(addr) => Ok(Some(MetricsServer::bind(runtime.clone(), addr, access).await?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Serves a bound metrics endpoint in the background; says where on stdout.
+pub fn serve_metrics(server: Option<MetricsServer>) -> anyhow::Result<()> {
+    if let Some(server) = server {
+        outln!("metrics on http://{}/metrics", server.local_addr()?);
+        tokio::spawn(server.serve());
+    }
+    Ok(())
+}
