@@ -21,4 +21,3 @@ mod spawn_errors;
 mod store;
 mod supervision;
 mod timing;
-mod traces;

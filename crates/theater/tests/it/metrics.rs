@@ -105,25 +105,24 @@ queue_capacity = 1
     waiting.await.unwrap().expect("the queued request is answered");
 
     let text = runtime.metrics_text().expect("metrics are enabled");
-    let request_ok =
-        format!("theater_calls_total{{export=\"{HANDLE_REQUEST}\",outcome=\"ok\"}}");
+    let request_ok = format!("theater_calls_total{{export=\"{HANDLE_REQUEST}\",outcome=\"ok\"}}");
     let expected = [
-        ("theater_actor_spawns_total", 2.0),
-        ("theater_actors{state=\"running\"}", 2.0),
-        (send_series("ok").as_str(), (N + 1) as f64),
-        (send_series("actor-error").as_str(), 1.0),
-        (send_series("trap").as_str(), 1.0),
-        (send_series("time-limit").as_str(), 1.0),
-        (request_ok.as_str(), 1.0),
+        ("theater_actor_spawns_total".to_owned(), 2.0),
+        ("theater_actors{state=\"running\"}".to_owned(), 2.0),
+        (send_series("ok"), (N + 1) as f64),
+        (send_series("actor-error"), 1.0),
+        (send_series("trap"), 1.0),
+        (send_series("time-limit"), 1.0),
+        (request_ok, 1.0),
         (
-            "theater_supervision_decisions_total{decision=\"restart\"}",
+            "theater_supervision_decisions_total{decision=\"restart\"}".to_owned(),
             2.0,
         ),
-        ("theater_queue_overflow_total{policy=\"reject\"}", 1.0),
-        ("theater_queue_depth", 0.0),
+        ("theater_queue_overflow_total{policy=\"reject\"}".to_owned(), 1.0),
+        ("theater_queue_depth".to_owned(), 0.0),
     ];
     for (series, count) in expected {
-        assert_eq!(value(&text, series), count, "{series} in:\n{text}");
+        assert_eq!(value(&text, &series), count, "{series} in:\n{text}");
     }
     // Every call is in the latency histogram, under its export.
     let sends = format!("theater_call_duration_seconds_count{{export=\"{HANDLE_SEND}\"}}");

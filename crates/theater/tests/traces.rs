@@ -1,6 +1,10 @@
 //! Traces: a request through three actors is one trace, each actor's call
 //! a child of the host call that made it, recorded by the OpenTelemetry
-//! SDK's in-memory exporter through `tracing-opentelemetry`.
+//! SDK's in-memory exporter through `tracing-opentelemetry`. A binary of
+//! its own, because it sets the process's subscriber.
+
+#[path = "it/common/mod.rs"]
+mod common;
 
 use opentelemetry::trace::{SpanId, TracerProvider as _};
 use opentelemetry::{KeyValue, Value as OtelValue};
@@ -9,7 +13,7 @@ use serde_json::json;
 use theater::host::HANDLE_REQUEST;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::common::{request, runtime, spawn};
+use common::{request, runtime, spawn};
 
 fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a OtelValue> {
     span.attributes
@@ -32,8 +36,8 @@ fn find<'a>(spans: &'a [SpanData], name: &str, key: &str, value: &str) -> &'a Sp
     found[0]
 }
 
-// One thread, so that the subscriber set for this test sees every actor task.
-#[tokio::test(flavor = "current_thread")]
+// Two threads: the caller's span travels with the call, not the thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_through_three_actors_is_one_trace() {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
@@ -41,7 +45,7 @@ async fn a_request_through_three_actors_is_one_trace() {
         .build();
     let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("theater-test"));
     let subscriber = tracing_subscriber::registry().with(layer);
-    let _default = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber).expect("this binary's only subscriber");
 
     let runtime = runtime();
     let (a, b, c) = (
