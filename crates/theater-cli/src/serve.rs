@@ -21,7 +21,7 @@ use theater::storage::{Durability, LogOptions};
 use theater::web::WebAccess;
 use theater::{RuntimeConfig, TheaterRuntime};
 
-use crate::observe::{MetricsArgs, serve_metrics};
+use crate::observe::{DashboardArgs, MetricsArgs, serve_dashboard, serve_metrics};
 
 /// Run the management server: a runtime that `theater start`, `list`,
 /// `message` and the other client commands talk to.
@@ -67,6 +67,8 @@ pub struct ServerArgs {
     limits: LimitArgs,
     #[command(flatten)]
     metrics: MetricsArgs,
+    #[command(flatten)]
+    dashboard: DashboardArgs,
     /// Keep a snapshot of each actor's state every N events (going back to
     /// an event replays fewer calls than N).
     #[arg(long, value_name = "N", default_value_t = SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
@@ -181,7 +183,8 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     // Bound before actors resume, so that a refused address starts nothing.
     let server = Server::bind(theater.clone(), &args.listen, config).await?;
     let addr = server.local_addr()?;
-    let metrics = args.metrics.bind(&theater, access).await?;
+    let metrics = args.metrics.bind(&theater, access.clone()).await?;
+    let dashboard = args.dashboard.bind(&theater, access).await?;
     let resumed = theater.resume_all().await?;
     if !addr.ip().to_canonical().is_loopback() && !has_token {
         errln!(
@@ -190,6 +193,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     outln!("listening on {addr}");
     serve_metrics(metrics)?;
+    serve_dashboard(dashboard)?;
     if !resumed.resumed.is_empty() {
         outln!("resumed {} actors", resumed.resumed.len());
     }

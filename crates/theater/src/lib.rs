@@ -24,6 +24,7 @@
 pub mod actor;
 mod admission;
 pub mod chain;
+pub mod dashboard;
 pub mod error;
 pub mod files;
 pub mod host;

@@ -122,6 +122,24 @@ pub trait EventLog: Send + Sync + 'static {
     /// Every actor saved with [`save_actor`](Self::save_actor), oldest first.
     fn saved_actors(&self) -> Result<Vec<SavedActor>, LogError>;
 
+    /// Up to `limit` events of `actor`'s chain from index `start` on, oldest
+    /// first, and how many events the chain has. Logs that can read a part
+    /// of a chain read no more than they return.
+    fn events_page(
+        &self,
+        actor: &ActorId,
+        start: u64,
+        limit: usize,
+    ) -> Result<(Vec<ChainEvent>, u64), LogError> {
+        let events = self.events(actor)?;
+        let total = events.len() as u64;
+        let page = events
+            .into_iter()
+            .skip(usize::try_from(start).unwrap_or(usize::MAX))
+            .take(limit);
+        Ok((page.collect(), total))
+    }
+
     /// What its writer has done, for metrics; `None` if it does not count.
     fn stats(&self) -> Option<LogStats> {
         None

@@ -475,4 +475,15 @@ impl TheaterRuntime {
     pub fn chain(&self, id: ActorId) -> Result<Vec<ChainEvent>, LogError> {
         self.inner.log.events(&id)
     }
+
+    /// Up to `limit` events of an actor's chain from index `start` on, and
+    /// how many events the chain has.
+    pub fn chain_page(
+        &self,
+        id: ActorId,
+        start: u64,
+        limit: usize,
+    ) -> Result<(Vec<ChainEvent>, u64), LogError> {
+        self.inner.log.events_page(&id, start, limit)
+    }
 }

@@ -443,6 +443,41 @@ impl RedbEventLog {
         Ok(events)
     }
 
+    /// Up to `limit` stored events of `actor` from index `start` on, and how
+    /// many the chain has; reads only those events.
+    pub fn stored_page(
+        &self,
+        actor: &ActorId,
+        start: u64,
+        limit: usize,
+    ) -> Result<(Vec<ChainEvent>, u64), StorageError> {
+        let path = &self.shared.path;
+        let tx = self.shared.db.begin_read().map_err(failed(path))?;
+        let heads = tx.open_table(HEADS).map_err(failed(path))?;
+        let key = key_of(actor);
+        let total = heads
+            .get(key)
+            .map_err(failed(path))?
+            .map_or(0, |head| head.value().0);
+        let end = start.saturating_add(limit as u64).min(total);
+        let events = tx.open_table(EVENTS).map_err(failed(path))?;
+        let mut page = Vec::new();
+        if start < end {
+            for row in events.range((key, start)..(key, end)).map_err(failed(path))? {
+                let (seq, bytes) = row.map_err(failed(path))?;
+                let index = seq.value().1;
+                let event = codec::decode(bytes.value()).map_err(|reason| {
+                    self.damaged(vec![ChainDamage {
+                        actor: *actor,
+                        damage: Damage::Unreadable { index, reason },
+                    }])
+                })?;
+                page.push(event);
+            }
+        }
+        Ok((page, total))
+    }
+
     /// Re-reads `actor`'s chain from the database and recomputes every hash
     /// and link, and checks it against the recorded head. Returns the head.
     pub fn verify_stored(&self, actor: &ActorId) -> Result<Option<ChainHead>, StorageError> {
@@ -846,6 +881,16 @@ impl EventLog for RedbEventLog {
 
     fn saved_actors(&self) -> Result<Vec<SavedActor>, LogError> {
         self.stored_actors()
+            .map_err(|error| LogError(error.to_string()))
+    }
+
+    fn events_page(
+        &self,
+        actor: &ActorId,
+        start: u64,
+        limit: usize,
+    ) -> Result<(Vec<ChainEvent>, u64), LogError> {
+        self.stored_page(actor, start, limit)
             .map_err(|error| LogError(error.to_string()))
     }
 
