@@ -316,20 +316,24 @@ fn ensure_browser() {
         .output()
         .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
     if !root || !found("apt-get") {
-        println!("chromium or chromedriver is missing and cannot be installed here: the dashboard browser test will skip");
+        println!(
+            "chromium or chromedriver is missing and cannot be installed here: the dashboard browser test will skip"
+        );
         return;
     }
-    let installed = run_cmd(Command::new("apt-get").arg("update"))
-        .and_then(|()| {
-            run_cmd(
-                Command::new("apt-get")
-                    .args(["install", "-y", "--no-install-recommends"])
-                    .args(BROWSER_PACKAGES)
-                    .env("DEBIAN_FRONTEND", "noninteractive"),
-            )
-        });
+    let installed = run_cmd(Command::new("apt-get").arg("update")).and_then(|()| {
+        run_cmd(
+            Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends"])
+                .args(BROWSER_PACKAGES)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    });
     if let Err(e) = installed {
-        println!("cannot install {}: {e:#}; the dashboard browser test will skip", BROWSER_PACKAGES.join(" "));
+        println!(
+            "cannot install {}: {e:#}; the dashboard browser test will skip",
+            BROWSER_PACKAGES.join(" ")
+        );
     }
 }
 

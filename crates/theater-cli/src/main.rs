@@ -11,9 +11,9 @@ mod dev;
 mod history;
 mod manifest_arg;
 mod messages;
+mod observe;
 mod remote;
 mod run;
-mod observe;
 mod serve;
 mod telemetry;
 mod validate;
@@ -40,12 +40,7 @@ struct Cli {
     log_format: telemetry::LogFormat,
     /// Export trace spans (one per actor call, with its host calls) over
     /// OTLP/HTTP to the collector at URL, e.g. http://127.0.0.1:4318.
-    #[arg(
-        long,
-        global = true,
-        value_name = "URL",
-        env = "THEATER_OTLP_ENDPOINT"
-    )]
+    #[arg(long, global = true, value_name = "URL", env = "THEATER_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
 }
 

@@ -45,7 +45,9 @@ impl MetricsArgs {
         access: WebAccess,
     ) -> anyhow::Result<Option<MetricsServer>> {
         match &self.metrics {
-            Some(addr) => Ok(Some(MetricsServer::bind(runtime.clone(), addr, access).await?)),
+            Some(addr) => Ok(Some(
+                MetricsServer::bind(runtime.clone(), addr, access).await?,
+            )),
             None => Ok(None),
         }
     }

@@ -189,9 +189,18 @@ mod tests {
     #[test]
     fn a_base_url_gets_the_traces_path() {
         let url = |e| traces_url(e).unwrap().to_string();
-        assert_eq!(url("http://127.0.0.1:4318"), "http://127.0.0.1:4318/v1/traces");
-        assert_eq!(url("http://collector:4318/"), "http://collector:4318/v1/traces");
-        assert_eq!(url("http://c:4318/custom/traces"), "http://c:4318/custom/traces");
+        assert_eq!(
+            url("http://127.0.0.1:4318"),
+            "http://127.0.0.1:4318/v1/traces"
+        );
+        assert_eq!(
+            url("http://collector:4318/"),
+            "http://collector:4318/v1/traces"
+        );
+        assert_eq!(
+            url("http://c:4318/custom/traces"),
+            "http://c:4318/custom/traces"
+        );
         assert!(traces_url("127.0.0.1:4318").is_err());
         assert!(traces_url("ftp://host/").is_err());
     }

@@ -12,21 +12,21 @@ use std::process::Command;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use theater::actor::now_ms;
 use theater::chain::ChainEvent;
 use theater::chain::record::{self, CallRecord, StateDigest};
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND, HandlerSet};
-use theater::wasm::ComponentCache;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use theater::metrics::MetricsConfig;
+use theater::wasm::ComponentCache;
 use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
+use tokio::runtime::Runtime;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, reload};
-use tokio::runtime::Runtime;
 use wasmtime::component::{
     Component, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, ResourceTable,
     TypedFunc,

@@ -49,7 +49,10 @@ pub enum WebError {
     #[error(
         "refusing to serve the {what} on {addr} without a token: anyone who can reach it could read every actor's state. Set a token (--token or THEATER_TOKEN), listen on loopback (127.0.0.1), or pass --insecure if every host that can reach {addr} is trusted"
     )]
-    NoToken { what: &'static str, addr: SocketAddr },
+    NoToken {
+        what: &'static str,
+        addr: SocketAddr,
+    },
 }
 
 /// Binds `addr` for the endpoint `what`, refusing an address other than

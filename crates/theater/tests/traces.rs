@@ -23,7 +23,9 @@ fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a OtelValue> {
 }
 
 fn text(span: &SpanData, key: &str) -> String {
-    attribute(span, key).map(|v| v.to_string()).unwrap_or_default()
+    attribute(span, key)
+        .map(|v| v.to_string())
+        .unwrap_or_default()
 }
 
 /// The span whose `key` attribute is `value`, of those named `name`.
@@ -32,7 +34,11 @@ fn find<'a>(spans: &'a [SpanData], name: &str, key: &str, value: &str) -> &'a Sp
         .iter()
         .filter(|s| s.name == name && text(s, key) == value)
         .collect();
-    assert_eq!(found.len(), 1, "one {name} span with {key} = {value} in {spans:#?}");
+    assert_eq!(
+        found.len(),
+        1,
+        "one {name} span with {key} = {value} in {spans:#?}"
+    );
     found[0]
 }
 
@@ -60,9 +66,8 @@ async fn a_request_through_three_actors_is_one_trace() {
     provider.force_flush().unwrap();
 
     let spans = exporter.get_finished_spans().unwrap();
-    let call = |actor: &theater::ActorHandle| {
-        find(&spans, "actor.call", "actor", &actor.id().to_string())
-    };
+    let call =
+        |actor: &theater::ActorHandle| find(&spans, "actor.call", "actor", &actor.id().to_string());
     let (call_a, call_b, call_c) = (call(&a), call(&b), call(&c));
     let host_calls: Vec<&SpanData> = spans.iter().filter(|s| s.name == "host.call").collect();
     assert_eq!(host_calls.len(), 2, "{host_calls:#?}");

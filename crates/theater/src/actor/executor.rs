@@ -46,9 +46,10 @@ pub(crate) async fn spawn(
     let data = ActorStore::new(recorder, extensions, runtime, template.limits.memory_mb);
     let instance = ActorInstance::new(&template, data).await?;
     let metrics = match instance.store.data().runtime() {
-        Some(runtime) => runtime
-            .metrics()
-            .actor(id, template.exports.exported_names().iter().map(String::as_str)),
+        Some(runtime) => runtime.metrics().actor(
+            id,
+            template.exports.exported_names().iter().map(String::as_str),
+        ),
         None => Default::default(),
     };
     let mut executor = Executor {

@@ -150,9 +150,8 @@ pub async fn chain(
         .unwrap_or(DEFAULT_CHAIN_PAGE)
         .clamp(1, MAX_CHAIN_PAGE);
     let read = |start| runtime.chain_page(id, start, limit);
-    let unreadable = |e: crate::chain::LogError| {
-        problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-    };
+    let unreadable =
+        |e: crate::chain::LogError| problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     let (mut events, total) = read(page.start.unwrap_or(0)).map_err(unreadable)?;
     let start = match page.start {
         Some(start) => start,
@@ -182,7 +181,11 @@ pub async fn chain(
     };
     let (ok, first_bad, message) = match &verified {
         Ok(()) => (true, None, None),
-        Err(failure) => (false, failure.first_bad_event, Some(failure.message.clone())),
+        Err(failure) => (
+            false,
+            failure.first_bad_event,
+            Some(failure.message.clone()),
+        ),
     };
     let listed: Vec<Value> = events
         .iter()
@@ -235,9 +238,10 @@ fn shown(bytes: &[u8]) -> Value {
 
 pub async fn state(State(dash): State<Dash>, Path(id): Path<String>) -> Answer {
     let id = actor_id(&id)?;
-    let handle = dash.runtime.actor(id).map_err(|e| {
-        problem(StatusCode::NOT_FOUND, e.to_string())
-    })?;
+    let handle = dash
+        .runtime
+        .actor(id)
+        .map_err(|e| problem(StatusCode::NOT_FOUND, e.to_string()))?;
     let state = tokio::time::timeout(STATE_TIMEOUT, handle.state())
         .await
         .map_err(|_| {

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
 use serde_json::{Value, json};
+use tracing::Instrument;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, Lower};
 

@@ -51,13 +51,11 @@ impl ActorMetrics {
     ) -> Self {
         let actor = families.per_actor.then(|| actor.to_string().into());
         let resolve = |label: Arc<str>| Export {
-            ok: families
-                .calls
-                .get_or_create_owned(&CallLabels {
-                    export: label.clone(),
-                    outcome: "ok",
-                    actor: actor.clone(),
-                }),
+            ok: families.calls.get_or_create_owned(&CallLabels {
+                export: label.clone(),
+                outcome: "ok",
+                actor: actor.clone(),
+            }),
             latency: families.latency.get_or_create_owned(&ExportLabels {
                 export: label.clone(),
                 actor: actor.clone(),

@@ -203,7 +203,9 @@ impl Metrics {
     /// A supervision `decision`: `restart`, `stop` or `escalate`.
     pub(crate) fn decision(&self, decision: &'static str) {
         if let Some(f) = &self.inner {
-            f.decisions.get_or_create(&Label("decision", decision)).inc();
+            f.decisions
+                .get_or_create(&Label("decision", decision))
+                .inc();
         }
     }
 
@@ -299,23 +301,83 @@ impl Families {
     /// Names every family in the registry, as `docs/metrics.md` lists them.
     fn register(&mut self, log: Arc<dyn EventLog>) {
         let r = &mut self.registry;
-        r.register("actors", "Actors in the registry, by state", self.actors.clone());
-        r.register("actor_spawns", "Actors started (new, resumed, forked or spawned by a parent)", self.spawns.clone());
-        r.register("actor_stops", "Actors that ended (stopped, shut down or given up on)", self.stops.clone());
-        r.register("supervision_decisions", "What supervision decided after an actor failed or asked to shut down", self.decisions.clone());
-        r.register("calls", "Calls of actor exports, by export and outcome", self.calls.clone());
-        r.register("call_duration_seconds", "Time from taking a call off the queue to its answer, chain append included", self.latency.clone());
-        r.register("queue_depth", "Calls waiting in all actor queues", self.queue_depth.clone());
-        r.register("queue_depth_max", "Calls waiting in the fullest actor queue", self.queue_depth_max.clone());
+        r.register(
+            "actors",
+            "Actors in the registry, by state",
+            self.actors.clone(),
+        );
+        r.register(
+            "actor_spawns",
+            "Actors started (new, resumed, forked or spawned by a parent)",
+            self.spawns.clone(),
+        );
+        r.register(
+            "actor_stops",
+            "Actors that ended (stopped, shut down or given up on)",
+            self.stops.clone(),
+        );
+        r.register(
+            "supervision_decisions",
+            "What supervision decided after an actor failed or asked to shut down",
+            self.decisions.clone(),
+        );
+        r.register(
+            "calls",
+            "Calls of actor exports, by export and outcome",
+            self.calls.clone(),
+        );
+        r.register(
+            "call_duration_seconds",
+            "Time from taking a call off the queue to its answer, chain append included",
+            self.latency.clone(),
+        );
+        r.register(
+            "queue_depth",
+            "Calls waiting in all actor queues",
+            self.queue_depth.clone(),
+        );
+        r.register(
+            "queue_depth_max",
+            "Calls waiting in the fullest actor queue",
+            self.queue_depth_max.clone(),
+        );
         if self.per_actor {
-            r.register("actor_queue_depth", "Calls waiting in each actor's queue", self.actor_queue_depth.clone());
+            r.register(
+                "actor_queue_depth",
+                "Calls waiting in each actor's queue",
+                self.actor_queue_depth.clone(),
+            );
         }
-        r.register("queue_overflow", "Work refused or dropped because an actor queue was full, by overflow policy", self.overflow.clone());
-        r.register("chain_events", "Events appended to actor chains", self.chain_events.clone());
-        r.register("http_responses", "Responses of actor HTTP servers, by status code", self.http_responses.clone());
-        r.register("websocket_connections", "WebSocket connections accepted by actor HTTP servers", self.ws_opened.clone());
-        r.register("websocket_connections_open", "WebSocket connections open now", self.ws_open.clone());
-        r.register("management_requests", "Management server requests, by op and outcome", self.management.clone());
+        r.register(
+            "queue_overflow",
+            "Work refused or dropped because an actor queue was full, by overflow policy",
+            self.overflow.clone(),
+        );
+        r.register(
+            "chain_events",
+            "Events appended to actor chains",
+            self.chain_events.clone(),
+        );
+        r.register(
+            "http_responses",
+            "Responses of actor HTTP servers, by status code",
+            self.http_responses.clone(),
+        );
+        r.register(
+            "websocket_connections",
+            "WebSocket connections accepted by actor HTTP servers",
+            self.ws_opened.clone(),
+        );
+        r.register(
+            "websocket_connections_open",
+            "WebSocket connections open now",
+            self.ws_open.clone(),
+        );
+        r.register(
+            "management_requests",
+            "Management server requests, by op and outcome",
+            self.management.clone(),
+        );
         r.register_collector(Box::new(storage::LogCollector(log)));
     }
 

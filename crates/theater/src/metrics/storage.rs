@@ -36,9 +36,21 @@ impl Collector for LogCollector {
             return Ok(());
         };
         let counters = [
-            ("storage_events", "Chain events the log stored", stats.events),
-            ("storage_commits", "Write transactions the log committed", stats.commits),
-            ("storage_fsyncs", "Commits flushed to disk with fsync", stats.syncs),
+            (
+                "storage_events",
+                "Chain events the log stored",
+                stats.events,
+            ),
+            (
+                "storage_commits",
+                "Write transactions the log committed",
+                stats.commits,
+            ),
+            (
+                "storage_fsyncs",
+                "Commits flushed to disk with fsync",
+                stats.syncs,
+            ),
         ];
         for (name, help, value) in counters {
             let counter = ConstCounter::new(value);

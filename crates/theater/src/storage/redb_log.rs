@@ -463,7 +463,10 @@ impl RedbEventLog {
         let events = tx.open_table(EVENTS).map_err(failed(path))?;
         let mut page = Vec::new();
         if start < end {
-            for row in events.range((key, start)..(key, end)).map_err(failed(path))? {
+            for row in events
+                .range((key, start)..(key, end))
+                .map_err(failed(path))?
+            {
                 let (seq, bytes) = row.map_err(failed(path))?;
                 let index = seq.value().1;
                 let event = codec::decode(bytes.value()).map_err(|reason| {

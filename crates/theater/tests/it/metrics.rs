@@ -102,7 +102,10 @@ queue_capacity = 1
     }
     let refused = send(&busy, "{}").await.unwrap_err();
     assert!(matches!(refused, ActorError::QueueFull { .. }), "{refused}");
-    waiting.await.unwrap().expect("the queued request is answered");
+    waiting
+        .await
+        .unwrap()
+        .expect("the queued request is answered");
 
     let text = runtime.metrics_text().expect("metrics are enabled");
     let request_ok = format!("theater_calls_total{{export=\"{HANDLE_REQUEST}\",outcome=\"ok\"}}");
@@ -118,7 +121,10 @@ queue_capacity = 1
             "theater_supervision_decisions_total{decision=\"restart\"}".to_owned(),
             2.0,
         ),
-        ("theater_queue_overflow_total{policy=\"reject\"}".to_owned(), 1.0),
+        (
+            "theater_queue_overflow_total{policy=\"reject\"}".to_owned(),
+            1.0,
+        ),
         ("theater_queue_depth".to_owned(), 0.0),
     ];
     for (series, count) in expected {
@@ -129,9 +135,8 @@ queue_capacity = 1
     assert_eq!(value(&text, &sends), (N + 4) as f64, "{text}");
     let requests = format!("theater_call_duration_seconds_count{{export=\"{HANDLE_REQUEST}\"}}");
     assert_eq!(value(&text, &requests), 1.0, "{text}");
-    let le_inf = format!(
-        "theater_call_duration_seconds_bucket{{le=\"+Inf\",export=\"{HANDLE_SEND}\"}}"
-    );
+    let le_inf =
+        format!("theater_call_duration_seconds_bucket{{le=\"+Inf\",export=\"{HANDLE_SEND}\"}}");
     assert_eq!(value(&text, &le_inf), (N + 4) as f64, "{text}");
     // Every chain event appended is counted, and no actor id is a label.
     let events = runtime.chain(trap.id()).unwrap().len() + runtime.chain(busy.id()).unwrap().len();
@@ -166,9 +171,8 @@ async fn per_actor_mode_labels_series_with_the_actor_until_it_ends() {
     let actor = spawn(&runtime, "trap").await;
     send(&actor, "tick").await.unwrap();
     let id = actor.id();
-    let series = format!(
-        "theater_calls_total{{export=\"{HANDLE_SEND}\",outcome=\"ok\",actor=\"{id}\"}}"
-    );
+    let series =
+        format!("theater_calls_total{{export=\"{HANDLE_SEND}\",outcome=\"ok\",actor=\"{id}\"}}");
     let text = runtime.metrics_text().unwrap();
     assert_eq!(value(&text, &series), 1.0, "{text}");
     assert!(text.contains(&format!("theater_actor_queue_depth{{actor=\"{id}\"}} 0")));
@@ -201,7 +205,10 @@ async fn the_endpoint_serves_the_text_format_and_asks_for_the_token() {
     assert_eq!(wrong.status(), 401);
     let scraped = client.get(&url).bearer_auth("s3cret").send().await.unwrap();
     assert_eq!(scraped.status(), 200);
-    let content_type = scraped.headers()["content-type"].to_str().unwrap().to_owned();
+    let content_type = scraped.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(
         content_type.starts_with("application/openmetrics-text"),
         "{content_type}"

@@ -79,6 +79,9 @@ async function start() {
   }
   $("login").hidden = true;
   $("main").hidden = false;
+  // `#actor=<id>` opens that actor: a link to it names no secret.
+  const linked = location.hash.match(/^#actor=([0-9a-f-]{36})$/);
+  if (linked) select(linked[1], "");
   refresh();
   setInterval(refresh, REFRESH_MS);
   live();
@@ -155,7 +158,10 @@ function renderActors(body) {
       el("td", {}, sparkline(calls, "/s")),
       el("td", {}, sparkline(latency, " ms")),
     );
-    if (actor.id === state.selected) row.classList.add("selected");
+    if (actor.id === state.selected) {
+      row.classList.add("selected");
+      $("actor-title").textContent = `${actor.name} ${actor.id}`;
+    }
     return row;
   });
   tbody.replaceChildren(...rows);
@@ -185,6 +191,7 @@ function renderTree(body) {
 async function select(id, name) {
   state.selected = id;
   state.chainStart = null;
+  history.replaceState(null, "", "#actor=" + id);
   $("actor-title").textContent = `${name} ${id}`;
   $("actor-detail").hidden = false;
   for (const row of $("actors").tBodies[0].rows) {

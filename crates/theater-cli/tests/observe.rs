@@ -1,12 +1,14 @@
-//! The dashboard in a real browser: a `theater server` with actors, and
-//! headless Chromium driven through chromedriver. The page must ask for
-//! the server's token, list the actors, show the supervision tree, render
-//! a chain marked verified, and show a new event live after a message is
-//! sent. A screenshot is kept under `target/tmp/dashboard.png`.
+//! Observability through the real binary: the metrics endpoint of
+//! `theater server`, spans exported to an OTLP receiver in this process,
+//! JSON logs, and the dashboard in a real browser.
 //!
-//! Needs the Debian packages `chromium` and `chromium-driver`, which
-//! `cargo xtask test` installs when it can; without them the test says so
-//! and skips.
+//! The browser test drives headless Chromium through chromedriver: the page
+//! must ask for the server's token, list the actors, show the supervision
+//! tree, render a chain marked verified, and show a new event live after a
+//! message is sent. A screenshot is kept under `target/tmp/dashboard.png`.
+//! It needs the Debian packages `chromium` and `chromium-driver`, which
+//! `cargo xtask test` installs when it can; without them it says so and
+//! skips.
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
@@ -44,10 +46,12 @@ fn on_path(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// A `theater server` with the dashboard, and the addresses it printed.
-fn server(home: &Path) -> (Killed, String, String) {
+/// A `theater server` with the token and `endpoint` (`--dashboard` or
+/// `--metrics`) on a free port, the management address and the endpoint's
+/// URL it printed.
+fn server(home: &Path, endpoint: &str) -> (Killed, String, String) {
     let mut child = Command::new(BIN)
-        .args(["server", "--listen", "127.0.0.1:0", "--dashboard", "127.0.0.1:0"])
+        .args(["server", "--listen", "127.0.0.1:0", endpoint, "127.0.0.1:0"])
         .args(["--token", TOKEN, "--home"])
         .arg(home)
         .stdin(Stdio::null())
@@ -60,10 +64,13 @@ fn server(home: &Path) -> (Killed, String, String) {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut next = || lines.next().expect("a line").expect("readable");
     let listening = next();
-    let dashboard = next();
-    let addr = listening.strip_prefix("listening on ").expect(&listening).to_owned();
-    let url = dashboard.strip_prefix("dashboard on ").expect(&dashboard).to_owned();
-    (Killed(child), addr, url)
+    let served = next();
+    let addr = listening
+        .strip_prefix("listening on ")
+        .expect(&listening)
+        .to_owned();
+    let (_, url) = served.split_once(" on ").expect(&served);
+    (Killed(child), addr, url.to_owned())
 }
 
 fn theater(addr: &str, args: &[&str]) -> String {
@@ -147,7 +154,10 @@ async fn text_when(client: &Client, css: &str, ready: impl Fn(&str) -> bool) -> 
 /// N of the chain status "verified · N events".
 fn events_in(status: &str) -> usize {
     let (_, rest) = status.split_once("verified · ").expect(status);
-    rest.split(' ').next().and_then(|n| n.parse().ok()).expect(status)
+    rest.split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect(status)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,14 +169,34 @@ async fn the_dashboard_shows_actors_tree_verified_chain_and_live_events() {
         return;
     };
     let home = support::home();
-    let (_server, addr, url) = server(home.path());
-    let supervisor = theater(&addr, &["start", &support::manifest("supervisor").display().to_string(), "--id-only"]);
-    let counter = theater(&addr, &["start", &support::manifest("counter").display().to_string(), "--id-only"]);
+    let (_server, addr, url) = server(home.path(), "--dashboard");
+    let supervisor = theater(
+        &addr,
+        &[
+            "start",
+            &support::manifest("supervisor").display().to_string(),
+            "--id-only",
+        ],
+    );
+    let counter = theater(
+        &addr,
+        &[
+            "start",
+            &support::manifest("counter").display().to_string(),
+            "--id-only",
+        ],
+    );
     let spawned = theater(
         &addr,
-        &["message", "request", &supervisor, r#"{"spawn": "../trap/manifest.toml"}"#],
+        &[
+            "message",
+            "request",
+            &supervisor,
+            r#"{"spawn": "../trap/manifest.toml"}"#,
+        ],
     );
-    let child: String = serde_json::from_str::<Value>(&spawned).expect("the child's id")
+    let child: String = serde_json::from_str::<Value>(&spawned)
+        .expect("the child's id")
         .as_str()
         .unwrap()
         .to_owned();
@@ -196,7 +226,9 @@ async fn the_dashboard_shows_actors_tree_verified_chain_and_live_events() {
 
     // The actors, by name.
     let actors = text_when(&client, "#actors tbody", |text| {
-        ["supervisor", "counter", "trap"].iter().all(|name| text.contains(name))
+        ["supervisor", "counter", "trap"]
+            .iter()
+            .all(|name| text.contains(name))
     })
     .await;
     assert!(actors.contains(&counter[..8]), "{actors}");
@@ -207,11 +239,20 @@ async fn the_dashboard_shows_actors_tree_verified_chain_and_live_events() {
 
     // The counter's chain, verified, each event marked so.
     let row = format!("#actors tbody tr[data-actor=\"{counter}\"]");
-    client.find(Locator::Css(&row)).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css(&row))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let status = text_when(&client, "#chain-status", |text| text.contains("verified")).await;
     let events = events_in(&status);
     assert!(events >= 3, "init, send and request at least: {status}");
-    let marks = client.find_all(Locator::Css("#chain tbody tr.event td:first-child")).await.unwrap();
+    let marks = client
+        .find_all(Locator::Css("#chain tbody tr.event td:first-child"))
+        .await
+        .unwrap();
     assert_eq!(marks.len(), events);
     for mark in marks {
         assert_eq!(mark.text().await.unwrap(), "✓");
@@ -220,7 +261,10 @@ async fn the_dashboard_shows_actors_tree_verified_chain_and_live_events() {
 
     // A message sent now appears live, and the chain and state follow.
     let live = format!("#live li[data-actor=\"{counter}\"]");
-    assert!(client.find(Locator::Css(&live)).await.is_err(), "no live event yet");
+    assert!(
+        client.find(Locator::Css(&live)).await.is_err(),
+        "no live event yet"
+    );
     theater(&addr, &["message", "send", &counter, r#"{"add": 3}"#]);
     let event = text_when(&client, &live, |text| text.contains("call")).await;
     assert!(event.contains("handle-send ok"), "{event}");
@@ -233,4 +277,122 @@ async fn the_dashboard_shows_actors_tree_verified_chain_and_live_events() {
     std::fs::write(&artifact, screenshot).unwrap();
     eprintln!("screenshot: {}", artifact.display());
     client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_server_serves_metrics_to_scrapes_with_its_token() {
+    let home = support::home();
+    let (_server, addr, url) = server(home.path(), "--metrics");
+    assert!(url.ends_with("/metrics"), "{url}");
+    let counter = theater(
+        &addr,
+        &[
+            "start",
+            &support::manifest("counter").display().to_string(),
+            "--id-only",
+        ],
+    );
+    theater(&addr, &["message", "request", &counter, "{}"]);
+    let client = reqwest::Client::new();
+    let refused = client.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let text = client
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "theater_actor_spawns_total 1",
+        "theater_actors{state=\"running\"} 1",
+        "theater_management_requests_total{op=\"start\",outcome=\"ok\"} 1",
+        "theater_calls_total{export=\"ntwk:theater/message-server-client.handle-request\",outcome=\"ok\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+    // The durable log reports its own work.
+    assert!(text.contains("theater_storage_fsyncs_total "), "{text}");
+}
+
+/// An OTLP/HTTP receiver on loopback: answers every POST with 200 and
+/// hands over each body it got.
+fn otlp_receiver() -> (String, std::sync::mpsc::Receiver<(String, Vec<u8>)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (bodies, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0; length];
+            std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+            let mut stream = stream;
+            let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+            std::io::Write::write_all(&mut stream, answer.as_bytes()).unwrap();
+            if bodies.send((head, body)).is_err() {
+                return;
+            }
+        }
+    });
+    (url, received)
+}
+
+#[test]
+fn spans_reach_an_otlp_collector_and_logs_can_be_json() {
+    let (url, received) = otlp_receiver();
+    let home = support::home();
+    let out = Command::new(BIN)
+        .args(["--log-format", "json", "--otlp-endpoint", &url, "run"])
+        .arg(support::manifest("counter"))
+        .args(["--send", r#"{"add": 2}"#, "--request", "{}", "--home"])
+        .arg(home.path())
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("theater runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+
+    // Every log line is a JSON object with its level and fields.
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.contains("actor started")),
+        "{stderr}"
+    );
+    for line in lines {
+        let log: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            log["level"].is_string() && log["fields"].is_object(),
+            "{line}"
+        );
+    }
+
+    // The spans were sent, as protobuf, to the traces path, before exit.
+    let (head, body) = received
+        .recv_timeout(Duration::from_secs(10))
+        .expect("an export reached the receiver");
+    assert!(head.starts_with("POST /v1/traces "), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("application/x-protobuf"),
+        "{head}"
+    );
+    let has = |text: &str| body.windows(text.len()).any(|w| w == text.as_bytes());
+    assert!(has("actor.call") && has("handle-request") && has("handle-send"));
+    assert!(has("theater"), "the service name");
 }
