@@ -1,6 +1,9 @@
 //! Serves the read-only HTTP endpoints of a runtime (the metrics endpoint
 //! and the dashboard): on loopback unless a token guards them, with a
 //! bounded number of connections, each with a time limit on its headers.
+//! When every seat is taken, a newcomer closes the connection that has been
+//! idle longest ([`admission`](crate::admission)), so peers that open
+//! connections and say nothing cannot lock a scraper or a browser out.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -8,19 +11,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 use hyper::server::conn::http1;
+use hyper::service::{Service, service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
 
-/// Connections one endpoint serves at once; more are closed at once.
-/// Guards the runtime against clients that open connections without end.
+use crate::admission::{Admission, PeerKey, Seat};
+
+/// Connections one endpoint serves at once. Guards the runtime against
+/// clients that open connections without end.
 pub const MAX_WEB_CONNECTIONS: usize = 64;
+
+/// Of those, connections one peer (address, or IPv6 /64) holds at once;
+/// more than the dashboard's live streams, so that one browser with all of
+/// them open can still load the page.
+pub const MAX_WEB_CONNECTIONS_PER_PEER: usize = 32;
 
 /// Time a client has to send a request's headers, also how long an idle
 /// keep-alive connection stays open. Guards against clients that open a
@@ -80,31 +92,52 @@ pub(crate) async fn bind(
 
 /// Serves `router` on `listener` for ever.
 pub(crate) async fn serve(listener: TcpListener, router: Router) {
-    let seats = Arc::new(Semaphore::new(MAX_WEB_CONNECTIONS));
+    let seats = Admission::new(MAX_WEB_CONNECTIONS, MAX_WEB_CONNECTIONS_PER_PEER);
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(e) => {
                 tracing::warn!("accepting a connection: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        // Beyond the limit the connection is closed unanswered.
-        let Ok(seat) = seats.clone().try_acquire_owned() else {
-            continue;
-        };
-        let service = TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            drop(seat);
-        });
+        // Every seat busy answering: the newcomer is closed unanswered.
+        if let Ok(seat) = seats.admit(PeerKey::of(peer.ip())) {
+            tokio::spawn(connection(stream, seat, router.clone()));
+        }
+    }
+}
+
+/// Serves one connection until it ends or its seat is taken while idle.
+async fn connection(stream: TcpStream, seat: Seat, router: Router) {
+    let routes = TowerToHyperService::new(router);
+    let service = {
+        let seat = seat.clone();
+        service_fn(move |request| {
+            // Busy while answering, body included (a live stream is busy
+            // while it streams): only idle connections make room.
+            let busy = seat.busy();
+            let answer = routes.call(request);
+            async move {
+                let response = answer.await?;
+                Ok::<_, Infallible>(response.map(|body| {
+                    Body::new(body.map_err(move |e| {
+                        let _held_until_the_body_ends = &busy;
+                        e
+                    }))
+                }))
+            }
+        })
+    };
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        _ = connection => {}
+        () = seat.evicted() => {}
     }
 }
 

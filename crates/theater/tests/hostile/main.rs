@@ -12,4 +12,5 @@ mod host_files;
 mod http;
 mod management;
 mod manifests;
+mod observe;
 mod spawn_loops;
