@@ -185,9 +185,10 @@ fn recorded_call(
     baseline
 }
 
-/// 4. A recorded call with metrics and tracing on (every call counted and
-/// timed, its span exported over a batch exporter that discards), against
-/// the same call with both off, in alternating rounds.
+/// 4. A recorded call with metrics and tracing on, against both off.
+///
+/// On, every call is counted and timed and its span exported through a
+/// batch exporter that discards it. Rounds of the two alternate.
 ///
 /// Last, because it sets the process's subscriber: its span filter is
 /// switched between nothing and Theater's spans for each round.

@@ -160,6 +160,9 @@ impl Executor {
                     let label = crate::metrics::outcome(&outcome);
                     self.counters.called(&function, label, started.elapsed());
                     span.record("outcome", label);
+                    // Closed before the answer, so that a caller who got
+                    // the answer finds the span ended.
+                    drop(span);
                     match reply {
                         Some(reply) => {
                             let _ = reply.send(outcome);
