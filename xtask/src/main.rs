@@ -1,5 +1,7 @@
 //! Project tasks: `cargo xtask <command>`.
 
+mod simple_wit;
+
 use anyhow::{Context, Result, bail};
 use std::env;
 use std::ffi::OsString;
@@ -29,6 +31,12 @@ const WASIP2_ACTORS: &[&str] = &[
     "ws-echo",
     "http-probe",
     "hostile-spawner",
+    "oversize",
+    "simple-quitter",
+    "simple-docs",
+    "simple-timer",
+    "compat-mixed",
+    "compat-twice",
 ];
 
 /// Actors built for `wasm32-unknown-unknown` (no WASI) and then componentized here.
@@ -43,7 +51,7 @@ commands:
   build-actors     build every actor in actors/ into actors/<name>/<name>.wasm
   demo             build, then run the counter actor and verify its chain
   test [args]      build actors, then `cargo test --workspace [args]`
-  bench [args]     build actors, then every bench: runtime, durability, protocol
+  bench [args]     build actors, then every bench: runtime, durability, neighbours, protocol
   wit <file>       print the WIT world of a component";
 
 fn main() {
@@ -161,10 +169,16 @@ fn build_for(target: &str, packages: &[&str]) -> Result<PathBuf> {
     Ok(target_dir.join(target).join("release"))
 }
 
+/// Where `build-actors` writes the `theater:simple` package for the actors
+/// built against it (`path: "../target/wit/theater-simple"`).
+const SIMPLE_WIT: &str = "target/wit/theater-simple";
+
 fn build_actors() -> Result<()> {
     ensure_targets()?;
     let actors = actors_dir();
     let mut built = Vec::new();
+    simple_wit::generate(&root().join("wit"), &actors.join(SIMPLE_WIT))
+        .context("generating the theater:simple WIT package")?;
 
     let out = build_for("wasm32-wasip2", WASIP2_ACTORS)?;
     for name in WASIP2_ACTORS {
@@ -342,6 +356,7 @@ fn ensure_browser() {
 const BENCHES: &[(&str, &str)] = &[
     ("theater", "runtime"),
     ("theater", "durability"),
+    ("theater", "neighbours"),
     ("theater-cli", "protocol"),
 ];
 

@@ -102,6 +102,7 @@ async fn send_direct(theater: &TheaterRuntime, actor: &ActorHandle, clients: usi
                 for _ in 0..MESSAGES / clients {
                     theater
                         .send(None, id, br#"{"add":1}"#.to_vec())
+                        .await
                         .expect("queued");
                     tokio::task::yield_now().await;
                 }

@@ -64,7 +64,8 @@ pub struct TreeArgs {
 
 #[derive(Args)]
 pub struct ListArgs {
-    /// Also list the stopped actors the server's log keeps.
+    /// Also list the actors that stopped (every actor the server's log
+    /// knows), with how each ended: `stopped`, or `stopped by itself`.
     #[arg(long)]
     all: bool,
     /// Print JSON instead of text.
@@ -363,6 +364,9 @@ pub fn inspect(args: IdArgs) -> anyhow::Result<ExitCode> {
         };
         let limits = &a["limits"];
         let counters = &a["counters"];
+        if a["status"] != "running" {
+            return print_stopped(&a);
+        }
         let rows = [
             ("id", text(&a["id"])),
             ("name", text(&a["name"])),
@@ -383,11 +387,13 @@ pub fn inspect(args: IdArgs) -> anyhow::Result<ExitCode> {
             (
                 "limits",
                 format!(
-                    "memory {} MiB, call timeout {} ms, queue {}, message {} bytes",
+                    "memory {} MiB, call timeout {} ms, queue {}, message {} bytes, state {} bytes, result {} bytes",
                     limits["memory_mb"],
                     limits["call_timeout_ms"],
                     limits["queue_capacity"],
-                    limits["max_message_bytes"]
+                    limits["max_message_bytes"],
+                    limits["max_state_bytes"],
+                    limits["max_result_bytes"]
                 ),
             ),
             ("queue depth", text(&a["queue_depth"])),
@@ -416,6 +422,32 @@ pub fn inspect(args: IdArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `inspect` of an actor that is not running: what the log tells.
+fn print_stopped(a: &Value) -> anyhow::Result<ExitCode> {
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    let mut rows = vec![
+        ("id", text(&a["id"])),
+        ("name", text(&a["name"])),
+        ("status", text(&a["status"])),
+    ];
+    if let Some(data) = a.get("shutdown_data") {
+        rows.push(("data", data.to_string()));
+    }
+    rows.push(("manifest", text(&a["manifest"])));
+    rows.push((
+        "chain",
+        format!(
+            "{} events, head {}",
+            a["chain"]["events"],
+            a["chain"]["head"].as_str().unwrap_or("none")
+        ),
+    ));
+    for (key, value) in rows {
+        println!("{:<12} {value}", format!("{key}:"));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints an actor's new events until Ctrl-C or the actor stops.

@@ -17,7 +17,7 @@ include!(concat!(env!("OUT_DIR"), "/wit_files.rs"));
 /// with `theater run`, or both, on every change, with `theater dev`.
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  theater create greeter && theater build greeter && theater run greeter --request '{}'\n  theater create notes --template http"
+    after_help = "Examples:\n  theater create greeter && theater build greeter && theater run greeter --request '{}'\n  theater create notes --template http\n  theater create greeter --format 2025"
 )]
 pub struct CreateArgs {
     /// The actor's name: lowercase letters, digits and dashes.
@@ -28,6 +28,11 @@ pub struct CreateArgs {
     /// What the actor starts as.
     #[arg(long, value_enum, default_value_t = Template::Message)]
     template: Template,
+    /// The manifest's form: `current` (`component_path`, `[[handlers]]`
+    /// with a `config` table) or `2025` (`component`, `[[handler]]` with
+    /// settings inline). Theater reads both.
+    #[arg(long, value_enum, default_value_t = Format::Current)]
+    format: Format,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -102,7 +107,7 @@ pub fn create(args: CreateArgs) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
-    let files = scaffold(&args.name, args.template);
+    let files = scaffold(&args.name, args.template, args.format);
     for (path, contents) in &files {
         let path = dir.join(path);
         if let Some(parent) = path.parent() {
@@ -146,18 +151,58 @@ fn check_name(name: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The forms of manifest `create` writes.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Current,
+    #[value(name = "2025")]
+    Y2025,
+}
+
 /// Every file of a new actor crate, by path relative to its directory.
-fn scaffold(name: &str, template: Template) -> Vec<(String, String)> {
+fn scaffold(name: &str, template: Template, format: Format) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = template
         .files()
         .iter()
-        .map(|(path, contents)| ((*path).to_owned(), contents.replace("{{name}}", name)))
+        .map(|(path, contents)| {
+            let mut contents = contents.replace("{{name}}", name);
+            if format == Format::Y2025 && path.ends_with("manifest.toml") {
+                contents = in_2025_form(&contents);
+            }
+            ((*path).to_owned(), contents)
+        })
         .collect();
     files.push((".gitignore".to_owned(), "/target\n*.wasm\n".to_owned()));
     for (file, contents) in WIT_FILES {
         files.push((format!("wit/deps/theater/{file}"), (*contents).to_owned()));
     }
     files
+}
+
+/// A template's manifest in the 2025 form: `component` for
+/// `component_path`, and each `[[handlers]]` table's `config` as settings
+/// of its own `[[handler]]` table. Templates keep each `config` inline on
+/// one line, which is all this has to read.
+fn in_2025_form(manifest: &str) -> String {
+    let mut out = String::with_capacity(manifest.len());
+    for line in manifest.lines() {
+        if let Some(rest) = line.strip_prefix("component_path = ") {
+            out.push_str(&format!("component = {rest}\n"));
+        } else if line == "[[handlers]]" {
+            out.push_str("[[handler]]\n");
+        } else if let Some(inline) = line.strip_prefix("config = ") {
+            let settings: toml::Table = toml::from_str(&format!("config = {inline}"))
+                .ok()
+                .and_then(|mut table: toml::Table| table.remove("config"))
+                .and_then(|config| config.as_table().cloned())
+                .expect("template configs are inline tables");
+            out.push_str(&toml::to_string(&settings).expect("a table serializes"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -176,7 +221,7 @@ mod tests {
     #[test]
     fn every_template_carries_the_whole_wit_package_and_its_name() {
         for template in [Template::Message, Template::Http, Template::Supervisor] {
-            let files = scaffold("greeter", template);
+            let files = scaffold("greeter", template, Format::Current);
             let file = |name: &str| files.iter().find(|(p, _)| p == name).map(|(_, c)| c);
             assert!(file("wit/deps/theater/worlds.wit").is_some());
             assert!(
@@ -194,6 +239,34 @@ mod tests {
                 files.iter().all(|(_, c)| !c.contains("{{name}}")),
                 "{template:?}"
             );
+        }
+    }
+
+    #[test]
+    fn both_manifest_forms_parse_to_the_same_actor() {
+        for template in [Template::Message, Template::Http, Template::Supervisor] {
+            for manifest in ["manifest.toml", "child/manifest.toml"] {
+                let parsed = |format| {
+                    let files = scaffold("greeter", template, format);
+                    let (_, text) = files.into_iter().find(|(p, _)| p == manifest)?;
+                    let dir = std::path::Path::new("/greeter");
+                    Some(theater::Manifest::parse(&text, &dir.join(manifest), dir).unwrap())
+                };
+                let (Some(current), Some(y2025)) = (parsed(Format::Current), parsed(Format::Y2025))
+                else {
+                    continue;
+                };
+                assert!(current.warnings.is_empty() && y2025.warnings.is_empty());
+                assert_eq!(current.component_path, y2025.component_path);
+                assert!(y2025.line_of("handler").is_some(), "{template:?}");
+                let handlers = |m: &theater::Manifest| {
+                    m.handlers
+                        .iter()
+                        .map(|h| (h.kind.clone(), h.config.clone()))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(handlers(&current), handlers(&y2025), "{template:?}");
+            }
         }
     }
 }

@@ -60,8 +60,8 @@ enum Command {
     /// Show the supervision tree of the running actors.
     #[command(after_help = "Example:\n  theater tree --json")]
     Tree(actors::TreeArgs),
-    /// List the running actors.
-    #[command(after_help = "Example:\n  theater list --json")]
+    /// List the running actors (with --all, the stopped ones too).
+    #[command(after_help = "Examples:\n  theater list --json\n  theater list --all")]
     List(actors::ListArgs),
     /// Print an actor's current state.
     #[command(after_help = "Example:\n  theater state 1a2b3c4d")]
@@ -70,7 +70,8 @@ enum Command {
     Events(actors::EventsArgs),
     /// Print an actor's log lines (its `log` chain events).
     Logs(actors::LogsArgs),
-    /// Show an actor's manifest, limits, counters and chain head.
+    /// Show an actor's manifest, limits, counters and chain head; for one
+    /// that stopped, how it ended.
     #[command(after_help = "Example:\n  theater inspect 1a2b3c4d")]
     Inspect(actors::IdArgs),
     Replay(history::ReplayArgs),

@@ -9,8 +9,9 @@ use serde_json::{Map, Value, json};
 use theater::chain::{self, ChainExport};
 use theater::files::FileRules;
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND};
+use theater::runtime::ActorStatus;
 use theater::server::protocol::put_bytes;
-use theater::{ActorHandle, Manifest, RuntimeConfig, TheaterRuntime};
+use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::manifest_arg::manifest_file;
@@ -21,9 +22,10 @@ use crate::remote::{self, show_bytes};
 /// Spawn an actor from its manifest in this process, deliver messages, and
 /// print replies, the final state and the verified chain.
 ///
-/// Without --send or --request the actor keeps running until Ctrl-C, and
-/// `--resume` brings it back later. With them, it is stopped at the end.
-/// Its chain is durable in the home directory either way.
+/// Without --send or --request the actor keeps running until Ctrl-C (or
+/// until it stops itself), and `--resume` brings it back later. With them,
+/// it is stopped at the end. Its chain is durable in the home directory
+/// either way.
 #[derive(Args)]
 #[command(
     after_help = "Examples:\n  theater run actors/counter/manifest.toml --send '{\"add\":2}' --request '{}'\n  theater run actors/counter/manifest.toml --resume --request '{}'"
@@ -54,6 +56,10 @@ pub struct RunArgs {
     json: bool,
     #[command(flatten)]
     metrics: MetricsArgs,
+    /// Let the actor's HTTP servers listen on the address they ask for
+    /// (such as 0.0.0.0). Without it they listen on loopback only.
+    #[arg(long)]
+    public_http: bool,
 }
 
 /// A message to deliver, in command-line order.
@@ -111,6 +117,7 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         None => RuntimeConfig::embedded(),
     }?;
     config.metrics = args.metrics.config();
+    config.public_http = args.public_http;
     let theater = TheaterRuntime::new(config)?;
     // `run` has no token: its metrics are served on loopback only.
     let metrics = args.metrics.bind(&theater, Default::default()).await?;
@@ -137,7 +144,10 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         if !args.json {
             outln!("running; press Ctrl-C to stop");
         }
-        interrupt.recv().await;
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            () = actor.stopped() => {}
+        }
     }
     for message in &messages {
         let reply = deliver(&actor, message).await;
@@ -148,17 +158,24 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         replies.push(reply);
     }
 
-    let state = actor.state().await?;
+    let status = theater.status(actor.id()).await?;
+    let state = match status {
+        ActorStatus::Running => actor.state().await?,
+        _ => last_state(&theater, actor.id())?,
+    };
     let events = theater.chain(actor.id())?;
     chain::verify(&events).context("the actor's chain does not verify")?;
     if let Some(path) = &args.chain_out {
         write_chain(path, &actor, events.clone())?;
     }
-    if messages.is_empty() {
-        // Interrupted, not finished: it stays resumable.
-        theater.shutdown().await;
-    } else {
-        theater.stop(actor.id()).await?;
+    match (&status, messages.is_empty()) {
+        (ActorStatus::Running, true) => {
+            // Interrupted, not finished: it stays resumable.
+            theater.shutdown().await;
+        }
+        (ActorStatus::Running, false) => theater.stop(actor.id()).await?,
+        // It ended on its own, and the log says so already.
+        _ => {}
     }
 
     let head = events
@@ -175,6 +192,10 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
             "chain".into(),
             json!({ "events": events.len(), "verified": true, "head": head }),
         );
+        report.insert("status".into(), status.as_str().into());
+        if let ActorStatus::StoppedByItself { data } = &status {
+            report.insert("shutdown_data".into(), data.clone());
+        }
         print_json(&Value::Object(report));
     } else {
         let mut shown = Map::new();
@@ -184,8 +205,17 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         if let Some(path) = &args.chain_out {
             outln!("chain written to {}", path.display());
         }
-        if messages.is_empty() {
-            outln!("stopped; `theater run --resume` continues it");
+        match &status {
+            ActorStatus::StoppedByItself { data } => {
+                outln!(
+                    "{} stopped by itself (shutdown data: {data})",
+                    manifest.name
+                );
+            }
+            _ if messages.is_empty() => {
+                outln!("stopped; `theater run --resume` continues it");
+            }
+            _ => {}
         }
     }
     Ok(if failed {
@@ -193,6 +223,16 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The newest state the log keeps of a stopped actor.
+fn last_state(theater: &TheaterRuntime, id: ActorId) -> anyhow::Result<Option<Vec<u8>>> {
+    let saved = theater.saved_actors()?;
+    let actor = saved
+        .into_iter()
+        .find(|saved| saved.id == id)
+        .with_context(|| format!("actor {id} is not in the log"))?;
+    Ok(actor.latest.and_then(|snapshot| snapshot.state))
 }
 
 /// Resumes the newest running actor started from `manifest`'s file, with

@@ -91,6 +91,10 @@ pub struct ServerArgs {
     /// Largest component file it reads.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_COMPONENT_BYTES)]
     max_component_bytes: u64,
+    /// Let actor HTTP servers listen on the address they ask for (such as
+    /// 0.0.0.0). Without it they listen on loopback only.
+    #[arg(long)]
+    public_http: bool,
 }
 
 /// The connection limits (docs/security.md).
@@ -164,6 +168,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let mut config = RuntimeConfig::at_with(args.home.unwrap_or_else(default_home), options)?;
     config.max_actors = args.max_actors;
     config.metrics = args.metrics.config();
+    config.public_http = args.public_http;
     config.files = FileLimits {
         manifest_bytes: args.max_manifest_bytes,
         init_state_bytes: args.max_init_state_bytes,
@@ -196,6 +201,12 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     serve_dashboard(dashboard)?;
     if !resumed.resumed.is_empty() {
         outln!("resumed {} actors", resumed.resumed.len());
+    }
+    if resumed.redelivered > 0 {
+        println!(
+            "queued again {} accepted messages that had not run",
+            resumed.redelivered
+        );
     }
     for (id, reason) in &resumed.failed {
         errln!("warning: cannot resume actor {id}: {reason}");

@@ -54,6 +54,8 @@ impl Drop for Telemetry {
 /// Sets up logging: actor output (`runtime.log`, stdout, stderr) at info,
 /// everything else at warn, `RUST_LOG` overriding; to stderr so stdout
 /// stays parseable, in colour only on a terminal (never with `NO_COLOR`).
+/// A closed stderr loses the logs, not the process: reporting the failed
+/// write on stderr again would panic, and so end every actor it runs.
 /// With `otlp_endpoint`, Theater's spans are exported there as well.
 pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Telemetry> {
     let filter =
@@ -64,12 +66,14 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Te
             .with_writer(std::io::stderr)
             .with_ansi(colour)
             .with_target(false)
+            .log_internal_errors(false)
             .with_filter(filter)
             .boxed(),
         LogFormat::Json => fmt::layer()
             .json()
             .with_writer(std::io::stderr)
             .with_current_span(true)
+            .log_internal_errors(false)
             .with_filter(filter)
             .boxed(),
     };

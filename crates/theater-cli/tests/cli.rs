@@ -539,3 +539,153 @@ fn a_changed_cache_entry_or_an_open_cache_is_named_in_a_warning() {
         "{warning}"
     );
 }
+
+/// `theater run` of an actor built against `theater:simple` that stops
+/// itself in `init`: the run ends on its own, says so with the data, and
+/// the actor is not resumed later.
+#[test]
+fn run_ends_with_an_actor_that_stops_itself() {
+    let manifest = support::manifest("simple-quitter");
+    let manifest = manifest.to_str().unwrap();
+    let home = home();
+    let out = theater_in(home.path(), &["run", manifest]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.starts_with("started simple-quitter ("), "{text}");
+    // log, init, shutdown
+    assert!(text.contains("chain verified: 3 events"), "{text}");
+    assert!(
+        text.contains(r#"simple-quitter stopped by itself (shutdown data: "all done")"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"state: {"farewell":"all done","ran":true}"#),
+        "{text}"
+    );
+
+    let out = theater_in(home.path(), &["run", manifest, "--resume", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["status"], "stopped by itself");
+    assert_eq!(report["shutdown_data"], "all done");
+    let out = theater(&["verify", "--home", home.path().to_str().unwrap(), "--json"]);
+    let verified: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The second run started a new actor: nothing was resumed.
+    assert_eq!(verified["chains"], 2, "{verified}");
+}
+
+/// `theater run` of an actor built against `theater:simple` from a 2025
+/// manifest whose `timing` settings are inline.
+#[test]
+fn run_takes_a_2025_manifest_and_actor() {
+    let manifest = support::manifest("simple-timer");
+    let out = theater(&[
+        "run",
+        manifest.to_str().unwrap(),
+        "--request",
+        r#"{"nap": 1}"#,
+        "--request",
+        r#"{"nap": 5000}"#,
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}\n{}", stderr(&out));
+    assert!(
+        text.contains(r#"request {"nap": 1} -> {"napped":1,"naps":1}"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"{"nap": 5000} -> error: "#), "{text}");
+    assert!(text.contains("1000"), "{text}");
+    assert!(!stderr(&out).contains("warning:"), "{}", stderr(&out));
+}
+
+/// Runs the `simple-docs` actor (asking for 0.0.0.0 on a free port) with
+/// `extra` flags until it says where it listens; returns the process, that
+/// address and what it logged until then.
+fn run_docs(home: &Path, extra: &[&str]) -> (std::process::Child, String, String) {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("manifest.toml");
+    let text = format!(
+        "name = \"simple-docs\"\ncomponent = \"{}\"\ninit_state = '{{\"host\": \"0.0.0.0\", \"port\": 0, \"store\": \"docs\"}}'\n[[handler]]\ntype = \"http-framework\"\n[[handler]]\ntype = \"store\"\n",
+        actors_dir().join("simple-docs/simple-docs.wasm").display()
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_theater"))
+        .args(["run", manifest.to_str().unwrap()])
+        .args(extra)
+        .env("THEATER_HOME", home)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut logged = String::new();
+    for _ in 0..50 {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        logged.push_str(&line);
+        if let Some(at) = line.find("listening on http://") {
+            let rest = &line[at + "listening on http://".len()..];
+            let address = rest.split_whitespace().next().unwrap().to_owned();
+            return (child, address, logged);
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    panic!("no `listening on` line:\n{logged}");
+}
+
+/// One HTTP/1.1 exchange on a fresh connection; the whole response.
+fn http(address: &str, method: &str, path: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// An actor server asking for 0.0.0.0 listens on loopback under `theater
+/// run`, which says so once, and on 0.0.0.0 with `--public-http`; a
+/// catch-all route serves a named store either way.
+#[test]
+fn run_binds_actor_servers_to_loopback_unless_public_http() {
+    let home = home();
+    let (mut child, address, logged) = run_docs(home.path(), &[]);
+    assert!(address.starts_with("127.0.0.1:"), "{address}");
+    assert_eq!(
+        logged.matches("listens on 127.0.0.1 instead").count(),
+        1,
+        "{logged}"
+    );
+    let put = http(&address, "PUT", "/docs/guide/intro", "hello");
+    assert!(put.starts_with("HTTP/1.1 200"), "{put}");
+    let get = http(&address, "GET", "/docs/guide/intro", "");
+    assert!(get.ends_with("\r\n\r\nhello"), "{get}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (mut child, address, logged) = run_docs(home.path(), &["--public-http"]);
+    assert!(address.starts_with("0.0.0.0:"), "{address}");
+    assert!(!logged.contains("instead"), "{logged}");
+    let port = address.rsplit(':').next().unwrap();
+    // All of 127/8 is loopback on Linux: only a wildcard bind answers there.
+    let other = if cfg!(target_os = "linux") {
+        "127.0.0.2"
+    } else {
+        "127.0.0.1"
+    };
+    let listed = http(&format!("{other}:{port}"), "GET", "/docs", "");
+    assert!(listed.ends_with(r#"["guide/intro"]"#), "{listed}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -682,3 +682,197 @@ fn acknowledged_calls_survive_sigkill_of_the_server() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert_eq!(lost, 0);
 }
+
+/// Counters the send test loads.
+const SEND_TARGETS: usize = 4;
+/// Connections sending to each: more than one actor runs, so its queue
+/// fills and a kill finds accepted messages waiting in it.
+const SENDERS_PER_TARGET: usize = 4;
+/// Kill-and-restart rounds of the send test.
+const SEND_ROUNDS: usize = 6;
+
+/// What one sender saw before the server died.
+struct Sent {
+    /// Numbers of the messages the server answered `queued`.
+    accepted: Vec<u64>,
+    /// The number sent last, if its answer never came: it may or may not
+    /// have been accepted.
+    in_doubt: Option<u64>,
+}
+
+/// Sends `{"add": 1, "n": N}` to `actor`, N counting up from `first`,
+/// until the server dies; a full queue is waited out.
+async fn send_until_killed(mut client: Client, actor: String, first: u64) -> Sent {
+    let mut sent = Sent {
+        accepted: Vec::new(),
+        in_doubt: None,
+    };
+    let started = Instant::now();
+    let mut n = first;
+    while started.elapsed() < LOAD_LIMIT {
+        let send = Op::Send {
+            actor: actor.clone(),
+            payload: Payload::json(json!({ "add": 1, "n": n })),
+        };
+        match client.call(send).await {
+            Ok(answer) => {
+                assert_eq!(answer["queued"], true, "actor {actor}: {answer}");
+                sent.accepted.push(n);
+                n += 1;
+            }
+            Err(ClientError::Server(e)) if e.message.contains("queue") => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) if server_gone(&e) => {
+                sent.in_doubt = Some(n);
+                break;
+            }
+            Err(e) => panic!("actor {actor}: the server answered with an error: {e}"),
+        }
+    }
+    sent
+}
+
+/// The `n` of every `handle-send` call event in `actor`'s chain, in chain
+/// order, once its queue has run dry; and its count.
+async fn delivered(client: &mut Client, actor: &str) -> (Vec<u64>, u64) {
+    // A request runs after everything queued before it, redeliveries too.
+    let request = Op::Request {
+        actor: actor.to_owned(),
+        payload: Payload::json(json!({})),
+        timeout_ms: Some(WAIT.as_millis() as u64),
+    };
+    let answer = client.call(request).await.expect("the counter answers");
+    let count = answer["reply"]["count"].as_u64().expect("a count");
+    let events = Op::Events {
+        actor: actor.to_owned(),
+        limit: None,
+    };
+    let chain = client.call(events).await.expect("the chain is read");
+    let mut numbers = Vec::new();
+    for event in chain["events"].as_array().expect("events") {
+        let data = &event["data"];
+        if event["event_type"] == "call-error" {
+            panic!("actor {actor}: a call failed: {data}");
+        }
+        if event["event_type"] != "call" || data["function"] != HANDLE_SEND {
+            continue;
+        }
+        let bytes: Vec<u8> = serde_json::from_value(data["params"][0].clone()).expect("bytes");
+        let message: Value = serde_json::from_slice(&bytes).expect("a JSON message");
+        numbers.push(message["n"].as_u64().expect("n"));
+    }
+    (numbers, count)
+}
+
+#[test]
+fn accepted_sends_run_once_after_sigkill_of_the_server() {
+    let seed = seed();
+    println!("send crash test: seed {seed} (THEATER_CRASH_SEED={seed} repeats the kill moments)");
+    let mut rng = Rng(seed);
+    let home = support::home();
+    let mut server = Server::start(home.path());
+    let n = SEND_TARGETS.to_string();
+    let ids: Vec<String> = server
+        .client()
+        .ok(&["start", &manifest("counter"), "--count", &n, "--id-only"])
+        .lines()
+        .map(|id| id.trim().to_owned())
+        .collect();
+    assert_eq!(ids.len(), SEND_TARGETS);
+
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    // Per actor: every number accepted so far, and those in doubt.
+    let mut accepted: Vec<HashSet<u64>> = vec![HashSet::new(); ids.len()];
+    let mut in_doubt: Vec<HashSet<u64>> = vec![HashSet::new(); ids.len()];
+    let mut next = 0;
+    let (mut lost, mut duplicated, mut redelivered, mut problems) = (0, 0, 0, Vec::new());
+    for round in 1..=SEND_ROUNDS {
+        let kill_after = Duration::from_millis(rng.in_range(KILL_AFTER_MS));
+        let sent: Vec<(usize, Sent)> = tokio.block_on(async {
+            let mut tasks = Vec::new();
+            for (i, id) in ids.iter().enumerate() {
+                for _ in 0..SENDERS_PER_TARGET {
+                    let client = Client::connect(&server.addr, None).await.expect("connect");
+                    // Numbers never repeat across senders or rounds.
+                    let sender = send_until_killed(client, id.clone(), next);
+                    tasks.push((i, tokio::spawn(sender)));
+                    next += 1_000_000;
+                }
+            }
+            tokio::time::sleep(kill_after).await;
+            server.kill();
+            let mut sent = Vec::new();
+            for (i, task) in tasks {
+                sent.push((i, task.await.expect("a sender failed")));
+            }
+            sent
+        });
+        let round_accepted: usize = sent.iter().map(|(_, s)| s.accepted.len()).sum();
+        for (i, s) in sent {
+            accepted[i].extend(s.accepted);
+            in_doubt[i].extend(s.in_doubt);
+        }
+
+        server = Server::start(home.path());
+        let resumed = server.line();
+        assert_eq!(
+            resumed,
+            format!("resumed {} actors", ids.len()),
+            "{}",
+            server.log()
+        );
+        let (round_lost, round_duplicated) = tokio.block_on(async {
+            let mut client = Client::connect(&server.addr, None).await.expect("connect");
+            let (mut lost, mut duplicated) = (0, 0);
+            for (i, id) in ids.iter().enumerate() {
+                let (numbers, count) = delivered(&mut client, id).await;
+                let mut seen = HashSet::new();
+                for n in &numbers {
+                    if !seen.insert(*n) {
+                        duplicated += 1;
+                        problems.push(format!("actor {id}: message {n} ran twice"));
+                    }
+                    if !accepted[i].contains(n) && !in_doubt[i].contains(n) {
+                        problems.push(format!("actor {id}: message {n} was never sent"));
+                    }
+                }
+                let missing = accepted[i].iter().filter(|n| !seen.contains(n)).count();
+                if missing > 0 {
+                    lost += missing as u64;
+                    problems.push(format!("actor {id}: {missing} accepted messages missing"));
+                }
+                if count != numbers.len() as u64 {
+                    problems.push(format!(
+                        "actor {id}: count {count}, but {} adds in the chain",
+                        numbers.len()
+                    ));
+                }
+            }
+            (lost, duplicated)
+        });
+        // Printed with the resume, if the kill left any in the inboxes.
+        let queued_again = server
+            .lines
+            .try_recv()
+            .ok()
+            .and_then(|line| line.split_whitespace().nth(2)?.parse().ok())
+            .unwrap_or(0);
+        redelivered += queued_again;
+        println!(
+            "round {round}: killed after {} ms, {round_accepted} sends accepted ({queued_again} run after the restart), {round_lost} lost, {round_duplicated} duplicated",
+            kill_after.as_millis()
+        );
+        lost += round_lost;
+        duplicated += round_duplicated;
+        if !problems.is_empty() {
+            break;
+        }
+    }
+    let total: usize = accepted.iter().map(HashSet::len).sum();
+    println!(
+        "send crash test: {total} sends accepted ({redelivered} run after a restart), lost = {lost}, duplicated = {duplicated}"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_eq!((lost, duplicated), (0, 0));
+}

@@ -1709,3 +1709,122 @@ fn stopped_actors_stay_visible_and_failures_say_why() {
             .contains("status:      stopped")
     );
 }
+
+/// Actors of the mid/late-2025 era through the server: built against
+/// `theater:simple`, started from a 2025 manifest, stopping themselves, and
+/// serving a catch-all route on loopback.
+#[test]
+fn actors_of_2025_run_through_the_server() {
+    let server = Server::start();
+
+    // A 2025 manifest with inline handler settings; `theater:simple` exports.
+    let report = server.json(&["validate", &manifest("simple-timer")]);
+    assert_eq!(report["valid"], true, "{report}");
+    assert_eq!(report["handlers"], json!(["message-server", "timing"]));
+    let expected = report["exports"]["expected"].as_array().unwrap();
+    assert!(
+        expected.iter().any(|e| e["function"]
+            == "theater:simple/message-server-client.handle-request"
+            && e["found"] == true),
+        "{expected:?}"
+    );
+    let timer = server.start_actor("simple-timer");
+    let reply = server.ok(&["message", "request", &timer, r#"{"nap": 2}"#]);
+    assert!(reply.contains(r#""naps":1"#), "{reply}");
+
+    // Unknown keys of a 2025 manifest are warnings, as in today's form.
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join("manifest.toml");
+    let text = format!(
+        "name = \"timer\"\ncomponent = {:?}\nauthor = \"someone\"\n[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"timing\"\nmax_sleep_duration = 10\n",
+        actors_dir()
+            .join("simple-timer/simple-timer.wasm")
+            .display()
+            .to_string()
+    );
+    std::fs::write(&odd, text).unwrap();
+    let report = server.json(&["validate", odd.to_str().unwrap()]);
+    assert_eq!(report["valid"], true, "{report}");
+    let warnings = report["warnings"].as_array().unwrap();
+    assert!(
+        warnings.len() == 1
+            && warnings[0]
+                .as_str()
+                .unwrap()
+                .ends_with(":3: unused manifest key `author`"),
+        "{warnings:?}"
+    );
+    let started = server.json(&["start", odd.to_str().unwrap()]);
+    assert_eq!(started["warnings"], report["warnings"]);
+
+    // An actor that stops itself in `init`: gone from `list`, and shown as
+    // stopped by itself by `list --all` and `inspect`.
+    let quitter = server.start_actor("simple-quitter");
+    let short = &quitter[..8];
+    for _ in 0..600 {
+        let running = server.json(&["list"]);
+        if !running.to_string().contains(&quitter) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!server.ok(&["list"]).contains(short));
+    let all = server.json(&["list", "--all"]);
+    let entry = all["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == quitter.as_str())
+        .unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(entry["status"], "stopped by itself");
+    assert_eq!(entry["shutdown_data"], "all done");
+    let text = server.ok(&["list", "--all"]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(short) && l.contains("stopped by itself")),
+        "{text}"
+    );
+    let text = server.ok(&["inspect", short]);
+    assert!(text.contains("status:      stopped by itself"), "{text}");
+    assert!(text.contains(r#"data:        "all done""#), "{text}");
+    let inspected = server.json(&["inspect", &quitter]);
+    assert_eq!(inspected["status"], "stopped by itself");
+    assert_eq!(inspected["name"], "simple-quitter");
+    assert_eq!(inspected["chain"]["events"], 3);
+    assert_eq!(server.json(&["verify", &quitter])["verified"], true);
+
+    // An HTTP actor asking for 0.0.0.0 serves on loopback; its catch-all
+    // route reaches documents whose names hold slashes.
+    let state = r#"{"host": "0.0.0.0", "port": 0, "store": "docs"}"#;
+    let docs = server.ok(&[
+        "start",
+        &manifest("simple-docs"),
+        "--state",
+        state,
+        "--id-only",
+    ]);
+    let docs = docs.trim();
+    let state = server.json(&["state", docs]);
+    let port = state["state"]["port"].as_u64().unwrap();
+    let put = http_exchange(port, "PUT /docs/a/b/c HTTP/1.1", "text");
+    assert!(put.starts_with("HTTP/1.1 200"), "{put}");
+    let get = http_exchange(port, "GET /docs/a/b/c HTTP/1.1", "");
+    assert!(get.ends_with("\r\n\r\ntext"), "{get}");
+    let log = std::fs::read_to_string(server.home.path().join("server.log")).unwrap();
+    assert!(log.contains("it listens on 127.0.0.1 instead"), "{log}");
+    still_serving(&server);
+}
+
+/// One HTTP/1.1 exchange with 127.0.0.1:`port`; the whole response.
+fn http_exchange(port: u64, request_line: &str, body: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port as u16)).unwrap();
+    write!(
+        stream,
+        "{request_line}\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}

@@ -303,6 +303,8 @@ fn since(after: LogStats, before: LogStats) -> LogStats {
         commits: after.commits - before.commits,
         syncs: after.syncs - before.syncs,
         largest_batch: after.largest_batch,
+        states_written: after.states_written - before.states_written,
+        state_bytes_written: after.state_bytes_written - before.state_bytes_written,
     }
 }
 

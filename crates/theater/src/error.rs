@@ -57,17 +57,23 @@ pub enum SpawnError {
     )]
     TooManyActors { limit: usize },
     #[error(
-        "the component imports `{interface}` but {manifest} does not grant it; add:\n\n[[handlers]]\ntype = \"{kind}\"\nconfig = {{}}"
+        "the component imports `{interface}` but {manifest} does not grant it; add:\n\n{entry}"
     )]
     NotGranted {
         manifest: PathBuf,
         interface: String,
         kind: &'static str,
+        /// The entry to add, in the form the manifest lists handlers.
+        entry: String,
     },
     #[error("the component imports `{interface}`, which no Theater handler provides")]
     UnknownInterface { interface: String },
     #[error("the component does not export `{function}`; expected `{signature}`")]
     MissingExport { function: String, signature: String },
+    #[error(
+        "the component exports both `{first}` and `{second}`: the same function under two package names, and which one to call is unclear; export each interface under one package name"
+    )]
+    ExportedTwice { first: String, second: String },
     #[error("the component's `{function}` has the wrong type; expected `{signature}`: {reason}")]
     MistypedExport {
         function: String,
@@ -111,6 +117,18 @@ pub enum ActorError {
     TimeLimit { function: String, limit_ms: u64 },
     #[error("`{function}` hit the memory limit of {limit_mb} MiB and was stopped")]
     MemoryLimit { function: String, limit_mb: u64 },
+    #[error(
+        "`{function}` left a state of {size} bytes, more than the actor's limit of {limit} bytes (`limits.max_state_bytes`); the state is unchanged"
+    )]
+    StateTooLarge {
+        function: String,
+        size: usize,
+        limit: usize,
+    },
+    #[error(
+        "`{function}` answered more than the actor's limit of {limit} bytes (`limits.max_result_bytes`, as the chain records the result); the state is unchanged"
+    )]
+    ResultTooLarge { function: String, limit: usize },
     #[error(
         "message of {size} bytes is larger than actor {actor}'s limit of {limit} bytes (`limits.max_message_bytes`)"
     )]

@@ -5,6 +5,12 @@
 //! mistyped or out-of-range values, and arrays where tables belong, are
 //! errors naming the file, key and line) and lenient where manifests of
 //! earlier releases carry extra top-level keys (those are warnings).
+//!
+//! Two forms are read: today's (`component_path`, `[[handlers]]` with a
+//! `config` table) and the 2025 one (`component`, `[[handler]]` with the
+//! handler's settings inline beside `type`, `long_description`,
+//! `save_chain`, `permission_policy`). Both come out as the same
+//! [`Manifest`]; one key written in both forms is an error naming both.
 //! Files it names are read as [`crate::files`] says: regular files only,
 //! within their limits, and for a spawn an actor asks for, only beneath the
 //! directories its parent may spawn from.
@@ -31,6 +37,20 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 1024;
 /// Default cap on one message delivered to an actor (send, request, channel
 /// message). Guards the receiver against a sender that floods its memory.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Default cap on the state a call leaves behind. Guards the host's memory
+/// and disk against an actor that grows its state without bound: every
+/// call hands the state to the actor and back, and a changed state is
+/// written to the chain database.
+pub const DEFAULT_MAX_STATE_BYTES: usize = 8 * 1024 * 1024;
+/// Default cap on a call's result as its chain event records it (JSON, in
+/// which a byte list takes up to four bytes per byte) and on the message of
+/// an `Err`. Guards the chain database and the callers against an actor that
+/// answers without bound.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 16 * 1024 * 1024;
+/// Largest state cap a manifest may ask for.
+pub const MAX_STATE_BYTES: usize = 1 << 30;
+/// Largest result cap a manifest may ask for.
+pub const MAX_RESULT_BYTES: usize = 1 << 30;
 /// Largest linear memory a manifest may allow: all a 32-bit guest can address.
 pub const MAX_MEMORY_MB: u64 = 4096;
 /// Longest call a manifest may allow: an hour. A call holds its actor's
@@ -48,6 +68,9 @@ pub const MAX_MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
 pub struct Manifest {
     pub name: String,
     pub description: Option<String>,
+    /// Informational, like `description`.
+    #[serde(default)]
+    pub long_description: Option<String>,
     pub version: Option<String>,
     /// Absolute path of the component.
     pub component_path: PathBuf,
@@ -57,15 +80,19 @@ pub struct Manifest {
     pub limits: Limits,
     /// The file this came from (`<inline>` for manifest text).
     pub source: PathBuf,
-    /// Keys this version does not know; each names its line.
+    /// Keys this version does not know or does not act on; each names its
+    /// line.
     pub warnings: Vec<String>,
     /// The line of every key, by dotted path (`limits.memory_mb`,
-    /// `handlers.0.config.path`), for errors found after parsing.
+    /// `handlers.0.config.path`), for errors found after parsing. A
+    /// `[[handler]]` setting is also found under its `handlers.N.config.`
+    /// path.
     #[serde(default)]
     pub lines: BTreeMap<String, usize>,
 }
 
-/// One `[[handlers]]` entry: a capability the actor is granted.
+/// One `[[handlers]]` (or `[[handler]]`) entry: a capability the actor is
+/// granted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HandlerEntry {
     /// The `type` key, e.g. `message-server`.
@@ -83,6 +110,8 @@ pub struct Limits {
     pub call_timeout_ms: u64,
     pub queue_capacity: usize,
     pub max_message_bytes: usize,
+    pub max_state_bytes: usize,
+    pub max_result_bytes: usize,
 }
 
 impl Default for Limits {
@@ -92,13 +121,15 @@ impl Default for Limits {
             call_timeout_ms: DEFAULT_CALL_TIMEOUT_MS,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_state_bytes: DEFAULT_MAX_STATE_BYTES,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
         }
     }
 }
 
 impl Limits {
     /// Each limit: its key, its value and the values a manifest may give it.
-    fn entries(&self) -> [(&'static str, u64, RangeInclusive<u64>); 4] {
+    fn entries(&self) -> [(&'static str, u64, RangeInclusive<u64>); 6] {
         [
             ("memory_mb", self.memory_mb, 1..=MAX_MEMORY_MB),
             (
@@ -115,6 +146,16 @@ impl Limits {
                 "max_message_bytes",
                 self.max_message_bytes as u64,
                 1..=MAX_MAX_MESSAGE_BYTES as u64,
+            ),
+            (
+                "max_state_bytes",
+                self.max_state_bytes as u64,
+                1..=MAX_STATE_BYTES as u64,
+            ),
+            (
+                "max_result_bytes",
+                self.max_result_bytes as u64,
+                1..=MAX_RESULT_BYTES as u64,
             ),
         ]
     }
@@ -149,6 +190,12 @@ impl Limits {
         if !set("max_message_bytes") {
             self.max_message_bytes = self.max_message_bytes.min(parent.max_message_bytes);
         }
+        if !set("max_state_bytes") {
+            self.max_state_bytes = self.max_state_bytes.min(parent.max_state_bytes);
+        }
+        if !set("max_result_bytes") {
+            self.max_result_bytes = self.max_result_bytes.min(parent.max_result_bytes);
+        }
         self
     }
 
@@ -179,15 +226,25 @@ pub struct ManifestError {
 #[derive(Deserialize)]
 struct RawManifest {
     name: Spanned<String>,
-    component_path: Spanned<String>,
+    component_path: Option<Spanned<String>>,
+    /// The 2025 form of `component_path`.
+    component: Option<Spanned<String>>,
     description: Option<String>,
+    long_description: Option<String>,
     version: Option<String>,
     init_state: Option<Spanned<String>>,
+    /// Chains are always saved: accepted, and `false` is ignored with a
+    /// warning.
+    save_chain: Option<Spanned<bool>>,
+    /// Accepted, not enforced: a warning says so.
+    permission_policy: Option<Spanned<toml::Value>>,
     /// Informational (`implements`, `requires`): accepted, not interpreted.
     #[serde(rename = "interface")]
     _interface: Option<toml::Table>,
-    #[serde(default)]
-    handlers: Vec<RawHandler>,
+    handlers: Option<Vec<RawHandler>>,
+    /// The 2025 form of `handlers`: each a table with `type` and the
+    /// handler's settings inline.
+    handler: Option<Vec<toml::Table>>,
     #[serde(default)]
     limits: Limits,
 }
@@ -292,18 +349,30 @@ impl Manifest {
                     None => error(at.and_then(line_of), message),
                 }
             })?;
-        let lines: BTreeMap<String, usize> =
+        let mut lines: BTreeMap<String, usize> =
             keys.into_iter().map(|key| (key.path, key.line)).collect();
 
         let name_line = line_of(raw.name.span().start);
         if raw.name.get_ref().trim().is_empty() {
             return Err(error(name_line, "`name` must not be empty".into()));
         }
-        let component = raw.component_path.get_ref();
-        if component.trim().is_empty() {
+        let (component_key, component) = match (raw.component_path, raw.component) {
+            (Some(path), None) => ("component_path", path),
+            (None, Some(path)) => ("component", path),
+            (Some(_), Some(_)) => {
+                return Err(both_forms(&lines, "component_path", "component", error));
+            }
+            (None, None) => {
+                return Err(error(
+                    None,
+                    "missing required key `component_path` (or `component`, its 2025 form)".into(),
+                ));
+            }
+        };
+        if component.get_ref().trim().is_empty() {
             return Err(error(
-                line_of(raw.component_path.span().start),
-                "`component_path` must not be empty".into(),
+                line_of(component.span().start),
+                format!("`{component_key}` must not be empty"),
             ));
         }
         raw.limits
@@ -316,33 +385,58 @@ impl Manifest {
                     .map_err(|m| error(line_of(init.span().start), m))
             })
             .transpose()?;
-        let handlers = raw
-            .handlers
-            .into_iter()
-            .map(|h| HandlerEntry {
-                line: line_at(text, h.kind.span().start),
-                kind: h.kind.into_inner(),
-                config: h.config,
-            })
-            .collect();
+        let handlers = match (raw.handlers, raw.handler) {
+            (Some(_), Some(_)) => return Err(both_forms(&lines, "handlers", "handler", error)),
+            (Some(entries), None) => entries
+                .into_iter()
+                .map(|h| HandlerEntry {
+                    line: line_at(text, h.kind.span().start),
+                    kind: h.kind.into_inner(),
+                    config: h.config,
+                })
+                .collect(),
+            (None, Some(entries)) => entries
+                .into_iter()
+                .enumerate()
+                .map(|(index, entry)| inline_handler(index, entry, &mut lines, base_dir))
+                .collect::<Result<_, _>>()
+                .map_err(|(line, message)| error(line, message))?,
+            (None, None) => Vec::new(),
+        };
         let mut located: Vec<(Option<usize>, String)> = unknown
             .into_iter()
-            .map(|key| (lines.get(&key).copied(), key))
+            .map(|key| {
+                let line = lines.get(&key).copied();
+                (line, format!("unused manifest key `{key}`"))
+            })
             .collect();
+        if let Some(save) = raw.save_chain.filter(|save| !save.get_ref()) {
+            located.push((
+                line_of(save.span().start),
+                "`save_chain = false` is ignored: Theater saves every actor's chain".into(),
+            ));
+        }
+        if let Some(policy) = raw.permission_policy.filter(|p| !is_empty(p.get_ref())) {
+            located.push((
+                line_of(policy.span().start),
+                "`permission_policy` is not enforced: an actor holds exactly what its handler entries grant, within their settings".into(),
+            ));
+        }
         located.sort();
         let warnings = located
             .into_iter()
-            .map(|(line, key)| {
+            .map(|(line, message)| {
                 let line = line.map(|l| format!(":{l}")).unwrap_or_default();
-                format!("{}{line}: unused manifest key `{key}`", source.display())
+                format!("{}{line}: {message}", source.display())
             })
             .collect();
 
         Ok(Self {
             name: raw.name.into_inner(),
             description: raw.description,
+            long_description: raw.long_description,
             version: raw.version,
-            component_path: base_dir.join(component),
+            component_path: base_dir.join(component.get_ref()),
             init_state,
             handlers,
             limits: raw.limits,
@@ -360,6 +454,121 @@ impl Manifest {
     /// The line of the key at `path` (dotted, as in [`lines`](Self::lines)).
     pub fn line_of(&self, path: &str) -> Option<usize> {
         self.lines.get(path).copied()
+    }
+}
+
+/// The error for one key written in both its forms, naming both and the
+/// line of each.
+fn both_forms(
+    lines: &BTreeMap<String, usize>,
+    today: &str,
+    form_2025: &str,
+    error: impl Fn(Option<usize>, String) -> ManifestError,
+) -> ManifestError {
+    let at = |key: &str| lines.get(key).copied();
+    let shown = |key: &str| match at(key) {
+        Some(line) => format!("`{key}` (line {line})"),
+        None => format!("`{key}`"),
+    };
+    error(
+        at(today).max(at(form_2025)),
+        format!(
+            "{} and {} are the same key in two forms (`{form_2025}` is the 2025 form of `{today}`): keep one",
+            shown(today),
+            shown(form_2025)
+        ),
+    )
+}
+
+/// Handler settings that name a path: in the 2025 form they are relative
+/// to the manifest's directory, as that format defined them (`[[handlers]]`
+/// entries keep today's meaning, see `docs/filesystem.md`).
+const PATH_SETTINGS: &[(&str, &str)] = &[("filesystem", "path")];
+
+/// A `[[handler]]` entry (the 2025 form): `type` and the handler's
+/// settings beside it, or in a `config` table as today. Its settings' lines
+/// are also kept under `handlers.N.config.`, where handler errors look.
+fn inline_handler(
+    index: usize,
+    mut entry: toml::Table,
+    lines: &mut BTreeMap<String, usize>,
+    base_dir: &Path,
+) -> Result<HandlerEntry, (Option<usize>, String)> {
+    let prefix = format!("handler.{index}.");
+    let line_of = |key: &str| lines.get(&format!("{prefix}{key}")).copied();
+    // Without `type`, the entry's first key, else the first entry's header.
+    let entry_line = line_of("type")
+        .or_else(|| {
+            lines
+                .iter()
+                .filter(|(key, _)| key.starts_with(&prefix))
+                .map(|(_, line)| *line)
+                .min()
+        })
+        .or_else(|| lines.get("handler").copied());
+    let kind = match entry.remove("type") {
+        Some(toml::Value::String(kind)) => kind,
+        Some(other) => {
+            return Err((
+                entry_line,
+                format!("`type` must be a string, not {}", other.type_str()),
+            ));
+        }
+        None => {
+            return Err((
+                entry_line,
+                "each `[[handler]]` entry needs a `type`, like `type = \"filesystem\"`".into(),
+            ));
+        }
+    };
+    let (mut config, settings_prefix) = match entry.remove("config") {
+        None => (entry, prefix.clone()),
+        Some(toml::Value::Table(config)) => {
+            if let Some(inline) = entry.keys().next() {
+                return Err((
+                    line_of(inline).max(line_of("config")),
+                    format!(
+                        "`config` and `{inline}` both set this handler's settings: write them inline or in `config`, not both"
+                    ),
+                ));
+            }
+            (config, format!("{prefix}config."))
+        }
+        Some(other) => {
+            return Err((
+                line_of("config"),
+                format!(
+                    "`config` of a handler must be a table, not {}",
+                    other.type_str()
+                ),
+            ));
+        }
+    };
+    for (handler, key) in PATH_SETTINGS {
+        if kind == *handler
+            && let Some(toml::Value::String(path)) = config.get_mut(*key)
+        {
+            *path = base_dir.join(&*path).display().to_string();
+        }
+    }
+    for key in config.keys() {
+        if let Some(line) = lines.get(&format!("{settings_prefix}{key}")).copied() {
+            lines.insert(format!("handlers.{index}.config.{key}"), line);
+        }
+    }
+    Ok(HandlerEntry {
+        kind,
+        config,
+        line: entry_line.unwrap_or(0),
+    })
+}
+
+/// Whether a `permission_policy` asks for nothing.
+fn is_empty(value: &toml::Value) -> bool {
+    match value {
+        toml::Value::Table(table) => table.is_empty(),
+        toml::Value::Array(items) => items.is_empty(),
+        _ => false,
     }
 }
 
@@ -437,12 +646,12 @@ fn tables_are_tables(document: &DeTable<'_>) -> Result<(), (usize, String)> {
                     "`limits` must be a table (`[limits]` with `memory_mb = ...` and so on)",
                 );
             }
-            ("handlers", DeValue::Array(entries)) => {
+            ("handlers" | "handler", DeValue::Array(entries)) => {
                 for entry in entries {
                     let DeValue::Table(entry_table) = entry.get_ref() else {
                         return not_a_table(
                             entry,
-                            "each `handlers` entry must be a table (`[[handlers]]` with `type` and `config`)",
+                            "each `handlers` entry must be a table (`[[handlers]]` with `type` and `config`, or `[[handler]]` with `type` and its settings)",
                         );
                     };
                     for (key, config) in entry_table {
@@ -455,10 +664,10 @@ fn tables_are_tables(document: &DeTable<'_>) -> Result<(), (usize, String)> {
                     }
                 }
             }
-            ("handlers", _) => {
+            ("handlers" | "handler", _) => {
                 return not_a_table(
                     value,
-                    "`handlers` must be an array of tables (`[[handlers]]` entries)",
+                    "`handlers` must be an array of tables (`[[handlers]]` entries, or `[[handler]]` in the 2025 form)",
                 );
             }
             _ => {}
@@ -677,6 +886,125 @@ config = { max_sleep_duration = 1000 }
             message.contains("129, more than the parent's 128"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn state_and_result_caps_are_limits() {
+        let m = parse("name = \"c\"\ncomponent_path = \"c.wasm\"\n[limits]\nmax_state_bytes = 1000\nmax_result_bytes = 2000\n").unwrap();
+        assert_eq!(
+            (m.limits.max_state_bytes, m.limits.max_result_bytes),
+            (1000, 2000)
+        );
+        let m = parse("name = \"c\"\ncomponent_path = \"c.wasm\"\n").unwrap();
+        assert_eq!(m.limits.max_state_bytes, DEFAULT_MAX_STATE_BYTES);
+        let err =
+            parse("name = \"c\"\ncomponent_path = \"c.wasm\"\n[limits]\nmax_state_bytes = 0\n")
+                .unwrap_err();
+        assert!(err.to_string().contains("max_state_bytes"), "{err}");
+        let err = parse(&format!(
+            "name = \"c\"\ncomponent_path = \"c.wasm\"\n[limits]\nmax_result_bytes = {}\n",
+            MAX_RESULT_BYTES + 1
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("max_result_bytes"), "{err}");
+    }
+
+    #[test]
+    fn the_2025_form_reads_as_todays() {
+        let m = parse(
+            r#"name = "c"
+component = "c.wasm"
+version = "0.2.0"
+description = "short"
+long_description = "long"
+save_chain = true
+
+[[handler]]
+type = "message-server"
+
+[[handler]]
+type = "timing"
+max_sleep_duration = 1000
+min_sleep_duration = 5
+
+[[handler]]
+type = "filesystem"
+path = "data"
+"#,
+        )
+        .unwrap();
+        assert_eq!(m.component_path, Path::new("/actors/x/c.wasm"));
+        assert_eq!(m.long_description.as_deref(), Some("long"));
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+        let kinds: Vec<&str> = m.handlers.iter().map(|h| h.kind.as_str()).collect();
+        assert_eq!(kinds, ["message-server", "timing", "filesystem"]);
+        assert!(m.handlers[0].config.is_empty());
+        assert_eq!(m.handlers[1].line, 12);
+        assert_eq!(
+            m.handlers[1].config["max_sleep_duration"].as_integer(),
+            Some(1000)
+        );
+        // Handler errors find a setting's line under today's path.
+        assert_eq!(m.line_of("handlers.1.config.min_sleep_duration"), Some(14));
+        // A path setting of the 2025 form is relative to the manifest.
+        assert_eq!(
+            m.handlers[2].config["path"].as_str(),
+            Some("/actors/x/data")
+        );
+    }
+
+    #[test]
+    fn a_key_in_both_forms_is_an_error_naming_both() {
+        for (text, line, first, second) in [
+            (
+                "name = \"c\"\ncomponent_path = \"a.wasm\"\ncomponent = \"b.wasm\"\n",
+                3,
+                "`component_path` (line 2)",
+                "`component` (line 3)",
+            ),
+            (
+                "name = \"c\"\ncomponent = \"c.wasm\"\n[[handlers]]\ntype = \"timing\"\n[[handler]]\ntype = \"random\"\n",
+                5,
+                "`handlers` (line 3)",
+                "`handler` (line 5)",
+            ),
+            (
+                "name = \"c\"\ncomponent = \"c.wasm\"\n[[handler]]\ntype = \"timing\"\nconfig = { max_sleep_duration = 5 }\nmin_sleep_duration = 1\n",
+                6,
+                "`config`",
+                "`min_sleep_duration`",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert_eq!(err.line, Some(line), "{err}");
+            let message = err.to_string();
+            assert!(
+                message.contains(first) && message.contains(second),
+                "{message}"
+            );
+        }
+        let err = parse("name = \"c\"\n").unwrap_err();
+        assert!(err.to_string().contains("`component`"), "{err}");
+        let err = parse(
+            "name = \"c\"\ncomponent = \"c.wasm\"\n[[handler]]\ntype = \"random\"\n[[handler]]\npath = \"x\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("needs a `type`"), "{err}");
+        assert_eq!(err.line, Some(6));
+    }
+
+    #[test]
+    fn the_2025_form_warns_of_what_it_does_not_act_on() {
+        let m = parse(
+            "name = \"c\"\ncomponent = \"c.wasm\"\ninit_data = 1\nsave_chain = false\n[permission_policy]\nfilesystem = \"read-only\"\n[[handler]]\ntype = \"runtime\"\n",
+        )
+        .unwrap();
+        assert_eq!(m.warnings.len(), 3, "{:?}", m.warnings);
+        assert!(m.warnings[0].ends_with(":3: unused manifest key `init_data`"));
+        assert!(m.warnings[1].contains(":4: `save_chain = false` is ignored"));
+        assert!(m.warnings[2].contains(":5: `permission_policy` is not enforced"));
+        let m = parse("name = \"c\"\ncomponent = \"c.wasm\"\npermission_policy = {}\n").unwrap();
+        assert!(m.warnings.is_empty(), "{:?}", m.warnings);
     }
 
     #[test]

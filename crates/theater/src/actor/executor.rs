@@ -14,14 +14,21 @@ use super::instance::{ActorInstance, ActorTemplate, Called, recorded};
 use super::{
     ActorStore, ChainRecorder, Extensions, INIT_FUNCTION, MemoryLimitExceeded, TimeLimitExceeded,
 };
-use crate::chain::Hash;
 use crate::chain::record::{
-    self, CallErrorRecord, CallRecord, InitRecord, Origin, ResumeRecord, RevertRecord, StateDigest,
+    self, CallErrorRecord, CallRecord, InitRecord, Origin, ResumeRecord, RevertRecord,
+    ShutdownRecord,
 };
+use crate::chain::{Hash, KeptState};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
-use crate::runtime::{ChildEvent, Decision, WeakRuntime};
-use crate::wasm::{CallFailure, StateBytes};
+use crate::manifest::Limits;
+use crate::runtime::{ChildEvent, Decision, Ending, WeakRuntime};
+use crate::wasm::{CallFailure, CallOutput, StateBytes};
+
+/// Longest `Err` message of an actor kept whole; the rest is cut. Guards
+/// the chain database and callers against an actor that fails with
+/// messages without bound: they are meant for people.
+pub const MAX_ERROR_BYTES: usize = 64 * 1024;
 
 /// How an actor's chain begins or goes on when its task starts.
 pub(crate) enum Start {
@@ -32,8 +39,25 @@ pub(crate) enum Start {
     Resume,
 }
 
-/// Instantiates the actor, runs `actor.init`, records the first event of its
-/// task (see [`Start`]) and starts the task.
+/// An actor whose `init` has run and whose task has not started yet. The
+/// runtime registers it first, so that whatever the task does at once
+/// (end, when `init` asked to shut down) finds it registered.
+pub(crate) struct Spawned {
+    pub handle: ActorHandle,
+    executor: Executor,
+    queue: mpsc::Receiver<Op>,
+}
+
+impl Spawned {
+    /// Starts the actor's task.
+    pub fn start(self) -> ActorHandle {
+        tokio::spawn(self.executor.run(self.queue));
+        self.handle
+    }
+}
+
+/// Instantiates the actor, runs `actor.init` and records the first event of
+/// its chain (see [`Start`]).
 pub(crate) async fn spawn(
     recorder: ChainRecorder,
     template: Arc<ActorTemplate>,
@@ -41,7 +65,7 @@ pub(crate) async fn spawn(
     extensions: Extensions,
     runtime: WeakRuntime,
     start: Start,
-) -> Result<ActorHandle, SpawnError> {
+) -> Result<Spawned, SpawnError> {
     let id = recorder.actor();
     let data = ActorStore::new(recorder, extensions, runtime, template.limits.memory_mb);
     let instance = ActorInstance::new(&template, data).await?;
@@ -72,8 +96,11 @@ pub(crate) async fn spawn(
         executor.counters.clone(),
         executor.template.exports.clone(),
     );
-    tokio::spawn(executor.run(queue));
-    Ok(handle)
+    Ok(Spawned {
+        handle,
+        executor,
+        queue,
+    })
 }
 
 struct Executor {
@@ -91,13 +118,16 @@ struct Executor {
 impl Executor {
     async fn init(&mut self, start: Start) -> Result<(), SpawnError> {
         let params = to_raw_value(&(self.id.to_string(),)).expect("an id serializes");
-        let timeout = self.template.call_timeout();
+        let limits = self.template.limits;
         let output = match self
             .instance
-            .call(INIT_FUNCTION, self.state.take(), &params, timeout)
+            .call(INIT_FUNCTION, self.state.take(), &params, &limits)
             .await
-            .map(|called| called.outcome)
-        {
+            .map(|called| {
+                called
+                    .outcome
+                    .and_then(|output| within_state_cap(output, &limits))
+            }) {
             Some(Ok(output)) => output,
             Some(Err(failure)) => {
                 return Err(SpawnError::Init(
@@ -106,11 +136,10 @@ impl Executor {
             }
             None => unreachable!("init is a required export, checked at instantiation"),
         };
-        self.state = output.state;
+        let kept = KeptState::new(output.state);
         let id = self.id.to_string();
         let component = &self.template.compiled.hash_hex;
         let name = &self.template.name;
-        let state = StateDigest::of(&self.state);
         let (event_type, data, description) = match start {
             Start::New { forked_from } => {
                 let description = match &forked_from {
@@ -121,27 +150,35 @@ impl Executor {
                     actor_id: &id,
                     name,
                     component,
-                    state,
+                    state: kept.digest(),
                     forked_from,
                 });
                 (record::ACTOR_INIT, data, description)
             }
             Start::Resume => {
-                let data = record::encode(&ResumeRecord { component, state });
+                let data = record::encode(&ResumeRecord {
+                    component,
+                    state: kept.digest(),
+                });
                 (record::ACTOR_RESUME, data, format!("{name} resumed"))
             }
         };
-        let state = self.state.clone();
         self.recorder()
-            .record_transition(event_type, data, description, &state)
+            .record_transition(event_type, data, description, &kept)
             .await?;
+        self.state = kept.into_state();
         Ok(())
     }
 
     async fn run(mut self, mut queue: mpsc::Receiver<Op>) {
-        let exit_data = loop {
+        // `init` may have asked to shut down: then the actor takes no call.
+        if let Some(ending) = self.settle().await {
+            self.exit(&mut queue, ending).await;
+            return;
+        }
+        let ending = loop {
             let Some(op) = queue.recv().await else {
-                break None;
+                break Ending::Stopped;
             };
             match op {
                 Op::Call {
@@ -150,11 +187,12 @@ impl Executor {
                     origin,
                     reply,
                     caller,
+                    delivery,
                 } => {
                     let span = crate::telemetry::call_span(&caller, self.id, &function);
                     let started = Instant::now();
                     let outcome = self
-                        .call(&function, params, origin)
+                        .call(&function, params, origin, delivery)
                         .instrument(span.clone())
                         .await;
                     let label = crate::metrics::outcome(&outcome);
@@ -173,8 +211,8 @@ impl Executor {
                             }
                         }
                     }
-                    if let Some(data) = self.settle().await {
-                        break data;
+                    if let Some(ending) = self.settle().await {
+                        break ending;
                     }
                 }
                 Op::State { reply } => {
@@ -187,7 +225,7 @@ impl Executor {
                         let _ = reply.send(());
                     }
                     if !restarted {
-                        break None;
+                        break Ending::Stopped;
                     }
                 }
                 Op::Record {
@@ -208,7 +246,7 @@ impl Executor {
                     let _ = reply.send(self.revert(to, index, state).await);
                 }
                 Op::Stop { reply } => {
-                    self.exit(&mut queue, None).await;
+                    self.exit(&mut queue, Ending::Stopped).await;
                     // The instance, and with it the chain log, is released
                     // before the stop is answered.
                     drop(self);
@@ -217,16 +255,18 @@ impl Executor {
                 }
             }
         };
-        self.exit(&mut queue, exit_data).await;
+        self.exit(&mut queue, ending).await;
     }
 
-    /// After a call, a trapped instance or a shutdown request goes to the
-    /// supervisor. Returns `Some(exit data)` when the actor must end.
-    async fn settle(&mut self) -> Option<Option<Vec<u8>>> {
-        let (event, exit_data) = if let Some(error) = self.failure.take() {
-            (ChildEvent::Failed(error), None)
-        } else if let Some(data) = self.instance.store.data_mut().shutdown.take() {
-            (ChildEvent::ShutdownRequested, data)
+    /// After a call, a shutdown request or a trapped instance goes to the
+    /// supervisor. Returns how the actor ends, when it must.
+    async fn settle(&mut self) -> Option<Ending> {
+        // The actor asked to end: it does, whatever else its call did.
+        let (event, ending) = if let Some(data) = self.instance.store.data_mut().shutdown.take() {
+            self.record_shutdown(data.as_deref()).await;
+            (ChildEvent::ShutdownRequested, Ending::ByItself(data))
+        } else if let Some(error) = self.failure.take() {
+            (ChildEvent::Failed(error), Ending::Stopped)
         } else {
             return None;
         };
@@ -240,91 +280,131 @@ impl Executor {
                 if self.replace_instance().await {
                     None
                 } else {
-                    Some(exit_data)
+                    Some(ending)
                 }
             }
-            Decision::Stop => Some(exit_data),
+            Decision::Stop => Some(ending),
         }
     }
 
-    /// Refuses what is still queued and tells the runtime this actor is gone.
-    async fn exit(&mut self, queue: &mut mpsc::Receiver<Op>, data: Option<Vec<u8>>) {
+    /// Records the actor's request to end, with its data, as the last event
+    /// of its chain.
+    async fn record_shutdown(&mut self, data: Option<&[u8]>) {
+        let record = record::encode(&ShutdownRecord {
+            data: data.map(record::readable),
+        });
+        let description = format!("{} shut down by itself", self.template.name);
+        if let Err(e) = self
+            .recorder()
+            .record(record::SHUTDOWN, record, description)
+            .await
+        {
+            tracing::error!(actor = %self.id, "cannot record the shutdown: {e}");
+        }
+    }
+
+    /// Tells the runtime this actor is gone, then refuses what is still
+    /// queued. The queue closes last, so that once it is closed (what
+    /// [`ActorHandle::stopped`] waits for) the runtime has forgotten the
+    /// actor, its log says it stopped, and its parent has been told.
+    async fn exit(&mut self, queue: &mut mpsc::Receiver<Op>, ending: Ending) {
+        if let Some(runtime) = self.instance.store.data().runtime() {
+            runtime.actor_exited(self.id, ending).await;
+        }
         queue.close();
         drain(queue, self.id);
-        if let Some(runtime) = self.instance.store.data().runtime() {
-            runtime.actor_exited(self.id, data).await;
-        }
     }
 
     /// Runs one call: on `Ok` commits state and a `call` event; otherwise
-    /// keeps the state and records a `call-error` event.
+    /// keeps the state and records a `call-error` event. A call that
+    /// delivers an accepted message (`delivery`, its inbox number) settles
+    /// it with that event, so it runs once.
     async fn call(
         &mut self,
         function: &str,
         params: Box<RawValue>,
         origin: Option<ActorId>,
+        delivery: Option<u64>,
     ) -> Result<Box<RawValue>, ActorError> {
-        let timeout = self.template.call_timeout();
-        let Some(Called { outcome, redact }) = self
+        let limits = self.template.limits;
+        let Some(Called {
+            outcome,
+            redact,
+            function,
+        }) = self
             .instance
-            .call(function, self.state.clone(), &params, timeout)
+            .call(function, self.state.clone(), &params, &limits)
             .await
         else {
-            return Err(ActorError::UnknownFunction {
+            let error = ActorError::UnknownFunction {
                 actor: self.id,
                 function: function.to_owned(),
                 available: self.instance.export_names(),
-            });
+            };
+            // An accepted message is in the chain once, even when refused.
+            if delivery.is_some() {
+                self.record_error(function, &params, "unknown-function", &error, delivery)
+                    .await?;
+            }
+            return Err(error);
         };
+        // From here on, the function as the actor exports it.
+        let function = &*function;
         let recorded_params = recorded(redact, &params);
-        match outcome {
+        match outcome.and_then(|output| within_state_cap(output, &limits)) {
             Ok(output) => {
+                let kept = KeptState::new(output.state);
                 let data = record::encode(&CallRecord {
                     function,
                     from: origin.map(|id| id.to_string()),
                     params: &recorded_params,
                     result: &recorded(redact, &output.result),
-                    state: StateDigest::of(&output.state),
+                    state: kept.digest(),
                 });
+                let description = format!("{} ok", short_name(function));
                 self.recorder()
-                    .record_transition(
-                        record::CALL,
-                        data,
-                        format!("{} ok", short_name(function)),
-                        &output.state,
-                    )
+                    .commit(record::CALL, data, description, Some(&kept), delivery)
                     .await?;
-                self.state = output.state;
+                self.state = kept.into_state();
                 self.counters.calls_ok.fetch_add(1, Ordering::Relaxed);
                 Ok(output.result)
             }
             Err(failure) => {
                 let trapped = matches!(failure, CallFailure::Trap(_));
                 let error = failure_to_error(function, failure, &self.template);
-                let kind = error_kind(&error);
-                let message = error.to_string();
                 if trapped {
                     // Before anything else can fail: this instance must not be reused.
-                    self.failure = Some(message.clone());
+                    self.failure = Some(error.to_string());
                 }
-                let data = record::encode(&CallErrorRecord {
-                    function,
-                    params: &recorded_params,
-                    kind,
-                    message: &message,
-                });
-                self.recorder()
-                    .record(
-                        record::CALL_ERROR,
-                        data,
-                        format!("{} failed: {kind}", short_name(function)),
-                    )
+                let kind = error_kind(&error);
+                self.record_error(function, &recorded_params, kind, &error, delivery)
                     .await?;
                 self.counters.calls_failed.fetch_add(1, Ordering::Relaxed);
-
                 Err(error)
             }
         }
+    }
+
+    /// Records a `call-error` event for a call that changed nothing.
+    async fn record_error(
+        &mut self,
+        function: &str,
+        params: &RawValue,
+        kind: &str,
+        error: &ActorError,
+        delivery: Option<u64>,
+    ) -> Result<(), ActorError> {
+        let data = record::encode(&CallErrorRecord {
+            function,
+            params,
+            kind,
+            message: &error.to_string(),
+        });
+        let description = format!("{} failed: {kind}", short_name(function));
+        self.recorder()
+            .commit(record::CALL_ERROR, data, description, None, delivery)
+            .await?;
+        Ok(())
     }
 
     async fn revert(
@@ -334,17 +414,18 @@ impl Executor {
         state: StateBytes,
     ) -> Result<Hash, ActorError> {
         let to = hex::encode(to);
+        let kept = KeptState::new(state);
         let data = record::encode(&RevertRecord {
             to: &to,
             index,
-            state: StateDigest::of(&state),
+            state: kept.digest(),
         });
         let description = format!("reverted to event {index}");
         let hash = self
             .recorder()
-            .record_transition(record::REVERT, data, description, &state)
+            .record_transition(record::REVERT, data, description, &kept)
             .await?;
-        self.state = state;
+        self.state = kept.into_state();
         Ok(hash)
     }
 
@@ -401,11 +482,32 @@ fn drain(queue: &mut mpsc::Receiver<Op>, id: ActorId) {
     }
 }
 
+/// Refuses an output whose state is over the actor's `max_state_bytes`.
+fn within_state_cap(output: CallOutput, limits: &Limits) -> Result<CallOutput, CallFailure> {
+    match output.state.as_ref().map(Vec::len) {
+        Some(size) if size > limits.max_state_bytes => Err(CallFailure::StateTooLarge(size)),
+        _ => Ok(output),
+    }
+}
+
 fn failure_to_error(function: &str, failure: CallFailure, template: &ActorTemplate) -> ActorError {
     let function = function.to_owned();
+    let limits = &template.limits;
     match failure {
         CallFailure::BadParams(reason) => ActorError::BadParams { function, reason },
-        CallFailure::Actor(message) => ActorError::Failed { function, message },
+        CallFailure::Actor(message) => ActorError::Failed {
+            function,
+            message: record::cut(message, MAX_ERROR_BYTES),
+        },
+        CallFailure::StateTooLarge(size) => ActorError::StateTooLarge {
+            function,
+            size,
+            limit: limits.max_state_bytes,
+        },
+        CallFailure::ResultTooLarge => ActorError::ResultTooLarge {
+            function,
+            limit: limits.max_result_bytes,
+        },
         CallFailure::Trap(error) => {
             if error.downcast_ref::<TimeLimitExceeded>().is_some() {
                 ActorError::TimeLimit {
@@ -434,6 +536,8 @@ fn error_kind(error: &ActorError) -> &'static str {
         ActorError::Failed { .. } => "actor-error",
         ActorError::TimeLimit { .. } => "time-limit",
         ActorError::MemoryLimit { .. } => "memory-limit",
+        ActorError::StateTooLarge { .. } => "state-too-large",
+        ActorError::ResultTooLarge { .. } => "result-too-large",
         _ => "trap",
     }
 }

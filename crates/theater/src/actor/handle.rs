@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::chain::Hash;
+use crate::chain::{Accepted, EventLog, Hash};
 use crate::error::ActorError;
 use crate::id::ActorId;
 use crate::manifest::Limits;
@@ -31,6 +31,8 @@ pub(crate) enum Op {
         /// The span the call was made in; the call's own span is its child,
         /// so that one trace follows a request from actor to actor.
         caller: tracing::Span,
+        /// The inbox number of an accepted message, settled by the call's event.
+        delivery: Option<u64>,
     },
     State {
         reply: oneshot::Sender<StateBytes>,
@@ -179,6 +181,7 @@ impl ActorHandle {
             origin,
             reply: Some(reply),
             caller: tracing::Span::current(),
+            delivery: None,
         })?;
         let result = answer.await.map_err(|_| ActorError::Stopped(self.id))??;
         serde_json::from_str(result.get()).map_err(|e| ActorError::BadResult {
@@ -189,7 +192,8 @@ impl ActorHandle {
     }
 
     /// Queues a call without waiting for it: the caller learns only whether
-    /// the actor took it. Its outcome is in the actor's chain.
+    /// the actor took it. Its outcome is in the actor's chain. Nothing keeps
+    /// it across a crash: see [`deliver`](Self::deliver) for that.
     pub fn cast_function<P: Serialize>(
         &self,
         origin: Option<ActorId>,
@@ -203,6 +207,7 @@ impl ActorHandle {
             origin,
             reply: None,
             caller: tracing::Span::current(),
+            delivery: None,
         })
     }
 
@@ -217,6 +222,57 @@ impl ActorHandle {
             function: function.to_owned(),
             available: self.exports.exported_names().join(", "),
         })
+    }
+
+    /// [`cast_function`](Self::cast_function) that survives a crash: the
+    /// message is kept in `log`'s inbox before this returns, with a place
+    /// in the queue held for it meanwhile, and leaves the inbox with the
+    /// event of its call. A runtime that resumes the actor after a crash
+    /// runs what the inbox still holds, so an accepted message runs once.
+    pub async fn deliver<P: Serialize>(
+        &self,
+        log: &dyn EventLog,
+        origin: Option<ActorId>,
+        function: &str,
+        params: P,
+    ) -> Result<(), ActorError> {
+        let params = serialize_params(function, &params)?;
+        let slot = self
+            .ops
+            .clone()
+            .try_reserve_owned()
+            .map_err(|e| self.refused(e))?;
+        let message = Accepted {
+            function: function.to_owned(),
+            params,
+            origin,
+        };
+        let delivery = log.accept(&self.id, &message).await?;
+        slot.send(Op::Call {
+            function: message.function,
+            params: message.params,
+            origin,
+            reply: None,
+            caller: tracing::Span::current(),
+            delivery,
+        });
+        Ok(())
+    }
+
+    /// Queues a message the inbox kept from before a restart of the
+    /// runtime, waiting for room in the queue.
+    pub(crate) async fn redeliver(&self, delivery: u64, message: Accepted) {
+        let call = Op::Call {
+            function: message.function,
+            params: message.params,
+            origin: message.origin,
+            reply: None,
+            // Its sender's span ended with the runtime that accepted it.
+            caller: tracing::Span::none(),
+            delivery: Some(delivery),
+        };
+        // A stopped actor's inbox is dropped with it.
+        let _ = self.ops.send(call).await;
     }
 
     /// Refuses a message larger than this actor's `limits.max_message_bytes`.
@@ -318,8 +374,19 @@ impl ActorHandle {
         !self.ops.is_closed()
     }
 
+    /// Completes once the actor's task has ended: it was stopped, failed
+    /// for good, or shut down by itself.
+    pub async fn stopped(&self) {
+        self.ops.closed().await;
+    }
+
     fn enqueue(&self, op: Op) -> Result<(), ActorError> {
-        self.ops.try_send(op).map_err(|e| match e {
+        self.ops.try_send(op).map_err(|e| self.refused(e))
+    }
+
+    /// Why the queue refused something.
+    fn refused<T>(&self, error: mpsc::error::TrySendError<T>) -> ActorError {
+        match error {
             mpsc::error::TrySendError::Full(_) => {
                 let refused = self.counters.queue_full.fetch_add(1, Ordering::Relaxed) + 1;
                 self.counters.metrics.refused();
@@ -330,7 +397,7 @@ impl ActorHandle {
                 }
             }
             mpsc::error::TrySendError::Closed(_) => ActorError::Stopped(self.id),
-        })
+        }
     }
 }
 

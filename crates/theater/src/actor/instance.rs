@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
+use wasmtime::Store;
 use wasmtime::component::{Func, InstancePre};
-use wasmtime::{Store, UpdateDeadline};
 
 use super::ActorStore;
 use crate::error::SpawnError;
@@ -44,26 +44,34 @@ impl ActorInstance {
         instantiate_with(template, template.compiled.instance_pre()?, data).await
     }
 
-    /// Names of the bound exports, sorted, for error messages.
+    /// Names of the bound exports as the component exports them, sorted,
+    /// for error messages.
     pub fn export_names(&self) -> String {
         self.exports.exported_names().join(", ")
     }
 
-    /// Calls a bound export under the time limit. `None` if not exported.
+    /// Calls a bound export (by canonical name, or as exported) under the
+    /// time limit and the cap on its result. `None` if not exported.
     pub async fn call(
         &mut self,
         function: &str,
         state: StateBytes,
         params: &RawValue,
-        timeout: Duration,
+        limits: &Limits,
     ) -> Option<Called> {
         let slot = self.exports.slot(function)?;
         let export = self.bound[slot].as_ref()?;
-        arm_deadline(&mut self.store, timeout);
-        let outcome = export.call(&mut self.store, state, params).await;
+        arm_deadline(
+            &mut self.store,
+            Duration::from_millis(limits.call_timeout_ms),
+        );
+        let outcome = export
+            .call(&mut self.store, state, params, limits.max_result_bytes)
+            .await;
         Some(Called {
             outcome,
             redact: self.exports.spec(slot).redact,
+            function: self.exports.exported_name(slot)?.clone(),
         })
     }
 }
@@ -81,8 +89,8 @@ pub(crate) async fn instantiate_with(
     let limit_ms = template.limits.call_timeout_ms;
     store.epoch_deadline_callback(move |ctx| {
         ctx.data().check_deadline(limit_ms)?;
-        // Still within budget: let other actors run, then continue.
-        Ok(UpdateDeadline::Yield(1))
+        // Still within budget: let other actors and the I/O run, then continue.
+        Ok(crate::wasm::yield_to_others())
     });
     arm_deadline(&mut store, template.call_timeout());
     let instance = pre
@@ -91,8 +99,8 @@ pub(crate) async fn instantiate_with(
         .map_err(|e| SpawnError::Instantiate(format!("{e:#}")))?;
 
     let mut bound = Vec::with_capacity(template.exports.entries().len());
-    for (spec, index) in template.exports.entries() {
-        let func = index.and_then(|index| instance.get_func(&mut store, index));
+    for (spec, found) in template.exports.entries() {
+        let func = found.and_then(|found| instance.get_func(&mut store, found.index));
         bound.push(match func {
             Some(func) => Some(bind(spec, func, &store)?),
             None if spec.required => {
@@ -115,6 +123,8 @@ pub(crate) async fn instantiate_with(
 pub(crate) struct Called {
     pub outcome: Result<CallOutput, CallFailure>,
     pub redact: Option<Redactor>,
+    /// `interface.function` as the component exports it: chains name it so.
+    pub function: Arc<str>,
 }
 
 /// `value` (a call's params or result) as the chain records it.

@@ -14,6 +14,7 @@ pub use handle::{ActorCounters, ActorHandle};
 pub use recorder::{ActorEvent, ChainRecorder, now_ms};
 pub use store::ActorStore;
 
+pub use executor::MAX_ERROR_BYTES;
 pub(crate) use executor::{Start, spawn};
 pub(crate) use instance::{ActorTemplate, instantiate_with};
 

@@ -8,10 +8,9 @@ use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
 use crate::chain::record::{self, HostCallRecord};
-use crate::chain::{ChainEvent, EventLog, Hash, LogError};
+use crate::chain::{ChainEvent, Entry, EventLog, Hash, KeptState, LogError};
 use crate::id::ActorId;
 use crate::metrics::Metrics;
-use crate::wasm::StateBytes;
 
 /// A chain event as live subscribers see it.
 #[derive(Debug, Clone)]
@@ -74,7 +73,7 @@ impl ChainRecorder {
         data: Box<RawValue>,
         description: String,
     ) -> Result<Hash, LogError> {
-        self.append(event_type, data, description, None).await
+        self.commit(event_type, data, description, None, None).await
     }
 
     /// [`record`](Self::record) for a state transition: the log keeps
@@ -84,27 +83,31 @@ impl ChainRecorder {
         event_type: &str,
         data: Box<RawValue>,
         description: String,
-        state: &StateBytes,
+        state: &KeptState,
     ) -> Result<Hash, LogError> {
-        self.append(event_type, data, description, Some(state))
+        self.commit(event_type, data, description, Some(state), None)
             .await
     }
 
-    async fn append(
+    /// Appends an event with the state it leaves, if any, and the inbox
+    /// entry whose call it records, if any (see [`Entry`]).
+    pub(crate) async fn commit(
         &mut self,
         event_type: &str,
         data: Box<RawValue>,
         description: String,
-        state: Option<&StateBytes>,
+        state: Option<&KeptState>,
+        delivered: Option<u64>,
     ) -> Result<Hash, LogError> {
         let event = ChainEvent::new(self.head, event_type, data, now_ms(), description);
         let hash = event.hash;
         let shared = (self.subscribers.receiver_count() > 0).then(|| Arc::new(event.clone()));
-        match state {
-            Some(state) => self.log.append_with_state(&self.actor, event, state),
-            None => self.log.append(&self.actor, event),
-        }
-        .await?;
+        let entry = Entry {
+            event,
+            state,
+            delivered,
+        };
+        self.log.append_entry(&self.actor, entry).await?;
         self.head = Some(hash);
         self.metrics.chain_event();
         crate::telemetry::note_event(&hash);

@@ -7,7 +7,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
+use super::record::StateDigest;
 use super::{ChainEvent, Hash, record};
 use crate::id::ActorId;
 use crate::manifest::Manifest;
@@ -16,6 +19,80 @@ use crate::wasm::StateBytes;
 
 /// Completes once an appended event is as durable as the log promises.
 pub type LogFuture = Pin<Box<dyn Future<Output = Result<(), LogError>> + Send>>;
+
+/// Completes once an accepted message is as durable as the log promises,
+/// with its number in the inbox (`None` from a log that keeps no inbox).
+pub type AcceptFuture = Pin<Box<dyn Future<Output = Result<Option<u64>, LogError>> + Send>>;
+
+/// A state kept with the event that left it, with the SHA-256 stored
+/// states are keyed by, computed once, here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptState {
+    state: StateBytes,
+    /// `None` for no state.
+    sha256: Option<Hash>,
+}
+
+impl KeptState {
+    pub fn new(state: StateBytes) -> Self {
+        let sha256 = state.as_deref().map(|bytes| Sha256::digest(bytes).into());
+        Self { state, sha256 }
+    }
+
+    pub fn state(&self) -> &StateBytes {
+        &self.state
+    }
+
+    pub fn into_state(self) -> StateBytes {
+        self.state
+    }
+
+    /// SHA-256 of the state's bytes, `None` for no state.
+    pub fn sha256(&self) -> Option<Hash> {
+        self.sha256
+    }
+
+    /// How the chain records this state.
+    pub fn digest(&self) -> Option<StateDigest> {
+        let (bytes, sha256) = (self.state.as_ref()?, self.sha256.as_ref()?);
+        Some(StateDigest::new(sha256, bytes.len()))
+    }
+}
+
+/// One event to append, with what it leaves behind and what it settles.
+#[derive(Debug)]
+pub struct Entry<'a> {
+    pub event: ChainEvent,
+    /// The state the event leaves, if it is a state transition: logs that
+    /// resume actors keep the newest state with the event, and a snapshot
+    /// every so many events ([`SNAPSHOT_EVERY`] by default).
+    pub state: Option<&'a KeptState>,
+    /// The inbox number of the accepted message whose call this event
+    /// records: it leaves the inbox in the same atomic step.
+    pub delivered: Option<u64>,
+}
+
+impl Entry<'_> {
+    /// An event that neither changes the state nor delivers a message.
+    pub fn event(event: ChainEvent) -> Self {
+        Self {
+            event,
+            state: None,
+            delivered: None,
+        }
+    }
+}
+
+/// A message accepted for an actor and not yet run: a call without a
+/// waiting caller, kept until its call's event is appended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Accepted {
+    /// The export it calls, `interface.name`.
+    pub function: String,
+    pub params: Box<RawValue>,
+    /// The actor that sent it, if an actor did.
+    pub origin: Option<ActorId>,
+}
 
 /// A chain, as its log keeps it, does not check out.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -88,22 +165,44 @@ pub struct SavedActor {
 /// transition and acknowledges the call only when the returned future
 /// completes, so a durable log decides what "acknowledged" means.
 pub trait EventLog: Send + Sync + 'static {
-    /// Appends `event` to the chain of `actor`; the event already links to
-    /// the previous head.
-    fn append(&self, actor: &ActorId, event: ChainEvent) -> LogFuture;
+    /// Appends `entry.event` to the chain of `actor` (the event already
+    /// links to the previous head), with the state it leaves and the inbox
+    /// entry it settles, all in one atomic step.
+    fn append_entry(&self, actor: &ActorId, entry: Entry<'_>) -> LogFuture;
 
-    /// [`append`](Self::append) for an event that leaves `state` behind:
-    /// logs that resume actors keep the newest state with the event, and
-    /// a snapshot every so many events ([`SNAPSHOT_EVERY`] by default).
-    fn append_with_state(
-        &self,
-        actor: &ActorId,
-        event: ChainEvent,
-        state: &StateBytes,
-    ) -> LogFuture;
+    /// [`append_entry`](Self::append_entry) of an event alone.
+    fn append(&self, actor: &ActorId, event: ChainEvent) -> LogFuture {
+        self.append_entry(actor, Entry::event(event))
+    }
+
+    /// Keeps `message` in `actor`'s inbox until the event of its call is
+    /// appended with it as [`Entry::delivered`], so that a message accepted
+    /// before a crash is run after it, once. Logs that are not durable keep
+    /// no inbox and answer `None`.
+    fn accept(&self, _actor: &ActorId, _message: &Accepted) -> AcceptFuture {
+        Box::pin(ready(Ok(None)))
+    }
+
+    /// The messages in `actor`'s inbox, oldest first, with their numbers.
+    fn inbox(&self, _actor: &ActorId) -> Result<Vec<(u64, Accepted)>, LogError> {
+        Ok(Vec::new())
+    }
 
     /// The whole chain of `actor`, oldest first (empty if unknown).
     fn events(&self, actor: &ActorId) -> Result<Vec<ChainEvent>, LogError>;
+
+    /// The events of `actor`'s chain from index `start` on, oldest first.
+    fn events_from(&self, actor: &ActorId, start: u64) -> Result<Vec<ChainEvent>, LogError> {
+        let mut events = self.events(actor)?;
+        events.drain(..events.len().min(start as usize));
+        Ok(events)
+    }
+
+    /// How many events `actor`'s chain has, and the newest one's hash.
+    fn chain_head(&self, actor: &ActorId) -> Result<Option<(u64, Hash)>, LogError> {
+        let events = self.events(actor)?;
+        Ok(events.last().map(|event| (events.len() as u64, event.hash)))
+    }
 
     /// Reads `actor`'s chain back from where it is kept and checks every
     /// hash and link, and every state kept with it; the error names the
@@ -116,11 +215,30 @@ pub trait EventLog: Send + Sync + 'static {
     /// Keeps (or replaces) how `actor` was started.
     fn save_actor(&self, actor: &ActorId, record: &ActorRecord) -> LogFuture;
 
-    /// Marks `actor` as running or not; unknown actors are ignored.
+    /// Marks `actor` as running or not; unknown actors are ignored. An
+    /// actor marked as not running drops what its inbox holds: it will not
+    /// be resumed to run it.
     fn set_running(&self, actor: &ActorId, running: bool) -> LogFuture;
 
     /// Every actor saved with [`save_actor`](Self::save_actor), oldest first.
     fn saved_actors(&self) -> Result<Vec<SavedActor>, LogError>;
+
+    /// The saved actor `actor`, if any.
+    fn saved_actor(&self, actor: &ActorId) -> Result<Option<SavedActor>, LogError> {
+        Ok(self
+            .saved_actors()?
+            .into_iter()
+            .find(|saved| saved.id == *actor))
+    }
+
+    /// The ids of every saved actor, without their states.
+    fn saved_ids(&self) -> Result<Vec<ActorId>, LogError> {
+        Ok(self
+            .saved_actors()?
+            .into_iter()
+            .map(|saved| saved.id)
+            .collect())
+    }
 
     /// Up to `limit` events of `actor`'s chain from index `start` on, oldest
     /// first, and how many events the chain has. Logs that can read a part
@@ -185,15 +303,15 @@ impl MemoryEventLog {
         chains.entry(*actor).or_default().clone()
     }
 
-    fn push(&self, actor: &ActorId, event: ChainEvent, state: Option<&StateBytes>) {
+    fn push(&self, actor: &ActorId, event: ChainEvent, state: Option<&KeptState>) {
         let chain = self.chain(actor);
         let mut chain = chain.lock().expect("chain lock");
         let index = chain.events.len() as u64;
-        if let Some(state) = state {
+        if let Some(kept) = state {
             let snapshot = Snapshot {
                 index,
                 hash: event.hash,
-                state: state.clone(),
+                state: kept.state().clone(),
             };
             let last = chain.snapshots.last().map(|s| s.index);
             if snapshot_due(always_snapshot(&event), index, last, SNAPSHOT_EVERY) {
@@ -206,18 +324,8 @@ impl MemoryEventLog {
 }
 
 impl EventLog for MemoryEventLog {
-    fn append(&self, actor: &ActorId, event: ChainEvent) -> LogFuture {
-        self.push(actor, event, None);
-        Box::pin(ready(Ok(())))
-    }
-
-    fn append_with_state(
-        &self,
-        actor: &ActorId,
-        event: ChainEvent,
-        state: &StateBytes,
-    ) -> LogFuture {
-        self.push(actor, event, Some(state));
+    fn append_entry(&self, actor: &ActorId, entry: Entry<'_>) -> LogFuture {
+        self.push(actor, entry.event, entry.state);
         Box::pin(ready(Ok(())))
     }
 

@@ -8,8 +8,9 @@ mod log;
 pub mod record;
 
 pub use log::{
-    ActorRecord, EventLog, LogError, LogFuture, MemoryEventLog, SNAPSHOT_EVERY, SavedActor,
-    Snapshot, VerifyFailure, always_snapshot, snapshot_due,
+    AcceptFuture, Accepted, ActorRecord, Entry, EventLog, KeptState, LogError, LogFuture,
+    MemoryEventLog, SNAPSHOT_EVERY, SavedActor, Snapshot, VerifyFailure, always_snapshot,
+    snapshot_due,
 };
 
 use serde::{Deserialize, Serialize};

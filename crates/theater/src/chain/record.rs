@@ -2,6 +2,7 @@
 //! `docs/chain.md` lists them for people who audit chains.
 
 use serde::Serialize;
+use serde_json::Value;
 use serde_json::value::{RawValue, to_raw_value};
 use sha2::{Digest, Sha256};
 
@@ -23,6 +24,9 @@ pub const LOG: &str = "log";
 /// A supervisor decided what happens to a child (restart, stop, escalate)
 /// or heard that it exited.
 pub const SUPERVISION: &str = "supervision";
+/// The actor asked to stop itself (`shutdown`) and ended: the last event
+/// of its chain, with the data its supervisor was given.
+pub const SHUTDOWN: &str = "shutdown";
 /// A host function did something on the actor's behalf or gave it a value
 /// its behaviour may depend on (a message sent, a reply, the time, random
 /// bytes); a replay feeds the recorded result back.
@@ -38,17 +42,21 @@ pub struct StateDigest {
 
 impl StateDigest {
     pub fn of(state: &Option<Vec<u8>>) -> Option<Self> {
-        state.as_ref().map(|bytes| {
-            // `encode_to_slice` skips `hex::encode`'s per-byte iterator: this
-            // runs on every call.
-            let mut text = [0u8; 64];
-            hex::encode_to_slice(Sha256::digest(bytes), &mut text)
-                .expect("32 bytes make 64 hex digits");
-            Self {
-                sha256: std::str::from_utf8(&text).expect("hex is ASCII").to_owned(),
-                size: bytes.len(),
-            }
-        })
+        state
+            .as_ref()
+            .map(|bytes| Self::new(&Sha256::digest(bytes).into(), bytes.len()))
+    }
+
+    /// The digest of a state whose SHA-256 is already known.
+    pub fn new(sha256: &[u8; 32], size: usize) -> Self {
+        // `encode_to_slice` skips `hex::encode`'s per-byte iterator: this
+        // runs on every call.
+        let mut text = [0u8; 64];
+        hex::encode_to_slice(sha256, &mut text).expect("32 bytes make 64 hex digits");
+        Self {
+            sha256: std::str::from_utf8(&text).expect("hex is ASCII").to_owned(),
+            size,
+        }
     }
 }
 
@@ -119,11 +127,49 @@ pub struct HostCallRecord<'a, P: Serialize, R: Serialize> {
 }
 
 #[derive(Serialize)]
+pub struct ShutdownRecord {
+    /// The data passed to `shutdown`, as [`readable`] shows it.
+    pub data: Option<Value>,
+}
+
+#[derive(Serialize)]
 pub struct LogRecord<'a> {
     pub message: &'a str,
+}
+
+/// `text` cut to at most `limit` bytes (on a character boundary), saying
+/// how much was cut: for text an actor chooses that the chain records.
+pub fn cut(mut text: String, limit: usize) -> String {
+    if text.len() > limit {
+        let keep = text.floor_char_boundary(limit);
+        let cut = text.len() - keep;
+        text.truncate(keep);
+        text.push_str(&format!("… ({cut} more bytes cut)"));
+    }
+    text
+}
+
+/// Bytes as people read them in a chain: the text if UTF-8, else the byte
+/// values.
+pub fn readable(bytes: &[u8]) -> Value {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Value::String(text.to_owned()),
+        Err(_) => Value::from(bytes.to_vec()),
+    }
 }
 
 /// Encodes a record as event data.
 pub fn encode(record: &impl Serialize) -> Box<RawValue> {
     to_raw_value(record).expect("event records always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn text_is_cut_on_a_character_boundary() {
+        assert_eq!(cut("short".into(), 10), "short");
+        assert_eq!(cut("aé".repeat(3), 4), "aéa… (5 more bytes cut)");
+    }
 }

@@ -149,35 +149,32 @@ pub async fn chain(
         .limit
         .unwrap_or(DEFAULT_CHAIN_PAGE)
         .clamp(1, MAX_CHAIN_PAGE);
-    let read = |start| runtime.chain_page(id, start, limit);
     let unreadable =
         |e: crate::chain::LogError| problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    let (mut events, total) = read(page.start.unwrap_or(0)).map_err(unreadable)?;
     let start = match page.start {
         Some(start) => start,
-        // The newest page: its start is known once the length is.
-        None => {
-            let start = total.saturating_sub(limit as u64);
-            if start > 0 {
-                (events, _) = read(start).map_err(unreadable)?;
-            }
-            start
-        }
+        // The newest page.
+        None => runtime
+            .chain_head(id)
+            .await
+            .map_err(unreadable)?
+            .map_or(0, |(events, _)| events.saturating_sub(limit as u64)),
     };
+    let (events, total) = runtime
+        .chain_page(id, start, limit)
+        .await
+        .map_err(unreadable)?;
     if total == 0 {
         return Err(problem(
             StatusCode::NOT_FOUND,
             format!("no chain for actor {id}"),
         ));
     }
-    // Verification reads the whole chain: one at a time, off the runtime's
-    // threads.
+    // Verification reads the whole chain (off the runtime's threads): one
+    // at a time.
     let verified = {
         let _turn = dash.verifying.acquire().await;
-        let runtime = dash.runtime.clone();
-        tokio::task::spawn_blocking(move || runtime.verify(id))
-            .await
-            .map_err(|e| problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        runtime.verify(id).await
     };
     let (ok, first_bad, message) = match &verified {
         Ok(()) => (true, None, None),

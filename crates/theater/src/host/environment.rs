@@ -8,6 +8,7 @@ use wasmtime::component::Linker;
 use super::config::{self, ConfigError};
 use super::{Granted, Handler};
 use crate::actor::{ActorStore, Extensions};
+use crate::packages::Package;
 use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/environment";
@@ -44,8 +45,12 @@ impl Handler for EnvironmentHandler {
         config::subset(ALLOWED_KEY, &child.0, &parent.0)
     }
 
-    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
-        let mut environment = linker.instance(INTERFACE)?;
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<ActorStore>,
+        package: Package,
+    ) -> wasmtime::Result<()> {
+        let mut environment = linker.instance(&package.name_of(INTERFACE))?;
         environment.func_wrap_async("get-var", |mut store, (name,): (String,)| {
             Box::new(async move {
                 let value = allowed(&store)?.get(&name);

@@ -17,6 +17,7 @@ use wasmtime::component::{ComponentType, Lift, Linker, Lower};
 use super::config::{self, ConfigError, MAX_BYTES, MAX_DURATION_MS};
 use super::{Granted, Handler};
 use crate::actor::{ActorStore, Extensions};
+use crate::packages::Package;
 use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/http-client";
@@ -89,30 +90,36 @@ impl Handler for HttpClientHandler {
         )
     }
 
-    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<ActorStore>,
+        package: Package,
+    ) -> wasmtime::Result<()> {
         let client = self.client.clone();
-        linker.instance(INTERFACE)?.func_wrap_async(
-            "send-http",
-            move |mut store: StoreContextMut<'_, ActorStore>, (request,): (HttpRequest,)| {
-                let client = client.clone();
-                Box::new(async move {
-                    let settings = settings(&store)?;
-                    let params = (recorded_request(&request),);
-                    let started = Instant::now();
-                    let result = match client.get_or_init(new_client) {
-                        Ok(client) => send(client, &settings, request).await,
-                        Err(e) => Err(e.clone()),
-                    };
-                    let data = store.data_mut();
-                    data.extend_deadline(started.elapsed());
-                    let recorded = result.as_ref().map(recorded_response);
-                    data.recorder
-                        .record_host_call(SEND_HTTP, params, &recorded)
-                        .await?;
-                    Ok((result,))
-                })
-            },
-        )?;
+        linker
+            .instance(&package.name_of(INTERFACE))?
+            .func_wrap_async(
+                "send-http",
+                move |mut store: StoreContextMut<'_, ActorStore>, (request,): (HttpRequest,)| {
+                    let client = client.clone();
+                    Box::new(async move {
+                        let settings = settings(&store)?;
+                        let params = (recorded_request(&request),);
+                        let started = Instant::now();
+                        let result = match client.get_or_init(new_client) {
+                            Ok(client) => send(client, &settings, request).await,
+                            Err(e) => Err(e.clone()),
+                        };
+                        let data = store.data_mut();
+                        data.extend_deadline(started.elapsed());
+                        let recorded = result.as_ref().map(recorded_response);
+                        data.recorder
+                            .record_host_call(SEND_HTTP, params, &recorded)
+                            .await?;
+                        Ok((result,))
+                    })
+                },
+            )?;
         Ok(())
     }
 

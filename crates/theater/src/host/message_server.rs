@@ -13,8 +13,10 @@ use super::config::{self, ConfigError, MAX_DURATION_MS};
 use super::{Granted, Handler};
 use crate::TheaterRuntime;
 use crate::actor::{ActorStore, Extensions};
+use crate::chain::record::readable;
 use crate::error::ActorError;
 use crate::id::ActorId;
+use crate::packages::Package;
 use crate::wasm::{ExportRegistry, ResultShape, StateBytes};
 
 const CLIENT: &str = "ntwk:theater/message-server-client";
@@ -102,13 +104,17 @@ impl Handler for MessageServerHandler {
         )
     }
 
-    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
-        let mut host = linker.instance(HOST)?;
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<ActorStore>,
+        package: Package,
+    ) -> wasmtime::Result<()> {
+        let mut host = linker.instance(&package.name_of(HOST))?;
         host.func_wrap_async("send", |mut store, (to, message): (String, Vec<u8>)| {
             Box::new(async move {
                 let params = json!({ "to": to, "message": readable(&message) });
                 let op = |runtime: TheaterRuntime, from, _| async move {
-                    runtime.send(Some(from), parse_id(&to)?, message)
+                    runtime.send(Some(from), parse_id(&to)?, message).await
                 };
                 messaging_op(&mut store, "send", params, op, |_| Value::Null).await
             })
@@ -227,13 +233,4 @@ where
 fn parse_id(text: &str) -> Result<ActorId, ActorError> {
     text.parse()
         .map_err(|e: crate::id::ParseActorIdError| ActorError::BadActorId(e.to_string()))
-}
-
-/// Message bytes as people read them in a chain: the text if UTF-8, else
-/// the byte values.
-fn readable(bytes: &[u8]) -> Value {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Value::String(text.to_owned()),
-        Err(_) => Value::from(bytes.to_vec()),
-    }
 }

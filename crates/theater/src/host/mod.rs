@@ -36,10 +36,11 @@ use wasmtime::component::Linker;
 use crate::actor::{ACTOR_INTERFACE, ActorStore, Extensions};
 use crate::error::SpawnError;
 use crate::manifest::Manifest;
+use crate::packages::{self, Package};
 use crate::wasm::{ExportKey, ExportRegistry};
 
 /// Interfaces that declare only types: components import them, and there is
-/// nothing to provide but their name.
+/// nothing to provide but their name (canonical; linked under every package).
 const TYPE_INTERFACES: &[&str] = &[
     "ntwk:theater/types",
     "ntwk:theater/http-types",
@@ -52,7 +53,9 @@ pub trait Handler: Send + Sync + 'static {
     /// The manifest `type` that grants it.
     fn name(&self) -> &'static str;
 
-    /// The interfaces it provides to actors (their imports).
+    /// The interfaces it provides to actors (their imports), by canonical
+    /// name (`ntwk:theater/timing`): it provides them under every package
+    /// name.
     fn imports(&self) -> &'static [&'static str];
 
     /// Granted to every actor, listed in its manifest or not.
@@ -88,8 +91,17 @@ pub trait Handler: Send + Sync + 'static {
         ))
     }
 
-    /// Defines its host functions; called once per runtime.
-    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()>;
+    /// Defines its host functions under `package`. Called once per runtime
+    /// for each package of [`Package::ALL`], so that actors find every
+    /// function under either name: define each interface as
+    /// `package.name_of(INTERFACE)`. An embedder's interface outside
+    /// Theater's packages is defined once, when `package` is
+    /// [`Package::CANONICAL`].
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<ActorStore>,
+        package: Package,
+    ) -> wasmtime::Result<()>;
 
     /// Registers the exports it calls on actors. `listed` says whether the
     /// manifest names this handler (and so may require its exports). What it
@@ -139,15 +151,18 @@ impl HandlerSet {
         self
     }
 
-    /// One linker with sandboxed WASI and every handler's host functions.
+    /// One linker with sandboxed WASI and every handler's host functions,
+    /// under each package name of [`Package::ALL`].
     pub fn linker(&self, engine: &Engine) -> wasmtime::Result<Linker<ActorStore>> {
         let mut linker = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        for interface in TYPE_INTERFACES {
-            linker.instance(interface)?;
-        }
-        for handler in &self.handlers {
-            handler.add_to_linker(&mut linker)?;
+        for package in Package::ALL {
+            for interface in TYPE_INTERFACES {
+                linker.instance(&package.name_of(interface))?;
+            }
+            for handler in &self.handlers {
+                handler.add_to_linker(&mut linker, package)?;
+            }
         }
         Ok(linker)
     }
@@ -204,6 +219,7 @@ impl HandlerSet {
             manifest: manifest.source.clone(),
             dir: manifest.base_dir().to_owned(),
             lines: manifest.lines.clone(),
+            inline_handlers: manifest.line_of("handler").is_some(),
         })
     }
 }
@@ -240,21 +256,26 @@ pub struct Grants {
     dir: PathBuf,
     /// Lines of the manifest's keys.
     lines: BTreeMap<String, usize>,
+    /// The manifest lists its handlers as `[[handler]]` (the 2025 form).
+    inline_handlers: bool,
 }
 
 impl Grants {
     /// Fails if the component imports an interface its manifest does not
-    /// grant, naming the handler to add.
+    /// grant, naming the handler to add. Interfaces are granted under every
+    /// package name.
     pub fn check_imports(&self, imports: &[String]) -> Result<(), SpawnError> {
         for import in imports {
             let interface = import.split('@').next().unwrap_or(import);
-            if interface.starts_with("wasi:") || TYPE_INTERFACES.contains(&interface) {
+            let canonical = packages::canonical(interface);
+            let canonical = canonical.as_ref();
+            if interface.starts_with("wasi:") || TYPE_INTERFACES.contains(&canonical) {
                 continue;
             }
             if self
                 .granted
                 .iter()
-                .any(|g| g.handler.imports().contains(&interface))
+                .any(|g| g.handler.imports().contains(&canonical))
             {
                 continue;
             }
@@ -263,12 +284,21 @@ impl Grants {
                     .all
                     .handlers
                     .iter()
-                    .find(|h| h.imports().contains(&interface))
+                    .find(|h| h.imports().contains(&canonical))
                 {
                     Some(handler) => SpawnError::NotGranted {
                         manifest: self.manifest.clone(),
                         interface: interface.to_owned(),
                         kind: handler.name(),
+                        entry: match self.inline_handlers {
+                            true => format!("[[handler]]\ntype = \"{}\"", handler.name()),
+                            false => {
+                                format!(
+                                    "[[handlers]]\ntype = \"{}\"\nconfig = {{}}",
+                                    handler.name()
+                                )
+                            }
+                        },
                     },
                     None => SpawnError::UnknownInterface {
                         interface: interface.to_owned(),

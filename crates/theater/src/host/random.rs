@@ -10,6 +10,7 @@ use wasmtime::component::Linker;
 
 use super::Handler;
 use crate::actor::ActorStore;
+use crate::packages::Package;
 use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/random";
@@ -34,8 +35,12 @@ impl Handler for RandomHandler {
         &[INTERFACE]
     }
 
-    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
-        let mut random = linker.instance(INTERFACE)?;
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<ActorStore>,
+        package: Package,
+    ) -> wasmtime::Result<()> {
+        let mut random = linker.instance(&package.name_of(INTERFACE))?;
         random.func_wrap_async("get-random-bytes", |mut store, (len,): (u32,)| {
             Box::new(async move {
                 let result = random_bytes(len);

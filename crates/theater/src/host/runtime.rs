@@ -1,14 +1,22 @@
-//! `ntwk:theater/runtime`: logging and the actor's own chain.
+//! `ntwk:theater/runtime`: logging and the actor's own chain; and
+//! `runtime-control.shutdown`, with which an actor stops itself
+//! (`theater:simple/runtime` has `shutdown` too).
 
+use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Linker, Lower};
 
 use super::Handler;
 use crate::actor::ActorStore;
 use crate::chain::ChainEvent;
 use crate::chain::record::{self, LogRecord};
+use crate::packages::Package;
 use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/runtime";
+
+/// Longest `log` message the chain records whole; the rest is cut. Guards
+/// the chain database against an actor that logs without bound.
+pub const MAX_LOG_BYTES: usize = 64 * 1024;
 const CONTROL: &str = "ntwk:theater/runtime-control";
 
 /// Always granted; `type = "runtime"` in a manifest is accepted.
@@ -27,11 +35,16 @@ impl Handler for RuntimeHandler {
         true
     }
 
-    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
-        let mut runtime = linker.instance(INTERFACE)?;
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<ActorStore>,
+        package: Package,
+    ) -> wasmtime::Result<()> {
+        let mut runtime = linker.instance(&package.name_of(INTERFACE))?;
         runtime.func_wrap_async("log", |mut store, (message,): (String,)| {
             Box::new(async move {
                 let data = store.data_mut();
+                let message = record::cut(message, MAX_LOG_BYTES);
                 tracing::info!(target: "actor", actor = %data.id, "{message}");
                 let event = record::encode(&LogRecord { message: &message });
                 data.recorder
@@ -40,23 +53,35 @@ impl Handler for RuntimeHandler {
                 Ok(())
             })
         })?;
-        runtime.func_wrap("get-chain", |store, (): ()| {
-            let events = store.data().recorder.events()?;
-            Ok((WitChain::from_events(&events),))
+        runtime.func_wrap_async("get-chain", |store, (): ()| {
+            // A long chain is read off the runtime's threads.
+            let recorder = store.data().recorder.clone();
+            Box::new(async move {
+                let events = tokio::task::spawn_blocking(move || recorder.events()).await??;
+                Ok((WitChain::from_events(&events),))
+            })
         })?;
-        // The actor ends once the running call returns; its supervisor
-        // gets the data with `handle-child-exit`.
-        linker.instance(CONTROL)?.func_wrap(
-            "shutdown",
-            |mut store, (data,): (Option<Vec<u8>>,)| {
-                store.data_mut().shutdown = Some(data);
-                Ok((Ok::<(), String>(()),))
-            },
-        )?;
+        // `theater:simple` carries `shutdown` in `runtime` itself.
+        if package == Package::SIMPLE {
+            runtime.func_wrap("shutdown", shutdown)?;
+        }
+        linker
+            .instance(&package.name_of(CONTROL))?
+            .func_wrap("shutdown", shutdown)?;
         Ok(())
     }
 
     fn exports(&self, _exports: &mut ExportRegistry, _listed: bool) {}
+}
+
+/// `shutdown(data)`: the actor ends once the running call returns (see
+/// the executor); its supervisor gets the data with `handle-child-exit`.
+fn shutdown(
+    mut store: StoreContextMut<'_, ActorStore>,
+    (data,): (Option<Vec<u8>>,),
+) -> wasmtime::Result<(Result<(), String>,)> {
+    store.data_mut().shutdown = Some(data);
+    Ok((Ok(()),))
 }
 
 /// Longest log line kept in an event's description (the data has it all).

@@ -17,6 +17,7 @@ use wasmtime::component::{ComponentNamedList, ComponentType, Lift, Linker, Linke
 
 use super::Handler;
 use crate::actor::ActorStore;
+use crate::packages::Package;
 use crate::wasm::ExportRegistry;
 use content::{ContentStore, StoreError};
 use databases::Databases;
@@ -38,8 +39,12 @@ impl Handler for StoreHandler {
         &[INTERFACE]
     }
 
-    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
-        let mut store = linker.instance(INTERFACE)?;
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<ActorStore>,
+        package: Package,
+    ) -> wasmtime::Result<()> {
+        let mut store = linker.instance(&package.name_of(INTERFACE))?;
         let dbs = &self.databases;
         define(&mut store, dbs, "new", |db, ()| db.create_store())?;
         define(

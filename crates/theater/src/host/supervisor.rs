@@ -18,6 +18,7 @@ use crate::chain::record::StateDigest;
 use crate::files::{self, FileRules};
 use crate::id::ActorId;
 use crate::manifest::{Manifest, ManifestError};
+use crate::packages::Package;
 use crate::runtime::{SpawnOptions, SupervisionPolicy};
 use crate::wasm::ExportRegistry;
 
@@ -54,8 +55,12 @@ impl Handler for SupervisorHandler {
         )
     }
 
-    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
-        let mut host = linker.instance(INTERFACE)?;
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<ActorStore>,
+        package: Package,
+    ) -> wasmtime::Result<()> {
+        let mut host = linker.instance(&package.name_of(INTERFACE))?;
         // Time spent spawning is the caller's own: it counts against its
         // call's time limit, and a spawn gets only what is left of it.
         host.func_wrap_async("spawn", |mut store, (manifest, state): (String, Option<Vec<u8>>)| {

@@ -11,6 +11,7 @@ use wasmtime::component::Linker;
 use super::config::{self, ConfigError, MAX_DURATION_MS};
 use super::{Granted, Handler};
 use crate::actor::{ActorStore, Extensions, now_ms};
+use crate::packages::Package;
 use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/timing";
@@ -58,8 +59,12 @@ impl Handler for TimingHandler {
         config::at_least(MIN_KEY, child.min_ms, parent.min_ms)
     }
 
-    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
-        let mut timing = linker.instance(INTERFACE)?;
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<ActorStore>,
+        package: Package,
+    ) -> wasmtime::Result<()> {
+        let mut timing = linker.instance(&package.name_of(INTERFACE))?;
         timing.func_wrap_async("now", |mut store, (): ()| {
             Box::new(async move {
                 let now = now_ms();

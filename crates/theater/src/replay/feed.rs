@@ -16,8 +16,10 @@ use crate::chain::record::{HOST_CALL, LOG};
 const LOG_FUNCTION: &str = "ntwk:theater/runtime.log";
 const GET_CHAIN: &str = "ntwk:theater/runtime.get-chain";
 /// Not recorded and always `Ok` in the host; its effect (the actor ends)
-/// shows in the chain as the chain's end or a fresh start.
+/// shows in the chain as its `shutdown` event. `theater:simple` has it in
+/// `runtime` too (imports are named canonically here).
 const SHUTDOWN: &str = "ntwk:theater/runtime-control.shutdown";
+const RUNTIME_SHUTDOWN: &str = "ntwk:theater/runtime.shutdown";
 /// Host functions that record bytes as hex.
 const HEX_BYTES: &[&str] = &["ntwk:theater/random.get-random-bytes"];
 
@@ -143,7 +145,7 @@ impl Feed {
     ) -> Result<(), Unanswered> {
         match function {
             LOG_FUNCTION => return self.log(params),
-            SHUTDOWN => {
+            SHUTDOWN | RUNTIME_SHUTDOWN => {
                 if let Some(result) = results.first_mut() {
                     *result = Val::Result(Ok(None));
                 }

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Func, Instance, InstancePre, Linker, ResourceTable, Val};
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::ReplayError;
 use super::feed::Feed;
+use crate::packages::{self, Package};
 
 /// The data of the replay's store.
 pub struct ReplayStore {
@@ -56,13 +57,16 @@ impl Session {
         Ok(())
     }
 
-    /// The export `interface.function`, if the component has it.
+    /// The export `interface.function`, if the component has it, under
+    /// any of the package names (chains name it as it was exported, the
+    /// runtime canonically).
     pub fn export(&mut self, name: &str) -> Option<Func> {
         let (interface, function) = name.rsplit_once('.')?;
-        let interface = self.component.get_export_index(None, interface)?;
-        let function = self
-            .component
-            .get_export_index(Some(&interface), function)?;
+        let function = Package::ALL.into_iter().find_map(|package| {
+            let interface = package.name_of(interface);
+            let interface = self.component.get_export_index(None, interface.as_ref())?;
+            self.component.get_export_index(Some(&interface), function)
+        })?;
         self.instance.get_func(&mut self.store, function)
     }
 
@@ -104,7 +108,7 @@ async fn instantiate(
     let mut store = Store::new(pre.engine(), data);
     // The engine interrupts on epochs; a replay has no time limit, but
     // yields so it does not hold a thread the runtime's actors need.
-    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+    store.epoch_deadline_callback(|_| Ok(crate::wasm::yield_to_others()));
     store.set_epoch_deadline(1);
     let instance = pre
         .instantiate_async(&mut store)
@@ -124,8 +128,8 @@ fn linker(engine: &Engine, component: &Component) -> wasmtime::Result<Linker<Rep
         let ComponentItem::ComponentInstance(interface) = import.ty else {
             wasmtime::bail!("import `{name}` is not an interface; replay supports interfaces only");
         };
-        // Chains name functions by interface without a version.
-        let recorded_interface = name.split('@').next().unwrap_or(name);
+        // Chains name host functions canonically, without a version.
+        let recorded_interface = packages::canonical(name.split('@').next().unwrap_or(name));
         let mut instance = linker.instance(name)?;
         for (function, item) in interface.exports(engine) {
             match item.ty {

@@ -1,8 +1,36 @@
 //! Read-only views of the runtime for tools such as the management server.
 
+use serde_json::Value;
+
 use super::TheaterRuntime;
 use crate::actor::ActorHandle;
+use crate::chain::{LogError, record};
+use crate::id::ActorId;
 use crate::metrics::Snapshot;
+
+/// Whether an actor runs and, if not, how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActorStatus {
+    Running,
+    /// Stopped by an operator, its parent or the runtime, or failed for good.
+    Stopped,
+    /// It stopped itself with `shutdown`; `data` is what it passed, as its
+    /// chain's `shutdown` event shows it.
+    StoppedByItself {
+        data: Value,
+    },
+}
+
+impl ActorStatus {
+    /// `running`, `stopped` or `stopped by itself`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Stopped => "stopped",
+            Self::StoppedByItself { .. } => "stopped by itself",
+        }
+    }
+}
 
 impl TheaterRuntime {
     /// Every running actor, as one consistent snapshot of the registry.
@@ -42,5 +70,26 @@ impl TheaterRuntime {
         }
         snapshot.actors = vec![("running", running), ("stopping", stopping)];
         metrics.encode(&snapshot)
+    }
+
+    /// Whether `id` runs; if not, how it ended, read from its chain (whose
+    /// last event is `shutdown` when it stopped itself).
+    pub async fn status(&self, id: ActorId) -> Result<ActorStatus, LogError> {
+        if self.actor(id).is_ok_and(|handle| handle.is_running()) {
+            return Ok(ActorStatus::Running);
+        }
+        let last = match self.chain_head(id).await? {
+            Some((events, _)) => self.chain_from(id, events - 1).await?.pop(),
+            None => None,
+        };
+        Ok(match last {
+            Some(last) if last.event_type == record::SHUTDOWN => {
+                let data = serde_json::from_str::<Value>(last.data.get())
+                    .ok()
+                    .map_or(Value::Null, |mut event| event["data"].take());
+                ActorStatus::StoppedByItself { data }
+            }
+            _ => ActorStatus::Stopped,
+        })
     }
 }

@@ -1,7 +1,8 @@
 //! Messages between actors and from outside: send, request, and channels.
 //!
-//! Routing is by actor id through the runtime's registry. A send only
-//! queues the message; a request waits for the reply with a timeout; a
+//! Routing is by actor id through the runtime's registry. A send returns
+//! once the message is accepted (queued, and kept in the durable inbox when
+//! the log is durable); a request waits for the reply with a timeout; a
 //! channel is a pair of ends, each an actor or an outside client, and
 //! closes on both sides when either closes it or an actor at one end stops.
 
@@ -125,14 +126,22 @@ pub struct ClientChannel {
 }
 
 impl TheaterRuntime {
-    /// Queues `message` for `to`'s `handle-send` and returns at once; an
-    /// actor without that export refuses it here, since nobody would hear
-    /// of a queued message failing.
-    pub fn send(&self, from: Sender, to: ActorId, message: Vec<u8>) -> Result<(), ActorError> {
+    /// Accepts `message` for `to`'s `handle-send` without waiting for the
+    /// call: returns once the message is queued and, with a durable log,
+    /// kept in `to`'s inbox, from which it runs once even if the process
+    /// dies first (see [`ActorHandle::deliver`](crate::ActorHandle::deliver)).
+    pub async fn send(
+        &self,
+        from: Sender,
+        to: ActorId,
+        message: Vec<u8>,
+    ) -> Result<(), ActorError> {
         let target = self.actor(to)?;
         target.check_export(HANDLE_SEND)?;
         target.check_message_size(message.len())?;
-        target.cast_function(from, HANDLE_SEND, (message,))
+        target
+            .deliver(&*self.inner.log, from, HANDLE_SEND, (message,))
+            .await
     }
 
     /// Calls `to`'s `handle-request` and waits up to `timeout` for the reply.

@@ -6,6 +6,7 @@ mod messaging;
 mod persistence;
 mod supervision;
 
+pub use introspect::ActorStatus;
 pub use messaging::{ChannelEvent, ClientChannel, EXTERNAL_CHANNEL_CAPACITY, Sender};
 pub use persistence::{ForkOptions, HistoryError, Reloaded, ResumeReport};
 pub use supervision::{
@@ -40,6 +41,14 @@ use crate::wasm::{self, ComponentCache, StateBytes};
 /// some (`RecvError::Lagged`). Guards the runtime against slow subscribers.
 pub const SUBSCRIBER_BUFFER: usize = 4096;
 
+/// How an actor's task ended.
+pub(crate) enum Ending {
+    /// Stopped by an operator, its parent or the runtime, or failed for good.
+    Stopped,
+    /// It asked to stop itself, with this data for its supervisor.
+    ByItself(Option<Vec<u8>>),
+}
+
 /// The chain database in a runtime's home.
 pub const CHAINS_FILE: &str = "chains.redb";
 
@@ -62,6 +71,10 @@ pub struct RuntimeConfig {
     /// Count calls, spawns, queues and chains for Prometheus; `None` (the
     /// default) counts nothing.
     pub metrics: Option<MetricsConfig>,
+    /// Whether actor HTTP servers may bind the address they ask for. When
+    /// `false` (the default) every actor server binds loopback, whatever
+    /// it asks (`theater server --public-http` sets it).
+    pub public_http: bool,
 }
 
 impl RuntimeConfig {
@@ -83,6 +96,8 @@ impl RuntimeConfig {
     /// (durability mode, snapshot interval).
     pub fn at_with(home: impl Into<PathBuf>, options: LogOptions) -> Result<Self, RuntimeError> {
         let home = home.into();
+        create_home(&home)
+            .map_err(|e| RuntimeError(format!("cannot create the home {}: {e}", home.display())))?;
         let log = RedbEventLog::open_with(home.join(CHAINS_FILE), options)
             .map_err(|e| RuntimeError(e.to_string()))?;
         Ok(Self {
@@ -92,6 +107,7 @@ impl RuntimeConfig {
             files: FileLimits::default(),
             max_actors: DEFAULT_MAX_ACTORS,
             metrics: None,
+            public_http: false,
         })
     }
 
@@ -104,8 +120,20 @@ impl RuntimeConfig {
             files: FileLimits::default(),
             max_actors: DEFAULT_MAX_ACTORS,
             metrics: None,
+            public_http: false,
         }
     }
+}
+
+/// Creates `home`, and any missing parent, readable by its user only: the
+/// chains and states in it are the actors' record. An existing directory
+/// keeps its permissions.
+fn create_home(home: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(home)
 }
 
 /// `$THEATER_HOME`, else `~/.theater`, else `.theater`.
@@ -186,6 +214,7 @@ struct Inner {
     slots: Arc<Semaphore>,
     max_actors: usize,
     metrics: Metrics,
+    public_http: bool,
 }
 
 impl TheaterRuntime {
@@ -215,6 +244,7 @@ impl TheaterRuntime {
                 slots: Arc::new(Semaphore::new(config.max_actors)),
                 max_actors: config.max_actors,
                 metrics,
+                public_http: config.public_http,
             }),
         })
     }
@@ -278,9 +308,16 @@ impl TheaterRuntime {
             .await?;
         grants.check_imports(&compiled.imports)?;
         compiled.instance_pre()?;
+        let exports = compiled.export_table(grants.export_key(), || grants.exports());
+        if let Some([first, second]) = exports.exported_twice() {
+            return Err(SpawnError::ExportedTwice {
+                first: first.clone(),
+                second: second.clone(),
+            });
+        }
         let template = Arc::new(ActorTemplate {
             name: manifest.name.clone(),
-            exports: compiled.export_table(grants.export_key(), || grants.exports()),
+            exports,
             compiled,
             limits: manifest.limits,
         });
@@ -310,7 +347,7 @@ impl TheaterRuntime {
             init_state: state.clone(),
             ..manifest.clone()
         });
-        let handle = actor::spawn(
+        let spawned = actor::spawn(
             recorder,
             template.clone(),
             state,
@@ -319,6 +356,7 @@ impl TheaterRuntime {
             start,
         )
         .await?;
+        let handle = spawned.handle.clone();
         if let Some(manifest) = recorded {
             let record = ActorRecord {
                 manifest,
@@ -329,7 +367,7 @@ impl TheaterRuntime {
             };
             // An actor the log cannot resume must not look started.
             if let Err(e) = self.inner.log.save_actor(&id, &record).await {
-                let _ = handle.stop().await;
+                let _ = spawned.start().stop().await;
                 return Err(e.into());
             }
         }
@@ -349,7 +387,13 @@ impl TheaterRuntime {
         }
         self.inner.metrics.spawned();
         tracing::info!(actor = %id, name = %manifest.name, "actor started");
-        Ok(handle)
+        Ok(spawned.start())
+    }
+
+    /// Whether actor HTTP servers may bind the address they ask for
+    /// ([`RuntimeConfig::public_http`]).
+    pub fn public_http(&self) -> bool {
+        self.inner.public_http
     }
 
     /// The runtime's metrics (disabled unless its config asked for them).
@@ -423,7 +467,7 @@ impl TheaterRuntime {
     /// Cleans up after an actor whose task ended: it leaves the registry and
     /// the tree, its channels close on the other side, and its parent hears
     /// of the exit.
-    pub(crate) async fn actor_exited(&self, id: ActorId, data: Option<Vec<u8>>) {
+    pub(crate) async fn actor_exited(&self, id: ActorId, ending: Ending) {
         self.inner
             .actors
             .write()
@@ -440,8 +484,13 @@ impl TheaterRuntime {
             });
         }
         // Before a stop is answered, so a restarted runtime will not resume
-        // the actor; not while the runtime shuts down, so that it will.
-        if !self.inner.shutting_down.load(Ordering::Relaxed)
+        // the actor; not while the runtime shuts down, so that it will,
+        // unless the actor chose to end.
+        let (by_itself, data) = match ending {
+            Ending::Stopped => (false, None),
+            Ending::ByItself(data) => (true, data),
+        };
+        if (by_itself || !self.inner.shutting_down.load(Ordering::Relaxed))
             && let Err(e) = self.inner.log.set_running(&id, false).await
         {
             tracing::error!(actor = %id, "cannot mark the actor stopped: {e}");
@@ -466,24 +515,57 @@ impl TheaterRuntime {
     }
 
     /// Reads an actor's chain back from the log and checks every hash,
-    /// link and kept state; the error names the first bad event.
-    pub fn verify(&self, id: ActorId) -> Result<(), VerifyFailure> {
-        self.inner.log.verify(&id)
+    /// link and kept state; the error names the first bad event. Runs on a
+    /// blocking thread (see [`read_log`](Self::read_log)).
+    pub async fn verify(&self, id: ActorId) -> Result<(), VerifyFailure> {
+        self.read_log(move |log| log.verify(&id)).await
     }
 
-    /// The chain of an actor, running or not, oldest first.
+    /// The chain of an actor, running or not, oldest first, read on the
+    /// calling thread; async code reads with [`chain_from`](Self::chain_from).
     pub fn chain(&self, id: ActorId) -> Result<Vec<ChainEvent>, LogError> {
         self.inner.log.events(&id)
     }
 
     /// Up to `limit` events of an actor's chain from index `start` on, and
-    /// how many events the chain has.
-    pub fn chain_page(
+    /// how many events the chain has, read on a blocking thread.
+    pub async fn chain_page(
         &self,
         id: ActorId,
         start: u64,
         limit: usize,
     ) -> Result<(Vec<ChainEvent>, u64), LogError> {
-        self.inner.log.events_page(&id, start, limit)
+        self.read_log(move |log| log.events_page(&id, start, limit))
+            .await
+    }
+
+    /// The events of an actor's chain from index `start` on, read on a
+    /// blocking thread.
+    pub async fn chain_from(&self, id: ActorId, start: u64) -> Result<Vec<ChainEvent>, LogError> {
+        self.read_log(move |log| log.events_from(&id, start)).await
+    }
+
+    /// How many events an actor's chain has and the newest one's hash.
+    pub async fn chain_head(&self, id: ActorId) -> Result<Option<(u64, Hash)>, LogError> {
+        self.read_log(move |log| log.chain_head(&id)).await
+    }
+
+    /// The ids of every actor the log has a record of, without their states.
+    pub async fn saved_ids(&self) -> Result<Vec<ActorId>, LogError> {
+        self.read_log(|log| log.saved_ids()).await
+    }
+
+    /// Runs `read` against the log on tokio's blocking threads: reading and
+    /// checking a long history takes a while, and the runtime's own threads
+    /// must keep running the other actors meanwhile.
+    pub(crate) async fn read_log<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&dyn EventLog) -> T + Send + 'static,
+    ) -> T {
+        let log = self.inner.log.clone();
+        match tokio::task::spawn_blocking(move || read(&*log)).await {
+            Ok(value) => value,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
     }
 }

@@ -11,7 +11,7 @@ use futures::future::join_all;
 use super::{SpawnOptions, SupervisionPolicy, TheaterRuntime};
 use crate::actor::ActorHandle;
 use crate::chain::record::Origin;
-use crate::chain::{ChainEvent, Hash, LogError, SavedActor};
+use crate::chain::{Accepted, ChainEvent, Hash, LogError, SavedActor};
 use crate::error::{ActorError, SpawnError};
 use crate::host::EPHEMERAL_PORTS;
 use crate::id::ActorId;
@@ -22,6 +22,9 @@ use crate::wasm::StateBytes;
 /// A parent and the policy it supervises its children under.
 type Supervisor = (ActorId, Arc<SupervisionPolicy>);
 
+/// What an actor's inbox holds: accepted messages with their numbers.
+type Inbox = Vec<(u64, Accepted)>;
+
 /// What [`TheaterRuntime::resume`] did.
 #[derive(Debug, Default)]
 pub struct ResumeReport {
@@ -30,6 +33,8 @@ pub struct ResumeReport {
     /// Actors that could not be resumed, with why; they stay marked as
     /// running, so a later resume tries again.
     pub failed: Vec<(ActorId, String)>,
+    /// Messages the resumed actors had accepted and not run, queued again.
+    pub redelivered: usize,
 }
 
 impl TheaterRuntime {
@@ -49,13 +54,16 @@ impl TheaterRuntime {
         &self,
         roots: impl Fn(&SavedActor) -> bool,
     ) -> Result<ResumeReport, LogError> {
-        let saved: Vec<SavedActor> = self
-            .inner
-            .log
-            .saved_actors()?
+        let (saved, stopped): (Vec<SavedActor>, Vec<SavedActor>) = self
+            .read_log(|log| log.saved_actors())
+            .await?
             .into_iter()
-            .filter(|actor| actor.record.running)
-            .collect();
+            .partition(|actor| actor.record.running);
+        self.drop_stale_inboxes(&stopped).await?;
+        // Read before any actor runs: what is accepted from now on is
+        // queued as it is accepted, and must not be queued twice.
+        let ids = saved.iter().map(|actor| actor.id).collect();
+        let mut inboxes: HashMap<ActorId, Inbox> = self.inboxes(ids).await?.into_iter().collect();
         let mut children: HashMap<ActorId, Vec<&SavedActor>> = HashMap::new();
         for actor in &saved {
             if let Some(parent) = actor.record.parent {
@@ -84,6 +92,9 @@ impl TheaterRuntime {
                 match outcome {
                     Ok(()) => {
                         report.resumed.push(actor.id);
+                        if let Some(inbox) = inboxes.remove(&actor.id) {
+                            report.redelivered += self.redeliver(actor.id, inbox).await;
+                        }
                         let policy = Arc::new(policy_of(&actor.record.manifest));
                         next.extend(
                             kids.into_iter()
@@ -108,6 +119,46 @@ impl TheaterRuntime {
             generation = next;
         }
         Ok(report)
+    }
+
+    /// Queues again, oldest first, the messages `id` accepted before the
+    /// runtime stopped and did not run: each leaves the inbox with the
+    /// event of its call. Returns how many.
+    async fn redeliver(&self, id: ActorId, inbox: Inbox) -> usize {
+        let Ok(handle) = self.actor(id) else {
+            return 0;
+        };
+        let count = inbox.len();
+        for (number, message) in inbox {
+            handle.redeliver(number, message).await;
+        }
+        count
+    }
+
+    /// Empties the inboxes of actors that are not running: a message
+    /// accepted while such an actor was being stopped can never run.
+    async fn drop_stale_inboxes(&self, stopped: &[SavedActor]) -> Result<(), LogError> {
+        let ids = stopped.iter().map(|actor| actor.id).collect();
+        for (id, _) in self.inboxes(ids).await? {
+            self.inner.log.set_running(&id, false).await?;
+        }
+        Ok(())
+    }
+
+    /// The actors of `actors` whose inbox holds messages, with them; read
+    /// in one go off the runtime's threads.
+    async fn inboxes(&self, actors: Vec<ActorId>) -> Result<Vec<(ActorId, Inbox)>, LogError> {
+        self.read_log(move |log| {
+            let mut found = Vec::new();
+            for id in actors {
+                let inbox = log.inbox(&id)?;
+                if !inbox.is_empty() {
+                    found.push((id, inbox));
+                }
+            }
+            Ok(found)
+        })
+        .await
     }
 
     async fn resume_one(
@@ -188,7 +239,7 @@ impl TheaterRuntime {
                 self.stop(actor).await?;
                 state
             }
-            Err(_) => match self.saved_actor(actor)?.latest {
+            Err(_) => match self.saved_actor(actor).await?.latest {
                 Some(latest) => latest.state,
                 None => manifest.init_state.clone(),
             },
@@ -265,7 +316,7 @@ impl TheaterRuntime {
         at: Hash,
         options: ForkOptions,
     ) -> Result<ActorHandle, HistoryError> {
-        let saved = self.saved_actor(actor)?;
+        let saved = self.saved_actor(actor).await?;
         let (_, state) = self.state_at(&saved, at).await?;
         let mut manifest = saved.record.manifest.clone();
         let serves_http = |entry: &&mut HandlerEntry| entry.kind == HTTP_FRAMEWORK;
@@ -306,7 +357,7 @@ impl TheaterRuntime {
     /// that event's hash.
     pub async fn revert(&self, actor: ActorId, to: Hash) -> Result<Hash, HistoryError> {
         let handle = self.actor(actor)?;
-        let saved = self.saved_actor(actor)?;
+        let saved = self.saved_actor(actor).await?;
         let (index, state) = self.state_at(&saved, to).await?;
         Ok(handle.revert(to, index as u64, state).await?)
     }
@@ -315,8 +366,8 @@ impl TheaterRuntime {
     /// was spawned with, checking that every call, its first `actor.init`
     /// included, leaves the state its chain recorded (see [`crate::replay`]).
     pub async fn replay(&self, actor: ActorId) -> Result<ReplayReport, HistoryError> {
-        let saved = self.saved_actor(actor)?;
-        let events = self.chain(actor)?;
+        let saved = self.saved_actor(actor).await?;
+        let events = self.chain_from(actor, 0).await?;
         let start = spawned(&saved);
         self.replay_from(&saved, &events, start, None).await
     }
@@ -345,10 +396,9 @@ impl TheaterRuntime {
             .map_err(|e| no_state(e.to_string()))
     }
 
-    fn saved_actor(&self, actor: ActorId) -> Result<SavedActor, HistoryError> {
-        self.saved_actors()?
-            .into_iter()
-            .find(|saved| saved.id == actor)
+    async fn saved_actor(&self, actor: ActorId) -> Result<SavedActor, HistoryError> {
+        self.read_log(move |log| log.saved_actor(&actor))
+            .await?
             .ok_or(HistoryError::UnknownActor(actor))
     }
 
@@ -360,7 +410,7 @@ impl TheaterRuntime {
         at: Hash,
     ) -> Result<(usize, StateBytes), HistoryError> {
         let actor = saved.id;
-        let events = self.chain(actor)?;
+        let events = self.chain_from(actor, 0).await?;
         let index = events
             .iter()
             .position(|event| event.hash == at)
@@ -380,7 +430,10 @@ impl TheaterRuntime {
         }
         // Before the first snapshot (the events `init` recorded before the
         // chain's `actor-init`), from the state the actor was spawned with.
-        let start = match self.inner.log.snapshot(&actor, index as u64)? {
+        let snapshot = self
+            .read_log(move |log| log.snapshot(&actor, index as u64))
+            .await?;
+        let start = match snapshot {
             Some(snapshot) if snapshot.index as usize == index => {
                 return Ok((index, snapshot.state));
             }

@@ -38,14 +38,16 @@ pub enum Strategy {
     RestForOne,
 }
 
-/// When a child is restarted.
+/// When a child is restarted. A child that asks to shut down is never
+/// restarted, whatever the policy: it chose to end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Restart {
     /// Never: a failed child is stopped.
     Never,
-    /// After a failure (trap or limit), not after it asks to shut down.
+    /// After a failure (trap or limit).
     OnError,
-    /// After a failure and after it asks to shut down.
+    /// The same as [`OnError`](Self::OnError); kept for the manifests that
+    /// say `always`.
     Always,
 }
 
@@ -397,10 +399,7 @@ impl TheaterRuntime {
         };
         let (parent, policy) = (link.parent, link.policy.clone());
         let mode = policy.restart_for(&link.name);
-        let restart = !matches!(
-            (&event, mode),
-            (_, Restart::Never) | (ChildEvent::ShutdownRequested, Restart::OnError)
-        );
+        let restart = matches!(event, ChildEvent::Failed(_)) && mode != Restart::Never;
         if let ChildEvent::Failed(error) = &event {
             self.notify(parent, CHILD_ERROR, (child.to_string(), error.clone()));
         }

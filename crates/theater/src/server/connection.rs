@@ -33,6 +33,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Bytes a closing connection reads and discards so that the close is a
 /// clean FIN rather than a reset that could destroy its last error frame.
 const DRAIN_LIMIT: usize = 1024 * 1024;
+/// How long a connection whose seat a newcomer took may still finish a
+/// `hello` already on its way.
+const EVICTION_GRACE: Duration = Duration::from_millis(100);
 /// How often a subscription to one actor checks that the actor still runs.
 const LIVENESS_CHECK: Duration = Duration::from_millis(500);
 
@@ -106,11 +109,21 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, seat: Seat) {
     let mut reader = FrameReader::new(read, budget.clone(), timeout);
     let welcomed = tokio::select! {
         biased;
-        () = seat.evicted() => {
-            bump_out(&shared, &write);
-            return;
-        }
-        welcomed = welcome(&shared, &mut reader) => welcomed,
+        () = seat.evicted() => None,
+        welcomed = welcome(&shared, &mut reader) => Some(welcomed),
+    };
+    let welcomed = match welcomed {
+        Some(welcomed) => welcomed,
+        // A newcomer took the seat before this task ran. In a burst of
+        // clients from one address the hello may be here already: only a
+        // connection that stays silent is closed.
+        None => match tokio::time::timeout(EVICTION_GRACE, welcome(&shared, &mut reader)).await {
+            Ok(welcomed) => welcomed,
+            Err(_) => {
+                bump_out(&shared, &write);
+                return;
+            }
+        },
     };
     let (permit, client) = match welcomed {
         Ok(welcomed) => welcomed,

@@ -11,11 +11,11 @@ use super::connection::{After, Connection};
 use super::protocol::{ErrorBody, ErrorKind, Op, Payload, put_bytes};
 use super::{DEFAULT_REQUEST_TIMEOUT, MAX_REQUEST_TIMEOUT, Started};
 use crate::actor::{ActorHandle, now_ms};
-use crate::chain::{ChainEvent, SavedActor};
+use crate::chain::{ChainEvent, Hash, SavedActor};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
 use crate::manifest::{Limits, Manifest};
-use crate::runtime::TheaterRuntime;
+use crate::runtime::{ActorStatus, TheaterRuntime};
 
 type Answer = Result<Value, ErrorBody>;
 
@@ -37,10 +37,6 @@ fn actor_error(e: ActorError) -> ErrorBody {
 
 fn spawn_error(e: SpawnError) -> ErrorBody {
     ErrorBody::new(ErrorKind::SpawnFailed, e.to_string())
-}
-
-fn hash_hex(event: Option<&ChainEvent>) -> Value {
-    event.map_or(Value::Null, |e| hex::encode(e.hash).into())
 }
 
 fn timeout(ms: Option<u64>) -> Duration {
@@ -75,12 +71,12 @@ impl Connection {
                     .map_err(actor_error)?;
                 Ok(json!({ "actor": handle.id().to_string(), "stopped": true }))
             }
-            Op::List { all } => self.list(all),
+            Op::List { all } => self.list(all).await,
             Op::State { actor } => {
                 let (id, state) = match self.running(&actor) {
                     Ok(handle) => (handle.id(), handle.state().await.map_err(actor_error)?),
                     Err(e) if e.kind == ErrorKind::UnknownActor => {
-                        let saved = self.saved(&actor)?;
+                        let saved = self.saved(&actor).await?;
                         (saved.id, saved.latest.and_then(|latest| latest.state))
                     }
                     Err(e) => return Err(e),
@@ -91,27 +87,28 @@ impl Connection {
                 Ok(Value::Object(answer))
             }
             Op::Events { actor, limit } => {
-                let id = self.any_actor(&actor)?;
-                let events = self.chain(id)?;
-                let total = events.len();
-                let start = limit.map_or(0, |limit| total.saturating_sub(limit));
+                let id = self.any_actor(&actor).await?;
+                // Only the events asked for are read, off the runtime's threads.
+                let total = self.head(id).await?.map_or(0, |(events, _)| events);
+                let start = limit.map_or(0, |limit| total.saturating_sub(limit as u64));
+                let events = self.chain_from(id, start).await?;
                 Ok(json!({
                     "actor": id.to_string(),
-                    "total": total,
+                    "total": start + events.len() as u64,
                     "start": start,
-                    "events": &events[start..],
+                    "events": events,
                 }))
             }
             Op::Verify { actor } => {
-                let id = self.any_actor(&actor)?;
-                let events = self.chain(id)?;
+                let id = self.any_actor(&actor).await?;
+                let head = self.head(id).await?;
                 let mut answer = json!({
                     "actor": id.to_string(),
-                    "events": events.len(),
-                    "head": hash_hex(events.last()),
+                    "events": head.map_or(0, |(events, _)| events),
+                    "head": head.map(|(_, hash)| hex::encode(hash)),
                 });
                 // Read back from where the log keeps it, states included.
-                match self.shared.runtime.verify(id) {
+                match self.shared.runtime.verify(id).await {
                     Ok(()) => answer["verified"] = true.into(),
                     Err(failure) => {
                         answer["verified"] = false.into();
@@ -123,13 +120,16 @@ impl Connection {
                 }
                 Ok(answer)
             }
-            Op::Inspect { actor } => self.inspect(&actor),
+            Op::Inspect { actor } => self.inspect(&actor).await,
             Op::Send { actor, payload: p } => {
                 let handle = self.running(&actor)?;
                 let message = payload(&p)?;
+                // Answered only once the message is kept: `queued` means it
+                // runs once, whatever happens to this process.
                 self.shared
                     .runtime
                     .send(None, handle.id(), message)
+                    .await
                     .map_err(actor_error)?;
                 Ok(json!({ "actor": handle.id().to_string(), "queued": true }))
             }
@@ -304,7 +304,9 @@ impl Connection {
             .insert(id, started);
     }
 
-    fn list(&self, all: bool) -> Answer {
+    /// The running actors, oldest first; with `all`, then every other
+    /// actor the log knows, with how it ended.
+    async fn list(&self, all: bool) -> Answer {
         let started = self.shared.started.lock().expect("started lock").clone();
         let mut actors = self.shared.runtime.actors();
         actors.sort_by_key(|h| (started.get(&h.id()).map_or(0, |s| s.started_ms), h.id()));
@@ -326,32 +328,50 @@ impl Connection {
         if all {
             let running: Vec<ActorId> = actors.iter().map(ActorHandle::id).collect();
             let stopped = self
-                .saved_actors()?
+                .saved_actors()
+                .await?
                 .into_iter()
                 .filter(|saved| !running.contains(&saved.id));
-            listed.extend(stopped.map(|saved| {
-                json!({
+            for saved in stopped {
+                let mut entry = json!({
                     "id": saved.id.to_string(),
                     "short": saved.id.short(),
                     "name": saved.record.manifest.name,
-                    "status": "stopped",
                     "queue_depth": null,
                     "calls_ok": null,
                     "calls_failed": null,
-                })
-            }));
+                });
+                self.put_status(&mut entry, saved.id).await?;
+                listed.push(entry);
+            }
         }
         Ok(json!({ "actors": listed }))
     }
 
-    fn inspect(&self, actor: &str) -> Answer {
+    /// Sets `status` of an actor that is not running (and `shutdown_data`
+    /// when it stopped itself), read from its chain.
+    async fn put_status(&self, answer: &mut Value, id: ActorId) -> Result<(), ErrorBody> {
+        let status =
+            self.shared.runtime.status(id).await.map_err(|e| {
+                ErrorBody::new(ErrorKind::Internal, format!("reading the chain: {e}"))
+            })?;
+        answer["status"] = status.as_str().into();
+        if let ActorStatus::StoppedByItself { data } = status {
+            answer["shutdown_data"] = data;
+        }
+        Ok(())
+    }
+
+    async fn inspect(&self, actor: &str) -> Answer {
         let handle = match self.running(actor) {
             Ok(handle) => handle,
-            Err(e) if e.kind == ErrorKind::UnknownActor => return self.inspect_stopped(actor),
+            Err(e) if e.kind == ErrorKind::UnknownActor => {
+                return self.inspect_stopped(actor).await;
+            }
             Err(e) => return Err(e),
         };
         let id = handle.id();
-        let events = self.chain(id)?;
+        let head = self.head(id).await?;
         let started = self
             .shared
             .started
@@ -376,54 +396,69 @@ impl Connection {
                 "queue_full": load(&counters.queue_full),
             },
             "chain": {
-                "events": events.len(),
-                "head": hash_hex(events.last()),
+                "events": head.map_or(0, |(events, _)| events),
+                "head": head.map(|(_, hash)| hex::encode(hash)),
             },
         }))
     }
 
     /// `inspect` of an actor that is not running, from its stored record.
-    fn inspect_stopped(&self, actor: &str) -> Answer {
-        let saved = self.saved(actor)?;
-        let events = self.chain(saved.id)?;
+    async fn inspect_stopped(&self, actor: &str) -> Answer {
+        let saved = self.saved(actor).await?;
+        let head = self.head(saved.id).await?;
         let manifest = &saved.record.manifest;
-        Ok(json!({
+        let mut answer = json!({
             "id": saved.id.to_string(),
             "short": saved.id.short(),
             "name": manifest.name,
-            "status": "stopped",
             "manifest": manifest.source.display().to_string(),
             "started_ms": saved.record.started_ms,
             "limits": limits_json(&manifest.limits),
             "queue_depth": null,
             "counters": null,
             "chain": {
-                "events": events.len(),
-                "head": hash_hex(events.last()),
+                "events": head.map_or(0, |(events, _)| events),
+                "head": head.map(|(_, hash)| hex::encode(hash)),
             },
-        }))
+        });
+        self.put_status(&mut answer, saved.id).await?;
+        Ok(answer)
     }
 
     /// The stored record of an actor the log knows, by id or prefix.
-    fn saved(&self, actor: &str) -> Result<SavedActor, ErrorBody> {
-        let id = self.known(actor)?;
-        self.saved_actors()?
-            .into_iter()
-            .find(|saved| saved.id == id)
+    async fn saved(&self, actor: &str) -> Result<SavedActor, ErrorBody> {
+        let id = self.known(actor).await?;
+        self.shared
+            .runtime
+            .read_log(move |log| log.saved_actor(&id))
+            .await
+            .map_err(|e| ErrorBody::new(ErrorKind::Internal, format!("reading the log: {e}")))?
             .ok_or_else(|| unknown(actor))
     }
 
-    fn saved_actors(&self) -> Result<Vec<SavedActor>, ErrorBody> {
+    async fn saved_actors(&self) -> Result<Vec<SavedActor>, ErrorBody> {
         self.shared
             .runtime
-            .saved_actors()
+            .read_log(|log| log.saved_actors())
+            .await
             .map_err(|e| ErrorBody::new(ErrorKind::Internal, format!("reading the log: {e}")))
     }
 
-    fn chain(&self, id: ActorId) -> Result<Vec<ChainEvent>, ErrorBody> {
+    /// `id`'s chain from index `start` on.
+    async fn chain_from(&self, id: ActorId, start: u64) -> Result<Vec<ChainEvent>, ErrorBody> {
         self.shared
             .runtime
-            .chain(id)
+            .chain_from(id, start)
+            .await
+            .map_err(|e| ErrorBody::new(ErrorKind::Internal, format!("reading the chain: {e}")))
+    }
+
+    /// How many events `id`'s chain has, and the newest one's hash.
+    async fn head(&self, id: ActorId) -> Result<Option<(u64, Hash)>, ErrorBody> {
+        self.shared
+            .runtime
+            .chain_head(id)
+            .await
             .map_err(|e| ErrorBody::new(ErrorKind::Internal, format!("reading the chain: {e}")))
     }
 
@@ -453,23 +488,26 @@ impl Connection {
 
     /// A running actor or, by full id, any actor whose chain the log may
     /// hold; by prefix, one the log knows.
-    fn any_actor(&self, text: &str) -> Result<ActorId, ErrorBody> {
+    async fn any_actor(&self, text: &str) -> Result<ActorId, ErrorBody> {
         if let Ok(id) = text.trim().parse::<ActorId>() {
             // A full id names a chain even if this server never saw the actor.
             return Ok(id);
         }
-        self.known(text)
+        self.known(text).await
     }
 
     /// An actor by full id or unambiguous prefix: among the running ones,
     /// then among every actor the log knows, stopped ones too.
-    fn known(&self, text: &str) -> Result<ActorId, ErrorBody> {
+    async fn known(&self, text: &str) -> Result<ActorId, ErrorBody> {
         let runtime = &self.shared.runtime;
         match resolve(text, &runtime.actor_ids()) {
             Err(e) if e.kind == ErrorKind::UnknownActor => {}
             found => return found,
         }
-        let ids: Vec<ActorId> = self.saved_actors()?.iter().map(|saved| saved.id).collect();
+        let ids = runtime
+            .saved_ids()
+            .await
+            .map_err(|e| ErrorBody::new(ErrorKind::Internal, format!("reading the log: {e}")))?;
         resolve(text, &ids).map_err(|e| match e.kind {
             ErrorKind::UnknownActor => ErrorBody::new(
                 ErrorKind::UnknownActor,
@@ -489,6 +527,8 @@ fn limits_json(limits: &Limits) -> Value {
         "call_timeout_ms": limits.call_timeout_ms,
         "queue_capacity": limits.queue_capacity,
         "max_message_bytes": limits.max_message_bytes,
+        "max_state_bytes": limits.max_state_bytes,
+        "max_result_bytes": limits.max_result_bytes,
     })
 }
 

@@ -18,7 +18,6 @@
 use serde_json::value::RawValue;
 
 use crate::chain::{ChainEvent, Hash, Snapshot};
-use crate::wasm::StateBytes;
 
 /// The first byte of every event this version writes.
 const VERSION: u8 = 1;
@@ -91,20 +90,59 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<ChainEvent, String> {
     })
 }
 
-/// Encodes a snapshot (its index is the table key):
-/// `u64 index ‖ hash ‖ 0x00` for no state, or `… ‖ 0x01 ‖ state bytes`.
-pub(crate) fn encode_snapshot(index: u64, hash: &Hash, state: &StateBytes) -> Vec<u8> {
-    let bytes = state.as_deref().unwrap_or_default();
-    let mut out = Vec::with_capacity(8 + 32 + 1 + bytes.len());
-    out.extend_from_slice(&index.to_be_bytes());
-    out.extend_from_slice(hash);
-    out.push(u8::from(state.is_some()));
-    out.extend_from_slice(bytes);
+/// Where a kept state is: the event that left it and the SHA-256 of its
+/// bytes, under which the bytes are stored once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StateRef {
+    /// Index of the event in its chain.
+    pub index: u64,
+    pub hash: Hash,
+    /// `None` for no state.
+    pub sha256: Option<Hash>,
+}
+
+/// Encodes a state reference: `u64 index ‖ event hash ‖ 0x00` for no
+/// state, or `… ‖ 0x01 ‖ SHA-256 of the state`.
+pub(crate) fn encode_state_ref(state: &StateRef) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + 32 + 1 + 32);
+    out.extend_from_slice(&state.index.to_be_bytes());
+    out.extend_from_slice(&state.hash);
+    match &state.sha256 {
+        None => out.push(0),
+        Some(sha256) => {
+            out.push(1);
+            out.extend_from_slice(sha256);
+        }
+    }
     out
 }
 
-/// Decodes bytes written by [`encode_snapshot`].
-pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
+/// Decodes bytes written by [`encode_state_ref`].
+pub(crate) fn decode_state_ref(bytes: &[u8]) -> Result<StateRef, String> {
+    let mut reader = Reader { bytes, at: 0 };
+    let index = reader.u64("state index")?;
+    let hash = reader.hash("event hash")?;
+    let sha256 = match reader.byte("state marker")? {
+        0 => None,
+        1 => Some(reader.hash("state digest")?),
+        other => return Err(format!("bad state marker {other} at byte 40")),
+    };
+    if reader.remaining() != 0 {
+        return Err(format!(
+            "{} unexpected bytes after the state reference",
+            reader.remaining()
+        ));
+    }
+    Ok(StateRef {
+        index,
+        hash,
+        sha256,
+    })
+}
+
+/// Decodes a snapshot as layout 1 of the database kept it, state inline:
+/// `u64 index ‖ hash ‖ 0x00` for no state, or `… ‖ 0x01 ‖ state bytes`.
+pub(crate) fn decode_v1_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
     let mut reader = Reader { bytes, at: 0 };
     let index = reader.u64("snapshot index")?;
     let hash = reader.hash("snapshot hash")?;
@@ -201,13 +239,30 @@ mod tests {
     }
 
     #[test]
-    fn snapshots_round_trip() {
-        for state in [None, Some(Vec::new()), Some(b"{\"count\":3}".to_vec())] {
-            let bytes = encode_snapshot(7, &[9; 32], &state);
-            let back = decode_snapshot(&bytes).unwrap();
-            assert_eq!((back.index, back.hash, back.state), (7, [9; 32], state));
+    fn state_refs_round_trip() {
+        for sha256 in [None, Some([7; 32])] {
+            let state = StateRef {
+                index: 7,
+                hash: [9; 32],
+                sha256,
+            };
+            assert_eq!(decode_state_ref(&encode_state_ref(&state)).unwrap(), state);
         }
-        assert!(decode_snapshot(&[0; 12]).is_err());
+        assert!(decode_state_ref(&[0; 12]).is_err());
+        assert!(decode_state_ref(&[0; 42]).is_err());
+    }
+
+    #[test]
+    fn layout_1_snapshots_decode() {
+        let mut bytes = 7u64.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&[9; 32]);
+        bytes.push(1);
+        bytes.extend_from_slice(b"{}");
+        let back = decode_v1_snapshot(&bytes).unwrap();
+        assert_eq!(
+            (back.index, back.hash, back.state),
+            (7, [9; 32], Some(b"{}".to_vec()))
+        );
     }
 
     #[test]

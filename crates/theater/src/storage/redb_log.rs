@@ -13,21 +13,21 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use redb::{
-    Builder, Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    Builder, Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition,
     WriteTransaction,
 };
+use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::codec;
+use super::codec::{self, StateRef};
 use crate::chain::record::StateDigest;
 use crate::chain::{
-    self, ActorRecord, ChainEvent, ChainExport, EXPORT_FORMAT, EventLog, Hash, LogError, LogFuture,
-    SNAPSHOT_EVERY, SavedActor, Snapshot, VerifyError, VerifyFailure, always_snapshot,
-    snapshot_due,
+    self, AcceptFuture, Accepted, ActorRecord, ChainEvent, ChainExport, EXPORT_FORMAT, Entry,
+    EventLog, Hash, KeptState, LogError, LogFuture, SNAPSHOT_EVERY, SavedActor, Snapshot,
+    VerifyError, VerifyFailure, always_snapshot, snapshot_due,
 };
 use crate::id::ActorId;
-use crate::wasm::StateBytes;
 
 /// How long the writer keeps a batch open for more appends after the first
 /// one arrived. It closes earlier once as many appends have arrived as the
@@ -37,18 +37,28 @@ pub const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(1);
 pub const MAX_BATCH: usize = 1024;
 /// Memory redb may use to cache pages of the chain database.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
-/// The layout version of the database, kept in [`META`].
-const FORMAT: u64 = 1;
+/// The layout version of the database, kept in [`META`]. Layout 1 kept
+/// every state inline; a database in it is converted when opened.
+const FORMAT: u64 = 2;
 
 /// Encoded events by (actor id bytes, sequence number from 0).
 const EVENTS: TableDefinition<([u8; 16], u64), &[u8]> = TableDefinition::new("chain-events");
 /// Per actor: (number of events, hash of the newest).
 const HEADS: TableDefinition<[u8; 16], (u64, [u8; 32])> = TableDefinition::new("chain-heads");
-/// Per actor: its newest state, as a snapshot (see `codec::encode_snapshot`).
+/// Per actor: where its newest state is (see `codec::encode_state_ref`).
 const STATES: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("actor-states");
-/// States by (actor, index of the event that left them), every
-/// [`LogOptions::snapshot_every`] events.
+/// Where the states of (actor, index of the event that left them) are,
+/// every [`LogOptions::snapshot_every`] events.
 const SNAPSHOTS: TableDefinition<([u8; 16], u64), &[u8]> = TableDefinition::new("snapshots");
+/// State bytes by their SHA-256: each state is stored once, however many
+/// events and actors leave it.
+const STATE_BLOBS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("state-blobs");
+/// How many entries of [`STATES`] and [`SNAPSHOTS`] name each stored
+/// state; a state no entry names is removed.
+const STATE_REFS: TableDefinition<[u8; 32], u64> = TableDefinition::new("state-refs");
+/// Accepted messages not yet run, by (actor, number); each leaves in the
+/// transaction that appends its call's event (see `EventLog::accept`).
+const INBOX: TableDefinition<([u8; 16], u64), &[u8]> = TableDefinition::new("inbox");
 /// Per actor: how it was started ([`ActorRecord`] as JSON).
 const ACTORS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("actors");
 /// `format` → [`FORMAT`].
@@ -108,6 +118,10 @@ pub struct LogStats {
     pub syncs: u64,
     /// Most requests committed in one transaction.
     pub largest_batch: u64,
+    /// States written: a state already stored is not written again.
+    pub states_written: u64,
+    /// Their bytes.
+    pub state_bytes_written: u64,
 }
 
 impl LogStats {
@@ -258,7 +272,16 @@ enum Request {
         bytes: Vec<u8>,
         /// The state the event leaves behind, if it is a state transition,
         /// and whether it is snapshotted whatever the interval.
-        state: Option<(StateBytes, bool)>,
+        state: Option<(KeptState, bool)>,
+        /// The inbox entry the event's call delivered.
+        delivered: Option<u64>,
+        reply: Reply,
+    },
+    /// A message for an actor's inbox, under its number.
+    Accept {
+        actor: [u8; 16],
+        number: u64,
+        message: Vec<u8>,
         reply: Reply,
     },
     /// How an actor was started, as JSON.
@@ -289,6 +312,10 @@ struct Shared {
     commits: AtomicU64,
     syncs: AtomicU64,
     largest_batch: AtomicU64,
+    states_written: AtomicU64,
+    state_bytes_written: AtomicU64,
+    /// The number the next accepted message gets in its actor's inbox.
+    next_accepted: AtomicU64,
 }
 
 /// Every actor's chain in one redb database file. See the
@@ -331,18 +358,21 @@ impl RedbEventLog {
                 .map_err(failed(&path))?
                 .map(|v| v.value());
             match found {
-                None => {
-                    meta.insert("format", FORMAT).map_err(failed(&path))?;
-                }
-                Some(FORMAT) => {}
+                None | Some(FORMAT) => {}
+                Some(1) => migrate_inline_states(&tx, &path)?,
                 Some(found) => return Err(StorageError::Format { path, found }),
             }
+            meta.insert("format", FORMAT).map_err(failed(&path))?;
             tx.open_table(EVENTS).map_err(failed(&path))?;
             tx.open_table(HEADS).map_err(failed(&path))?;
             tx.open_table(STATES).map_err(failed(&path))?;
             tx.open_table(SNAPSHOTS).map_err(failed(&path))?;
+            tx.open_table(STATE_BLOBS).map_err(failed(&path))?;
+            tx.open_table(STATE_REFS).map_err(failed(&path))?;
+            tx.open_table(INBOX).map_err(failed(&path))?;
             tx.open_table(ACTORS).map_err(failed(&path))?;
         }
+        let next_accepted = last_accepted(&tx, &path)?.map_or(0, |last| last + 1);
         tx.commit().map_err(failed(&path))?;
 
         let shared = Arc::new(Shared {
@@ -352,6 +382,9 @@ impl RedbEventLog {
             commits: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             largest_batch: AtomicU64::new(0),
+            states_written: AtomicU64::new(0),
+            state_bytes_written: AtomicU64::new(0),
+            next_accepted: AtomicU64::new(next_accepted),
         });
         let (queue, requests) = mpsc::channel();
         let writer = Writer {
@@ -389,6 +422,8 @@ impl RedbEventLog {
             commits: s.commits.load(Ordering::Relaxed),
             syncs: s.syncs.load(Ordering::Relaxed),
             largest_batch: s.largest_batch.load(Ordering::Relaxed),
+            states_written: s.states_written.load(Ordering::Relaxed),
+            state_bytes_written: s.state_bytes_written.load(Ordering::Relaxed),
         }
     }
 
@@ -420,10 +455,30 @@ impl RedbEventLog {
     /// `actor`'s stored chain, oldest first; an event that cannot be read is
     /// an error naming it.
     pub fn stored_events(&self, actor: &ActorId) -> Result<Vec<ChainEvent>, StorageError> {
-        let rows = self.rows(actor)?;
+        self.stored_events_from(actor, 0)
+    }
+
+    /// [`stored_events`](Self::stored_events) from index `start` on: only
+    /// those are read.
+    pub fn stored_events_from(
+        &self,
+        actor: &ActorId,
+        start: u64,
+    ) -> Result<Vec<ChainEvent>, StorageError> {
+        self.stored_range(actor, start, u64::MAX)
+    }
+
+    /// `actor`'s stored events with indices `start..end`; only those are
+    /// read, and a missing or unreadable one is an error naming it.
+    fn stored_range(
+        &self,
+        actor: &ActorId,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<ChainEvent>, StorageError> {
+        let rows = self.rows(actor, start, end)?;
         let mut events = Vec::with_capacity(rows.len());
-        for (index, (seq, bytes)) in rows.into_iter().enumerate() {
-            let index = index as u64;
+        for (index, (seq, bytes)) in (start..).zip(rows) {
             let damage = if seq != index {
                 Damage::Missing { index, found: seq }
             } else {
@@ -451,34 +506,32 @@ impl RedbEventLog {
         start: u64,
         limit: usize,
     ) -> Result<(Vec<ChainEvent>, u64), StorageError> {
+        let total = self.head(actor)?.map_or(0, |head| head.events);
+        let end = start.saturating_add(limit as u64).min(total);
+        let page = match start < end {
+            true => self.stored_range(actor, start, end)?,
+            false => Vec::new(),
+        };
+        Ok((page, total))
+    }
+
+    /// The messages in `actor`'s inbox, oldest first, with their numbers.
+    pub fn stored_inbox(&self, actor: &ActorId) -> Result<Vec<(u64, Accepted)>, StorageError> {
         let path = &self.shared.path;
         let tx = self.shared.db.begin_read().map_err(failed(path))?;
-        let heads = tx.open_table(HEADS).map_err(failed(path))?;
-        let key = key_of(actor);
-        let total = heads
-            .get(key)
-            .map_err(failed(path))?
-            .map_or(0, |head| head.value().0);
-        let end = start.saturating_add(limit as u64).min(total);
-        let events = tx.open_table(EVENTS).map_err(failed(path))?;
-        let mut page = Vec::new();
-        if start < end {
-            for row in events
-                .range((key, start)..(key, end))
-                .map_err(failed(path))?
-            {
-                let (seq, bytes) = row.map_err(failed(path))?;
-                let index = seq.value().1;
-                let event = codec::decode(bytes.value()).map_err(|reason| {
-                    self.damaged(vec![ChainDamage {
-                        actor: *actor,
-                        damage: Damage::Unreadable { index, reason },
-                    }])
-                })?;
-                page.push(event);
-            }
+        let inbox = tx.open_table(INBOX).map_err(failed(path))?;
+        let mut messages = Vec::new();
+        for row in inbox.range(range_of(actor)).map_err(failed(path))? {
+            let (key, value) = row.map_err(failed(path))?;
+            let number = key.value().1;
+            let message = serde_json::from_slice(value.value()).map_err(|e| {
+                self.unreadable(format!(
+                    "message {number} in the inbox of actor {actor} cannot be read: {e}"
+                ))
+            })?;
+            messages.push((number, message));
         }
-        Ok((page, total))
+        Ok(messages)
     }
 
     /// Re-reads `actor`'s chain from the database and recomputes every hash
@@ -696,13 +749,18 @@ impl RedbEventLog {
         }
     }
 
-    /// (sequence number, stored bytes) of `actor`'s events, in order.
-    fn rows(&self, actor: &ActorId) -> Result<Rows, StorageError> {
+    /// (sequence number, stored bytes) of `actor`'s events from `start` on,
+    /// before `end`, in order.
+    fn rows(&self, actor: &ActorId, start: u64, end: u64) -> Result<Rows, StorageError> {
         let path = &self.shared.path;
         let tx = self.shared.db.begin_read().map_err(failed(path))?;
         let events = tx.open_table(EVENTS).map_err(failed(path))?;
         let mut rows = Vec::new();
-        for row in events.range(range_of(actor)).map_err(failed(path))? {
+        let key = key_of(actor);
+        for row in events
+            .range((key, start)..(key, end))
+            .map_err(failed(path))?
+        {
             let (key, value) = row.map_err(failed(path))?;
             rows.push((key.value().1, value.value().to_vec()));
         }
@@ -711,12 +769,13 @@ impl RedbEventLog {
 }
 
 impl RedbEventLog {
-    fn append_request(
-        &self,
-        actor: &ActorId,
-        event: ChainEvent,
-        state: Option<(StateBytes, bool)>,
-    ) -> LogFuture {
+    fn append_request(&self, actor: &ActorId, entry: Entry<'_>) -> LogFuture {
+        let Entry {
+            event,
+            state,
+            delivered,
+        } = entry;
+        let state = state.map(|kept| (kept.clone(), always_snapshot(&event)));
         if event.computed_hash() != event.hash {
             return Box::pin(ready(Err(LogError(format!(
                 "refusing event {} for actor {actor}: its hash does not match its contents",
@@ -730,6 +789,7 @@ impl RedbEventLog {
             parent: event.parent_hash,
             bytes: codec::encode(&event),
             state,
+            delivered,
             reply,
         };
         self.request(request, done)
@@ -771,7 +831,7 @@ impl RedbEventLog {
             .transpose()
             .map_err(failed(path))?;
         newest
-            .map(|(_, value)| self.decode_snapshot(actor, value.value()))
+            .map(|(_, value)| self.load_state(&tx, actor, value.value()))
             .transpose()
     }
 
@@ -780,41 +840,102 @@ impl RedbEventLog {
         let path = &self.shared.path;
         let tx = self.shared.db.begin_read().map_err(failed(path))?;
         let records = tx.open_table(ACTORS).map_err(failed(path))?;
-        let states = tx.open_table(STATES).map_err(failed(path))?;
-        let heads = tx.open_table(HEADS).map_err(failed(path))?;
         let mut saved = Vec::new();
         for row in records.iter().map_err(failed(path))? {
             let (key, value) = row.map_err(failed(path))?;
-            let id = actor_of(key.value());
-            let record: ActorRecord = serde_json::from_slice(value.value()).map_err(|e| {
-                self.unreadable(format!("the record of actor {id} cannot be read: {e}"))
-            })?;
-            let latest = states
-                .get(key.value())
-                .map_err(failed(path))?
-                .map(|state| self.decode_snapshot(&id, state.value()))
-                .transpose()?;
-            let head = heads
-                .get(key.value())
-                .map_err(failed(path))?
-                .map(|head| head.value().1);
-            saved.push(SavedActor {
-                id,
-                record,
-                head,
-                latest,
-            });
+            saved.push(self.saved(&tx, key.value(), value.value())?);
         }
         saved.sort_by_key(|actor| actor.record.started_ms);
         Ok(saved)
     }
 
-    fn decode_snapshot(&self, actor: &ActorId, bytes: &[u8]) -> Result<Snapshot, StorageError> {
-        codec::decode_snapshot(bytes).map_err(|e| {
+    /// The stored record of `actor`, with its newest state.
+    pub fn stored_actor(&self, actor: &ActorId) -> Result<Option<SavedActor>, StorageError> {
+        let path = &self.shared.path;
+        let tx = self.shared.db.begin_read().map_err(failed(path))?;
+        let records = tx.open_table(ACTORS).map_err(failed(path))?;
+        let record = records.get(key_of(actor)).map_err(failed(path))?;
+        record
+            .map(|record| self.saved(&tx, key_of(actor), record.value()))
+            .transpose()
+    }
+
+    /// Every actor with a stored record, without reading their states.
+    pub fn stored_actor_ids(&self) -> Result<Vec<ActorId>, StorageError> {
+        let path = &self.shared.path;
+        let tx = self.shared.db.begin_read().map_err(failed(path))?;
+        let records = tx.open_table(ACTORS).map_err(failed(path))?;
+        let mut ids = Vec::new();
+        for row in records.iter().map_err(failed(path))? {
+            ids.push(actor_of(row.map_err(failed(path))?.0.value()));
+        }
+        Ok(ids)
+    }
+
+    /// One stored actor: its record (`record`), head and newest state.
+    fn saved(
+        &self,
+        tx: &ReadTransaction,
+        key: [u8; 16],
+        record: &[u8],
+    ) -> Result<SavedActor, StorageError> {
+        let path = &self.shared.path;
+        let id = actor_of(key);
+        let record: ActorRecord = serde_json::from_slice(record).map_err(|e| {
+            self.unreadable(format!("the record of actor {id} cannot be read: {e}"))
+        })?;
+        let states = tx.open_table(STATES).map_err(failed(path))?;
+        let latest = states
+            .get(key)
+            .map_err(failed(path))?
+            .map(|state| self.load_state(tx, &id, state.value()))
+            .transpose()?;
+        let heads = tx.open_table(HEADS).map_err(failed(path))?;
+        let head = heads
+            .get(key)
+            .map_err(failed(path))?
+            .map(|head| head.value().1);
+        Ok(SavedActor {
+            id,
+            record,
+            head,
+            latest,
+        })
+    }
+
+    /// The state an encoded reference of `actor`'s names, read from where
+    /// it is stored.
+    fn load_state(
+        &self,
+        tx: &ReadTransaction,
+        actor: &ActorId,
+        encoded: &[u8],
+    ) -> Result<Snapshot, StorageError> {
+        let path = &self.shared.path;
+        let unreadable = |e: String| {
             self.unreadable(format!(
                 "a stored state of actor {actor} cannot be read: {e}"
             ))
-        })
+        };
+        let StateRef {
+            index,
+            hash,
+            sha256,
+        } = codec::decode_state_ref(encoded).map_err(unreadable)?;
+        let state = match sha256 {
+            None => None,
+            Some(sha256) => {
+                let blobs = tx.open_table(STATE_BLOBS).map_err(failed(path))?;
+                let bytes = blobs.get(sha256).map_err(failed(path))?.ok_or_else(|| {
+                    unreadable(format!(
+                        "state {} of event {index} is not stored",
+                        hex::encode(sha256)
+                    ))
+                })?;
+                Some(bytes.value().to_vec())
+            }
+        };
+        Ok(Snapshot { index, hash, state })
     }
 
     fn unreadable(&self, detail: String) -> StorageError {
@@ -826,18 +947,37 @@ impl RedbEventLog {
 }
 
 impl EventLog for RedbEventLog {
-    fn append(&self, actor: &ActorId, event: ChainEvent) -> LogFuture {
-        self.append_request(actor, event, None)
+    fn append_entry(&self, actor: &ActorId, entry: Entry<'_>) -> LogFuture {
+        self.append_request(actor, entry)
     }
 
-    fn append_with_state(
-        &self,
-        actor: &ActorId,
-        event: ChainEvent,
-        state: &StateBytes,
-    ) -> LogFuture {
-        let always = always_snapshot(&event);
-        self.append_request(actor, event, Some((state.clone(), always)))
+    fn accept(&self, actor: &ActorId, message: &Accepted) -> AcceptFuture {
+        let number = self.shared.next_accepted.fetch_add(1, Ordering::Relaxed);
+        let (reply, done) = oneshot::channel();
+        let request = Request::Accept {
+            actor: key_of(actor),
+            number,
+            message: serde_json::to_vec(message).expect("accepted messages serialize"),
+            reply,
+        };
+        let stored = self.request(request, done);
+        Box::pin(async move { stored.await.map(|()| Some(number)) })
+    }
+
+    fn inbox(&self, actor: &ActorId) -> Result<Vec<(u64, Accepted)>, LogError> {
+        self.stored_inbox(actor)
+            .map_err(|error| LogError(error.to_string()))
+    }
+
+    fn events_from(&self, actor: &ActorId, start: u64) -> Result<Vec<ChainEvent>, LogError> {
+        self.stored_events_from(actor, start)
+            .map_err(|error| LogError(error.to_string()))
+    }
+
+    fn chain_head(&self, actor: &ActorId) -> Result<Option<(u64, Hash)>, LogError> {
+        self.head(actor)
+            .map(|head| head.map(|head| (head.events, head.hash)))
+            .map_err(|error| LogError(error.to_string()))
     }
 
     fn events(&self, actor: &ActorId) -> Result<Vec<ChainEvent>, LogError> {
@@ -884,6 +1024,16 @@ impl EventLog for RedbEventLog {
 
     fn saved_actors(&self) -> Result<Vec<SavedActor>, LogError> {
         self.stored_actors()
+            .map_err(|error| LogError(error.to_string()))
+    }
+
+    fn saved_actor(&self, actor: &ActorId) -> Result<Option<SavedActor>, LogError> {
+        self.stored_actor(actor)
+            .map_err(|error| LogError(error.to_string()))
+    }
+
+    fn saved_ids(&self) -> Result<Vec<ActorId>, LogError> {
+        self.stored_actor_ids()
             .map_err(|error| LogError(error.to_string()))
     }
 
@@ -966,28 +1116,59 @@ fn open_database(path: &Path, options: &LogOptions) -> Result<Database, StorageE
     }
 }
 
-/// The encoded snapshots of one actor, then its newest state.
+/// The kept states of one actor, as [`check_chain`] checks them.
+struct StoredStates {
+    /// The encoded references of its snapshots, then of its newest state.
+    refs: Vec<Vec<u8>>,
+    /// The size of each state they name, or why it is not what its digest says.
+    blobs: HashMap<Hash, Result<usize, String>>,
+}
+
+/// Reads the state references of `actor` and checks, once each, that the
+/// states they name are stored and hash to their digests.
 fn stored_states(
     tx: &ReadTransaction,
     actor: [u8; 16],
     path: &Path,
-) -> Result<Vec<Vec<u8>>, StorageError> {
+) -> Result<StoredStates, StorageError> {
     let snapshots = tx.open_table(SNAPSHOTS).map_err(failed(path))?;
-    let mut states = Vec::new();
+    let mut refs = Vec::new();
     for row in snapshots.range(range_of_key(actor)).map_err(failed(path))? {
-        states.push(row.map_err(failed(path))?.1.value().to_vec());
+        refs.push(row.map_err(failed(path))?.1.value().to_vec());
     }
     let latest = tx.open_table(STATES).map_err(failed(path))?;
     if let Some(state) = latest.get(actor).map_err(failed(path))? {
-        states.push(state.value().to_vec());
+        refs.push(state.value().to_vec());
     }
-    Ok(states)
+    let stored = tx.open_table(STATE_BLOBS).map_err(failed(path))?;
+    let mut blobs = HashMap::new();
+    for sha256 in refs
+        .iter()
+        .filter_map(|bytes| codec::decode_state_ref(bytes).ok()?.sha256)
+    {
+        if blobs.contains_key(&sha256) {
+            continue;
+        }
+        let checked = match stored.get(sha256).map_err(failed(path))? {
+            None => Err("the state it names is not stored".to_owned()),
+            Some(bytes) if Sha256::digest(bytes.value()).as_slice() != sha256 => {
+                Err("the stored state does not hash to the digest it is kept under".to_owned())
+            }
+            Some(bytes) => Ok(bytes.value().len()),
+        };
+        blobs.insert(sha256, checked);
+    }
+    Ok(StoredStates { refs, blobs })
 }
 
-/// Checks one stored state against the event it belongs to: the event is
-/// in the chain and records that state's digest.
-fn check_state(events: &[ChainEvent], encoded: &[u8]) -> Result<(), Damage> {
-    let snapshot = codec::decode_snapshot(encoded).map_err(|reason| Damage::State {
+/// Checks one kept state against the event it belongs to: the event is in
+/// the chain, records that state's digest, and the state is stored intact.
+fn check_state(
+    events: &[ChainEvent],
+    encoded: &[u8],
+    blobs: &HashMap<Hash, Result<usize, String>>,
+) -> Result<(), Damage> {
+    let state = codec::decode_state_ref(encoded).map_err(|reason| Damage::State {
         index: u64::from_be_bytes(
             encoded
                 .get(..8)
@@ -996,16 +1177,16 @@ fn check_state(events: &[ChainEvent], encoded: &[u8]) -> Result<(), Damage> {
         ),
         reason,
     })?;
-    let index = snapshot.index;
+    let index = state.index;
     let damage = |reason: String| Damage::State { index, reason };
     let event = usize::try_from(index)
         .ok()
         .and_then(|i| events.get(i))
         .ok_or_else(|| damage(format!("the chain has only {} events", events.len())))?;
-    if event.hash != snapshot.hash {
+    if event.hash != state.hash {
         return Err(damage(format!(
             "it names event {}, but the event there is {}",
-            hex::encode(snapshot.hash),
+            hex::encode(state.hash),
             hex::encode(event.hash)
         )));
     }
@@ -1014,7 +1195,18 @@ fn check_state(events: &[ChainEvent], encoded: &[u8]) -> Result<(), Damage> {
     let recorded = data
         .get("state")
         .ok_or_else(|| damage("the event records no state".to_owned()))?;
-    let stored = serde_json::to_value(StateDigest::of(&snapshot.state)).expect("digests serialize");
+    let stored = match &state.sha256 {
+        None => None,
+        Some(sha256) => {
+            let size = blobs
+                .get(sha256)
+                .cloned()
+                .unwrap_or_else(|| Err("the state it names was not read".to_owned()))
+                .map_err(&damage)?;
+            Some(StateDigest::new(sha256, size))
+        }
+    };
+    let stored = serde_json::to_value(stored).expect("digests serialize");
     if *recorded != stored {
         return Err(damage(format!(
             "the event records state {recorded}, the stored state is {stored}"
@@ -1030,7 +1222,7 @@ fn check_state(events: &[ChainEvent], encoded: &[u8]) -> Result<(), Damage> {
 fn check_chain(
     rows: Rows,
     recorded: Option<(u64, Hash)>,
-    states: Vec<Vec<u8>>,
+    states: StoredStates,
 ) -> Result<Option<ChainHead>, Damage> {
     let stored = rows.len() as u64;
     let mut events = Vec::with_capacity(rows.len());
@@ -1072,8 +1264,8 @@ fn check_chain(
             stored_head,
         });
     }
-    for state in &states {
-        check_state(&events, state)?;
+    for state in &states.refs {
+        check_state(&events, state, &states.blobs)?;
     }
     Ok(found.map(|(events, hash)| ChainHead { events, hash }))
 }
@@ -1200,14 +1392,25 @@ impl Writer {
         let result = write_batch(&shared, &batch, sync, self.snapshot_every);
         let replies = batch.into_iter().map(|request| match request {
             Request::Append { reply, .. }
+            | Request::Accept { reply, .. }
             | Request::SaveActor { reply, .. }
             | Request::SetRunning { reply, .. }
             | Request::Import { reply, .. }
             | Request::Sync { reply } => reply,
         });
         match result {
-            Ok((outcomes, stored)) => {
-                shared.events.fetch_add(stored, Ordering::Relaxed);
+            Ok(Committed {
+                outcomes,
+                events,
+                written,
+            }) => {
+                shared.events.fetch_add(events, Ordering::Relaxed);
+                shared
+                    .states_written
+                    .fetch_add(written.states, Ordering::Relaxed);
+                shared
+                    .state_bytes_written
+                    .fetch_add(written.bytes, Ordering::Relaxed);
                 shared.commits.fetch_add(1, Ordering::Relaxed);
                 shared
                     .largest_batch
@@ -1233,15 +1436,23 @@ impl Writer {
     }
 }
 
-/// One transaction for the whole batch. Returns each request's outcome and
-/// how many events were stored; `Err` if the transaction failed, in which
-/// case nothing of the batch was stored.
+/// What one committed batch did.
+struct Committed {
+    /// Each request's outcome, in order.
+    outcomes: Vec<Result<(), String>>,
+    /// Events stored.
+    events: u64,
+    written: Written,
+}
+
+/// One transaction for the whole batch; `Err` if the transaction failed,
+/// in which case nothing of the batch was stored.
 fn write_batch(
     shared: &Shared,
     batch: &[Request],
     sync: bool,
     snapshot_every: u64,
-) -> Result<(Vec<Result<(), String>>, u64), StorageError> {
+) -> Result<Committed, StorageError> {
     let path = &shared.path;
     let mut tx: WriteTransaction = shared.db.begin_write().map_err(failed(path))?;
     let durability = if sync {
@@ -1252,11 +1463,13 @@ fn write_batch(
     tx.set_durability(durability).map_err(failed(path))?;
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut stored = 0;
+    let mut written = Written::default();
     {
         let mut events = tx.open_table(EVENTS).map_err(failed(path))?;
         let mut heads = tx.open_table(HEADS).map_err(failed(path))?;
-        let mut states = tx.open_table(STATES).map_err(failed(path))?;
-        let mut snapshots = tx.open_table(SNAPSHOTS).map_err(failed(path))?;
+        let mut kept = KeptStates::open(&tx, path)?;
+        let mut inbox = tx.open_table(INBOX).map_err(failed(path))?;
+        let written = &mut written;
         let mut actors = tx.open_table(ACTORS).map_err(failed(path))?;
         // Heads changed by this batch, written once at the end.
         let mut moved: HashMap<[u8; 16], (u64, Hash)> = HashMap::new();
@@ -1268,6 +1481,7 @@ fn write_batch(
                     parent,
                     bytes,
                     state,
+                    delivered,
                     ..
                 } => {
                     let head = match moved.get(actor) {
@@ -1285,22 +1499,23 @@ fn write_batch(
                         moved.insert(*actor, (count + 1, *hash));
                         stored += 1;
                         if let Some((state, always)) = state {
-                            let snapshot = codec::encode_snapshot(count, hash, state);
-                            states
-                                .insert(*actor, snapshot.as_slice())
-                                .map_err(failed(path))?;
-                            let last = snapshots
-                                .range(range_of_key(*actor))
-                                .map_err(failed(path))?
-                                .next_back()
-                                .transpose()
-                                .map_err(failed(path))?
-                                .map(|(key, _)| key.value().1);
-                            if snapshot_due(*always, count, last, snapshot_every) {
-                                snapshots
-                                    .insert((*actor, count), snapshot.as_slice())
-                                    .map_err(failed(path))?;
+                            let at = StateRef {
+                                index: count,
+                                hash: *hash,
+                                sha256: state.sha256(),
+                            };
+                            kept.keep_newest(*actor, &at, state, written)?;
+                            if snapshot_due(
+                                *always,
+                                count,
+                                kept.last_snapshot(*actor)?,
+                                snapshot_every,
+                            ) {
+                                kept.snapshot(*actor, &at, state, written)?;
                             }
+                        }
+                        if let Some(number) = delivered {
+                            inbox.remove((*actor, *number)).map_err(failed(path))?;
                         }
                         Ok(())
                     } else {
@@ -1313,6 +1528,17 @@ fn write_batch(
                             describe(head_hash),
                         ))
                     }
+                }
+                Request::Accept {
+                    actor,
+                    number,
+                    message,
+                    ..
+                } => {
+                    inbox
+                        .insert((*actor, *number), message.as_slice())
+                        .map_err(failed(path))?;
+                    Ok(())
                 }
                 Request::Import {
                     actor, events: new, ..
@@ -1344,6 +1570,12 @@ fn write_batch(
                     let record = stored
                         .map(|bytes| serde_json::from_slice::<ActorRecord>(bytes.value()))
                         .transpose();
+                    if !*running {
+                        // It will not be resumed to run what it was sent.
+                        inbox
+                            .retain_in(range_of_key(*actor), |_, _| false)
+                            .map_err(failed(path))?;
+                    }
                     match record {
                         Ok(Some(mut record)) if record.running != *running => {
                             record.running = *running;
@@ -1369,7 +1601,190 @@ fn write_batch(
         }
     }
     tx.commit().map_err(failed(path))?;
-    Ok((outcomes, stored))
+    Ok(Committed {
+        outcomes,
+        events: stored,
+        written,
+    })
+}
+
+/// States a batch wrote (not those it found stored already).
+#[derive(Default)]
+struct Written {
+    states: u64,
+    bytes: u64,
+}
+
+/// The writer's side of kept states: the references to them, and the
+/// states themselves, stored once by SHA-256 and counted, so that an
+/// unchanged or repeated state is not written again and a state no
+/// reference names is removed.
+struct KeptStates<'tx> {
+    path: &'tx Path,
+    newest: Table<'tx, [u8; 16], &'static [u8]>,
+    snapshots: Table<'tx, ([u8; 16], u64), &'static [u8]>,
+    blobs: Table<'tx, [u8; 32], &'static [u8]>,
+    refs: Table<'tx, [u8; 32], u64>,
+}
+
+impl<'tx> KeptStates<'tx> {
+    fn open(tx: &'tx WriteTransaction, path: &'tx Path) -> Result<Self, StorageError> {
+        Ok(Self {
+            path,
+            newest: tx.open_table(STATES).map_err(failed(path))?,
+            snapshots: tx.open_table(SNAPSHOTS).map_err(failed(path))?,
+            blobs: tx.open_table(STATE_BLOBS).map_err(failed(path))?,
+            refs: tx.open_table(STATE_REFS).map_err(failed(path))?,
+        })
+    }
+
+    /// Makes the state `at` names `actor`'s newest.
+    fn keep_newest(
+        &mut self,
+        actor: [u8; 16],
+        at: &StateRef,
+        state: &KeptState,
+        written: &mut Written,
+    ) -> Result<(), StorageError> {
+        let path = self.path;
+        let before = self
+            .newest
+            .get(actor)
+            .map_err(failed(path))?
+            .and_then(|old| codec::decode_state_ref(old.value()).ok())
+            .and_then(|old| old.sha256);
+        if before != at.sha256 {
+            self.add_ref(state, written)?;
+            self.drop_ref(before)?;
+        }
+        self.newest
+            .insert(actor, codec::encode_state_ref(at).as_slice())
+            .map_err(failed(path))?;
+        Ok(())
+    }
+
+    /// Index of `actor`'s newest snapshot.
+    fn last_snapshot(&self, actor: [u8; 16]) -> Result<Option<u64>, StorageError> {
+        let path = self.path;
+        Ok(self
+            .snapshots
+            .range(range_of_key(actor))
+            .map_err(failed(path))?
+            .next_back()
+            .transpose()
+            .map_err(failed(path))?
+            .map(|(key, _)| key.value().1))
+    }
+
+    /// Keeps the state `at` names as a snapshot of `actor`.
+    fn snapshot(
+        &mut self,
+        actor: [u8; 16],
+        at: &StateRef,
+        state: &KeptState,
+        written: &mut Written,
+    ) -> Result<(), StorageError> {
+        self.snapshots
+            .insert((actor, at.index), codec::encode_state_ref(at).as_slice())
+            .map_err(failed(self.path))?;
+        self.add_ref(state, written)
+    }
+
+    /// One more reference to `state`: stored if it is the first.
+    fn add_ref(&mut self, state: &KeptState, written: &mut Written) -> Result<(), StorageError> {
+        let path = self.path;
+        let Some(sha256) = state.sha256() else {
+            return Ok(());
+        };
+        let count = self
+            .refs
+            .get(sha256)
+            .map_err(failed(path))?
+            .map_or(0, |count| count.value());
+        if count == 0 {
+            let bytes = state.state().as_deref().unwrap_or_default();
+            self.blobs.insert(sha256, bytes).map_err(failed(path))?;
+            written.states += 1;
+            written.bytes += bytes.len() as u64;
+        }
+        self.refs.insert(sha256, count + 1).map_err(failed(path))?;
+        Ok(())
+    }
+
+    /// One reference fewer to the state `sha256`: removed if it was the last.
+    fn drop_ref(&mut self, sha256: Option<Hash>) -> Result<(), StorageError> {
+        let path = self.path;
+        let Some(sha256) = sha256 else {
+            return Ok(());
+        };
+        let count = self
+            .refs
+            .get(sha256)
+            .map_err(failed(path))?
+            .map_or(0, |count| count.value());
+        if count > 1 {
+            self.refs.insert(sha256, count - 1).map_err(failed(path))?;
+        } else {
+            self.refs.remove(sha256).map_err(failed(path))?;
+            self.blobs.remove(sha256).map_err(failed(path))?;
+        }
+        Ok(())
+    }
+}
+
+/// Converts a database of layout 1, which kept a copy of the state in
+/// every entry of [`STATES`] and [`SNAPSHOTS`], to keeping each state once.
+fn migrate_inline_states(tx: &WriteTransaction, path: &Path) -> Result<(), StorageError> {
+    let mut kept = KeptStates::open(tx, path)?;
+    let unreadable = |e: String| StorageError::Unreadable {
+        path: path.to_owned(),
+        detail: format!("a state kept by layout 1 cannot be read: {e}"),
+    };
+    let mut newest = Vec::new();
+    for row in kept.newest.iter().map_err(failed(path))? {
+        let (key, value) = row.map_err(failed(path))?;
+        newest.push((key.value(), value.value().to_vec()));
+    }
+    for (actor, bytes) in newest {
+        let snapshot = codec::decode_v1_snapshot(&bytes).map_err(unreadable)?;
+        let state = KeptState::new(snapshot.state);
+        let at = StateRef {
+            index: snapshot.index,
+            hash: snapshot.hash,
+            sha256: state.sha256(),
+        };
+        kept.newest
+            .insert(actor, codec::encode_state_ref(&at).as_slice())
+            .map_err(failed(path))?;
+        kept.add_ref(&state, &mut Written::default())?;
+    }
+    let mut snapshots = Vec::new();
+    for row in kept.snapshots.iter().map_err(failed(path))? {
+        let (key, value) = row.map_err(failed(path))?;
+        snapshots.push((key.value(), value.value().to_vec()));
+    }
+    for ((actor, _), bytes) in snapshots {
+        let snapshot = codec::decode_v1_snapshot(&bytes).map_err(unreadable)?;
+        let state = KeptState::new(snapshot.state);
+        let at = StateRef {
+            index: snapshot.index,
+            hash: snapshot.hash,
+            sha256: state.sha256(),
+        };
+        kept.snapshot(actor, &at, &state, &mut Written::default())?;
+    }
+    Ok(())
+}
+
+/// The highest number in any inbox, `None` if every inbox is empty.
+fn last_accepted(tx: &WriteTransaction, path: &Path) -> Result<Option<u64>, StorageError> {
+    let inbox = tx.open_table(INBOX).map_err(failed(path))?;
+    let mut last = None;
+    for row in inbox.iter().map_err(failed(path))? {
+        let number = row.map_err(failed(path))?.0.value().1;
+        last = last.max(Some(number));
+    }
+    Ok(last)
 }
 
 fn describe(hash: Option<Hash>) -> String {
@@ -1405,6 +1820,22 @@ mod tests {
             log.append(actor, next).await.unwrap();
         }
         head
+    }
+
+    /// Appends a state transition, as the executor does.
+    async fn append_state(
+        log: &RedbEventLog,
+        actor: &ActorId,
+        event: ChainEvent,
+        state: crate::wasm::StateBytes,
+    ) {
+        let state = KeptState::new(state);
+        let entry = Entry {
+            event,
+            state: Some(&state),
+            delivered: None,
+        };
+        log.append_entry(actor, entry).await.unwrap();
     }
 
     fn temp_db() -> (tempfile::TempDir, PathBuf) {
@@ -1714,7 +2145,7 @@ mod tests {
     }
 
     /// A call event recording `state` (by digest), as the executor writes it.
-    fn transition(parent: Option<Hash>, state: &StateBytes) -> ChainEvent {
+    fn transition(parent: Option<Hash>, state: &crate::wasm::StateBytes) -> ChainEvent {
         let data = crate::chain::record::encode(&serde_json::json!({
             "function": "f",
             "state": StateDigest::of(state),
@@ -1732,7 +2163,7 @@ mod tests {
             let state = Some(n.to_string().into_bytes());
             let event = transition(head, &state);
             head = Some(event.hash);
-            log.append_with_state(&actor, event, &state).await.unwrap();
+            append_state(&log, &actor, event, state).await;
         }
         let at = |index| log.stored_snapshot(&actor, index).unwrap().unwrap();
         assert_eq!(at(63).index, 0);
@@ -1745,11 +2176,11 @@ mod tests {
         let db = Database::open(&path).unwrap();
         let tx = db.begin_write().unwrap();
         {
-            let mut snapshots = tx.open_table(SNAPSHOTS).unwrap();
-            let key = (key_of(&actor), crate::chain::SNAPSHOT_EVERY);
-            let mut bytes = snapshots.get(key).unwrap().unwrap().value().to_vec();
+            let mut blobs = tx.open_table(STATE_BLOBS).unwrap();
+            let key: Hash = Sha256::digest(b"64").into();
+            let mut bytes = blobs.get(key).unwrap().unwrap().value().to_vec();
             *bytes.last_mut().unwrap() = b'5';
-            snapshots.insert(key, bytes.as_slice()).unwrap();
+            blobs.insert(key, bytes.as_slice()).unwrap();
         }
         tx.commit().unwrap();
         drop(db);
@@ -1768,6 +2199,131 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_state_is_stored_once_and_removed_when_nothing_names_it() {
+        let (_dir, path) = temp_db();
+        let log = RedbEventLog::open(&path).unwrap();
+        let state = |text: &str| Some(text.as_bytes().to_vec());
+        let (a, b) = (ActorId::new(), ActorId::new());
+        let mut head = None;
+        for text in ["one", "one", "one", "two", "two", "three"] {
+            let event = transition(head, &state(text));
+            head = Some(event.hash);
+            append_state(&log, &a, event, state(text)).await;
+        }
+        append_state(&log, &b, transition(None, &state("three")), state("three")).await;
+        // "one" (kept by the snapshot of event 0), "two" and "three" were
+        // each written once; "two" is gone, named by nothing.
+        let stats = log.stats();
+        assert_eq!((stats.states_written, stats.state_bytes_written), (3, 11));
+        let tx = log.shared.db.begin_read().unwrap();
+        let blobs = tx.open_table(STATE_BLOBS).unwrap();
+        let stored: Vec<Vec<u8>> = blobs
+            .iter()
+            .unwrap()
+            .map(|row| row.unwrap().1.value().to_vec())
+            .collect();
+        assert_eq!(stored.len(), 2);
+        assert!(stored.contains(&b"one".to_vec()) && stored.contains(&b"three".to_vec()));
+        let refs = tx.open_table(STATE_REFS).unwrap();
+        let three: Hash = Sha256::digest(b"three").into();
+        assert_eq!(refs.get(three).unwrap().unwrap().value(), 3);
+        assert_eq!(log.verify_all().unwrap().events, 7);
+        assert_eq!(
+            log.stored_snapshot(&a, 5).unwrap().unwrap().state,
+            state("one")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_database_of_layout_1_is_converted_on_open() {
+        let (_dir, path) = temp_db();
+        let actor = ActorId::new();
+        let state = Some(b"{\"count\":1}".to_vec());
+        let event = transition(None, &state);
+        {
+            let log = RedbEventLog::open(&path).unwrap();
+            log.append(&actor, event.clone()).await.unwrap();
+        }
+        // What layout 1 wrote: the state inline, in both tables.
+        let mut inline = 0u64.to_be_bytes().to_vec();
+        inline.extend_from_slice(&event.hash);
+        inline.push(1);
+        inline.extend_from_slice(state.as_deref().unwrap());
+        {
+            let db = Database::open(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert("format", 1).unwrap();
+            tx.open_table(STATES)
+                .unwrap()
+                .insert(key_of(&actor), inline.as_slice())
+                .unwrap();
+            tx.open_table(SNAPSHOTS)
+                .unwrap()
+                .insert((key_of(&actor), 0), inline.as_slice())
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let log = RedbEventLog::open(&path).unwrap();
+        assert_eq!(log.verify_all().unwrap().events, 1);
+        assert_eq!(
+            log.stored_snapshot(&actor, 0).unwrap().unwrap().state,
+            state
+        );
+        drop(log);
+        let db = Database::open(&path).unwrap();
+        let tx = db.begin_read().unwrap();
+        let format = tx
+            .open_table(META)
+            .unwrap()
+            .get("format")
+            .unwrap()
+            .unwrap()
+            .value();
+        assert_eq!(format, FORMAT);
+        assert_eq!(
+            tx.open_table(STATE_BLOBS).unwrap().iter().unwrap().count(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn an_accepted_message_leaves_the_inbox_with_its_calls_event() {
+        let (_dir, path) = temp_db();
+        let actor = ActorId::new();
+        let message = |n: u32| Accepted {
+            function: "f".into(),
+            params: RawValue::from_string(format!("[{n}]")).unwrap(),
+            origin: None,
+        };
+        let numbers = {
+            let log = RedbEventLog::open(&path).unwrap();
+            let mut numbers = Vec::new();
+            for n in 0..3 {
+                numbers.push(log.accept(&actor, &message(n)).await.unwrap().unwrap());
+            }
+            // The first one runs: its event takes it out of the inbox.
+            let entry = Entry {
+                event: event(None, 0),
+                state: None,
+                delivered: Some(numbers[0]),
+            };
+            log.append_entry(&actor, entry).await.unwrap();
+            numbers
+        };
+        // The others are still there after a restart, in order, and new
+        // numbers do not reuse theirs.
+        let log = RedbEventLog::open(&path).unwrap();
+        let inbox = log.inbox(&actor).unwrap();
+        let kept: Vec<(u64, &str)> = inbox.iter().map(|(n, m)| (*n, m.params.get())).collect();
+        assert_eq!(kept, [(numbers[1], "[1]"), (numbers[2], "[2]")]);
+        let next = log.accept(&actor, &message(3)).await.unwrap().unwrap();
+        assert!(next > numbers[2]);
+        // An actor stopped for good drops its inbox.
+        log.set_running(&actor, false).await.unwrap();
+        assert!(log.inbox(&actor).unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn the_snapshot_interval_is_an_option() {
         let (_dir, path) = temp_db();
         let options = LogOptions {
@@ -1781,7 +2337,7 @@ mod tests {
             let state = Some(n.to_string().into_bytes());
             let event = transition(head, &state);
             head = Some(event.hash);
-            log.append_with_state(&actor, event, &state).await.unwrap();
+            append_state(&log, &actor, event, state).await;
         }
         let at = |index| log.stored_snapshot(&actor, index).unwrap().unwrap().index;
         assert_eq!((at(9), at(19), at(24)), (0, 10, 20));

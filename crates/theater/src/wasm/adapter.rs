@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,6 +25,7 @@ use wasmtime::component::{
 };
 
 use crate::actor::ActorStore;
+use crate::packages::Package;
 
 /// An actor's state: opaque bytes, by convention JSON.
 pub type StateBytes = Option<Vec<u8>>;
@@ -44,17 +46,25 @@ pub enum CallFailure {
     Actor(String),
     /// The call trapped or hit a limit; the instance must not be reused.
     Trap(wasmtime::Error),
+    /// The result, as JSON, would exceed the caller's cap on it.
+    ResultTooLarge,
+    /// The state left behind, of this many bytes, exceeds the actor's cap
+    /// (checked by the caller, which knows the cap).
+    StateTooLarge(usize),
 }
 
 type CallFuture<'a> = Pin<Box<dyn Future<Output = Result<CallOutput, CallFailure>> + Send + 'a>>;
 
 /// One bound export, callable with serialized params.
 pub trait ExportFunction: Send + Sync {
+    /// Calls the export; a result longer than `max_result_bytes` as JSON is
+    /// refused ([`CallFailure::ResultTooLarge`]) before it is written out.
     fn call<'a>(
         &'a self,
         store: &'a mut Store<ActorStore>,
         state: StateBytes,
         params: &'a RawValue,
+        max_result_bytes: usize,
     ) -> CallFuture<'a>;
 }
 
@@ -120,6 +130,7 @@ where
         store: &'a mut Store<ActorStore>,
         state: StateBytes,
         params: &'a RawValue,
+        max_result_bytes: usize,
     ) -> CallFuture<'a> {
         Box::pin(async move {
             let params: P = serde_json::from_str(params.get())
@@ -130,10 +141,41 @@ where
                 .await
                 .map_err(CallFailure::Trap)?;
             let (state, value) = result.map_err(CallFailure::Actor)?.split();
-            let result = to_raw_value(&value)
-                .map_err(|e| CallFailure::Actor(format!("result does not serialize: {e}")))?;
+            let result = to_bounded_json(&value, max_result_bytes)?;
             Ok(CallOutput { state, result })
         })
+    }
+}
+
+/// `value` as JSON, unless that is longer than `limit` bytes: measured
+/// first, so an oversized result is never written out whole.
+fn to_bounded_json<T: Serialize>(value: &T, limit: usize) -> Result<Box<RawValue>, CallFailure> {
+    let does_not_serialize = |e| CallFailure::Actor(format!("result does not serialize: {e}"));
+    let mut counter = ByteCounter { written: 0, limit };
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => to_raw_value(value).map_err(does_not_serialize),
+        Err(e) if e.is_io() => Err(CallFailure::ResultTooLarge),
+        Err(e) => Err(does_not_serialize(e)),
+    }
+}
+
+/// Counts the bytes written to it and fails past `limit`.
+struct ByteCounter {
+    written: usize,
+    limit: usize,
+}
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.written += buf.len();
+        if self.written > self.limit {
+            return Err(std::io::Error::other("over the limit"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -173,7 +215,7 @@ pub struct ExportSpec {
 }
 
 impl ExportSpec {
-    /// `interface.function`, the name `call_function` takes.
+    /// `interface.function`, the canonical name `call_function` takes.
     pub fn full_name(&self) -> String {
         format!("{}.{}", self.interface, self.function)
     }
@@ -292,40 +334,66 @@ impl ExportRegistry {
 /// A registry's exports looked up in one component. Built once per
 /// component and registry, so that an instance finds its exports by index
 /// instead of by name.
+///
+/// Specs name exports by their canonical name (`ntwk:theater/actor.init`);
+/// the component may export them under any name of [`Package::ALL`].
 pub(crate) struct ExportTable {
     specs: Vec<ExportSpec>,
     /// Per spec, where the component exports it; `None` if it does not.
-    indices: Vec<Option<ComponentExportIndex>>,
-    /// Position in `specs` of each `interface.function`.
+    found: Vec<Option<Found>>,
+    /// Position in `specs` of each `interface.function`, by canonical name
+    /// and by the name the component exports it under.
     slots: HashMap<String, usize>,
+    /// An interface the component exports under two package names, if any.
+    twice: Option<[String; 2]>,
+}
+
+/// Where a component exports one spec's function.
+pub(crate) struct Found {
+    pub index: ComponentExportIndex,
+    /// `interface.function` as the component exports it.
+    pub name: Arc<str>,
 }
 
 impl ExportTable {
     pub fn new(component: &Component, registry: ExportRegistry) -> Self {
         let specs = registry.specs;
-        let indices = specs.iter().map(|spec| find(component, spec)).collect();
-        let slots = specs
+        let mut twice = None;
+        let found: Vec<Option<Found>> = specs
             .iter()
-            .enumerate()
-            .map(|(slot, spec)| (spec.full_name(), slot))
+            .map(|spec| {
+                let mut hits = Package::ALL
+                    .into_iter()
+                    .filter_map(|package| find(component, spec, package));
+                let first = hits.next();
+                if let (Some(first), Some(second)) = (&first, hits.next()) {
+                    twice.get_or_insert([first.name.to_string(), second.name.to_string()]);
+                }
+                first
+            })
             .collect();
+        let mut slots = HashMap::with_capacity(specs.len());
+        for (slot, (spec, found)) in specs.iter().zip(&found).enumerate() {
+            slots.insert(spec.full_name(), slot);
+            if let Some(found) = found {
+                slots.insert(found.name.to_string(), slot);
+            }
+        }
         Self {
             specs,
-            indices,
+            found,
             slots,
+            twice,
         }
     }
 
-    /// Each spec with the component's index of its function, if any.
-    pub fn entries(
-        &self,
-    ) -> impl ExactSizeIterator<Item = (&ExportSpec, Option<&ComponentExportIndex>)> {
-        self.specs
-            .iter()
-            .zip(self.indices.iter().map(Option::as_ref))
+    /// Each spec with where the component exports it, if it does.
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = (&ExportSpec, Option<&Found>)> {
+        self.specs.iter().zip(self.found.iter().map(Option::as_ref))
     }
 
-    /// Position of `interface.function` in [`entries`](Self::entries).
+    /// Position of `interface.function` (canonical, or as exported) in
+    /// [`entries`](Self::entries).
     pub fn slot(&self, function: &str) -> Option<usize> {
         self.slots.get(function).copied()
     }
@@ -334,28 +402,46 @@ impl ExportTable {
         &self.specs[slot]
     }
 
-    /// Whether the component exports `interface.function` as a handler
-    /// expects it.
+    /// Whether the component exports `interface.function` (by either
+    /// package name) as a handler expects it.
     pub fn exports(&self, function: &str) -> bool {
         self.slot(function)
-            .is_some_and(|slot| self.indices[slot].is_some())
+            .is_some_and(|slot| self.found[slot].is_some())
     }
 
-    /// The `interface.function` names the component exports, sorted.
+    /// The `interface.function` names the component exports, as it exports
+    /// them, sorted.
     pub fn exported_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
-            .entries()
-            .filter(|(_, index)| index.is_some())
-            .map(|(spec, _)| spec.full_name())
+            .found
+            .iter()
+            .flatten()
+            .map(|found| found.name.to_string())
             .collect();
         names.sort_unstable();
         names
     }
+
+    /// The name the component exports the function of `slot` under.
+    pub fn exported_name(&self, slot: usize) -> Option<&Arc<str>> {
+        self.found[slot].as_ref().map(|found| &found.name)
+    }
+
+    /// One function the component exports under both package names, by
+    /// both names: which of the two the runtime should call is unclear.
+    pub fn exported_twice(&self) -> Option<&[String; 2]> {
+        self.twice.as_ref()
+    }
 }
 
-fn find(component: &Component, spec: &ExportSpec) -> Option<ComponentExportIndex> {
-    let interface = component.get_export_index(None, spec.interface)?;
-    component.get_export_index(Some(&interface), spec.function)
+fn find(component: &Component, spec: &ExportSpec, package: Package) -> Option<Found> {
+    let interface = package.name_of(spec.interface);
+    let instance = component.get_export_index(None, interface.as_ref())?;
+    let index = component.get_export_index(Some(&instance), spec.function)?;
+    Some(Found {
+        index,
+        name: format!("{interface}.{}", spec.function).into(),
+    })
 }
 
 /// Refines a registration.
@@ -420,7 +506,18 @@ fn rust_type<T>() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::rust_type;
+    use super::{CallFailure, rust_type, to_bounded_json};
+
+    #[test]
+    fn results_are_refused_past_their_cap() {
+        let bytes = (vec![255u8; 3],);
+        let json = to_bounded_json(&bytes, 15).unwrap();
+        assert_eq!(json.get(), "[[255,255,255]]");
+        assert!(matches!(
+            to_bounded_json(&bytes, 14),
+            Err(CallFailure::ResultTooLarge)
+        ));
+    }
 
     #[test]
     fn type_names_are_short() {

@@ -15,11 +15,16 @@ pub use cache::{CompiledComponent, ComponentCache, ComponentError, ExportKey};
 
 use std::time::Duration;
 
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, UpdateDeadline};
 
-/// How often the epoch advances. Bounds how late a time limit fires and how
-/// long a busy actor runs before it yields its thread to others.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How often the epoch advances: how long a busy call runs before it yields
+/// its thread to other actors and to the I/O (see [`yield_to_others`]), and
+/// how late a time limit may fire. Guards neighbours against an actor that
+/// computes without end: each of them waits at most a tick or two per
+/// spinning actor on its thread (docs/security.md). A millisecond costs the
+/// spinning call a yield per millisecond and the process an idle thread's
+/// wake-up per millisecond.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// The engine every actor of a process shares. Calls take the synchronous
 /// component-model path (`concurrency_support(false)`): one call per actor at
@@ -33,6 +38,18 @@ pub fn new_engine() -> wasmtime::Result<Engine> {
     let engine = Engine::new(&config)?;
     start_epoch_ticker(&engine);
     Ok(engine)
+}
+
+/// What the epoch callback of a call still within its budget answers: go
+/// on for one more tick, after yielding through tokio's own `yield_now`.
+///
+/// Wasmtime's plain `Yield` wakes the task at once, which tokio treats as
+/// ready work: a worker kept busy by such tasks looks at its I/O driver and
+/// its shared queue only every few dozen polls, so sockets and tasks woken
+/// from other threads wait behind every spinning call. `yield_now` defers
+/// the wake until the worker has looked at both.
+pub(crate) fn yield_to_others() -> UpdateDeadline {
+    UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.

@@ -107,3 +107,14 @@ async fn a_cache_other_users_may_write_is_not_used() {
         "the runtime must not quietly change the operator's permissions"
     );
 }
+
+#[test]
+fn a_new_home_is_private_to_its_user() {
+    let scratch = tempfile::tempdir().unwrap();
+    let home = scratch.path().join("a/home");
+    drop(RuntimeConfig::at(&home).unwrap());
+    for dir in [&home, &home.with_file_name("")] {
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+    }
+}

@@ -6,11 +6,14 @@ mod cache;
 #[path = "../it/common/mod.rs"]
 mod common;
 
+mod accepted;
 mod escalation;
 mod filesystem;
 mod host_files;
 mod http;
 mod management;
 mod manifests;
+mod neighbours;
 mod observe;
+mod oversize;
 mod spawn_loops;

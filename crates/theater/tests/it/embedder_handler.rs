@@ -7,7 +7,7 @@ use std::path::Path;
 use theater::actor::{ActorStore, Extensions};
 use theater::host::{ConfigError, Handler, HandlerSet};
 use theater::wasm::ExportRegistry;
-use theater::{RuntimeConfig, SpawnError, TheaterRuntime};
+use theater::{Package, RuntimeConfig, SpawnError, TheaterRuntime};
 use wasmtime::component::Linker;
 
 /// Grants nothing to import, but requires `handle-request` and checks its
@@ -34,7 +34,11 @@ impl Handler for Greeter {
         }
     }
 
-    fn add_to_linker(&self, _linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
+    fn add_to_linker(
+        &self,
+        _linker: &mut Linker<ActorStore>,
+        _package: Package,
+    ) -> wasmtime::Result<()> {
         Ok(())
     }
 

@@ -6,6 +6,7 @@ mod common;
 mod cache;
 mod calls;
 mod compat;
+mod compat_2025;
 mod docs;
 mod durability;
 mod embedder_handler;

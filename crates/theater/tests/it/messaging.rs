@@ -135,7 +135,7 @@ async fn a_request_times_out_with_a_clear_error() {
     )
     .await
     .unwrap();
-    runtime.send(None, busy.id(), json("{}")).unwrap();
+    runtime.send(None, busy.id(), json("{}")).await.unwrap();
     let err = command(&a, json!({"request": {"to": id(&busy), "msg": "ping"}}))
         .await
         .unwrap_err();
@@ -191,7 +191,10 @@ async fn an_oversized_message_is_refused_by_the_receivers_limit() {
         .unwrap_err();
     assert!(err.to_string().contains("max_message_bytes"), "{err}");
     // From outside too, and nothing reached it.
-    let err = runtime.send(None, small.id(), vec![b'x'; 65]).unwrap_err();
+    let err = runtime
+        .send(None, small.id(), vec![b'x'; 65])
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -327,6 +330,7 @@ async fn a_client_outside_the_runtime_can_send_request_and_use_channels() {
     let b = spawn(&runtime, "messenger").await;
     runtime
         .send(None, b.id(), json(r#""from outside""#))
+        .await
         .unwrap();
     let reply = runtime
         .request(None, b.id(), json(r#""ping""#), TIMEOUT)
@@ -409,7 +413,10 @@ async fn the_streamer_delivers_a_stream_in_order_then_closes_it() {
 async fn a_send_to_an_actor_without_handle_send_is_refused() {
     let runtime = runtime();
     let minimal = spawn(&runtime, "minimal").await;
-    let error = runtime.send(None, minimal.id(), json("{}")).unwrap_err();
+    let error = runtime
+        .send(None, minimal.id(), json("{}"))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&error, ActorError::UnknownFunction { function, .. } if function.ends_with("handle-send")),
         "{error}"

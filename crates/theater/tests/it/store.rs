@@ -44,7 +44,7 @@ async fn spawn_on(runtime: &TheaterRuntime, id: &str) -> ActorHandle {
     );
     spawn_with(runtime, "kv-store", &manifest)
         .await
-        .expect("kv-store spawns on an existing store")
+        .expect("kv-store spawns on the store it names")
 }
 
 #[tokio::test]
@@ -173,16 +173,31 @@ async fn unknown_refs_and_labels_are_clear_errors_and_the_actor_keeps_serving() 
     );
 }
 
+/// Rule 11: a store id is a name; a store never made with `new` exists,
+/// empty, from its first use, and actors naming it share it.
 #[tokio::test]
-async fn an_unknown_store_id_is_a_clear_error() {
+async fn a_store_id_is_a_name() {
     let home = tempfile::tempdir().unwrap();
     let runtime = runtime_at(home.path());
-    let kv = spawn_on(&runtime, "no-such-store").await;
-    let err = failure(request(&kv, json!({ "get": "k" })).await);
+    let kv = spawn_on(&runtime, "never-made").await;
     assert_eq!(
-        err,
-        "no store `no-such-store`: create one with `store.new()` and use the id it returns"
+        request(&kv, json!({ "get": "k" })).await.unwrap(),
+        json!(null)
     );
+    assert_eq!(
+        request(&kv, json!({ "list": null })).await.unwrap(),
+        json!([])
+    );
+    let put = json!({ "put": { "key": "k", "value": 1 } });
+    request(&kv, put).await.unwrap();
+    let other = spawn_on(&runtime, "never-made").await;
+    assert_eq!(
+        request(&other, json!({ "get": "k" })).await.unwrap(),
+        json!(1)
+    );
+    let empty = spawn_on(&runtime, "").await;
+    let err = failure(request(&empty, json!({ "get": "k" })).await);
+    assert!(err.contains("a store id must not be empty"), "{err}");
 }
 
 #[tokio::test]

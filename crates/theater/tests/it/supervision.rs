@@ -30,8 +30,8 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
     }
 }
 
-fn trap(runtime: &TheaterRuntime, child: ActorId) {
-    runtime.send(None, child, json(r#""trap""#)).unwrap();
+async fn trap(runtime: &TheaterRuntime, child: ActorId) {
+    runtime.send(None, child, json(r#""trap""#)).await.unwrap();
 }
 
 /// The `supervision` events in an actor's chain, as JSON.
@@ -55,7 +55,7 @@ async fn a_parent_spawns_lists_and_inspects_its_children() {
         command(&parent, json!({"children": null})).await.unwrap(),
         json!([child.to_string()])
     );
-    runtime.send(None, child, json(r#""one""#)).unwrap();
+    runtime.send(None, child, json(r#""one""#)).await.unwrap();
     let state = command(&parent, json!({"state_of": child.to_string()}))
         .await
         .unwrap();
@@ -80,8 +80,8 @@ async fn a_failing_child_is_restarted_with_its_state_and_the_parent_hears_of_it(
     let runtime = runtime();
     let parent = spawn(&runtime, "supervisor").await;
     let child = spawn_child(&parent, "../trap/manifest.toml").await;
-    runtime.send(None, child, json(r#""one""#)).unwrap();
-    trap(&runtime, child);
+    runtime.send(None, child, json(r#""one""#)).await.unwrap();
+    trap(&runtime, child).await;
     let errors = eventually("the parent hears of the failure", async || {
         let memory = memory(&parent).await;
         (!memory["errors"].as_array().unwrap().is_empty()).then(|| memory["errors"].clone())
@@ -113,7 +113,7 @@ async fn three_failures_within_the_window_escalate_under_max_restarts_two() {
     let parent = spawn(&runtime, "supervisor").await; // max_restarts = 2, window_s = 10
     let child = spawn_child(&parent, "../trap/manifest.toml").await;
     for _ in 0..3 {
-        trap(&runtime, child);
+        trap(&runtime, child).await;
     }
     eventually("the parent fails and its subtree stops", async || {
         (runtime.actor(parent.id()).is_err() && runtime.actor(child).is_err()).then_some(())
@@ -139,7 +139,7 @@ async fn an_escalating_parent_is_reported_to_its_own_parent() {
     let middle_handle = runtime.actor(middle).unwrap();
     let leaf = spawn_child(&middle_handle, "../trap/manifest.toml").await;
     for _ in 0..3 {
-        trap(&runtime, leaf);
+        trap(&runtime, leaf).await;
     }
     let memory = eventually(
         "the top hears that the middle failed and exited",
@@ -172,7 +172,7 @@ config = { restart = "never", spawn_from = [".."] }
 "#;
     let parent = spawn_with(&runtime, "supervisor", text).await.unwrap();
     let child = spawn_child(&parent, "../trap/manifest.toml").await;
-    trap(&runtime, child);
+    trap(&runtime, child).await;
     let memory = eventually("the child exits", async || {
         let memory = memory(&parent).await;
         (!memory["exits"].as_array().unwrap().is_empty()).then_some(memory)
@@ -200,7 +200,7 @@ config = { strategy = "one-for-all", spawn_from = [".."] }
     let parent = spawn_with(&runtime, "supervisor", text).await.unwrap();
     let first = spawn_child(&parent, "../trap/manifest.toml").await;
     let second = spawn_child(&parent, "../counter/manifest.toml").await;
-    trap(&runtime, first);
+    trap(&runtime, first).await;
     let decision = eventually("a restart decision", async || {
         decisions(&runtime, parent.id()).pop()
     })
@@ -222,7 +222,10 @@ async fn stop_and_restart_child_and_a_stopped_parent_takes_its_subtree() {
     let runtime = runtime();
     let parent = spawn(&runtime, "supervisor").await;
     let counter = spawn_child(&parent, "../counter/manifest.toml").await;
-    runtime.send(None, counter, json(r#"{"add":5}"#)).unwrap();
+    runtime
+        .send(None, counter, json(r#"{"add":5}"#))
+        .await
+        .unwrap();
     command(&parent, json!({"restart": counter.to_string()}))
         .await
         .unwrap();

@@ -32,6 +32,7 @@ use self::granted::GrantedDir;
 use super::config::{self, ConfigError};
 use super::{Granted, Handler};
 use crate::actor::{ActorStore, Extensions};
+use crate::packages::Package;
 use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/filesystem";
@@ -135,8 +136,12 @@ impl Handler for FilesystemHandler {
         config::at_most(MAX_READ_KEY, child.max_read_bytes, parent.max_read_bytes)
     }
 
-    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
-        let mut fs = linker.instance(INTERFACE)?;
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<ActorStore>,
+        package: Package,
+    ) -> wasmtime::Result<()> {
+        let mut fs = linker.instance(&package.name_of(INTERFACE))?;
         define(
             &mut fs,
             "read-file",

@@ -30,6 +30,7 @@ use super::config::{self, ConfigError};
 use super::http_record::redact_http;
 use super::{Granted, Handler};
 use crate::actor::{ActorStore, Extensions};
+use crate::packages::Package;
 use crate::wasm::ExportRegistry;
 use state::{HttpFramework, Running, Shared, WsEndpoint};
 use types::{
@@ -250,8 +251,12 @@ impl Handler for HttpFrameworkHandler {
             .within(&FrameworkConfig::from_table(parent.config)?)
     }
 
-    fn add_to_linker(&self, linker: &mut Linker<ActorStore>) -> wasmtime::Result<()> {
-        let mut host = linker.instance(INTERFACE)?;
+    fn add_to_linker(
+        &self,
+        linker: &mut Linker<ActorStore>,
+        package: Package,
+    ) -> wasmtime::Result<()> {
+        let mut host = linker.instance(&package.name_of(INTERFACE))?;
         host.func_wrap_async("create-server", |mut store, (config,): (ServerConfig,)| {
             Box::new(async move {
                 let params = json!({ "config": config });

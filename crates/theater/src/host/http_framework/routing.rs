@@ -1,13 +1,15 @@
 //! Which handler answers a request: routes match a method and a path,
 //! middleware matches a path prefix.
 //!
-//! A route's path matches exactly, or, as this project's extension, it is a
-//! template whose `{name}` segments match any one non-empty segment
-//! (`/api/chats/{id}` matches `/api/chats/42`). The actor still sees the
-//! request's `uri` and reads the segment itself. When several routes match,
-//! an exact path beats a template, a template with more literal segments
-//! beats one with fewer, an exact method beats `*`, and then the older
-//! route wins.
+//! A route's path matches exactly, or it is a template whose `{name}`
+//! segments match any one non-empty segment (`/api/chats/{id}` matches
+//! `/api/chats/42`), and whose final segment may be a catch-all `{*name}`
+//! matching the rest of the path, one or more segments, slashes included
+//! (`/api/labels/{*name}` matches `/api/labels/docs/readme`). The actor
+//! still sees the request's `uri` and reads the segments itself. When
+//! several routes match, an exact path beats a template, a template beats
+//! a catch-all, more literal segments beat fewer, an exact method beats
+//! `*`, and then the older route wins.
 
 /// Longest path a route or middleware may be registered with.
 pub const MAX_PATH_LEN: usize = 2048;
@@ -59,9 +61,12 @@ impl std::fmt::Display for MethodMatch {
 enum Segment {
     Literal(String),
     Param,
+    /// `{*name}`, always the last segment: the rest of the path.
+    Rest,
 }
 
-/// A route's path: exact, or a template with `{name}` segments.
+/// A route's path: exact, or a template with `{name}` segments and perhaps
+/// a final `{*name}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathPattern {
     raw: String,
@@ -80,8 +85,18 @@ impl PathPattern {
         }
         let mut names = Vec::new();
         let mut segments = Vec::new();
-        for part in path.split('/') {
+        let mut parts = path.split('/').peekable();
+        while let Some(part) = parts.next() {
             if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                let (name, segment) = match name.strip_prefix('*') {
+                    Some(_) if parts.peek().is_some() => {
+                        return Err(format!(
+                            "`{path}`: a catch-all `{{{name}}}` must be the last segment, like `/files/{{*path}}`"
+                        ));
+                    }
+                    Some(rest) => (rest, Segment::Rest),
+                    None => (name, Segment::Param),
+                };
                 let valid = !name.is_empty()
                     && name
                         .bytes()
@@ -95,7 +110,7 @@ impl PathPattern {
                     return Err(format!("`{path}`: parameter `{{{name}}}` appears twice"));
                 }
                 names.push(name);
-                segments.push(Segment::Param);
+                segments.push(segment);
             } else if part.contains('{') || part.contains('}') {
                 return Err(format!(
                     "`{path}`: a parameter must be a whole segment, like `/items/{{id}}`"
@@ -114,23 +129,41 @@ impl PathPattern {
         let Some(template) = &self.template else {
             return self.raw == path;
         };
-        let mut parts = path.split('/');
+        // What is left of the path after the segments matched so far.
+        let mut rest = Some(path);
         for segment in template {
-            match (segment, parts.next()) {
-                (Segment::Literal(lit), Some(part)) if lit == part => {}
-                (Segment::Param, Some(part)) if !part.is_empty() => {}
-                _ => return false,
+            let Some(text) = rest else {
+                return false;
+            };
+            let part = match (segment, text.split_once('/')) {
+                (Segment::Rest, _) | (_, None) => {
+                    rest = None;
+                    text
+                }
+                (_, Some((part, after))) => {
+                    rest = Some(after);
+                    part
+                }
+            };
+            let fits = match segment {
+                Segment::Literal(literal) => literal == part,
+                Segment::Param | Segment::Rest => !part.is_empty(),
+            };
+            if !fits {
+                return false;
             }
         }
-        parts.next().is_none()
+        rest.is_none()
     }
 
-    /// Higher is more specific.
-    fn rank(&self) -> (bool, usize) {
+    /// Higher is more specific: exact, then templates without a catch-all,
+    /// then by literal segments.
+    fn rank(&self) -> (bool, bool, usize) {
         match &self.template {
-            None => (true, 0),
+            None => (true, true, 0),
             Some(segments) => (
                 false,
+                !segments.contains(&Segment::Rest),
                 segments
                     .iter()
                     .filter(|s| matches!(s, Segment::Literal(_)))
@@ -181,9 +214,10 @@ pub fn find_route<'a>(routes: &'a [Route], method: &str, path: &str) -> Option<&
         .filter(|r| r.method.matches(method) && r.pattern.matches(path))
         .max_by(|a, b| {
             let key = |r: &Route| {
-                let (exact, literals) = r.pattern.rank();
+                let (exact, bounded, literals) = r.pattern.rank();
                 (
                     exact,
+                    bounded,
                     literals,
                     r.method != MethodMatch::Any,
                     std::cmp::Reverse(r.id),
@@ -231,9 +265,51 @@ mod tests {
     }
 
     #[test]
+    fn a_catch_all_matches_the_rest_of_the_path() {
+        let rest = PathPattern::parse("/api/labels/{*name}").unwrap();
+        assert!(rest.matches("/api/labels/readme"));
+        assert!(rest.matches("/api/labels/docs/readme"));
+        assert!(rest.matches("/api/labels/docs/"));
+        assert!(!rest.matches("/api/labels/"));
+        assert!(!rest.matches("/api/labels"));
+        assert!(!rest.matches("/api/label/x"));
+        let both = PathPattern::parse("/u/{user}/files/{*path}").unwrap();
+        assert!(both.matches("/u/ann/files/a/b.txt"));
+        assert!(!both.matches("/u//files/a"));
+        let root = PathPattern::parse("/{*all}").unwrap();
+        assert!(root.matches("/anything/at/all"));
+        assert!(!root.matches("/"));
+    }
+
+    #[test]
+    fn exact_beats_template_beats_catch_all() {
+        let routes = [
+            route(1, "GET", "/docs/{*name}"),
+            route(2, "GET", "/docs/{name}"),
+            route(3, "GET", "/docs/index"),
+            route(4, "*", "/{*all}"),
+        ];
+        let id = |path| find_route(&routes, "GET", path).map(|r| r.id);
+        assert_eq!(id("/docs/index"), Some(3));
+        assert_eq!(id("/docs/readme"), Some(2));
+        assert_eq!(id("/docs/guide/intro"), Some(1));
+        assert_eq!(id("/elsewhere"), Some(4));
+    }
+
+    #[test]
     fn bad_paths_and_methods_are_refused_with_a_reason() {
         for bad in [
-            "api", "/a?b=1", "/a b", "/a/{}", "/a/x{id}", "/{a}/{a}", "/{a b}",
+            "api",
+            "/a?b=1",
+            "/a b",
+            "/a/{}",
+            "/a/x{id}",
+            "/{a}/{a}",
+            "/{a b}",
+            "/{*rest}/more",
+            "/{*}",
+            "/{*a}/{*b}",
+            "/a/{*x*}",
         ] {
             assert!(PathPattern::parse(bad).is_err(), "{bad} was accepted");
         }

@@ -9,8 +9,8 @@
 //! every listener, connection and queued event goes with it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -75,6 +75,9 @@ pub struct Shared {
     /// Cancelled when the actor ends; every server's token is a child.
     pub ended: CancellationToken,
     pub metrics: Metrics,
+    /// Whether the log already says that a server of this actor was
+    /// narrowed to loopback: once per actor, however often it asks.
+    narrowed: AtomicBool,
 }
 
 #[derive(Default)]
@@ -233,6 +236,7 @@ impl Shared {
             runtime,
             registry: Mutex::default(),
             ended: CancellationToken::new(),
+            narrowed: AtomicBool::new(false),
         }
     }
 
@@ -285,6 +289,7 @@ impl Shared {
                 (ip, host.to_owned())
             }
         };
+        let (ip, host) = self.bind_address(ip, host);
         let mut registry = self.lock();
         if registry.servers.len() >= MAX_SERVERS {
             return Err(format!(
@@ -310,6 +315,29 @@ impl Shared {
             },
         );
         Ok(id)
+    }
+
+    /// The address a server asked to listen on `ip` binds: that one if it
+    /// is loopback or the operator allows public binds, else loopback of
+    /// the same family, which is logged the first time for each actor (an
+    /// actor creating servers in a loop does not fill the log).
+    fn bind_address(&self, ip: IpAddr, host: String) -> (IpAddr, String) {
+        let public = self.runtime.upgrade().is_some_and(|r| r.public_http());
+        if ip.is_loopback() || public {
+            return (ip, host);
+        }
+        let loopback = match ip {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        };
+        if self.narrowed.swap(true, Ordering::Relaxed) {
+            return (loopback, loopback.to_string());
+        }
+        tracing::warn!(
+            actor = %self.actor,
+            "actor asked its HTTP server to listen on {host}; it listens on {loopback} instead: actor servers bind loopback unless the operator allows public binds (`theater server --public-http`, `theater run --public-http`)"
+        );
+        (loopback, loopback.to_string())
     }
 
     pub fn info(&self, id: u64) -> Result<ServerInfo, String> {

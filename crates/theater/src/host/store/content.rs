@@ -17,6 +17,9 @@ use sha2::{Digest, Sha256};
 /// Largest content one call may store. Guards the database, and the actor's
 /// chain of calls behind it, against a guest that writes without bound.
 pub const MAX_CONTENT_BYTES: usize = 64 * 1024 * 1024;
+/// Longest store id. Guards against a guest that keeps its data in store
+/// ids, which every content and label of the store repeats in its key.
+pub const MAX_STORE_ID_BYTES: usize = 1024;
 /// Longest label. Guards against a guest that keeps its data in label names,
 /// which every `list-labels` returns whole.
 pub const MAX_LABEL_BYTES: usize = 1024;
@@ -27,8 +30,6 @@ pub const MAX_REFS_PER_LABEL: usize = 1024;
 /// against a few large contents filling its memory with cache.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
-/// The ids `new` made.
-const STORES: TableDefinition<&str, ()> = TableDefinition::new("stores");
 /// Content bytes by (store id, hash).
 const CONTENT: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("content");
 /// Content sizes by (store id, hash): existence checks, listings and totals
@@ -40,8 +41,10 @@ const LABELS: TableDefinition<(&str, &str), Vec<&str>> = TableDefinition::new("l
 /// A store call that failed; nothing changed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("no store `{0}`: create one with `store.new()` and use the id it returns")]
-    UnknownStore(String),
+    #[error("a store id must not be empty: name the store, or use the id `store.new()` returns")]
+    EmptyStoreId,
+    #[error("a store id of {len} bytes is longer than the limit of {MAX_STORE_ID_BYTES} bytes")]
+    StoreIdTooLong { len: usize },
     #[error("no content {hash} in store {store}: store it first with `store.store`")]
     UnknownContent { store: String, hash: String },
     #[error("no label `{label}` in store {store}")]
@@ -136,7 +139,6 @@ impl ContentStore {
     /// Creates every table, so that read transactions always find them.
     fn with_tables(db: Database) -> Result<Self, StoreError> {
         let tx = db.begin_write()?;
-        tx.open_table(STORES)?;
         tx.open_table(CONTENT)?;
         tx.open_table(SIZES)?;
         tx.open_table(LABELS)?;
@@ -144,13 +146,10 @@ impl ContentStore {
         Ok(Self { db })
     }
 
-    /// Makes a new, empty store and returns its id.
+    /// A new store's id: a name no one has used. Every name is a store,
+    /// empty until first written, so there is nothing to record.
     pub fn create_store(&self) -> Result<String, StoreError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let tx = self.db.begin_write()?;
-        tx.open_table(STORES)?.insert(id.as_str(), ())?;
-        tx.commit()?;
-        Ok(id)
+        Ok(uuid::Uuid::new_v4().to_string())
     }
 
     /// Stores `content` and returns its hash; storing it again changes nothing.
@@ -293,30 +292,25 @@ impl ContentStore {
         })
     }
 
-    /// Runs `f` in a read transaction of an existing store.
+    /// Runs `f` in a read transaction on the store named `store`.
     fn read<T>(
         &self,
         store: &str,
         f: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let tx = self.db.begin_read()?;
-        if tx.open_table(STORES)?.get(store)?.is_none() {
-            return Err(StoreError::UnknownStore(store.to_owned()));
-        }
-        f(&tx)
+        checked_store_id(store)?;
+        f(&self.db.begin_read()?)
     }
 
-    /// Runs `f` in a write transaction of an existing store, and commits
-    /// only if it succeeds.
+    /// Runs `f` in a write transaction on the store named `store`, and
+    /// commits only if it succeeds.
     fn write<T>(
         &self,
         store: &str,
         f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        checked_store_id(store)?;
         let tx = self.db.begin_write()?;
-        if tx.open_table(STORES)?.get(store)?.is_none() {
-            return Err(StoreError::UnknownStore(store.to_owned()));
-        }
         let value = f(&tx)?;
         tx.commit()?;
         Ok(value)
@@ -433,6 +427,17 @@ fn checked_ref(hash: &str) -> Result<&str, StoreError> {
     }
 }
 
+/// Store ids are names: any non-empty string within the limit.
+fn checked_store_id(store: &str) -> Result<(), StoreError> {
+    if store.is_empty() {
+        return Err(StoreError::EmptyStoreId);
+    }
+    if store.len() > MAX_STORE_ID_BYTES {
+        return Err(StoreError::StoreIdTooLong { len: store.len() });
+    }
+    Ok(())
+}
+
 fn checked_label(label: &str) -> Result<(), StoreError> {
     if label.len() > MAX_LABEL_BYTES {
         return Err(StoreError::LabelTooLong { len: label.len() });
@@ -523,9 +528,11 @@ mod tests {
     fn bad_input_is_refused_and_changes_nothing() {
         let db = ContentStore::in_memory().unwrap();
         let s = db.create_store().unwrap();
+        assert!(matches!(db.store("", b"x"), Err(StoreError::EmptyStoreId)));
+        let long = "s".repeat(MAX_STORE_ID_BYTES + 1);
         assert!(matches!(
-            db.store("nope", b"x"),
-            Err(StoreError::UnknownStore(_))
+            db.list_labels(&long),
+            Err(StoreError::StoreIdTooLong { .. })
         ));
         assert!(matches!(db.get(&s, "abc"), Err(StoreError::BadRef(_))));
         let missing = sha(b"never stored");
@@ -545,6 +552,20 @@ mod tests {
         ));
         assert!(db.list_labels(&s).unwrap().is_empty());
         assert_eq!(db.total_size(&s).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_store_id_is_a_name_and_the_store_exists_from_its_first_use() {
+        let db = ContentStore::in_memory().unwrap();
+        assert!(db.list_labels("docs").unwrap().is_empty());
+        assert_eq!(db.get_by_label("docs", "readme").unwrap(), None);
+        assert_eq!(db.total_size("docs").unwrap(), 0);
+        let hash = db.store_at_label("docs", "guide/intro", b"hi").unwrap();
+        assert_eq!(db.get("docs", &hash).unwrap(), b"hi");
+        assert_eq!(db.list_labels("docs").unwrap(), ["guide/intro"]);
+        assert!(db.list_labels("doc").unwrap().is_empty());
+        // Ids `new` makes name stores no one else uses.
+        assert_ne!(db.create_store().unwrap(), db.create_store().unwrap());
     }
 
     #[test]

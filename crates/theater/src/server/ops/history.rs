@@ -14,7 +14,7 @@ use crate::server::protocol::{ErrorBody, ErrorKind, MIN_EVENT_PREFIX};
 
 impl Connection {
     pub(super) async fn replay(&self, actor: &str) -> Answer {
-        let id = self.known(actor)?;
+        let id = self.known(actor).await?;
         let report = self
             .shared
             .runtime
@@ -25,8 +25,8 @@ impl Connection {
     }
 
     pub(super) async fn fork(&self, actor: &str, at: &str, ephemeral_ports: bool) -> Answer {
-        let id = self.known(actor)?;
-        let at = self.event(id, at)?;
+        let id = self.known(actor).await?;
+        let at = self.event(id, at).await?;
         let options = ForkOptions { ephemeral_ports };
         let handle = self
             .shared
@@ -44,7 +44,7 @@ impl Connection {
     }
 
     pub(super) async fn revert(&self, actor: &str, to: &str) -> Answer {
-        let id = self.known(actor)?;
+        let id = self.known(actor).await?;
         // The library would only say "unknown actor" of a stopped one.
         if self.shared.runtime.actor(id).is_err() {
             return Err(ErrorBody::new(
@@ -54,7 +54,7 @@ impl Connection {
                 ),
             ));
         }
-        let to = self.event(id, to)?;
+        let to = self.event(id, to).await?;
         let event = self
             .shared
             .runtime
@@ -70,7 +70,7 @@ impl Connection {
 
     /// The event of `actor`'s chain that `text` names: its whole hash or a
     /// unique prefix of it.
-    fn event(&self, actor: ActorId, text: &str) -> Result<Hash, ErrorBody> {
+    async fn event(&self, actor: ActorId, text: &str) -> Result<Hash, ErrorBody> {
         let text = text.trim().to_ascii_lowercase();
         let hex_digits = text.bytes().all(|b| b.is_ascii_hexdigit());
         if !hex_digits || !(MIN_EVENT_PREFIX..=64).contains(&text.len()) {
@@ -79,7 +79,7 @@ impl Connection {
                 actor.short()
             )));
         }
-        let events = self.chain(actor)?;
+        let events = self.chain_from(actor, 0).await?;
         let mut matching = events
             .iter()
             .filter(|event| hex::encode(event.hash).starts_with(&text));
