@@ -11,6 +11,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use super::Families;
 use super::labels::{CallLabels, ExportLabels, Label};
 use crate::id::ActorId;
+use crate::packages;
 
 /// One actor's handles into its runtime's metrics; does nothing when they
 /// are disabled.
@@ -31,6 +32,8 @@ struct Resolved {
     families: Arc<Families>,
     /// The actor's id, labelled in per-actor mode.
     actor: Option<Arc<str>>,
+    /// By canonical name ([`packages::canonical`]), so that a call asked
+    /// under either package name finds the export; labelled as exported.
     exports: HashMap<Box<str>, Export>,
     /// For calls of functions the actor does not export.
     other: Export,
@@ -64,7 +67,10 @@ impl ActorMetrics {
         };
         let exports = exports
             .into_iter()
-            .map(|name| (name.into(), resolve(families.export_label(name))))
+            .map(|name| {
+                let key = packages::canonical(name).into();
+                (key, resolve(families.export_label(name)))
+            })
             .collect();
         let other = resolve(families.other.clone());
         Self {
@@ -83,7 +89,10 @@ impl ActorMetrics {
         let Some(resolved) = &self.inner else {
             return;
         };
-        let export = resolved.exports.get(function).unwrap_or(&resolved.other);
+        let export = resolved
+            .exports
+            .get(&*packages::canonical(function))
+            .unwrap_or(&resolved.other);
         export.latency.observe(elapsed.as_secs_f64());
         if outcome == "ok" {
             export.ok.inc();

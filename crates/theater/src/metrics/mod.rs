@@ -51,13 +51,15 @@ pub const LATENCY_BUCKETS: [f64; 16] = [
 ];
 
 /// Every `outcome` label of `theater_calls_total`.
-pub const OUTCOMES: [&str; 8] = [
+pub const OUTCOMES: [&str; 10] = [
     "ok",
     "actor-error",
     "bad-params",
     "trap",
     "time-limit",
     "memory-limit",
+    "state-too-large",
+    "result-too-large",
     "unknown-function",
     "storage-error",
 ];
@@ -70,6 +72,8 @@ pub fn outcome<T>(result: &Result<T, ActorError>) -> &'static str {
         Err(ActorError::BadParams { .. }) => "bad-params",
         Err(ActorError::TimeLimit { .. }) => "time-limit",
         Err(ActorError::MemoryLimit { .. }) => "memory-limit",
+        Err(ActorError::StateTooLarge { .. }) => "state-too-large",
+        Err(ActorError::ResultTooLarge { .. }) => "result-too-large",
         Err(ActorError::UnknownFunction { .. }) => "unknown-function",
         Err(ActorError::Log(_)) => "storage-error",
         Err(_) => "trap",

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND};
-use theater::metrics::MetricsConfig;
+use theater::metrics::{MetricsConfig, OTHER_EXPORT};
 use theater::web::WebAccess;
 use theater::{ActorError, ActorHandle, RuntimeConfig, TheaterRuntime};
 
@@ -163,6 +163,51 @@ async fn two_runtimes_count_apart_and_disabled_metrics_count_nothing() {
     assert_eq!(value(&one.metrics_text().unwrap(), &ok), 1.0);
     assert_eq!(value(&two.metrics_text().unwrap(), &ok), 0.0);
     assert_eq!(crate::common::runtime().metrics_text(), None);
+}
+
+/// A `theater:simple` actor's calls, asked by their canonical name, are
+/// counted under its export as it names it, not as calls of no export.
+#[tokio::test]
+async fn calls_of_a_theater_simple_actor_count_under_its_export() {
+    let runtime = counted_runtime(false);
+    let actor = spawn(&runtime, "simple-timer").await;
+    crate::common::request(&actor, serde_json::json!({ "nap": 1 }))
+        .await
+        .unwrap();
+    let text = runtime.metrics_text().unwrap();
+    let exported = "theater:simple/message-server-client.handle-request";
+    let ok = format!("theater_calls_total{{export=\"{exported}\",outcome=\"ok\"}}");
+    assert_eq!(value(&text, &ok), 1.0, "{text}");
+    let other = format!("theater_call_duration_seconds_count{{export=\"{OTHER_EXPORT}\"}}");
+    assert_eq!(value(&text, &other), 0.0, "{text}");
+}
+
+/// Calls refused for a state or result past the actor's caps have an
+/// outcome each.
+#[tokio::test]
+async fn oversized_states_and_results_have_outcomes_of_their_own() {
+    let runtime = counted_runtime(false);
+    let manifest = r#"
+name = "oversize"
+component_path = "oversize.wasm"
+[[handlers]]
+type = "message-server"
+config = {}
+[limits]
+max_state_bytes = 1024
+max_result_bytes = 1024
+"#;
+    let actor = spawn_with(&runtime, "oversize", manifest).await.unwrap();
+    for (command, refused) in [("state", "state-too-large"), ("reply", "result-too-large")] {
+        let error = crate::common::request(&actor, serde_json::json!({ command: 4096 }))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("max_"), "{error}");
+        let series =
+            format!("theater_calls_total{{export=\"{HANDLE_REQUEST}\",outcome=\"{refused}\"}}");
+        let text = runtime.metrics_text().unwrap();
+        assert_eq!(value(&text, &series), 1.0, "{text}");
+    }
 }
 
 #[tokio::test]
