@@ -295,6 +295,7 @@ fn demo() -> Result<()> {
 
 fn test(extra: &[OsString]) -> Result<()> {
     build_actors()?;
+    ensure_browser();
     let mut command = cargo();
     command
         .args(["test", "--workspace"])
@@ -306,6 +307,48 @@ fn test(extra: &[OsString]) -> Result<()> {
         command.env("CARGO_INCREMENTAL", "0");
     }
     run_cmd(&mut command)
+}
+
+/// The Debian packages the dashboard's browser test drives.
+const BROWSER_PACKAGES: &[&str] = &["chromium", "chromium-driver"];
+
+/// Installs headless Chromium and chromedriver for the dashboard's browser
+/// test when they are missing and this user can (root, with apt-get).
+/// Where it cannot, the test says so and skips.
+fn ensure_browser() {
+    let found = |program: &str| {
+        Command::new(program)
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if found("chromium") && found("chromedriver") {
+        return;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
+    if !root || !found("apt-get") {
+        println!(
+            "chromium or chromedriver is missing and cannot be installed here: the dashboard browser test will skip"
+        );
+        return;
+    }
+    let installed = run_cmd(Command::new("apt-get").arg("update")).and_then(|()| {
+        run_cmd(
+            Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends"])
+                .args(BROWSER_PACKAGES)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    });
+    if let Err(e) = installed {
+        println!(
+            "cannot install {}: {e:#}; the dashboard browser test will skip",
+            BROWSER_PACKAGES.join(" ")
+        );
+    }
 }
 
 /// Every bench binary: the runtime against raw wasmtime, the durable log,
