@@ -308,6 +308,7 @@ fn test(extra: &[OsString]) -> Result<()> {
     build_actors()?;
     // Before the tests, so that their summary is the last thing printed.
     fuzz::smoke()?;
+    ensure_browser();
     let mut command = cargo();
     command
         .args(["test", "--workspace"])
@@ -323,6 +324,48 @@ fn one_off(command: &mut Command) -> &mut Command {
         command.env("CARGO_INCREMENTAL", "0");
     }
     command
+}
+
+/// The Debian packages the dashboard's browser test drives.
+const BROWSER_PACKAGES: &[&str] = &["chromium", "chromium-driver"];
+
+/// Installs headless Chromium and chromedriver for the dashboard's browser
+/// test when they are missing and this user can (root, with apt-get).
+/// Where it cannot, the test says so and skips.
+fn ensure_browser() {
+    let found = |program: &str| {
+        Command::new(program)
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if found("chromium") && found("chromedriver") {
+        return;
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
+    if !root || !found("apt-get") {
+        println!(
+            "chromium or chromedriver is missing and cannot be installed here: the dashboard browser test will skip"
+        );
+        return;
+    }
+    let installed = run_cmd(Command::new("apt-get").arg("update")).and_then(|()| {
+        run_cmd(
+            Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends"])
+                .args(BROWSER_PACKAGES)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    });
+    if let Err(e) = installed {
+        println!(
+            "cannot install {}: {e:#}; the dashboard browser test will skip",
+            BROWSER_PACKAGES.join(" ")
+        );
+    }
 }
 
 /// Every bench binary: the runtime against raw wasmtime, the durable log,

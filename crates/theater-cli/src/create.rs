@@ -246,11 +246,25 @@ mod tests {
     fn both_manifest_forms_parse_to_the_same_actor() {
         for template in [Template::Message, Template::Http, Template::Supervisor] {
             for manifest in ["manifest.toml", "child/manifest.toml"] {
+                // On disk: a manifest may name a file beside it (`init.json`).
                 let parsed = |format| {
-                    let files = scaffold("greeter", template, format);
-                    let (_, text) = files.into_iter().find(|(p, _)| p == manifest)?;
-                    let dir = std::path::Path::new("/greeter");
-                    Some(theater::Manifest::parse(&text, &dir.join(manifest), dir).unwrap())
+                    let dir = tempfile::tempdir().unwrap();
+                    for (path, contents) in scaffold("greeter", template, format) {
+                        let path = dir.path().join(path);
+                        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                        std::fs::write(path, contents).unwrap();
+                    }
+                    let path = dir.path().join(manifest);
+                    let text = std::fs::read_to_string(&path).ok()?;
+                    let base = path.parent().unwrap();
+                    let mut parsed = theater::Manifest::parse(&text, &path, base).unwrap();
+                    // Compared across the two directories.
+                    parsed.component_path = parsed
+                        .component_path
+                        .strip_prefix(dir.path())
+                        .unwrap()
+                        .into();
+                    Some(parsed)
                 };
                 let (Some(current), Some(y2025)) = (parsed(Format::Current), parsed(Format::Y2025))
                 else {

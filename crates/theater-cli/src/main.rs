@@ -11,13 +11,14 @@ mod dev;
 mod history;
 mod manifest_arg;
 mod messages;
+mod observe;
 mod remote;
 mod run;
 mod serve;
+mod telemetry;
 mod validate;
 mod verify;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -34,6 +35,13 @@ const EXIT_UNVERIFIED: u8 = 3;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines (on stderr) are written.
+    #[arg(long, global = true, value_enum, default_value_t = telemetry::LogFormat::Text)]
+    log_format: telemetry::LogFormat,
+    /// Export trace spans (one per actor call, with its host calls) over
+    /// OTLP/HTTP to the collector at URL, e.g. http://127.0.0.1:4318.
+    #[arg(long, global = true, value_name = "URL", env = "THEATER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -93,7 +101,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_logging();
+    let telemetry = match telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref()) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            output::report(&e, json);
+            return ExitCode::FAILURE;
+        }
+    };
     let outcome = match cli.command {
         Command::Run(args) => {
             let order =
@@ -132,6 +146,8 @@ fn main() -> ExitCode {
         output::report(&e, json);
         ExitCode::FAILURE
     });
+    // The last spans reach the collector before the process ends.
+    drop(telemetry);
     match output::write_error() {
         Some(e) => {
             errln!("error: cannot write to standard output: {e}");
@@ -147,22 +163,4 @@ fn wants_json(matches: &ArgMatches) -> bool {
         Some((_, command)) => wants_json(command),
         None => matches!(matches.try_get_one::<bool>("json"), Ok(Some(true))),
     }
-}
-
-/// Actor output (`runtime.log`, stdout, stderr) at info, everything else at
-/// warn; `RUST_LOG` overrides. Logs go to stderr so stdout stays parseable,
-/// in colour only on a terminal (and never with `NO_COLOR` set). A closed
-/// stderr loses the logs, not the process: reporting the failed write on
-/// stderr again would panic, and so end every actor it runs.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,actor=info"));
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(colour)
-        .with_target(false)
-        .log_internal_errors(false)
-        .init();
 }

@@ -15,6 +15,7 @@ use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::manifest_arg::manifest_file;
+use crate::observe::{MetricsArgs, serve_metrics};
 use crate::output::print_json;
 use crate::remote::{self, show_bytes};
 
@@ -53,6 +54,8 @@ pub struct RunArgs {
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    metrics: MetricsArgs,
     /// Let the actor's HTTP servers listen on the address they ask for
     /// (such as 0.0.0.0). Without it they listen on loopback only.
     #[arg(long)]
@@ -113,8 +116,11 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         Some(home) => RuntimeConfig::at(home),
         None => RuntimeConfig::embedded(),
     }?;
+    config.metrics = args.metrics.config();
     config.public_http = args.public_http;
     let theater = TheaterRuntime::new(config)?;
+    // `run` has no token: its metrics are served on loopback only.
+    let metrics = args.metrics.bind(&theater, Default::default()).await?;
     let resumed = match args.resume {
         true => resume(&theater, &manifest).await?,
         false => None,
@@ -125,6 +131,9 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
     };
     if !args.json {
         outln!("{verb} {} ({})", manifest.name, actor.id());
+        serve_metrics(metrics)?;
+    } else if let Some(metrics) = metrics {
+        tokio::spawn(metrics.serve());
     }
 
     let mut replies = Vec::new();

@@ -18,7 +18,10 @@ use theater::server::{
     DEFAULT_MAX_UNAUTHENTICATED_PER_PEER, Server, ServerConfig, ServerLimits,
 };
 use theater::storage::{Durability, LogOptions};
+use theater::web::WebAccess;
 use theater::{RuntimeConfig, TheaterRuntime};
+
+use crate::observe::{DashboardArgs, MetricsArgs, serve_dashboard, serve_metrics};
 
 /// Run the management server: a runtime that `theater start`, `list`,
 /// `message` and the other client commands talk to.
@@ -62,6 +65,10 @@ pub struct ServerArgs {
     insecure: bool,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
+    #[command(flatten)]
+    dashboard: DashboardArgs,
     /// Keep a snapshot of each actor's state every N events (going back to
     /// an event replays fewer calls than N).
     #[arg(long, value_name = "N", default_value_t = SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
@@ -160,6 +167,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     };
     let mut config = RuntimeConfig::at_with(args.home.unwrap_or_else(default_home), options)?;
     config.max_actors = args.max_actors;
+    config.metrics = args.metrics.config();
     config.public_http = args.public_http;
     config.files = FileLimits {
         manifest_bytes: args.max_manifest_bytes,
@@ -173,9 +181,15 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         limits: args.limits.limits(),
     };
     let has_token = config.token.is_some();
+    let access = WebAccess {
+        token: config.token.clone(),
+        insecure: config.insecure,
+    };
     // Bound before actors resume, so that a refused address starts nothing.
     let server = Server::bind(theater.clone(), &args.listen, config).await?;
     let addr = server.local_addr()?;
+    let metrics = args.metrics.bind(&theater, access.clone()).await?;
+    let dashboard = args.dashboard.bind(&theater, access).await?;
     let resumed = theater.resume_all().await?;
     if !addr.ip().to_canonical().is_loopback() && !has_token {
         errln!(
@@ -183,6 +197,8 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         );
     }
     outln!("listening on {addr}");
+    serve_metrics(metrics)?;
+    serve_dashboard(dashboard)?;
     if !resumed.resumed.is_empty() {
         outln!("resumed {} actors", resumed.resumed.len());
     }

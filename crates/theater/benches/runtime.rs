@@ -12,13 +12,21 @@ use std::process::Command;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use theater::actor::now_ms;
 use theater::chain::ChainEvent;
 use theater::chain::record::{self, CallRecord, StateDigest};
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND, HandlerSet};
+use theater::metrics::MetricsConfig;
 use theater::wasm::ComponentCache;
 use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::runtime::Runtime;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, reload};
 use wasmtime::component::{
     Component, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, ResourceTable,
     TypedFunc,
@@ -67,6 +75,7 @@ fn main() {
     spawn(&rt, &runtime, &raw, &manifest);
     messaging(&rt, &runtime, raw_call);
     idle_actor_rss();
+    observed_call(&rt, &manifest);
 }
 
 /// 1. A recorded call against a raw typed call of the same export.
@@ -174,6 +183,77 @@ fn recorded_call(
         micros(from_task)
     );
     baseline
+}
+
+/// 4. A recorded call with metrics and tracing on, against both off.
+///
+/// On, every call is counted and timed and its span exported through a
+/// batch exporter that discards it. Rounds of the two alternate.
+///
+/// Last, because it sets the process's subscriber: its span filter is
+/// switched between nothing and Theater's spans for each round.
+fn observed_call(rt: &Runtime, manifest: &Manifest) {
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(DiscardSpans)
+        .build();
+    let (filter, switch) = reload::Layer::new(Targets::new());
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("bench"))
+        .with_filter(filter);
+    tracing_subscriber::registry().with(layer).init();
+    let on = Targets::new().with_target(theater::telemetry::TARGET, LevelFilter::INFO);
+
+    let plain = TheaterRuntime::new(RuntimeConfig::ephemeral()).expect("theater runtime");
+    let mut config = RuntimeConfig::ephemeral();
+    config.metrics = Some(MetricsConfig::default());
+    let observed = TheaterRuntime::new(config).expect("theater runtime");
+    let plain_actor = rt.block_on(plain.spawn(manifest)).expect("spawn");
+    let observed_actor = rt.block_on(observed.spawn(manifest)).expect("spawn");
+    let calls = |actor: &ActorHandle, n: u64| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..n {
+                send(actor).await;
+            }
+            start.elapsed()
+        })
+    };
+    // As many calls per round as fill a round with both off.
+    let n = {
+        let once = measure(1, |n| calls(&plain_actor, n));
+        (ROUND_TIME.as_secs_f64() / once.as_secs_f64()).ceil() as u64
+    };
+    let (mut off_rounds, mut on_rounds) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        switch.reload(Targets::new()).expect("span filter");
+        off_rounds.push(calls(&plain_actor, n) / n as u32);
+        switch.reload(on.clone()).expect("span filter");
+        on_rounds.push(calls(&observed_actor, n) / n as u32);
+    }
+    off_rounds.sort();
+    on_rounds.sort();
+    let (off, on) = (off_rounds[ROUNDS / 2], on_rounds[ROUNDS / 2]);
+    println!(
+        "observed_call: metrics and tracing on {} µs/call, off {} µs/call",
+        micros(on),
+        micros(off)
+    );
+    println!(
+        "ratio observed_call = {:.2}",
+        on.as_secs_f64() / off.as_secs_f64()
+    );
+    let _ = provider.shutdown();
+}
+
+/// Takes every span and keeps none: the cost measured is the spans' own.
+#[derive(Debug)]
+struct DiscardSpans;
+
+impl SpanExporter for DiscardSpans {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        std::hint::black_box(batch);
+        Ok(())
+    }
 }
 
 /// 3. Actor-to-actor messages, per message, against one raw typed call.

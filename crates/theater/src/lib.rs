@@ -24,18 +24,22 @@
 pub mod actor;
 mod admission;
 pub mod chain;
+pub mod dashboard;
 pub mod error;
 pub mod files;
 pub mod host;
 pub mod id;
 pub mod manifest;
+pub mod metrics;
 pub mod packages;
 pub mod replay;
 pub mod runtime;
 pub mod server;
 pub mod storage;
+pub mod telemetry;
 pub mod validate;
 pub mod wasm;
+pub mod web;
 
 pub use actor::ActorHandle;
 pub use error::{ActorError, SpawnError};

@@ -51,7 +51,8 @@ pub struct ImportCheck {
 /// One export a granted handler expects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportCheck {
-    /// `interface.function`.
+    /// `interface.function`, as the component exports it when it does
+    /// (under either package name), else by its `ntwk:theater` name.
     pub function: String,
     /// The Rust signature the handler calls it with.
     pub signature: String,
@@ -127,12 +128,12 @@ pub async fn validate(manifest: &Manifest, handlers: &HandlerSet) -> Validation 
         compiled: compiled.clone(),
         limits: manifest.limits,
     };
-    for (spec, index) in template.exports.entries() {
+    for (spec, export) in template.exports.entries() {
         found.exports.push(ExportCheck {
-            function: spec.full_name(),
+            function: export.map_or_else(|| spec.full_name(), |export| export.name.to_string()),
             signature: spec.signature(),
             required: spec.required,
-            found: index.is_some(),
+            found: export.is_some(),
         });
     }
     // Binding checks each export's type, and that every required one is there.

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::mpsc;
@@ -68,13 +69,20 @@ pub(crate) async fn spawn(
     let id = recorder.actor();
     let data = ActorStore::new(recorder, extensions, runtime, template.limits.memory_mb);
     let instance = ActorInstance::new(&template, data).await?;
+    let metrics = match instance.store.data().runtime() {
+        Some(runtime) => runtime.metrics().actor(
+            id,
+            template.exports.exported_names().iter().map(String::as_str),
+        ),
+        None => Default::default(),
+    };
     let mut executor = Executor {
         id,
         template,
         instance,
         state: init_state,
         failure: None,
-        counters: Arc::default(),
+        counters: Arc::new(ActorCounters::new(metrics)),
     };
     executor.init(start).await?;
 
@@ -178,13 +186,21 @@ impl Executor {
                     params,
                     origin,
                     reply,
+                    caller,
                     delivery,
                 } => {
-                    let span = tracing::debug_span!("call", actor = %self.id, function = %function);
+                    let span = crate::telemetry::call_span(&caller, self.id, &function);
+                    let started = Instant::now();
                     let outcome = self
                         .call(&function, params, origin, delivery)
-                        .instrument(span)
+                        .instrument(span.clone())
                         .await;
+                    let label = crate::metrics::outcome(&outcome);
+                    self.counters.called(&function, label, started.elapsed());
+                    span.record("outcome", label);
+                    // Closed before the answer, so that a caller who got
+                    // the answer finds the span ended.
+                    drop(span);
                     match reply {
                         Some(reply) => {
                             let _ = reply.send(outcome);

@@ -13,6 +13,7 @@ use crate::chain::{Accepted, EventLog, Hash};
 use crate::error::ActorError;
 use crate::id::ActorId;
 use crate::manifest::Limits;
+use crate::metrics::ActorMetrics;
 use crate::wasm::{ExportTable, StateBytes};
 
 /// Where a call's answer goes: a waiting caller, or nowhere for a message
@@ -27,6 +28,9 @@ pub(crate) enum Op {
         /// The actor that sent it, recorded in the receiver's chain.
         origin: Option<ActorId>,
         reply: Reply,
+        /// The span the call was made in; the call's own span is its child,
+        /// so that one trace follows a request from actor to actor.
+        caller: tracing::Span,
         /// The inbox number of an accepted message, settled by the call's event.
         delivery: Option<u64>,
     },
@@ -66,6 +70,25 @@ pub struct ActorCounters {
     pub calls_failed: AtomicU64,
     /// Calls refused because the queue was full.
     pub queue_full: AtomicU64,
+    /// Microseconds spent running calls, chain appends included.
+    pub busy_micros: AtomicU64,
+    pub(crate) metrics: ActorMetrics,
+}
+
+impl ActorCounters {
+    pub(crate) fn new(metrics: ActorMetrics) -> Self {
+        Self {
+            metrics,
+            ..Self::default()
+        }
+    }
+
+    /// A call of `function` ended with `outcome` after `elapsed`.
+    pub(crate) fn called(&self, function: &str, outcome: &'static str, elapsed: Duration) {
+        let micros = elapsed.as_micros().min(u64::MAX as u128) as u64;
+        self.busy_micros.fetch_add(micros, Ordering::Relaxed);
+        self.metrics.call(function, outcome, elapsed);
+    }
 }
 
 /// A cheap, clonable reference to a running actor.
@@ -157,6 +180,7 @@ impl ActorHandle {
             params,
             origin,
             reply: Some(reply),
+            caller: tracing::Span::current(),
             delivery: None,
         })?;
         let result = answer.await.map_err(|_| ActorError::Stopped(self.id))??;
@@ -182,6 +206,7 @@ impl ActorHandle {
             params,
             origin,
             reply: None,
+            caller: tracing::Span::current(),
             delivery: None,
         })
     }
@@ -228,6 +253,7 @@ impl ActorHandle {
             params: message.params,
             origin,
             reply: None,
+            caller: tracing::Span::current(),
             delivery,
         });
         Ok(())
@@ -241,6 +267,8 @@ impl ActorHandle {
             params: message.params,
             origin: message.origin,
             reply: None,
+            // Its sender's span ended with the runtime that accepted it.
+            caller: tracing::Span::none(),
             delivery: Some(delivery),
         };
         // A stopped actor's inbox is dropped with it.
@@ -361,6 +389,7 @@ impl ActorHandle {
         match error {
             mpsc::error::TrySendError::Full(_) => {
                 let refused = self.counters.queue_full.fetch_add(1, Ordering::Relaxed) + 1;
+                self.counters.metrics.refused();
                 tracing::warn!(actor = %self.id, refused, "queue full ({} calls pending): call refused", self.limits.queue_capacity);
                 ActorError::QueueFull {
                     actor: self.id,

@@ -10,6 +10,7 @@ use tokio::sync::broadcast;
 use crate::chain::record::{self, HostCallRecord};
 use crate::chain::{ChainEvent, Entry, EventLog, Hash, KeptState, LogError};
 use crate::id::ActorId;
+use crate::metrics::Metrics;
 
 /// A chain event as live subscribers see it.
 #[derive(Debug, Clone)]
@@ -26,6 +27,7 @@ pub struct ChainRecorder {
     log: Arc<dyn EventLog>,
     /// Live subscribers; an event is cloned only when someone listens.
     subscribers: broadcast::Sender<ActorEvent>,
+    metrics: Metrics,
 }
 
 impl ChainRecorder {
@@ -39,7 +41,14 @@ impl ChainRecorder {
             head: None,
             log,
             subscribers,
+            metrics: Metrics::disabled(),
         }
+    }
+
+    /// Counts its appends in `metrics`.
+    pub(crate) fn counted(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn actor(&self) -> ActorId {
@@ -100,6 +109,8 @@ impl ChainRecorder {
         };
         self.log.append_entry(&self.actor, entry).await?;
         self.head = Some(hash);
+        self.metrics.chain_event();
+        crate::telemetry::note_event(&hash);
         if let Some(event) = shared {
             // Only durable events are announced; a send fails only when the
             // last subscriber left meanwhile.

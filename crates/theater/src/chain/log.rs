@@ -14,6 +14,7 @@ use super::record::StateDigest;
 use super::{ChainEvent, Hash, record};
 use crate::id::ActorId;
 use crate::manifest::Manifest;
+use crate::storage::LogStats;
 use crate::wasm::StateBytes;
 
 /// Completes once an appended event is as durable as the log promises.
@@ -237,6 +238,34 @@ pub trait EventLog: Send + Sync + 'static {
             .into_iter()
             .map(|saved| saved.id)
             .collect())
+    }
+
+    /// Up to `limit` events of `actor`'s chain from index `start` on, oldest
+    /// first, and how many events the chain has. Logs that can read a part
+    /// of a chain read no more than they return.
+    fn events_page(
+        &self,
+        actor: &ActorId,
+        start: u64,
+        limit: usize,
+    ) -> Result<(Vec<ChainEvent>, u64), LogError> {
+        let events = self.events(actor)?;
+        let total = events.len() as u64;
+        let page = events
+            .into_iter()
+            .skip(usize::try_from(start).unwrap_or(usize::MAX))
+            .take(limit);
+        Ok((page.collect(), total))
+    }
+
+    /// What its writer has done, for metrics; `None` if it does not count.
+    fn stats(&self) -> Option<LogStats> {
+        None
+    }
+
+    /// Bytes it takes on disk now, for metrics; `None` if it keeps none.
+    fn size_bytes(&self) -> Option<u64> {
+        None
     }
 }
 

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tracing::Instrument;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, Lower};
 
@@ -203,25 +204,30 @@ async fn messaging_op<T, Fut>(
 where
     Fut: Future<Output = Result<T, ActorError>>,
 {
-    let data = store.data();
-    let from = data.id;
-    let timeout = data
-        .extensions
-        .get::<MessagingConfig>()
-        .map_or(DEFAULT_REQUEST_TIMEOUT, |c| c.request_timeout);
-    let started = Instant::now();
-    let result = match data.runtime() {
-        Some(runtime) => op(runtime, from, timeout).await,
-        None => Err(ActorError::Stopped(from)),
-    };
-    let data = store.data_mut();
-    data.extend_deadline(started.elapsed());
-    let result = result.map_err(|e| e.to_string());
-    let shown = result.as_ref().map(show);
-    data.recorder
-        .record_host_call(&format!("{HOST}.{function}"), params, &shown)
-        .await?;
-    Ok((result,))
+    let span = crate::telemetry::host_call_span(HOST, function);
+    async move {
+        let data = store.data();
+        let from = data.id;
+        let timeout = data
+            .extensions
+            .get::<MessagingConfig>()
+            .map_or(DEFAULT_REQUEST_TIMEOUT, |c| c.request_timeout);
+        let started = Instant::now();
+        let result = match data.runtime() {
+            Some(runtime) => op(runtime, from, timeout).await,
+            None => Err(ActorError::Stopped(from)),
+        };
+        let data = store.data_mut();
+        data.extend_deadline(started.elapsed());
+        let result = result.map_err(|e| e.to_string());
+        let shown = result.as_ref().map(show);
+        data.recorder
+            .record_host_call(&format!("{HOST}.{function}"), params, &shown)
+            .await?;
+        Ok((result,))
+    }
+    .instrument(span)
+    .await
 }
 
 fn parse_id(text: &str) -> Result<ActorId, ActorError> {

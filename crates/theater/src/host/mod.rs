@@ -25,6 +25,7 @@ pub(crate) use http_framework::EPHEMERAL_PORTS;
 pub use message_server::{
     CHANNEL_CLOSE, CHANNEL_MESSAGE, CHANNEL_OPEN, ChannelAccept, HANDLE_REQUEST, HANDLE_SEND,
 };
+pub use runtime::{MAX_LOG_BYTES, MAX_SHUTDOWN_DATA_BYTES};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -74,12 +74,22 @@ impl Handler for RuntimeHandler {
     fn exports(&self, _exports: &mut ExportRegistry, _listed: bool) {}
 }
 
+/// Largest data an actor may pass to `shutdown`. Guards the chain, whose
+/// `shutdown` event records it, and the supervisor it is handed to.
+pub const MAX_SHUTDOWN_DATA_BYTES: usize = 64 * 1024;
+
 /// `shutdown(data)`: the actor ends once the running call returns (see
 /// the executor); its supervisor gets the data with `handle-child-exit`.
 fn shutdown(
     mut store: StoreContextMut<'_, ActorStore>,
     (data,): (Option<Vec<u8>>,),
 ) -> wasmtime::Result<(Result<(), String>,)> {
+    let size = data.as_ref().map_or(0, Vec::len);
+    if size > MAX_SHUTDOWN_DATA_BYTES {
+        return Ok((Err(format!(
+            "shutdown data of {size} bytes is over the limit of {MAX_SHUTDOWN_DATA_BYTES}; pass less, or keep it in the state"
+        )),));
+    }
     store.data_mut().shutdown = Some(data);
     Ok((Ok(()),))
 }

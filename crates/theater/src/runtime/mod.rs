@@ -33,6 +33,7 @@ use crate::files::{FileLimits, FileRules};
 use crate::host::HandlerSet;
 use crate::id::ActorId;
 use crate::manifest::Manifest;
+use crate::metrics::{Metrics, MetricsConfig};
 use crate::storage::{LogOptions, RedbEventLog};
 use crate::wasm::{self, ComponentCache, StateBytes};
 
@@ -67,6 +68,9 @@ pub struct RuntimeConfig {
     pub files: FileLimits,
     /// Actors it runs at once, children included; a spawn beyond is refused.
     pub max_actors: usize,
+    /// Count calls, spawns, queues and chains for Prometheus; `None` (the
+    /// default) counts nothing.
+    pub metrics: Option<MetricsConfig>,
     /// Whether actor HTTP servers may bind the address they ask for. When
     /// `false` (the default) every actor server binds loopback, whatever
     /// it asks (`theater server --public-http` sets it).
@@ -102,6 +106,7 @@ impl RuntimeConfig {
             handlers: HandlerSet::builtin(),
             files: FileLimits::default(),
             max_actors: DEFAULT_MAX_ACTORS,
+            metrics: None,
             public_http: false,
         })
     }
@@ -114,6 +119,7 @@ impl RuntimeConfig {
             handlers: HandlerSet::builtin(),
             files: FileLimits::default(),
             max_actors: DEFAULT_MAX_ACTORS,
+            metrics: None,
             public_http: false,
         }
     }
@@ -207,6 +213,7 @@ struct Inner {
     /// One permit per actor it may run.
     slots: Arc<Semaphore>,
     max_actors: usize,
+    metrics: Metrics,
     public_http: bool,
 }
 
@@ -218,6 +225,10 @@ impl TheaterRuntime {
             .linker(&engine)
             .map_err(|e| RuntimeError(format!("linking host functions: {e:#}")))?;
         let cache_root = config.home.as_ref().map(|home| home.join("cache"));
+        let metrics = match config.metrics {
+            Some(metrics) => Metrics::new(metrics, config.event_log.clone()),
+            None => Metrics::disabled(),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 cache: ComponentCache::new(engine, linker, cache_root.as_deref()),
@@ -232,6 +243,7 @@ impl TheaterRuntime {
                 files: config.files,
                 slots: Arc::new(Semaphore::new(config.max_actors)),
                 max_actors: config.max_actors,
+                metrics,
                 public_http: config.public_http,
             }),
         })
@@ -317,7 +329,8 @@ impl TheaterRuntime {
             return Err(SpawnError::AlreadyRunning(id));
         }
         let mut recorder =
-            ChainRecorder::new(id, self.inner.log.clone(), self.inner.events.clone());
+            ChainRecorder::new(id, self.inner.log.clone(), self.inner.events.clone())
+                .counted(self.inner.metrics.clone());
         let start = match head {
             Some(head) => {
                 recorder = recorder.continuing(head);
@@ -372,6 +385,7 @@ impl TheaterRuntime {
             let mut tree = self.inner.tree.lock().expect("tree lock");
             tree.link(parent, id, manifest.name.clone(), policy);
         }
+        self.inner.metrics.spawned();
         tracing::info!(actor = %id, name = %manifest.name, "actor started");
         Ok(spawned.start())
     }
@@ -380,6 +394,11 @@ impl TheaterRuntime {
     /// ([`RuntimeConfig::public_http`]).
     pub fn public_http(&self) -> bool {
         self.inner.public_http
+    }
+
+    /// The runtime's metrics (disabled unless its config asked for them).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// The data directory, `None` for a runtime that keeps nothing on disk.
@@ -481,6 +500,7 @@ impl TheaterRuntime {
         if let Some(parent) = parent {
             self.child_exited(parent, id, data);
         }
+        self.inner.metrics.stopped();
         tracing::info!(actor = %id, "actor stopped");
     }
 
@@ -505,6 +525,18 @@ impl TheaterRuntime {
     /// calling thread; async code reads with [`chain_from`](Self::chain_from).
     pub fn chain(&self, id: ActorId) -> Result<Vec<ChainEvent>, LogError> {
         self.inner.log.events(&id)
+    }
+
+    /// Up to `limit` events of an actor's chain from index `start` on, and
+    /// how many events the chain has, read on a blocking thread.
+    pub async fn chain_page(
+        &self,
+        id: ActorId,
+        start: u64,
+        limit: usize,
+    ) -> Result<(Vec<ChainEvent>, u64), LogError> {
+        self.read_log(move |log| log.events_page(&id, start, limit))
+            .await
     }
 
     /// The events of an actor's chain from index `start` on, read on a

@@ -271,6 +271,16 @@ pub(crate) enum Decision {
     Stop,
 }
 
+impl Decision {
+    /// Its `decision` label in the metrics.
+    fn name(&self) -> &'static str {
+        match self {
+            Decision::Restart(_) => "restart",
+            Decision::Stop => "stop",
+        }
+    }
+}
+
 struct Link {
     parent: ActorId,
     name: String,
@@ -380,10 +390,12 @@ impl TheaterRuntime {
     pub(crate) fn supervise(&self, child: ActorId, event: ChildEvent) -> Decision {
         let mut tree = self.inner.tree.lock().expect("tree lock");
         let Some(link) = tree.links.get(&child) else {
-            return match event {
+            let decision = match event {
                 ChildEvent::Failed(_) => Decision::Restart(Duration::ZERO),
                 ChildEvent::ShutdownRequested => Decision::Stop,
             };
+            self.inner.metrics.decision(decision.name());
+            return decision;
         };
         let (parent, policy) = (link.parent, link.policy.clone());
         let mode = policy.restart_for(&link.name);
@@ -392,6 +404,7 @@ impl TheaterRuntime {
             self.notify(parent, CHILD_ERROR, (child.to_string(), error.clone()));
         }
         if !restart {
+            self.inner.metrics.decision("stop");
             self.record_decision(parent, child, "stop", &event, None);
             return Decision::Stop;
         }
@@ -402,6 +415,7 @@ impl TheaterRuntime {
         history.push_back(now);
         let recent = history.len();
         if recent > policy.max_restarts {
+            self.inner.metrics.decision("escalate");
             self.record_decision(parent, child, "escalate", &event, None);
             drop(tree);
             let runtime = self.clone();
@@ -428,6 +442,7 @@ impl TheaterRuntime {
                 handle.restart_later(delay);
             }
         }
+        self.inner.metrics.decision("restart");
         self.record_decision(parent, child, "restart", &event, Some((delay, &also)));
         Decision::Restart(delay)
     }

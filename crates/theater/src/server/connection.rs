@@ -342,7 +342,7 @@ async fn drain(mut read: OwnedReadHalf) {
 
 /// Compares without stopping at the first difference, so the time taken
 /// does not tell how much of a guess was right.
-fn same_secret(given: &str, expected: &str) -> bool {
+pub(crate) fn same_secret(given: &str, expected: &str) -> bool {
     let (given, expected) = (given.as_bytes(), expected.as_bytes());
     let mut diff = given.len() ^ expected.len();
     for (i, b) in expected.iter().enumerate() {
@@ -402,7 +402,10 @@ impl Connection {
                 Err(bad) => protocol::error_frame(bad.id, &bad.error),
                 Ok(request) => {
                     let id = request.id;
+                    let op = request.op.name();
                     let result = self.handle(request.op).await;
+                    let metrics = self.shared.runtime.metrics();
+                    metrics.management_request(op, result.is_ok());
                     let frame = match result {
                         Ok(value) => protocol::ok_frame(id, value),
                         Err(error) => protocol::error_frame(Some(id), &error),

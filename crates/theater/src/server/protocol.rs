@@ -166,6 +166,34 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// Its `op` as the protocol names it, for metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Start { .. } => "start",
+            Op::Stop { .. } => "stop",
+            Op::List { .. } => "list",
+            Op::State { .. } => "state",
+            Op::Events { .. } => "events",
+            Op::Verify { .. } => "verify",
+            Op::Inspect { .. } => "inspect",
+            Op::Send { .. } => "send",
+            Op::Request { .. } => "request",
+            Op::OpenChannel { .. } => "open_channel",
+            Op::ChannelSend { .. } => "channel_send",
+            Op::CloseChannel { .. } => "close_channel",
+            Op::Subscribe { .. } => "subscribe",
+            Op::Unsubscribe { .. } => "unsubscribe",
+            Op::Restart { .. } => "restart",
+            Op::Tree => "tree",
+            Op::Ping => "ping",
+            Op::Replay { .. } => "replay",
+            Op::Fork { .. } => "fork",
+            Op::Revert { .. } => "revert",
+        }
+    }
+}
+
 /// Fewest hex digits of an event hash that requests accept: short enough
 /// to type, long enough that two events of one chain practically never
 /// share them.

@@ -465,7 +465,18 @@ impl RedbEventLog {
         actor: &ActorId,
         start: u64,
     ) -> Result<Vec<ChainEvent>, StorageError> {
-        let rows = self.rows(actor, start)?;
+        self.stored_range(actor, start, u64::MAX)
+    }
+
+    /// `actor`'s stored events with indices `start..end`; only those are
+    /// read, and a missing or unreadable one is an error naming it.
+    fn stored_range(
+        &self,
+        actor: &ActorId,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<ChainEvent>, StorageError> {
+        let rows = self.rows(actor, start, end)?;
         let mut events = Vec::with_capacity(rows.len());
         for (index, (seq, bytes)) in (start..).zip(rows) {
             let damage = if seq != index {
@@ -485,6 +496,23 @@ impl RedbEventLog {
             }]));
         }
         Ok(events)
+    }
+
+    /// Up to `limit` stored events of `actor` from index `start` on, and how
+    /// many the chain has; reads only those events.
+    pub fn stored_page(
+        &self,
+        actor: &ActorId,
+        start: u64,
+        limit: usize,
+    ) -> Result<(Vec<ChainEvent>, u64), StorageError> {
+        let total = self.head(actor)?.map_or(0, |head| head.events);
+        let end = start.saturating_add(limit as u64).min(total);
+        let page = match start < end {
+            true => self.stored_range(actor, start, end)?,
+            false => Vec::new(),
+        };
+        Ok((page, total))
     }
 
     /// The messages in `actor`'s inbox, oldest first, with their numbers.
@@ -722,15 +750,15 @@ impl RedbEventLog {
     }
 
     /// (sequence number, stored bytes) of `actor`'s events from `start` on,
-    /// in order.
-    fn rows(&self, actor: &ActorId, start: u64) -> Result<Rows, StorageError> {
+    /// before `end`, in order.
+    fn rows(&self, actor: &ActorId, start: u64, end: u64) -> Result<Rows, StorageError> {
         let path = &self.shared.path;
         let tx = self.shared.db.begin_read().map_err(failed(path))?;
         let events = tx.open_table(EVENTS).map_err(failed(path))?;
         let mut rows = Vec::new();
         let key = key_of(actor);
         for row in events
-            .range((key, start)..=(key, u64::MAX))
+            .range((key, start)..(key, end))
             .map_err(failed(path))?
         {
             let (key, value) = row.map_err(failed(path))?;
@@ -1007,6 +1035,24 @@ impl EventLog for RedbEventLog {
     fn saved_ids(&self) -> Result<Vec<ActorId>, LogError> {
         self.stored_actor_ids()
             .map_err(|error| LogError(error.to_string()))
+    }
+
+    fn events_page(
+        &self,
+        actor: &ActorId,
+        start: u64,
+        limit: usize,
+    ) -> Result<(Vec<ChainEvent>, u64), LogError> {
+        self.stored_page(actor, start, limit)
+            .map_err(|error| LogError(error.to_string()))
+    }
+
+    fn stats(&self) -> Option<LogStats> {
+        Some(RedbEventLog::stats(self))
+    }
+
+    fn size_bytes(&self) -> Option<u64> {
+        std::fs::metadata(&self.shared.path).ok().map(|m| m.len())
     }
 }
 

@@ -14,5 +14,6 @@ mod http;
 mod management;
 mod manifests;
 mod neighbours;
+mod observe;
 mod oversize;
 mod spawn_loops;

@@ -173,6 +173,25 @@ async fn shutdown_in_init_completes_the_spawn_then_stops() {
     assert!(later.resume_all().await.unwrap().resumed.is_empty());
 }
 
+/// Data passed to `shutdown` is bounded: over the limit, `shutdown`
+/// answers an error (here the actor's `init` returns it) and nothing is
+/// recorded or handed on.
+#[tokio::test]
+async fn shutdown_data_over_the_limit_is_refused() {
+    use theater::host::MAX_SHUTDOWN_DATA_BYTES;
+    let runtime = runtime();
+    let farewell = "x".repeat(MAX_SHUTDOWN_DATA_BYTES + 1);
+    let text = format!(
+        "name = \"simple-quitter\"\ncomponent_path = \"simple-quitter.wasm\"\ninit_state = '{{\"farewell\": \"{farewell}\"}}'\n[[handlers]]\ntype = \"runtime\"\nconfig = {{}}\n"
+    );
+    let error = spawn_with(&runtime, "simple-quitter", &text)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("over the limit of 65536"), "{error}");
+    assert!(runtime.actors().is_empty());
+}
+
 /// A supervisor whose policy restarts its children `always`. Its calls may
 /// take a minute: a spawn compiles the child's component when no cache has
 /// it yet, and that is slow in a debug build on a busy machine.
@@ -397,7 +416,7 @@ async fn paths_of_a_2025_manifest_are_relative_to_it() {
 /// Chains of `theater:simple` actors replay: calls are found under the
 /// names the chain gives them, host calls under their canonical names, and
 /// a chain that begins with what `init` logged, and ends with `shutdown`,
-/// replays from its `actor-init` state.
+/// replays from the state it was spawned with, `init` included.
 #[tokio::test]
 async fn actors_built_against_theater_simple_replay() {
     let runtime = runtime();
@@ -406,7 +425,7 @@ async fn actors_built_against_theater_simple_replay() {
     request(&timer, json!({ "nap": 2 })).await.unwrap();
     let quitter = spawn(&runtime, "simple-quitter").await;
     quitter.stopped().await;
-    for (id, calls) in [(timer.id(), 2), (quitter.id(), 0)] {
+    for (id, calls) in [(timer.id(), 3), (quitter.id(), 1)] {
         let report = runtime.replay(id).await.unwrap();
         assert_eq!(report.divergence, None, "{id}");
         assert!(report.stopped_at.is_none(), "{id}: {:?}", report.stopped_at);

@@ -14,6 +14,7 @@ mod filesystem;
 mod http;
 mod http_client;
 mod messaging;
+mod metrics;
 mod persistence;
 mod random_env;
 mod replay;

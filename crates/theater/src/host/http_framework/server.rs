@@ -272,7 +272,12 @@ async fn serve_connection(ctx: Arc<ServerCtx>, stream: TcpStream, seat: Seat) {
         let (ctx, seat) = (ctx.clone(), seat.clone());
         service_fn(move |request: Request<Incoming>| {
             let (ctx, seat) = (ctx.clone(), seat.clone());
-            async move { Ok::<_, Infallible>(ctx.handle(request, seat).await) }
+            async move {
+                let metrics = ctx.shared.metrics.clone();
+                let response = ctx.handle(request, seat).await;
+                metrics.http_response(response.status().as_u16());
+                Ok::<_, Infallible>(response)
+            }
         })
     };
     // hyper restarts the header timeout whenever a connection waits for a

@@ -23,6 +23,7 @@ use super::routing::{MethodMatch, Middleware, PathPattern, Route, check_path};
 use super::types::{MessageType, ServerConfig, ServerInfo, WebsocketMessage};
 use crate::actor::ActorHandle;
 use crate::id::ActorId;
+use crate::metrics::Metrics;
 use crate::runtime::WeakRuntime;
 
 /// Servers one actor may have at once. Guards the host against an actor
@@ -73,6 +74,7 @@ pub struct Shared {
     registry: Mutex<Registry>,
     /// Cancelled when the actor ends; every server's token is a child.
     pub ended: CancellationToken,
+    pub metrics: Metrics,
     /// Whether the log already says that a server of this actor was
     /// narrowed to loopback: once per actor, however often it asks.
     narrowed: AtomicBool,
@@ -226,8 +228,12 @@ impl Shared {
     pub fn new(actor: ActorId, runtime: WeakRuntime, config: Arc<FrameworkConfig>) -> Self {
         Self {
             actor,
-            runtime,
             config,
+            metrics: runtime
+                .upgrade()
+                .map(|runtime| runtime.metrics().clone())
+                .unwrap_or_default(),
+            runtime,
             registry: Mutex::default(),
             ended: CancellationToken::new(),
             narrowed: AtomicBool::new(false),

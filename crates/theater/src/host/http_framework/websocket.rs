@@ -170,6 +170,7 @@ impl Connection {
     }
 
     async fn run(mut self, mut socket: WebSocket, query: Option<String>) {
+        let _open = self.ctx.shared.metrics.websocket();
         let connected = match self.connect(query.clone()).await {
             Ok(()) => {
                 self.ctx
@@ -358,6 +359,7 @@ impl Connection {
         if self.pending.len() >= self.ctx.shared.config.ws_buffer {
             self.pending.pop_front();
             self.dropped += 1;
+            self.ctx.shared.metrics.overflow("drop-oldest");
             let total = ServerStats::bump(&self.ctx.stats.ws_frames_dropped);
             if total == 1 || total.is_multiple_of(100) {
                 tracing::warn!(target: "actor", actor = %self.ctx.shared.actor, server = self.ctx.server, connection = self.id, total, "actor queue full: oldest waiting WebSocket frame dropped");
