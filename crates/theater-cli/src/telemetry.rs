@@ -80,11 +80,9 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Te
     let (spans, telemetry) = match otlp_endpoint {
         Some(endpoint) => {
             let (provider, runtime) = exporter(endpoint)?;
-            let layer = tracing_opentelemetry::layer()
-                .with_tracer(provider.tracer("theater"))
-                .with_filter(
-                    Targets::new().with_target(theater::telemetry::TARGET, LevelFilter::INFO),
-                );
+            let layer = theater::telemetry::otel_layer(provider.tracer("theater")).with_filter(
+                Targets::new().with_target(theater::telemetry::TARGET, LevelFilter::INFO),
+            );
             let telemetry = Telemetry {
                 provider: Some(provider),
                 _exporter: Some(runtime),

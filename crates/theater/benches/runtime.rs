@@ -197,9 +197,7 @@ fn observed_call(rt: &Runtime, manifest: &Manifest) {
         .with_batch_exporter(DiscardSpans)
         .build();
     let (filter, switch) = reload::Layer::new(Targets::new());
-    let layer = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("bench"))
-        .with_filter(filter);
+    let layer = theater::telemetry::otel_layer(provider.tracer("bench")).with_filter(filter);
     tracing_subscriber::registry().with(layer).init();
     let on = Targets::new().with_target(theater::telemetry::TARGET, LevelFilter::INFO);
 

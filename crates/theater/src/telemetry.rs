@@ -6,8 +6,10 @@
 //! subscriber interested in them they cost a check of a cached flag; the
 //! `theater` binary exports them over OTLP when given `--otlp-endpoint`.
 
-use tracing::Span;
 use tracing::field::Empty;
+use tracing::{Span, Subscriber};
+use tracing_opentelemetry::OpenTelemetryLayer;
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::chain::Hash;
 use crate::id::ActorId;
@@ -41,6 +43,26 @@ pub fn host_call_span(interface: &'static str, function: &str) -> Span {
         function,
         event = Empty,
     )
+}
+
+/// The layer that makes OpenTelemetry spans of these spans with `tracer`,
+/// keeping what a trace needs: each span's fields and its parent. Source
+/// locations, threads, busy and idle times, and activating an OpenTelemetry
+/// context on each entry are off: a call's span is entered on every poll of
+/// the call, and together they cost more than recording the call.
+pub fn otel_layer<S, T>(tracer: T) -> OpenTelemetryLayer<S, T>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+    T: opentelemetry::trace::Tracer + 'static,
+    T::Span: Send + Sync,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
 }
 
 /// Records the hash of the event just appended on the current span, if it

@@ -49,7 +49,7 @@ async fn a_request_through_three_actors_is_one_trace() {
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
-    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("theater-test"));
+    let layer = theater::telemetry::otel_layer(provider.tracer("theater-test"));
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::set_global_default(subscriber).expect("this binary's only subscriber");
 
