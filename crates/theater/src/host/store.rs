@@ -18,7 +18,7 @@ use super::recorded::{off_clock, recorded, shown_by};
 use super::{Handler, HostFunctions};
 use crate::actor::ActorStore;
 use crate::packages::Package;
-use content::{ContentStore, StoreError};
+use content::{AtLabel, ContentStore, StoreError};
 use databases::Databases;
 
 const INTERFACE: &str = "ntwk:theater/store";
@@ -95,7 +95,7 @@ impl HostFunctions for StoreHandler {
             dbs,
             "store-at-label",
             |db, (id, label, content): (String, String, Vec<u8>)| {
-                db.store_at_label(&id, &label, &content)
+                db.store_at_label(&id, &label, &content, AtLabel::Add)
                     .map(ContentRef::from)
             },
         )?;
@@ -104,7 +104,7 @@ impl HostFunctions for StoreHandler {
             dbs,
             "replace-content-at-label",
             |db, (id, label, content): (String, String, Vec<u8>)| {
-                db.replace_content_at_label(&id, &label, &content)
+                db.store_at_label(&id, &label, &content, AtLabel::Replace)
                     .map(ContentRef::from)
             },
         )?;
