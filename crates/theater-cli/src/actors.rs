@@ -45,12 +45,12 @@ pub struct StartArgs {
 #[derive(Args)]
 pub struct IdArgs {
     /// Actor id or an unambiguous prefix of it.
-    actor: String,
+    pub(crate) actor: String,
     /// Print JSON instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
-    remote: Remote,
+    pub(crate) remote: Remote,
 }
 
 #[derive(Args)]
@@ -408,18 +408,9 @@ pub fn inspect(args: IdArgs) -> anyhow::Result<ExitCode> {
                     "- (not running: counted only while it runs)".to_owned()
                 },
             ),
-            (
-                "chain",
-                format!(
-                    "{} events, head {}",
-                    a["chain"]["events"],
-                    a["chain"]["head"].as_str().unwrap_or("none")
-                ),
-            ),
+            chain_row(&a),
         ];
-        for (key, value) in rows {
-            outln!("{:<12} {value}", format!("{key}:"));
-        }
+        print_rows(&rows);
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -436,18 +427,23 @@ fn print_stopped(a: &Value) -> anyhow::Result<ExitCode> {
         rows.push(("data", data.to_string()));
     }
     rows.push(("manifest", text(&a["manifest"])));
-    rows.push((
-        "chain",
-        format!(
-            "{} events, head {}",
-            a["chain"]["events"],
-            a["chain"]["head"].as_str().unwrap_or("none")
-        ),
-    ));
-    for (key, value) in rows {
-        println!("{:<12} {value}", format!("{key}:"));
-    }
+    rows.push(chain_row(a));
+    print_rows(&rows);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `chain:` row of `inspect`: its length and head.
+fn chain_row(a: &Value) -> (&'static str, String) {
+    let chain = &a["chain"];
+    let head = chain["head"].as_str().unwrap_or("none");
+    ("chain", format!("{} events, head {head}", chain["events"]))
+}
+
+/// Prints the rows of `inspect`, their values aligned.
+fn print_rows(rows: &[(&str, String)]) {
+    for (key, value) in rows {
+        outln!("{:<12} {value}", format!("{key}:"));
+    }
 }
 
 /// Prints an actor's new events until Ctrl-C or the actor stops.

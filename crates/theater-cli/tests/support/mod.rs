@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 /// The `actors/` directory.
 pub fn actors_dir() -> PathBuf {
@@ -35,4 +36,27 @@ pub fn home() -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(shared_cache(), home.path().join("cache")).unwrap();
     home
+}
+
+/// What a finished command wrote to standard output.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// What a finished command wrote to standard error.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Checks that a command exited with `code` and said `says` on standard
+/// error.
+pub fn assert_refused(output: &Output, code: i32, says: &str) {
+    assert_eq!(output.status.code(), Some(code), "{}", stderr(output));
+    assert_says(output, says);
+}
+
+/// Checks that a command said `says` on standard error.
+pub fn assert_says(output: &Output, says: &str) {
+    let stderr = stderr(output);
+    assert!(stderr.contains(says), "expected `{says}` in: {stderr}");
 }

@@ -558,7 +558,9 @@ mod tests {
         assert!(db.list_labels("docs").unwrap().is_empty());
         assert_eq!(db.get_by_label("docs", "readme").unwrap(), None);
         assert_eq!(db.total_size("docs").unwrap(), 0);
-        let hash = db.store_at_label("docs", "guide/intro", b"hi", AtLabel::Add).unwrap();
+        let hash = db
+            .store_at_label("docs", "guide/intro", b"hi", AtLabel::Add)
+            .unwrap();
         assert_eq!(db.get("docs", &hash).unwrap(), b"hi");
         assert_eq!(db.list_labels("docs").unwrap(), ["guide/intro"]);
         assert!(db.list_labels("doc").unwrap().is_empty());
@@ -591,7 +593,10 @@ mod tests {
         let (s, hash) = {
             let db = ContentStore::open(&path).unwrap();
             let s = db.create_store().unwrap();
-            (s.clone(), db.store_at_label(&s, "k", b"kept", AtLabel::Add).unwrap())
+            (
+                s.clone(),
+                db.store_at_label(&s, "k", b"kept", AtLabel::Add).unwrap(),
+            )
         };
         let db = ContentStore::open(&path).unwrap();
         assert_eq!(db.get_by_label(&s, "k").unwrap(), Some(hash.clone()));
