@@ -151,11 +151,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn stop(args: IdArgs) -> anyhow::Result<ExitCode> {
-    act_on(
-        args,
-        |actor| Op::Stop { actor },
-        |answer| done("stopped", answer),
-    )
+    act_on(args, |actor| Op::Stop { actor }, done("stopped"))
 }
 
 /// Sends `op` for one actor and prints the answer: as JSON with `--json`,
@@ -176,11 +172,13 @@ fn act_on(
 }
 
 /// Reports an answer about one actor as `<what> <short id>`.
-fn done(what: &str, answer: &Value) {
-    outln!(
-        "{what} {}",
-        short(answer["actor"].as_str().unwrap_or_default())
-    );
+fn done(what: &'static str) -> impl FnOnce(&Value) {
+    move |answer| {
+        outln!(
+            "{what} {}",
+            short(answer["actor"].as_str().unwrap_or_default())
+        )
+    }
 }
 
 /// `start --count N`: the same manifest N times, showing progress.
@@ -221,11 +219,7 @@ async fn start_many(args: &StartArgs, client: &mut Client, start: Op) -> anyhow:
 }
 
 pub fn restart(args: IdArgs) -> anyhow::Result<ExitCode> {
-    act_on(
-        args,
-        |actor| Op::Restart { actor },
-        |answer| done("restarted", answer),
-    )
+    act_on(args, |actor| Op::Restart { actor }, done("restarted"))
 }
 
 pub fn tree(args: TreeArgs) -> anyhow::Result<ExitCode> {

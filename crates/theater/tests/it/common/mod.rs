@@ -118,3 +118,17 @@ pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
+
+/// A management server for `runtime` on a free loopback port, serving in
+/// the background; its address.
+pub async fn serve(
+    runtime: TheaterRuntime,
+    config: theater::server::ServerConfig,
+) -> std::net::SocketAddr {
+    let server = theater::server::Server::bind(runtime, "127.0.0.1:0", config)
+        .await
+        .expect("the server binds");
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve());
+    addr
+}
