@@ -114,23 +114,12 @@ impl Server {
 
     /// Runs a client command that must succeed; returns its stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "theater {args:?} failed ({:?}):\n{}\n{}",
-            out.status.code(),
-            stdout(&out),
-            stderr(&out)
-        );
-        stdout(&out)
+        support::succeeded(args, &self.cli(args))
     }
 
     /// Like [`ok`](Self::ok), parsing stdout as one JSON document.
     fn json(&self, args: &[&str]) -> Value {
-        let mut args = args.to_vec();
-        args.push("--json");
-        let text = self.ok(&args);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}\n{text}"))
+        support::answered_json(args, |args| self.ok(args))
     }
 
     /// Starts an actor; returns its full id.

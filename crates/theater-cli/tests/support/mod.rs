@@ -60,3 +60,25 @@ pub fn assert_says(output: &Output, says: &str) {
     let stderr = stderr(output);
     assert!(stderr.contains(says), "expected `{says}` in: {stderr}");
 }
+
+/// The standard output of the client command `args`, which must have
+/// succeeded.
+pub fn succeeded(args: &[&str], output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "theater {args:?} failed ({:?}):\n{}\n{}",
+        output.status.code(),
+        stdout(output),
+        stderr(output)
+    );
+    stdout(output)
+}
+
+/// What the client command `args --json` answers, run by `ok` (which
+/// checks it succeeded), parsed.
+pub fn answered_json(args: &[&str], ok: impl FnOnce(&[&str]) -> String) -> serde_json::Value {
+    let mut args = args.to_vec();
+    args.push("--json");
+    let text = ok(&args);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}\n{text}"))
+}
