@@ -121,8 +121,8 @@ impl Connection {
                 Ok(answer)
             }
             Op::Inspect { actor } => self.inspect(&actor).await,
-            Op::Send { actor, payload: p } => {
-                let (id, message) = self.addressed(&actor, &p)?;
+            Op::Send { actor, payload } => {
+                let (id, message) = self.addressed(&actor, &payload)?;
                 // Answered only once the message is kept: `queued` means it
                 // runs once, whatever happens to this process.
                 let runtime = &self.shared.runtime;
@@ -131,10 +131,10 @@ impl Connection {
             }
             Op::Request {
                 actor,
-                payload: p,
+                payload,
                 timeout_ms,
             } => {
-                let (id, message) = self.addressed(&actor, &p)?;
+                let (id, message) = self.addressed(&actor, &payload)?;
                 let runtime = &self.shared.runtime;
                 let reply = runtime
                     .request(None, id, message, timeout(timeout_ms))
@@ -147,12 +147,13 @@ impl Connection {
             }
             Op::OpenChannel {
                 actor,
-                payload: p,
+                payload,
                 timeout_ms,
             } => {
-                let (id, message) = self.addressed(&actor, &p)?;
-                let runtime = &self.shared.runtime;
-                let channel = runtime
+                let (id, message) = self.addressed(&actor, &payload)?;
+                let channel = self
+                    .shared
+                    .runtime
                     .open_client_channel(id, message, timeout(timeout_ms))
                     .await
                     .map_err(actor_error)?;
