@@ -61,19 +61,20 @@ impl HostFunctions for TimingHandler {
         })?;
         timing.func_wrap_async("sleep", |mut store, (duration,): (u64,)| {
             Box::new(async move {
-                let result = match limits(&store)?.check_sleep(duration) {
-                    Ok(()) => Ok(wait(&mut store, duration).await),
-                    Err(refused) => Err(refused),
-                };
+                let result = limits(&store)?.check_sleep(duration);
+                if result.is_ok() {
+                    wait(&mut store, duration).await;
+                }
                 recorded(&mut store, SLEEP, (duration,), result, Clone::clone).await
             })
         })?;
         timing.func_wrap_async("deadline", |mut store, (timestamp,): (u64,)| {
             Box::new(async move {
-                let result = match limits(&store)?.check_deadline(timestamp, now_ms()) {
-                    Ok(remaining) => Ok(wait(&mut store, remaining).await),
-                    Err(refused) => Err(refused),
-                };
+                let result = limits(&store)?.check_deadline(timestamp, now_ms());
+                if let Ok(remaining) = result {
+                    wait(&mut store, remaining).await;
+                }
+                let result = result.map(|_| ());
                 recorded(&mut store, DEADLINE, (timestamp,), result, Clone::clone).await
             })
         })?;
