@@ -118,25 +118,31 @@ async fn send_direct(theater: &TheaterRuntime, actor: &ActorHandle, clients: usi
 }
 
 async fn send_protocol(addr: &str, actor: &ActorHandle, clients: usize) -> (f64, f64) {
+    let send = Op::Send {
+        actor: actor.id().to_string(),
+        payload: Payload::json(json!({ "add": 1 })),
+    };
+    let start = over_protocol(addr, clients, send).await;
+    let acked = start.elapsed();
+    settled(actor, MESSAGES as u64).await;
+    (rate(MESSAGES, acked), rate(MESSAGES, start.elapsed()))
+}
+
+/// Sends `op` `MESSAGES` times, spread over `clients` connections made
+/// beforehand, and waits for every answer; when the first was sent.
+async fn over_protocol(addr: &str, clients: usize, op: Op) -> Instant {
     let mut connections = Vec::new();
     for _ in 0..clients {
         connections.push(Client::connect(addr, None).await.expect("connected"));
     }
-    let id = actor.id().to_string();
     let start = Instant::now();
     let tasks: Vec<_> = connections
         .into_iter()
         .map(|mut client| {
-            let id = id.clone();
+            let op = op.clone();
             tokio::spawn(async move {
                 for _ in 0..MESSAGES / clients {
-                    client
-                        .call(Op::Send {
-                            actor: id.clone(),
-                            payload: Payload::json(json!({ "add": 1 })),
-                        })
-                        .await
-                        .expect("queued");
+                    client.call(op.clone()).await.expect("answered");
                 }
             })
         })
@@ -144,9 +150,7 @@ async fn send_protocol(addr: &str, actor: &ActorHandle, clients: usize) -> (f64,
     for task in tasks {
         task.await.expect("client ran");
     }
-    let acked = start.elapsed();
-    settled(actor, MESSAGES as u64).await;
-    (rate(MESSAGES, acked), rate(MESSAGES, start.elapsed()))
+    start
 }
 
 async fn request_direct(actor: &ActorHandle, clients: usize) -> f64 {
@@ -171,32 +175,11 @@ async fn request_direct(actor: &ActorHandle, clients: usize) -> f64 {
 }
 
 async fn request_protocol(addr: &str, actor: &ActorHandle, clients: usize) -> f64 {
-    let mut connections = Vec::new();
-    for _ in 0..clients {
-        connections.push(Client::connect(addr, None).await.expect("connected"));
-    }
-    let id = actor.id().to_string();
-    let start = Instant::now();
-    let tasks: Vec<_> = connections
-        .into_iter()
-        .map(|mut client| {
-            let id = id.clone();
-            tokio::spawn(async move {
-                for _ in 0..MESSAGES / clients {
-                    client
-                        .call(Op::Request {
-                            actor: id.clone(),
-                            payload: Payload::json(json!({})),
-                            timeout_ms: None,
-                        })
-                        .await
-                        .expect("answered");
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("client ran");
-    }
+    let request = Op::Request {
+        actor: actor.id().to_string(),
+        payload: Payload::json(json!({})),
+        timeout_ms: None,
+    };
+    let start = over_protocol(addr, clients, request).await;
     rate(MESSAGES, start.elapsed())
 }

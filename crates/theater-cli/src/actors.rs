@@ -45,12 +45,12 @@ pub struct StartArgs {
 #[derive(Args)]
 pub struct IdArgs {
     /// Actor id or an unambiguous prefix of it.
-    actor: String,
+    pub(crate) actor: String,
     /// Print JSON instead of text.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     #[command(flatten)]
-    remote: Remote,
+    pub(crate) remote: Remote,
 }
 
 #[derive(Args)]
@@ -151,27 +151,34 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn stop(args: IdArgs) -> anyhow::Result<ExitCode> {
-    act_on(args, |actor| Op::Stop { actor }, "stopped")
+    act_on(args, |actor| Op::Stop { actor }, done("stopped"))
 }
 
-/// Sends `op` for one actor and reports it as `done <short id>`.
+/// Sends `op` for one actor and prints the answer: as JSON with `--json`,
+/// else as `text` writes it.
 fn act_on(
     args: IdArgs,
     op: impl FnOnce(String) -> Op,
-    done: &'static str,
+    text: impl FnOnce(&Value),
 ) -> anyhow::Result<ExitCode> {
     remote::block_on(async move {
         let answer = remote::call(&args.remote, op(args.actor)).await?;
-        if args.json {
-            print_json(&answer);
-        } else {
-            outln!(
-                "{done} {}",
-                short(answer["actor"].as_str().unwrap_or_default())
-            );
+        match args.json {
+            true => print_json(&answer),
+            false => text(&answer),
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Reports an answer about one actor as `<what> <short id>`.
+fn done(what: &'static str) -> impl FnOnce(&Value) {
+    move |answer| {
+        outln!(
+            "{what} {}",
+            short(answer["actor"].as_str().unwrap_or_default())
+        )
+    }
 }
 
 /// `start --count N`: the same manifest N times, showing progress.
@@ -212,7 +219,7 @@ async fn start_many(args: &StartArgs, client: &mut Client, start: Op) -> anyhow:
 }
 
 pub fn restart(args: IdArgs) -> anyhow::Result<ExitCode> {
-    act_on(args, |actor| Op::Restart { actor }, "restarted")
+    act_on(args, |actor| Op::Restart { actor }, done("restarted"))
 }
 
 pub fn tree(args: TreeArgs) -> anyhow::Result<ExitCode> {
@@ -281,15 +288,11 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn state(args: IdArgs) -> anyhow::Result<ExitCode> {
-    remote::block_on(async move {
-        let answer = remote::call(&args.remote, Op::State { actor: args.actor }).await?;
-        if args.json {
-            print_json(&answer);
-        } else {
-            outln!("{}", remote::show_bytes(&answer, "state"));
-        }
-        Ok(ExitCode::SUCCESS)
-    })
+    act_on(
+        args,
+        |actor| Op::State { actor },
+        |answer| outln!("{}", remote::show_bytes(answer, "state")),
+    )
 }
 
 pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
@@ -351,81 +354,69 @@ pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn inspect(args: IdArgs) -> anyhow::Result<ExitCode> {
-    remote::block_on(async move {
-        let a = remote::call(&args.remote, Op::Inspect { actor: args.actor }).await?;
-        if args.json {
-            print_json(&a);
-            return Ok(ExitCode::SUCCESS);
-        }
-        let text = |v: &Value| match v {
-            Value::Null => "-".to_owned(),
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
-        };
-        let limits = &a["limits"];
-        let counters = &a["counters"];
-        if a["status"] != "running" {
-            return print_stopped(&a);
-        }
-        let rows = [
-            ("id", text(&a["id"])),
-            ("name", text(&a["name"])),
-            ("status", text(&a["status"])),
-            (
-                "manifest",
-                a["manifest"]
-                    .as_str()
-                    .unwrap_or("(not started by this server)")
-                    .to_owned(),
+    act_on(args, |actor| Op::Inspect { actor }, print_inspected)
+}
+
+/// `inspect` of an actor: what the server knows of it.
+fn print_inspected(a: &Value) {
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_owned(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let limits = &a["limits"];
+    let counters = &a["counters"];
+    if a["status"] != "running" {
+        return print_stopped(a);
+    }
+    let rows = [
+        ("id", text(&a["id"])),
+        ("name", text(&a["name"])),
+        ("status", text(&a["status"])),
+        (
+            "manifest",
+            a["manifest"]
+                .as_str()
+                .unwrap_or("(not started by this server)")
+                .to_owned(),
+        ),
+        (
+            "started",
+            a["started_ms"]
+                .as_u64()
+                .map_or_else(|| "-".to_owned(), |ms| format!("{} UTC", timestamp(ms))),
+        ),
+        (
+            "limits",
+            format!(
+                "memory {} MiB, call timeout {} ms, queue {}, message {} bytes, state {} bytes, result {} bytes",
+                limits["memory_mb"],
+                limits["call_timeout_ms"],
+                limits["queue_capacity"],
+                limits["max_message_bytes"],
+                limits["max_state_bytes"],
+                limits["max_result_bytes"]
             ),
-            (
-                "started",
-                a["started_ms"]
-                    .as_u64()
-                    .map_or_else(|| "-".to_owned(), |ms| format!("{} UTC", timestamp(ms))),
-            ),
-            (
-                "limits",
+        ),
+        ("queue depth", text(&a["queue_depth"])),
+        (
+            "calls",
+            if counters.is_object() {
                 format!(
-                    "memory {} MiB, call timeout {} ms, queue {}, message {} bytes, state {} bytes, result {} bytes",
-                    limits["memory_mb"],
-                    limits["call_timeout_ms"],
-                    limits["queue_capacity"],
-                    limits["max_message_bytes"],
-                    limits["max_state_bytes"],
-                    limits["max_result_bytes"]
-                ),
-            ),
-            ("queue depth", text(&a["queue_depth"])),
-            (
-                "calls",
-                if counters.is_object() {
-                    format!(
-                        "{} ok, {} failed, {} refused (queue full)",
-                        counters["calls_ok"], counters["calls_failed"], counters["queue_full"]
-                    )
-                } else {
-                    "- (not running: counted only while it runs)".to_owned()
-                },
-            ),
-            (
-                "chain",
-                format!(
-                    "{} events, head {}",
-                    a["chain"]["events"],
-                    a["chain"]["head"].as_str().unwrap_or("none")
-                ),
-            ),
-        ];
-        for (key, value) in rows {
-            outln!("{:<12} {value}", format!("{key}:"));
-        }
-        Ok(ExitCode::SUCCESS)
-    })
+                    "{} ok, {} failed, {} refused (queue full)",
+                    counters["calls_ok"], counters["calls_failed"], counters["queue_full"]
+                )
+            } else {
+                "- (not running: counted only while it runs)".to_owned()
+            },
+        ),
+        chain_row(a),
+    ];
+    print_rows(&rows);
 }
 
 /// `inspect` of an actor that is not running: what the log tells.
-fn print_stopped(a: &Value) -> anyhow::Result<ExitCode> {
+fn print_stopped(a: &Value) {
     let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
     let mut rows = vec![
         ("id", text(&a["id"])),
@@ -436,18 +427,22 @@ fn print_stopped(a: &Value) -> anyhow::Result<ExitCode> {
         rows.push(("data", data.to_string()));
     }
     rows.push(("manifest", text(&a["manifest"])));
-    rows.push((
-        "chain",
-        format!(
-            "{} events, head {}",
-            a["chain"]["events"],
-            a["chain"]["head"].as_str().unwrap_or("none")
-        ),
-    ));
+    rows.push(chain_row(a));
+    print_rows(&rows);
+}
+
+/// The `chain:` row of `inspect`: its length and head.
+fn chain_row(a: &Value) -> (&'static str, String) {
+    let chain = &a["chain"];
+    let head = chain["head"].as_str().unwrap_or("none");
+    ("chain", format!("{} events, head {head}", chain["events"]))
+}
+
+/// Prints the rows of `inspect`, their values aligned.
+fn print_rows(rows: &[(&str, String)]) {
     for (key, value) in rows {
-        println!("{:<12} {value}", format!("{key}:"));
+        outln!("{:<12} {value}", format!("{key}:"));
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints an actor's new events until Ctrl-C or the actor stops.

@@ -8,6 +8,7 @@ use serde_json::Value;
 use theater::server::protocol::Op;
 
 use crate::EXIT_UNVERIFIED;
+use crate::actors::IdArgs;
 use crate::output::print_json;
 use crate::remote::{self, Remote, short, short_hash};
 
@@ -20,17 +21,12 @@ const HASH_HELP: &str = "HASH is an event's hash from `theater events <id>`: all
 /// the state the chain recorded. Exits 0 if every event was reproduced,
 /// 3 if the component diverged from its chain, 1 if the replay stopped at
 /// an event it cannot replay (the chain holds only a summary of what it
-/// needs there; the reason is printed).
+/// needs there; the reason is printed). The actor may have stopped.
 #[derive(Args)]
 #[command(after_help = "Examples:\n  theater replay 1a2b3c4d\n  theater replay 1a2b3c4d --json")]
 pub struct ReplayArgs {
-    /// Actor id or an unambiguous prefix of it; the actor may have stopped.
-    actor: String,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    remote: Remote,
+    target: IdArgs,
 }
 
 /// Start a new actor from the state an actor had at an event.
@@ -79,7 +75,7 @@ pub struct RevertArgs {
     remote: Remote,
 }
 
-pub fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+pub fn replay(ReplayArgs { target: args }: ReplayArgs) -> anyhow::Result<ExitCode> {
     remote::block_on(async move {
         let answer = remote::call(&args.remote, Op::Replay { actor: args.actor }).await?;
         let actor = short(answer["actor"].as_str().unwrap_or_default());

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 mod support;
-use support::{actors_dir, home};
+use support::{actors_dir, assert_refused, assert_says, home, stderr, stdout};
 
 fn counter_manifest() -> PathBuf {
     support::manifest("counter")
@@ -23,14 +23,6 @@ fn theater_in(home: &Path, args: &[&str]) -> Output {
         .env("THEATER_HOME", home)
         .output()
         .expect("theater runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
@@ -129,7 +121,7 @@ fn exported_chain_verifies_and_one_changed_byte_is_caught() {
     .unwrap();
     let out = theater(&["verify", "--file", other.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("event 0"), "{}", stderr(&out));
+    assert_says(&out, "event 0");
 
     // Change one digit inside the last event's data.
     let text = std::fs::read_to_string(&chain).unwrap();
@@ -140,7 +132,7 @@ fn exported_chain_verifies_and_one_changed_byte_is_caught() {
 
     let out = theater(&["verify", "--file", chain.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(3));
-    assert!(stderr(&out).contains("event 2"), "{}", stderr(&out));
+    assert_says(&out, "event 2");
 
     let out = theater(&["verify", "--file", chain.to_str().unwrap(), "--json"]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -151,33 +143,18 @@ fn exported_chain_verifies_and_one_changed_byte_is_caught() {
 #[test]
 fn bad_input_gets_a_clear_error() {
     let out = theater(&["run", "/no/such/manifest.toml", "--send", "{}"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("/no/such/manifest.toml"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, 1, "/no/such/manifest.toml");
 
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.json");
     std::fs::write(&junk, "not a chain").unwrap();
     let out = theater(&["verify", "--file", junk.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("not a chain export"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, 1, "not a chain export");
 
     let out = theater(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
     let out = theater(&["server", "--snapshot-every", "0"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("--snapshot-every"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, 2, "--snapshot-every");
 }
 
 /// `theater run` says where an HTTP actor listens, and it answers there.
@@ -267,12 +244,7 @@ fn run_resume_continues_an_actor_after_sigkill() {
         (Some(true), Some(2))
     );
     let out = theater(&["verify", "--home", "/no/such/home"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("no chains are stored"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, 1, "no chains are stored");
 }
 
 /// Ctrl-C interrupts a `theater run` without messages: it prints the state
@@ -407,12 +379,7 @@ fn run_refuses_a_message_that_is_not_json_before_starting() {
         home.path(),
         &["run", manifest.to_str().unwrap(), "--send", "oops"],
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("`oops` is not JSON"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, 1, "`oops` is not JSON");
     assert!(stdout(&out).is_empty(), "{}", stdout(&out));
     assert!(!home.path().join("chains.redb").exists(), "nothing started");
 }
@@ -476,12 +443,7 @@ fn verify_names_a_reformatted_export() {
     let pretty = dir.path().join("pretty.json");
     std::fs::write(&pretty, serde_json::to_string_pretty(&export).unwrap()).unwrap();
     let out = theater(&["verify", "--file", pretty.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(3));
-    assert!(
-        stderr(&out).contains("not in the canonical export form"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, 3, "not in the canonical export form");
     let out = theater(&["verify", "--file", pretty.to_str().unwrap(), "--json"]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["canonical"], false);

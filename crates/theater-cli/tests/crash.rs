@@ -189,23 +189,12 @@ impl Cli {
 
     /// Runs a client command that must succeed; returns its stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "theater {args:?} failed ({:?}):\n{}\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        support::succeeded(args, &self.cli(args))
     }
 
     /// Like [`ok`](Self::ok) with `--json`, parsing stdout.
     fn json(&self, args: &[&str]) -> Value {
-        let mut args = args.to_vec();
-        args.push("--json");
-        let text = self.ok(&args);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}\n{text}"))
+        support::answered_json(args, |args| self.ok(args))
     }
 }
 

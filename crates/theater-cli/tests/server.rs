@@ -16,7 +16,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_theater");
 const LINE_WAIT: Duration = Duration::from_secs(60);
 
 mod support;
-use support::actors_dir;
+use support::{actors_dir, assert_refused, assert_says, stderr, stdout};
 
 fn manifest(actor: &str) -> String {
     support::manifest(actor).display().to_string()
@@ -114,23 +114,12 @@ impl Server {
 
     /// Runs a client command that must succeed; returns its stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "theater {args:?} failed ({:?}):\n{}\n{}",
-            out.status.code(),
-            stdout(&out),
-            stderr(&out)
-        );
-        stdout(&out)
+        support::succeeded(args, &self.cli(args))
     }
 
     /// Like [`ok`](Self::ok), parsing stdout as one JSON document.
     fn json(&self, args: &[&str]) -> Value {
-        let mut args = args.to_vec();
-        args.push("--json");
-        let text = self.ok(&args);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}\n{text}"))
+        support::answered_json(args, |args| self.ok(args))
     }
 
     /// Starts an actor; returns its full id.
@@ -219,14 +208,6 @@ fn read_lines(stdout: ChildStdout) -> mpsc::Receiver<String> {
         }
     });
     rx
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// A client speaking the wire protocol by hand.
@@ -447,31 +428,25 @@ fn mistakes_get_clear_errors_and_exit_codes() {
         .env("THEATER_SERVER", "127.0.0.1:1")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("no server at 127.0.0.1:1 — start one with `theater server`"),
-        "{}",
-        stderr(&out)
+    assert_refused(
+        &out,
+        1,
+        "no server at 127.0.0.1:1 — start one with `theater server`",
     );
     let out = server.cli(&["list", "--server", "127.0.0.1:1"]);
     assert_eq!(out.status.code(), Some(1));
 
     let out = server.cli(&["state", "0000dead"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("theater list"), "{}", stderr(&out));
+    assert_says(&out, "theater list");
 
     let out = server.cli(&["start", "/no/such/manifest.toml"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("/no/such/manifest.toml"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, 1, "/no/such/manifest.toml");
 
     let id = server.start_actor("counter");
     let out = server.cli(&["message", "send", &id, "not json"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("is not JSON"), "{}", stderr(&out));
+    assert_says(&out, "is not JSON");
 
     // Usage errors: exactly one of <ACTOR> and --file.
     assert_eq!(server.cli(&["verify"]).status.code(), Some(2));
@@ -776,7 +751,7 @@ fn a_client_without_the_token_is_refused_and_changes_nothing() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("token"), "{}", stderr(&out));
+    assert_says(&out, "token");
     let out = server
         .command(&["list"])
         .env("THEATER_TOKEN", "wrong")
@@ -1027,12 +1002,7 @@ fn start_takes_manifest_text_and_prefixes_must_be_unambiguous() {
     let answer = raw.recv().unwrap();
     assert_eq!(answer["error"]["kind"], "ambiguous_actor", "{answer}");
     let out = server.cli(&["state", &prefix]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("give more characters"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, 1, "give more characters");
 }
 
 #[test]
@@ -1303,12 +1273,7 @@ fn replay_exits_3_when_the_component_diverges_and_1_when_it_stops() {
     let events = chain(&server, &echo);
     let chain_call = hash(&events[events.len() - 2]);
     let out = server.cli(&["fork", &echo, "--at", &chain_call]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("cannot be rebuilt"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, 1, "cannot be rebuilt");
     let head = hash(events.last().unwrap());
     server.ok(&["fork", &echo, "--at", &head]);
 }
@@ -1570,7 +1535,7 @@ fn replay_covers_init_and_a_send_nobody_takes_is_refused() {
     let minimal = server.start_actor("minimal");
     let out = server.cli(&["message", "send", &minimal, "{}"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("handle-send"), "{}", stderr(&out));
+    assert_says(&out, "handle-send");
     let out = server.cli(&["message", "send", &minimal, "{}", "--json"]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["error"]["kind"], "actor_error", "{report}");

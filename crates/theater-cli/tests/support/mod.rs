@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 /// The `actors/` directory.
 pub fn actors_dir() -> PathBuf {
@@ -35,4 +36,49 @@ pub fn home() -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(shared_cache(), home.path().join("cache")).unwrap();
     home
+}
+
+/// What a finished command wrote to standard output.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// What a finished command wrote to standard error.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Checks that a command exited with `code` and said `says` on standard
+/// error.
+pub fn assert_refused(output: &Output, code: i32, says: &str) {
+    assert_eq!(output.status.code(), Some(code), "{}", stderr(output));
+    assert_says(output, says);
+}
+
+/// Checks that a command said `says` on standard error.
+pub fn assert_says(output: &Output, says: &str) {
+    let stderr = stderr(output);
+    assert!(stderr.contains(says), "expected `{says}` in: {stderr}");
+}
+
+/// The standard output of the client command `args`, which must have
+/// succeeded.
+pub fn succeeded(args: &[&str], output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "theater {args:?} failed ({:?}):\n{}\n{}",
+        output.status.code(),
+        stdout(output),
+        stderr(output)
+    );
+    stdout(output)
+}
+
+/// What the client command `args --json` answers, run by `ok` (which
+/// checks it succeeded), parsed.
+pub fn answered_json(args: &[&str], ok: impl FnOnce(&[&str]) -> String) -> serde_json::Value {
+    let mut args = args.to_vec();
+    args.push("--json");
+    let text = ok(&args);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}\n{text}"))
 }

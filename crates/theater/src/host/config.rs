@@ -7,6 +7,7 @@
 use std::fmt;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Longest duration a handler setting may name: a day.
 pub const MAX_DURATION_MS: u64 = 24 * 60 * 60 * 1000;
@@ -63,6 +64,11 @@ pub fn known_keys(config: &toml::Table, known: &[&str]) -> Result<(), ConfigErro
     }
 }
 
+/// For a handler that takes no config: fails on any key.
+pub fn none(config: &toml::Table) -> Result<(), ConfigError> {
+    known_keys(config, &[])
+}
+
 /// The whole number under `key`, which must lie in `range`; `default`
 /// without one.
 pub fn integer(
@@ -85,6 +91,18 @@ pub fn integer(
             ),
         )),
     }
+}
+
+/// The duration under `key`, in whole milliseconds within `range`;
+/// `default` without one.
+pub fn duration(
+    config: &toml::Table,
+    key: &str,
+    range: RangeInclusive<u64>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let default = default.as_millis() as u64;
+    integer(config, key, range, default).map(Duration::from_millis)
 }
 
 /// The boolean under `key`; `default` without one.
@@ -152,6 +170,11 @@ pub fn at_most(key: &str, child: u64, parent: u64) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+/// [`at_most`] for a duration, compared in milliseconds as written.
+pub fn no_longer(key: &str, child: Duration, parent: Duration) -> Result<(), ConfigError> {
+    at_most(key, child.as_millis() as u64, parent.as_millis() as u64)
 }
 
 /// Fails if a child's `key` is below its parent's (for settings that

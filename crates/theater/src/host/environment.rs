@@ -6,10 +6,10 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::Linker;
 
 use super::config::{self, ConfigError};
-use super::{Granted, Handler};
-use crate::actor::{ActorStore, Extensions};
+use super::recorded::{recorded, whole};
+use super::{Granted, Handler, HandlerConfig, HostFunctions};
+use crate::actor::ActorStore;
 use crate::packages::Package;
-use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/environment";
 const GET_VAR: &str = "ntwk:theater/environment.get-var";
@@ -22,29 +22,21 @@ const ALLOWED_KEY: &str = "allowed_vars";
 pub struct EnvironmentHandler;
 
 impl Handler for EnvironmentHandler {
-    fn name(&self) -> &'static str {
-        "environment"
-    }
-
-    fn imports(&self) -> &'static [&'static str] {
-        &[INTERFACE]
-    }
-
-    fn configure(
-        &self,
-        config: &toml::Table,
-        extensions: &mut Extensions,
-    ) -> Result<(), ConfigError> {
-        extensions.insert(allowed_vars(config)?);
-        Ok(())
-    }
+    const NAME: &'static str = "environment";
+    const IMPORTS: &'static [&'static str] = &[INTERFACE];
+    type Config = AllowedVars;
 
     /// A child may read only variables its parent may read.
-    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
-        let (child, parent) = (allowed_vars(child.config)?, allowed_vars(parent.config)?);
-        config::subset(ALLOWED_KEY, &child.0, &parent.0)
+    fn within(
+        &self,
+        child: &Granted<'_, AllowedVars>,
+        parent: &Granted<'_, AllowedVars>,
+    ) -> Result<(), ConfigError> {
+        config::subset(ALLOWED_KEY, &child.config.0, &parent.config.0)
     }
+}
 
+impl HostFunctions for EnvironmentHandler {
     fn add_to_linker(
         &self,
         linker: &mut Linker<ActorStore>,
@@ -54,36 +46,22 @@ impl Handler for EnvironmentHandler {
         environment.func_wrap_async("get-var", |mut store, (name,): (String,)| {
             Box::new(async move {
                 let value = allowed(&store)?.get(&name);
-                let recorded: Result<_, ()> = Ok(&value);
-                store
-                    .data_mut()
-                    .recorder
-                    .record_host_call(GET_VAR, (&name,), &recorded)
-                    .await?;
-                Ok((value,))
+                recorded(&mut store, GET_VAR, (&name,), value, whole).await
             })
         })?;
         environment.func_wrap_async("list-vars", |mut store, (): ()| {
             Box::new(async move {
                 let vars = allowed(&store)?.list();
-                let recorded: Result<_, ()> = Ok(&vars);
-                store
-                    .data_mut()
-                    .recorder
-                    .record_host_call(LIST_VARS, (), &recorded)
-                    .await?;
-                Ok((vars,))
+                recorded(&mut store, LIST_VARS, (), vars, whole).await
             })
         })?;
         Ok(())
     }
-
-    fn exports(&self, _exports: &mut ExportRegistry, _listed: bool) {}
 }
 
 /// The variables one actor may read, in manifest order.
 #[derive(Debug, Clone, Default, PartialEq)]
-struct AllowedVars(Vec<String>);
+pub struct AllowedVars(Vec<String>);
 
 impl AllowedVars {
     /// The value of `name` if it is allowed, set and valid UTF-8.
@@ -104,20 +82,22 @@ impl AllowedVars {
     }
 }
 
-fn allowed_vars(config: &toml::Table) -> Result<AllowedVars, ConfigError> {
-    config::known_keys(config, &[ALLOWED_KEY])?;
-    let names = config::strings(config, ALLOWED_KEY, "of variable names, like [\"HOME\"]")?;
-    let names = names.unwrap_or_default();
-    if let Some(bad) = names.iter().find(|name| name.contains(['=', '\0'])) {
-        return Err(ConfigError::at(
-            ALLOWED_KEY,
-            format!(
-                "`{ALLOWED_KEY}` holds `{}`, which is not a variable name (it has `=` or NUL in it)",
-                bad.escape_debug()
-            ),
-        ));
+impl HandlerConfig for AllowedVars {
+    fn from_table(config: &toml::Table) -> Result<Self, ConfigError> {
+        config::known_keys(config, &[ALLOWED_KEY])?;
+        let names = config::strings(config, ALLOWED_KEY, "of variable names, like [\"HOME\"]")?;
+        let names = names.unwrap_or_default();
+        if let Some(bad) = names.iter().find(|name| name.contains(['=', '\0'])) {
+            return Err(ConfigError::at(
+                ALLOWED_KEY,
+                format!(
+                    "`{ALLOWED_KEY}` holds `{}`, which is not a variable name (it has `=` or NUL in it)",
+                    bad.escape_debug()
+                ),
+            ));
+        }
+        Ok(AllowedVars(names))
     }
-    Ok(AllowedVars(names))
 }
 
 fn allowed<'a>(store: &'a StoreContextMut<'_, ActorStore>) -> wasmtime::Result<&'a AllowedVars> {
@@ -133,7 +113,7 @@ mod tests {
     use super::*;
 
     fn parse(config: &str) -> Result<AllowedVars, String> {
-        allowed_vars(&toml::from_str(config).unwrap()).map_err(|e| e.message)
+        AllowedVars::from_table(&toml::from_str(config).unwrap()).map_err(|e| e.message)
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::error::Error as _;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, Method, Url};
@@ -15,10 +15,10 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, Lower};
 
 use super::config::{self, ConfigError, MAX_BYTES, MAX_DURATION_MS};
-use super::{Granted, Handler};
-use crate::actor::{ActorStore, Extensions};
+use super::recorded::{off_clock, recorded, shown_by};
+use super::{Granted, Handler, HandlerConfig, HostFunctions};
+use crate::actor::ActorStore;
 use crate::packages::Package;
-use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/http-client";
 const SEND_HTTP: &str = "ntwk:theater/http-client.send-http";
@@ -29,7 +29,7 @@ const ALLOWED_HOSTS_KEY: &str = "allowed_hosts";
 
 /// How long a request may take, from sending it to the last byte of the
 /// response, unless the manifest says otherwise.
-pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response body an actor gets unless the manifest says otherwise.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 10 * 1024 * 1024;
 /// How much of a request or response body its chain event keeps.
@@ -44,28 +44,18 @@ pub struct HttpClientHandler {
 }
 
 impl Handler for HttpClientHandler {
-    fn name(&self) -> &'static str {
-        "http-client"
-    }
-
-    fn imports(&self) -> &'static [&'static str] {
-        &[INTERFACE]
-    }
-
-    fn configure(
-        &self,
-        config: &toml::Table,
-        extensions: &mut Extensions,
-    ) -> Result<(), ConfigError> {
-        extensions.insert(ClientSettings::from_config(config)?);
-        Ok(())
-    }
+    const NAME: &'static str = "http-client";
+    const IMPORTS: &'static [&'static str] = &[INTERFACE];
+    type Config = ClientSettings;
 
     /// A child reaches only hosts its parent may reach, waits no longer and
     /// takes no larger responses.
-    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
-        let child = ClientSettings::from_config(child.config)?;
-        let parent = ClientSettings::from_config(parent.config)?;
+    fn within(
+        &self,
+        child: &Granted<'_, ClientSettings>,
+        parent: &Granted<'_, ClientSettings>,
+    ) -> Result<(), ConfigError> {
+        let (child, parent) = (child.config, parent.config);
         if let Some(parent_hosts) = &parent.allowed_hosts {
             let Some(child_hosts) = &child.allowed_hosts else {
                 return Err(ConfigError::at(
@@ -78,18 +68,16 @@ impl Handler for HttpClientHandler {
             };
             config::subset(ALLOWED_HOSTS_KEY, child_hosts, parent_hosts)?;
         }
-        config::at_most(
-            TIMEOUT_KEY,
-            child.timeout.as_millis() as u64,
-            parent.timeout.as_millis() as u64,
-        )?;
+        config::no_longer(TIMEOUT_KEY, child.timeout, parent.timeout)?;
         config::at_most(
             MAX_RESPONSE_KEY,
             child.max_response_bytes,
             parent.max_response_bytes,
         )
     }
+}
 
+impl HostFunctions for HttpClientHandler {
     fn add_to_linker(
         &self,
         linker: &mut Linker<ActorStore>,
@@ -105,25 +93,20 @@ impl Handler for HttpClientHandler {
                     Box::new(async move {
                         let settings = settings(&store)?;
                         let params = (recorded_request(&request),);
-                        let started = Instant::now();
-                        let result = match client.get_or_init(new_client) {
-                            Ok(client) => send(client, &settings, request).await,
-                            Err(e) => Err(e.clone()),
+                        let work = async {
+                            match client.get_or_init(new_client) {
+                                Ok(client) => send(client, &settings, request).await,
+                                Err(e) => Err(e.clone()),
+                            }
                         };
-                        let data = store.data_mut();
-                        data.extend_deadline(started.elapsed());
-                        let recorded = result.as_ref().map(recorded_response);
-                        data.recorder
-                            .record_host_call(SEND_HTTP, params, &recorded)
-                            .await?;
-                        Ok((result,))
+                        let result = off_clock(&mut store, work).await;
+                        let shown = shown_by(recorded_response);
+                        recorded(&mut store, SEND_HTTP, params, result, shown).await
                     })
                 },
             )?;
         Ok(())
     }
-
-    fn exports(&self, _exports: &mut ExportRegistry, _listed: bool) {}
 }
 
 /// `record http-request` of `ntwk:theater/http-types`.
@@ -147,18 +130,16 @@ pub struct HttpResponse {
 
 /// One actor's limits, from its manifest.
 #[derive(Debug, Clone)]
-struct ClientSettings {
+pub struct ClientSettings {
     timeout: Duration,
     max_response_bytes: u64,
     /// Hosts it may reach, normalized; `None` for any.
     allowed_hosts: Option<Arc<[String]>>,
 }
 
-impl ClientSettings {
-    fn from_config(config: &toml::Table) -> Result<Self, ConfigError> {
+impl HandlerConfig for ClientSettings {
+    fn from_table(config: &toml::Table) -> Result<Self, ConfigError> {
         config::known_keys(config, &[TIMEOUT_KEY, MAX_RESPONSE_KEY, ALLOWED_HOSTS_KEY])?;
-        let timeout_ms =
-            config::integer(config, TIMEOUT_KEY, 1..=MAX_DURATION_MS, DEFAULT_TIMEOUT_MS)?;
         let allowed_hosts = config::strings(
             config,
             ALLOWED_HOSTS_KEY,
@@ -173,7 +154,7 @@ impl ClientSettings {
         .transpose()?
         .map(Into::into);
         Ok(Self {
-            timeout: Duration::from_millis(timeout_ms),
+            timeout: config::duration(config, TIMEOUT_KEY, 1..=MAX_DURATION_MS, DEFAULT_TIMEOUT)?,
             max_response_bytes: config::integer(
                 config,
                 MAX_RESPONSE_KEY,
@@ -183,7 +164,9 @@ impl ClientSettings {
             allowed_hosts,
         })
     }
+}
 
+impl ClientSettings {
     /// Fails unless the allow-list, if any, names the host of `url`.
     fn check_host(&self, url: &Url) -> Result<(), String> {
         let Some(allowed) = &self.allowed_hosts else {
@@ -433,13 +416,13 @@ mod tests {
     use super::*;
 
     fn configured(config: &str) -> Result<ClientSettings, String> {
-        ClientSettings::from_config(&toml::from_str(config).unwrap()).map_err(|e| e.message)
+        ClientSettings::from_table(&toml::from_str(config).unwrap()).map_err(|e| e.message)
     }
 
     #[test]
     fn settings_default_and_validate() {
         let settings = configured("").unwrap();
-        assert_eq!(settings.timeout, Duration::from_millis(DEFAULT_TIMEOUT_MS));
+        assert_eq!(settings.timeout, DEFAULT_TIMEOUT);
         assert_eq!(settings.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
         assert!(settings.allowed_hosts.is_none());
 

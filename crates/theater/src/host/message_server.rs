@@ -1,7 +1,7 @@
 //! Messaging: `message-server-host` lets an actor send, request and use
 //! channels; `message-server-client` is how it receives them.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -10,9 +10,10 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, Lower};
 
 use super::config::{self, ConfigError, MAX_DURATION_MS};
-use super::{Granted, Handler};
+use super::recorded::{off_clock, recorded, shown_by};
+use super::{Granted, Handler, HandlerConfig, HostFunctions};
 use crate::TheaterRuntime;
-use crate::actor::{ActorStore, Extensions};
+use crate::actor::ActorStore;
 use crate::chain::record::readable;
 use crate::error::ActorError;
 use crate::id::ActorId;
@@ -51,17 +52,21 @@ impl ResultShape<ChannelAccept> for (StateBytes, (ChannelAccept,)) {
 const REQUEST_TIMEOUT_KEY: &str = "request_timeout_ms";
 
 /// Per-actor messaging settings.
-struct MessagingConfig {
+#[derive(Clone)]
+pub struct MessagingConfig {
     request_timeout: Duration,
 }
 
-impl MessagingConfig {
-    fn from_config(config: &toml::Table) -> Result<Self, ConfigError> {
+impl HandlerConfig for MessagingConfig {
+    fn from_table(config: &toml::Table) -> Result<Self, ConfigError> {
         config::known_keys(config, &[REQUEST_TIMEOUT_KEY])?;
-        let default = DEFAULT_REQUEST_TIMEOUT.as_millis() as u64;
-        let ms = config::integer(config, REQUEST_TIMEOUT_KEY, 1..=MAX_DURATION_MS, default)?;
         Ok(Self {
-            request_timeout: Duration::from_millis(ms),
+            request_timeout: config::duration(
+                config,
+                REQUEST_TIMEOUT_KEY,
+                1..=MAX_DURATION_MS,
+                DEFAULT_REQUEST_TIMEOUT,
+            )?,
         })
     }
 }
@@ -72,38 +77,27 @@ impl MessagingConfig {
 pub struct MessageServerHandler;
 
 impl Handler for MessageServerHandler {
-    fn name(&self) -> &'static str {
-        "message-server"
-    }
-
-    fn imports(&self) -> &'static [&'static str] {
-        &[HOST]
-    }
-
-    fn always_granted(&self) -> bool {
-        true
-    }
-
-    fn configure(
-        &self,
-        config: &toml::Table,
-        extensions: &mut Extensions,
-    ) -> Result<(), ConfigError> {
-        extensions.insert(MessagingConfig::from_config(config)?);
-        Ok(())
-    }
+    const NAME: &'static str = "message-server";
+    const IMPORTS: &'static [&'static str] = &[HOST];
+    const ALWAYS_GRANTED: bool = true;
+    type Config = MessagingConfig;
 
     /// A child waits for other actors no longer than its parent.
-    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
-        let child = MessagingConfig::from_config(child.config)?.request_timeout;
-        let parent = MessagingConfig::from_config(parent.config)?.request_timeout;
-        config::at_most(
+    fn within(
+        &self,
+        child: &Granted<'_, MessagingConfig>,
+        parent: &Granted<'_, MessagingConfig>,
+    ) -> Result<(), ConfigError> {
+        let (child, parent) = (child.config, parent.config);
+        config::no_longer(
             REQUEST_TIMEOUT_KEY,
-            child.as_millis() as u64,
-            parent.as_millis() as u64,
+            child.request_timeout,
+            parent.request_timeout,
         )
     }
+}
 
+impl HostFunctions for MessageServerHandler {
     fn add_to_linker(
         &self,
         linker: &mut Linker<ActorStore>,
@@ -212,19 +206,16 @@ where
             .extensions
             .get::<MessagingConfig>()
             .map_or(DEFAULT_REQUEST_TIMEOUT, |c| c.request_timeout);
-        let started = Instant::now();
-        let result = match data.runtime() {
-            Some(runtime) => op(runtime, from, timeout).await,
-            None => Err(ActorError::Stopped(from)),
+        let runtime = data.runtime();
+        let work = async {
+            match runtime {
+                Some(runtime) => op(runtime, from, timeout).await,
+                None => Err(ActorError::Stopped(from)),
+            }
         };
-        let data = store.data_mut();
-        data.extend_deadline(started.elapsed());
-        let result = result.map_err(|e| e.to_string());
-        let shown = result.as_ref().map(show);
-        data.recorder
-            .record_host_call(&format!("{HOST}.{function}"), params, &shown)
-            .await?;
-        Ok((result,))
+        let result = off_clock(store, work).await.map_err(|e| e.to_string());
+        let function = format!("{HOST}.{function}");
+        recorded(store, &function, params, result, shown_by(show)).await
     }
     .instrument(span)
     .await

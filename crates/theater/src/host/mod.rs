@@ -1,6 +1,7 @@
 //! Host capabilities. Each is one module implementing [`Handler`]; the
-//! runtime links them all once and grants them per actor from its manifest.
-//! Adding a capability is one module and one line in [`HandlerSet::builtin`].
+//! runtime links them all once, checks each manifest's grants once, and
+//! makes each actor's state from them at spawn. Adding a capability is one
+//! module and one line in [`HandlerSet::builtin`].
 //!
 //! A child an actor spawns is granted at most what its parent holds: each
 //! handler says, in [`Handler::within`], whether a child's config is within
@@ -9,11 +10,13 @@
 pub mod config;
 mod environment;
 mod filesystem;
+mod handler;
 mod http_client;
 mod http_framework;
 mod http_record;
 mod message_server;
 mod random;
+mod recorded;
 mod runtime;
 mod store;
 mod supervisor;
@@ -21,6 +24,7 @@ mod timing;
 
 pub use config::ConfigError;
 pub use filesystem::{CommandSandbox, command_sandbox};
+pub use handler::{Granted, Handler, HandlerConfig, HostFunctions};
 pub(crate) use http_framework::EPHEMERAL_PORTS;
 pub use message_server::{
     CHANNEL_CLOSE, CHANNEL_MESSAGE, CHANNEL_OPEN, ChannelAccept, HANDLE_REQUEST, HANDLE_SEND,
@@ -28,7 +32,7 @@ pub use message_server::{
 pub use runtime::{MAX_LOG_BYTES, MAX_SHUTDOWN_DATA_BYTES};
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use wasmtime::Engine;
@@ -39,6 +43,7 @@ use crate::error::SpawnError;
 use crate::manifest::Manifest;
 use crate::packages::{self, Package};
 use crate::wasm::{ExportKey, ExportRegistry};
+use handler::{AnyHandler, CheckedConfig};
 
 /// Interfaces that declare only types: components import them, and there is
 /// nothing to provide but their name (canonical; linked under every package).
@@ -48,81 +53,10 @@ const TYPE_INTERFACES: &[&str] = &[
     "ntwk:theater/websocket-types",
 ];
 
-/// One host capability, granted by a `[[handlers]]` entry whose `type` is
-/// its [`name`](Handler::name).
-pub trait Handler: Send + Sync + 'static {
-    /// The manifest `type` that grants it.
-    fn name(&self) -> &'static str;
-
-    /// The interfaces it provides to actors (their imports), by canonical
-    /// name (`ntwk:theater/timing`): it provides them under every package
-    /// name.
-    fn imports(&self) -> &'static [&'static str];
-
-    /// Granted to every actor, listed in its manifest or not.
-    fn always_granted(&self) -> bool {
-        false
-    }
-
-    /// Checks the `config` table of its `[[handlers]]` entry (empty when
-    /// the handler is granted without one) and keeps what the actor's host
-    /// functions will need in `extensions`. Called once per spawn. Unknown
-    /// keys are errors; the error names its key (see [`config`]). By
-    /// default a handler takes no config.
-    fn configure(
-        &self,
-        config: &toml::Table,
-        _extensions: &mut Extensions,
-    ) -> Result<(), ConfigError> {
-        config::known_keys(config, &[])
-    }
-
-    /// Whether `child` grants no more than `parent` holds: for a spawn an
-    /// actor asks for (never an operator's), when both the child's manifest
-    /// and its parent's grant this handler. The error names the key that
-    /// grants more. Both configs are valid ([`configure`](Self::configure)
-    /// accepted them). By default the child's config must equal its
-    /// parent's, which is never more.
-    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
-        if child.config == parent.config {
-            return Ok(());
-        }
-        Err(ConfigError::from(
-            "a child may be granted it only with its parent's config, unchanged",
-        ))
-    }
-
-    /// Defines its host functions under `package`. Called once per runtime
-    /// for each package of [`Package::ALL`], so that actors find every
-    /// function under either name: define each interface as
-    /// `package.name_of(INTERFACE)`. An embedder's interface outside
-    /// Theater's packages is defined once, when `package` is
-    /// [`Package::CANONICAL`].
-    fn add_to_linker(
-        &self,
-        linker: &mut Linker<ActorStore>,
-        package: Package,
-    ) -> wasmtime::Result<()>;
-
-    /// Registers the exports it calls on actors. `listed` says whether the
-    /// manifest names this handler (and so may require its exports). What it
-    /// registers must depend on `listed` alone: the runtime resolves each
-    /// registry once per component.
-    fn exports(&self, exports: &mut ExportRegistry, listed: bool);
-}
-
-/// A handler's config as one manifest grants it.
-pub struct Granted<'a> {
-    pub config: &'a toml::Table,
-    /// The directory of that manifest, which relative paths in the config
-    /// may be relative to.
-    pub dir: &'a Path,
-}
-
 /// The capabilities a runtime offers.
 #[derive(Clone)]
 pub struct HandlerSet {
-    handlers: Vec<Arc<dyn Handler>>,
+    handlers: Vec<Arc<dyn AnyHandler>>,
 }
 
 impl HandlerSet {
@@ -146,8 +80,8 @@ impl HandlerSet {
 
     /// Adds an embedder's own capability, granted by `type = handler.name()`;
     /// it replaces a built-in one of the same name.
-    pub fn with(mut self, handler: impl Handler) -> Self {
-        self.handlers.retain(|h| h.name() != handler.name());
+    pub fn with<H: Handler>(mut self, handler: H) -> Self {
+        self.handlers.retain(|h| h.name() != H::NAME);
         self.handlers.push(Arc::new(handler));
         self
     }
@@ -168,19 +102,16 @@ impl HandlerSet {
         Ok(linker)
     }
 
-    /// The handlers a manifest grants, each validated once.
+    /// The handlers a manifest grants, each config checked once: the
+    /// result serves every spawn from this manifest.
     pub fn grants(&self, manifest: &Manifest) -> Result<Grants, SpawnError> {
-        let mut granted: Vec<Grant> = self
+        let empty = toml::Table::new();
+        // (handler, its entry's place in the manifest, its config)
+        let mut listed: Vec<(&Arc<dyn AnyHandler>, Option<usize>, &toml::Table)> = self
             .handlers
             .iter()
             .filter(|h| h.always_granted())
-            .map(|h| Grant {
-                handler: h.clone(),
-                listed: false,
-                config: toml::Table::new(),
-                line: 0,
-                index: None,
-            })
+            .map(|h| (h, None, &empty))
             .collect();
         for (index, entry) in manifest.handlers.iter().enumerate() {
             let handler = self
@@ -198,22 +129,35 @@ impl HandlerSet {
                         .collect::<Vec<_>>()
                         .join(", "),
                 })?;
-            let grant = Grant {
-                handler: handler.clone(),
-                listed: true,
-                config: entry.config.clone(),
-                line: entry.line,
-                index: Some(index),
-            };
-            match granted
-                .iter_mut()
-                .find(|g| g.handler.name() == handler.name())
-            {
+            let grant = (handler, Some(index), &entry.config);
+            match listed.iter_mut().find(|g| g.0.name() == handler.name()) {
                 // Listing an always-granted handler is fine; it makes its exports required.
                 Some(existing) => *existing = grant,
-                None => granted.push(grant),
+                None => listed.push(grant),
             }
         }
+        let granted = listed
+            .into_iter()
+            .map(|(handler, index, config)| {
+                let line = index.map_or(0, |i| manifest.handlers[i].line);
+                let checked =
+                    handler
+                        .clone()
+                        .check(config)
+                        .map_err(|e| SpawnError::HandlerConfig {
+                            manifest: manifest.source.clone(),
+                            line: line_of(e.key.as_deref(), index, line, &manifest.lines),
+                            kind: handler.name().to_owned(),
+                            reason: e.message,
+                        })?;
+                Ok(Grant {
+                    handler: handler.clone(),
+                    checked,
+                    line,
+                    index,
+                })
+            })
+            .collect::<Result<_, SpawnError>>()?;
         Ok(Grants {
             all: self.clone(),
             granted,
@@ -227,10 +171,8 @@ impl HandlerSet {
 
 /// One handler granted to an actor.
 struct Grant {
-    handler: Arc<dyn Handler>,
-    /// Whether the manifest lists it.
-    listed: bool,
-    config: toml::Table,
+    handler: Arc<dyn AnyHandler>,
+    checked: Arc<dyn CheckedConfig>,
     /// Line of its `[[handlers]]` entry, 0 if not listed.
     line: usize,
     /// Its place among the manifest's `[[handlers]]`, if listed.
@@ -238,14 +180,24 @@ struct Grant {
 }
 
 impl Grant {
-    /// The line an error about `key` of its config points at: the key's
-    /// own, else its entry's.
-    fn line_of(&self, key: Option<&str>, lines: &BTreeMap<String, usize>) -> usize {
-        key.zip(self.index)
-            .and_then(|(key, index)| lines.get(&format!("handlers.{index}.config.{key}")))
-            .copied()
-            .unwrap_or(self.line)
+    /// Whether the manifest lists it.
+    fn listed(&self) -> bool {
+        self.index.is_some()
     }
+}
+
+/// The line an error about `key` of the config of the manifest's handler
+/// entry `index` points at: the key's own, else `entry_line`.
+fn line_of(
+    key: Option<&str>,
+    index: Option<usize>,
+    entry_line: usize,
+    lines: &BTreeMap<String, usize>,
+) -> usize {
+    key.zip(index)
+        .and_then(|(key, index)| lines.get(&format!("handlers.{index}.config.{key}")))
+        .copied()
+        .unwrap_or(entry_line)
 }
 
 /// The handlers granted to one actor.
@@ -316,7 +268,7 @@ impl Grants {
         let mut exports = ExportRegistry::default();
         exports.register_function_no_result::<(String,)>(ACTOR_INTERFACE, "init");
         for grant in &self.granted {
-            grant.handler.exports(&mut exports, grant.listed);
+            grant.handler.exports(&mut exports, grant.listed());
         }
         exports
     }
@@ -325,20 +277,20 @@ impl Grants {
     pub fn export_key(&self) -> ExportKey {
         self.granted
             .iter()
-            .map(|grant| (grant.handler.name(), grant.listed))
+            .map(|grant| (grant.handler.name(), grant.listed()))
             .collect()
     }
 
-    /// Each granted handler's per-actor state, from its config.
+    /// Each granted handler's per-actor state, from its checked config.
     pub fn configure(&self) -> Result<Extensions, SpawnError> {
         let mut extensions = Extensions::default();
         for grant in &self.granted {
             grant
-                .handler
-                .configure(&grant.config, &mut extensions)
+                .checked
+                .configure(&mut extensions)
                 .map_err(|e| SpawnError::HandlerConfig {
                     manifest: self.manifest.clone(),
-                    line: grant.line_of(e.key.as_deref(), &self.lines),
+                    line: line_of(e.key.as_deref(), grant.index, grant.line, &self.lines),
                     kind: grant.handler.name().to_owned(),
                     reason: e.message,
                 })?;
@@ -359,24 +311,61 @@ impl Grants {
                     kind: name,
                 });
             };
-            let child = Granted {
-                config: &grant.config,
-                dir: &self.dir,
-            };
-            let held_config = Granted {
-                config: &held.config,
-                dir: &parent.dir,
-            };
             grant
-                .handler
-                .within(&child, &held_config)
+                .checked
+                .within(&self.dir, held.checked.as_ref(), &parent.dir)
                 .map_err(|e| SpawnError::BeyondParent {
                     manifest: self.manifest.clone(),
-                    line: grant.line_of(e.key.as_deref(), &self.lines),
+                    line: line_of(e.key.as_deref(), grant.index, grant.line, &self.lines),
                     what: format!("capability `{name}`"),
                     reason: e.message,
                 })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Every handler, in both manifest forms, refuses a config key it does
+    /// not know, naming the key and its line, before any component is read.
+    #[test]
+    fn every_handler_refuses_an_unknown_config_key() {
+        let handlers = HandlerSet::builtin();
+        let forms = [
+            (
+                "[[handlers]]\ntype = \"TYPE\"\nconfig = { bogus_key = 1 }\n",
+                6,
+            ),
+            (
+                "[[handlers]]\ntype = \"TYPE\"\n[handlers.config]\nbogus_key = 1\n",
+                7,
+            ),
+            ("[[handler]]\ntype = \"TYPE\"\nbogus_key = 1\n", 6),
+        ];
+        for handler in &handlers.handlers {
+            let name = handler.name();
+            for (form, line) in forms {
+                let entry = form.replace("TYPE", name);
+                let text = format!("name = \"x\"\ncomponent_path = \"x.wasm\"\n\n{entry}");
+                let manifest = Manifest::parse(&text, Path::new("manifest.toml"), Path::new("."))
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                let Err(err) = handlers.grants(&manifest) else {
+                    panic!("`{name}` accepted an unknown key in\n{text}");
+                };
+                let shown = err.to_string();
+                assert!(
+                    matches!(&err, SpawnError::HandlerConfig { line: l, kind, .. } if *l == line && kind == name),
+                    "{name}: {shown}\n{text}"
+                );
+                assert!(
+                    shown.contains("unknown setting `bogus_key`"),
+                    "{name}: {shown}"
+                );
+            }
+        }
     }
 }

@@ -4,14 +4,12 @@
 //! a replay can feed the same values back. See `docs/random-and-environment.md`.
 
 use rand::{Rng, RngExt};
-use serde::Serialize;
-use wasmtime::StoreContextMut;
 use wasmtime::component::Linker;
 
-use super::Handler;
+use super::recorded::{recorded, shown_by};
+use super::{Handler, HostFunctions};
 use crate::actor::ActorStore;
 use crate::packages::Package;
-use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/random";
 const BYTES: &str = "ntwk:theater/random.get-random-bytes";
@@ -27,14 +25,12 @@ pub const MAX_RANDOM_BYTES: u32 = 64 * 1024;
 pub struct RandomHandler;
 
 impl Handler for RandomHandler {
-    fn name(&self) -> &'static str {
-        "random"
-    }
+    const NAME: &'static str = "random";
+    const IMPORTS: &'static [&'static str] = &[INTERFACE];
+    type Config = ();
+}
 
-    fn imports(&self) -> &'static [&'static str] {
-        &[INTERFACE]
-    }
-
+impl HostFunctions for RandomHandler {
     fn add_to_linker(
         &self,
         linker: &mut Linker<ActorStore>,
@@ -44,29 +40,24 @@ impl Handler for RandomHandler {
         random.func_wrap_async("get-random-bytes", |mut store, (len,): (u32,)| {
             Box::new(async move {
                 let result = random_bytes(len);
-                let recorded = result.as_ref().map(hex::encode);
-                record(&mut store, BYTES, (len,), &recorded).await?;
-                Ok((result,))
+                let shown = shown_by(|bytes: &Vec<u8>| hex::encode(bytes));
+                recorded(&mut store, BYTES, (len,), result, shown).await
             })
         })?;
         random.func_wrap_async("get-random-u64", |mut store, (): ()| {
             Box::new(async move {
                 let result: Result<u64, String> = Ok(rand::rng().next_u64());
-                record(&mut store, U64, (), &result).await?;
-                Ok((result,))
+                recorded(&mut store, U64, (), result, Clone::clone).await
             })
         })?;
         random.func_wrap_async("get-random-range", |mut store, (min, max): (u64, u64)| {
             Box::new(async move {
                 let result = random_range(min, max);
-                record(&mut store, RANGE, (min, max), &result).await?;
-                Ok((result,))
+                recorded(&mut store, RANGE, (min, max), result, Clone::clone).await
             })
         })?;
         Ok(())
     }
-
-    fn exports(&self, _exports: &mut ExportRegistry, _listed: bool) {}
 }
 
 fn random_bytes(len: u32) -> Result<Vec<u8>, String> {
@@ -88,21 +79,6 @@ fn random_range(min: u64, max: u64) -> Result<u64, String> {
         ));
     }
     Ok(rand::rng().random_range(min..max))
-}
-
-/// Records a value given to the actor (bytes as hex).
-async fn record<P: Serialize, T: Serialize, E: Serialize>(
-    store: &mut StoreContextMut<'_, ActorStore>,
-    function: &str,
-    params: P,
-    result: &Result<T, E>,
-) -> wasmtime::Result<()> {
-    store
-        .data_mut()
-        .recorder
-        .record_host_call(function, params, result)
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,12 +5,11 @@
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Linker, Lower};
 
-use super::Handler;
+use super::{Handler, HostFunctions};
 use crate::actor::ActorStore;
 use crate::chain::ChainEvent;
 use crate::chain::record::{self, LogRecord};
 use crate::packages::Package;
-use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/runtime";
 
@@ -23,18 +22,13 @@ const CONTROL: &str = "ntwk:theater/runtime-control";
 pub struct RuntimeHandler;
 
 impl Handler for RuntimeHandler {
-    fn name(&self) -> &'static str {
-        "runtime"
-    }
+    const NAME: &'static str = "runtime";
+    const IMPORTS: &'static [&'static str] = &[INTERFACE, CONTROL];
+    const ALWAYS_GRANTED: bool = true;
+    type Config = ();
+}
 
-    fn imports(&self) -> &'static [&'static str] {
-        &[INTERFACE, CONTROL]
-    }
-
-    fn always_granted(&self) -> bool {
-        true
-    }
-
+impl HostFunctions for RuntimeHandler {
     fn add_to_linker(
         &self,
         linker: &mut Linker<ActorStore>,
@@ -70,8 +64,6 @@ impl Handler for RuntimeHandler {
             .func_wrap("shutdown", shutdown)?;
         Ok(())
     }
-
-    fn exports(&self, _exports: &mut ExportRegistry, _listed: bool) {}
 }
 
 /// Largest data an actor may pass to `shutdown`. Guards the chain, whose

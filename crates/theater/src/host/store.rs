@@ -8,18 +8,17 @@ mod databases;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentNamedList, ComponentType, Lift, Linker, LinkerInstance, Lower};
 
-use super::Handler;
+use super::recorded::{off_clock, recorded, shown_by};
+use super::{Handler, HostFunctions};
 use crate::actor::ActorStore;
 use crate::packages::Package;
-use crate::wasm::ExportRegistry;
-use content::{ContentStore, StoreError};
+use content::{AtLabel, ContentStore, StoreError};
 use databases::Databases;
 
 const INTERFACE: &str = "ntwk:theater/store";
@@ -31,14 +30,12 @@ pub struct StoreHandler {
 }
 
 impl Handler for StoreHandler {
-    fn name(&self) -> &'static str {
-        "store"
-    }
+    const NAME: &'static str = "store";
+    const IMPORTS: &'static [&'static str] = &[INTERFACE];
+    type Config = ();
+}
 
-    fn imports(&self) -> &'static [&'static str] {
-        &[INTERFACE]
-    }
-
+impl HostFunctions for StoreHandler {
     fn add_to_linker(
         &self,
         linker: &mut Linker<ActorStore>,
@@ -98,7 +95,7 @@ impl Handler for StoreHandler {
             dbs,
             "store-at-label",
             |db, (id, label, content): (String, String, Vec<u8>)| {
-                db.store_at_label(&id, &label, &content)
+                db.store_at_label(&id, &label, &content, AtLabel::Add)
                     .map(ContentRef::from)
             },
         )?;
@@ -107,7 +104,7 @@ impl Handler for StoreHandler {
             dbs,
             "replace-content-at-label",
             |db, (id, label, content): (String, String, Vec<u8>)| {
-                db.replace_content_at_label(&id, &label, &content)
+                db.store_at_label(&id, &label, &content, AtLabel::Replace)
                     .map(ContentRef::from)
             },
         )?;
@@ -142,8 +139,6 @@ impl Handler for StoreHandler {
         )?;
         Ok(())
     }
-
-    fn exports(&self, _exports: &mut ExportRegistry, _listed: bool) {}
 }
 
 /// Defines the store function `name`: runs `op` on the runtime's database
@@ -172,21 +167,18 @@ where
                     .data()
                     .runtime()
                     .map(|runtime| runtime.home().map(Path::to_owned));
-                let started = Instant::now();
-                let result = tokio::task::spawn_blocking(move || {
+                let work = tokio::task::spawn_blocking(move || {
                     let home = home.ok_or(StoreError::ShuttingDown)?;
                     op(&*databases.for_home(home.as_deref())?, params)
-                })
-                .await
-                .map_err(|e| wasmtime::Error::msg(format!("`{function}` failed in the host: {e}")))?
-                .map_err(|e| e.to_string());
-                let data = store.data_mut();
-                data.extend_deadline(started.elapsed());
-                let recorded_result = result.as_ref().map(Recorded::recorded);
-                data.recorder
-                    .record_host_call(&function, recorded_params, &recorded_result)
-                    .await?;
-                Ok((result,))
+                });
+                let result = off_clock(&mut store, work)
+                    .await
+                    .map_err(|e| {
+                        wasmtime::Error::msg(format!("`{function}` failed in the host: {e}"))
+                    })?
+                    .map_err(|e| e.to_string());
+                let shown = shown_by(Recorded::recorded);
+                recorded(&mut store, &function, recorded_params, result, shown).await
             })
         },
     )

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -11,9 +11,10 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Linker, Lower};
 
 use super::config::ConfigError;
-use super::{Granted, Handler};
+use super::recorded::{off_clock, recorded, shown_by, whole};
+use super::{Granted, Handler, HostFunctions};
 use crate::TheaterRuntime;
-use crate::actor::{ActorStore, Extensions};
+use crate::actor::ActorStore;
 use crate::chain::record::StateDigest;
 use crate::files::{self, FileRules};
 use crate::id::ActorId;
@@ -29,32 +30,21 @@ const HANDLERS: &str = "ntwk:theater/supervisor-handlers";
 pub struct SupervisorHandler;
 
 impl Handler for SupervisorHandler {
-    fn name(&self) -> &'static str {
-        "supervisor"
-    }
-
-    fn imports(&self) -> &'static [&'static str] {
-        &[INTERFACE]
-    }
-
-    fn configure(
-        &self,
-        config: &toml::Table,
-        extensions: &mut Extensions,
-    ) -> Result<(), ConfigError> {
-        extensions.insert(Arc::new(SupervisionPolicy::from_config(config)?));
-        Ok(())
-    }
+    const NAME: &'static str = "supervisor";
+    const IMPORTS: &'static [&'static str] = &[INTERFACE];
+    type Config = Arc<SupervisionPolicy>;
 
     /// See [`SupervisionPolicy::within`].
-    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
-        SupervisionPolicy::from_config(child.config)?.within(
-            child.dir,
-            &SupervisionPolicy::from_config(parent.config)?,
-            parent.dir,
-        )
+    fn within(
+        &self,
+        child: &Granted<'_, Arc<SupervisionPolicy>>,
+        parent: &Granted<'_, Arc<SupervisionPolicy>>,
+    ) -> Result<(), ConfigError> {
+        child.config.within(child.dir, parent.config, parent.dir)
     }
+}
 
+impl HostFunctions for SupervisorHandler {
     fn add_to_linker(
         &self,
         linker: &mut Linker<ActorStore>,
@@ -68,8 +58,7 @@ impl Handler for SupervisorHandler {
                 let params = json!({ "manifest": manifest, "state_bytes": state.as_ref().map(Vec::len) });
                 let (caller, time_left) = (caller(&store), store.data().time_left());
                 let result = spawn_child(caller, manifest, state.map(Some), time_left).await;
-                record(&mut store, "spawn", params, &result).await?;
-                Ok((result,))
+                answer(&mut store, "spawn", params, result, Clone::clone).await
             })
         })?;
         host.func_wrap_async("resume", |mut store, (manifest, state): (String, Option<Vec<u8>>)| {
@@ -77,8 +66,7 @@ impl Handler for SupervisorHandler {
                 let params = json!({ "manifest": manifest, "state_bytes": state.as_ref().map(Vec::len) });
                 let (caller, time_left) = (caller(&store), store.data().time_left());
                 let result = spawn_child(caller, manifest, Some(state), time_left).await;
-                record(&mut store, "resume", params, &result).await?;
-                Ok((result,))
+                answer(&mut store, "resume", params, result, Clone::clone).await
             })
         })?;
         host.func_wrap_async("list-children", |mut store, (): ()| {
@@ -89,16 +77,7 @@ impl Handler for SupervisorHandler {
                     .map(|rt| rt.children(data.id))
                     .unwrap_or_default();
                 let children: Vec<String> = children.iter().map(ActorId::to_string).collect();
-                let recorded = Ok::<_, String>(children.clone());
-                note(
-                    &mut store,
-                    "list-children",
-                    json!({}),
-                    Instant::now(),
-                    &recorded,
-                )
-                .await?;
-                Ok((children,))
+                answer(&mut store, "list-children", json!({}), children, whole).await
             })
         })?;
         host.func_wrap_async("stop-child", |mut store, (child,): (String,)| {
@@ -133,19 +112,15 @@ impl Handler for SupervisorHandler {
                     let events = runtime.chain(child).map_err(|e| e.to_string())?;
                     Ok(events.iter().map(WitChainEvent::from).collect::<Vec<_>>())
                 });
-                let recorded = events
-                    .as_ref()
-                    .map(|e| json!({ "events": e.len() }))
-                    .map_err(Clone::clone);
-                note(
+                let shown = shown_by(|e: &Vec<_>| json!({ "events": e.len() }));
+                answer(
                     &mut store,
                     "get-child-events",
                     json!({ "child": child }),
-                    Instant::now(),
-                    &recorded,
+                    events,
+                    shown,
                 )
-                .await?;
-                Ok((events,))
+                .await
             })
         })?;
         Ok(())
@@ -281,42 +256,37 @@ async fn child_call<T, Fut>(
 where
     Fut: Future<Output = Result<T, crate::ActorError>>,
 {
-    let (target, started) = (own_child(store, child), Instant::now());
-    let result = match target {
-        Ok((runtime, child)) => op(runtime, child).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e),
+    let target = own_child(store, child);
+    // Waiting for a child's queue does not count against the parent's call
+    // time limit.
+    let work = async {
+        match target {
+            Ok((runtime, child)) => op(runtime, child).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        }
     };
-    let shown = result.as_ref().map(show).map_err(Clone::clone);
-    note(store, function, json!({ "child": child }), started, &shown).await?;
-    Ok((result,))
+    let result = off_clock(store, work).await;
+    let params = json!({ "child": child });
+    answer(store, function, params, result, shown_by(show)).await
 }
 
-/// Records the call in the parent's chain. Time since `started` (waiting
-/// for a child's queue) does not count against the parent's call time limit.
-async fn note<T: Serialize>(
+/// Records a call to `function` of the supervisor interface in the parent's
+/// chain and hands the parent `result`, shown as `shown` renders it.
+async fn answer<R, T: Serialize, E: Serialize>(
     store: &mut StoreContextMut<'_, ActorStore>,
     function: &str,
     params: Value,
-    started: Instant,
-    result: &Result<T, String>,
-) -> wasmtime::Result<()> {
-    store.data_mut().extend_deadline(started.elapsed());
-    record(store, function, params, result).await
-}
-
-/// Records the call in the parent's chain.
-async fn record<T: Serialize>(
-    store: &mut StoreContextMut<'_, ActorStore>,
-    function: &str,
-    params: Value,
-    result: &Result<T, String>,
-) -> wasmtime::Result<()> {
-    store
-        .data_mut()
-        .recorder
-        .record_host_call(&format!("{INTERFACE}.{function}"), params, result)
-        .await?;
-    Ok(())
+    result: R,
+    shown: impl FnOnce(&R) -> Result<T, E>,
+) -> wasmtime::Result<(R,)> {
+    recorded(
+        store,
+        &format!("{INTERFACE}.{function}"),
+        params,
+        result,
+        shown,
+    )
+    .await
 }
 
 #[derive(ComponentType, Lower)]

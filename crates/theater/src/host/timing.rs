@@ -2,17 +2,16 @@
 //! without holding up the runtime. Every value and outcome an actor gets is
 //! recorded in its chain. See `docs/timing.md`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde::Serialize;
 use wasmtime::StoreContextMut;
 use wasmtime::component::Linker;
 
 use super::config::{self, ConfigError, MAX_DURATION_MS};
-use super::{Granted, Handler};
-use crate::actor::{ActorStore, Extensions, now_ms};
+use super::recorded::{off_clock, recorded, whole};
+use super::{Granted, Handler, HandlerConfig, HostFunctions};
+use crate::actor::{ActorStore, now_ms};
 use crate::packages::Package;
-use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/timing";
 const NOW: &str = "ntwk:theater/timing.now";
@@ -34,31 +33,23 @@ pub const DEFAULT_MIN_SLEEP_MS: u64 = 0;
 pub struct TimingHandler;
 
 impl Handler for TimingHandler {
-    fn name(&self) -> &'static str {
-        "timing"
-    }
-
-    fn imports(&self) -> &'static [&'static str] {
-        &[INTERFACE]
-    }
-
-    fn configure(
-        &self,
-        config: &toml::Table,
-        extensions: &mut Extensions,
-    ) -> Result<(), ConfigError> {
-        extensions.insert(SleepLimits::from_config(config)?);
-        Ok(())
-    }
+    const NAME: &'static str = "timing";
+    const IMPORTS: &'static [&'static str] = &[INTERFACE];
+    type Config = SleepLimits;
 
     /// A child may sleep no longer, and no shorter, than its parent.
-    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
-        let child = SleepLimits::from_config(child.config)?;
-        let parent = SleepLimits::from_config(parent.config)?;
+    fn within(
+        &self,
+        child: &Granted<'_, SleepLimits>,
+        parent: &Granted<'_, SleepLimits>,
+    ) -> Result<(), ConfigError> {
+        let (child, parent) = (child.config, parent.config);
         config::at_most(MAX_KEY, child.max_ms, parent.max_ms)?;
         config::at_least(MIN_KEY, child.min_ms, parent.min_ms)
     }
+}
 
+impl HostFunctions for TimingHandler {
     fn add_to_linker(
         &self,
         linker: &mut Linker<ActorStore>,
@@ -66,56 +57,40 @@ impl Handler for TimingHandler {
     ) -> wasmtime::Result<()> {
         let mut timing = linker.instance(&package.name_of(INTERFACE))?;
         timing.func_wrap_async("now", |mut store, (): ()| {
-            Box::new(async move {
-                let now = now_ms();
-                let recorded: Result<u64, ()> = Ok(now);
-                store
-                    .data_mut()
-                    .recorder
-                    .record_host_call(NOW, (), &recorded)
-                    .await?;
-                Ok((now,))
-            })
+            Box::new(async move { recorded(&mut store, NOW, (), now_ms(), whole).await })
         })?;
         timing.func_wrap_async("sleep", |mut store, (duration,): (u64,)| {
             Box::new(async move {
-                let result = match limits(&store)?.check_sleep(duration) {
-                    Ok(()) => {
-                        wait(&mut store, duration).await;
-                        Ok(())
-                    }
-                    Err(refused) => Err(refused),
-                };
-                answer(&mut store, SLEEP, (duration,), result).await
+                let result = limits(&store)?.check_sleep(duration);
+                if result.is_ok() {
+                    wait(&mut store, duration).await;
+                }
+                recorded(&mut store, SLEEP, (duration,), result, Clone::clone).await
             })
         })?;
         timing.func_wrap_async("deadline", |mut store, (timestamp,): (u64,)| {
             Box::new(async move {
-                let result = match limits(&store)?.check_deadline(timestamp, now_ms()) {
-                    Ok(remaining) => {
-                        wait(&mut store, remaining).await;
-                        Ok(())
-                    }
-                    Err(refused) => Err(refused),
-                };
-                answer(&mut store, DEADLINE, (timestamp,), result).await
+                let result = limits(&store)?.check_deadline(timestamp, now_ms());
+                if let Ok(remaining) = result {
+                    wait(&mut store, remaining).await;
+                }
+                let result = result.map(|_| ());
+                recorded(&mut store, DEADLINE, (timestamp,), result, Clone::clone).await
             })
         })?;
         Ok(())
     }
-
-    fn exports(&self, _exports: &mut ExportRegistry, _listed: bool) {}
 }
 
 /// An actor's sleep limits, from its manifest.
 #[derive(Debug, Clone, Copy)]
-struct SleepLimits {
+pub struct SleepLimits {
     max_ms: u64,
     min_ms: u64,
 }
 
-impl SleepLimits {
-    fn from_config(config: &toml::Table) -> Result<Self, ConfigError> {
+impl HandlerConfig for SleepLimits {
+    fn from_table(config: &toml::Table) -> Result<Self, ConfigError> {
         config::known_keys(config, &[MAX_KEY, MIN_KEY])?;
         let limits = SleepLimits {
             max_ms: config::integer(config, MAX_KEY, 0..=MAX_DURATION_MS, DEFAULT_MAX_SLEEP_MS)?,
@@ -132,7 +107,9 @@ impl SleepLimits {
         }
         Ok(limits)
     }
+}
 
+impl SleepLimits {
     fn check_sleep(&self, duration: u64) -> Result<(), String> {
         if duration > self.max_ms {
             return Err(format!(
@@ -174,24 +151,7 @@ fn limits(store: &StoreContextMut<'_, ActorStore>) -> wasmtime::Result<SleepLimi
 
 /// Sleeps `ms`; the time waited does not count against the call's time limit.
 async fn wait(store: &mut StoreContextMut<'_, ActorStore>, ms: u64) {
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_millis(ms)).await;
-    store.data_mut().extend_deadline(started.elapsed());
-}
-
-/// Records the outcome of a call and hands it to the actor.
-async fn answer<P: Serialize>(
-    store: &mut StoreContextMut<'_, ActorStore>,
-    function: &str,
-    params: P,
-    result: Result<(), String>,
-) -> wasmtime::Result<(Result<(), String>,)> {
-    store
-        .data_mut()
-        .recorder
-        .record_host_call(function, params, &result)
-        .await?;
-    Ok((result,))
+    off_clock(store, tokio::time::sleep(Duration::from_millis(ms))).await
 }
 
 #[cfg(test)]
@@ -199,11 +159,7 @@ mod tests {
     use super::*;
 
     fn configured(config: &str) -> Result<SleepLimits, String> {
-        let mut extensions = Extensions::default();
-        TimingHandler
-            .configure(&toml::from_str(config).unwrap(), &mut extensions)
-            .map_err(|e| e.message)?;
-        Ok(*extensions.get::<SleepLimits>().unwrap())
+        SleepLimits::from_table(&toml::from_str(config).unwrap()).map_err(|e| e.message)
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::chain::{
 };
 use crate::error::{ActorError, SpawnError};
 use crate::files::{FileLimits, FileRules};
-use crate::host::HandlerSet;
+use crate::host::{Grants, HandlerSet};
 use crate::id::ActorId;
 use crate::manifest::Manifest;
 use crate::metrics::{Metrics, MetricsConfig};
@@ -168,6 +168,9 @@ impl WeakRuntime {
 struct ActorEntry {
     handle: ActorHandle,
     manifest: Arc<Manifest>,
+    /// What its manifest grants, checked when it was spawned: its children
+    /// are compared with it.
+    grants: Arc<Grants>,
     /// Its place among the runtime's `max_actors`, given back when it ends.
     _slot: OwnedSemaphorePermit,
 }
@@ -374,6 +377,7 @@ impl TheaterRuntime {
         let entry = ActorEntry {
             handle: handle.clone(),
             manifest: Arc::new(manifest.clone()),
+            grants: Arc::new(grants),
             _slot: slot,
         };
         self.inner
@@ -429,6 +433,17 @@ impl TheaterRuntime {
             .expect("registry lock")
             .get(&id)
             .map(|entry| entry.manifest.clone())
+            .ok_or(ActorError::UnknownActor(id))
+    }
+
+    /// What a running actor's manifest grants it.
+    pub(crate) fn grants(&self, id: ActorId) -> Result<Arc<Grants>, ActorError> {
+        self.inner
+            .actors
+            .read()
+            .expect("registry lock")
+            .get(&id)
+            .map(|entry| entry.grants.clone())
             .ok_or(ActorError::UnknownActor(id))
     }
 

@@ -14,6 +14,7 @@ use crate::chain::record::Origin;
 use crate::chain::{Accepted, ChainEvent, Hash, LogError, SavedActor};
 use crate::error::{ActorError, SpawnError};
 use crate::host::EPHEMERAL_PORTS;
+use crate::host::HandlerConfig;
 use crate::id::ActorId;
 use crate::manifest::{HandlerEntry, Manifest};
 use crate::replay::{self, ReplayReport, ReplayStart};
@@ -468,6 +469,6 @@ fn policy_of(manifest: &Manifest) -> SupervisionPolicy {
         .handlers
         .iter()
         .find(|entry| entry.kind == "supervisor")
-        .and_then(|entry| SupervisionPolicy::from_config(&entry.config).ok())
+        .and_then(|entry| SupervisionPolicy::from_table(&entry.config).ok())
         .unwrap_or_default()
 }

@@ -17,8 +17,8 @@ use super::TheaterRuntime;
 use crate::chain::record;
 use crate::error::SpawnError;
 use crate::files::{self, FileRules};
-use crate::host::Grants;
 use crate::host::config::{self, ConfigError, MAX_DURATION_MS};
+use crate::host::{Grants, HandlerConfig};
 use crate::id::ActorId;
 use crate::manifest::{Limits, Manifest};
 
@@ -115,11 +115,11 @@ const KEYS: &[&str] = &[
     "spawn_from",
 ];
 
-impl SupervisionPolicy {
+impl HandlerConfig for SupervisionPolicy {
     /// Reads `strategy`, `restart`, `children`, `max_restarts`, `window_s`,
     /// `backoff_ms`, `backoff_max_ms`, `max_children` and `spawn_from`;
     /// anything else is an error.
-    pub fn from_config(table: &toml::Table) -> Result<Self, ConfigError> {
+    fn from_table(table: &toml::Table) -> Result<Self, ConfigError> {
         config::known_keys(table, KEYS)?;
         let defaults = Self::default();
         let strategy = match config::string(table, "strategy", STRATEGIES)? {
@@ -150,10 +150,7 @@ impl SupervisionPolicy {
                 children.insert(name.clone(), restart);
             }
         }
-        let ms = |key: &str, default: Duration| {
-            config::integer(table, key, 0..=MAX_DURATION_MS, default.as_millis() as u64)
-                .map(Duration::from_millis)
-        };
+        let ms = |key: &str, default| config::duration(table, key, 0..=MAX_DURATION_MS, default);
         let window_s = config::integer(
             table,
             "window_s",
@@ -188,7 +185,9 @@ impl SupervisionPolicy {
                 .collect(),
         })
     }
+}
 
+impl SupervisionPolicy {
     /// The directories a supervisor whose manifest lies in `manifest_dir`
     /// may spawn children from: that directory and its `spawn_from`.
     pub fn spawn_area(&self, manifest_dir: &Path) -> Vec<PathBuf> {
@@ -364,7 +363,9 @@ impl TheaterRuntime {
                 limit: policy.max_children,
             });
         }
-        let held = self.inner.handlers.grants(&parent_manifest)?;
+        let held = self
+            .grants(parent)
+            .map_err(|_| SpawnError::ParentStopped(parent))?;
         // Handlers may resolve directories: off the runtime's threads.
         let grants = files::off_thread(move || grants.within(&held).map(|()| grants)).await?;
         let set = |key: &str| child.line_of(&format!("limits.{key}")).is_some();
@@ -531,7 +532,7 @@ mod tests {
             "strategy = \"rest-for-one\"\nrestart = \"never\"\nmax_restarts = 2\nwindow_s = 10\nchildren = { worker = \"always\" }",
         )
         .unwrap();
-        let policy = SupervisionPolicy::from_config(&config).unwrap();
+        let policy = SupervisionPolicy::from_table(&config).unwrap();
         assert_eq!(policy.strategy, Strategy::RestForOne);
         assert_eq!(policy.restart_for("worker"), Restart::Always);
         assert_eq!(policy.restart_for("other"), Restart::Never);
@@ -547,7 +548,7 @@ mod tests {
             ("spawn_from = \"..\"", "spawn_from"),
         ] {
             let bad: toml::Table = toml::from_str(bad).unwrap();
-            let err = SupervisionPolicy::from_config(&bad).unwrap_err();
+            let err = SupervisionPolicy::from_table(&bad).unwrap_err();
             assert_eq!(err.key.as_deref(), Some(key), "{err}");
         }
     }

@@ -121,52 +121,45 @@ impl Connection {
                 Ok(answer)
             }
             Op::Inspect { actor } => self.inspect(&actor).await,
-            Op::Send { actor, payload: p } => {
-                let handle = self.running(&actor)?;
-                let message = payload(&p)?;
+            Op::Send { actor, payload } => {
+                let (id, message) = self.addressed(&actor, &payload)?;
                 // Answered only once the message is kept: `queued` means it
                 // runs once, whatever happens to this process.
-                self.shared
-                    .runtime
-                    .send(None, handle.id(), message)
-                    .await
-                    .map_err(actor_error)?;
-                Ok(json!({ "actor": handle.id().to_string(), "queued": true }))
+                let runtime = &self.shared.runtime;
+                runtime.send(None, id, message).await.map_err(actor_error)?;
+                Ok(json!({ "actor": id.to_string(), "queued": true }))
             }
             Op::Request {
                 actor,
-                payload: p,
+                payload,
                 timeout_ms,
             } => {
-                let handle = self.running(&actor)?;
-                let message = payload(&p)?;
-                let reply = self
-                    .shared
-                    .runtime
-                    .request(None, handle.id(), message, timeout(timeout_ms))
+                let (id, message) = self.addressed(&actor, &payload)?;
+                let runtime = &self.shared.runtime;
+                let reply = runtime
+                    .request(None, id, message, timeout(timeout_ms))
                     .await
                     .map_err(actor_error)?;
                 let mut answer = Map::new();
-                answer.insert("actor".into(), handle.id().to_string().into());
+                answer.insert("actor".into(), id.to_string().into());
                 put_bytes(&mut answer, "reply", Some(&reply));
                 Ok(Value::Object(answer))
             }
             Op::OpenChannel {
                 actor,
-                payload: p,
+                payload,
                 timeout_ms,
             } => {
-                let handle = self.running(&actor)?;
-                let message = payload(&p)?;
+                let (id, message) = self.addressed(&actor, &payload)?;
                 let channel = self
                     .shared
                     .runtime
-                    .open_client_channel(handle.id(), message, timeout(timeout_ms))
+                    .open_client_channel(id, message, timeout(timeout_ms))
                     .await
                     .map_err(actor_error)?;
                 let mut answer = Map::new();
                 answer.insert("channel".into(), channel.id.clone().into());
-                answer.insert("actor".into(), handle.id().to_string().into());
+                answer.insert("actor".into(), id.to_string().into());
                 put_bytes(
                     &mut answer,
                     "accept_message",
@@ -476,6 +469,13 @@ impl Connection {
     }
 
     /// A running actor, by full id or unambiguous prefix.
+    /// The running actor `actor` names and the message `payload` holds,
+    /// for an operation that sends it one.
+    fn addressed(&self, actor: &str, payload: &Payload) -> Result<(ActorId, Vec<u8>), ErrorBody> {
+        let id = self.running(actor)?.id();
+        Ok((id, self::payload(payload)?))
+    }
+
     fn running(&self, text: &str) -> Result<ActorHandle, ErrorBody> {
         let running = self.shared.runtime.actors();
         let ids: Vec<ActorId> = running.iter().map(ActorHandle::id).collect();

@@ -29,12 +29,7 @@ async fn server_with(limits: ServerLimits) -> SocketAddr {
         limits,
         ..ServerConfig::default()
     };
-    let server = Server::bind(common::runtime(), "127.0.0.1:0", config)
-        .await
-        .expect("the server binds");
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.serve());
-    addr
+    common::serve(common::runtime(), config).await
 }
 
 /// A connection from 127.0.0.`from`.

@@ -4,9 +4,10 @@
 use std::time::{Duration, Instant};
 
 use theater::server::protocol::{Op, Payload};
-use theater::server::{Client, Server, ServerConfig};
+use theater::server::{Client, ServerConfig};
 use theater::{RuntimeConfig, TheaterRuntime};
 
+use crate::common;
 use crate::common::{manifest_for, manifest_path};
 
 /// Busy actors: two per worker thread of the test's runtime.
@@ -28,11 +29,9 @@ async fn a_neighbour_keeps_answering_over_the_network_while_four_actors_spin() {
         .spawn_file(manifest_path("ping-pong"))
         .await
         .unwrap();
-    let server = Server::bind(runtime.clone(), "127.0.0.1:0", ServerConfig::default())
+    let addr = common::serve(runtime.clone(), ServerConfig::default())
         .await
-        .unwrap();
-    let addr = server.local_addr().unwrap().to_string();
-    tokio::spawn(server.serve());
+        .to_string();
     let looper = manifest_for("infinite-loop", LOOPER);
     for _ in 0..LOOPERS {
         let actor = runtime.spawn(&looper).await.unwrap();

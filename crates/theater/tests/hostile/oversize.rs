@@ -18,10 +18,11 @@ use theater::host::HANDLE_REQUEST;
 use theater::manifest::{DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_STATE_BYTES};
 use theater::runtime::CHAINS_FILE;
 use theater::server::protocol::{Op, Payload};
-use theater::server::{Client, Server, ServerConfig};
+use theater::server::{Client, ServerConfig};
 use theater::storage::RedbEventLog;
 use theater::{ActorError, ActorHandle, ActorId, RuntimeConfig, TheaterRuntime};
 
+use crate::common;
 use crate::common::manifest_path;
 
 /// What the attacks ask for: far past every default cap.
@@ -320,11 +321,9 @@ async fn neighbours_are_served_while_a_history_is_read_and_verified() {
         .spawn_file(manifest_path("ping-pong"))
         .await
         .unwrap();
-    let server = Server::bind(runtime.clone(), "127.0.0.1:0", ServerConfig::default())
+    let addr = common::serve(runtime.clone(), ServerConfig::default())
         .await
-        .unwrap();
-    let addr = server.local_addr().unwrap().to_string();
-    tokio::spawn(server.serve());
+        .to_string();
 
     let hog_id = hog.id().to_string();
     let reads = [

@@ -26,23 +26,25 @@ fn artifacts(home: &std::path::Path) -> Vec<std::path::PathBuf> {
     found
 }
 
+/// Spawns the counter in a fresh runtime at `home`.
+async fn spawn_counter(home: &std::path::Path) -> theater::ActorHandle {
+    runtime_at(home)
+        .spawn_file(manifest_path("counter"))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_compiled_component_is_stored_and_reused() {
     let home = tempfile::tempdir().unwrap();
-    runtime_at(home.path())
-        .spawn_file(manifest_path("counter"))
-        .await
-        .unwrap();
+    spawn_counter(home.path()).await;
     let stored = artifacts(home.path());
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert_eq!(stored[0].extension().unwrap(), "cwasm");
     let written = std::fs::metadata(&stored[0]).unwrap().modified().unwrap();
 
     // A new runtime loads the artifact instead of compiling again.
-    runtime_at(home.path())
-        .spawn_file(manifest_path("counter"))
-        .await
-        .unwrap();
+    spawn_counter(home.path()).await;
     assert_eq!(
         std::fs::metadata(&stored[0]).unwrap().modified().unwrap(),
         written
@@ -52,17 +54,11 @@ async fn a_compiled_component_is_stored_and_reused() {
 #[tokio::test]
 async fn a_corrupt_artifact_is_recompiled() {
     let home = tempfile::tempdir().unwrap();
-    runtime_at(home.path())
-        .spawn_file(manifest_path("counter"))
-        .await
-        .unwrap();
+    spawn_counter(home.path()).await;
     let stored = artifacts(home.path());
     std::fs::write(&stored[0], b"garbage").unwrap();
 
-    let actor = runtime_at(home.path())
-        .spawn_file(manifest_path("counter"))
-        .await
-        .unwrap();
+    let actor = spawn_counter(home.path()).await;
     actor
         .call_function::<(Vec<u8>,), ()>(theater::host::HANDLE_SEND, (br#"{"add":1}"#.to_vec(),))
         .await

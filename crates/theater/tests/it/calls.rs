@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{json, runtime, spawn, spawn_with};
+use crate::common::{data, json, runtime, spawn, spawn_with};
 use serde_json::Value;
 use theater::chain::{self, ChainExport, record};
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND};
@@ -28,10 +28,6 @@ async fn state(actor: &ActorHandle) -> String {
 async fn count(actor: &ActorHandle) -> i64 {
     let state: Value = serde_json::from_str(&state(actor).await).unwrap();
     state["count"].as_i64().expect("a count")
-}
-
-fn data(event: &chain::ChainEvent) -> Value {
-    serde_json::from_str(event.data.get()).unwrap()
 }
 
 #[tokio::test]

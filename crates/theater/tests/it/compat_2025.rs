@@ -4,30 +4,17 @@
 //! compatibility rule of part 2 (`docs/compatibility.md`).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::{actors_dir, failure, json, request, runtime, spawn, spawn_with};
+use crate::common::{
+    actors_dir, data, eventually, failure, json, request, runtime, spawn, spawn_with,
+};
 use serde_json::{Value, json};
-use theater::chain::{self, ChainEvent, record};
+use theater::chain::{self, record};
 use theater::runtime::ActorStatus;
 use theater::{ActorHandle, ActorId, RuntimeConfig, SpawnError, TheaterRuntime};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(started.elapsed() < TIMEOUT, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-fn data(event: &ChainEvent) -> Value {
-    serde_json::from_str(event.data.get()).unwrap()
-}
 
 /// The `function` of every `call` event of an actor's chain.
 fn calls(runtime: &TheaterRuntime, actor: ActorId) -> Vec<String> {

@@ -4,8 +4,10 @@ use crate::common;
 
 use std::path::Path;
 
-use theater::actor::{ActorStore, Extensions};
-use theater::host::{ConfigError, Handler, HandlerSet};
+use theater::actor::ActorStore;
+use theater::host::{
+    ConfigError, Granted, Handler, HandlerConfig, HandlerSet, HostFunctions, config,
+};
 use theater::wasm::ExportRegistry;
 use theater::{Package, RuntimeConfig, SpawnError, TheaterRuntime};
 use wasmtime::component::Linker;
@@ -14,26 +16,42 @@ use wasmtime::component::Linker;
 /// config: `greeting` must be a string.
 struct Greeter;
 
-impl Handler for Greeter {
-    fn name(&self) -> &'static str {
-        "greeter"
-    }
+/// What a manifest's `greeter` config says.
+#[derive(Clone)]
+struct Greeting(String);
 
-    fn imports(&self) -> &'static [&'static str] {
-        &[]
-    }
-
-    fn configure(
-        &self,
-        config: &toml::Table,
-        _extensions: &mut Extensions,
-    ) -> Result<(), ConfigError> {
-        match config.get("greeting") {
-            Some(toml::Value::String(_)) => Ok(()),
-            _ => Err("`greeting` must be a string".into()),
+impl HandlerConfig for Greeting {
+    fn from_table(table: &toml::Table) -> Result<Self, ConfigError> {
+        config::known_keys(table, &["greeting"])?;
+        match config::string(table, "greeting", "a string")? {
+            Some(greeting) => Ok(Greeting(greeting.to_owned())),
+            None => Err(ConfigError::at("greeting", "`greeting` must be a string")),
         }
     }
+}
 
+impl Handler for Greeter {
+    const NAME: &'static str = "greeter";
+    const IMPORTS: &'static [&'static str] = &[];
+    type Config = Greeting;
+
+    /// A child greets as its parent does.
+    fn within(
+        &self,
+        child: &Granted<'_, Greeting>,
+        parent: &Granted<'_, Greeting>,
+    ) -> Result<(), ConfigError> {
+        match child.config.0 == parent.config.0 {
+            true => Ok(()),
+            false => Err(ConfigError::at(
+                "greeting",
+                "a child greets as its parent does",
+            )),
+        }
+    }
+}
+
+impl HostFunctions for Greeter {
     fn add_to_linker(
         &self,
         _linker: &mut Linker<ActorStore>,
@@ -74,7 +92,7 @@ async fn a_custom_handler_is_granted_configured_and_checked() {
     );
     let err = runtime.spawn(&bad).await.unwrap_err();
     assert!(
-        matches!(err, SpawnError::HandlerConfig { line: 4, .. }),
+        matches!(err, SpawnError::HandlerConfig { line: 5, .. }),
         "{err}"
     );
     assert!(

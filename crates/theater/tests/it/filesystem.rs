@@ -58,6 +58,14 @@ async fn notes_in(runtime: &TheaterRuntime, sandbox: &Sandbox) -> ActorHandle {
         .expect("file-notes spawns")
 }
 
+/// A runtime, a sandbox, and `file-notes` granted the sandbox's directory.
+async fn granted_notes() -> (TheaterRuntime, Sandbox, ActorHandle) {
+    let runtime = runtime();
+    let sandbox = Sandbox::new();
+    let notes = notes_in(&runtime, &sandbox).await;
+    (runtime, sandbox, notes)
+}
+
 /// Asserts `command` is refused as a way out, and that the actor keeps
 /// serving with its state untouched.
 async fn assert_denied(notes: &ActorHandle, command: Value, expected: &str) {
@@ -79,9 +87,7 @@ async fn assert_denied(notes: &ActorHandle, command: Value, expected: &str) {
 
 #[tokio::test]
 async fn notes_are_written_read_listed_and_deleted() {
-    let runtime = runtime();
-    let sandbox = Sandbox::new();
-    let notes = notes_in(&runtime, &sandbox).await;
+    let (runtime, sandbox, notes) = granted_notes().await;
 
     for (name, text) in [("shopping", "milk, eggs"), ("todo", "write tests")] {
         let reply = request(&notes, json!({ "write": { "name": name, "text": text } }))
@@ -138,9 +144,7 @@ async fn notes_are_written_read_listed_and_deleted() {
 
 #[tokio::test]
 async fn every_filesystem_function_works_inside_the_granted_directory() {
-    let runtime = runtime();
-    let sandbox = Sandbox::new();
-    let notes = notes_in(&runtime, &sandbox).await;
+    let (runtime, sandbox, notes) = granted_notes().await;
     let exists = |path: &str| json!({ "exists": path });
 
     assert_eq!(
@@ -239,9 +243,7 @@ fn write_of(path: &str) -> Value {
 
 #[tokio::test]
 async fn a_parent_dir_path_is_denied() {
-    let runtime = runtime();
-    let sandbox = Sandbox::new();
-    let notes = notes_in(&runtime, &sandbox).await;
+    let (runtime, sandbox, notes) = granted_notes().await;
     request(&notes, json!({ "write": { "name": "n", "text": "t" } }))
         .await
         .unwrap();
@@ -270,9 +272,7 @@ async fn a_parent_dir_path_is_denied() {
 
 #[tokio::test]
 async fn an_absolute_path_is_denied() {
-    let runtime = runtime();
-    let sandbox = Sandbox::new();
-    let notes = notes_in(&runtime, &sandbox).await;
+    let (_runtime, sandbox, notes) = granted_notes().await;
 
     let absolute = "is an absolute path";
     assert_denied(&notes, json!({ "read_path": "/etc/passwd" }), absolute).await;
@@ -346,9 +346,7 @@ async fn a_symlink_inside_pointing_outside_is_denied() {
 
 #[tokio::test]
 async fn a_path_climbing_out_through_a_subdirectory_is_denied() {
-    let runtime = runtime();
-    let sandbox = Sandbox::new();
-    let notes = notes_in(&runtime, &sandbox).await;
+    let (_runtime, sandbox, notes) = granted_notes().await;
 
     let outside = "leads outside the directory this actor was granted";
     assert_denied(
@@ -369,9 +367,7 @@ async fn a_path_climbing_out_through_a_subdirectory_is_denied() {
 
 #[tokio::test]
 async fn allowed_commands_run_in_the_granted_directory_and_others_are_refused() {
-    let runtime = runtime();
-    let sandbox = Sandbox::new();
-    let notes = notes_in(&runtime, &sandbox).await;
+    let (runtime, sandbox, notes) = granted_notes().await;
     request(&notes, json!({ "write": { "name": "n", "text": "t" } }))
         .await
         .unwrap();
@@ -434,9 +430,7 @@ async fn allowed_commands_run_in_the_granted_directory_and_others_are_refused() 
 
 #[tokio::test]
 async fn a_command_that_runs_too_long_is_stopped() {
-    let runtime = runtime();
-    let sandbox = Sandbox::new();
-    let notes = notes_in(&runtime, &sandbox).await;
+    let (_runtime, _sandbox, notes) = granted_notes().await;
 
     let started = Instant::now();
     let sleep = json!({ "run": { "command": "sleep", "args": ["5"] } });

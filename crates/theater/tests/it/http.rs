@@ -9,7 +9,7 @@ use crate::common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{manifest_for, runtime, spawn_with};
+use crate::common::{eventually, manifest_for, runtime, spawn_with};
 use futures::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -101,17 +101,6 @@ async fn port_is_released(port: u16) {
             started.elapsed() < TIMEOUT,
             "port {port} was never released"
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(started.elapsed() < TIMEOUT, "never happened: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

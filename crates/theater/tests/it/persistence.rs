@@ -9,7 +9,7 @@ use theater::chain::{self, ChainEvent, record};
 use theater::host::HANDLE_SEND;
 use theater::{ActorHandle, ActorId, RuntimeConfig, TheaterRuntime};
 
-use crate::common::{manifest_path, request};
+use crate::common::{data, manifest_path, request};
 
 /// A home whose compiled-component cache is shared with the other tests.
 fn home() -> tempfile::TempDir {
@@ -67,10 +67,6 @@ async fn count(actor: &ActorHandle) -> u64 {
 
 fn hashes(events: &[ChainEvent]) -> Vec<[u8; 32]> {
     events.iter().map(|event| event.hash).collect()
-}
-
-fn data(event: &ChainEvent) -> Value {
-    serde_json::from_str(event.data.get()).unwrap()
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{actors_dir, failure, json, request, runtime, spawn, spawn_with};
+use crate::common::{actors_dir, data, failure, json, request, runtime, spawn, spawn_with};
 use futures::{SinkExt, StreamExt};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -93,10 +93,6 @@ fn indexes(events: &[ChainEvent], event_type: &str) -> Vec<usize> {
     (0..events.len())
         .filter(|&i| events[i].event_type == event_type)
         .collect()
-}
-
-fn data(event: &ChainEvent) -> Value {
-    serde_json::from_str(event.data.get()).unwrap()
 }
 
 /// `event` with other data; replay does not check hashes, so it takes it.

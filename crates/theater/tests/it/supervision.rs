@@ -1,9 +1,9 @@
 //! Supervision trees with real actors: spawn, stop, restart, failures,
 //! restart strategies and escalation.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::{json, request as command, runtime, spawn, spawn_with};
+use crate::common::{eventually, json, request as command, runtime, spawn, spawn_with};
 use serde_json::{Value, json};
 use theater::chain::{self, record};
 use theater::{ActorHandle, ActorId, TheaterRuntime};
@@ -17,17 +17,6 @@ async fn spawn_child(parent: &ActorHandle, manifest: &str) -> ActorId {
 
 async fn memory(actor: &ActorHandle) -> Value {
     serde_json::from_slice(&actor.state().await.unwrap().unwrap()).unwrap()
-}
-
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let started = Instant::now();
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(started.elapsed() < TIMEOUT, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 async fn trap(runtime: &TheaterRuntime, child: ActorId) {

@@ -44,43 +44,6 @@ impl Commands {
                 }
             ));
         }
-        self.run(granted, dir, command, args).await
-    }
-
-    /// `nix` with the words of `command` as its arguments, if `nix` is
-    /// allowed and installed.
-    pub(super) async fn execute_nix(
-        &self,
-        granted: &Arc<GrantedDir>,
-        dir: &str,
-        command: &str,
-    ) -> Result<String, String> {
-        if !self.allows("nix") {
-            return Err(format!(
-                "execute-nix-command is not supported for this actor: add \"nix\" to `{COMMANDS_KEY}` of its filesystem handler to allow it"
-            ));
-        }
-        if find_program("nix").is_none() {
-            return Err(
-                "execute-nix-command is not supported on this host: `nix` is not on its PATH"
-                    .to_owned(),
-            );
-        }
-        let args: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
-        self.run(granted, dir, "nix", &args).await
-    }
-
-    fn allows(&self, command: &str) -> bool {
-        self.allowed.iter().any(|allowed| allowed == command)
-    }
-
-    async fn run(
-        &self,
-        granted: &Arc<GrantedDir>,
-        dir: &str,
-        command: &str,
-        args: &[String],
-    ) -> Result<String, String> {
         let (program, confinement) = blocking({
             let (granted, dir, command, args) = (
                 granted.clone(),
@@ -132,6 +95,33 @@ impl Commands {
                 String::from_utf8_lossy(&stderr).trim_end()
             ))
         }
+    }
+
+    /// `nix` with the words of `command` as its arguments, if `nix` is
+    /// allowed and installed.
+    pub(super) async fn execute_nix(
+        &self,
+        granted: &Arc<GrantedDir>,
+        dir: &str,
+        command: &str,
+    ) -> Result<String, String> {
+        if !self.allows("nix") {
+            return Err(format!(
+                "execute-nix-command is not supported for this actor: add \"nix\" to `{COMMANDS_KEY}` of its filesystem handler to allow it"
+            ));
+        }
+        if find_program("nix").is_none() {
+            return Err(
+                "execute-nix-command is not supported on this host: `nix` is not on its PATH"
+                    .to_owned(),
+            );
+        }
+        let args: Vec<String> = command.split_whitespace().map(str::to_owned).collect();
+        self.execute(granted, dir, "nix", &args).await
+    }
+
+    fn allows(&self, command: &str) -> bool {
+        self.allowed.iter().any(|allowed| allowed == command)
     }
 }
 

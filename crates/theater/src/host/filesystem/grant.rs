@@ -1,5 +1,6 @@
 //! The `filesystem` entry of a manifest: which directory, which commands,
-//! which limits. Checked once per spawn, with errors that name the key.
+//! which limits. Checked once per manifest, with errors that name the key;
+//! the directory is opened for each actor.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use super::{
     DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_READ_BYTES, MAX_OUTPUT_KEY, MAX_READ_KEY, NEW_DIR_KEY,
     PATH_KEY,
 };
+use crate::host::HandlerConfig;
 use crate::host::config::{self, ConfigError, MAX_BYTES, MAX_DURATION_MS};
 
 /// What the manifest grants one actor. Kept as a setting, so a fresh
@@ -28,8 +30,8 @@ pub(super) struct Grant {
 }
 
 /// What a filesystem config says, read without touching any directory.
-#[derive(Debug)]
-pub(super) struct Settings {
+#[derive(Debug, Clone)]
+pub struct Settings {
     pub path: Option<PathBuf>,
     pub new_dir: bool,
     pub commands: Vec<String>,
@@ -38,8 +40,8 @@ pub(super) struct Settings {
     pub max_read_bytes: u64,
 }
 
-impl Settings {
-    pub fn from_config(config: &toml::Table) -> Result<Self, ConfigError> {
+impl HandlerConfig for Settings {
+    fn from_table(config: &toml::Table) -> Result<Self, ConfigError> {
         config::known_keys(
             config,
             &[
@@ -92,8 +94,9 @@ impl Settings {
 }
 
 impl Grant {
-    pub(super) fn from_config(config: &toml::Table) -> Result<Self, ConfigError> {
-        let settings = Settings::from_config(config)?;
+    /// The directory and commands `settings` grant one actor: its own
+    /// fresh directory for `new_dir`.
+    pub(super) fn open(settings: &Settings) -> Result<Self, ConfigError> {
         let dir_error = |e: String| ConfigError::at(PATH_KEY, e);
         let (root, fresh) = match (&settings.path, settings.new_dir) {
             (Some(path), false) => (existing_dir(path).map_err(dir_error)?, None),
@@ -123,7 +126,7 @@ impl Grant {
             access: Arc::new(Access {
                 dir: Arc::new(GrantedDir::open(root, settings.max_read_bytes)?),
                 commands: Commands {
-                    allowed: settings.commands,
+                    allowed: settings.commands.clone(),
                     timeout: Duration::from_millis(settings.command_timeout_ms),
                     max_output_bytes: settings.max_output_bytes,
                 },
@@ -166,7 +169,8 @@ mod tests {
     }
 
     fn configured(config: &str) -> Result<Grant, String> {
-        Grant::from_config(&toml::from_str(config).unwrap()).map_err(|e| e.message)
+        Grant::open(&Settings::from_table(&toml::from_str(config).unwrap()).map_err(|e| e.message)?)
+            .map_err(|e| e.message)
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! actor waits, the runtime does not) and every operation is recorded in
 //! the actor's chain. See `docs/filesystem.md`.
 //!
-//! - `grant`: the manifest entry, checked once per spawn.
+//! - `grant`: the manifest entry, checked once per manifest, and the
+//!   directory it opens for each actor.
 //! - `granted`: the open directory and the file functions on it.
 //! - `command`: allowed commands, their arguments, time and output limits.
 //! - `sandbox`: the kernel sandbox (Landlock) of a command's process.
@@ -20,7 +21,6 @@ pub use sandbox::{CommandSandbox, command_sandbox};
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde_json::{Value, json};
 use wasmtime::StoreContextMut;
@@ -30,10 +30,10 @@ use self::command::Commands;
 use self::grant::{Grant, Settings};
 use self::granted::GrantedDir;
 use super::config::{self, ConfigError};
-use super::{Granted, Handler};
+use super::recorded::{off_clock, recorded, shown_by};
+use super::{Granted, Handler, HostFunctions};
 use crate::actor::{ActorStore, Extensions};
 use crate::packages::Package;
-use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/filesystem";
 
@@ -63,20 +63,17 @@ pub const RECORDED_NAMES: usize = 256;
 pub struct FilesystemHandler;
 
 impl Handler for FilesystemHandler {
-    fn name(&self) -> &'static str {
-        "filesystem"
-    }
+    const NAME: &'static str = "filesystem";
+    const IMPORTS: &'static [&'static str] = &[INTERFACE];
+    type Config = Settings;
 
-    fn imports(&self) -> &'static [&'static str] {
-        &[INTERFACE]
-    }
-
+    /// Opens the actor's directory (a fresh one for `new_dir`).
     fn configure(
         &self,
-        config: &toml::Table,
+        settings: &Settings,
         extensions: &mut Extensions,
     ) -> Result<(), ConfigError> {
-        extensions.insert(Grant::from_config(config)?);
+        extensions.insert(Grant::open(settings)?);
         Ok(())
     }
 
@@ -84,9 +81,12 @@ impl Handler for FilesystemHandler {
     /// directory is its alone: its child may only have a fresh one too, made
     /// in the same place); its commands are among the parent's, with no
     /// longer time and no more output.
-    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
-        let child = Settings::from_config(child.config)?;
-        let parent = Settings::from_config(parent.config)?;
+    fn within(
+        &self,
+        child: &Granted<'_, Settings>,
+        parent: &Granted<'_, Settings>,
+    ) -> Result<(), ConfigError> {
+        let (child, parent) = (child.config, parent.config);
         match (&parent.path, parent.new_dir) {
             (place, true) => {
                 let same_place = match (&child.path, place) {
@@ -135,7 +135,9 @@ impl Handler for FilesystemHandler {
         )?;
         config::at_most(MAX_READ_KEY, child.max_read_bytes, parent.max_read_bytes)
     }
+}
 
+impl HostFunctions for FilesystemHandler {
     fn add_to_linker(
         &self,
         linker: &mut Linker<ActorStore>,
@@ -219,8 +221,6 @@ impl Handler for FilesystemHandler {
         )?;
         Ok(())
     }
-
-    fn exports(&self, _exports: &mut ExportRegistry, _listed: bool) {}
 }
 
 /// Defines the filesystem function `name`: runs `op` on the actor's
@@ -255,15 +255,8 @@ where
                         wasmtime::Error::msg("filesystem was not configured for this actor")
                     })?;
                 let recorded_params = params(&call);
-                let started = Instant::now();
-                let result = op(granted, call).await;
-                let data = store.data_mut();
-                data.extend_deadline(started.elapsed());
-                let recorded = result.as_ref().map(ok);
-                data.recorder
-                    .record_host_call(&function, recorded_params, &recorded)
-                    .await?;
-                Ok((result,))
+                let result = off_clock(&mut store, op(granted, call)).await;
+                recorded(&mut store, &function, recorded_params, result, shown_by(ok)).await
             })
         },
     )

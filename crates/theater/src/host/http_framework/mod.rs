@@ -28,7 +28,8 @@ use wasmtime::component::Linker;
 
 use super::config::{self, ConfigError};
 use super::http_record::redact_http;
-use super::{Granted, Handler};
+use super::recorded::recorded;
+use super::{Granted, Handler, HandlerConfig, HostFunctions};
 use crate::actor::{ActorStore, Extensions};
 use crate::packages::Package;
 use crate::wasm::ExportRegistry;
@@ -150,11 +151,14 @@ const KNOWN_KEYS: &[&str] = &[
     EPHEMERAL_PORTS,
 ];
 
+/// Longest request or header timeout a server may be given: an hour.
+const MAX_TIMEOUT_MS: u64 = 60 * 60 * 1000;
+
 /// The setting that makes every server of an actor listen on a free port.
 pub const EPHEMERAL_PORTS: &str = "ephemeral_ports";
 
-impl FrameworkConfig {
-    pub fn from_table(table: &toml::Table) -> Result<Self, ConfigError> {
+impl HandlerConfig for FrameworkConfig {
+    fn from_table(table: &toml::Table) -> Result<Self, ConfigError> {
         config::known_keys(table, KNOWN_KEYS)?;
         let defaults = Self::default();
         let int = |key: &str, range: std::ops::RangeInclusive<u64>, default: usize| {
@@ -170,10 +174,7 @@ impl FrameworkConfig {
                 ));
             }
         };
-        let millis = |key: &str, default: Duration| {
-            int(key, 1..=3_600_000, default.as_millis() as usize)
-                .map(|ms| Duration::from_millis(ms as u64))
-        };
+        let millis = |key: &str, default| config::duration(table, key, 1..=MAX_TIMEOUT_MS, default);
         Ok(Self {
             max_body_bytes: int("max_body_bytes", 1..=1 << 30, defaults.max_body_bytes)?,
             max_header_bytes: int(
@@ -195,7 +196,9 @@ impl FrameworkConfig {
             ephemeral_ports: config::boolean(table, EPHEMERAL_PORTS, false)?,
         })
     }
+}
 
+impl FrameworkConfig {
     /// Fails on the first bound of `self` (a child's) above `parent`'s.
     fn within(&self, parent: &Self) -> Result<(), ConfigError> {
         let bounds = |c: &Self| {
@@ -224,21 +227,17 @@ impl FrameworkConfig {
 pub struct HttpFrameworkHandler;
 
 impl Handler for HttpFrameworkHandler {
-    fn name(&self) -> &'static str {
-        "http-framework"
-    }
-
-    fn imports(&self) -> &'static [&'static str] {
-        &[INTERFACE]
-    }
+    const NAME: &'static str = "http-framework";
+    const IMPORTS: &'static [&'static str] = &[INTERFACE];
+    type Config = Arc<FrameworkConfig>;
 
     fn configure(
         &self,
-        config: &toml::Table,
+        config: &Arc<FrameworkConfig>,
         extensions: &mut Extensions,
     ) -> Result<(), ConfigError> {
         extensions.insert(HttpFramework {
-            config: Arc::new(FrameworkConfig::from_table(config)?),
+            config: config.clone(),
             shared: None,
         });
         Ok(())
@@ -246,11 +245,16 @@ impl Handler for HttpFrameworkHandler {
 
     /// Each bound of a child's servers is at most its parent's; `overflow`
     /// is the child's own choice.
-    fn within(&self, child: &Granted<'_>, parent: &Granted<'_>) -> Result<(), ConfigError> {
-        FrameworkConfig::from_table(child.config)?
-            .within(&FrameworkConfig::from_table(parent.config)?)
+    fn within(
+        &self,
+        child: &Granted<'_, Arc<FrameworkConfig>>,
+        parent: &Granted<'_, Arc<FrameworkConfig>>,
+    ) -> Result<(), ConfigError> {
+        child.config.within(parent.config)
     }
+}
 
+impl HostFunctions for HttpFrameworkHandler {
     fn add_to_linker(
         &self,
         linker: &mut Linker<ActorStore>,
@@ -497,18 +501,16 @@ async fn stop_taken(
     Ok(())
 }
 
-async fn answer<T: Serialize>(
+/// Records a call to `function` of the framework and hands the actor
+/// `result`.
+async fn answer<T: Serialize + Clone>(
     store: &mut StoreContextMut<'_, ActorStore>,
     function: &str,
     params: Value,
     result: Result<T, String>,
 ) -> wasmtime::Result<(Result<T, String>,)> {
-    store
-        .data_mut()
-        .recorder
-        .record_host_call(&format!("{INTERFACE}.{function}"), params, &result)
-        .await?;
-    Ok((result,))
+    let function = format!("{INTERFACE}.{function}");
+    recorded(store, &function, params, result, Clone::clone).await
 }
 
 #[cfg(test)]

@@ -289,11 +289,23 @@ mod tests {
             route(3, "GET", "/docs/index"),
             route(4, "*", "/{*all}"),
         ];
-        let id = |path| find_route(&routes, "GET", path).map(|r| r.id);
-        assert_eq!(id("/docs/index"), Some(3));
-        assert_eq!(id("/docs/readme"), Some(2));
-        assert_eq!(id("/docs/guide/intro"), Some(1));
-        assert_eq!(id("/elsewhere"), Some(4));
+        assert_winners(
+            &routes,
+            &[
+                ("GET", "/docs/index", Some(3)),
+                ("GET", "/docs/readme", Some(2)),
+                ("GET", "/docs/guide/intro", Some(1)),
+                ("GET", "/elsewhere", Some(4)),
+            ],
+        );
+    }
+
+    /// Which route answers each method and path, by id.
+    fn assert_winners(routes: &[Route], expected: &[(&str, &str, Option<u64>)]) {
+        for &(method, path, id) in expected {
+            let found = find_route(routes, method, path).map(|r| r.id);
+            assert_eq!(found, id, "{method} {path}");
+        }
     }
 
     #[test]
@@ -328,13 +340,17 @@ mod tests {
             route(4, "GET", "/{a}/{b}"),
             route(5, "POST", "/items"),
         ];
-        let id = |method, path| find_route(&routes, method, path).map(|r| r.id);
-        assert_eq!(id("GET", "/items/new"), Some(3));
-        assert_eq!(id("GET", "/items/7"), Some(2));
-        assert_eq!(id("DELETE", "/items/7"), Some(1));
-        assert_eq!(id("GET", "/other/7"), Some(4));
-        assert_eq!(id("POST", "/items"), Some(5));
-        assert_eq!(id("GET", "/items"), None);
+        assert_winners(
+            &routes,
+            &[
+                ("GET", "/items/new", Some(3)),
+                ("GET", "/items/7", Some(2)),
+                ("DELETE", "/items/7", Some(1)),
+                ("GET", "/other/7", Some(4)),
+                ("POST", "/items", Some(5)),
+                ("GET", "/items", None),
+            ],
+        );
     }
 
     #[test]

@@ -230,32 +230,21 @@ impl ContentStore {
         })
     }
 
-    /// Stores `content` and adds it to `label` as its newest ref.
+    /// Stores `content` and puts its ref at `label` as `at` says.
     pub fn store_at_label(
         &self,
         store: &str,
         label: &str,
         content: &[u8],
+        at: AtLabel,
     ) -> Result<String, StoreError> {
         checked_label(label)?;
         self.write(store, |tx| {
             let hash = put(tx, store, content)?;
-            add_to_label(tx, store, label, &hash)?;
-            Ok(hash)
-        })
-    }
-
-    /// Stores `content` and makes it the only ref of `label`.
-    pub fn replace_content_at_label(
-        &self,
-        store: &str,
-        label: &str,
-        content: &[u8],
-    ) -> Result<String, StoreError> {
-        checked_label(label)?;
-        self.write(store, |tx| {
-            let hash = put(tx, store, content)?;
-            set_label(tx, store, label, &[hash.as_str()])?;
+            match at {
+                AtLabel::Add => add_to_label(tx, store, label, &hash)?,
+                AtLabel::Replace => set_label(tx, store, label, &[hash.as_str()])?,
+            }
             Ok(hash)
         })
     }
@@ -357,6 +346,15 @@ fn label_refs(
         .get((store, label))?
         .map(|refs| refs.value().into_iter().map(str::to_owned).collect());
     Ok(refs)
+}
+
+/// Where [`ContentStore::store_at_label`] puts the new ref.
+#[derive(Debug, Clone, Copy)]
+pub enum AtLabel {
+    /// Beside the label's others, as its newest.
+    Add,
+    /// In place of the label's others.
+    Replace,
 }
 
 fn add_to_label(
@@ -494,8 +492,8 @@ mod tests {
     fn labels_hold_refs_newest_last() {
         let db = ContentStore::in_memory().unwrap();
         let s = db.create_store().unwrap();
-        let one = db.store_at_label(&s, "doc", b"1").unwrap();
-        let two = db.store_at_label(&s, "doc", b"2").unwrap();
+        let one = db.store_at_label(&s, "doc", b"1", AtLabel::Add).unwrap();
+        let two = db.store_at_label(&s, "doc", b"2", AtLabel::Add).unwrap();
         assert_eq!(db.get_by_label(&s, "doc").unwrap(), Some(two.clone()));
         db.label(&s, "doc", &one).unwrap();
         assert_eq!(db.get_by_label(&s, "doc").unwrap(), Some(one.clone()));
@@ -509,7 +507,7 @@ mod tests {
         assert_eq!(db.get_by_label(&s, "doc").unwrap(), None);
         assert!(db.list_labels(&s).unwrap().is_empty());
 
-        let three = db.replace_content_at_label(&s, "b", b"3").unwrap();
+        let three = db.store_at_label(&s, "b", b"3", AtLabel::Replace).unwrap();
         db.label(&s, "b", &one).unwrap();
         db.replace_at_label(&s, "b", &three).unwrap();
         db.remove_from_label(&s, "b", &three).unwrap();
@@ -542,12 +540,12 @@ mod tests {
         ));
         let long = "x".repeat(MAX_LABEL_BYTES + 1);
         assert!(matches!(
-            db.store_at_label(&s, &long, b"x"),
+            db.store_at_label(&s, &long, b"x", AtLabel::Add),
             Err(StoreError::LabelTooLong { .. })
         ));
         let big = vec![0; MAX_CONTENT_BYTES + 1];
         assert!(matches!(
-            db.store_at_label(&s, "big", &big),
+            db.store_at_label(&s, "big", &big, AtLabel::Add),
             Err(StoreError::TooLarge { .. })
         ));
         assert!(db.list_labels(&s).unwrap().is_empty());
@@ -560,7 +558,9 @@ mod tests {
         assert!(db.list_labels("docs").unwrap().is_empty());
         assert_eq!(db.get_by_label("docs", "readme").unwrap(), None);
         assert_eq!(db.total_size("docs").unwrap(), 0);
-        let hash = db.store_at_label("docs", "guide/intro", b"hi").unwrap();
+        let hash = db
+            .store_at_label("docs", "guide/intro", b"hi", AtLabel::Add)
+            .unwrap();
         assert_eq!(db.get("docs", &hash).unwrap(), b"hi");
         assert_eq!(db.list_labels("docs").unwrap(), ["guide/intro"]);
         assert!(db.list_labels("doc").unwrap().is_empty());
@@ -573,11 +573,11 @@ mod tests {
         let db = ContentStore::in_memory().unwrap();
         let s = db.create_store().unwrap();
         for i in 0..MAX_REFS_PER_LABEL {
-            db.store_at_label(&s, "many", i.to_string().as_bytes())
+            db.store_at_label(&s, "many", i.to_string().as_bytes(), AtLabel::Add)
                 .unwrap();
         }
         assert!(matches!(
-            db.store_at_label(&s, "many", b"one more"),
+            db.store_at_label(&s, "many", b"one more", AtLabel::Add),
             Err(StoreError::LabelFull { .. })
         ));
         // Moving a ref it holds to the newest place is no growth.
@@ -593,7 +593,10 @@ mod tests {
         let (s, hash) = {
             let db = ContentStore::open(&path).unwrap();
             let s = db.create_store().unwrap();
-            (s.clone(), db.store_at_label(&s, "k", b"kept").unwrap())
+            (
+                s.clone(),
+                db.store_at_label(&s, "k", b"kept", AtLabel::Add).unwrap(),
+            )
         };
         let db = ContentStore::open(&path).unwrap();
         assert_eq!(db.get_by_label(&s, "k").unwrap(), Some(hash.clone()));

@@ -98,6 +98,37 @@ pub fn host_calls(runtime: &TheaterRuntime, actor: &ActorHandle, function: &str)
         .collect()
 }
 
-fn data(event: &ChainEvent) -> Value {
+/// An event's data, as JSON.
+pub fn data(event: &ChainEvent) -> Value {
     serde_json::from_str(event.data.get()).expect("event data is JSON")
+}
+
+/// How long [`eventually`] waits: generous, so a loaded machine does not
+/// fail a test that would pass.
+pub const EVENTUALLY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Polls `check` until it finds something, failing after [`EVENTUALLY`].
+pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(started.elapsed() < EVENTUALLY, "never happened: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// A management server for `runtime` on a free loopback port, serving in
+/// the background; its address.
+pub async fn serve(
+    runtime: TheaterRuntime,
+    config: theater::server::ServerConfig,
+) -> std::net::SocketAddr {
+    let server = theater::server::Server::bind(runtime, "127.0.0.1:0", config)
+        .await
+        .expect("the server binds");
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve());
+    addr
 }
