@@ -112,14 +112,20 @@ pub enum StorageError {
         chains: Vec<ChainDamage>,
     },
     #[error("cannot import the chain into {}: {source}", path.display())]
-    Import { path: PathBuf, source: ImportError },
+    Import {
+        path: PathBuf,
+        source: Box<ImportError>,
+    },
     #[error("cannot store in {}: cannot start the writer thread: {source}", path.display())]
     WriterStart {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("cannot store in {}: {source}", path.display())]
-    Write { path: PathBuf, source: WriteError },
+    Write {
+        path: PathBuf,
+        source: Box<WriteError>,
+    },
     #[error("the chain database {} is closed: its writer has stopped", path.display())]
     Closed { path: PathBuf },
 }

@@ -67,7 +67,7 @@ impl RedbEventLog {
         async move {
             answer?.wait().await?.map_err(|error| StorageError::Import {
                 path,
-                source: ImportError::Write(error),
+                source: Box::new(ImportError::Write(error)),
             })
         }
     }
@@ -75,7 +75,7 @@ impl RedbEventLog {
     fn import_error(&self, source: ImportError) -> StorageError {
         StorageError::Import {
             path: self.shared.path.clone(),
-            source,
+            source: Box::new(source),
         }
     }
 }

@@ -85,8 +85,6 @@ impl LogStats {
     }
 }
 
-/// The newest event of a stored chain.
-
 /// The writer's running counts behind [`LogStats`], read without locking.
 #[derive(Default)]
 pub(super) struct Counters {

@@ -126,7 +126,10 @@ impl RedbEventLog {
             answer
                 .wait()
                 .await?
-                .map_err(|source| StorageError::Write { path, source })
+                .map_err(|source| StorageError::Write {
+                    path,
+                    source: Box::new(source),
+                })
         }
     }
 }
