@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 
 use super::RedbEventLog;
 use super::error::{StorageError, failed};
@@ -18,7 +18,7 @@ impl RedbEventLog {
     /// The messages in `actor`'s inbox, oldest first, with their numbers.
     pub fn stored_inbox(&self, actor: &ActorId) -> Result<Vec<(u64, Accepted)>, StorageError> {
         let path = &self.shared.path;
-        let tx = self.shared.db.begin_read().map_err(failed(path))?;
+        let tx = self.begin_read()?;
         let inbox = tx.open_table(INBOX).map_err(failed(path))?;
         let mut messages = Vec::new();
         for row in inbox.range(range_of(actor)).map_err(failed(path))? {

@@ -88,6 +88,15 @@ impl<'tx> KeptStates<'tx> {
         self.add_ref(state, counts)
     }
 
+    /// How many references name the state `sha256`.
+    fn ref_count(&self, sha256: Hash) -> Result<u64, StorageError> {
+        Ok(self
+            .refs
+            .get(sha256)
+            .map_err(failed(self.path))?
+            .map_or(0, |count| count.value()))
+    }
+
     /// One more reference to `state`: stored if it is the first.
     pub fn add_ref(
         &mut self,
@@ -98,11 +107,7 @@ impl<'tx> KeptStates<'tx> {
         let Some(sha256) = state.sha256() else {
             return Ok(());
         };
-        let count = self
-            .refs
-            .get(sha256)
-            .map_err(failed(path))?
-            .map_or(0, |count| count.value());
+        let count = self.ref_count(sha256)?;
         if count == 0 {
             let bytes = state.state().as_deref().unwrap_or_default();
             self.blobs.insert(sha256, bytes).map_err(failed(path))?;
@@ -119,11 +124,7 @@ impl<'tx> KeptStates<'tx> {
         let Some(sha256) = sha256 else {
             return Ok(());
         };
-        let count = self
-            .refs
-            .get(sha256)
-            .map_err(failed(path))?
-            .map_or(0, |count| count.value());
+        let count = self.ref_count(sha256)?;
         if count > 1 {
             self.refs.insert(sha256, count - 1).map_err(failed(path))?;
         } else {

@@ -44,7 +44,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use redb::Database;
+use redb::{Database, ReadTransaction, ReadableDatabase};
 
 use options::Counters;
 use writer::Request;
@@ -83,6 +83,12 @@ impl RedbEventLog {
     /// What the writer has done since the log was opened.
     pub fn stats(&self) -> LogStats {
         self.shared.counters.stats()
+    }
+
+    /// A read transaction: one consistent view of the last commit.
+    fn begin_read(&self) -> Result<ReadTransaction, StorageError> {
+        let path = &self.shared.path;
+        self.shared.db.begin_read().map_err(error::failed(path))
     }
 
     fn damaged(&self, chains: Vec<ChainDamage>) -> StorageError {

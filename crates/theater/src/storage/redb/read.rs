@@ -5,7 +5,7 @@
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 
-use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
+use redb::{ReadTransaction, ReadableTable};
 
 use super::RedbEventLog;
 use super::error::{ChainDamage, Damage, StorageError, failed};
@@ -72,7 +72,7 @@ impl RedbEventLog {
     /// Every actor with a stored chain.
     pub fn actors(&self) -> Result<Vec<ActorId>, StorageError> {
         let path = &self.shared.path;
-        let tx = self.shared.db.begin_read().map_err(failed(path))?;
+        let tx = self.begin_read()?;
         let heads = tx.open_table(HEADS).map_err(failed(path))?;
         let mut actors = Vec::new();
         for row in heads.iter().map_err(failed(path))? {
@@ -85,7 +85,7 @@ impl RedbEventLog {
     /// The newest event of `actor`'s chain, `None` if it has none.
     pub fn head(&self, actor: &ActorId) -> Result<Option<ChainHead>, StorageError> {
         let path = &self.shared.path;
-        let tx = self.shared.db.begin_read().map_err(failed(path))?;
+        let tx = self.begin_read()?;
         let heads = tx.open_table(HEADS).map_err(failed(path))?;
         let head = heads.get(key_of(actor)).map_err(failed(path))?;
         Ok(head.map(|head| {
@@ -119,7 +119,7 @@ impl RedbEventLog {
         end: u64,
     ) -> Result<Vec<ChainEvent>, StorageError> {
         let path = &self.shared.path;
-        let tx = self.shared.db.begin_read().map_err(failed(path))?;
+        let tx = self.begin_read()?;
         let rows = read_rows(&tx, key_of(actor), start..end, path)?;
         match decode_rows(rows, start) {
             (events, None) => Ok(events),
@@ -154,7 +154,7 @@ impl RedbEventLog {
         index: u64,
     ) -> Result<Option<Snapshot>, StorageError> {
         let path = &self.shared.path;
-        let tx = self.shared.db.begin_read().map_err(failed(path))?;
+        let tx = self.begin_read()?;
         let snapshots = tx.open_table(SNAPSHOTS).map_err(failed(path))?;
         let key = key_of(actor);
         let newest = snapshots
@@ -171,7 +171,7 @@ impl RedbEventLog {
     /// Every actor with a stored record, oldest first, with its newest state.
     pub fn stored_actors(&self) -> Result<Vec<SavedActor>, StorageError> {
         let path = &self.shared.path;
-        let tx = self.shared.db.begin_read().map_err(failed(path))?;
+        let tx = self.begin_read()?;
         let records = tx.open_table(ACTORS).map_err(failed(path))?;
         let mut saved = Vec::new();
         for row in records.iter().map_err(failed(path))? {
@@ -185,7 +185,7 @@ impl RedbEventLog {
     /// The stored record of `actor`, with its newest state.
     pub fn stored_actor(&self, actor: &ActorId) -> Result<Option<SavedActor>, StorageError> {
         let path = &self.shared.path;
-        let tx = self.shared.db.begin_read().map_err(failed(path))?;
+        let tx = self.begin_read()?;
         let records = tx.open_table(ACTORS).map_err(failed(path))?;
         let record = records.get(key_of(actor)).map_err(failed(path))?;
         record
@@ -196,7 +196,7 @@ impl RedbEventLog {
     /// Every actor with a stored record, without reading their states.
     pub fn stored_actor_ids(&self) -> Result<Vec<ActorId>, StorageError> {
         let path = &self.shared.path;
-        let tx = self.shared.db.begin_read().map_err(failed(path))?;
+        let tx = self.begin_read()?;
         let records = tx.open_table(ACTORS).map_err(failed(path))?;
         let mut ids = Vec::new();
         for row in records.iter().map_err(failed(path))? {

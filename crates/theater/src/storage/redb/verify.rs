@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use redb::{ReadTransaction, ReadableDatabase, ReadableTable};
+use redb::{ReadTransaction, ReadableTable};
 use sha2::{Digest, Sha256};
 
 use super::RedbEventLog;
@@ -31,7 +31,7 @@ impl RedbEventLog {
     /// and link, and checks it against the recorded head. Returns the head.
     pub fn verify_stored(&self, actor: &ActorId) -> Result<Option<ChainHead>, StorageError> {
         let path = &self.shared.path;
-        let tx = self.shared.db.begin_read().map_err(failed(path))?;
+        let tx = self.begin_read()?;
         let heads = tx.open_table(HEADS).map_err(failed(path))?;
         let recorded = heads.get(key_of(actor)).map_err(failed(path))?;
         let recorded = recorded.map(|head| head.value());
@@ -50,7 +50,7 @@ impl RedbEventLog {
     /// each at its first bad event.
     pub fn verify_all(&self) -> Result<VerifySummary, StorageError> {
         let path = &self.shared.path;
-        let tx = self.shared.db.begin_read().map_err(failed(path))?;
+        let tx = self.begin_read()?;
         let mut heads = BTreeMap::new();
         for row in tx
             .open_table(HEADS)

@@ -123,13 +123,10 @@ impl RedbEventLog {
         let answer = self.submit(|reply| Request::Sync { reply });
         async move {
             let path = answer.shared.path.clone();
-            answer
-                .wait()
-                .await?
-                .map_err(|source| StorageError::Write {
-                    path,
-                    source: Box::new(source),
-                })
+            answer.wait().await?.map_err(|source| StorageError::Write {
+                path,
+                source: Box::new(source),
+            })
         }
     }
 }
