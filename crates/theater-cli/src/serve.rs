@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use theater::chain::SNAPSHOT_EVERY;
 use theater::files::{
     DEFAULT_MAX_COMPONENT_BYTES, DEFAULT_MAX_INIT_STATE_BYTES, DEFAULT_MAX_MANIFEST_BYTES,
     FileLimits,
@@ -17,6 +16,7 @@ use theater::server::{
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HELLO_BYTES, DEFAULT_MAX_UNAUTHENTICATED,
     DEFAULT_MAX_UNAUTHENTICATED_PER_PEER, Server, ServerConfig, ServerLimits,
 };
+use theater::storage::SNAPSHOT_EVERY;
 use theater::storage::{Durability, LogOptions};
 use theater::web::WebAccess;
 use theater::{RuntimeConfig, TheaterRuntime};

@@ -20,9 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
-use theater::chain::{ChainEvent, EventLog, MemoryEventLog};
+use theater::chain::SealedEvent;
 use theater::host::{HANDLE_SEND, HandlerSet};
 use theater::storage::{Durability, LogOptions, LogStats, RedbEventLog};
+use theater::storage::{EventLog, MemoryEventLog};
 use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
@@ -190,7 +191,7 @@ async fn append_until(log: &dyn EventLog, deadline: Instant) -> u64 {
     let mut n = 0;
     while Instant::now() < deadline {
         let data = RawValue::from_string(DATA.to_owned()).expect("JSON");
-        let event = ChainEvent::new(
+        let event = SealedEvent::new(
             head,
             "call",
             data,

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use crate::chain::LogError;
 use crate::id::ActorId;
 use crate::manifest::ManifestError;
+use crate::storage::LogError;
 use crate::wasm::ComponentError;
 
 /// An actor could not be spawned; nothing was registered.

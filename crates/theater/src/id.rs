@@ -17,6 +17,16 @@ impl ActorId {
         Self(Uuid::new_v4())
     }
 
+    /// The id's 16 bytes, as storage keys actors by them.
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0.into_bytes()
+    }
+
+    /// The id whose [`to_bytes`](Self::to_bytes) are `bytes`.
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(Uuid::from_bytes(bytes))
+    }
+
     /// The first eight characters, enough to tell actors apart in a table.
     pub fn short(&self) -> String {
         self.to_string()[..8].to_owned()
@@ -66,6 +76,18 @@ mod tests {
         assert_eq!(id.to_string().parse::<ActorId>().unwrap(), id);
         assert_eq!(id.short().len(), 8);
         assert!(id.to_string().starts_with(&id.short()));
+        assert_eq!(ActorId::from_bytes(id.to_bytes()), id);
+    }
+
+    /// Storage keys actors by these bytes: they are the UUID's, as the
+    /// text form spells them.
+    #[test]
+    fn bytes_are_the_uuid_bytes() {
+        let id: ActorId = "0b6f3e2a-9c1d-4e8f-a7b2-5d4c3b2a1f0e".parse().unwrap();
+        assert_eq!(
+            hex::encode(id.to_bytes()),
+            "0b6f3e2a9c1d4e8fa7b25d4c3b2a1f0e"
+        );
     }
 
     #[test]

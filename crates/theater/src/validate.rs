@@ -14,11 +14,11 @@ use tokio::sync::broadcast;
 use wasmtime::component::{Component, InstancePre, Linker};
 
 use crate::actor::{ActorStore, ActorTemplate, ChainRecorder, Extensions, instantiate_with};
-use crate::chain::MemoryEventLog;
 use crate::host::{Grants, HandlerSet};
 use crate::id::ActorId;
 use crate::manifest::Manifest;
 use crate::runtime::WeakRuntime;
+use crate::storage::MemoryEventLog;
 use crate::wasm::{self, ComponentCache};
 
 /// What [`validate`] found.

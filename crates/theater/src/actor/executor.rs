@@ -14,15 +14,16 @@ use super::instance::{ActorInstance, ActorTemplate, Called, recorded};
 use super::{
     ActorStore, ChainRecorder, Extensions, INIT_FUNCTION, MemoryLimitExceeded, TimeLimitExceeded,
 };
+use crate::chain::Hash;
 use crate::chain::record::{
     self, CallErrorRecord, CallRecord, InitRecord, Origin, ResumeRecord, RevertRecord,
     ShutdownRecord,
 };
-use crate::chain::{Hash, KeptState};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
 use crate::manifest::Limits;
 use crate::runtime::{ChildEvent, Decision, Ending, WeakRuntime};
+use crate::storage::KeptState;
 use crate::wasm::{CallFailure, CallOutput, StateBytes};
 
 /// Longest `Err` message of an actor kept whole; the rest is cut. Guards

@@ -9,11 +9,12 @@ use serde::de::DeserializeOwned;
 use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::chain::{Accepted, EventLog, Hash};
+use crate::chain::Hash;
 use crate::error::ActorError;
 use crate::id::ActorId;
 use crate::manifest::Limits;
 use crate::metrics::ActorMetrics;
+use crate::storage::{Accepted, EventLog};
 use crate::wasm::{ExportTable, StateBytes};
 
 /// Where a call's answer goes: a waiting caller, or nowhere for a message

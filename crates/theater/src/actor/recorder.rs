@@ -8,9 +8,10 @@ use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 
 use crate::chain::record::{self, HostCallRecord};
-use crate::chain::{ChainEvent, Entry, EventLog, Hash, KeptState, LogError};
+use crate::chain::{ChainEvent, Hash, SealedEvent};
 use crate::id::ActorId;
 use crate::metrics::Metrics;
+use crate::storage::{Entry, EventLog, KeptState, LogError};
 
 /// A chain event as live subscribers see it.
 #[derive(Debug, Clone)]
@@ -99,9 +100,10 @@ impl ChainRecorder {
         state: Option<&KeptState>,
         delivered: Option<u64>,
     ) -> Result<Hash, LogError> {
-        let event = ChainEvent::new(self.head, event_type, data, now_ms(), description);
+        let event = SealedEvent::new(self.head, event_type, data, now_ms(), description);
         let hash = event.hash;
-        let shared = (self.subscribers.receiver_count() > 0).then(|| Arc::new(event.clone()));
+        let shared =
+            (self.subscribers.receiver_count() > 0).then(|| Arc::new(ChainEvent::clone(&event)));
         let entry = Entry {
             event,
             state,

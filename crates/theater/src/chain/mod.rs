@@ -1,17 +1,15 @@
 //! The hash chain: every state transition of an actor, linked by SHA-256.
 //!
 //! This module is pure data: building, hashing, verifying and (de)serializing
-//! events. Where events are kept is the business of an [`EventLog`].
+//! events, the JSON each event type carries ([`record`]) and the portable
+//! export form. It does no I/O and imports nothing of the runtime: where
+//! events are kept is the business of [`storage`](crate::storage).
 //! The exact byte encoding is specified in `docs/chain.md`.
 
-mod log;
+mod export;
 pub mod record;
 
-pub use log::{
-    AcceptFuture, Accepted, ActorRecord, Entry, EventLog, KeptState, LogError, LogFuture,
-    MemoryEventLog, SNAPSHOT_EVERY, SavedActor, Snapshot, VerifyFailure, always_snapshot,
-    snapshot_due,
-};
+pub use export::{ChainExport, EXPORT_FORMAT, ExportError};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -81,6 +79,59 @@ impl ChainEvent {
     pub fn short_hash(hash: &Hash) -> u64 {
         u64::from_be_bytes(hash[..8].try_into().expect("a hash has 32 bytes"))
     }
+}
+
+/// An event hashed from its fields when it was built and not changeable
+/// since, so a log can store it as it is, without hashing it again.
+#[derive(Clone, Debug)]
+pub struct SealedEvent(ChainEvent);
+
+impl SealedEvent {
+    /// Builds the event that follows `parent` (see [`ChainEvent::new`]).
+    pub fn new(
+        parent_hash: Option<Hash>,
+        event_type: &str,
+        data: Box<RawValue>,
+        timestamp: u64,
+        description: String,
+    ) -> Self {
+        Self(ChainEvent::new(
+            parent_hash,
+            event_type,
+            data,
+            timestamp,
+            description,
+        ))
+    }
+
+    /// Seals an event built elsewhere once its hash recomputes.
+    pub fn check(event: ChainEvent) -> Result<Self, WrongHash> {
+        match event.computed_hash() == event.hash {
+            true => Ok(Self(event)),
+            false => Err(WrongHash {
+                hash: hex::encode(event.hash),
+            }),
+        }
+    }
+
+    pub fn into_event(self) -> ChainEvent {
+        self.0
+    }
+}
+
+impl std::ops::Deref for SealedEvent {
+    type Target = ChainEvent;
+
+    fn deref(&self) -> &ChainEvent {
+        &self.0
+    }
+}
+
+/// An event's hash does not match its contents.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("event {hash}: its hash does not match its contents — the event was altered")]
+pub struct WrongHash {
+    pub hash: String,
 }
 
 /// SHA-256 over the encoding of `docs/chain.md`:
@@ -170,74 +221,6 @@ fn describe_parent(parent: Option<Hash>) -> String {
     parent.map_or_else(|| "none".to_owned(), hex::encode)
 }
 
-/// The portable form of a chain, as `theater run --chain-out` writes it and
-/// `theater verify --file` reads it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ChainExport {
-    pub format: String,
-    pub actor_id: String,
-    pub events: Vec<ChainEvent>,
-}
-
-/// The `format` value of exports written by this version.
-pub const EXPORT_FORMAT: &str = "theater-chain/1";
-
-impl ChainExport {
-    pub fn new(actor_id: String, events: Vec<ChainEvent>) -> Self {
-        Self {
-            format: EXPORT_FORMAT.to_owned(),
-            actor_id,
-            events,
-        }
-    }
-
-    /// Verifies every event and that the chain belongs to the actor the
-    /// export names (the `actor_id` field itself is not hashed; the genesis
-    /// event's is).
-    pub fn verify(&self) -> Result<(), VerifyError> {
-        verify(&self.events)?;
-        // The host calls and logs of `init` come before its `actor-init`.
-        let genesis_actor = self
-            .events
-            .iter()
-            .find(|e| e.event_type == record::ACTOR_INIT)
-            .and_then(|e| serde_json::from_str::<serde_json::Value>(e.data.get()).ok())
-            .and_then(|data| data["actor_id"].as_str().map(str::to_owned));
-        match genesis_actor {
-            Some(found) if found != self.actor_id => Err(VerifyError::WrongActor {
-                expected: self.actor_id.clone(),
-                found,
-            }),
-            _ => Ok(()),
-        }
-    }
-
-    /// The index of the first event whose data is not compact JSON, as
-    /// the runtime writes (and hashes) it: the export was re-formatted.
-    pub fn first_reformatted_event(&self) -> Option<usize> {
-        self.events
-            .iter()
-            .position(|event| !is_compact_json(event.data.get()))
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("chain events always serialize")
-    }
-
-    /// Parses an export; a file of another format is refused by name.
-    pub fn from_json(text: &str) -> Result<Self, String> {
-        let export: Self =
-            serde_json::from_str(text).map_err(|e| format!("not a chain export: {e}"))?;
-        if export.format != EXPORT_FORMAT {
-            return Err(format!(
-                "unsupported chain format `{}` (this version reads `{EXPORT_FORMAT}`)",
-                export.format
-            ));
-        }
-        Ok(export)
-    }
-}
-
 mod hex_hash {
     use super::Hash;
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
@@ -273,31 +256,15 @@ mod hex_hash_opt {
     }
 }
 
-/// Whether `text` (valid JSON) has no whitespace outside its strings.
-fn is_compact_json(text: &str) -> bool {
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in text.chars() {
-        match (in_string, c) {
-            (true, _) if escaped => escaped = false,
-            (true, '\\') => escaped = true,
-            (_, '"') => in_string = !in_string,
-            (false, c) if c.is_whitespace() => return false,
-            _ => {}
-        }
-    }
-    true
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn raw(json: &str) -> Box<RawValue> {
+    pub(crate) fn raw(json: &str) -> Box<RawValue> {
         RawValue::from_string(json.to_owned()).unwrap()
     }
 
-    fn sample_chain(n: usize) -> Vec<ChainEvent> {
+    pub(crate) fn sample_chain(n: usize) -> Vec<ChainEvent> {
         let mut events: Vec<ChainEvent> = Vec::new();
         for i in 0..n {
             let parent = events.last().map(|e| e.hash);
@@ -363,6 +330,20 @@ mod tests {
     }
 
     #[test]
+    fn only_an_event_whose_hash_recomputes_is_sealed() {
+        let event = sample_chain(1).remove(0);
+        let sealed = SealedEvent::check(event.clone()).unwrap();
+        assert_eq!(sealed.hash, event.hash);
+        let mut forged = event;
+        forged.description.push('!');
+        let err = SealedEvent::check(forged).unwrap_err();
+        assert!(
+            err.to_string().contains("does not match its contents"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn removed_event_breaks_the_link() {
         let mut events = sample_chain(4);
         events.remove(2);
@@ -370,51 +351,5 @@ mod tests {
             verify(&events),
             Err(VerifyError::BrokenLink { index: 2, .. })
         ));
-    }
-
-    #[test]
-    fn export_round_trips_byte_for_byte() {
-        let events = sample_chain(3);
-        let json = ChainExport::new("a".into(), events.clone()).to_json();
-        let back = ChainExport::from_json(&json).unwrap();
-        assert_eq!(verify(&back.events), Ok(()));
-        assert_eq!(
-            back.events.last().unwrap().hash,
-            events.last().unwrap().hash
-        );
-    }
-
-    #[test]
-    fn an_export_must_name_the_actor_of_its_genesis_event() {
-        let init = ChainEvent::new(
-            None,
-            record::ACTOR_INIT,
-            raw(r#"{"actor_id":"a"}"#),
-            1,
-            "init".into(),
-        );
-        assert_eq!(
-            ChainExport::new("a".into(), vec![init.clone()]).verify(),
-            Ok(())
-        );
-        let err = ChainExport::new("b".into(), vec![init])
-            .verify()
-            .unwrap_err();
-        assert!(matches!(err, VerifyError::WrongActor { .. }), "{err}");
-        assert!(err.to_string().contains("actor a's"), "{err}");
-    }
-
-    #[test]
-    fn compact_json_is_told_from_reformatted_json() {
-        assert!(is_compact_json(r#"{"a":[1,"x y",{"b":"\" c"}]}"#));
-        assert!(!is_compact_json("{\"a\": 1}"));
-        assert!(!is_compact_json("{\n  \"a\":1\n}"));
-    }
-
-    #[test]
-    fn export_of_another_format_is_refused() {
-        let err =
-            ChainExport::from_json(r#"{"format":"x/9","actor_id":"a","events":[]}"#).unwrap_err();
-        assert!(err.contains("unsupported chain format `x/9`"), "{err}");
     }
 }

@@ -150,7 +150,7 @@ pub async fn chain(
         .unwrap_or(DEFAULT_CHAIN_PAGE)
         .clamp(1, MAX_CHAIN_PAGE);
     let unreadable =
-        |e: crate::chain::LogError| problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        |e: crate::storage::LogError| problem(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     let start = match page.start {
         Some(start) => start,
         // The newest page.

@@ -28,9 +28,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::chain::EventLog;
 use crate::error::ActorError;
 use crate::id::ActorId;
+use crate::storage::EventLog;
 use labels::{ActorLabel, CallLabels, ExportLabels, Label, StatusLabel};
 
 /// Distinct export names a runtime labels its call metrics with; calls of

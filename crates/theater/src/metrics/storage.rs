@@ -8,7 +8,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use crate::chain::EventLog;
+use crate::storage::EventLog;
 
 /// Reports what the log's writer has done, if the log keeps such counts
 /// (the durable log does; the in-memory one reports nothing).

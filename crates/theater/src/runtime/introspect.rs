@@ -4,9 +4,10 @@ use serde_json::Value;
 
 use super::TheaterRuntime;
 use crate::actor::ActorHandle;
-use crate::chain::{LogError, record};
+use crate::chain::record;
 use crate::id::ActorId;
 use crate::metrics::Snapshot;
+use crate::storage::LogError;
 
 /// Whether an actor runs and, if not, how it ended.
 #[derive(Debug, Clone, PartialEq)]

@@ -25,15 +25,14 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
 use crate::actor::{self, ActorEvent, ActorHandle, ActorTemplate, ChainRecorder, Start, now_ms};
 use crate::chain::record::Origin;
-use crate::chain::{
-    ActorRecord, ChainEvent, EventLog, Hash, LogError, MemoryEventLog, SavedActor, VerifyFailure,
-};
+use crate::chain::{ChainEvent, Hash};
 use crate::error::{ActorError, SpawnError};
 use crate::files::{FileLimits, FileRules};
 use crate::host::{Grants, HandlerSet};
 use crate::id::ActorId;
 use crate::manifest::Manifest;
 use crate::metrics::{Metrics, MetricsConfig};
+use crate::storage::{ActorRecord, EventLog, LogError, MemoryEventLog, SavedActor, VerifyFailure};
 use crate::storage::{LogOptions, RedbEventLog};
 use crate::wasm::{self, ComponentCache, StateBytes};
 

@@ -11,13 +11,14 @@ use futures::future::join_all;
 use super::{SpawnOptions, SupervisionPolicy, TheaterRuntime};
 use crate::actor::ActorHandle;
 use crate::chain::record::Origin;
-use crate::chain::{Accepted, ChainEvent, Hash, LogError, SavedActor};
+use crate::chain::{ChainEvent, Hash};
 use crate::error::{ActorError, SpawnError};
 use crate::host::EPHEMERAL_PORTS;
 use crate::host::HandlerConfig;
 use crate::id::ActorId;
 use crate::manifest::{HandlerEntry, Manifest};
 use crate::replay::{self, ReplayReport, ReplayStart};
+use crate::storage::{Accepted, LogError, SavedActor};
 use crate::wasm::StateBytes;
 
 /// A parent and the policy it supervises its children under.

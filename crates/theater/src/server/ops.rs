@@ -11,11 +11,12 @@ use super::connection::{After, Connection};
 use super::protocol::{ErrorBody, ErrorKind, Op, Payload, put_bytes};
 use super::{DEFAULT_REQUEST_TIMEOUT, MAX_REQUEST_TIMEOUT, Started};
 use crate::actor::{ActorHandle, now_ms};
-use crate::chain::{ChainEvent, Hash, SavedActor};
+use crate::chain::{ChainEvent, Hash};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
 use crate::manifest::{Limits, Manifest};
 use crate::runtime::{ActorStatus, TheaterRuntime};
+use crate::storage::SavedActor;
 
 type Answer = Result<Value, ErrorBody>;
 

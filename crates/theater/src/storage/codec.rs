@@ -21,10 +21,42 @@
 
 use serde_json::value::RawValue;
 
-use crate::chain::{ChainEvent, Hash, Snapshot};
+use super::Snapshot;
+use crate::chain::{ChainEvent, Hash};
 
 /// The first byte of every event this version writes.
 const VERSION: u8 = 1;
+
+/// What is wrong with bytes that [`decode`] or [`decode_state_ref`] refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    #[error("cut short: {what} needs {needs} bytes at byte {at}, {remain} remain")]
+    CutShort {
+        what: &'static str,
+        needs: usize,
+        at: usize,
+        remain: usize,
+    },
+    #[error("unknown event format {found} (this version reads {VERSION})")]
+    Version { found: u8 },
+    #[error("bad {what} {found} at byte {at}")]
+    Marker {
+        what: &'static str,
+        found: u8,
+        at: usize,
+    },
+    #[error("{count} unexpected bytes after the {after}")]
+    Trailing { count: usize, after: &'static str },
+    #[error("data length {len} exceeds the {remain} bytes that follow")]
+    TooLong { len: u64, remain: usize },
+    #[error("{what} at byte {at} is not UTF-8")]
+    NotUtf8 { what: &'static str, at: usize },
+    /// The data field, with serde_json's reason.
+    #[error("data is not JSON: {0}")]
+    NotJson(String),
+    #[error("data is not exactly one JSON value")]
+    NotOneValue,
+}
 
 /// Encodes `event` as described in the module documentation.
 pub fn encode(event: &ChainEvent) -> Vec<u8> {
@@ -52,19 +84,23 @@ pub fn encode(event: &ChainEvent) -> Vec<u8> {
 }
 
 /// Decodes bytes written by [`encode`]; says what is wrong with anything else.
-pub fn decode(bytes: &[u8]) -> Result<ChainEvent, String> {
+pub fn decode(bytes: &[u8]) -> Result<ChainEvent, CodecError> {
     let mut reader = Reader { bytes, at: 0 };
     let version = reader.byte("format version")?;
     if version != VERSION {
-        return Err(format!(
-            "unknown event format {version} (this version reads {VERSION})"
-        ));
+        return Err(CodecError::Version { found: version });
     }
     let hash = reader.hash("hash")?;
     let parent_hash = match reader.byte("parent marker")? {
         0 => None,
         1 => Some(reader.hash("parent hash")?),
-        other => return Err(format!("bad parent marker {other} at byte 33")),
+        found => {
+            return Err(CodecError::Marker {
+                what: "parent marker",
+                found,
+                at: 33,
+            });
+        }
     };
     let len = reader.u32("event type length")? as usize;
     let event_type = reader.text(len, "event type")?;
@@ -73,16 +109,11 @@ pub fn decode(bytes: &[u8]) -> Result<ChainEvent, String> {
     let timestamp = reader.u64("timestamp")?;
     let len = reader.u32("description length")? as usize;
     let description = reader.text(len, "description")?;
-    if reader.remaining() != 0 {
-        return Err(format!(
-            "{} unexpected bytes after the description",
-            reader.remaining()
-        ));
-    }
+    reader.end("description")?;
     let data_len = data.len();
-    let data = RawValue::from_string(data).map_err(|e| format!("data is not JSON: {e}"))?;
+    let data = RawValue::from_string(data).map_err(|e| CodecError::NotJson(e.to_string()))?;
     if data.get().len() != data_len {
-        return Err("data is not exactly one JSON value".to_owned());
+        return Err(CodecError::NotOneValue);
     }
     Ok(ChainEvent {
         hash,
@@ -122,21 +153,16 @@ pub fn encode_state_ref(state: &StateRef) -> Vec<u8> {
 }
 
 /// Decodes bytes written by [`encode_state_ref`].
-pub fn decode_state_ref(bytes: &[u8]) -> Result<StateRef, String> {
+pub fn decode_state_ref(bytes: &[u8]) -> Result<StateRef, CodecError> {
     let mut reader = Reader { bytes, at: 0 };
     let index = reader.u64("state index")?;
     let hash = reader.hash("event hash")?;
     let sha256 = match reader.byte("state marker")? {
         0 => None,
         1 => Some(reader.hash("state digest")?),
-        other => return Err(format!("bad state marker {other} at byte 40")),
+        found => return Err(state_marker(found)),
     };
-    if reader.remaining() != 0 {
-        return Err(format!(
-            "{} unexpected bytes after the state reference",
-            reader.remaining()
-        ));
-    }
+    reader.end("state reference")?;
     Ok(StateRef {
         index,
         hash,
@@ -146,23 +172,32 @@ pub fn decode_state_ref(bytes: &[u8]) -> Result<StateRef, String> {
 
 /// Decodes a snapshot as layout 1 of the database kept it, state inline:
 /// `u64 index ‖ hash ‖ 0x00` for no state, or `… ‖ 0x01 ‖ state bytes`.
-pub(crate) fn decode_v1_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
+pub(crate) fn decode_v1_snapshot(bytes: &[u8]) -> Result<Snapshot, CodecError> {
     let mut reader = Reader { bytes, at: 0 };
     let index = reader.u64("snapshot index")?;
     let hash = reader.hash("snapshot hash")?;
     let state = match reader.byte("state marker")? {
         0 if reader.remaining() == 0 => None,
         1 => Some(reader.take(reader.remaining(), "state")?.to_vec()),
-        other => return Err(format!("bad state marker {other} at byte 40")),
+        found => return Err(state_marker(found)),
     };
     Ok(Snapshot { index, hash, state })
 }
 
-fn to_len(len: u64, remaining: usize) -> Result<usize, String> {
+/// The marker after a state reference's event hash, at byte 40, was `found`.
+fn state_marker(found: u8) -> CodecError {
+    CodecError::Marker {
+        what: "state marker",
+        found,
+        at: 40,
+    }
+}
+
+fn to_len(len: u64, remain: usize) -> Result<usize, CodecError> {
     usize::try_from(len)
         .ok()
-        .filter(|len| *len <= remaining)
-        .ok_or_else(|| format!("data length {len} exceeds the {remaining} bytes that follow"))
+        .filter(|len| *len <= remain)
+        .ok_or(CodecError::TooLong { len, remain })
 }
 
 struct Reader<'a> {
@@ -175,43 +210,52 @@ impl Reader<'_> {
         self.bytes.len() - self.at
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<&[u8], String> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&[u8], CodecError> {
         if n > self.remaining() {
-            return Err(format!(
-                "cut short: {what} needs {n} bytes at byte {}, {} remain",
-                self.at,
-                self.remaining()
-            ));
+            return Err(CodecError::CutShort {
+                what,
+                needs: n,
+                at: self.at,
+                remain: self.remaining(),
+            });
         }
         let slice = &self.bytes[self.at..self.at + n];
         self.at += n;
         Ok(slice)
     }
 
-    fn byte(&mut self, what: &str) -> Result<u8, String> {
+    /// Nothing may follow the field `after`.
+    fn end(&self, after: &'static str) -> Result<(), CodecError> {
+        match self.remaining() {
+            0 => Ok(()),
+            count => Err(CodecError::Trailing { count, after }),
+        }
+    }
+
+    fn byte(&mut self, what: &'static str) -> Result<u8, CodecError> {
         Ok(self.take(1, what)?[0])
     }
 
-    fn hash(&mut self, what: &str) -> Result<Hash, String> {
+    fn hash(&mut self, what: &'static str) -> Result<Hash, CodecError> {
         Ok(self.take(32, what)?.try_into().expect("32 bytes"))
     }
 
-    fn u32(&mut self, what: &str) -> Result<u32, String> {
+    fn u32(&mut self, what: &'static str) -> Result<u32, CodecError> {
         Ok(u32::from_be_bytes(
             self.take(4, what)?.try_into().expect("4 bytes"),
         ))
     }
 
-    fn u64(&mut self, what: &str) -> Result<u64, String> {
+    fn u64(&mut self, what: &'static str) -> Result<u64, CodecError> {
         Ok(u64::from_be_bytes(
             self.take(8, what)?.try_into().expect("8 bytes"),
         ))
     }
 
-    fn text(&mut self, n: usize, what: &str) -> Result<String, String> {
+    fn text(&mut self, n: usize, what: &'static str) -> Result<String, CodecError> {
         let at = self.at;
         let bytes = self.take(n, what)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} at byte {at} is not UTF-8"))
+        String::from_utf8(bytes.to_vec()).map_err(|_| CodecError::NotUtf8 { what, at })
     }
 }
 
@@ -272,26 +316,37 @@ mod tests {
     #[test]
     fn damaged_bytes_are_refused_with_a_reason() {
         let bytes = encode(&event(None, r#"{"n":1}"#));
-        let cut = decode(&bytes[..bytes.len() - 1]).unwrap_err();
+        let cut = decode(&bytes[..bytes.len() - 1]).unwrap_err().to_string();
         assert!(cut.contains("cut short"), "{cut}");
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(decode(&longer).unwrap_err().contains("unexpected bytes"));
+        assert_eq!(
+            decode(&longer).unwrap_err(),
+            CodecError::Trailing {
+                count: 1,
+                after: "description"
+            }
+        );
         let mut version = bytes.clone();
         version[0] = 9;
-        assert!(
-            decode(&version)
-                .unwrap_err()
-                .contains("unknown event format 9")
+        assert_eq!(
+            decode(&version).unwrap_err().to_string(),
+            "unknown event format 9 (this version reads 1)"
         );
         let mut huge = bytes.clone();
         // The data length field follows version, hash, marker and the type.
         let at = 1 + 32 + 1 + 4 + "call".len();
         huge[at..at + 8].copy_from_slice(&u64::MAX.to_be_bytes());
-        assert!(decode(&huge).unwrap_err().contains("exceeds"));
+        assert!(matches!(
+            decode(&huge).unwrap_err(),
+            CodecError::TooLong { len: u64::MAX, .. }
+        ));
         let mut not_json = bytes;
         let data_at = at + 8;
         not_json[data_at] = b'x';
-        assert!(decode(&not_json).unwrap_err().contains("not JSON"));
+        assert!(matches!(
+            decode(&not_json).unwrap_err(),
+            CodecError::NotJson(_)
+        ));
     }
 }

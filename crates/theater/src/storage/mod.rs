@@ -1,10 +1,20 @@
-//! Durable storage for chains: [`RedbEventLog`] keeps every actor's chain in
-//! one redb database file.
+//! Where chains are kept, with what a restarted runtime needs to bring the
+//! actors back: how each was started and the states its chain reached.
 //!
-//! - **Acknowledged means durable.** [`EventLog::append`](crate::chain::EventLog::append)
-//!   completes only after the write transaction holding the event has
-//!   committed; with [`Durability::Durable`] (the default) that commit was
-//!   flushed to disk with `fsync`.
+//! - [`EventLog`] (`log`) is what the executor appends to and the runtime
+//!   reads from; [`MemoryEventLog`] (`memory`) keeps chains in memory and
+//!   [`RedbEventLog`] (`redb`) on disk.
+//! - `actors` and `states` are what a log keeps beside each chain: the
+//!   [`ActorRecord`] an actor was started with, its newest state and
+//!   snapshots every [`SNAPSHOT_EVERY`] events.
+//! - [`codec`] is the byte form of one stored event.
+//!
+//! The redb log's promises:
+//!
+//! - **Acknowledged means durable.** [`EventLog::append`] completes only
+//!   after the write transaction holding the event has committed; with
+//!   [`Durability::Durable`] (the default) that commit was flushed to disk
+//!   with `fsync`.
 //! - **Group commit.** One writer thread takes the appends of every actor
 //!   from a queue and commits them in batches: one transaction, one `fsync`,
 //!   for all appends waiting at that moment.
@@ -19,10 +29,18 @@
 //! `docs/durability.md` gives the guarantees, the storage layout and
 //! measured figures.
 
+mod actors;
 pub mod codec;
-mod redb_log;
+mod log;
+mod memory;
+mod redb;
+mod states;
 
-pub use redb_log::{
-    ChainDamage, ChainHead, Damage, Durability, GROUP_COMMIT_WINDOW, LogOptions, LogStats,
-    MAX_BATCH, RedbEventLog, StorageError, VerifySummary,
+pub use self::redb::{
+    ChainDamage, ChainHead, Damage, Durability, GROUP_COMMIT_WINDOW, ImportError, LogOptions,
+    LogStats, MAX_BATCH, RedbEventLog, StateDamage, StorageError, VerifySummary, WriteError,
 };
+pub use actors::{ActorRecord, SavedActor};
+pub use log::{AcceptFuture, Accepted, Entry, EventLog, LogError, LogFuture, VerifyFailure};
+pub use memory::MemoryEventLog;
+pub use states::{KeptState, SNAPSHOT_EVERY, Snapshot, always_snapshot, snapshot_due};

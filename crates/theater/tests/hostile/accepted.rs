@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use theater::chain::{
-    AcceptFuture, Accepted, ActorRecord, ChainEvent, Entry, EventLog, LogError, LogFuture,
-    SavedActor, Snapshot, VerifyFailure, record,
-};
+use theater::chain::{ChainEvent, record};
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND};
 use theater::runtime::CHAINS_FILE;
 use theater::storage::RedbEventLog;
+use theater::storage::{
+    AcceptFuture, Accepted, ActorRecord, Entry, EventLog, LogError, LogFuture, SavedActor,
+    Snapshot, VerifyFailure,
+};
 use theater::{ActorError, ActorId, RuntimeConfig, TheaterRuntime};
 
 use crate::common::manifest_path;

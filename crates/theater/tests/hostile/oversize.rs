@@ -10,16 +10,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use theater::actor::MAX_ERROR_BYTES;
-use theater::chain::{
-    ActorRecord, ChainEvent, Entry, EventLog, Hash, LogError, LogFuture, SavedActor, Snapshot,
-    VerifyFailure, record,
-};
+use theater::chain::{ChainEvent, Hash, record};
 use theater::host::HANDLE_REQUEST;
 use theater::manifest::{DEFAULT_MAX_RESULT_BYTES, DEFAULT_MAX_STATE_BYTES};
 use theater::runtime::CHAINS_FILE;
 use theater::server::protocol::{Op, Payload};
 use theater::server::{Client, ServerConfig};
 use theater::storage::RedbEventLog;
+use theater::storage::{
+    ActorRecord, Entry, EventLog, LogError, LogFuture, SavedActor, Snapshot, VerifyFailure,
+};
 use theater::{ActorError, ActorHandle, ActorId, RuntimeConfig, TheaterRuntime};
 
 use crate::common;

@@ -13,8 +13,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
-use theater::chain::{self, ChainEvent, ChainExport, EventLog, Hash, VerifyError};
+use theater::chain::{self, ChainExport, Hash, SealedEvent, VerifyError};
 use theater::host::HANDLE_SEND;
+use theater::storage::EventLog;
 use theater::storage::{Damage, LogOptions, RedbEventLog, StorageError};
 use theater::{ActorId, RuntimeConfig, TheaterRuntime};
 
@@ -25,9 +26,9 @@ const CHILD_ACTORS: usize = 24;
 /// Times the child is started and killed.
 const CRASH_ROUNDS: usize = 10;
 
-fn event(parent: Option<Hash>, n: u64, text: &str) -> ChainEvent {
+fn event(parent: Option<Hash>, n: u64, text: &str) -> SealedEvent {
     let data = format!(r#"{{"n":{n},"text":"{text}"}}"#);
-    ChainEvent::new(
+    SealedEvent::new(
         parent,
         "call",
         RawValue::from_string(data).unwrap(),

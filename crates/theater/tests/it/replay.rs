@@ -10,9 +10,10 @@ use crate::common::{actors_dir, data, failure, json, request, runtime, spawn, sp
 use futures::{SinkExt, StreamExt};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use theater::chain::{ChainEvent, EventLog, MemoryEventLog, record};
+use theater::chain::{ChainEvent, record};
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND, HandlerSet};
 use theater::replay::{ReplayReport, ReplayStart, replay};
+use theater::storage::{EventLog, MemoryEventLog};
 use theater::wasm::{ComponentCache, new_engine};
 use theater::{ActorHandle, RuntimeConfig, TheaterRuntime};
 use tokio_tungstenite::tungstenite::Message;
