@@ -12,6 +12,16 @@ fn counter_manifest() -> PathBuf {
     support::manifest("counter")
 }
 
+/// Runs the counter with `messages` (flags and their JSON) in a fresh
+/// home, its chain written to `chain`.
+fn run_counter_to(chain: &Path, messages: &[&str]) -> Output {
+    let manifest = counter_manifest();
+    let mut args = vec!["run", manifest.to_str().unwrap()];
+    args.extend_from_slice(messages);
+    args.extend(["--chain-out", chain.to_str().unwrap()]);
+    theater(&args)
+}
+
 /// Runs `theater` in a fresh home.
 fn theater(args: &[&str]) -> Output {
     theater_in(home().path(), args)
@@ -92,17 +102,10 @@ fn a_failing_message_is_reported_the_rest_delivered_and_the_exit_is_nonzero() {
 fn exported_chain_verifies_and_one_changed_byte_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let chain = dir.path().join("out/chain.json");
-    let manifest = counter_manifest();
-    let out = theater(&[
-        "run",
-        manifest.to_str().unwrap(),
-        "--send",
-        r#"{"add":7}"#,
-        "--send",
-        r#"{"add":8}"#,
-        "--chain-out",
-        chain.to_str().unwrap(),
-    ]);
+    let out = run_counter_to(
+        &chain,
+        &["--send", r#"{"add":7}"#, "--send", r#"{"add":8}"#],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
 
     let out = theater(&["verify", "--file", chain.to_str().unwrap()]);
@@ -390,15 +393,7 @@ fn run_refuses_a_message_that_is_not_json_before_starting() {
 fn run_and_verify_print_the_state_and_head_alike() {
     let dir = tempfile::tempdir().unwrap();
     let chain = dir.path().join("chain.json");
-    let manifest = counter_manifest();
-    let out = theater(&[
-        "run",
-        manifest.to_str().unwrap(),
-        "--request",
-        "{}",
-        "--chain-out",
-        chain.to_str().unwrap(),
-    ]);
+    let out = run_counter_to(&chain, &["--request", "{}"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(!text.contains("\n\n"), "a blank line: {text:?}");
@@ -429,15 +424,7 @@ fn logs_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
 fn verify_names_a_reformatted_export() {
     let dir = tempfile::tempdir().unwrap();
     let chain = dir.path().join("chain.json");
-    let manifest = counter_manifest();
-    let out = theater(&[
-        "run",
-        manifest.to_str().unwrap(),
-        "--send",
-        r#"{"add":1}"#,
-        "--chain-out",
-        chain.to_str().unwrap(),
-    ]);
+    let out = run_counter_to(&chain, &["--send", r#"{"add":1}"#]);
     assert!(out.status.success(), "{}", stderr(&out));
     let export: Value = serde_json::from_str(&std::fs::read_to_string(&chain).unwrap()).unwrap();
     let pretty = dir.path().join("pretty.json");
