@@ -79,10 +79,13 @@ impl TheaterRuntime {
         if self.actor(id).is_ok_and(|handle| handle.is_running()) {
             return Ok(ActorStatus::Running);
         }
-        let last = match self.chain_head(id).await? {
-            Some((events, _)) => self.chain_from(id, events - 1).await?.pop(),
-            None => None,
-        };
+        // One trip to a blocking thread for the head and the last event.
+        let last = self
+            .read_log(move |log| match log.chain_head(&id)? {
+                Some((events, _)) => Ok(log.events_from(&id, events - 1)?.pop()),
+                None => Ok(None),
+            })
+            .await?;
         Ok(match last {
             Some(last) if last.event_type == record::SHUTDOWN => {
                 let data = serde_json::from_str::<Value>(last.data.get())
