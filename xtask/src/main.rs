@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod fuzz;
+mod layers;
 
 /// Actors built for `wasm32-wasip2`, which links them into components directly.
 const WASIP2_ACTORS: &[&str] = &[
@@ -51,8 +52,9 @@ usage: cargo xtask <command> [args]
 
 commands:
   build-actors     build every actor in actors/ into actors/<name>/<name>.wasm
+  layers           check that every import of the library points down its layers
   demo             build, then run the counter actor and verify its chain
-  test [args]      build actors, fuzz each target for a few seconds, then
+  test [args]      check the layers, build actors, fuzz each target for a few seconds, then
                    `cargo test --workspace [args]`
   fuzz <target> [seconds]
                    fuzz one target (frames, manifest, codec, chain) for long
@@ -73,6 +75,7 @@ fn run() -> Result<()> {
     match command.as_deref() {
         Some("build-actors") => build_actors(),
         Some("demo") => demo(),
+        Some("layers") => check_layers(),
         Some("test") => test(&rest),
         Some("bench") => bench(&rest),
         Some("fuzz") => fuzz::long(
@@ -304,7 +307,13 @@ fn demo() -> Result<()> {
     run_cmd(&mut verify)
 }
 
+fn check_layers() -> Result<()> {
+    layers::check(&root().join("crates/theater/src"))
+}
+
 fn test(extra: &[OsString]) -> Result<()> {
+    // First: it takes a moment, and a broken rule needs no build to show.
+    check_layers()?;
     build_actors()?;
     // Before the tests, so that their summary is the last thing printed.
     fuzz::smoke()?;

@@ -23,7 +23,7 @@ pub const DEFAULT_MAX_INIT_STATE_BYTES: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_COMPONENT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// How large each kind of file may be; a runtime setting
-/// ([`RuntimeConfig::files`](crate::RuntimeConfig::files)).
+/// (`RuntimeConfig::files`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileLimits {
     pub manifest_bytes: u64,

@@ -20,6 +20,28 @@
 //! theater::chain::verify(&runtime.chain(counter.id())?)?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Layers
+//!
+//! Every import points down this list (bottom first); a module may use its
+//! own layer's other modules only if it is one of them. `cargo xtask layers`
+//! (run first by `cargo xtask test`) checks it.
+//!
+//! 0. [`id`], [`files`], [`packages`], `admission`: actor ids, bounded file
+//!    reads, the two package names, the seat table of the servers.
+//! 1. [`manifest`]: what an actor is made of and granted.
+//! 2. [`chain`]: pure data: events, hashing, verification.
+//! 3. [`storage`]: where chains, actor records and states are kept.
+//! 4. [`wasm`]: the engine and compiled components.
+//! 5. [`error`]: the errors callers of an actor see.
+//! 6. [`telemetry`], [`metrics`]: spans and the metrics registry.
+//! 7. [`actor`]: one actor, its queue, its task and its host state.
+//! 8. [`host`]: the capabilities, messaging and supervision among them.
+//! 9. [`replay`]: re-running a chain's calls.
+//! 10. [`runtime`]: the registry of running actors; spawns, stops, routes.
+//! 11. [`validate`]: checking a manifest without running it.
+//! 12. [`web`]: HTTP endpoints of the operator (access, metrics).
+//! 13. [`server`], [`dashboard`]: the management protocol and the web page.
 
 pub mod actor;
 mod admission;

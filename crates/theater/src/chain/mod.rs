@@ -3,7 +3,7 @@
 //! This module is pure data: building, hashing, verifying and (de)serializing
 //! events, the JSON each event type carries ([`record`]) and the portable
 //! export form. It does no I/O and imports nothing of the runtime: where
-//! events are kept is the business of [`storage`](crate::storage).
+//! events are kept is the business of the layer above, `storage`.
 //! The exact byte encoding is specified in `docs/chain.md`.
 
 mod export;

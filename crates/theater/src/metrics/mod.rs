@@ -2,13 +2,11 @@
 //! HTTP servers and management server have done, in the text format.
 //!
 //! Each runtime owns its own [`Metrics`] (two runtimes in one process keep
-//! separate counts). They are off unless [`RuntimeConfig::metrics`] asks for
+//! separate counts). They are off unless `RuntimeConfig::metrics` asks for
 //! them; off, every hook is a branch on `None` and nothing more. Labels are
 //! bounded: no actor ids unless [`MetricsConfig::per_actor`] asks for them,
 //! and at most [`MAX_EXPORT_LABELS`] export names, the rest counted as
 //! [`OTHER_EXPORT`]. `docs/metrics.md` describes every metric.
-//!
-//! [`RuntimeConfig::metrics`]: crate::RuntimeConfig::metrics
 
 mod actor;
 mod labels;
