@@ -1,4 +1,5 @@
-//! Who keeps a connection when a listener is full.
+//! Who is let in: a client's token, compared in constant time
+//! ([`same_secret`]), and who keeps a connection when a listener is full.
 //!
 //! The management server and the actors' HTTP servers both face peers that
 //! open connections and then hold them without doing anything useful. A
@@ -246,6 +247,17 @@ impl Drop for Busy {
     }
 }
 
+/// Compares without stopping at the first difference, so the time taken
+/// does not tell how much of a guess was right.
+pub(crate) fn same_secret(given: &str, expected: &str) -> bool {
+    let (given, expected) = (given.as_bytes(), expected.as_bytes());
+    let mut diff = given.len() ^ expected.len();
+    for (i, b) in expected.iter().enumerate() {
+        diff |= usize::from(given.get(i).copied().unwrap_or(0) ^ b);
+    }
+    diff == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,5 +327,14 @@ mod tests {
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         assert_eq!(PeerKey::of(mapped), peer(1));
         assert_eq!(PeerKey::of(one).to_string(), "2001:db8:1:2::/64");
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("s3cret", "s3cret"));
+        assert!(!same_secret("s3cre", "s3cret"));
+        assert!(!same_secret("s3cretx", "s3cret"));
+        assert!(!same_secret("", "s3cret"));
+        assert!(!same_secret("S3cret", "s3cret"));
     }
 }

@@ -28,19 +28,26 @@
 //! (run first by `cargo xtask test`) checks it.
 //!
 //! 0. [`id`], [`files`], [`packages`], `admission`: actor ids, bounded file
-//!    reads, the two package names, the seat table of the servers.
-//! 1. [`manifest`]: what an actor is made of and granted.
-//! 2. [`chain`]: pure data: events, hashing, verification.
-//! 3. [`storage`]: where chains, actor records and states are kept.
-//! 4. [`wasm`]: the engine and compiled components.
-//! 5. [`error`]: the errors callers of an actor see.
-//! 6. [`telemetry`], [`metrics`]: spans and the metrics registry.
-//! 7. [`actor`]: one actor, its queue, its task and its host state.
-//! 8. [`host`]: the capabilities, messaging and supervision among them.
-//! 9. [`replay`]: re-running a chain's calls.
-//! 10. [`runtime`]: the registry of running actors; spawns, stops, routes.
-//! 11. [`validate`]: checking a manifest without running it.
-//! 12. [`web`]: HTTP endpoints of the operator (access, metrics).
+//!    reads, the two package names, who is let into the servers.
+//! 1. [`web`]: the plumbing of the operator's HTTP endpoints.
+//! 2. [`manifest`]: what an actor is made of and granted.
+//! 3. [`chain`]: pure data: events, hashing, verification.
+//! 4. [`storage`]: where chains, actor records and states are kept.
+//! 5. [`wasm`]: the engine and compiled components, generic over the data
+//!    a store holds.
+//! 6. [`error`]: the errors callers of an actor see.
+//! 7. [`telemetry`], [`metrics`]: spans, the metrics registry and its
+//!    endpoint.
+//! 8. [`actor`]: one actor, its queue, its task and its host state; the
+//!    [`HostView`](actor::HostView) capabilities reach it through and the
+//!    [`RuntimeServices`](actor::RuntimeServices) they reach the runtime
+//!    through, which the runtime implements.
+//! 9. [`host`]: the capabilities, messaging and supervision among them.
+//! 10. [`replay`]: re-running a chain's calls.
+//! 11. [`runtime`]: the registry of running actors and the tree of who
+//!     supervises whom; spawns, stops, routes, and calls the capabilities'
+//!     hooks when an actor fails or ends.
+//! 12. [`validate`]: checking a manifest without running it.
 //! 13. [`server`], [`dashboard`]: the management protocol and the web page.
 
 pub mod actor;

@@ -23,7 +23,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::admission::{Admission, PeerKey, Seat};
+use crate::admission::{Admission, PeerKey, Seat, same_secret};
 
 /// Connections one endpoint serves at once. Guards the runtime against
 /// clients that open connections without end.
@@ -163,5 +163,5 @@ fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
-        .is_some_and(|given| crate::server::same_secret(given.trim(), token))
+        .is_some_and(|given| same_secret(given.trim(), token))
 }

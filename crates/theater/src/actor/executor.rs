@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::handle::{ActorCounters, ActorHandle, Op};
 use super::instance::{ActorInstance, ActorTemplate, Called, recorded};
+use super::services::{ChildEvent, Decision, EndRequest, Ending, WeakRuntime};
 use super::{
     ActorStore, ChainRecorder, Extensions, INIT_FUNCTION, MemoryLimitExceeded, TimeLimitExceeded,
 };
@@ -22,7 +23,6 @@ use crate::chain::record::{
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
 use crate::manifest::Limits;
-use crate::runtime::{ChildEvent, Decision, Ending, WeakRuntime};
 use crate::storage::KeptState;
 use crate::wasm::{CallFailure, CallOutput, StateBytes};
 
@@ -263,7 +263,13 @@ impl Executor {
     /// supervisor. Returns how the actor ends, when it must.
     async fn settle(&mut self) -> Option<Ending> {
         // The actor asked to end: it does, whatever else its call did.
-        let (event, ending) = if let Some(data) = self.instance.store.data_mut().shutdown.take() {
+        let asked = self
+            .instance
+            .store
+            .data_mut()
+            .extensions
+            .take::<EndRequest>();
+        let (event, ending) = if let Some(EndRequest(data)) = asked {
             self.record_shutdown(data.as_deref()).await;
             (ChildEvent::ShutdownRequested, Ending::ByItself(data))
         } else if let Some(error) = self.failure.take() {

@@ -31,6 +31,12 @@ impl Extensions {
         self.settings.get_mut(&TypeId::of::<T>())?.downcast_mut()
     }
 
+    /// Takes the setting of type `T` out, if there is one.
+    pub fn take<T: Any + Send>(&mut self) -> Option<T> {
+        let value = self.settings.remove(&TypeId::of::<T>())?;
+        Some(*value.downcast().expect("stored under its own type id"))
+    }
+
     /// The resource of type `T`, created with `Default` on first use.
     pub fn resource<T: Any + Send + Default>(&mut self) -> &mut T {
         self.resources

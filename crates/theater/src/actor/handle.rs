@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::{mpsc, oneshot};
 
+use super::ActorStore;
 use crate::chain::Hash;
 use crate::error::ActorError;
 use crate::id::ActorId;
@@ -102,7 +103,7 @@ pub struct ActorHandle {
     counters: Arc<ActorCounters>,
     /// The exports its component has, to refuse a message it cannot take
     /// before it is queued.
-    exports: Arc<ExportTable>,
+    exports: Arc<ExportTable<ActorStore>>,
 }
 
 impl std::fmt::Debug for ActorHandle {
@@ -121,7 +122,7 @@ impl ActorHandle {
         ops: mpsc::Sender<Op>,
         limits: Limits,
         counters: Arc<ActorCounters>,
-        exports: Arc<ExportTable>,
+        exports: Arc<ExportTable<ActorStore>>,
     ) -> Self {
         Self {
             id,

@@ -19,8 +19,8 @@ use crate::wasm::{
 /// Everything needed to (re)create an actor's instance.
 pub(crate) struct ActorTemplate {
     pub name: String,
-    pub compiled: Arc<CompiledComponent>,
-    pub exports: Arc<ExportTable>,
+    pub compiled: Arc<CompiledComponent<ActorStore>>,
+    pub exports: Arc<ExportTable<ActorStore>>,
     pub limits: Limits,
 }
 
@@ -32,9 +32,9 @@ impl ActorTemplate {
 
 pub(crate) struct ActorInstance {
     pub store: Store<ActorStore>,
-    exports: Arc<ExportTable>,
+    exports: Arc<ExportTable<ActorStore>>,
     /// Per entry of `exports`, its function in this instance, if exported.
-    bound: Vec<Option<Box<dyn ExportFunction>>>,
+    bound: Vec<Option<Box<dyn ExportFunction<ActorStore>>>>,
 }
 
 impl ActorInstance {
@@ -143,10 +143,10 @@ fn arm_deadline(store: &mut Store<ActorStore>, timeout: Duration) {
 
 /// Binds `func` as `spec` expects, or explains how its type differs.
 fn bind(
-    spec: &ExportSpec,
+    spec: &ExportSpec<ActorStore>,
     func: Func,
     store: &Store<ActorStore>,
-) -> Result<Box<dyn ExportFunction>, SpawnError> {
+) -> Result<Box<dyn ExportFunction<ActorStore>>, SpawnError> {
     spec.bind(func, store)
         .map_err(|e| SpawnError::MistypedExport {
             function: spec.full_name(),

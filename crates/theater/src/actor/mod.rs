@@ -7,12 +7,19 @@ mod extensions;
 mod handle;
 mod instance;
 mod recorder;
+mod services;
 mod store;
+mod view;
 
 pub use extensions::Extensions;
 pub use handle::{ActorCounters, ActorHandle};
 pub use recorder::{ActorEvent, ChainRecorder, now_ms};
+pub use services::{
+    BoxFuture, ChildEvent, ChildLink, Decision, EndRequest, Ending, Exit, RuntimeServices, Shared,
+    SpawnOptions, Terms, WeakRuntime,
+};
 pub use store::ActorStore;
+pub use view::HostView;
 
 pub use executor::MAX_ERROR_BYTES;
 pub(crate) use executor::{Start, spawn};

@@ -1,6 +1,7 @@
-//! What a component's host functions can reach: the data of an actor's
-//! wasmtime `Store`.
+//! The data of an actor's wasmtime `Store`: what its host functions reach,
+//! through the [`HostView`] it implements.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,9 +13,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::extensions::Extensions;
 use super::recorder::ChainRecorder;
+use super::services::{RuntimeServices, WeakRuntime};
+use super::view::HostView;
 use super::{MemoryLimitExceeded, TimeLimitExceeded};
 use crate::id::ActorId;
-use crate::runtime::WeakRuntime;
+use crate::wasm::{ActorData, Actors};
 
 /// Per-actor host state.
 pub struct ActorStore {
@@ -24,9 +27,6 @@ pub struct ActorStore {
     /// Per-actor state of the granted handlers.
     pub extensions: Extensions,
     runtime: WeakRuntime,
-    /// Set by `runtime-control.shutdown`: end after the current call, with
-    /// this data for the supervisor.
-    pub shutdown: Option<Option<Vec<u8>>>,
     pub(crate) limiter: MemoryLimiter,
     /// When the running call must end.
     pub(crate) deadline: Instant,
@@ -47,7 +47,6 @@ impl ActorStore {
             recorder,
             extensions,
             runtime,
-            shutdown: None,
             limiter: MemoryLimiter {
                 limit_mb: memory_mb,
             },
@@ -58,7 +57,7 @@ impl ActorStore {
     }
 
     /// The runtime this actor runs in, unless it is shutting down.
-    pub fn runtime(&self) -> Option<crate::TheaterRuntime> {
+    pub fn runtime(&self) -> Option<Arc<dyn RuntimeServices>> {
         self.runtime.upgrade()
     }
 
@@ -73,7 +72,7 @@ impl ActorStore {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
-    pub(crate) fn weak_runtime(&self) -> WeakRuntime {
+    pub fn weak_runtime(&self) -> WeakRuntime {
         self.runtime.clone()
     }
 
@@ -85,6 +84,41 @@ impl ActorStore {
             Ok(())
         }
     }
+}
+
+impl HostView for ActorStore {
+    fn id(&self) -> ActorId {
+        self.id
+    }
+
+    fn recorder(&mut self) -> &mut ChainRecorder {
+        &mut self.recorder
+    }
+
+    fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
+    fn time_left(&self) -> Duration {
+        ActorStore::time_left(self)
+    }
+
+    fn extend_deadline(&mut self, waited: Duration) {
+        ActorStore::extend_deadline(self, waited);
+    }
+
+    fn runtime(&self) -> Option<Arc<dyn RuntimeServices>> {
+        ActorStore::runtime(self)
+    }
+}
+
+/// The store data [`wasm`](crate::wasm) binds exports to by default.
+impl ActorData for Actors {
+    type Store = ActorStore;
 }
 
 impl WasiView for ActorStore {

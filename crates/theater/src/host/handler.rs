@@ -1,9 +1,9 @@
 //! The shape every capability has: host functions linked once per runtime
 //! ([`HostFunctions`]), a typed config checked once per manifest
 //! ([`HandlerConfig`]), per-actor state made from it at each spawn and a
-//! comparison of a child's grant with its parent's ([`Handler`]). The
-//! runtime holds each capability behind [`AnyHandler`], which hides its
-//! config type.
+//! comparison of a child's grant with its parent's, and the runtime's hooks
+//! for what happens to actors ([`Handler`]). The runtime holds each
+//! capability behind [`AnyHandler`], which hides its config type.
 
 use std::any::Any;
 use std::path::Path;
@@ -12,7 +12,9 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 
 use super::config::ConfigError;
-use crate::actor::{ActorStore, Extensions};
+use crate::actor::{
+    ActorStore, ChildEvent, ChildLink, Decision, Exit, Extensions, RuntimeServices,
+};
 use crate::packages::Package;
 use crate::wasm::ExportRegistry;
 
@@ -106,6 +108,22 @@ pub trait Handler: HostFunctions {
             "a child may be granted it only with its parent's config, unchanged",
         ))
     }
+
+    /// A supervised actor failed or asked to end: what its task does next,
+    /// if this capability supervises it (its terms are of this capability's
+    /// making). By default it does not.
+    fn child_event(
+        &self,
+        _runtime: &dyn RuntimeServices,
+        _link: &ChildLink,
+        _event: &ChildEvent,
+    ) -> Option<Decision> {
+        None
+    }
+
+    /// An actor ended and the runtime has forgotten it: what this
+    /// capability keeps about it for the whole runtime goes.
+    fn actor_ended(&self, _runtime: &dyn RuntimeServices, _exit: &Exit) {}
 }
 
 /// A handler's config as one manifest grants it.
@@ -126,6 +144,15 @@ pub(crate) trait AnyHandler: HostFunctions {
     fn always_granted(&self) -> bool;
     /// Reads its config from `table`, kept with the handler that reads it.
     fn check(self: Arc<Self>, table: &toml::Table) -> Result<Arc<dyn CheckedConfig>, ConfigError>;
+    /// [`Handler::child_event`].
+    fn child_event(
+        &self,
+        runtime: &dyn RuntimeServices,
+        link: &ChildLink,
+        event: &ChildEvent,
+    ) -> Option<Decision>;
+    /// [`Handler::actor_ended`].
+    fn actor_ended(&self, runtime: &dyn RuntimeServices, exit: &Exit);
 }
 
 impl<H: Handler> AnyHandler for H {
@@ -147,6 +174,19 @@ impl<H: Handler> AnyHandler for H {
             handler: self,
             table: table.clone(),
         }))
+    }
+
+    fn child_event(
+        &self,
+        runtime: &dyn RuntimeServices,
+        link: &ChildLink,
+        event: &ChildEvent,
+    ) -> Option<Decision> {
+        Handler::child_event(self, runtime, link, event)
+    }
+
+    fn actor_ended(&self, runtime: &dyn RuntimeServices, exit: &Exit) {
+        Handler::actor_ended(self, runtime, exit);
     }
 }
 

@@ -10,10 +10,10 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, Lower};
 
 use super::config::{self, ConfigError, MAX_DURATION_MS};
+use super::messaging;
 use super::recorded::{off_clock, recorded, shown_by};
 use super::{Granted, Handler, HandlerConfig, HostFunctions};
-use crate::TheaterRuntime;
-use crate::actor::ActorStore;
+use crate::actor::{ActorStore, Exit, HostView, RuntimeServices};
 use crate::chain::record::readable;
 use crate::error::ActorError;
 use crate::id::ActorId;
@@ -95,7 +95,15 @@ impl Handler for MessageServerHandler {
             parent.request_timeout,
         )
     }
+
+    /// An actor that ends closes its channels, telling the other ends.
+    fn actor_ended(&self, runtime: &dyn RuntimeServices, exit: &Exit) {
+        messaging::close_channels_of(runtime, exit.actor);
+    }
 }
+
+/// The runtime, as a messaging operation reaches it.
+type Runtime = std::sync::Arc<dyn RuntimeServices>;
 
 impl HostFunctions for MessageServerHandler {
     fn add_to_linker(
@@ -107,8 +115,8 @@ impl HostFunctions for MessageServerHandler {
         host.func_wrap_async("send", |mut store, (to, message): (String, Vec<u8>)| {
             Box::new(async move {
                 let params = json!({ "to": to, "message": readable(&message) });
-                let op = |runtime: TheaterRuntime, from, _| async move {
-                    runtime.send(Some(from), parse_id(&to)?, message).await
+                let op = |runtime: Runtime, from, _| async move {
+                    messaging::send(&*runtime, Some(from), parse_id(&to)?, message).await
                 };
                 messaging_op(&mut store, "send", params, op, |_| Value::Null).await
             })
@@ -116,9 +124,8 @@ impl HostFunctions for MessageServerHandler {
         host.func_wrap_async("request", |mut store, (to, message): (String, Vec<u8>)| {
             Box::new(async move {
                 let params = json!({ "to": to, "message": readable(&message) });
-                let op = |runtime: TheaterRuntime, from, timeout| async move {
-                    runtime
-                        .request(Some(from), parse_id(&to)?, message, timeout)
+                let op = |runtime: Runtime, from, timeout| async move {
+                    messaging::request(&*runtime, Some(from), parse_id(&to)?, message, timeout)
                         .await
                 };
                 messaging_op(&mut store, "request", params, op, |reply| readable(reply)).await
@@ -129,9 +136,8 @@ impl HostFunctions for MessageServerHandler {
             |mut store, (to, initial): (String, Vec<u8>)| {
                 Box::new(async move {
                     let params = json!({ "to": to, "message": readable(&initial) });
-                    let op = |runtime: TheaterRuntime, from, timeout| async move {
-                        runtime
-                            .open_channel(from, parse_id(&to)?, initial, timeout)
+                    let op = |runtime: Runtime, from, timeout| async move {
+                        messaging::open_channel(&*runtime, from, parse_id(&to)?, initial, timeout)
                             .await
                     };
                     messaging_op(&mut store, "open-channel", params, op, |id: &String| {
@@ -146,8 +152,8 @@ impl HostFunctions for MessageServerHandler {
             |mut store, (channel, message): (String, Vec<u8>)| {
                 Box::new(async move {
                     let params = json!({ "channel": channel, "message": readable(&message) });
-                    let op = |runtime: TheaterRuntime, from, _| async move {
-                        runtime.send_on_channel(Some(from), &channel, message)
+                    let op = |runtime: Runtime, from, _| async move {
+                        messaging::send_on_channel(&*runtime, Some(from), &channel, message)
                     };
                     messaging_op(&mut store, "send-on-channel", params, op, |_| Value::Null).await
                 })
@@ -156,8 +162,8 @@ impl HostFunctions for MessageServerHandler {
         host.func_wrap_async("close-channel", |mut store, (channel,): (String,)| {
             Box::new(async move {
                 let params = json!({ "channel": channel });
-                let op = |runtime: TheaterRuntime, from, _| async move {
-                    runtime.close_channel(Some(from), &channel)
+                let op = |runtime: Runtime, from, _| async move {
+                    messaging::close_channel(&*runtime, Some(from), &channel)
                 };
                 messaging_op(&mut store, "close-channel", params, op, |_| Value::Null).await
             })
@@ -188,11 +194,11 @@ impl HostFunctions for MessageServerHandler {
 /// Runs one messaging operation for the calling actor, then records it
 /// (with the result as `show` renders it) in the actor's chain. Time spent
 /// waiting for other actors does not count against the caller's time limit.
-async fn messaging_op<T, Fut>(
-    store: &mut StoreContextMut<'_, ActorStore>,
+async fn messaging_op<V: HostView, T, Fut>(
+    store: &mut StoreContextMut<'_, V>,
     function: &str,
     params: Value,
-    op: impl FnOnce(TheaterRuntime, ActorId, Duration) -> Fut,
+    op: impl FnOnce(Runtime, ActorId, Duration) -> Fut,
     show: fn(&T) -> Value,
 ) -> wasmtime::Result<(Result<T, String>,)>
 where
@@ -201,9 +207,9 @@ where
     let span = crate::telemetry::host_call_span(HOST, function);
     async move {
         let data = store.data();
-        let from = data.id;
+        let from = data.id();
         let timeout = data
-            .extensions
+            .extensions()
             .get::<MessagingConfig>()
             .map_or(DEFAULT_REQUEST_TIMEOUT, |c| c.request_timeout);
         let runtime = data.runtime();

@@ -15,11 +15,14 @@ mod http_client;
 mod http_framework;
 mod http_record;
 mod message_server;
+pub mod messaging;
 mod random;
 mod recorded;
 mod runtime;
 mod store;
+mod supervision;
 mod supervisor;
+mod supervisor_policy;
 mod timing;
 
 pub use config::ConfigError;
@@ -29,7 +32,12 @@ pub(crate) use http_framework::EPHEMERAL_PORTS;
 pub use message_server::{
     CHANNEL_CLOSE, CHANNEL_MESSAGE, CHANNEL_OPEN, ChannelAccept, HANDLE_REQUEST, HANDLE_SEND,
 };
+pub use messaging::{ChannelEvent, ClientChannel, EXTERNAL_CHANNEL_CAPACITY, Sender};
 pub use runtime::{MAX_LOG_BYTES, MAX_SHUTDOWN_DATA_BYTES};
+pub use supervision::{CHILD_ERROR, CHILD_EXIT, children_terms};
+pub use supervisor_policy::{
+    DEFAULT_MAX_CHILDREN, MAX_MAX_CHILDREN, MAX_MAX_RESTARTS, Restart, Strategy, SupervisionPolicy,
+};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,7 +46,9 @@ use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
-use crate::actor::{ACTOR_INTERFACE, ActorStore, Extensions};
+use crate::actor::{
+    ACTOR_INTERFACE, ActorStore, ChildEvent, ChildLink, Decision, Exit, Extensions, RuntimeServices,
+};
 use crate::error::SpawnError;
 use crate::manifest::Manifest;
 use crate::packages::{self, Package};
@@ -84,6 +94,26 @@ impl HandlerSet {
         self.handlers.retain(|h| h.name() != H::NAME);
         self.handlers.push(Arc::new(handler));
         self
+    }
+
+    /// The runtime's hook after a supervised actor failed or asked to end:
+    /// the decision of the first capability that supervises it, if any.
+    pub(crate) fn child_event(
+        &self,
+        runtime: &dyn RuntimeServices,
+        link: &ChildLink,
+        event: &ChildEvent,
+    ) -> Option<Decision> {
+        self.handlers
+            .iter()
+            .find_map(|handler| handler.child_event(runtime, link, event))
+    }
+
+    /// The runtime's hook once an actor ended: every capability forgets it.
+    pub(crate) fn actor_ended(&self, runtime: &dyn RuntimeServices, exit: &Exit) {
+        for handler in &self.handlers {
+            handler.actor_ended(runtime, exit);
+        }
     }
 
     /// One linker with sandboxed WASI and every handler's host functions,

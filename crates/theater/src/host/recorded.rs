@@ -8,14 +8,14 @@ use std::time::Instant;
 use serde::Serialize;
 use wasmtime::StoreContextMut;
 
-use crate::actor::ActorStore;
+use crate::actor::HostView;
 
 /// Records that `function` (`interface.name`) was called with `params` and
 /// gave `result`, then hands `result` to the actor. `shown` is how the
 /// result appears in the chain (`Ok` value or `Err` message), where a value
 /// may be cut down or summed up.
-pub(crate) async fn recorded<R, T, E>(
-    store: &mut StoreContextMut<'_, ActorStore>,
+pub(crate) async fn recorded<V: HostView, R, T, E>(
+    store: &mut StoreContextMut<'_, V>,
     function: &str,
     params: impl Serialize,
     result: R,
@@ -28,7 +28,7 @@ where
     let shown = shown(&result);
     store
         .data_mut()
-        .recorder
+        .recorder()
         .record_host_call(function, params, &shown)
         .await?;
     Ok((result,))
@@ -50,8 +50,8 @@ pub(crate) fn whole<T: Clone>(value: &T) -> Result<T, ()> {
 /// Runs `work` (waiting on files, the network, a timer or other actors)
 /// off the caller's clock: the time it takes is added back to the running
 /// call's time limit.
-pub(crate) async fn off_clock<F: Future>(
-    store: &mut StoreContextMut<'_, ActorStore>,
+pub(crate) async fn off_clock<V: HostView, F: Future>(
+    store: &mut StoreContextMut<'_, V>,
     work: F,
 ) -> F::Output {
     let started = Instant::now();

@@ -6,7 +6,7 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Linker, Lower};
 
 use super::{Handler, HostFunctions};
-use crate::actor::ActorStore;
+use crate::actor::{ActorStore, EndRequest};
 use crate::chain::ChainEvent;
 use crate::chain::record::{self, LogRecord};
 use crate::packages::Package;
@@ -82,7 +82,7 @@ fn shutdown(
             "shutdown data of {size} bytes is over the limit of {MAX_SHUTDOWN_DATA_BYTES}; pass less, or keep it in the state"
         )),));
     }
-    store.data_mut().shutdown = Some(data);
+    store.data_mut().extensions.insert(EndRequest(data));
     Ok((Ok(()),))
 }
 

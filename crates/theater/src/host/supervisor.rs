@@ -12,15 +12,18 @@ use wasmtime::component::{ComponentType, Linker, Lower};
 
 use super::config::ConfigError;
 use super::recorded::{off_clock, recorded, shown_by, whole};
+use super::supervision;
+use super::supervisor_policy::SupervisionPolicy;
 use super::{Granted, Handler, HostFunctions};
-use crate::TheaterRuntime;
-use crate::actor::ActorStore;
+use crate::actor::{
+    ActorStore, ChildEvent, ChildLink, Decision, Exit, HostView, RuntimeServices, SpawnOptions,
+};
 use crate::chain::record::StateDigest;
+use crate::error::SpawnError;
 use crate::files::{self, FileRules};
 use crate::id::ActorId;
 use crate::manifest::{Manifest, ManifestError};
 use crate::packages::Package;
-use crate::runtime::{SpawnOptions, SupervisionPolicy};
 use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/supervisor";
@@ -42,7 +45,23 @@ impl Handler for SupervisorHandler {
     ) -> Result<(), ConfigError> {
         child.config.within(child.dir, parent.config, parent.dir)
     }
+
+    fn child_event(
+        &self,
+        runtime: &dyn RuntimeServices,
+        link: &ChildLink,
+        event: &ChildEvent,
+    ) -> Option<Decision> {
+        supervision::child_event(runtime, link, event)
+    }
+
+    fn actor_ended(&self, runtime: &dyn RuntimeServices, exit: &Exit) {
+        supervision::actor_ended(runtime, exit);
+    }
 }
+
+/// The runtime, as a supervisor reaches it.
+type Runtime = Arc<dyn RuntimeServices>;
 
 impl HostFunctions for SupervisorHandler {
     fn add_to_linker(
@@ -82,23 +101,21 @@ impl HostFunctions for SupervisorHandler {
         })?;
         host.func_wrap_async("stop-child", |mut store, (child,): (String,)| {
             Box::new(async move {
-                let op = |runtime: TheaterRuntime, child| async move { runtime.stop(child).await };
+                let op = |runtime: Runtime, child| runtime.stop(child);
                 child_call(&mut store, "stop-child", &child, op, |_| Value::Null).await
             })
         })?;
         host.func_wrap_async("restart-child", |mut store, (child,): (String,)| {
             Box::new(async move {
-                let op = |runtime: TheaterRuntime, child| async move {
-                    runtime.actor(child)?.restart().await
-                };
+                let op =
+                    |runtime: Runtime, child| async move { runtime.actor(child)?.restart().await };
                 child_call(&mut store, "restart-child", &child, op, |_| Value::Null).await
             })
         })?;
         host.func_wrap_async("get-child-state", |mut store, (child,): (String,)| {
             Box::new(async move {
-                let op = |runtime: TheaterRuntime, child| async move {
-                    runtime.actor(child)?.state().await
-                };
+                let op =
+                    |runtime: Runtime, child| async move { runtime.actor(child)?.state().await };
                 // The state by digest, as call events record states.
                 child_call(&mut store, "get-child-state", &child, op, |state| {
                     json!(StateDigest::of(state))
@@ -137,17 +154,17 @@ impl HostFunctions for SupervisorHandler {
 }
 
 /// The calling actor: its runtime, id and supervision policy.
-type Caller = Result<(TheaterRuntime, ActorId, Arc<SupervisionPolicy>), String>;
+type Caller = Result<(Runtime, ActorId, Arc<SupervisionPolicy>), String>;
 
-fn caller(store: &StoreContextMut<'_, ActorStore>) -> Caller {
+fn caller(store: &StoreContextMut<'_, impl HostView>) -> Caller {
     let data = store.data();
     let runtime = data.runtime().ok_or("the runtime is shutting down")?;
     let policy = data
-        .extensions
+        .extensions()
         .get::<Arc<SupervisionPolicy>>()
         .cloned()
         .unwrap_or_default();
-    Ok((runtime, data.id, policy))
+    Ok((runtime, data.id(), policy))
 }
 
 /// Spawns a child of the calling actor within `time_left`. `manifest` is
@@ -166,21 +183,30 @@ async fn spawn_child(
         return Err("this call has no time left to spawn a child".to_owned());
     }
     let parent_manifest = runtime.manifest(parent).map_err(|e| e.to_string())?;
-    let rules = runtime.spawn_rules(&parent_manifest, &policy);
+    // Only beneath the directories its policy lets it spawn from.
+    let rules = FileRules {
+        limits: runtime.file_rules().limits,
+        beneath: Some(policy.spawn_area(parent_manifest.base_dir()).into()),
+    };
     let base_dir = parent_manifest.base_dir().to_owned();
     let spawner = runtime.clone();
     let mut spawning = tokio::spawn(async move {
-        let child = files::off_thread(move || load_manifest(&manifest, &base_dir, &rules))
+        let read_rules = rules.clone();
+        let child = files::off_thread(move || load_manifest(&manifest, &base_dir, &read_rules))
             .await
             .map_err(|e| e.to_string())?;
+        if spawner.children(parent).len() >= policy.max_children {
+            let limit = policy.max_children;
+            return Err(SpawnError::TooManyChildren { parent, limit }.to_string());
+        }
         let options = SpawnOptions {
             parent: Some((parent, policy)),
-            by_parent: true,
+            by_parent: Some(rules),
             state,
             ..SpawnOptions::default()
         };
         spawner
-            .spawn_with(&child, options)
+            .spawn(child, options)
             .await
             .map_err(|e| e.to_string())
     });
@@ -230,15 +256,15 @@ fn load_manifest(
 
 /// The runtime and `child`'s id, if it is a child of the calling actor.
 fn own_child(
-    store: &StoreContextMut<'_, ActorStore>,
+    store: &StoreContextMut<'_, impl HostView>,
     child: &str,
-) -> Result<(TheaterRuntime, ActorId), String> {
+) -> Result<(Runtime, ActorId), String> {
     let data = store.data();
     let runtime = data.runtime().ok_or("the runtime is shutting down")?;
     let child_id: ActorId = child
         .parse()
         .map_err(|e: crate::id::ParseActorIdError| e.to_string())?;
-    if runtime.parent(child_id) != Some(data.id) {
+    if runtime.parent(child_id) != Some(data.id()) {
         return Err(format!("{child} is not a child of this actor"));
     }
     Ok((runtime, child_id))
@@ -246,11 +272,11 @@ fn own_child(
 
 /// Runs `op` on `child`, which must be a child of the calling actor, and
 /// records the call (with the result as `show` renders it).
-async fn child_call<T, Fut>(
-    store: &mut StoreContextMut<'_, ActorStore>,
+async fn child_call<V: HostView, T, Fut>(
+    store: &mut StoreContextMut<'_, V>,
     function: &str,
     child: &str,
-    op: impl FnOnce(TheaterRuntime, ActorId) -> Fut,
+    op: impl FnOnce(Runtime, ActorId) -> Fut,
     show: fn(&T) -> Value,
 ) -> wasmtime::Result<(Result<T, String>,)>
 where
@@ -272,8 +298,8 @@ where
 
 /// Records a call to `function` of the supervisor interface in the parent's
 /// chain and hands the parent `result`, shown as `shown` renders it.
-async fn answer<R, T: Serialize, E: Serialize>(
-    store: &mut StoreContextMut<'_, ActorStore>,
+async fn answer<V: HostView, R, T: Serialize, E: Serialize>(
+    store: &mut StoreContextMut<'_, V>,
     function: &str,
     params: Value,
     result: R,

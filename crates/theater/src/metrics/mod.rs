@@ -14,7 +14,7 @@ mod serve;
 mod storage;
 
 pub use actor::ActorMetrics;
-pub use serve::{MetricsServer, MetricsServerError};
+pub use serve::{MetricsServer, MetricsServerError, Scrape};
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

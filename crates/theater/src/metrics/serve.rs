@@ -10,12 +10,19 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::runtime::TheaterRuntime;
 use crate::web::{self, WebAccess, WebError};
 
 /// The content type of the OpenMetrics text format, which Prometheus
 /// reads.
 const TEXT_FORMAT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Whatever renders the metrics a scrape is answered with: the runtime,
+/// which knows its actors' queues as well as its counters.
+pub trait Scrape: Clone + Send + Sync + 'static {
+    /// Everything counted, in the OpenMetrics text format; `None` when
+    /// metrics are disabled.
+    fn metrics_text(&self) -> Option<String>;
+}
 
 /// A bound metrics endpoint.
 pub struct MetricsServer {
@@ -29,15 +36,15 @@ impl MetricsServer {
     /// Binds `addr` (e.g. `127.0.0.1:9464`, or port 0 for any free port).
     /// Refuses an address other than loopback without a token unless
     /// `access` says insecure.
-    pub async fn bind(
-        runtime: TheaterRuntime,
+    pub async fn bind<S: Scrape>(
+        runtime: S,
         addr: &str,
         access: WebAccess,
     ) -> Result<Self, WebError> {
         let listener = web::bind("metrics endpoint", addr, &access).await?;
         let token: Option<Arc<str>> = access.token.map(Into::into);
         let router = Router::new()
-            .route("/metrics", get(scrape))
+            .route("/metrics", get(scrape::<S>))
             .layer(axum::middleware::from_fn(move |request, next| {
                 web::require_token(token.clone(), request, next)
             }))
@@ -55,7 +62,7 @@ impl MetricsServer {
     }
 }
 
-async fn scrape(State(runtime): State<TheaterRuntime>) -> impl IntoResponse {
+async fn scrape<S: Scrape>(State(runtime): State<S>) -> impl IntoResponse {
     match runtime.metrics_text() {
         Some(text) => (StatusCode::OK, [(header::CONTENT_TYPE, TEXT_FORMAT)], text),
         None => (

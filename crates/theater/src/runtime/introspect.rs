@@ -6,7 +6,7 @@ use super::TheaterRuntime;
 use crate::actor::ActorHandle;
 use crate::chain::record;
 use crate::id::ActorId;
-use crate::metrics::Snapshot;
+use crate::metrics::{Scrape, Snapshot};
 use crate::storage::LogError;
 
 /// Whether an actor runs and, if not, how it ended.
@@ -95,5 +95,11 @@ impl TheaterRuntime {
             }
             _ => ActorStatus::Stopped,
         })
+    }
+}
+
+impl Scrape for TheaterRuntime {
+    fn metrics_text(&self) -> Option<String> {
+        TheaterRuntime::metrics_text(self)
     }
 }

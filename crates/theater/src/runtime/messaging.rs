@@ -1,150 +1,27 @@
-//! Messages between actors and from outside: send, request, and channels.
-//!
-//! Routing is by actor id through the runtime's registry. A send returns
-//! once the message is accepted (queued, and kept in the durable inbox when
-//! the log is durable); a request waits for the reply with a timeout; a
-//! channel is a pair of ends, each an actor or an outside client, and
-//! closes on both sides when either closes it or an actor at one end stops.
+//! The message server's rules ([`host::messaging`]) for callers outside
+//! the runtime, such as the management server and embedders: each runs
+//! against this runtime.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
-
-use tokio::sync::mpsc;
 
 use super::TheaterRuntime;
 use crate::error::ActorError;
-use crate::host::{
-    CHANNEL_CLOSE, CHANNEL_MESSAGE, CHANNEL_OPEN, ChannelAccept, HANDLE_REQUEST, HANDLE_SEND,
-};
+use crate::host::messaging::{self, ClientChannel, Sender};
 use crate::id::ActorId;
 
-/// Messages an outside client's end of a channel can hold before the
-/// sending actor gets `QueueFull`. Guards the host against a client that
-/// stops reading.
-pub const EXTERNAL_CHANNEL_CAPACITY: usize = 1024;
-
-/// Who is sending: an actor, or a client outside the runtime.
-pub type Sender = Option<ActorId>;
-
-/// What reaches an outside client's end of a channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChannelEvent {
-    Message(Vec<u8>),
-    Closed,
-}
-
-/// One end of a channel.
-#[derive(Clone)]
-enum End {
-    Actor(ActorId),
-    Client(mpsc::Sender<ChannelEvent>),
-}
-
-impl End {
-    fn is(&self, sender: Sender) -> bool {
-        matches!((self, sender), (End::Actor(id), Some(s)) if *id == s)
-            || matches!((self, sender), (End::Client(_), None))
-    }
-}
-
-struct Channel {
-    opener: End,
-    target: ActorId,
-}
-
-/// The runtime's channels and who is waiting on whom.
-#[derive(Default)]
-pub(crate) struct Messaging {
-    channels: Mutex<HashMap<String, Channel>>,
-    /// Actor → the actor whose reply it is waiting for.
-    waiting: Mutex<HashMap<ActorId, ActorId>>,
-}
-
-/// Removes a wait edge however the wait ends.
-struct WaitGuard<'a> {
-    messaging: &'a Messaging,
-    waiter: Option<ActorId>,
-}
-
-impl Drop for WaitGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(waiter) = self.waiter {
-            self.messaging
-                .waiting
-                .lock()
-                .expect("wait lock")
-                .remove(&waiter);
-        }
-    }
-}
-
-impl Messaging {
-    /// Records that `from` now waits for `to`, refusing a wait that would
-    /// close a cycle: such a request could only end in a timeout.
-    fn wait_for(&self, from: Sender, to: ActorId) -> Result<WaitGuard<'_>, ActorError> {
-        let Some(from) = from else {
-            return Ok(WaitGuard {
-                messaging: self,
-                waiter: None,
-            });
-        };
-        if from == to {
-            return Err(ActorError::Deadlock(format!(
-                "actor {from} cannot wait for itself: it is busy with the call that asks"
-            )));
-        }
-        let mut waiting = self.waiting.lock().expect("wait lock");
-        let mut path = vec![from, to];
-        let mut next = to;
-        while let Some(&after) = waiting.get(&next) {
-            path.push(after);
-            if after == from {
-                let cycle: Vec<String> = path.iter().map(|id| id.short()).collect();
-                return Err(ActorError::Deadlock(format!(
-                    "the actors would wait for each other: {}",
-                    cycle.join(" → ")
-                )));
-            }
-            next = after;
-        }
-        waiting.insert(from, to);
-        Ok(WaitGuard {
-            messaging: self,
-            waiter: Some(from),
-        })
-    }
-}
-
-/// An outside client's end of a channel.
-pub struct ClientChannel {
-    pub id: String,
-    /// Messages from the actor, then `Closed` once either side closes.
-    pub events: mpsc::Receiver<ChannelEvent>,
-    /// The message the actor sent with its acceptance, if any.
-    pub accept_message: Option<Vec<u8>>,
-}
-
 impl TheaterRuntime {
-    /// Accepts `message` for `to`'s `handle-send` without waiting for the
-    /// call: returns once the message is queued and, with a durable log,
-    /// kept in `to`'s inbox, from which it runs once even if the process
-    /// dies first (see [`ActorHandle::deliver`](crate::ActorHandle::deliver)).
+    /// [`messaging::send`]: accepts `message` for `to`'s `handle-send`.
     pub async fn send(
         &self,
         from: Sender,
         to: ActorId,
         message: Vec<u8>,
     ) -> Result<(), ActorError> {
-        let target = self.actor(to)?;
-        target.check_export(HANDLE_SEND)?;
-        target.check_message_size(message.len())?;
-        target
-            .deliver(&*self.inner.log, from, HANDLE_SEND, (message,))
-            .await
+        messaging::send(self.services(), from, to, message).await
     }
 
-    /// Calls `to`'s `handle-request` and waits up to `timeout` for the reply.
+    /// [`messaging::request`]: calls `to`'s `handle-request` and waits up
+    /// to `timeout` for the reply.
     pub async fn request(
         &self,
         from: Sender,
@@ -152,193 +29,32 @@ impl TheaterRuntime {
         message: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>, ActorError> {
-        let target = self.actor(to)?;
-        target.check_message_size(message.len())?;
-        let _wait = self.inner.messaging.wait_for(from, to)?;
-        let call = target.call_function_from::<_, (Vec<u8>,)>(from, HANDLE_REQUEST, (message,));
-        match tokio::time::timeout(timeout, call).await {
-            Ok(reply) => reply.map(|(reply,)| reply),
-            Err(_) => Err(ActorError::Timeout {
-                actor: to,
-                timeout_ms: timeout.as_millis() as u64,
-            }),
-        }
+        messaging::request(self.services(), from, to, message, timeout).await
     }
 
-    /// An actor opens a channel to `to`. On acceptance the id is returned
-    /// and the acceptance message, if any, is queued for the opener.
-    pub async fn open_channel(
-        &self,
-        from: ActorId,
-        to: ActorId,
-        initial: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<String, ActorError> {
-        let (id, message) = self
-            .open(Some(from), End::Actor(from), to, initial, timeout)
-            .await?;
-        if let Some(message) = message {
-            self.actor(from)?
-                .cast_function(Some(to), CHANNEL_MESSAGE, (id.clone(), message))?;
-        }
-        Ok(id)
-    }
-
-    /// A client outside the runtime opens a channel to `to`.
+    /// [`messaging::open_client_channel`]: a client outside the runtime
+    /// opens a channel to `to`.
     pub async fn open_client_channel(
         &self,
         to: ActorId,
         initial: Vec<u8>,
         timeout: Duration,
     ) -> Result<ClientChannel, ActorError> {
-        let (events_in, events) = mpsc::channel(EXTERNAL_CHANNEL_CAPACITY);
-        let (id, accept_message) = self
-            .open(None, End::Client(events_in), to, initial, timeout)
-            .await?;
-        Ok(ClientChannel {
-            id,
-            events,
-            accept_message,
-        })
+        messaging::open_client_channel(self.services(), to, initial, timeout).await
     }
 
-    async fn open(
-        &self,
-        from: Sender,
-        opener: End,
-        to: ActorId,
-        initial: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<(String, Option<Vec<u8>>), ActorError> {
-        let target = self.actor(to)?;
-        target.check_message_size(initial.len())?;
-        let _wait = self.inner.messaging.wait_for(from, to)?;
-        let call = target.call_function_from::<_, ChannelAccept>(from, CHANNEL_OPEN, (initial,));
-        let accept = match tokio::time::timeout(timeout, call).await {
-            Ok(Ok(accept)) => accept,
-            Ok(Err(ActorError::UnknownFunction { .. })) => {
-                return Err(ActorError::NoChannels { actor: to });
-            }
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                return Err(ActorError::Timeout {
-                    actor: to,
-                    timeout_ms: timeout.as_millis() as u64,
-                });
-            }
-        };
-        if !accept.accepted {
-            return Err(ActorError::ChannelRejected {
-                actor: to,
-                message: accept
-                    .message
-                    .map(|m| String::from_utf8_lossy(&m).into_owned()),
-            });
-        }
-        let id = uuid::Uuid::new_v4().to_string();
-        self.inner
-            .messaging
-            .channels
-            .lock()
-            .expect("channel lock")
-            .insert(id.clone(), Channel { opener, target: to });
-        Ok((id, accept.message))
-    }
-
-    /// Delivers `message` to the other end of `channel`, in order.
+    /// [`messaging::send_on_channel`].
     pub fn send_on_channel(
         &self,
         from: Sender,
         channel: &str,
         message: Vec<u8>,
     ) -> Result<(), ActorError> {
-        let peer = self.peer(from, channel)?;
-        match peer {
-            End::Actor(peer) => {
-                let target = self.actor(peer)?;
-                target.check_message_size(message.len())?;
-                target.cast_function(from, CHANNEL_MESSAGE, (channel.to_owned(), message))
-            }
-            End::Client(client) => client
-                .try_send(ChannelEvent::Message(message))
-                .map_err(|e| match e {
-                    mpsc::error::TrySendError::Full(_) => {
-                        ActorError::ClientNotReading(channel.to_owned())
-                    }
-                    mpsc::error::TrySendError::Closed(_) => {
-                        ActorError::UnknownChannel(channel.to_owned())
-                    }
-                }),
-        }
+        messaging::send_on_channel(self.services(), from, channel, message)
     }
 
-    /// Closes `channel`; the other end hears `handle-channel-close`.
+    /// [`messaging::close_channel`].
     pub fn close_channel(&self, from: Sender, channel: &str) -> Result<(), ActorError> {
-        let peer = self.peer(from, channel)?;
-        self.inner
-            .messaging
-            .channels
-            .lock()
-            .expect("channel lock")
-            .remove(channel);
-        notify_closed(self, from, channel, peer);
-        Ok(())
-    }
-
-    /// Closes every channel of an actor that stopped, telling the other ends.
-    pub(crate) fn close_channels_of(&self, actor: ActorId) {
-        let closed: Vec<(String, End)> = {
-            let mut channels = self.inner.messaging.channels.lock().expect("channel lock");
-            let ids: Vec<String> = channels
-                .iter()
-                .filter(|(_, c)| c.target == actor || c.opener.is(Some(actor)))
-                .map(|(id, _)| id.clone())
-                .collect();
-            ids.into_iter()
-                .filter_map(|id| {
-                    let channel = channels.remove(&id)?;
-                    let peer = if channel.target == actor {
-                        channel.opener
-                    } else {
-                        End::Actor(channel.target)
-                    };
-                    Some((id, peer))
-                })
-                .collect()
-        };
-        for (id, peer) in closed {
-            notify_closed(self, Some(actor), &id, peer);
-        }
-    }
-
-    /// The end of `channel` that is not `from`; `from` must be an end.
-    fn peer(&self, from: Sender, channel: &str) -> Result<End, ActorError> {
-        let channels = self.inner.messaging.channels.lock().expect("channel lock");
-        let found = channels
-            .get(channel)
-            .ok_or_else(|| ActorError::UnknownChannel(channel.to_owned()))?;
-        if found.opener.is(from) {
-            Ok(End::Actor(found.target))
-        } else if from == Some(found.target) {
-            Ok(found.opener.clone())
-        } else {
-            Err(ActorError::UnknownChannel(channel.to_owned()))
-        }
-    }
-}
-
-/// Best effort: an end that is gone needs no notice.
-fn notify_closed(runtime: &TheaterRuntime, from: Sender, channel: &str, peer: End) {
-    match peer {
-        End::Actor(peer) => {
-            if let Ok(target) = runtime.actor(peer)
-                && let Err(e) = target.cast_function(from, CHANNEL_CLOSE, (channel.to_owned(),))
-            {
-                tracing::debug!(actor = %peer, "cannot tell of closed channel {channel}: {e}");
-            }
-        }
-        End::Client(client) => {
-            let _ = client.try_send(ChannelEvent::Closed);
-        }
+        messaging::close_channel(self.services(), from, channel)
     }
 }

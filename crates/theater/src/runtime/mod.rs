@@ -1,19 +1,24 @@
 //! The runtime: spawns actors from manifests, keeps the registry of running
-//! actors, and owns what they share (engine, component cache, event log).
+//! actors and the tree of who supervises whom, and owns what they share
+//! (engine, component cache, event log). It knows no capability by name:
+//! its actors reach it through [`RuntimeServices`], and it tells the
+//! capabilities what happens to actors through the hooks of their
+//! [`Handler`](crate::host::Handler)s.
 
 mod introspect;
 mod messaging;
 mod persistence;
-mod supervision;
+mod services;
+mod tree;
 
-pub use introspect::ActorStatus;
-pub use messaging::{ChannelEvent, ClientChannel, EXTERNAL_CHANNEL_CAPACITY, Sender};
-pub use persistence::{ForkOptions, HistoryError, Reloaded, ResumeReport};
-pub use supervision::{
-    CHILD_ERROR, CHILD_EXIT, DEFAULT_MAX_CHILDREN, MAX_MAX_CHILDREN, MAX_MAX_RESTARTS, Restart,
-    Strategy, SupervisionPolicy,
+pub use crate::actor::{SpawnOptions, WeakRuntime};
+pub use crate::host::messaging::{ChannelEvent, ClientChannel, EXTERNAL_CHANNEL_CAPACITY, Sender};
+/// The supervisor capability's policy, where embedders have found it.
+pub use crate::host::{
+    DEFAULT_MAX_CHILDREN, MAX_MAX_CHILDREN, MAX_MAX_RESTARTS, Restart, Strategy, SupervisionPolicy,
 };
-pub(crate) use supervision::{ChildEvent, Decision};
+pub use introspect::ActorStatus;
+pub use persistence::{ForkOptions, HistoryError, Reloaded, ResumeReport};
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -23,8 +28,10 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
-use crate::actor::{self, ActorEvent, ActorHandle, ActorTemplate, ChainRecorder, Start, now_ms};
-use crate::chain::record::Origin;
+use crate::actor::{
+    self, ActorEvent, ActorHandle, ActorStore, ActorTemplate, ChainRecorder, Ending, Exit,
+    RuntimeServices, Shared, Start, now_ms,
+};
 use crate::chain::{ChainEvent, Hash};
 use crate::error::{ActorError, SpawnError};
 use crate::files::{FileLimits, FileRules};
@@ -34,19 +41,11 @@ use crate::manifest::Manifest;
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::storage::{ActorRecord, EventLog, LogError, MemoryEventLog, SavedActor, VerifyFailure};
 use crate::storage::{LogOptions, RedbEventLog};
-use crate::wasm::{self, ComponentCache, StateBytes};
+use crate::wasm::{self, ComponentCache};
 
 /// Events a live subscriber may fall behind by before it is told it missed
 /// some (`RecvError::Lagged`). Guards the runtime against slow subscribers.
 pub const SUBSCRIBER_BUFFER: usize = 4096;
-
-/// How an actor's task ended.
-pub(crate) enum Ending {
-    /// Stopped by an operator, its parent or the runtime, or failed for good.
-    Stopped,
-    /// It asked to stop itself, with this data for its supervisor.
-    ByItself(Option<Vec<u8>>),
-}
 
 /// The chain database in a runtime's home.
 pub const CHAINS_FILE: &str = "chains.redb";
@@ -148,21 +147,6 @@ pub fn default_home() -> PathBuf {
 #[error("cannot start the runtime: {0}")]
 pub struct RuntimeError(String);
 
-/// A reference to a runtime that does not keep it alive; actors hold one.
-#[derive(Clone)]
-pub struct WeakRuntime(Weak<Inner>);
-
-impl WeakRuntime {
-    /// A reference to no runtime, for host state that must reach none.
-    pub(crate) fn detached() -> Self {
-        Self(Weak::new())
-    }
-
-    pub fn upgrade(&self) -> Option<TheaterRuntime> {
-        self.0.upgrade().map(|inner| TheaterRuntime { inner })
-    }
-}
-
 /// A running actor as the registry knows it.
 struct ActorEntry {
     handle: ActorHandle,
@@ -174,24 +158,6 @@ struct ActorEntry {
     _slot: OwnedSemaphorePermit,
 }
 
-/// How an actor starts.
-#[derive(Default)]
-pub struct SpawnOptions {
-    /// The supervising actor and its policy.
-    pub parent: Option<(ActorId, Arc<SupervisionPolicy>)>,
-    /// The parent itself asked for this spawn (supervisor `spawn` or
-    /// `resume`): the child is admitted only within what the parent holds,
-    /// and its component is read only from where the parent may spawn.
-    pub by_parent: bool,
-    /// State to start from instead of the manifest's `init_state`.
-    pub state: Option<StateBytes>,
-    /// Continue the stored chain of this actor, whose newest event is the
-    /// hash given, instead of starting a new actor.
-    pub resume: Option<(ActorId, Hash)>,
-    /// The event whose state a fork starts from, named in its first event.
-    pub forked_from: Option<Origin>,
-}
-
 /// A Theater runtime. Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct TheaterRuntime {
@@ -199,13 +165,16 @@ pub struct TheaterRuntime {
 }
 
 struct Inner {
+    /// Itself, for the services its actors reach through a reference.
+    me: Weak<Inner>,
     home: Option<PathBuf>,
-    cache: ComponentCache,
+    cache: ComponentCache<ActorStore>,
     handlers: HandlerSet,
     log: Arc<dyn EventLog>,
     actors: RwLock<HashMap<ActorId, ActorEntry>>,
-    tree: Mutex<supervision::Tree>,
-    messaging: messaging::Messaging,
+    tree: Mutex<tree::Tree>,
+    /// What capabilities keep for the whole runtime.
+    shared: Shared,
     /// Every chain event, live, for subscribers.
     events: broadcast::Sender<ActorEvent>,
     /// Set by [`TheaterRuntime::shutdown`]: actors stopping now stay marked
@@ -232,14 +201,15 @@ impl TheaterRuntime {
             None => Metrics::disabled(),
         };
         Ok(Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|me| Inner {
+                me: me.clone(),
                 cache: ComponentCache::new(engine, linker, cache_root.as_deref()),
                 home: config.home,
                 handlers: config.handlers,
                 log: config.event_log,
                 actors: RwLock::default(),
                 tree: Mutex::default(),
-                messaging: messaging::Messaging::default(),
+                shared: Shared::default(),
                 events: broadcast::channel(SUBSCRIBER_BUFFER).0,
                 shutting_down: AtomicBool::new(false),
                 files: config.files,
@@ -285,10 +255,9 @@ impl TheaterRuntime {
             }
         })?;
         let grants = self.inner.handlers.grants(manifest)?;
-        let (grants, files, manifest) = match options.parent.as_ref().filter(|_| options.by_parent)
-        {
-            Some((parent, policy)) => {
-                let admitted = self.admit_child(*parent, policy, manifest, grants).await?;
+        let (grants, files, manifest) = match (&options.parent, options.by_parent) {
+            (Some((parent, _)), Some(files)) => {
+                let admitted = self.admit_child(*parent, manifest, grants, files).await?;
                 let manifest = match admitted.limits == manifest.limits {
                     true => Cow::Borrowed(manifest),
                     false => Cow::Owned(Manifest {
@@ -298,7 +267,7 @@ impl TheaterRuntime {
                 };
                 (admitted.grants, admitted.files, manifest)
             }
-            None => (grants, self.file_rules(), Cow::Borrowed(manifest)),
+            (_, _) => (grants, self.file_rules(), Cow::Borrowed(manifest)),
         };
         let manifest = manifest.as_ref();
         // Config mistakes are reported before any compilation.
@@ -384,9 +353,9 @@ impl TheaterRuntime {
             .write()
             .expect("registry lock")
             .insert(id, entry);
-        if let Some((parent, policy)) = options.parent {
+        if let Some((parent, terms)) = options.parent {
             let mut tree = self.inner.tree.lock().expect("tree lock");
-            tree.link(parent, id, manifest.name.clone(), policy);
+            tree.link(parent, id, manifest.name.clone(), terms);
         }
         self.inner.metrics.spawned();
         tracing::info!(actor = %id, name = %manifest.name, "actor started");
@@ -410,7 +379,13 @@ impl TheaterRuntime {
     }
 
     pub fn downgrade(&self) -> WeakRuntime {
-        WeakRuntime(Arc::downgrade(&self.inner))
+        let weak: Weak<dyn RuntimeServices> = Arc::downgrade(&self.inner) as Weak<Inner>;
+        WeakRuntime::new(weak)
+    }
+
+    /// The runtime as its actors and their capabilities see it.
+    pub fn services(&self) -> &dyn RuntimeServices {
+        &*self.inner
     }
 
     /// The running actor `id`.
@@ -510,10 +485,12 @@ impl TheaterRuntime {
             tracing::error!(actor = %id, "cannot mark the actor stopped: {e}");
         }
         let parent = self.inner.tree.lock().expect("tree lock").unlink(id);
-        self.close_channels_of(id);
-        if let Some(parent) = parent {
-            self.child_exited(parent, id, data);
-        }
+        let exit = Exit {
+            actor: id,
+            parent,
+            data,
+        };
+        self.inner.handlers.actor_ended(self.services(), &exit);
         self.inner.metrics.stopped();
         tracing::info!(actor = %id, "actor stopped");
     }

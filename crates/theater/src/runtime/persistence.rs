@@ -3,26 +3,25 @@
 //! an earlier event (fork, revert).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures::future::join_all;
 
-use super::{SpawnOptions, SupervisionPolicy, TheaterRuntime};
+use super::{SpawnOptions, TheaterRuntime};
 use crate::actor::ActorHandle;
+use crate::actor::Terms;
 use crate::chain::record::Origin;
 use crate::chain::{ChainEvent, Hash};
 use crate::error::{ActorError, SpawnError};
 use crate::host::EPHEMERAL_PORTS;
-use crate::host::HandlerConfig;
 use crate::id::ActorId;
 use crate::manifest::{HandlerEntry, Manifest};
 use crate::replay::{self, ReplayReport, ReplayStart};
 use crate::storage::{Accepted, LogError, SavedActor};
 use crate::wasm::StateBytes;
 
-/// A parent and the policy it supervises its children under.
-type Supervisor = (ActorId, Arc<SupervisionPolicy>);
+/// A parent and the terms it supervises its children under.
+type Supervisor = (ActorId, Terms);
 
 /// What an actor's inbox holds: accepted messages with their numbers.
 type Inbox = Vec<(u64, Accepted)>;
@@ -97,7 +96,7 @@ impl TheaterRuntime {
                         if let Some(inbox) = inboxes.remove(&actor.id) {
                             report.redelivered += self.redeliver(actor.id, inbox).await;
                         }
-                        let policy = Arc::new(policy_of(&actor.record.manifest));
+                        let policy = crate::host::children_terms(&actor.record.manifest);
                         next.extend(
                             kids.into_iter()
                                 .map(|kid| (kid, Some((actor.id, policy.clone())))),
@@ -174,7 +173,7 @@ impl TheaterRuntime {
         // A child comes back as it was admitted when its parent spawned it.
         let options = SpawnOptions {
             parent,
-            by_parent: false,
+            by_parent: None,
             state: Some(latest.state.clone()),
             resume: Some((actor.id, head)),
             forked_from: None,
@@ -462,14 +461,4 @@ fn spawned(saved: &SavedActor) -> ReplayStart {
     ReplayStart::Spawned {
         state: saved.record.manifest.init_state.clone(),
     }
-}
-
-/// The supervision policy a manifest gives its children.
-fn policy_of(manifest: &Manifest) -> SupervisionPolicy {
-    manifest
-        .handlers
-        .iter()
-        .find(|entry| entry.kind == "supervisor")
-        .and_then(|entry| SupervisionPolicy::from_table(&entry.config).ok())
-        .unwrap_or_default()
 }

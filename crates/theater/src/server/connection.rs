@@ -24,7 +24,7 @@ use super::frames::{FrameReader, ReadError};
 use super::protocol::{self, ErrorBody, ErrorKind, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 use super::{OUTBOX_CAPACITY, Shared};
 use crate::actor::ActorEvent;
-use crate::admission::Seat;
+use crate::admission::{Seat, same_secret};
 use crate::id::ActorId;
 use crate::runtime::{ChannelEvent, ClientChannel};
 
@@ -340,17 +340,6 @@ async fn drain(mut read: OwnedReadHalf) {
     .await;
 }
 
-/// Compares without stopping at the first difference, so the time taken
-/// does not tell how much of a guess was right.
-pub(crate) fn same_secret(given: &str, expected: &str) -> bool {
-    let (given, expected) = (given.as_bytes(), expected.as_bytes());
-    let mut diff = given.len() ^ expected.len();
-    for (i, b) in expected.iter().enumerate() {
-        diff |= usize::from(given.get(i).copied().unwrap_or(0) ^ b);
-    }
-    diff == 0
-}
-
 impl Connection {
     /// Queues a frame for the client; `false` once the client is gone.
     pub async fn send(&self, frame: Vec<u8>) -> bool {
@@ -559,18 +548,4 @@ fn lagged(subscription: u64, missed: u64) -> Vec<u8> {
         "lagged",
         json!({ "subscription": subscription, "missed": missed }),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_secret;
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(same_secret("s3cret", "s3cret"));
-        assert!(!same_secret("s3cre", "s3cret"));
-        assert!(!same_secret("s3cretx", "s3cret"));
-        assert!(!same_secret("", "s3cret"));
-        assert!(!same_secret("S3cret", "s3cret"));
-    }
 }

@@ -16,7 +16,6 @@ pub mod protocol;
 
 pub use budget::{Budget, CONNECTION_ALLOWANCE, Charge, ConnectionBudget};
 pub use client::{Client, ClientError};
-pub(crate) use connection::same_secret;
 pub use limits::{
     DEFAULT_FRAME_TIMEOUT, DEFAULT_HELLO_TIMEOUT, DEFAULT_MAX_BYTES_IN_FLIGHT,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HELLO_BYTES, DEFAULT_MAX_UNAUTHENTICATED,

@@ -24,7 +24,7 @@ use wasmtime::component::{
     TypedFunc,
 };
 
-use crate::actor::ActorStore;
+use super::{ActorData, Actors};
 use crate::packages::Package;
 
 /// An actor's state: opaque bytes, by convention JSON.
@@ -55,13 +55,14 @@ pub enum CallFailure {
 
 type CallFuture<'a> = Pin<Box<dyn Future<Output = Result<CallOutput, CallFailure>> + Send + 'a>>;
 
-/// One bound export, callable with serialized params.
-pub trait ExportFunction: Send + Sync {
+/// One bound export, callable with serialized params, of an instance
+/// whose store holds `T`.
+pub trait ExportFunction<T>: Send + Sync {
     /// Calls the export; a result longer than `max_result_bytes` as JSON is
     /// refused ([`CallFailure::ResultTooLarge`]) before it is written out.
     fn call<'a>(
         &'a self,
-        store: &'a mut Store<ActorStore>,
+        store: &'a mut Store<T>,
         state: StateBytes,
         params: &'a RawValue,
         max_result_bytes: usize,
@@ -118,7 +119,7 @@ struct TypedFunction<P, R, A, O> {
     _types: PhantomData<fn(P) -> R>,
 }
 
-impl<P, R, A, O> ExportFunction for TypedFunction<P, R, A, O>
+impl<T: Send, P, R, A, O> ExportFunction<T> for TypedFunction<P, R, A, O>
 where
     P: DeserializeOwned + Send + 'static,
     R: Serialize + Send + 'static,
@@ -127,7 +128,7 @@ where
 {
     fn call<'a>(
         &'a self,
-        store: &'a mut Store<ActorStore>,
+        store: &'a mut Store<T>,
         state: StateBytes,
         params: &'a RawValue,
         max_result_bytes: usize,
@@ -180,10 +181,10 @@ impl std::io::Write for ByteCounter {
 }
 
 /// Type-checks `func` as `A -> result<O, string>` and wraps it.
-fn bind<P, R, A, O>(
+fn bind<T: Send, P, R, A, O>(
     func: Func,
-    store: &Store<ActorStore>,
-) -> wasmtime::Result<Box<dyn ExportFunction>>
+    store: &Store<T>,
+) -> wasmtime::Result<Box<dyn ExportFunction<T>>>
 where
     P: DeserializeOwned + Send + 'static,
     R: Serialize + Send + 'static,
@@ -197,24 +198,24 @@ where
     }))
 }
 
-type Binder = fn(Func, &Store<ActorStore>) -> wasmtime::Result<Box<dyn ExportFunction>>;
+type Binder<T> = fn(Func, &Store<T>) -> wasmtime::Result<Box<dyn ExportFunction<T>>>;
 
 /// Rewrites an export's serialized params or result for the chain, e.g. to
 /// cap large bodies or hide secrets. The call itself sees the real values.
 pub type Redactor = fn(&RawValue) -> Box<RawValue>;
 
 /// One export a handler expects, with the shapes it may take.
-pub struct ExportSpec {
+pub struct ExportSpec<T: 'static> {
     pub interface: &'static str,
     pub function: &'static str,
     pub required: bool,
     /// How the chain records this export's params and result.
     pub redact: Option<Redactor>,
     describe: fn(&str) -> String,
-    candidates: Vec<Binder>,
+    candidates: Vec<Binder<T>>,
 }
 
-impl ExportSpec {
+impl<T: Send + 'static> ExportSpec<T> {
     /// `interface.function`, the canonical name `call_function` takes.
     pub fn full_name(&self) -> String {
         format!("{}.{}", self.interface, self.function)
@@ -230,8 +231,8 @@ impl ExportSpec {
     pub fn bind(
         &self,
         func: Func,
-        store: &Store<ActorStore>,
-    ) -> wasmtime::Result<Box<dyn ExportFunction>> {
+        store: &Store<T>,
+    ) -> wasmtime::Result<Box<dyn ExportFunction<T>>> {
         let mut first_error = None;
         for candidate in &self.candidates {
             match candidate(func, store) {
@@ -245,14 +246,20 @@ impl ExportSpec {
     }
 }
 
-/// The exports the granted handlers expect of an actor.
-#[derive(Default)]
-pub struct ExportRegistry {
-    specs: Vec<ExportSpec>,
+/// The exports the granted handlers expect of an actor whose store holds
+/// `T` (by default the crate's actors', see [`ActorData`]).
+pub struct ExportRegistry<T: 'static = <Actors as ActorData>::Store> {
+    specs: Vec<ExportSpec<T>>,
 }
 
-impl ExportRegistry {
-    pub fn specs(&self) -> &[ExportSpec] {
+impl<T: 'static> Default for ExportRegistry<T> {
+    fn default() -> Self {
+        Self { specs: Vec::new() }
+    }
+}
+
+impl<T: Send + 'static> ExportRegistry<T> {
+    pub fn specs(&self) -> &[ExportSpec<T>] {
         &self.specs
     }
 
@@ -261,7 +268,7 @@ impl ExportRegistry {
         &mut self,
         interface: &'static str,
         function: &'static str,
-    ) -> ExportBuilder<'_, P, R, (StateBytes, P)>
+    ) -> ExportBuilder<'_, T, P, R, (StateBytes, P)>
     where
         P: ComponentType + Lower + DeserializeOwned + Send + Sync + 'static,
         R: ComponentType + Lift + Serialize + Send + Sync + 'static,
@@ -274,7 +281,7 @@ impl ExportRegistry {
         &mut self,
         interface: &'static str,
         function: &'static str,
-    ) -> ExportBuilder<'_, P, (), (StateBytes, P)>
+    ) -> ExportBuilder<'_, T, P, (), (StateBytes, P)>
     where
         P: ComponentType + Lower + DeserializeOwned + Send + Sync + 'static,
     {
@@ -286,7 +293,7 @@ impl ExportRegistry {
         &mut self,
         interface: &'static str,
         function: &'static str,
-    ) -> ExportBuilder<'_, (), R, (StateBytes,)>
+    ) -> ExportBuilder<'_, T, (), R, (StateBytes,)>
     where
         R: ComponentType + Lift + Serialize + Send + Sync + 'static,
     {
@@ -298,7 +305,7 @@ impl ExportRegistry {
         &mut self,
         interface: &'static str,
         function: &'static str,
-    ) -> ExportBuilder<'_, (), (), (StateBytes,)> {
+    ) -> ExportBuilder<'_, T, (), (), (StateBytes,)> {
         self.push::<(), (), (StateBytes,), (StateBytes,)>(interface, function)
     }
 
@@ -306,7 +313,7 @@ impl ExportRegistry {
         &mut self,
         interface: &'static str,
         function: &'static str,
-    ) -> ExportBuilder<'_, P, R, A>
+    ) -> ExportBuilder<'_, T, P, R, A>
     where
         P: DeserializeOwned + Send + 'static,
         R: Serialize + Send + 'static,
@@ -322,7 +329,7 @@ impl ExportRegistry {
             required: true,
             redact: None,
             describe: describe::<P, A, O>,
-            candidates: vec![bind::<P, R, A, O>],
+            candidates: vec![bind::<T, P, R, A, O>],
         });
         ExportBuilder {
             spec: self.specs.last_mut().expect("just pushed"),
@@ -337,8 +344,8 @@ impl ExportRegistry {
 ///
 /// Specs name exports by their canonical name (`ntwk:theater/actor.init`);
 /// the component may export them under any name of [`Package::ALL`].
-pub(crate) struct ExportTable {
-    specs: Vec<ExportSpec>,
+pub(crate) struct ExportTable<T: 'static> {
+    specs: Vec<ExportSpec<T>>,
     /// Per spec, where the component exports it; `None` if it does not.
     found: Vec<Option<Found>>,
     /// Position in `specs` of each `interface.function`, by canonical name
@@ -355,8 +362,8 @@ pub(crate) struct Found {
     pub name: Arc<str>,
 }
 
-impl ExportTable {
-    pub fn new(component: &Component, registry: ExportRegistry) -> Self {
+impl<T: Send + 'static> ExportTable<T> {
+    pub fn new(component: &Component, registry: ExportRegistry<T>) -> Self {
         let specs = registry.specs;
         let mut twice = None;
         let found: Vec<Option<Found>> = specs
@@ -388,7 +395,7 @@ impl ExportTable {
     }
 
     /// Each spec with where the component exports it, if it does.
-    pub fn entries(&self) -> impl ExactSizeIterator<Item = (&ExportSpec, Option<&Found>)> {
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = (&ExportSpec<T>, Option<&Found>)> {
         self.specs.iter().zip(self.found.iter().map(Option::as_ref))
     }
 
@@ -398,7 +405,7 @@ impl ExportTable {
         self.slots.get(function).copied()
     }
 
-    pub fn spec(&self, slot: usize) -> &ExportSpec {
+    pub fn spec(&self, slot: usize) -> &ExportSpec<T> {
         &self.specs[slot]
     }
 
@@ -434,7 +441,11 @@ impl ExportTable {
     }
 }
 
-fn find(component: &Component, spec: &ExportSpec, package: Package) -> Option<Found> {
+fn find<T: Send + 'static>(
+    component: &Component,
+    spec: &ExportSpec<T>,
+    package: Package,
+) -> Option<Found> {
     let interface = package.name_of(spec.interface);
     let instance = component.get_export_index(None, interface.as_ref())?;
     let index = component.get_export_index(Some(&instance), spec.function)?;
@@ -445,12 +456,12 @@ fn find(component: &Component, spec: &ExportSpec, package: Package) -> Option<Fo
 }
 
 /// Refines a registration.
-pub struct ExportBuilder<'a, P, R, A> {
-    spec: &'a mut ExportSpec,
+pub struct ExportBuilder<'a, T: 'static, P, R, A> {
+    spec: &'a mut ExportSpec<T>,
     _types: PhantomData<fn(P, A) -> R>,
 }
 
-impl<P, R, A> ExportBuilder<'_, P, R, A>
+impl<T: Send + 'static, P, R, A> ExportBuilder<'_, T, P, R, A>
 where
     P: DeserializeOwned + Send + 'static,
     R: Serialize + Send + 'static,
@@ -473,7 +484,7 @@ where
     /// Also accepts an export whose `Ok` tuple has the layout `O`, converted
     /// to the same `R` (for interfaces whose result shape changed over time).
     pub fn or_result_shape<O: ResultShape<R>>(self) -> Self {
-        self.spec.candidates.push(bind::<P, R, A, O>);
+        self.spec.candidates.push(bind::<T, P, R, A, O>);
         self
     }
 }

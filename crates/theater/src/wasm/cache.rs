@@ -13,7 +13,6 @@ use wasmtime::component::{Component, InstancePre, Linker};
 
 use super::adapter::{ExportRegistry, ExportTable};
 use super::disk_cache::DiskCache;
-use crate::actor::ActorStore;
 use crate::chain::Hash;
 use crate::files::{self, FileError, FileKind, FileRules};
 
@@ -21,8 +20,8 @@ use crate::files::{self, FileError, FileKind, FileRules};
 /// manifest lists it: equal keys build equal registries.
 pub type ExportKey = Vec<(&'static str, bool)>;
 
-/// A component ready to instantiate.
-pub struct CompiledComponent {
+/// A component ready to instantiate in a store holding `T`.
+pub struct CompiledComponent<T: 'static> {
     /// SHA-256 of the component's bytes.
     pub hash: Hash,
     /// `hash` in hex, as chain events and actor records name the component.
@@ -32,15 +31,15 @@ pub struct CompiledComponent {
     pub imports: Vec<String>,
     /// Linked once; an error says which import the runtime cannot satisfy.
     /// Kept as a result so that callers can first explain missing grants.
-    linked: Result<InstancePre<ActorStore>, String>,
+    linked: Result<InstancePre<T>, String>,
     path: PathBuf,
     /// Export tables already built, one per key.
-    export_tables: Mutex<Vec<(ExportKey, Arc<ExportTable>)>>,
+    export_tables: Mutex<Vec<(ExportKey, Arc<ExportTable<T>>)>>,
 }
 
-impl CompiledComponent {
+impl<T: Send + 'static> CompiledComponent<T> {
     /// The component linked against every host function, ready to instantiate.
-    pub fn instance_pre(&self) -> Result<&InstancePre<ActorStore>, ComponentError> {
+    pub fn instance_pre(&self) -> Result<&InstancePre<T>, ComponentError> {
         self.linked.as_ref().map_err(|reason| ComponentError::Link {
             path: self.path.clone(),
             reason: reason.clone(),
@@ -52,8 +51,8 @@ impl CompiledComponent {
     pub(crate) fn export_table(
         &self,
         key: ExportKey,
-        registry: impl FnOnce() -> ExportRegistry,
-    ) -> Arc<ExportTable> {
+        registry: impl FnOnce() -> ExportRegistry<T>,
+    ) -> Arc<ExportTable<T>> {
         let mut tables = self.export_tables.lock().expect("export table lock");
         if let Some((_, table)) = tables.iter().find(|(built, _)| *built == key) {
             return table.clone();
@@ -81,13 +80,14 @@ pub enum ComponentError {
     Link { path: PathBuf, reason: String },
 }
 
-/// Compiles and caches components for one engine and linker.
-pub struct ComponentCache {
+/// Compiles and caches components for one engine and linker, whose
+/// stores hold `T`.
+pub struct ComponentCache<T: 'static> {
     engine: Engine,
-    linker: Arc<Linker<ActorStore>>,
+    linker: Arc<Linker<T>>,
     /// Precompiled artifacts for this exact engine build and configuration.
     disk: Arc<Disk>,
-    loaded: Mutex<HashMap<Hash, Arc<CompiledComponent>>>,
+    loaded: Mutex<HashMap<Hash, Arc<CompiledComponent<T>>>>,
     /// What each path held when last read, so that spawning from an
     /// unchanged file skips reading and hashing it again.
     seen: Mutex<HashMap<PathBuf, (FileStamp, Hash)>>,
@@ -110,11 +110,11 @@ impl FileStamp {
     }
 }
 
-impl ComponentCache {
+impl<T: Send + 'static> ComponentCache<T> {
     /// `cache_root` holds artifacts in a subdirectory per engine fingerprint,
     /// so a new wasmtime or configuration never reads stale code. It is
     /// opened (and checked) when the first component is compiled.
-    pub fn new(engine: Engine, linker: Linker<ActorStore>, cache_root: Option<&Path>) -> Self {
+    pub fn new(engine: Engine, linker: Linker<T>, cache_root: Option<&Path>) -> Self {
         let disk = Disk {
             root: cache_root.map(Path::to_owned),
             fingerprint: engine_fingerprint(&engine),
@@ -130,7 +130,7 @@ impl ComponentCache {
     }
 
     /// Loads the component at `path`, compiling it only if no cache has it.
-    pub async fn load(&self, path: &Path) -> Result<Arc<CompiledComponent>, ComponentError> {
+    pub async fn load(&self, path: &Path) -> Result<Arc<CompiledComponent<T>>, ComponentError> {
         self.load_with(path, &FileRules::default()).await
     }
 
@@ -139,7 +139,7 @@ impl ComponentCache {
         &self,
         path: &Path,
         rules: &FileRules,
-    ) -> Result<Arc<CompiledComponent>, ComponentError> {
+    ) -> Result<Arc<CompiledComponent<T>>, ComponentError> {
         let (owned, rules) = (path.to_owned(), rules.clone());
         let file =
             files::off_thread(move || files::open(&owned, FileKind::Component, &rules)).await?;
@@ -180,7 +180,7 @@ impl ComponentCache {
 
     /// The compiled component of `path` if the file has not changed since
     /// it was last read.
-    fn unchanged(&self, path: &Path, stamp: FileStamp) -> Option<Arc<CompiledComponent>> {
+    fn unchanged(&self, path: &Path, stamp: FileStamp) -> Option<Arc<CompiledComponent<T>>> {
         let hash = match self.seen.lock().expect("cache lock").get(path) {
             Some((seen, hash)) if *seen == stamp => *hash,
             _ => return None,
@@ -229,14 +229,14 @@ impl Disk {
     }
 }
 
-fn compile(
+fn compile<T: Send + 'static>(
     engine: &Engine,
-    linker: &Linker<ActorStore>,
+    linker: &Linker<T>,
     disk: Option<&DiskCache>,
     path: &Path,
     bytes: &[u8],
     hash: Hash,
-) -> Result<CompiledComponent, ComponentError> {
+) -> Result<CompiledComponent<T>, ComponentError> {
     let component = match disk.and_then(|disk| disk.load(engine, &hash)) {
         Some(component) => component,
         None => {

@@ -1,6 +1,7 @@
 //! The WebAssembly layer: one shared engine, compiled components cached by
 //! content hash, and the typed adapter between serialized calls and typed
-//! component exports. It knows no capability by name.
+//! component exports. It knows no capability by name, and is generic over
+//! the data an instance's store holds, which the layer above defines.
 
 mod adapter;
 mod cache;
@@ -14,6 +15,17 @@ pub use adapter::{
 pub use cache::{CompiledComponent, ComponentCache, ComponentError, ExportKey};
 
 use std::time::Duration;
+
+/// Names the store data of the crate's actors for the default type
+/// parameter of [`ExportRegistry`], so that capability code may write
+/// `ExportRegistry` alone; the `actor` layer, which defines that data,
+/// implements it for [`Actors`].
+pub trait ActorData {
+    type Store: Send + 'static;
+}
+
+/// The crate's actors, as [`ActorData`] names their store data.
+pub struct Actors;
 
 use wasmtime::{Config, Engine, UpdateDeadline};
 

@@ -22,9 +22,9 @@ use super::FrameworkConfig;
 use super::routing::{MethodMatch, Middleware, PathPattern, Route, check_path};
 use super::types::{MessageType, ServerConfig, ServerInfo, WebsocketMessage};
 use crate::actor::ActorHandle;
+use crate::actor::WeakRuntime;
 use crate::id::ActorId;
 use crate::metrics::Metrics;
-use crate::runtime::WeakRuntime;
 
 /// Servers one actor may have at once. Guards the host against an actor
 /// that creates servers in a loop.
