@@ -23,9 +23,10 @@
 //!
 //! # Layers
 //!
-//! Every import points down this list (bottom first); a module may use its
-//! own layer's other modules only if it is one of them. `cargo xtask layers`
-//! (run first by `cargo xtask test`) checks it.
+//! Every import points down this list (bottom first): a module imports from
+//! the layers below its own and from itself, never from a module beside it
+//! in its layer. `cargo xtask layers` (run first by `cargo xtask test`)
+//! checks it.
 //!
 //! 0. [`id`], [`files`], [`packages`], `admission`: actor ids, bounded file
 //!    reads, the two package names, who is let into the servers.

@@ -26,7 +26,7 @@ use super::{OUTBOX_CAPACITY, Shared};
 use crate::actor::ActorEvent;
 use crate::admission::{Seat, same_secret};
 use crate::id::ActorId;
-use crate::runtime::{ChannelEvent, ClientChannel};
+use crate::host::messaging::{ChannelEvent, ClientChannel};
 
 /// How long a closing connection waits for its last frames to go out.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
