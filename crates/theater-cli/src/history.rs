@@ -4,13 +4,12 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use serde_json::Value;
-use theater::server::protocol::Op;
+use theater::server::protocol::{Forked, Op, Replayed, Reverted};
 
 use crate::EXIT_UNVERIFIED;
 use crate::actors::IdArgs;
 use crate::output::print_json;
-use crate::remote::{self, Remote, short, short_hash};
+use crate::remote::{self, Remote, short_hash};
 
 /// Events are named by hash, as `theater events` shows them.
 const HASH_HELP: &str = "HASH is an event's hash from `theater events <id>`: all 64 hex digits, or at least the first 8 (the 12 that `events` prints will do).";
@@ -77,35 +76,34 @@ pub struct RevertArgs {
 
 pub fn replay(ReplayArgs { target: args }: ReplayArgs) -> anyhow::Result<ExitCode> {
     remote::block_on(async move {
-        let answer = remote::call(&args.remote, Op::Replay { actor: args.actor }).await?;
-        let actor = short(answer["actor"].as_str().unwrap_or_default());
-        let (divergence, stop) = (&answer["divergence"], &answer["stopped_at"]);
+        let op = Op::Replay { actor: args.actor };
+        let replayed: Replayed = remote::ask(&args.remote, op).await?;
+        let actor = replayed.actor.short();
+        let calls = count(replayed.calls, "call");
         if args.json {
-            print_json(&answer);
-        } else if divergence.is_object() {
+            print_json(&replayed);
+        } else if let Some(d) = &replayed.divergence {
             errln!(
                 "replay of actor {actor} diverged at {} in {}: {}",
-                event(divergence),
-                function(divergence["function"].as_str().unwrap_or_default()),
-                text(&divergence["reason"])
+                event(d.index, &d.hash),
+                function(&d.function),
+                d.reason
             );
-        } else if stop.is_object() {
+        } else if let Some(stop) = &replayed.stopped_at {
             errln!(
-                "replay of actor {actor} stopped at {}, after {} that matched: {}",
-                event(stop),
-                count(&answer["calls"], "call"),
-                text(&stop["reason"])
+                "replay of actor {actor} stopped at {}, after {calls} that matched: {}",
+                event(stop.index, &stop.hash),
+                stop.reason
             );
         } else {
             outln!(
-                "replayed {} over {} of actor {actor}: every state matches",
-                count(&answer["calls"], "call"),
-                count(&answer["events"], "event")
+                "replayed {calls} over {} of actor {actor}: every state matches",
+                count(replayed.events, "event")
             );
         }
-        Ok(if divergence.is_object() {
+        Ok(if replayed.divergence.is_some() {
             ExitCode::from(EXIT_UNVERIFIED)
-        } else if stop.is_object() {
+        } else if replayed.stopped_at.is_some() {
             ExitCode::FAILURE
         } else {
             ExitCode::SUCCESS
@@ -114,60 +112,46 @@ pub fn replay(ReplayArgs { target: args }: ReplayArgs) -> anyhow::Result<ExitCod
 }
 
 pub fn fork(args: ForkArgs) -> anyhow::Result<ExitCode> {
-    remote::block_on(async move {
-        let op = Op::Fork {
-            actor: args.actor,
-            at: args.at,
-            ephemeral_ports: args.ephemeral_ports,
-        };
-        let answer = remote::call(&args.remote, op).await?;
-        let id = answer["actor"].as_str().unwrap_or_default();
-        let from = &answer["forked_from"];
-        if args.json {
-            print_json(&answer);
-        } else if args.id_only {
+    let op = Op::Fork {
+        actor: args.actor,
+        at: args.at,
+        ephemeral_ports: args.ephemeral_ports,
+    };
+    remote::show(&args.remote, args.json, op, |forked: &Forked| {
+        let id = forked.actor;
+        let from = &forked.forked_from;
+        if args.id_only {
             outln!("{id}");
         } else {
             outln!(
                 "forked {} {} ({id}) from actor {} at event {}",
-                text(&answer["name"]),
-                short(id),
-                short(from["actor"].as_str().unwrap_or_default()),
-                short_hash(from["event"].as_str().unwrap_or_default())
+                forked.name,
+                forked.short,
+                from.actor.short(),
+                short_hash(&from.event)
             );
         }
-        Ok(ExitCode::SUCCESS)
     })
 }
 
 pub fn revert(args: RevertArgs) -> anyhow::Result<ExitCode> {
-    remote::block_on(async move {
-        let op = Op::Revert {
-            actor: args.actor,
-            to: args.to,
-        };
-        let answer = remote::call(&args.remote, op).await?;
-        if args.json {
-            print_json(&answer);
-        } else {
-            outln!(
-                "reverted {} to the state of event {}, recorded as event {}",
-                short(answer["actor"].as_str().unwrap_or_default()),
-                short_hash(answer["to"].as_str().unwrap_or_default()),
-                short_hash(answer["event"].as_str().unwrap_or_default())
-            );
-        }
-        Ok(ExitCode::SUCCESS)
+    let op = Op::Revert {
+        actor: args.actor,
+        to: args.to,
+    };
+    remote::show(&args.remote, args.json, op, |reverted: &Reverted| {
+        outln!(
+            "reverted {} to the state of event {}, recorded as event {}",
+            reverted.actor.short(),
+            short_hash(&reverted.to),
+            short_hash(&reverted.event)
+        )
     })
 }
 
 /// `event N (hash prefix)` of a divergence or stop.
-fn event(at: &Value) -> String {
-    format!(
-        "event {} ({})",
-        at["index"],
-        short_hash(at["hash"].as_str().unwrap_or_default())
-    )
+fn event(index: usize, hash: &str) -> String {
+    format!("event {index} ({})", short_hash(hash))
 }
 
 /// `handle-send` of `ntwk:theater/message-server-client.handle-send`.
@@ -176,11 +160,6 @@ fn function(name: &str) -> &str {
 }
 
 /// `1 call`, `4 calls`.
-fn count(n: &Value, noun: &str) -> String {
-    let n = n.as_u64().unwrap_or_default();
+fn count(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
-}
-
-fn text(value: &Value) -> &str {
-    value.as_str().unwrap_or_default()
 }

@@ -8,6 +8,7 @@ mod actors;
 mod build_actor;
 mod create;
 mod dev;
+mod events;
 mod history;
 mod manifest_arg;
 mod messages;
@@ -67,9 +68,9 @@ enum Command {
     #[command(after_help = "Example:\n  theater state 1a2b3c4d")]
     State(actors::IdArgs),
     /// Print an actor's chain events.
-    Events(actors::EventsArgs),
+    Events(events::EventsArgs),
     /// Print an actor's log lines (its `log` chain events).
-    Logs(actors::LogsArgs),
+    Logs(events::LogsArgs),
     /// Show an actor's manifest, limits, counters and chain head; for one
     /// that stopped, how it ended.
     #[command(after_help = "Example:\n  theater inspect 1a2b3c4d")]
@@ -122,8 +123,8 @@ fn main() -> ExitCode {
         Command::Tree(args) => actors::tree(args),
         Command::List(args) => actors::list(args),
         Command::State(args) => actors::state(args),
-        Command::Events(args) => actors::events(args),
-        Command::Logs(args) => actors::logs(args),
+        Command::Events(args) => events::events(args),
+        Command::Logs(args) => events::logs(args),
         Command::Inspect(args) => actors::inspect(args),
         Command::Replay(args) => history::replay(args),
         Command::Fork(args) => history::fork(args),

@@ -4,13 +4,12 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use serde_json::Value;
-use theater::server::protocol::{Op, Payload};
+use theater::server::protocol::{ChannelOpened, Event, Op, Payload, Queued, Reply, Subscribed};
 use tokio::sync::mpsc;
 
-use crate::actors;
-use crate::output::{self, print_json, print_json_line};
-use crate::remote::{self, Remote, short, show_bytes};
+use crate::events;
+use crate::output::{self, print_json_line};
+use crate::remote::{self, Remote};
 
 /// Send a message to an actor, or ask it and print its reply.
 #[derive(Subcommand)]
@@ -70,41 +69,27 @@ pub struct SubscribeArgs {
 }
 
 pub fn message(command: MessageCommand) -> anyhow::Result<ExitCode> {
-    remote::block_on(async move {
-        match command {
-            MessageCommand::Send(args) => {
-                let payload = Payload::json(remote::parse_message(&args.message)?);
-                let op = Op::Send {
-                    actor: args.actor,
-                    payload,
-                };
-                let answer = remote::call(&args.remote, op).await?;
-                if args.json {
-                    print_json(&answer);
-                } else {
-                    outln!(
-                        "queued for {}",
-                        short(answer["actor"].as_str().unwrap_or_default())
-                    );
-                }
-            }
-            MessageCommand::Request(RequestArgs { message, timeout }) => {
-                let payload = Payload::json(remote::parse_message(&message.message)?);
-                let op = Op::Request {
-                    actor: message.actor,
-                    payload,
-                    timeout_ms: Some(timeout),
-                };
-                let answer = remote::call(&message.remote, op).await?;
-                if message.json {
-                    print_json(&answer);
-                } else {
-                    outln!("{}", show_bytes(&answer, "reply"));
-                }
-            }
+    match command {
+        MessageCommand::Send(args) => {
+            let op = Op::Send {
+                actor: args.actor,
+                payload: Payload::json(remote::parse_message(&args.message)?),
+            };
+            remote::show(&args.remote, args.json, op, |queued: &Queued| {
+                outln!("queued for {}", queued.actor.short())
+            })
         }
-        Ok(ExitCode::SUCCESS)
-    })
+        MessageCommand::Request(RequestArgs { message, timeout }) => {
+            let op = Op::Request {
+                actor: message.actor,
+                payload: Payload::json(remote::parse_message(&message.message)?),
+                timeout_ms: Some(timeout),
+            };
+            remote::show(&message.remote, message.json, op, |reply: &Reply| {
+                outln!("{}", reply.reply)
+            })
+        }
+    }
 }
 
 pub fn channel(command: ChannelCommand) -> anyhow::Result<ExitCode> {
@@ -113,24 +98,22 @@ pub fn channel(command: ChannelCommand) -> anyhow::Result<ExitCode> {
         let initial = remote::parse_message(&args.message)?;
         let mut client = args.remote.connect().await?;
         let explain = |e| args.remote.explain(e);
-        let answer = client
-            .call(Op::OpenChannel {
+        let opened: ChannelOpened = client
+            .ask(Op::OpenChannel {
                 actor: args.actor.clone(),
                 payload: Payload::json(initial),
                 timeout_ms: None,
             })
             .await
             .map_err(explain)?;
-        let channel = answer["channel"].as_str().unwrap_or_default().to_owned();
-        let actor = answer["actor"].as_str().unwrap_or_default().to_owned();
+        let channel = opened.channel.clone();
+        let actor = opened.actor.to_string();
         if args.json {
-            print_json_line(&answer);
+            print_json_line(&opened);
         } else {
-            outln!("channel {channel} open to {}", short(&actor));
-            if answer.get("accept_message").is_some_and(|m| !m.is_null())
-                || answer.get("accept_message_hex").is_some()
-            {
-                outln!("{}", show_bytes(&answer, "accept_message"));
+            outln!("channel {channel} open to {}", opened.actor.short());
+            if opened.accept_message.get().is_some() {
+                outln!("{}", opened.accept_message);
             }
         }
         let close = Op::CloseChannel {
@@ -150,7 +133,7 @@ pub fn channel(command: ChannelCommand) -> anyhow::Result<ExitCode> {
                         let barrier = Op::State { actor: actor.clone() };
                         client.call(barrier).await.map_err(explain)?;
                         client.call(Op::Ping).await.map_err(explain)?;
-                        let kept: Vec<Value> = client.kept_events().collect();
+                        let kept: Vec<Event> = client.kept_events().collect();
                         for event in &kept {
                             if show_channel_event(event, &channel, args.json) {
                                 return Ok(ExitCode::SUCCESS);
@@ -167,13 +150,11 @@ pub fn channel(command: ChannelCommand) -> anyhow::Result<ExitCode> {
                                 continue;
                             }
                         };
-                        client
-                            .call(Op::ChannelSend {
-                                channel: channel.clone(),
-                                payload: Payload::json(message),
-                            })
-                            .await
-                            .map_err(explain)?;
+                        let send = Op::ChannelSend {
+                            channel: channel.clone(),
+                            payload: Payload::json(message),
+                        };
+                        client.call(send).await.map_err(explain)?;
                     }
                 },
                 event = client.next_event() => {
@@ -192,17 +173,17 @@ pub fn channel(command: ChannelCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints an event of `channel`; `true` once the actor closed it.
-fn show_channel_event(event: &Value, channel: &str, json: bool) -> bool {
-    if event["channel"].as_str() != Some(channel) {
+fn show_channel_event(event: &Event, channel: &str, json: bool) -> bool {
+    if event.channel() != Some(channel) {
         return false;
     }
-    let closed = event["event"] == "channel_closed";
+    let closed = matches!(event, Event::ChannelClosed(_));
     if json {
         print_json_line(event);
     } else if closed {
         outln!("channel closed");
-    } else if event["event"] == "channel_message" {
-        outln!("{}", show_bytes(event, "message"));
+    } else if let Event::ChannelMessage(message) = event {
+        outln!("{}", message.message);
     }
     closed
 }
@@ -224,21 +205,21 @@ fn stdin_lines() -> mpsc::Receiver<String> {
 pub fn subscribe(args: SubscribeArgs) -> anyhow::Result<ExitCode> {
     remote::block_on(async move {
         let mut client = args.remote.connect().await?;
-        let answer = client
-            .call(Op::Subscribe {
+        let subscribed: Subscribed = client
+            .ask(Op::Subscribe {
                 actor: args.actor.clone(),
             })
             .await
             .map_err(|e| args.remote.explain(e))?;
         if args.json {
-            print_json_line(&answer);
+            print_json_line(&subscribed);
         } else {
-            match answer["actor"].as_str() {
-                Some(actor) => outln!("subscribed to {}; Ctrl-C to stop", short(actor)),
+            match subscribed.actor {
+                Some(actor) => outln!("subscribed to {}; Ctrl-C to stop", actor.short()),
                 None => outln!("subscribed to every actor; Ctrl-C to stop"),
             }
         }
-        actors::stream(&mut client, &args.remote, None, 0, args.json, None).await?;
+        events::stream(&mut client, &args.remote, None, 0, args.json, None).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

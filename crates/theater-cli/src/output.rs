@@ -14,6 +14,7 @@ use std::io::{ErrorKind, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use serde::Serialize;
 use serde_json::{Value, json};
 use theater::manifest::ManifestError;
 use theater::server::ClientError;
@@ -75,14 +76,20 @@ pub fn write_error() -> Option<std::io::Error> {
     STDOUT_ERROR.lock().expect("stdout error lock").take()
 }
 
-/// Prints a value as pretty JSON.
-pub fn print_json(value: &Value) {
-    line(&serde_json::to_string_pretty(value).expect("JSON values serialize"));
+/// Prints a value as pretty JSON, its keys sorted.
+pub fn print_json(value: &impl Serialize) {
+    line(&serde_json::to_string_pretty(&sorted(value)).expect("JSON values serialize"));
 }
 
-/// Prints a value as one line of JSON, for streams.
-pub fn print_json_line(value: &Value) {
-    line(&serde_json::to_string(value).expect("JSON values serialize"));
+/// Prints a value as one line of JSON, its keys sorted, for streams.
+pub fn print_json_line(value: &impl Serialize) {
+    line(&serde_json::to_string(&sorted(value)).expect("JSON values serialize"));
+}
+
+/// `value` as JSON with its keys sorted, as the server sends them: what a
+/// command prints does not depend on the order fields are declared in.
+fn sorted(value: &impl Serialize) -> Value {
+    serde_json::to_value(value).expect("printed values serialize")
 }
 
 /// An error with a stable kind, for `--json` output and scripts.

@@ -6,11 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use theater::server::protocol::Op;
 use theater::server::{Client, ClientError, DEFAULT_LISTEN, ErrorKind};
 
-use crate::output::Failure;
+use crate::output::{Failure, print_json};
 
 /// Where the management server is.
 #[derive(Args, Clone, Debug)]
@@ -73,21 +75,29 @@ pub fn block_on<F: Future<Output = anyhow::Result<ExitCode>>>(
         .block_on(future)
 }
 
-/// Connects, sends one request, and returns its answer.
-pub async fn call(remote: &Remote, op: Op) -> anyhow::Result<Value> {
-    let mut client = remote.connect().await?;
-    client.call(op).await.map_err(|e| remote.explain(e))
+/// Sends `op` and prints its answer `A`: as JSON with `json`, else as
+/// `text` writes it.
+pub fn show<A: DeserializeOwned + Serialize>(
+    remote: &Remote,
+    json: bool,
+    op: Op,
+    text: impl FnOnce(&A),
+) -> anyhow::Result<ExitCode> {
+    block_on(async move {
+        let answer: A = ask(remote, op).await?;
+        match json {
+            true => print_json(&answer),
+            false => text(&answer),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
-/// Actor bytes for people: JSON as compact text, other bytes as hex.
-pub fn show_bytes(object: &Value, key: &str) -> String {
-    if let Some(hex) = object.get(format!("{key}_hex")).and_then(Value::as_str) {
-        return format!("(not JSON) hex {hex}");
-    }
-    match object.get(key) {
-        None | Some(Value::Null) => "none".to_owned(),
-        Some(value) => value.to_string(),
-    }
+/// Connects, sends one request, and returns its answer as `A`, the type
+/// the protocol answers `op` with.
+pub async fn ask<A: DeserializeOwned>(remote: &Remote, op: Op) -> anyhow::Result<A> {
+    let mut client = remote.connect().await?;
+    client.ask(op).await.map_err(|e| remote.explain(e))
 }
 
 /// Parses a message given on the command line as JSON: every command

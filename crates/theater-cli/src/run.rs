@@ -5,19 +5,20 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{ArgMatches, Args};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 use theater::chain::{self, ChainExport};
 use theater::files::FileRules;
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND};
 use theater::runtime::ActorStatus;
-use theater::server::protocol::put_bytes;
+use theater::server::protocol::bytes::{ReplyField, StateField};
+use theater::server::protocol::{ActorBytes, Ending};
 use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::manifest_arg::manifest_file;
 use crate::observe::{MetricsArgs, serve_metrics};
 use crate::output::print_json;
-use crate::remote::{self, show_bytes};
+use crate::remote;
 
 /// Spawn an actor from its manifest in this process, deliver messages, and
 /// print replies, the final state and the verified chain.
@@ -151,7 +152,7 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
     }
     for message in &messages {
         let reply = deliver(&actor, message).await;
-        failed |= reply.get("error").is_some();
+        failed |= reply.error.is_some();
         if !args.json {
             print_reply(&reply);
         }
@@ -182,25 +183,22 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         .last()
         .map(|e| hex::encode(e.hash))
         .unwrap_or_default();
+    let state = ActorBytes::<StateField>::new(state);
     if args.json {
-        let mut report = Map::new();
-        report.insert("actor_id".into(), actor.id().to_string().into());
-        report.insert("name".into(), manifest.name.clone().into());
-        report.insert("replies".into(), replies.into());
-        put_bytes(&mut report, "state", state.as_deref());
-        report.insert(
-            "chain".into(),
-            json!({ "events": events.len(), "verified": true, "head": head }),
-        );
-        report.insert("status".into(), status.as_str().into());
-        if let ActorStatus::StoppedByItself { data } = &status {
-            report.insert("shutdown_data".into(), data.clone());
-        }
-        print_json(&Value::Object(report));
+        print_json(&RunReport {
+            actor_id: actor.id(),
+            name: &manifest.name,
+            replies: &replies,
+            state,
+            chain: ChainSummary {
+                events: events.len(),
+                verified: true,
+                head: &head,
+            },
+            ending: status.clone().into(),
+        });
     } else {
-        let mut shown = Map::new();
-        put_bytes(&mut shown, "state", state.as_deref());
-        outln!("state: {}", show_bytes(&Value::Object(shown), "state"));
+        outln!("state: {state}");
         outln!("chain verified: {} events (head {head})", events.len());
         if let Some(path) = &args.chain_out {
             outln!("chain written to {}", path.display());
@@ -263,48 +261,84 @@ async fn resume(
     }
 }
 
-async fn deliver(actor: &ActorHandle, message: &Message) -> Value {
-    let mut reply = Map::new();
-    let outcome = match message {
-        Message::Send(text) => {
-            reply.insert("send".into(), text.as_str().into());
-            actor
-                .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (text.as_bytes().to_vec(),))
-                .await
-                .map(|()| {
-                    reply.insert("ok".into(), true.into());
-                })
-        }
-        Message::Request(text) => {
-            reply.insert("request".into(), text.as_str().into());
-            actor
-                .call_function::<(Vec<u8>,), (Vec<u8>,)>(
-                    HANDLE_REQUEST,
-                    (text.as_bytes().to_vec(),),
-                )
-                .await
-                .map(|(bytes,)| put_bytes(&mut reply, "reply", Some(&bytes)))
-        }
-    };
-    if let Err(e) = outcome {
-        reply.insert("error".into(), e.to_string().into());
-    }
-    Value::Object(reply)
+/// What `run --json` prints.
+#[derive(Serialize)]
+struct RunReport<'a> {
+    actor_id: ActorId,
+    name: &'a str,
+    replies: &'a [Delivered],
+    #[serde(flatten)]
+    state: ActorBytes<StateField>,
+    chain: ChainSummary<'a>,
+    #[serde(flatten)]
+    ending: Ending,
 }
 
-fn print_reply(reply: &Value) {
-    let text = |key: &str| reply[key].as_str().unwrap_or_default().to_owned();
-    let what = if reply.get("send").is_some() {
-        format!("send {}", text("send"))
-    } else {
-        format!("request {}", text("request"))
+#[derive(Serialize)]
+struct ChainSummary<'a> {
+    events: usize,
+    verified: bool,
+    head: &'a str,
+}
+
+/// A message delivered with `--send` or `--request`, and what came of it.
+#[derive(Serialize, Default)]
+struct Delivered {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    send: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<String>,
+    /// A send that went through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ok: Option<bool>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    reply: Option<ActorBytes<ReplyField>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+async fn deliver(actor: &ActorHandle, message: &Message) -> Delivered {
+    let bytes = |text: &String| (text.as_bytes().to_vec(),);
+    match message {
+        Message::Send(text) => {
+            let outcome = actor.call_function::<_, ()>(HANDLE_SEND, bytes(text)).await;
+            Delivered {
+                send: Some(text.clone()),
+                ok: outcome.is_ok().then_some(true),
+                error: outcome.err().map(|e| e.to_string()),
+                ..Delivered::default()
+            }
+        }
+        Message::Request(text) => {
+            let outcome = actor
+                .call_function::<_, (Vec<u8>,)>(HANDLE_REQUEST, bytes(text))
+                .await;
+            let request = Some(text.clone());
+            match outcome {
+                Ok((reply,)) => Delivered {
+                    request,
+                    reply: Some(ActorBytes::new(Some(reply))),
+                    ..Delivered::default()
+                },
+                Err(e) => Delivered {
+                    request,
+                    error: Some(e.to_string()),
+                    ..Delivered::default()
+                },
+            }
+        }
+    }
+}
+
+fn print_reply(reply: &Delivered) {
+    let what = match (&reply.send, &reply.request) {
+        (Some(send), _) => format!("send {send}"),
+        (None, request) => format!("request {}", request.as_deref().unwrap_or_default()),
     };
-    if let Some(error) = reply.get("error") {
-        outln!("{what} -> error: {}", error.as_str().unwrap_or_default());
-    } else if reply.get("send").is_some() {
-        outln!("{what} -> ok");
-    } else {
-        outln!("{what} -> {}", show_bytes(reply, "reply"));
+    match (&reply.error, &reply.reply) {
+        (Some(error), _) => outln!("{what} -> error: {error}"),
+        (None, Some(bytes)) => outln!("{what} -> {bytes}"),
+        (None, None) => outln!("{what} -> ok"),
     }
 }
 

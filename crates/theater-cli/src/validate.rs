@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use serde_json::{Value, json};
+use serde::Serialize;
 use theater::Manifest;
 use theater::host::HandlerSet;
+use theater::validate::{ExportCheck, Validation};
 
 use crate::manifest_arg::manifest_file;
 use crate::output::print_json;
@@ -33,14 +34,17 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let path = manifest_file(&args.manifest)?;
     let manifest = Manifest::load(&path)?;
-    let report = runtime.block_on(check(&manifest));
-    let valid = report["valid"].as_bool().unwrap_or(false);
+    let found = runtime.block_on(theater::validate::validate(
+        &manifest,
+        &HandlerSet::builtin(),
+    ));
+    let report = Report::new(&manifest, &found);
     if args.json {
         print_json(&report);
     } else {
         print_report(&report);
     }
-    Ok(if valid {
+    Ok(if report.valid {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -48,46 +52,65 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Everything `validate` finds, as its `--json` document.
-async fn check(manifest: &Manifest) -> Value {
-    let found = theater::validate::validate(manifest, &HandlerSet::builtin()).await;
-    let handlers: Vec<&str> = manifest.handlers.iter().map(|h| h.kind.as_str()).collect();
-    let imports: Vec<Value> = found
-        .imports
-        .iter()
-        .map(|import| {
-            let mut entry = json!({ "name": import.name, "granted": import.problem.is_none() });
-            if let Some(problem) = &import.problem {
-                entry["error"] = problem.as_str().into();
-            }
-            entry
-        })
-        .collect();
-    let expected: Vec<Value> = found
-        .exports
-        .iter()
-        .map(|export| {
-            json!({
-                "function": export.function,
-                "signature": export.signature,
-                "required": export.required,
-                "found": export.found,
+#[derive(Serialize)]
+struct Report<'a> {
+    manifest: String,
+    name: &'a str,
+    component: String,
+    handlers: Vec<&'a str>,
+    warnings: &'a [String],
+    imports: Vec<Import<'a>>,
+    exports: Exports<'a>,
+    valid: bool,
+    errors: &'a [String],
+}
+
+/// An interface the component imports, and whether the manifest grants it.
+#[derive(Serialize)]
+struct Import<'a> {
+    name: &'a str,
+    granted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Exports<'a> {
+    /// What the component exports, read from its embedded WIT.
+    found: BTreeSet<String>,
+    /// What the granted handlers call.
+    expected: &'a [ExportCheck],
+}
+
+impl<'a> Report<'a> {
+    fn new(manifest: &'a Manifest, found: &'a Validation) -> Self {
+        let imports = found
+            .imports
+            .iter()
+            .map(|import| Import {
+                name: &import.name,
+                granted: import.problem.is_none(),
+                error: import.problem.as_deref(),
             })
-        })
-        .collect();
-    let exported = std::fs::read(&manifest.component_path)
-        .map(|bytes| exported_functions(&bytes))
-        .unwrap_or_default();
-    json!({
-        "manifest": manifest.source.display().to_string(),
-        "name": manifest.name,
-        "component": manifest.component_path.display().to_string(),
-        "handlers": handlers,
-        "warnings": manifest.warnings,
-        "imports": imports,
-        "exports": { "found": exported, "expected": expected },
-        "valid": found.is_valid(),
-        "errors": found.errors,
-    })
+            .collect();
+        let exported = std::fs::read(&manifest.component_path)
+            .map(|bytes| exported_functions(&bytes))
+            .unwrap_or_default();
+        Report {
+            manifest: manifest.source.display().to_string(),
+            name: &manifest.name,
+            component: manifest.component_path.display().to_string(),
+            handlers: manifest.handlers.iter().map(|h| h.kind.as_str()).collect(),
+            warnings: &manifest.warnings,
+            imports,
+            exports: Exports {
+                found: exported,
+                expected: &found.exports,
+            },
+            valid: found.is_valid(),
+            errors: &found.errors,
+        }
+    }
 }
 
 /// `interface.function` for every function in every exported interface,
@@ -118,74 +141,46 @@ pub fn exported_functions(bytes: &[u8]) -> BTreeSet<String> {
     found
 }
 
-fn print_report(report: &Value) {
-    let list = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|x| x.as_str().map(str::to_owned))
-            .collect()
-    };
-    outln!(
-        "manifest:   {} ({})",
-        report["manifest"].as_str().unwrap_or_default(),
-        report["name"].as_str().unwrap_or_default()
-    );
-    outln!(
-        "component:  {}",
-        report["component"].as_str().unwrap_or_default()
-    );
-    let handlers = list(&report["handlers"]);
+fn print_report(report: &Report) {
+    outln!("manifest:   {} ({})", report.manifest, report.name);
+    outln!("component:  {}", report.component);
     outln!(
         "handlers:   {}",
-        if handlers.is_empty() {
+        if report.handlers.is_empty() {
             "none listed".to_owned()
         } else {
-            handlers.join(", ")
+            report.handlers.join(", ")
         }
     );
-    for warning in list(&report["warnings"]) {
+    for warning in report.warnings {
         outln!("warning:    {warning}");
     }
-    if let Some(imports) = report["imports"].as_array() {
-        outln!("imports:");
-        for import in imports {
-            let mark = if import["granted"].as_bool().unwrap_or(false) {
-                "ok     "
-            } else {
-                "MISSING"
-            };
-            outln!("  {mark}  {}", import["name"].as_str().unwrap_or_default());
-        }
+    outln!("imports:");
+    for import in &report.imports {
+        let mark = if import.granted { "ok     " } else { "MISSING" };
+        outln!("  {mark}  {}", import.name);
     }
-    if let Some(expected) = report["exports"]["expected"].as_array() {
-        outln!("exports expected:");
-        for export in expected {
-            let found = export["found"].as_bool().unwrap_or(false);
-            let required = export["required"].as_bool().unwrap_or(false);
-            let mark = match (found, required) {
-                (true, _) => "ok     ",
-                (false, true) => "MISSING",
-                (false, false) => "absent ",
-            };
-            outln!(
-                "  {mark}  {}{}",
-                export["function"].as_str().unwrap_or_default(),
-                if required { "" } else { " (optional)" }
-            );
-        }
+    outln!("exports expected:");
+    for export in report.exports.expected {
+        let mark = match (export.found, export.required) {
+            (true, _) => "ok     ",
+            (false, true) => "MISSING",
+            (false, false) => "absent ",
+        };
+        let optional = if export.required { "" } else { " (optional)" };
+        outln!("  {mark}  {}{optional}", export.function);
     }
-    let found = list(&report["exports"]["found"]);
+    let found = &report.exports.found;
     if !found.is_empty() {
+        let found: Vec<&str> = found.iter().map(String::as_str).collect();
         outln!("exports found: {}", found.join(", "));
     }
-    let errors = list(&report["errors"]);
-    if errors.is_empty() {
+    if report.errors.is_empty() {
         outln!("valid: every check passed (its `init` was not run)");
     } else {
-        for error in &errors {
+        for error in report.errors {
             outln!("error: {error}");
         }
-        outln!("invalid: {} problem(s)", errors.len());
+        outln!("invalid: {} problem(s)", report.errors.len());
     }
 }

@@ -10,12 +10,12 @@ use clap::Args;
 use serde_json::json;
 use theater::chain::ChainExport;
 use theater::runtime::CHAINS_FILE;
-use theater::server::protocol::Op;
+use theater::server::protocol::{Op, Verified};
 use theater::storage::RedbEventLog;
 
 use crate::EXIT_UNVERIFIED;
 use crate::output::{Failure, print_json};
-use crate::remote::{self, Remote, short};
+use crate::remote::{self, Remote};
 
 /// Verify an actor's chain: recompute every event's hash and link.
 /// Give a running actor's id (asks the server), --file with a chain
@@ -104,26 +104,23 @@ fn verify_home(home: &Path, json: bool) -> anyhow::Result<ExitCode> {
 
 fn verify_live(actor: String, args: VerifyArgs) -> anyhow::Result<ExitCode> {
     remote::block_on(async move {
-        let answer = remote::call(&args.remote, Op::Verify { actor }).await?;
-        let verified = answer["verified"].as_bool().unwrap_or(false);
-        let id = answer["actor"].as_str().unwrap_or_default();
+        let answer: Verified = remote::ask(&args.remote, Op::Verify { actor }).await?;
+        let id = answer.actor.short();
         if args.json {
             print_json(&answer);
-        } else if verified {
+        } else if answer.verified {
             outln!(
-                "chain verified: {} events (actor {}, head {})",
-                answer["events"],
-                short(id),
-                answer["head"].as_str().unwrap_or("none")
+                "chain verified: {} events (actor {id}, head {})",
+                answer.events,
+                answer.head.as_deref().unwrap_or("none")
             );
         } else {
             errln!(
-                "chain verification failed for actor {}: {}",
-                short(id),
-                answer["error"].as_str().unwrap_or_default()
+                "chain verification failed for actor {id}: {}",
+                answer.error.as_deref().unwrap_or_default()
             );
         }
-        Ok(if verified {
+        Ok(if answer.verified {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(EXIT_UNVERIFIED)

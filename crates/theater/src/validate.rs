@@ -49,7 +49,7 @@ pub struct ImportCheck {
 }
 
 /// One export a granted handler expects.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ExportCheck {
     /// `interface.function`, as the component exports it when it does
     /// (under either package name), else by its `ntwk:theater` name.

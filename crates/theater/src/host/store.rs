@@ -3,6 +3,7 @@
 //! `<home>/store.redb`, shared by every actor of the runtime, or in memory
 //! for a runtime without a home. See `docs/store.md`.
 
+mod checks;
 mod content;
 mod databases;
 
@@ -18,7 +19,8 @@ use super::recorded::{off_clock, recorded, shown_by};
 use super::{Handler, HostFunctions};
 use crate::actor::ActorStore;
 use crate::packages::Package;
-use content::{AtLabel, ContentStore, StoreError};
+use checks::StoreError;
+use content::{AtLabel, ContentStore};
 use databases::Databases;
 
 const INTERFACE: &str = "ntwk:theater/store";

@@ -1,15 +1,18 @@
 //! A client of the management server: one connection, requests answered
-//! in order, events kept until asked for.
+//! in order with their typed answers, events kept until asked for.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-use super::protocol::{self, ErrorBody, Op, PROTOCOL_VERSION, Request};
+use super::protocol::{
+    self, ErrorBody, Event, HelloFrame, Incoming, Op, Request, Welcome, WelcomeFrame,
+};
 
 /// A request that did not get an answer, or got an error.
 #[derive(Debug, thiserror::Error)]
@@ -34,9 +37,9 @@ pub enum ClientError {
 pub struct Client {
     framed: Framed<TcpStream, LengthDelimitedCodec>,
     next_id: u64,
-    events: VecDeque<Value>,
-    /// The server's `hello` answer.
-    pub hello: Value,
+    events: VecDeque<Event>,
+    /// The server's answer to the `hello`.
+    pub hello: Welcome,
 }
 
 impl Client {
@@ -50,96 +53,88 @@ impl Client {
             })?;
         let _ = stream.set_nodelay(true);
         let mut framed = Framed::new(stream, protocol::codec());
-        let hello = json!({
-            "hello": {
-                "version": PROTOCOL_VERSION,
-                "token": token,
-                "client": format!("theater {}", env!("CARGO_PKG_VERSION")),
-            }
-        });
-        framed
-            .send(Bytes::from(
-                serde_json::to_vec(&hello).expect("JSON values serialize"),
-            ))
-            .await?;
-        let mut client = Self {
+        let hello = protocol::to_wire(&HelloFrame::of_this_client(token));
+        framed.send(Bytes::from(hello)).await?;
+        let frame = framed.next().await.ok_or(ClientError::Closed)??;
+        let hello = match serde_json::from_slice::<WelcomeFrame>(&frame) {
+            Ok(welcome) => welcome.hello,
+            Err(_) => match Incoming::decode(&frame) {
+                Ok(Incoming::Answer {
+                    result: Err(error), ..
+                }) => return Err(ClientError::Server(error)),
+                _ => return Err(unexpected(&frame)),
+            },
+        };
+        Ok(Self {
             framed,
             next_id: 1,
             events: VecDeque::new(),
-            hello: Value::Null,
-        };
-        let answer = client.read().await?;
-        if let Some(error) = answer.get("error") {
-            return Err(ClientError::Server(parse_error(error)?));
-        }
-        match answer.get("hello") {
-            Some(hello) => client.hello = hello.clone(),
-            None => return Err(ClientError::Protocol(answer.to_string())),
-        }
-        Ok(client)
+            hello,
+        })
     }
 
-    /// Sends one request and waits for its answer; events that arrive
+    /// Sends one request and waits for its answer, read as `A` (the type
+    /// [`protocol`] gives the answers of `op`); events that arrive
     /// meanwhile are kept for [`next_event`](Self::next_event).
-    pub async fn call(&mut self, op: Op) -> Result<Value, ClientError> {
+    pub async fn ask<A: DeserializeOwned>(&mut self, op: Op) -> Result<A, ClientError> {
         let id = self.next_id;
         self.next_id += 1;
         let request = serde_json::to_vec(&Request { id, op }).expect("requests serialize");
         self.framed.send(Bytes::from(request)).await?;
         loop {
-            let frame = self.read().await?;
-            if frame.get("event").is_some() {
-                self.events.push_back(frame);
-                continue;
+            match self.read().await? {
+                Incoming::Event(event) => self.events.push_back(event),
+                Incoming::Answer { id: Some(got), .. } if got != id => {
+                    return Err(ClientError::Protocol(format!(
+                        "an answer to request {got} while waiting for {id}"
+                    )));
+                }
+                Incoming::Answer { result, .. } => {
+                    let fields = result.map_err(ClientError::Server)?;
+                    return serde_json::from_str(fields.get()).map_err(|e| {
+                        ClientError::Protocol(format!("{e} in the answer {}", fields.get()))
+                    });
+                }
             }
-            if frame
-                .get("id")
-                .and_then(Value::as_u64)
-                .is_some_and(|got| got != id)
-            {
-                return Err(ClientError::Protocol(format!(
-                    "an answer to request {} while waiting for {id}",
-                    frame["id"]
-                )));
-            }
-            if let Some(error) = frame.get("error") {
-                return Err(ClientError::Server(parse_error(error)?));
-            }
-            return match frame.get("ok") {
-                Some(ok) => Ok(ok.clone()),
-                None => Err(ClientError::Protocol(frame.to_string())),
-            };
         }
     }
 
-    /// The next event (`{"event": kind, ...}`), waiting for one if none
-    /// is kept; [`ClientError::Closed`] when the server is gone.
-    pub async fn next_event(&mut self) -> Result<Value, ClientError> {
+    /// [`ask`](Self::ask) for the answer as plain JSON, for tools that
+    /// pass it on without reading it.
+    pub async fn call(&mut self, op: Op) -> Result<Value, ClientError> {
+        self.ask(op).await
+    }
+
+    /// The next event, waiting for one if none is kept;
+    /// [`ClientError::Closed`] when the server is gone.
+    pub async fn next_event(&mut self) -> Result<Event, ClientError> {
         if let Some(event) = self.events.pop_front() {
             return Ok(event);
         }
         loop {
-            let frame = self.read().await?;
-            if frame.get("event").is_some() {
-                return Ok(frame);
-            }
-            if let Some(error) = frame.get("error") {
-                return Err(ClientError::Server(parse_error(error)?));
+            match self.read().await? {
+                Incoming::Event(event) => return Ok(event),
+                Incoming::Answer {
+                    result: Err(error), ..
+                } => return Err(ClientError::Server(error)),
+                Incoming::Answer { .. } => {}
             }
         }
     }
 
     /// The events kept while waiting for answers, without waiting for more.
-    pub fn kept_events(&mut self) -> impl Iterator<Item = Value> + '_ {
+    pub fn kept_events(&mut self) -> impl Iterator<Item = Event> + '_ {
         self.events.drain(..)
     }
 
-    async fn read(&mut self) -> Result<Value, ClientError> {
+    async fn read(&mut self) -> Result<Incoming, ClientError> {
         let frame = self.framed.next().await.ok_or(ClientError::Closed)??;
-        serde_json::from_slice(&frame).map_err(|e| ClientError::Protocol(e.to_string()))
+        Incoming::decode(&frame).map_err(|e| {
+            ClientError::Protocol(format!("{e} in {}", String::from_utf8_lossy(&frame)))
+        })
     }
 }
 
-fn parse_error(error: &Value) -> Result<ErrorBody, ClientError> {
-    serde_json::from_value(error.clone()).map_err(|_| ClientError::Protocol(error.to_string()))
+fn unexpected(frame: &[u8]) -> ClientError {
+    ClientError::Protocol(String::from_utf8_lossy(frame).into_owned())
 }

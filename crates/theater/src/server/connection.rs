@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Buf;
-use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -21,7 +20,13 @@ use tokio::task::JoinHandle;
 
 use super::budget::{Charge, ConnectionBudget};
 use super::frames::{FrameReader, ReadError};
-use super::protocol::{self, ErrorBody, ErrorKind, MAX_FRAME_BYTES, PROTOCOL_VERSION};
+use super::protocol::events::{
+    ActorStopped, ChainNotice, ChannelEnded, ChannelMessage, ChannelMessageTooLarge, Lagged,
+};
+use super::protocol::{
+    self, ActorBytes, ErrorBody, ErrorKind, Event, MAX_FRAME_BYTES, PROTOCOL_VERSION, Welcome,
+    WelcomeFrame,
+};
 use super::{OUTBOX_CAPACITY, Shared};
 use crate::actor::ActorEvent;
 use crate::admission::{Seat, same_secret};
@@ -271,17 +276,10 @@ async fn serve_authenticated(
         next_subscription: 1,
         after: Vec::new(),
     };
-    let answer = json!({
-        "hello": {
-            "version": PROTOCOL_VERSION,
-            "server": format!("theater {}", env!("CARGO_PKG_VERSION")),
-            "max_frame_bytes": MAX_FRAME_BYTES,
-        }
-    });
-    if connection
-        .send(serde_json::to_vec(&answer).expect("JSON values serialize"))
-        .await
-    {
+    let welcome = WelcomeFrame {
+        hello: Welcome::of_this_server(),
+    };
+    if connection.send(protocol::to_wire(&welcome)).await {
         connection.requests(&mut reader).await;
     }
     connection.close();
@@ -396,7 +394,7 @@ impl Connection {
                     let metrics = self.shared.runtime.metrics();
                     metrics.management_request(op, result.is_ok());
                     let frame = match result {
-                        Ok(value) => protocol::ok_frame(id, value),
+                        Ok(answer) => protocol::ok_frame(id, &answer),
                         Err(error) => protocol::error_frame(Some(id), &error),
                     };
                     if fits(&frame) {
@@ -466,24 +464,28 @@ impl Connection {
 }
 
 async fn forward_channel(outbox: Outbox, mut channel: ClientChannel) {
+    let id = channel.id.clone();
     while let Some(event) = channel.events.recv().await {
         let frame = match event {
             ChannelEvent::Message(bytes) => {
-                let mut fields = serde_json::Map::new();
-                fields.insert("channel".into(), channel.id.clone().into());
-                protocol::put_bytes(&mut fields, "message", Some(&bytes));
-                let frame = protocol::event_frame("channel_message", Value::Object(fields));
+                let size = bytes.len();
+                let message = Event::ChannelMessage(ChannelMessage {
+                    channel: id.clone(),
+                    message: ActorBytes::new(Some(bytes)),
+                });
+                let frame = protocol::event_frame(&message);
                 if fits(&frame) {
                     frame
                 } else {
-                    let fields = json!({ "channel": channel.id, "bytes": bytes.len() });
-                    protocol::event_frame("channel_message_too_large", fields)
+                    protocol::event_frame(&Event::ChannelMessageTooLarge(ChannelMessageTooLarge {
+                        channel: id.clone(),
+                        bytes: size,
+                    }))
                 }
             }
             ChannelEvent::Closed => {
-                let frame =
-                    protocol::event_frame("channel_closed", json!({ "channel": channel.id }));
-                outbox.send(frame).await;
+                let closed = Event::ChannelClosed(ChannelEnded { channel: id });
+                outbox.send(protocol::event_frame(&closed)).await;
                 return;
             }
         };
@@ -510,14 +512,12 @@ async fn forward_events(
                     if actor.is_some_and(|wanted| wanted != event.actor) {
                         continue;
                     }
-                    let frame = protocol::event_frame(
-                        "chain",
-                        json!({
-                            "subscription": subscription,
-                            "actor": event.actor.to_string(),
-                            "chain_event": &*event.event,
-                        }),
-                    );
+                    let notice = Event::Chain(ChainNotice {
+                        subscription,
+                        actor: event.actor,
+                        chain_event: (*event.event).clone(),
+                    });
+                    let frame = protocol::event_frame(&notice);
                     // An event too large for a frame is one the client missed.
                     if fits(&frame) { frame } else { lagged(subscription, 1) }
                 }
@@ -529,11 +529,8 @@ async fn forward_events(
                 if is_running(actor) {
                     continue;
                 }
-                let frame = protocol::event_frame(
-                    "actor_stopped",
-                    json!({ "subscription": subscription, "actor": actor.to_string() }),
-                );
-                outbox.send(frame).await;
+                let stopped = Event::ActorStopped(ActorStopped { subscription, actor });
+                outbox.send(protocol::event_frame(&stopped)).await;
                 return;
             }
         };
@@ -544,8 +541,8 @@ async fn forward_events(
 }
 
 fn lagged(subscription: u64, missed: u64) -> Vec<u8> {
-    protocol::event_frame(
-        "lagged",
-        json!({ "subscription": subscription, "missed": missed }),
-    )
+    protocol::event_frame(&Event::Lagged(Lagged {
+        subscription,
+        missed,
+    }))
 }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::content::{ContentStore, StoreError};
+use super::checks::StoreError;
+use super::content::ContentStore;
 
 /// The database file under a runtime's home.
 pub const STORE_FILE: &str = "store.redb";

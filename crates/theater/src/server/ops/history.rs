@@ -1,16 +1,18 @@
 //! `replay`, `fork` and `revert`: an actor's chain run again, and new
 //! states taken from its past (see `docs/replay.md`).
 
-use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::{Answer, actor_error, bad_request};
+use super::{Answer, actor_error, answer, bad_request};
 use crate::chain::Hash;
 use crate::id::ActorId;
 use crate::replay::ReplayReport;
 use crate::runtime::{ForkOptions, HistoryError};
 use crate::server::connection::Connection;
-use crate::server::protocol::{ErrorBody, ErrorKind, MIN_EVENT_PREFIX};
+use crate::server::protocol::{
+    Diverged, ErrorBody, ErrorKind, Forked, ForkedFrom, MIN_EVENT_PREFIX, Replayed, Reverted,
+    StoppedAt,
+};
 
 impl Connection {
     pub(super) async fn replay(&self, actor: &str) -> Answer {
@@ -21,7 +23,7 @@ impl Connection {
             .replay(id)
             .await
             .map_err(history_error)?;
-        Ok(replay_answer(id, report))
+        answer(replayed(id, report))
     }
 
     pub(super) async fn fork(&self, actor: &str, at: &str, ephemeral_ports: bool) -> Answer {
@@ -35,12 +37,15 @@ impl Connection {
             .await
             .map_err(history_error)?;
         self.started(handle.id());
-        Ok(json!({
-            "actor": handle.id().to_string(),
-            "short": handle.id().short(),
-            "name": handle.name(),
-            "forked_from": { "actor": id.to_string(), "event": hex::encode(at) },
-        }))
+        answer(Forked {
+            actor: handle.id(),
+            short: handle.id().short(),
+            name: handle.name().to_owned(),
+            forked_from: ForkedFrom {
+                actor: id,
+                event: hex::encode(at),
+            },
+        })
     }
 
     pub(super) async fn revert(&self, actor: &str, to: &str) -> Answer {
@@ -61,11 +66,11 @@ impl Connection {
             .revert(id, to)
             .await
             .map_err(history_error)?;
-        Ok(json!({
-            "actor": id.to_string(),
-            "to": hex::encode(to),
-            "event": hex::encode(event),
-        }))
+        answer(Reverted {
+            actor: id,
+            to: hex::encode(to),
+            event: hex::encode(event),
+        })
     }
 
     /// The event of `actor`'s chain that `text` names: its whole hash or a
@@ -101,26 +106,25 @@ impl Connection {
 
 /// The `replay` answer; `matched` only when every event was reproduced:
 /// nothing diverged and nothing stopped the replay.
-fn replay_answer(id: ActorId, report: ReplayReport) -> serde_json::Value {
-    let matched = report.divergence.is_none() && report.stopped_at.is_none();
-    json!({
-        "actor": id.to_string(),
-        "events": report.events,
-        "calls": report.calls,
-        "matched": matched,
-        "divergence": report.divergence.map(|d| json!({
-            "index": d.index,
-            "hash": d.hash,
-            "function": d.function,
-            "reason": d.reason,
-        })),
-        "stopped_at": report.stopped_at.map(|s| json!({
-            "index": s.index,
-            "hash": s.hash,
-            "reason": s.reason,
-        })),
-        "state_sha256": report.state.map(|state| hex::encode(Sha256::digest(state))),
-    })
+fn replayed(actor: ActorId, report: ReplayReport) -> Replayed {
+    Replayed {
+        actor,
+        events: report.events,
+        calls: report.calls,
+        matched: report.divergence.is_none() && report.stopped_at.is_none(),
+        divergence: report.divergence.map(|d| Diverged {
+            index: d.index,
+            hash: d.hash,
+            function: d.function,
+            reason: d.reason,
+        }),
+        stopped_at: report.stopped_at.map(|s| StoppedAt {
+            index: s.index,
+            hash: s.hash,
+            reason: s.reason,
+        }),
+        state_sha256: report.state.map(|state| hex::encode(Sha256::digest(state))),
+    }
 }
 
 /// The protocol's form of a history error: a refused revert of a running
