@@ -136,11 +136,6 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
-/// The first eight characters of an id.
-pub fn short(id: &str) -> &str {
-    id.get(..8).unwrap_or(id)
-}
-
 /// The first twelve hex digits of an event hash, as tables show it; enough
 /// to name the event in `fork --at` and `revert --to`.
 pub fn short_hash(hash: &str) -> &str {
