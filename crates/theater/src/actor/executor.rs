@@ -1,12 +1,21 @@
-//! The actor's task: takes one call at a time off its queue, runs it, and
-//! commits the outcome to its state and chain before answering.
+//! Runs an actor's calls one at a time and commits each outcome to its
+//! state and chain before answering.
+//!
+//! The executor sits behind a lock. A caller who finds the actor idle (the
+//! lock free and nothing queued) runs its call itself, on its own thread;
+//! otherwise the call waits in the actor's bounded queue, which the actor's
+//! task drains in batches, one operation at a time. The task is started by
+//! the first queued operation.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use serde_json::value::{RawValue, to_raw_value};
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
 use tracing::Instrument;
 
 use super::handle::{ActorCounters, ActorHandle, Op};
@@ -40,20 +49,199 @@ pub(crate) enum Start {
     Resume,
 }
 
-/// An actor whose `init` has run and whose task has not started yet. The
-/// runtime registers it first, so that whatever the task does at once
-/// (end, when `init` asked to shut down) finds it registered.
+/// An actor whose `init` has run and that takes no call yet. The runtime
+/// registers it first, so that whatever the actor does at once (end, when
+/// `init` asked to shut down) finds it registered.
 pub(crate) struct Spawned {
     pub handle: ActorHandle,
-    executor: Executor,
-    queue: mpsc::Receiver<Op>,
 }
 
 impl Spawned {
-    /// Starts the actor's task.
+    /// Lets calls in. The actor's task starts with its first queued
+    /// operation, or now if `init` left something for the supervisor.
     pub fn start(self) -> ActorHandle {
-        tokio::spawn(self.executor.run(self.queue));
+        self.handle.open();
         self.handle
+    }
+}
+
+/// What an actor's handles and its task share.
+pub(crate) struct Shared {
+    /// `None` once the actor has ended. Whoever holds the lock runs the
+    /// actor's next operation: one call at a time.
+    executor: Arc<Mutex<Option<Executor>>>,
+    /// Operations queued (or about to be) and not started: the queue's
+    /// depth, bounded by `limits.queue_capacity`. A caller runs its call
+    /// itself only when this is zero, so that no call overtakes work queued
+    /// before it.
+    owed: AtomicUsize,
+    /// Until `open`, nothing runs: `init` may have left work for the task.
+    open: AtomicBool,
+    /// The queue's receiving end until the task starts.
+    queue: StdMutex<Option<mpsc::Receiver<Op>>>,
+    /// Where the task and detached calls run.
+    tokio: tokio::runtime::Handle,
+}
+
+impl Shared {
+    /// Counts an operation about to be queued, unless `capacity` are
+    /// waiting already. Undo with [`Self::unowe`] if it is not queued.
+    pub fn try_owe(&self, capacity: usize) -> bool {
+        if self.owed.fetch_add(1, Ordering::SeqCst) < capacity {
+            return true;
+        }
+        self.unowe();
+        false
+    }
+
+    /// Counts an operation the runtime queues whatever the depth: it waits
+    /// for room in the queue instead.
+    pub fn owe(&self) {
+        self.owed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn unowe(&self) {
+        self.owed.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Operations waiting to start.
+    pub fn waiting(&self) -> usize {
+        self.owed.load(Ordering::SeqCst)
+    }
+
+    /// An operation was queued: the task must be running to take it.
+    pub fn queued(self: &Arc<Self>) {
+        if self.open.load(Ordering::SeqCst) {
+            self.start_task();
+        }
+    }
+
+    /// Opens the actor to calls; see [`Spawned::start`].
+    pub fn open(self: &Arc<Self>, ops: &mpsc::Sender<Op>) {
+        let settle = self
+            .executor
+            .try_lock()
+            .ok()
+            .and_then(|executor| executor.as_ref().map(Executor::must_settle))
+            .unwrap_or(false);
+        if settle {
+            self.owe();
+            // The queue is new and empty: it has room.
+            let _ = ops.try_send(Op::Settle);
+        }
+        self.open.store(true, Ordering::SeqCst);
+        if self.owed.load(Ordering::SeqCst) > 0 {
+            self.start_task();
+        }
+    }
+
+    fn start_task(self: &Arc<Self>) {
+        let queue = match self.queue.lock() {
+            Ok(mut queue) => queue.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(queue) = queue {
+            self.tokio.spawn(run(self.clone(), queue));
+        }
+    }
+
+    /// Runs a call in the caller's task when the actor is idle; gives the
+    /// call back when it must be queued.
+    pub fn try_call(
+        self: &Arc<Self>,
+        call: InlineCall,
+        ops: &mpsc::Sender<Op>,
+    ) -> Result<Inline, InlineCall> {
+        if !self.open.load(Ordering::SeqCst) {
+            return Err(call);
+        }
+        let Ok(mut executor) = self.executor.clone().try_lock_owned() else {
+            return Err(call);
+        };
+        if self.owed.load(Ordering::SeqCst) > 0 {
+            return Err(call);
+        }
+        let shared = self.clone();
+        let ops = ops.clone();
+        let run = async move {
+            let Some(running) = executor.as_mut() else {
+                return Err(ActorError::Stopped(call.actor));
+            };
+            let outcome = running.serve(call).await;
+            if running.must_settle() {
+                // Under the lock, so that no call runs before the task has
+                // settled it.
+                shared.owe();
+                hand_to_task(&shared, &ops, Op::Settle);
+            }
+            drop(executor);
+            outcome
+        };
+        Ok(Inline {
+            run: Some(Box::pin(run)),
+            tokio: self.tokio.clone(),
+        })
+    }
+}
+
+/// Work the runtime itself decided on must not be lost to a full queue:
+/// if there is no slot now, a task waits for one. Such work is rare (one
+/// item per supervision decision, trap or connection event), so the
+/// waiting tasks stay few. The caller has counted it with [`Shared::owe`].
+pub(crate) fn hand_to_task(shared: &Arc<Shared>, ops: &mpsc::Sender<Op>, op: Op) {
+    match ops.try_send(op) {
+        Ok(()) => shared.queued(),
+        Err(mpsc::error::TrySendError::Full(op)) => {
+            let ops = ops.clone();
+            let shared = shared.clone();
+            shared.tokio.clone().spawn(async move {
+                match ops.send(op).await {
+                    Ok(()) => shared.queued(),
+                    Err(_) => shared.unowe(),
+                }
+            });
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => shared.unowe(),
+    }
+}
+
+/// A call to run: what [`Op::Call`] carries, with a caller waiting.
+pub(crate) struct InlineCall {
+    pub actor: ActorId,
+    pub function: String,
+    pub params: Box<RawValue>,
+    pub origin: Option<ActorId>,
+    pub caller: tracing::Span,
+}
+
+type CallFuture = Pin<Box<dyn Future<Output = Result<Box<RawValue>, ActorError>> + Send>>;
+
+/// A call running in its caller's task. Dropped before it ends (its caller
+/// gave up waiting), it finishes in a task of its own, as a queued call
+/// would: a call, once started, always commits or records its failure.
+pub(crate) struct Inline {
+    run: Option<CallFuture>,
+    tokio: tokio::runtime::Handle,
+}
+
+impl Future for Inline {
+    type Output = Result<Box<RawValue>, ActorError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let run = self.run.as_mut().expect("polled after it ended");
+        let outcome = std::task::ready!(run.as_mut().poll(cx));
+        self.run = None;
+        Poll::Ready(outcome)
+    }
+}
+
+impl Drop for Inline {
+    fn drop(&mut self) {
+        if let Some(run) = self.run.take() {
+            self.tokio.spawn(async move {
+                let _ = run.await;
+            });
+        }
     }
 }
 
@@ -89,19 +277,74 @@ pub(crate) async fn spawn(
 
     let limits = executor.template.limits;
     let (ops, queue) = mpsc::channel(limits.queue_capacity);
-    let handle = ActorHandle::new(
-        id,
-        executor.template.name.as_str().into(),
-        ops,
-        limits,
-        executor.counters.clone(),
-        executor.template.exports.clone(),
-    );
-    Ok(Spawned {
-        handle,
-        executor,
-        queue,
-    })
+    let name = executor.template.name.as_str().into();
+    let counters = executor.counters.clone();
+    let exports = executor.template.exports.clone();
+    let shared = Arc::new(Shared {
+        executor: Arc::new(Mutex::new(Some(executor))),
+        owed: AtomicUsize::new(0),
+        open: AtomicBool::new(false),
+        queue: StdMutex::new(Some(queue)),
+        tokio: tokio::runtime::Handle::current(),
+    });
+    let handle = ActorHandle::new(id, name, ops, limits, counters, exports, shared);
+    Ok(Spawned { handle })
+}
+
+/// The actor's task: takes the executor for each batch of queued
+/// operations and runs them one at a time, for as long as any are queued.
+async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Op>) {
+    while let Some(op) = queue.recv().await {
+        let mut executor = shared.executor.clone().lock_owned().await;
+        let Some(running) = executor.as_mut() else {
+            return;
+        };
+        let mut next = Some(op);
+        while let Some(op) = next.take() {
+            // It leaves the queue's count once it starts, not when it
+            // leaves the channel: waiting for the lock, it still waits.
+            shared.unowe();
+            let step = running.step(op).await;
+            if let Step::End(ending, stop) = step {
+                end(executor, &mut queue, ending, stop).await;
+                return;
+            }
+            // Counts against the task's share of its thread: a long batch
+            // lets other tasks run in between.
+            tokio::task::consume_budget().await;
+            next = queue.try_recv().ok();
+        }
+    }
+    // Every handle is gone: so is the runtime.
+    let executor = shared.executor.clone().lock_owned().await;
+    if executor.is_some() {
+        end(executor, &mut queue, Ending::Stopped, None).await;
+    }
+}
+
+/// Ends the actor: see [`Executor::exit`]. The instance, and with it the
+/// chain log, is released before a stop is answered.
+async fn end(
+    mut executor: OwnedMutexGuard<Option<Executor>>,
+    queue: &mut mpsc::Receiver<Op>,
+    ending: Ending,
+    stop: Option<oneshot::Sender<()>>,
+) {
+    if let Some(running) = executor.as_mut() {
+        running.exit(queue, ending).await;
+    }
+    *executor = None;
+    drop(executor);
+    if let Some(stop) = stop {
+        let _ = stop.send(());
+    }
+}
+
+/// What became of the actor after one operation.
+enum Step {
+    Next,
+    /// It ends, and answers the stop that ended it, if one did.
+    End(Ending, Option<oneshot::Sender<()>>),
 }
 
 struct Executor {
@@ -171,92 +414,122 @@ impl Executor {
         Ok(())
     }
 
-    async fn run(mut self, mut queue: mpsc::Receiver<Op>) {
-        // `init` may have asked to shut down: then the actor takes no call.
+    /// Runs one queued operation. Settles first what an earlier call left
+    /// (a trap, a shutdown request), as nothing runs before that.
+    async fn step(&mut self, op: Op) -> Step {
         if let Some(ending) = self.settle().await {
-            self.exit(&mut queue, ending).await;
-            return;
-        }
-        let ending = loop {
-            let Some(op) = queue.recv().await else {
-                break Ending::Stopped;
+            return match op {
+                Op::Stop { reply } => Step::End(ending, Some(reply)),
+                op => {
+                    refuse(op, self.id);
+                    Step::End(ending, None)
+                }
             };
-            match op {
-                Op::Call {
+        }
+        match op {
+            Op::Call {
+                function,
+                params,
+                origin,
+                reply,
+                caller,
+                delivery,
+            } => {
+                let call = InlineCall {
+                    actor: self.id,
                     function,
                     params,
                     origin,
-                    reply,
                     caller,
-                    delivery,
-                } => {
-                    let span = crate::telemetry::call_span(&caller, self.id, &function);
-                    let started = Instant::now();
-                    let outcome = self
-                        .call(&function, params, origin, delivery)
-                        .instrument(span.clone())
-                        .await;
-                    let label = crate::metrics::outcome(&outcome);
-                    self.counters.called(&function, label, started.elapsed());
-                    span.record("outcome", label);
-                    // Closed before the answer, so that a caller who got
-                    // the answer finds the span ended.
-                    drop(span);
-                    match reply {
-                        Some(reply) => {
-                            let _ = reply.send(outcome);
-                        }
-                        None => {
-                            if let Err(e) = outcome {
-                                tracing::debug!(actor = %self.id, "message not handled: {e}");
-                            }
+                };
+                let outcome = self.serve_delivery(call, delivery).await;
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(outcome);
+                    }
+                    None => {
+                        if let Err(e) = outcome {
+                            tracing::debug!(actor = %self.id, "message not handled: {e}");
                         }
                     }
-                    if let Some(ending) = self.settle().await {
-                        break ending;
-                    }
                 }
-                Op::State { reply } => {
-                    let _ = reply.send(self.state.clone());
-                }
-                Op::Restart { delay, reply } => {
-                    tokio::time::sleep(delay).await;
-                    let restarted = self.replace_instance().await;
-                    if let Some(reply) = reply {
-                        let _ = reply.send(());
-                    }
-                    if !restarted {
-                        break Ending::Stopped;
-                    }
-                }
-                Op::Record {
-                    event_type,
-                    data,
-                    description,
-                } => {
-                    if let Err(e) = self.recorder().record(event_type, data, description).await {
-                        tracing::error!(actor = %self.id, "cannot record {event_type} event: {e}");
-                    }
-                }
-                Op::Revert {
-                    to,
-                    index,
-                    state,
-                    reply,
-                } => {
-                    let _ = reply.send(self.revert(to, index, state).await);
-                }
-                Op::Stop { reply } => {
-                    self.exit(&mut queue, Ending::Stopped).await;
-                    // The instance, and with it the chain log, is released
-                    // before the stop is answered.
-                    drop(self);
-                    let _ = reply.send(());
-                    return;
+                if let Some(ending) = self.settle().await {
+                    return Step::End(ending, None);
                 }
             }
-        };
-        self.exit(&mut queue, ending).await;
+            // Settled above.
+            Op::Settle => {}
+            Op::State { reply } => {
+                let _ = reply.send(self.state.clone());
+            }
+            Op::Restart { delay, reply } => {
+                tokio::time::sleep(delay).await;
+                let restarted = self.replace_instance().await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(());
+                }
+                if !restarted {
+                    return Step::End(Ending::Stopped, None);
+                }
+            }
+            Op::Record {
+                event_type,
+                data,
+                description,
+            } => {
+                if let Err(e) = self.recorder().record(event_type, data, description).await {
+                    tracing::error!(actor = %self.id, "cannot record {event_type} event: {e}");
+                }
+            }
+            Op::Revert {
+                to,
+                index,
+                state,
+                reply,
+            } => {
+                let _ = reply.send(self.revert(to, index, state).await);
+            }
+            Op::Stop { reply } => return Step::End(Ending::Stopped, Some(reply)),
+        }
+        Step::Next
+    }
+
+    /// Runs a call a caller waits for.
+    async fn serve(&mut self, call: InlineCall) -> Result<Box<RawValue>, ActorError> {
+        self.serve_delivery(call, None).await
+    }
+
+    /// Runs a call in its own span, counted and timed.
+    async fn serve_delivery(
+        &mut self,
+        call: InlineCall,
+        delivery: Option<u64>,
+    ) -> Result<Box<RawValue>, ActorError> {
+        let InlineCall {
+            function,
+            params,
+            origin,
+            caller,
+            ..
+        } = call;
+        let span = crate::telemetry::call_span(&caller, self.id, &function);
+        let started = Instant::now();
+        let outcome = self
+            .call(&function, params, origin, delivery)
+            .instrument(span.clone())
+            .await;
+        let label = crate::metrics::outcome(&outcome);
+        self.counters.called(&function, label, started.elapsed());
+        span.record("outcome", label);
+        // Closed before the answer, so that a caller who got the answer
+        // finds the span ended.
+        drop(span);
+        outcome
+    }
+
+    /// Whether a call left work for the supervisor (see [`Self::settle`]).
+    fn must_settle(&self) -> bool {
+        self.failure.is_some() || self.instance.store.data().shutdown.is_some()
     }
 
     /// After a call, a shutdown request or a trapped instance goes to the
@@ -468,24 +741,29 @@ impl Executor {
 /// Answers every call still queued behind a stop.
 fn drain(queue: &mut mpsc::Receiver<Op>, id: ActorId) {
     while let Ok(op) = queue.try_recv() {
-        match op {
-            Op::Call { reply, .. } => {
-                if let Some(reply) = reply {
-                    let _ = reply.send(Err(ActorError::Stopped(id)));
-                }
-            }
-            Op::Stop { reply }
-            | Op::Restart {
-                reply: Some(reply), ..
-            } => {
-                let _ = reply.send(());
-            }
-            Op::Revert { reply, .. } => {
+        refuse(op, id);
+    }
+}
+
+/// Answers an operation the ended actor `id` will not run.
+fn refuse(op: Op, id: ActorId) {
+    match op {
+        Op::Call { reply, .. } => {
+            if let Some(reply) = reply {
                 let _ = reply.send(Err(ActorError::Stopped(id)));
             }
-            // Dropping the sender tells a state query the actor is gone.
-            Op::State { .. } | Op::Restart { reply: None, .. } | Op::Record { .. } => {}
         }
+        Op::Stop { reply }
+        | Op::Restart {
+            reply: Some(reply), ..
+        } => {
+            let _ = reply.send(());
+        }
+        Op::Revert { reply, .. } => {
+            let _ = reply.send(Err(ActorError::Stopped(id)));
+        }
+        // Dropping the sender tells a state query the actor is gone.
+        Op::State { .. } | Op::Restart { reply: None, .. } | Op::Record { .. } | Op::Settle => {}
     }
 }
 

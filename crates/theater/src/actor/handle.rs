@@ -10,6 +10,7 @@ use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ActorStore;
+use super::executor::{InlineCall, Shared, hand_to_task};
 use crate::chain::Hash;
 use crate::error::ActorError;
 use crate::id::ActorId;
@@ -39,6 +40,9 @@ pub(crate) enum Op {
     State {
         reply: oneshot::Sender<StateBytes>,
     },
+    /// Settle what a call run by its caller left: a trap or a shutdown
+    /// request goes to the supervisor.
+    Settle,
     /// Replace the instance with a fresh one (state kept) after `delay`.
     Restart {
         delay: Duration,
@@ -104,6 +108,7 @@ pub struct ActorHandle {
     /// The exports its component has, to refuse a message it cannot take
     /// before it is queued.
     exports: Arc<ExportTable<ActorStore>>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for ActorHandle {
@@ -123,6 +128,7 @@ impl ActorHandle {
         limits: Limits,
         counters: Arc<ActorCounters>,
         exports: Arc<ExportTable<ActorStore>>,
+        shared: Arc<Shared>,
     ) -> Self {
         Self {
             id,
@@ -131,7 +137,13 @@ impl ActorHandle {
             limits,
             counters,
             exports,
+            shared,
         }
+    }
+
+    /// Lets calls in: see `Spawned::start`.
+    pub(crate) fn open(&self) {
+        self.shared.open(&self.ops);
     }
 
     pub fn id(&self) -> ActorId {
@@ -154,7 +166,7 @@ impl ActorHandle {
 
     /// Calls pending in the queue right now.
     pub fn queue_depth(&self) -> usize {
-        self.limits.queue_capacity - self.ops.capacity()
+        self.shared.waiting()
     }
 
     /// Calls the export `function` (`interface.name`, e.g.
@@ -175,22 +187,57 @@ impl ActorHandle {
         function: &str,
         params: P,
     ) -> Result<R, ActorError> {
-        let params = serialize_params(function, &params)?;
+        let call = InlineCall {
+            actor: self.id,
+            function: function.to_owned(),
+            params: serialize_params(function, &params)?,
+            origin,
+            caller: tracing::Span::current(),
+        };
+        let result = match self.shared.try_call(call, &self.ops) {
+            // The actor was idle: the call runs here, with no thread woken.
+            Ok(inline) => inline.await?,
+            Err(call) => self.queue_call(call)?.await?,
+        };
+        parse_result(function, &result)
+    }
+
+    /// [`call_function`](Self::call_function), always through the queue:
+    /// the first poll queues the call (or finds the queue full) and the
+    /// actor's task runs it, however long the caller takes to poll again.
+    /// For a caller that polls its calls only now and then.
+    pub(crate) async fn call_function_queued<P: Serialize, R: DeserializeOwned>(
+        &self,
+        function: &str,
+        params: P,
+    ) -> Result<R, ActorError> {
+        let call = InlineCall {
+            actor: self.id,
+            function: function.to_owned(),
+            params: serialize_params(function, &params)?,
+            origin: None,
+            caller: tracing::Span::current(),
+        };
+        let result = self.queue_call(call)?.await?;
+        parse_result(function, &result)
+    }
+
+    /// Queues `call`; the answer is its reply.
+    fn queue_call(
+        &self,
+        call: InlineCall,
+    ) -> Result<impl Future<Output = Result<Box<RawValue>, ActorError>>, ActorError> {
         let (reply, answer) = oneshot::channel();
         self.enqueue(Op::Call {
-            function: function.to_owned(),
-            params,
-            origin,
+            function: call.function,
+            params: call.params,
+            origin: call.origin,
             reply: Some(reply),
-            caller: tracing::Span::current(),
+            caller: call.caller,
             delivery: None,
         })?;
-        let result = answer.await.map_err(|_| ActorError::Stopped(self.id))??;
-        serde_json::from_str(result.get()).map_err(|e| ActorError::BadResult {
-            function: function.to_owned(),
-            expected: std::any::type_name::<R>(),
-            reason: e.to_string(),
-        })
+        let id = self.id;
+        Ok(async move { answer.await.map_err(|_| ActorError::Stopped(id))? })
     }
 
     /// Queues a call without waiting for it: the caller learns only whether
@@ -239,17 +286,30 @@ impl ActorHandle {
         params: P,
     ) -> Result<(), ActorError> {
         let params = serialize_params(function, &params)?;
-        let slot = self
-            .ops
-            .clone()
-            .try_reserve_owned()
-            .map_err(|e| self.refused(e))?;
+        // Counted from here: calls made while the message is being kept
+        // queue behind it.
+        if !self.shared.try_owe(self.limits.queue_capacity) {
+            return Err(self.refused(mpsc::error::TrySendError::Full(())));
+        }
+        let slot = match self.ops.clone().try_reserve_owned() {
+            Ok(slot) => slot,
+            Err(e) => {
+                self.shared.unowe();
+                return Err(self.refused(e));
+            }
+        };
         let message = Accepted {
             function: function.to_owned(),
             params,
             origin,
         };
-        let delivery = log.accept(&self.id, &message).await?;
+        let delivery = match log.accept(&self.id, &message).await {
+            Ok(delivery) => delivery,
+            Err(e) => {
+                self.shared.unowe();
+                return Err(e.into());
+            }
+        };
         slot.send(Op::Call {
             function: message.function,
             params: message.params,
@@ -258,6 +318,7 @@ impl ActorHandle {
             caller: tracing::Span::current(),
             delivery,
         });
+        self.shared.queued();
         Ok(())
     }
 
@@ -274,7 +335,7 @@ impl ActorHandle {
             delivery: Some(delivery),
         };
         // A stopped actor's inbox is dropped with it.
-        let _ = self.ops.send(call).await;
+        self.send_waiting(call).await;
     }
 
     /// Refuses a message larger than this actor's `limits.max_message_bytes`.
@@ -339,17 +400,10 @@ impl ActorHandle {
         });
     }
 
-    /// Work the runtime itself decided on must not be lost to a full queue:
-    /// if there is no slot now, a task waits for one. Such work is rare (one
-    /// item per supervision decision or connection event), so the waiting
-    /// tasks stay few.
+    /// Queues work the runtime itself decided on: see [`hand_to_task`].
     fn enqueue_from_runtime(&self, op: Op) {
-        if let Err(mpsc::error::TrySendError::Full(op)) = self.ops.try_send(op) {
-            let ops = self.ops.clone();
-            tokio::spawn(async move {
-                let _ = ops.send(op).await;
-            });
-        }
+        self.shared.owe();
+        hand_to_task(&self.shared, &self.ops, op);
     }
 
     /// The actor's current state, after every call queued before this one.
@@ -364,10 +418,9 @@ impl ActorHandle {
     pub async fn stop(&self) -> Result<(), ActorError> {
         let (reply, answer) = oneshot::channel();
         // Stopping must not be refused by a full queue: wait for a slot.
-        self.ops
-            .send(Op::Stop { reply })
-            .await
-            .map_err(|_| ActorError::Stopped(self.id))?;
+        if !self.send_waiting(Op::Stop { reply }).await {
+            return Err(ActorError::Stopped(self.id));
+        }
         answer.await.map_err(|_| ActorError::Stopped(self.id))
     }
 
@@ -382,8 +435,33 @@ impl ActorHandle {
         self.ops.closed().await;
     }
 
+    /// Queues `op`, or refuses it when the queue is full.
     fn enqueue(&self, op: Op) -> Result<(), ActorError> {
-        self.ops.try_send(op).map_err(|e| self.refused(e))
+        if !self.shared.try_owe(self.limits.queue_capacity) {
+            return Err(self.refused(mpsc::error::TrySendError::Full(())));
+        }
+        match self.ops.try_send(op) {
+            Ok(()) => {
+                self.shared.queued();
+                Ok(())
+            }
+            Err(e) => {
+                self.shared.unowe();
+                Err(self.refused(e))
+            }
+        }
+    }
+
+    /// Queues `op`, waiting for room. `false` if the actor has ended.
+    async fn send_waiting(&self, op: Op) -> bool {
+        self.shared.owe();
+        let sent = self.ops.send(op).await.is_ok();
+        if sent {
+            self.shared.queued();
+        } else {
+            self.shared.unowe();
+        }
+        sent
     }
 
     /// Why the queue refused something.
@@ -406,6 +484,14 @@ impl ActorHandle {
 fn serialize_params<P: Serialize>(function: &str, params: &P) -> Result<Box<RawValue>, ActorError> {
     to_raw_value(params).map_err(|e| ActorError::BadParams {
         function: function.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn parse_result<R: DeserializeOwned>(function: &str, result: &RawValue) -> Result<R, ActorError> {
+    serde_json::from_str(result.get()).map_err(|e| ActorError::BadResult {
+        function: function.to_owned(),
+        expected: std::any::type_name::<R>(),
         reason: e.to_string(),
     })
 }

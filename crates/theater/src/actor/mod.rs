@@ -1,6 +1,6 @@
-//! Actors: one task per actor owns its wasm instance and drains a bounded
-//! queue of calls, one at a time; an [`ActorHandle`] is the cheap, clonable
-//! way in.
+//! Actors: each one's wasm instance runs one call at a time, in the
+//! caller's task when the actor is idle, otherwise from a bounded queue its
+//! own task drains; an [`ActorHandle`] is the cheap, clonable way in.
 
 mod executor;
 mod extensions;

@@ -15,6 +15,7 @@ mod http;
 mod http_client;
 mod messaging;
 mod metrics;
+mod one_at_a_time;
 mod persistence;
 mod random_env;
 mod replay;

@@ -334,7 +334,7 @@ impl Connection {
         let (handler, id) = (self.endpoint.message, self.id);
         let mut call: Reply = Box::pin(async move {
             handle
-                .call_function(WS_MESSAGE, (handler, id, message))
+                .call_function_queued(WS_MESSAGE, (handler, id, message))
                 .await
         });
         // The first poll puts the call on the queue (or finds it full); the
