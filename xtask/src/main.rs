@@ -374,6 +374,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("theater", "runtime"),
     ("theater", "durability"),
     ("theater", "neighbours"),
+    ("theater", "http"),
     ("theater-cli", "protocol"),
 ];
 
