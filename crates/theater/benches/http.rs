@@ -39,7 +39,8 @@ const WARM_UP: Duration = Duration::from_millis(500);
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nhost: bench\r\n\r\n";
 const GREETING: &[u8] = b"Hello from Theater!";
 /// The state `http-hello`'s `init` leaves (server 1; handler 1 answers `/`).
-const HELLO_STATE: &str = r#"{"port":0,"server":1,"handlers":{"home":1,"greet":2,"guard":3},"greetings":0}"#;
+const HELLO_STATE: &str =
+    r#"{"port":0,"server":1,"handlers":{"home":1,"greet":2,"guard":3},"greetings":0}"#;
 const HOME_HANDLER: u64 = 1;
 
 fn main() {
@@ -51,7 +52,11 @@ fn main() {
     let ours = rt.block_on(async {
         let runtime = TheaterRuntime::new(RuntimeConfig::ephemeral()).expect("theater runtime");
         let actor = runtime.spawn(&manifest).await.expect("http-hello spawns");
-        let state = actor.state().await.expect("state").expect("http-hello has a state");
+        let state = actor
+            .state()
+            .await
+            .expect("state")
+            .expect("http-hello has a state");
         let state: serde_json::Value = serde_json::from_slice(&state).expect("JSON state");
         let port = state["port"].as_u64().expect("a port") as u16;
         load(SocketAddr::from(([127, 0, 0, 1], port))).await
@@ -207,10 +212,8 @@ struct HttpResponse {
 }
 
 type HelloState = Option<Vec<u8>>;
-type HandleRequest = TypedFunc<
-    (HelloState, (u64, HttpRequest)),
-    (Result<(HelloState, (HttpResponse,)), String>,),
->;
+type HandleRequest =
+    TypedFunc<(HelloState, (u64, HttpRequest)), (Result<(HelloState, (HttpResponse,)), String>,)>;
 
 struct RawHost {
     table: ResourceTable,

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::{mpsc, oneshot};
 
+use super::note::CallNote;
 use crate::chain::Hash;
 use crate::error::ActorError;
 use crate::id::ActorId;
@@ -34,6 +35,8 @@ pub(crate) enum Op {
         caller: tracing::Span,
         /// The inbox number of an accepted message, settled by the call's event.
         delivery: Option<u64>,
+        /// The caller's part in the call's chain event.
+        note: Option<CallNote>,
     },
     State {
         reply: oneshot::Sender<StateBytes>,
@@ -114,7 +117,45 @@ impl std::fmt::Debug for ActorHandle {
     }
 }
 
+/// An [`ActorHandle`] that does not keep the actor's queue open: for
+/// something the actor itself owns (a server of its own) that must reach
+/// it without keeping it alive.
+#[derive(Clone)]
+pub struct WeakActorHandle {
+    id: ActorId,
+    name: Arc<str>,
+    ops: mpsc::WeakSender<Op>,
+    limits: Limits,
+    counters: Arc<ActorCounters>,
+    exports: Arc<ExportTable>,
+}
+
+impl WeakActorHandle {
+    /// The handle, while anything else still holds one.
+    pub fn upgrade(&self) -> Option<ActorHandle> {
+        Some(ActorHandle {
+            id: self.id,
+            name: self.name.clone(),
+            ops: self.ops.upgrade()?,
+            limits: self.limits,
+            counters: self.counters.clone(),
+            exports: self.exports.clone(),
+        })
+    }
+}
+
 impl ActorHandle {
+    pub fn downgrade(&self) -> WeakActorHandle {
+        WeakActorHandle {
+            id: self.id,
+            name: self.name.clone(),
+            ops: self.ops.downgrade(),
+            limits: self.limits,
+            counters: self.counters.clone(),
+            exports: self.exports.clone(),
+        }
+    }
+
     pub(crate) fn new(
         id: ActorId,
         name: Arc<str>,
@@ -174,6 +215,28 @@ impl ActorHandle {
         function: &str,
         params: P,
     ) -> Result<R, ActorError> {
+        self.call(origin, function, params, None).await
+    }
+
+    /// [`call_function`](Self::call_function) whose chain event `note`
+    /// completes: it gives the params as recorded and adds what the caller
+    /// made of the outcome (see [`CallNote`]).
+    pub async fn call_noted<P: Serialize, R: DeserializeOwned>(
+        &self,
+        function: &str,
+        params: P,
+        note: CallNote,
+    ) -> Result<R, ActorError> {
+        self.call(None, function, params, Some(note)).await
+    }
+
+    async fn call<P: Serialize, R: DeserializeOwned>(
+        &self,
+        origin: Option<ActorId>,
+        function: &str,
+        params: P,
+        note: Option<CallNote>,
+    ) -> Result<R, ActorError> {
         let params = serialize_params(function, &params)?;
         let (reply, answer) = oneshot::channel();
         self.enqueue(Op::Call {
@@ -183,6 +246,7 @@ impl ActorHandle {
             reply: Some(reply),
             caller: tracing::Span::current(),
             delivery: None,
+            note,
         })?;
         let result = answer.await.map_err(|_| ActorError::Stopped(self.id))??;
         serde_json::from_str(result.get()).map_err(|e| ActorError::BadResult {
@@ -209,6 +273,7 @@ impl ActorHandle {
             reply: None,
             caller: tracing::Span::current(),
             delivery: None,
+            note: None,
         })
     }
 
@@ -256,6 +321,7 @@ impl ActorHandle {
             reply: None,
             caller: tracing::Span::current(),
             delivery,
+            note: None,
         });
         Ok(())
     }
@@ -271,6 +337,7 @@ impl ActorHandle {
             // Its sender's span ended with the runtime that accepted it.
             caller: tracing::Span::none(),
             delivery: Some(delivery),
+            note: None,
         };
         // A stopped actor's inbox is dropped with it.
         let _ = self.ops.send(call).await;

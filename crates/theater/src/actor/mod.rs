@@ -6,11 +6,13 @@ mod executor;
 mod extensions;
 mod handle;
 mod instance;
+mod note;
 mod recorder;
 mod store;
 
 pub use extensions::Extensions;
-pub use handle::{ActorCounters, ActorHandle};
+pub use handle::{ActorCounters, ActorHandle, WeakActorHandle};
+pub use note::{CallNote, FinishNote, Noted};
 pub use recorder::{ActorEvent, ChainRecorder, now_ms};
 pub use store::ActorStore;
 
