@@ -383,6 +383,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("theater", "runtime"),
     ("theater", "durability"),
     ("theater", "neighbours"),
+    ("theater", "http"),
     ("theater-cli", "protocol"),
 ];
 

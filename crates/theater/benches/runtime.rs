@@ -164,6 +164,7 @@ fn recorded_call(
                 params: &params,
                 result: &result,
                 state: StateDigest::of(&state),
+                added: None,
             });
             let event =
                 ChainEvent::new(head, record::CALL, data, now_ms(), "handle-send ok".into());

@@ -7,6 +7,7 @@
 //! task drains in batches, one operation at a time. The task is started by
 //! the first queued operation.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,11 +23,12 @@ use super::handle::{ActorCounters, ActorHandle, Op};
 use super::instance::{ActorInstance, ActorTemplate, Called, recorded};
 use super::services::{ChildEvent, Decision, EndRequest, Ending, WeakRuntime};
 use super::{
-    ActorStore, ChainRecorder, Extensions, INIT_FUNCTION, MemoryLimitExceeded, TimeLimitExceeded,
+    ActorStore, CallNote, ChainRecorder, Extensions, INIT_FUNCTION, MemoryLimitExceeded, Noted,
+    TimeLimitExceeded,
 };
 use crate::chain::Hash;
 use crate::chain::record::{
-    self, CallErrorRecord, CallRecord, InitRecord, Origin, ResumeRecord, RevertRecord,
+    self, Added, CallErrorRecord, CallRecord, InitRecord, Origin, ResumeRecord, RevertRecord,
     ShutdownRecord,
 };
 use crate::error::{ActorError, SpawnError};
@@ -212,6 +214,8 @@ pub(crate) struct InlineCall {
     pub params: Box<RawValue>,
     pub origin: Option<ActorId>,
     pub caller: tracing::Span,
+    /// The caller's part in the call's chain event.
+    pub note: Option<CallNote>,
 }
 
 type CallFuture = Pin<Box<dyn Future<Output = Result<Box<RawValue>, ActorError>> + Send>>;
@@ -434,6 +438,7 @@ impl Executor {
                 reply,
                 caller,
                 delivery,
+                note,
             } => {
                 let call = InlineCall {
                     actor: self.id,
@@ -441,6 +446,7 @@ impl Executor {
                     params,
                     origin,
                     caller,
+                    note,
                 };
                 let outcome = self.serve_delivery(call, delivery).await;
                 match reply {
@@ -510,12 +516,13 @@ impl Executor {
             params,
             origin,
             caller,
+            note,
             ..
         } = call;
         let span = crate::telemetry::call_span(&caller, self.id, &function);
         let started = Instant::now();
         let outcome = self
-            .call(&function, params, origin, delivery)
+            .call(&function, params, origin, delivery, note)
             .instrument(span.clone())
             .await;
         let label = crate::metrics::outcome(&outcome);
@@ -598,13 +605,14 @@ impl Executor {
     /// Runs one call: on `Ok` commits state and a `call` event; otherwise
     /// keeps the state and records a `call-error` event. A call that
     /// delivers an accepted message (`delivery`, its inbox number) settles
-    /// it with that event, so it runs once.
+    /// it with that event, so it runs once. A `note` completes the event.
     async fn call(
         &mut self,
         function: &str,
         params: Box<RawValue>,
         origin: Option<ActorId>,
         delivery: Option<u64>,
+        note: Option<CallNote>,
     ) -> Result<Box<RawValue>, ActorError> {
         let limits = self.template.limits;
         let Some(Called {
@@ -623,25 +631,42 @@ impl Executor {
             };
             // An accepted message is in the chain once, even when refused.
             if delivery.is_some() {
-                self.record_error(function, &params, "unknown-function", &error, delivery)
-                    .await?;
+                let noted = Noted::default();
+                self.record_error(
+                    function,
+                    &params,
+                    "unknown-function",
+                    &error,
+                    delivery,
+                    noted,
+                )
+                .await?;
             }
             return Err(error);
         };
         // From here on, the function as the actor exports it.
         let function = &*function;
-        let recorded_params = recorded(redact, &params);
+        let (recorded_params, finish) = match note {
+            Some(note) => (Cow::Owned(note.params), Some(note.finish)),
+            None => (recorded(redact, &params), None),
+        };
         match outcome.and_then(|output| within_state_cap(output, &limits)) {
             Ok(output) => {
                 let kept = KeptState::new(output.state);
+                let noted = finish.map_or_else(Noted::default, |f| f(Ok(&*output.result)));
+                let result = match &noted.result {
+                    Some(result) => Cow::Borrowed(&**result),
+                    None => recorded(redact, &output.result),
+                };
                 let data = record::encode(&CallRecord {
                     function,
                     from: origin.map(|id| id.to_string()),
                     params: &recorded_params,
-                    result: &recorded(redact, &output.result),
+                    result: &result,
                     state: kept.digest(),
+                    added: added(&noted),
                 });
-                let description = format!("{} ok", short_name(function));
+                let description = described(format!("{} ok", short_name(function)), &noted);
                 self.recorder()
                     .commit(record::CALL, data, description, Some(&kept), delivery)
                     .await?;
@@ -657,7 +682,8 @@ impl Executor {
                     self.failure = Some(error.to_string());
                 }
                 let kind = error_kind(&error);
-                self.record_error(function, &recorded_params, kind, &error, delivery)
+                let noted = finish.map_or_else(Noted::default, |f| f(Err(&error)));
+                self.record_error(function, &recorded_params, kind, &error, delivery, noted)
                     .await?;
                 self.counters.calls_failed.fetch_add(1, Ordering::Relaxed);
                 Err(error)
@@ -673,14 +699,16 @@ impl Executor {
         kind: &str,
         error: &ActorError,
         delivery: Option<u64>,
+        noted: Noted,
     ) -> Result<(), ActorError> {
         let data = record::encode(&CallErrorRecord {
             function,
             params,
             kind,
             message: &error.to_string(),
+            added: added(&noted),
         });
-        let description = format!("{} failed: {kind}", short_name(function));
+        let description = described(format!("{} failed: {kind}", short_name(function)), &noted);
         self.recorder()
             .commit(record::CALL_ERROR, data, description, None, delivery)
             .await?;
@@ -825,6 +853,21 @@ fn error_kind(error: &ActorError) -> &'static str {
         ActorError::ResultTooLarge { .. } => "result-too-large",
         _ => "trap",
     }
+}
+
+/// The field a call's note adds to its record.
+fn added(noted: &Noted) -> Option<Added<'_>> {
+    let (key, value) = noted.field.as_ref()?;
+    Some(Added { key, value })
+}
+
+/// A call's description, with what its note adds.
+fn described(mut description: String, noted: &Noted) -> String {
+    if let Some(summary) = &noted.summary {
+        description.push_str(", ");
+        description.push_str(summary);
+    }
+    description
 }
 
 /// `handle-send` of `ntwk:theater/message-server-client.handle-send`.

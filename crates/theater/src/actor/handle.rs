@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::ActorStore;
 use super::executor::{InlineCall, Shared, hand_to_task};
+use super::note::CallNote;
 use crate::chain::Hash;
 use crate::error::ActorError;
 use crate::id::ActorId;
@@ -36,6 +37,8 @@ pub(crate) enum Op {
         caller: tracing::Span,
         /// The inbox number of an accepted message, settled by the call's event.
         delivery: Option<u64>,
+        /// The caller's part in the call's chain event.
+        note: Option<CallNote>,
     },
     State {
         reply: oneshot::Sender<StateBytes>,
@@ -120,7 +123,48 @@ impl std::fmt::Debug for ActorHandle {
     }
 }
 
+/// An [`ActorHandle`] that does not keep the actor's queue open: for
+/// something the actor itself owns (a server of its own) that must reach
+/// it without keeping it alive.
+#[derive(Clone)]
+pub struct WeakActorHandle {
+    id: ActorId,
+    name: Arc<str>,
+    ops: mpsc::WeakSender<Op>,
+    limits: Limits,
+    counters: Arc<ActorCounters>,
+    exports: Arc<ExportTable<ActorStore>>,
+    shared: std::sync::Weak<Shared>,
+}
+
+impl WeakActorHandle {
+    /// The handle, while anything else still holds one.
+    pub fn upgrade(&self) -> Option<ActorHandle> {
+        Some(ActorHandle {
+            id: self.id,
+            name: self.name.clone(),
+            ops: self.ops.upgrade()?,
+            limits: self.limits,
+            counters: self.counters.clone(),
+            exports: self.exports.clone(),
+            shared: self.shared.upgrade()?,
+        })
+    }
+}
+
 impl ActorHandle {
+    pub fn downgrade(&self) -> WeakActorHandle {
+        WeakActorHandle {
+            id: self.id,
+            name: self.name.clone(),
+            ops: self.ops.downgrade(),
+            limits: self.limits,
+            counters: self.counters.clone(),
+            exports: self.exports.clone(),
+            shared: Arc::downgrade(&self.shared),
+        }
+    }
+
     pub(crate) fn new(
         id: ActorId,
         name: Arc<str>,
@@ -187,12 +231,35 @@ impl ActorHandle {
         function: &str,
         params: P,
     ) -> Result<R, ActorError> {
+        self.call(origin, function, params, None).await
+    }
+
+    /// [`call_function`](Self::call_function) whose chain event `note`
+    /// completes: it gives the params as recorded and adds what the caller
+    /// made of the outcome (see [`CallNote`]).
+    pub async fn call_noted<P: Serialize, R: DeserializeOwned>(
+        &self,
+        function: &str,
+        params: P,
+        note: CallNote,
+    ) -> Result<R, ActorError> {
+        self.call(None, function, params, Some(note)).await
+    }
+
+    async fn call<P: Serialize, R: DeserializeOwned>(
+        &self,
+        origin: Option<ActorId>,
+        function: &str,
+        params: P,
+        note: Option<CallNote>,
+    ) -> Result<R, ActorError> {
         let call = InlineCall {
             actor: self.id,
             function: function.to_owned(),
             params: serialize_params(function, &params)?,
             origin,
             caller: tracing::Span::current(),
+            note,
         };
         let result = match self.shared.try_call(call, &self.ops) {
             // The actor was idle: the call runs here, with no thread woken.
@@ -217,6 +284,7 @@ impl ActorHandle {
             params: serialize_params(function, &params)?,
             origin: None,
             caller: tracing::Span::current(),
+            note: None,
         };
         let result = self.queue_call(call)?.await?;
         parse_result(function, &result)
@@ -235,6 +303,7 @@ impl ActorHandle {
             reply: Some(reply),
             caller: call.caller,
             delivery: None,
+            note: call.note,
         })?;
         let id = self.id;
         Ok(async move { answer.await.map_err(|_| ActorError::Stopped(id))? })
@@ -257,6 +326,7 @@ impl ActorHandle {
             reply: None,
             caller: tracing::Span::current(),
             delivery: None,
+            note: None,
         })
     }
 
@@ -317,6 +387,7 @@ impl ActorHandle {
             reply: None,
             caller: tracing::Span::current(),
             delivery,
+            note: None,
         });
         self.shared.queued();
         Ok(())
@@ -333,6 +404,7 @@ impl ActorHandle {
             // Its sender's span ended with the runtime that accepted it.
             caller: tracing::Span::none(),
             delivery: Some(delivery),
+            note: None,
         };
         // A stopped actor's inbox is dropped with it.
         self.send_waiting(call).await;

@@ -6,13 +6,15 @@ mod executor;
 mod extensions;
 mod handle;
 mod instance;
+mod note;
 mod recorder;
 mod services;
 mod store;
 mod view;
 
 pub use extensions::Extensions;
-pub use handle::{ActorCounters, ActorHandle};
+pub use handle::{ActorCounters, ActorHandle, WeakActorHandle};
+pub use note::{CallNote, FinishNote, Noted};
 pub use recorder::{ActorEvent, ChainRecorder, now_ms};
 pub use services::{
     BoxFuture, ChildEvent, ChildLink, Decision, EndRequest, Ending, Exit, RuntimeServices, Shared,

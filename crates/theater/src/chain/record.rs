@@ -106,6 +106,9 @@ pub struct CallRecord<'a> {
     pub params: &'a RawValue,
     pub result: &'a RawValue,
     pub state: Option<StateDigest>,
+    /// What the caller added (e.g. `http`, the exchange a request was).
+    #[serde(flatten)]
+    pub added: Option<Added<'a>>,
 }
 
 #[derive(Serialize)]
@@ -115,6 +118,23 @@ pub struct CallErrorRecord<'a> {
     /// `actor-error`, `trap`, `time-limit`, `memory-limit` or `bad-params`.
     pub kind: &'a str,
     pub message: &'a str,
+    #[serde(flatten)]
+    pub added: Option<Added<'a>>,
+}
+
+/// One field a caller adds to the record of its call, after the others.
+pub struct Added<'a> {
+    pub key: &'a str,
+    pub value: &'a RawValue,
+}
+
+impl Serialize for Added<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(self.key, self.value)?;
+        map.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -165,11 +185,40 @@ pub fn encode(record: &impl Serialize) -> Box<RawValue> {
 
 #[cfg(test)]
 mod tests {
-    use super::cut;
+    use super::*;
 
     #[test]
     fn text_is_cut_on_a_character_boundary() {
         assert_eq!(cut("short".into(), 10), "short");
         assert_eq!(cut("aé".repeat(3), 4), "aéa… (5 more bytes cut)");
+    }
+
+    #[test]
+    fn an_added_field_comes_last_and_none_adds_nothing() {
+        let params = to_raw_value(&[1]).unwrap();
+        let http = to_raw_value(&serde_json::json!({"status": 200})).unwrap();
+        let record = |added| {
+            encode(&CallErrorRecord {
+                function: "f",
+                params: &params,
+                kind: "trap",
+                message: "m",
+                added,
+            })
+            .get()
+            .to_owned()
+        };
+        assert_eq!(
+            record(None),
+            r#"{"function":"f","params":[1],"kind":"trap","message":"m"}"#
+        );
+        let added = Added {
+            key: "http",
+            value: &http,
+        };
+        assert_eq!(
+            record(Some(added)),
+            r#"{"function":"f","params":[1],"kind":"trap","message":"m","http":{"status":200}}"#
+        );
     }
 }

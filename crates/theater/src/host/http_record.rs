@@ -14,9 +14,10 @@ pub const SECRET_HEADERS: &[&str] = &[
     "set-cookie",
 ];
 
-/// Longest body (as recorded text) kept whole in a `call` event; a longer
-/// one is recorded by size and SHA-256. Guards chains against growing with
-/// every upload.
+/// Longest body (as recorded JSON text) kept whole in a `call` event
+/// unless the capability is configured otherwise; a longer one is
+/// recorded by size and SHA-256. Guards chains against growing with every
+/// upload.
 pub const RECORDED_BODY_CHARS: usize = 1024;
 
 pub fn is_secret(header: &str) -> bool {
@@ -25,27 +26,35 @@ pub fn is_secret(header: &str) -> bool {
 
 /// A [`Redactor`](crate::wasm::Redactor) for exports that take or return
 /// HTTP requests and responses: every `headers` list and `body` found in the
-/// value is rewritten.
+/// value is rewritten, bodies longer than [`RECORDED_BODY_CHARS`] reduced.
 pub fn redact_http(value: &RawValue) -> Box<RawValue> {
+    redact_raw(value, RECORDED_BODY_CHARS)
+}
+
+/// [`redact_http`] keeping bodies of at most `cap` characters whole.
+pub fn redact_raw(value: &RawValue, cap: usize) -> Box<RawValue> {
     let Ok(mut value) = serde_json::from_str::<Value>(value.get()) else {
         return to_raw_value(&"<unreadable>").expect("a string serializes");
     };
-    redact(&mut value);
+    redact(&mut value, cap);
     to_raw_value(&value).expect("a JSON value serializes")
 }
 
-fn redact(value: &mut Value) {
+/// Rewrites `value` in place as the chain records it: secret header values
+/// hidden, bodies longer than `cap` characters (as JSON text) reduced to
+/// their size and SHA-256.
+pub fn redact(value: &mut Value, cap: usize) {
     match value {
         Value::Object(fields) => {
             for (key, field) in fields.iter_mut() {
                 match key.as_str() {
                     "headers" => hide_secrets(field),
-                    "body" => shorten(field),
-                    _ => redact(field),
+                    "body" => shorten(field, cap),
+                    _ => redact(field, cap),
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(redact),
+        Value::Array(items) => items.iter_mut().for_each(|item| redact(item, cap)),
         _ => {}
     }
 }
@@ -60,9 +69,12 @@ fn hide_secrets(headers: &mut Value) {
     }
 }
 
-fn shorten(body: &mut Value) {
+fn shorten(body: &mut Value, cap: usize) {
+    if body.is_null() {
+        return;
+    }
     let text = body.to_string();
-    if text.len() > RECORDED_BODY_CHARS {
+    if text.len() > cap {
         *body =
             json!({ "size": text.len(), "sha256": hex::encode(Sha256::digest(text.as_bytes())) });
     }
@@ -87,5 +99,17 @@ mod tests {
         let small = json!([{"status": 200, "headers": [], "body": "ok"}]);
         let same = redact_http(&to_raw_value(&small).unwrap());
         assert_eq!(serde_json::from_str::<Value>(same.get()).unwrap(), small);
+    }
+
+    #[test]
+    fn the_cap_decides_which_bodies_stay_whole() {
+        let mut request = json!({"method": "POST", "headers": [], "body": "hello world"});
+        redact(&mut request, 13);
+        assert_eq!(request["body"], "hello world");
+        redact(&mut request, 12);
+        assert_eq!(request["body"]["size"], 13);
+        let mut empty = json!({"headers": [], "body": null});
+        redact(&mut empty, 0);
+        assert_eq!(empty["body"], Value::Null);
     }
 }

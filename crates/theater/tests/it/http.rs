@@ -161,6 +161,49 @@ fn events(runtime: &TheaterRuntime, actor: &ActorHandle, event_type: &str) -> Ve
         .collect()
 }
 
+/// What the chain says of each HTTP request, oldest first: the `http`
+/// field of the call that answered it, or an `http` event of its own; with
+/// the type of the event that holds it.
+fn exchanges(runtime: &TheaterRuntime, actor: &ActorHandle) -> Vec<(String, Value)> {
+    let chain = runtime.chain(actor.id()).unwrap();
+    theater::chain::verify(&chain).expect("the chain verifies");
+    chain
+        .iter()
+        .filter_map(|e| {
+            let data: Value = serde_json::from_str(e.data.get()).unwrap();
+            let exchange = match e.event_type.as_str() {
+                "http" => data,
+                _ => data.get("http")?.clone(),
+            };
+            Some((e.event_type.clone(), exchange))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn each_request_is_one_chain_event() {
+    let runtime = runtime();
+    let actor = probe(&runtime, "{}", "").await;
+    let (_, port) = serve(&actor).await;
+    let before = runtime.chain(actor.id()).unwrap().len();
+    for _ in 0..3 {
+        assert_eq!(get(port, "/hello").await, (StatusCode::OK, "hello".into()));
+    }
+    state(&actor).await;
+    let chain = runtime.chain(actor.id()).unwrap();
+    let added: Vec<_> = chain[before..]
+        .iter()
+        .map(|e| e.event_type.as_str())
+        .collect();
+    assert_eq!(added, ["call", "call", "call"]);
+    assert!(
+        chain[before].description.ends_with(", GET /hello 200"),
+        "{}",
+        chain[before].description
+    );
+    assert_eq!(exchanges(&runtime, &actor).len(), 3);
+}
+
 #[tokio::test]
 async fn routes_path_templates_and_404() {
     let runtime = runtime();
@@ -390,6 +433,13 @@ async fn a_handler_past_the_request_time_limit_is_a_504() {
         (get(port, "/hello").await.0 == StatusCode::OK).then_some(())
     })
     .await;
+    // The slow call's own event says what the client got.
+    let (event_type, slow) = &exchanges(&runtime, &actor)[0];
+    assert_eq!(event_type, "call");
+    assert_eq!(
+        (slow["status"].clone(), slow["outcome"].clone()),
+        (json!(504), json!("timeout"))
+    );
 }
 
 #[tokio::test]
@@ -709,41 +759,45 @@ async fn http_exchanges_are_in_the_chain_with_capped_bodies() {
     assert_eq!(get(port, "/missing").await.0, StatusCode::NOT_FOUND);
     state(&actor).await;
 
-    let exchanges = events(&runtime, &actor, "http");
+    let exchanges = exchanges(&runtime, &actor);
     assert_eq!(exchanges.len(), 3, "{exchanges:#?}");
-    let echo = &exchanges[0];
+    let (event_type, echo) = &exchanges[0];
+    assert_eq!(event_type, "call");
     assert_eq!(echo["server"], server);
     assert_eq!(echo["method"], "POST");
     assert_eq!(echo["uri"], "/echo");
     assert_eq!(echo["status"], 200);
     assert_eq!(echo["outcome"], "handled");
-    assert_eq!(
-        echo["request_body"],
-        json!({ "text": "hell", "size": 11, "truncated": true })
-    );
-    assert_eq!(echo["response_body"]["truncated"], true);
+    // The middleware that refused records the 403; the 404 made no call.
     assert_eq!(
         (
-            exchanges[1]["status"].clone(),
-            exchanges[1]["outcome"].clone()
+            exchanges[1].1["status"].clone(),
+            exchanges[1].1["outcome"].clone()
         ),
         (json!(403), json!("denied"))
     );
+    assert_eq!(exchanges[1].0, "call");
     assert_eq!(
         (
-            exchanges[2]["status"].clone(),
-            exchanges[2]["outcome"].clone()
+            exchanges[2].1["status"].clone(),
+            exchanges[2].1["outcome"].clone()
         ),
         (json!(404), json!("no-route"))
     );
+    assert_eq!(exchanges[2].0, "http");
 
-    // The handler's call event carries the request and response themselves.
+    // The handler's call event carries the request and response, bodies
+    // over `record_body_bytes` by size and digest.
     let calls: Vec<Value> = events(&runtime, &actor, "call")
         .into_iter()
         .filter(|c| c["function"] == "ntwk:theater/http-handlers.handle-request")
         .collect();
-    assert_eq!(calls[0]["params"][1]["body"], "hello world");
+    assert_eq!(
+        calls[0]["params"][1]["body"]["size"],
+        "\"hello world\"".len()
+    );
     assert_eq!(calls[0]["params"][1]["uri"], "/echo");
+    assert!(calls[0]["result"][0]["body"]["sha256"].is_string());
     let starts: Vec<Value> = events(&runtime, &actor, "host-call")
         .into_iter()
         .filter(|c| c["function"] == "ntwk:theater/http-framework.start-server")

@@ -543,3 +543,67 @@ async fn a_fork_of_a_fixed_port_actor_is_refused_clearly_or_moved_to_a_free_port
         .unwrap();
     assert_eq!(body, "Hello from Theater!");
 }
+
+/// Chains written before a request's call event carried its `http` record
+/// have the call, then an `http` event: they still verify and replay.
+#[tokio::test]
+async fn http_requests_recorded_in_the_older_form_verify_and_replay() {
+    let runtime = runtime();
+    let manifest = "name = \"http-hello\"\ncomponent_path = \"http-hello.wasm\"\ninit_state = '{\"port\": 0}'\n\n[[handlers]]\ntype = \"http-framework\"\nconfig = {}\n";
+    let hello = spawn_with(&runtime, "http-hello", manifest).await.unwrap();
+    let state: Value = serde_json::from_slice(&hello.state().await.unwrap().unwrap()).unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    for path in ["/api/greet/ana", "/api/greet/bo", "/"] {
+        let url = format!("http://127.0.0.1:{}{path}", state["port"]);
+        assert!(client.get(url).send().await.unwrap().status().is_success());
+    }
+    let live = hello.state().await.unwrap();
+    let events = runtime.chain(hello.id()).unwrap();
+    let noted = events
+        .iter()
+        .filter(|e| data(e).get("http").is_some())
+        .count();
+    assert_eq!(noted, 3, "each request is in its call's event");
+
+    let older = with_separate_http_events(&events);
+    assert_eq!(older.len(), events.len() + 3);
+    theater::chain::verify(&older).expect("the older form verifies");
+    let spawned_with = Some(br#"{"port": 0}"#.to_vec());
+    let start = ReplayStart::Spawned {
+        state: spawned_with,
+    };
+    let report = replay_from("http-hello", &older, start, None).await;
+    assert_matched(&report);
+    assert_eq!(report.state, live);
+}
+
+/// `events` as chains recorded HTTP requests before: each `http` field of
+/// a call's record moved to an `http` event of its own after the call,
+/// with the bodies that event kept; every hash computed again.
+fn with_separate_http_events(events: &[ChainEvent]) -> Vec<ChainEvent> {
+    let mut older: Vec<ChainEvent> = Vec::new();
+    let mut append = |event_type: &str, data: &Value, timestamp: u64, description: String| {
+        let data = RawValue::from_string(data.to_string()).unwrap();
+        let parent = older.last().map(|e| e.hash);
+        older.push(ChainEvent::new(
+            parent,
+            event_type,
+            data,
+            timestamp,
+            description,
+        ));
+    };
+    for event in events {
+        let mut data = data(event);
+        let http = data.as_object_mut().unwrap().remove("http");
+        let description = event.description.split(", ").next().unwrap().to_owned();
+        append(&event.event_type, &data, event.timestamp, description);
+        if let Some(mut http) = http {
+            http["request_body"] = json!({ "text": "", "size": 0 });
+            http["response_body"] = json!({ "text": "…", "size": 20, "truncated": true });
+            let description = format!("{} {} {}", http["method"], http["uri"], http["status"]);
+            append("http", &http, event.timestamp, description);
+        }
+    }
+    older
+}

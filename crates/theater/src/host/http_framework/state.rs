@@ -1,6 +1,7 @@
-//! One actor's servers, handlers, routes, middleware and WebSocket
-//! connections, shared by its host functions (which change them) and its
-//! network tasks (which read them for every request).
+//! One actor's servers, handlers, routes and middleware, shared by its
+//! host functions (which change them) and its network tasks (which read
+//! them for every request). Its WebSocket connections are kept in the same
+//! registry, by [`super::connections`].
 //!
 //! The registry belongs to the actor, like its state: the ids it hands out
 //! live in that state, and a fresh instance after a trap is not initialized
@@ -12,17 +13,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::FrameworkConfig;
+use super::connections::Connection;
+use super::link::ActorLink;
 use super::routing::{MethodMatch, Middleware, PathPattern, Route, check_path};
-use super::types::{MessageType, ServerConfig, ServerInfo, WebsocketMessage};
-use crate::actor::ActorHandle;
-use crate::actor::WeakRuntime;
+use super::types::{ServerConfig, ServerInfo};
 use crate::id::ActorId;
 use crate::metrics::Metrics;
 
@@ -38,12 +37,6 @@ pub const MAX_ROUTES: usize = 1024;
 pub const MAX_MIDDLEWARE: usize = 64;
 /// WebSocket endpoints one server may have.
 pub const MAX_WEBSOCKET_PATHS: usize = 64;
-/// Messages pushed with `send-websocket-message` that may wait for one
-/// connection. Guards the host against an actor pushing to a client that
-/// does not read.
-pub const OUTBOUND_BUFFER: usize = 256;
-/// How often a waiting event is offered to a full actor queue again.
-pub const RETRY_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The per-actor setting the handler's `configure` inserts. Its `Drop` (when
 /// the actor ends) shuts every server of the actor down.
@@ -69,7 +62,8 @@ impl Drop for HttpFramework {
 /// What the host functions and the network tasks of one actor share.
 pub struct Shared {
     pub actor: ActorId,
-    runtime: WeakRuntime,
+    /// The actor's handle and the runtime's settings.
+    pub link: ActorLink,
     pub config: Arc<FrameworkConfig>,
     registry: Mutex<Registry>,
     /// Cancelled when the actor ends; every server's token is a child.
@@ -86,7 +80,7 @@ pub struct Registry {
     next_handler: u64,
     next_route: u64,
     next_middleware: u64,
-    next_connection: u64,
+    pub(super) next_connection: u64,
     /// Handler id to the name it was registered with.
     pub handlers: BTreeMap<u64, String>,
     pub servers: BTreeMap<u64, Server>,
@@ -162,33 +156,6 @@ pub struct WsEndpoint {
     pub disconnect: Option<u64>,
 }
 
-/// Where a WebSocket connection is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnState {
-    /// Upgraded or upgrading; the connect handler has not answered yet.
-    Connecting,
-    Connected,
-    /// A close frame is on its way; nothing more is sent.
-    Closing,
-}
-
-pub struct Connection {
-    pub server: u64,
-    pub path: String,
-    pub state: ConnState,
-    pub outbound: mpsc::Sender<WebsocketMessage>,
-    /// Cancelled to close the connection; `close_reason` says why.
-    pub close: CancellationToken,
-    pub close_reason: Option<(u16, String)>,
-}
-
-/// What a connection task gets when it is registered.
-pub struct NewConnection {
-    pub id: u64,
-    pub outbound: mpsc::Receiver<WebsocketMessage>,
-    pub close: CancellationToken,
-}
-
 fn no_server(id: u64) -> String {
     format!("no HTTP server with id {id} (create one with create-server)")
 }
@@ -212,28 +179,15 @@ impl Registry {
             false => Err(no_handler(id)),
         }
     }
-
-    /// Cancels every connection of `server` (on `path`, if given).
-    pub fn close_connections(&mut self, server: u64, path: Option<&str>, code: u16, why: &str) {
-        for conn in self.connections.values_mut() {
-            if conn.server == server && path.is_none_or(|p| p == conn.path) {
-                conn.close_reason.get_or_insert((code, why.to_owned()));
-                conn.close.cancel();
-            }
-        }
-    }
 }
 
 impl Shared {
-    pub fn new(actor: ActorId, runtime: WeakRuntime, config: Arc<FrameworkConfig>) -> Self {
+    pub fn new(link: ActorLink, config: Arc<FrameworkConfig>) -> Self {
         Self {
-            actor,
+            actor: link.actor,
             config,
-            metrics: runtime
-                .upgrade()
-                .map(|runtime| runtime.metrics().clone())
-                .unwrap_or_default(),
-            runtime,
+            metrics: link.metrics(),
+            link,
             registry: Mutex::default(),
             ended: CancellationToken::new(),
             narrowed: AtomicBool::new(false),
@@ -245,30 +199,6 @@ impl Shared {
         self.registry
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The actor's handle, waiting (until `deadline`) while the actor is
-    /// still in its `init` and not registered yet. `None` once it is gone.
-    pub async fn actor_handle(&self, deadline: Instant) -> Option<ActorHandle> {
-        loop {
-            if let Some(handle) = self.current_handle() {
-                return Some(handle);
-            }
-            if self.ended.is_cancelled() || Instant::now() >= deadline {
-                return None;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(RETRY_INTERVAL) => {}
-                _ = self.ended.cancelled() => return None,
-            }
-        }
-    }
-
-    /// The actor's handle if it is registered, without waiting. Looked up
-    /// each time rather than kept: a handle kept here would keep the
-    /// actor's queue open, and so the actor alive, after its runtime is gone.
-    pub fn current_handle(&self) -> Option<ActorHandle> {
-        self.runtime.upgrade()?.actor(self.actor).ok()
     }
 
     pub fn create_server(&self, config: ServerConfig) -> Result<u64, String> {
@@ -322,7 +252,7 @@ impl Shared {
     /// the same family, which is logged the first time for each actor (an
     /// actor creating servers in a loop does not fill the log).
     fn bind_address(&self, ip: IpAddr, host: String) -> (IpAddr, String) {
-        let public = self.runtime.upgrade().is_some_and(|r| r.public_http());
+        let public = self.link.public_http();
         if ip.is_loopback() || public {
             return (ip, host);
         }
@@ -495,108 +425,6 @@ impl Shared {
             ));
         }
         registry.close_connections(server, Some(path), 1001, "WebSocket endpoint disabled");
-        Ok(())
-    }
-
-    /// Registers a connection being upgraded on `server` at `path`.
-    pub fn open_connection(
-        &self,
-        server: u64,
-        path: &str,
-        cancel: &CancellationToken,
-    ) -> NewConnection {
-        let (outbound, receiver) = mpsc::channel(OUTBOUND_BUFFER);
-        let close = cancel.child_token();
-        let mut registry = self.lock();
-        registry.next_connection += 1;
-        let id = registry.next_connection;
-        registry.connections.insert(
-            id,
-            Connection {
-                server,
-                path: path.to_owned(),
-                state: ConnState::Connecting,
-                outbound,
-                close: close.clone(),
-                close_reason: None,
-            },
-        );
-        NewConnection {
-            id,
-            outbound: receiver,
-            close,
-        }
-    }
-
-    pub fn set_connection_state(&self, id: u64, state: ConnState) {
-        if let Some(conn) = self.lock().connections.get_mut(&id) {
-            conn.state = state;
-        }
-    }
-
-    /// Forgets a closed connection; returns why it was asked to close, if it was.
-    pub fn remove_connection(&self, id: u64) -> Option<(u16, String)> {
-        self.lock().connections.remove(&id)?.close_reason
-    }
-
-    pub fn close_reason(&self, id: u64) -> Option<(u16, String)> {
-        self.lock().connections.get(&id)?.close_reason.clone()
-    }
-
-    fn connection(&self, server: u64, id: u64) -> Result<MutexGuard<'_, Registry>, String> {
-        let registry = self.lock();
-        registry.server(server)?;
-        match registry.connections.get(&id) {
-            Some(conn) if conn.server == server => Ok(registry),
-            _ => Err(format!(
-                "no open WebSocket connection {id} on server {server}"
-            )),
-        }
-    }
-
-    pub fn send_websocket(
-        &self,
-        server: u64,
-        id: u64,
-        message: WebsocketMessage,
-    ) -> Result<(), String> {
-        match message.ty {
-            MessageType::Connect | MessageType::Other(_) => {
-                return Err(format!(
-                    "a `{}` message cannot be sent: send text, binary, ping, pong or close",
-                    serde_json::to_string(&message.ty).unwrap_or_default()
-                ));
-            }
-            MessageType::Ping | MessageType::Pong if message.len() > 125 => {
-                return Err("a ping or pong carries at most 125 bytes".into());
-            }
-            _ => {}
-        }
-        if message.len() > self.config.max_body_bytes {
-            return Err(format!(
-                "a message of {} bytes is larger than this actor's limit of {} (`max_body_bytes`)",
-                message.len(),
-                self.config.max_body_bytes
-            ));
-        }
-        let registry = self.connection(server, id)?;
-        let conn = &registry.connections[&id];
-        if conn.state == ConnState::Closing {
-            return Err(format!("WebSocket connection {id} is closing"));
-        }
-        conn.outbound.try_send(message).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => format!(
-                "WebSocket connection {id} has {OUTBOUND_BUFFER} messages waiting: its client is not reading; try again later"
-            ),
-            mpsc::error::TrySendError::Closed(_) => format!("WebSocket connection {id} is closed"),
-        })
-    }
-
-    pub fn close_websocket(&self, server: u64, id: u64) -> Result<(), String> {
-        let mut registry = self.connection(server, id)?;
-        let conn = registry.connections.get_mut(&id).expect("checked above");
-        conn.close_reason.get_or_insert((1000, String::new()));
-        conn.close.cancel();
         Ok(())
     }
 

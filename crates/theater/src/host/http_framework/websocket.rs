@@ -23,7 +23,6 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::request::Parts;
 use axum::http::{Response, StatusCode};
 use axum::response::IntoResponse;
-use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use serde_json::value::to_raw_value;
@@ -31,9 +30,15 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::server::{Failure, ServerCtx};
-use super::state::{ConnState, RETRY_INTERVAL, ServerStats, WsEndpoint};
-use super::types::{HttpRequest, MessageType, WebsocketMessage};
+use super::answer::Failure;
+use super::connections::ConnState;
+use super::frames::{
+    Cause, GOING_AWAY, INTERNAL_ERROR, MAX_CLOSE_REASON, Outgoing, TRY_AGAIN_LATER, from_frame,
+    read_error, to_frame, truncate,
+};
+use super::listener::ServerCtx;
+use super::state::{ServerStats, WsEndpoint};
+use super::types::{HttpRequest, WebsocketMessage};
 use super::{Overflow, WEBSOCKET_EVENT, WS_CONNECT, WS_DISCONNECT, WS_MESSAGE};
 use crate::actor::ActorHandle;
 use crate::admission::{Busy, Seat};
@@ -48,17 +53,8 @@ pub const MAX_IN_FLIGHT: usize = 32;
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the closing handshake may take before the connection is cut.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Longest close reason a close frame carries (the protocol's limit).
-const MAX_CLOSE_REASON: usize = 123;
-
-/// Close codes (RFC 6455, 7.4.1).
-const NORMAL: u16 = 1000;
-const GOING_AWAY: u16 = 1001;
-const PROTOCOL_ERROR: u16 = 1002;
-const INVALID_DATA: u16 = 1007;
-const MESSAGE_TOO_BIG: u16 = 1009;
-const INTERNAL_ERROR: u16 = 1011;
-const TRY_AGAIN_LATER: u16 = 1013;
+/// How often frames waiting for a full actor queue are offered again.
+pub const RETRY_INTERVAL: Duration = Duration::from_millis(10);
 
 type Reply = Pin<Box<dyn Future<Output = Result<(Vec<WebsocketMessage>,), ActorError>> + Send>>;
 
@@ -86,11 +82,16 @@ pub async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let Some(handle) = ctx.shared.actor_handle(upgrade.deadline).await else {
+    let Some(handle) = ctx
+        .shared
+        .link
+        .wait(upgrade.deadline, &ctx.shared.ended)
+        .await
+    else {
         return ctx.failure_answer(Failure::Unavailable).into_response();
     };
     if !upgrade.middleware.is_empty() {
-        let run = ctx.run_middleware(&handle, &upgrade.middleware, request);
+        let run = ctx.run_middleware(&handle, &upgrade.middleware, request, None);
         match tokio::time::timeout_at(upgrade.deadline.into(), run).await {
             Ok(Ok(_)) => {}
             Ok(Err(failure)) => return ctx.failure_answer(failure).into_response(),
@@ -126,17 +127,6 @@ pub async fn upgrade(
         .on_upgrade(move |socket| conn.run(socket, query))
 }
 
-/// How a connection ends.
-#[derive(Debug)]
-enum Cause {
-    /// The client sent a close frame (answered by the protocol layer).
-    Client(Option<(u16, String)>),
-    /// The connection broke without a closing handshake.
-    Lost(String),
-    /// This side closes with this code and reason.
-    Close(u16, String),
-}
-
 struct Connection {
     ctx: Arc<ServerCtx>,
     id: u64,
@@ -162,11 +152,9 @@ enum Enqueued {
 }
 
 impl Connection {
-    /// The actor's handle, looked up afresh (see [`Shared::current_handle`]).
-    ///
-    /// [`Shared::current_handle`]: super::state::Shared::current_handle
+    /// The actor's handle while it runs.
     fn handle(&self) -> Option<ActorHandle> {
-        self.ctx.shared.current_handle()
+        self.ctx.shared.link.current()
     }
 
     async fn run(mut self, mut socket: WebSocket, query: Option<String>) {
@@ -506,105 +494,5 @@ impl Connection {
         if let (Some(handle), Ok(data)) = (self.handle(), to_raw_value(&data)) {
             handle.record_later(WEBSOCKET_EVENT, data, description);
         }
-    }
-}
-
-/// How a connection ends after a frame could not be read: with a close
-/// frame that says why when the client broke a rule, else as lost.
-fn read_error(error: &str) -> Cause {
-    if error.starts_with("Space limit exceeded") {
-        Cause::Close(
-            MESSAGE_TOO_BIG,
-            "message larger than the server's limit".into(),
-        )
-    } else if error.starts_with("WebSocket protocol error") {
-        Cause::Close(PROTOCOL_ERROR, "protocol error".into())
-    } else if error.starts_with("UTF-8 encoding error") {
-        Cause::Close(INVALID_DATA, "text frame is not UTF-8".into())
-    } else {
-        Cause::Lost(error.to_owned())
-    }
-}
-
-/// A client frame as the actor sees it; `None` for a close frame.
-fn from_frame(frame: Message) -> Option<WebsocketMessage> {
-    Some(match frame {
-        Message::Text(text) => WebsocketMessage::text(text.as_str()),
-        Message::Binary(data) => WebsocketMessage::with_data(MessageType::Binary, data.to_vec()),
-        Message::Ping(data) => WebsocketMessage::with_data(MessageType::Ping, data.to_vec()),
-        Message::Pong(data) => WebsocketMessage::with_data(MessageType::Pong, data.to_vec()),
-        Message::Close(_) => return None,
-    })
-}
-
-enum Outgoing {
-    Frame(Message),
-    Close(u16, String),
-    Skip(&'static str),
-}
-
-/// A message from the actor as a frame. Text goes as `text` (or `data`
-/// read as UTF-8), everything else as `data` (or `text`'s bytes).
-fn to_frame(message: WebsocketMessage) -> Outgoing {
-    let WebsocketMessage { ty, data, text } = message;
-    let bytes = || -> Bytes {
-        data.clone()
-            .or_else(|| text.clone().map(String::into_bytes))
-            .unwrap_or_default()
-            .into()
-    };
-    match ty {
-        MessageType::Text => Outgoing::Frame(Message::text(text.clone().unwrap_or_else(|| {
-            String::from_utf8_lossy(data.as_deref().unwrap_or_default()).into_owned()
-        }))),
-        MessageType::Binary => Outgoing::Frame(Message::Binary(bytes())),
-        MessageType::Ping => {
-            Outgoing::Frame(Message::Ping(bytes().slice(..bytes().len().min(125))))
-        }
-        MessageType::Pong => {
-            Outgoing::Frame(Message::Pong(bytes().slice(..bytes().len().min(125))))
-        }
-        MessageType::Close => Outgoing::Close(NORMAL, text.clone().unwrap_or_default()),
-        MessageType::Connect => Outgoing::Skip("connect"),
-        MessageType::Other(_) => Outgoing::Skip("other"),
-    }
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary.
-fn truncate(text: &str, max: usize) -> String {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn actor_messages_become_the_right_frames() {
-        let text = WebsocketMessage::text("hi");
-        assert!(matches!(to_frame(text), Outgoing::Frame(Message::Text(t)) if t.as_str() == "hi"));
-        let binary = WebsocketMessage::with_data(MessageType::Binary, vec![1, 2]);
-        assert!(matches!(to_frame(binary), Outgoing::Frame(Message::Binary(b)) if b[..] == [1, 2]));
-        let close = WebsocketMessage {
-            ty: MessageType::Close,
-            data: None,
-            text: Some("bye".into()),
-        };
-        assert!(matches!(to_frame(close), Outgoing::Close(1000, r) if r == "bye"));
-        let ping = WebsocketMessage::with_data(MessageType::Ping, vec![7; 200]);
-        assert!(matches!(to_frame(ping), Outgoing::Frame(Message::Ping(b)) if b.len() == 125));
-        let other = WebsocketMessage::with_data(MessageType::Other("x".into()), vec![]);
-        assert!(matches!(to_frame(other), Outgoing::Skip(_)));
-    }
-
-    #[test]
-    fn close_reasons_are_cut_at_a_character_boundary() {
-        assert_eq!(truncate("abc", 2), "ab");
-        assert_eq!(truncate("aé", 2), "a");
-        assert_eq!(truncate("ok", 123), "ok");
     }
 }
