@@ -15,6 +15,7 @@ use crate::id::ActorId;
 use crate::manifest::Limits;
 use crate::metrics::ActorMetrics;
 use crate::storage::{Accepted, EventLog};
+use crate::telemetry::TraceContext;
 use crate::wasm::{ExportTable, StateBytes};
 
 /// Where a call's answer goes: a waiting caller, or nowhere for a message
@@ -29,9 +30,9 @@ pub(crate) enum Op {
         /// The actor that sent it, recorded in the receiver's chain.
         origin: Option<ActorId>,
         reply: Reply,
-        /// The span the call was made in; the call's own span is its child,
+        /// Where in a trace the call was made; the call's own span is its child,
         /// so that one trace follows a request from actor to actor.
-        caller: tracing::Span,
+        caller: Option<TraceContext>,
         /// The inbox number of an accepted message, settled by the call's event.
         delivery: Option<u64>,
     },
@@ -181,7 +182,7 @@ impl ActorHandle {
             params,
             origin,
             reply: Some(reply),
-            caller: tracing::Span::current(),
+            caller: crate::telemetry::current(),
             delivery: None,
         })?;
         let result = answer.await.map_err(|_| ActorError::Stopped(self.id))??;
@@ -207,7 +208,7 @@ impl ActorHandle {
             params,
             origin,
             reply: None,
-            caller: tracing::Span::current(),
+            caller: crate::telemetry::current(),
             delivery: None,
         })
     }
@@ -254,7 +255,7 @@ impl ActorHandle {
             params: message.params,
             origin,
             reply: None,
-            caller: tracing::Span::current(),
+            caller: crate::telemetry::current(),
             delivery,
         });
         Ok(())
@@ -268,8 +269,8 @@ impl ActorHandle {
             params: message.params,
             origin: message.origin,
             reply: None,
-            // Its sender's span ended with the runtime that accepted it.
-            caller: tracing::Span::none(),
+            // Its sender's trace ended with the runtime that accepted it.
+            caller: None,
             delivery: Some(delivery),
         };
         // A stopped actor's inbox is dropped with it.
