@@ -118,6 +118,7 @@ async fn run_actor(args: RunArgs, messages: Vec<Message>) -> anyhow::Result<Exit
         None => RuntimeConfig::embedded(),
     }?;
     config.metrics = args.metrics.config();
+    config.traces = crate::telemetry::traces();
     config.public_http = args.public_http;
     let theater = TheaterRuntime::new(config)?;
     // `run` has no token: its metrics are served on loopback only.

@@ -168,6 +168,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let mut config = RuntimeConfig::at_with(args.home.unwrap_or_else(default_home), options)?;
     config.max_actors = args.max_actors;
     config.metrics = args.metrics.config();
+    config.traces = crate::telemetry::traces();
     config.public_http = args.public_http;
     config.files = FileLimits {
         manifest_bytes: args.max_manifest_bytes,

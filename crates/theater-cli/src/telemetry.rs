@@ -3,16 +3,17 @@
 //! an OpenTelemetry collector over OTLP/HTTP.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use opentelemetry_sdk::trace::SpanExporter as _;
+use theater::telemetry::Traces;
+use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
@@ -34,19 +35,31 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes of a collector's answer that are read.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
+/// Where the runtimes this process starts send their spans (set by
+/// [`init`] when given an endpoint).
+static TRACES: OnceLock<Traces> = OnceLock::new();
+
+/// The spans' destination for a runtime's config, if `--otlp-endpoint` set one.
+pub fn traces() -> Option<Traces> {
+    TRACES.get().cloned()
+}
+
 /// Keeps the span exporter running; flushes what is left when dropped.
 pub struct Telemetry {
-    provider: Option<SdkTracerProvider>,
-    /// Sends the exports; outlives the provider's last flush.
+    /// Sends the exports; outlives the last flush.
     _exporter: Option<tokio::runtime::Runtime>,
 }
 
 impl Drop for Telemetry {
     fn drop(&mut self) {
-        if let Some(provider) = self.provider.take()
-            && let Err(e) = provider.shutdown()
-        {
-            eprintln!("warning: not every trace span reached the collector: {e}");
+        if let Some(traces) = TRACES.get() {
+            traces.flush();
+            if traces.dropped() > 0 {
+                eprintln!(
+                    "warning: {} trace spans were dropped: the collector was too slow",
+                    traces.dropped()
+                );
+            }
         }
     }
 }
@@ -77,38 +90,24 @@ pub fn init(format: LogFormat, otlp_endpoint: Option<&str>) -> anyhow::Result<Te
             .with_filter(filter)
             .boxed(),
     };
-    let (spans, telemetry) = match otlp_endpoint {
-        Some(endpoint) => {
-            let (provider, runtime) = exporter(endpoint)?;
-            let layer = theater::telemetry::otel_layer(provider.tracer("theater")).with_filter(
-                Targets::new().with_target(theater::telemetry::TARGET, LevelFilter::INFO),
-            );
-            let telemetry = Telemetry {
-                provider: Some(provider),
-                _exporter: Some(runtime),
-            };
-            (Some(layer), telemetry)
-        }
-        None => (
-            None,
-            Telemetry {
-                provider: None,
-                _exporter: None,
-            },
-        ),
-    };
     tracing_subscriber::registry()
         .with(logs)
-        .with(spans)
         .try_init()
         .context("setting up logging")?;
-    Ok(telemetry)
+    let Some(endpoint) = otlp_endpoint else {
+        return Ok(Telemetry { _exporter: None });
+    };
+    let (traces, runtime) = exporter(endpoint)?;
+    let _ = TRACES.set(traces);
+    Ok(Telemetry {
+        _exporter: Some(runtime),
+    })
 }
 
-/// A tracer provider that batches spans to the collector at `endpoint`
-/// (its base URL, e.g. `http://127.0.0.1:4318`, or the full `/v1/traces`
-/// URL), and the runtime its requests run on.
-fn exporter(endpoint: &str) -> anyhow::Result<(SdkTracerProvider, tokio::runtime::Runtime)> {
+/// Spans sent in batches to the collector at `endpoint` (its base URL,
+/// e.g. `http://127.0.0.1:4318`, or the full `/v1/traces` URL), and the
+/// runtime its requests run on.
+fn exporter(endpoint: &str) -> anyhow::Result<(Traces, tokio::runtime::Runtime)> {
     let url = traces_url(endpoint)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -123,7 +122,7 @@ fn exporter(endpoint: &str) -> anyhow::Result<(SdkTracerProvider, tokio::runtime
             .context("creating the trace exporter's HTTP client")?,
         runtime: runtime.handle().clone(),
     };
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
         .with_endpoint(url.as_str())
@@ -131,11 +130,8 @@ fn exporter(endpoint: &str) -> anyhow::Result<(SdkTracerProvider, tokio::runtime
         .with_http_client(client)
         .build()
         .with_context(|| format!("--otlp-endpoint {endpoint}"))?;
-    let provider = SdkTracerProvider::builder()
-        .with_resource(Resource::builder().with_service_name("theater").build())
-        .with_batch_exporter(exporter)
-        .build();
-    Ok((provider, runtime))
+    exporter.set_resource(&Resource::builder().with_service_name("theater").build());
+    Ok((Traces::export_to(exporter), runtime))
 }
 
 /// The collector's traces URL: `/v1/traces` is added to a bare base URL.
@@ -153,7 +149,7 @@ fn traces_url(endpoint: &str) -> anyhow::Result<reqwest::Url> {
 }
 
 /// Sends the exporter's requests on the exporter's own runtime, whatever
-/// thread asks (the batch processor exports from a thread of its own).
+/// thread asks (spans are exported from a thread of their own).
 #[derive(Debug)]
 struct OtlpClient {
     client: reqwest::Client,

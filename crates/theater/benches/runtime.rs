@@ -12,21 +12,17 @@ use std::process::Command;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use theater::actor::now_ms;
 use theater::chain::ChainEvent;
 use theater::chain::record::{self, CallRecord, StateDigest};
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND, HandlerSet};
 use theater::metrics::MetricsConfig;
+use theater::telemetry::Traces;
 use theater::wasm::ComponentCache;
 use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::runtime::Runtime;
-use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{Layer, reload};
 use wasmtime::component::{
     Component, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, ResourceTable,
     TypedFunc,
@@ -66,6 +62,10 @@ fn main() {
     }
 
     let rt = Runtime::new().expect("tokio runtime");
+    if args.iter().any(|a| a == "observed") {
+        observed_call(&rt, &manifest);
+        return;
+    }
     let runtime = rt
         .block_on(async { TheaterRuntime::new(RuntimeConfig::ephemeral()) })
         .expect("theater runtime");
@@ -188,23 +188,13 @@ fn recorded_call(
 
 /// 4. A recorded call with metrics and tracing on, against both off.
 ///
-/// On, every call is counted and timed and its span exported through a
-/// batch exporter that discards it. Rounds of the two alternate.
-///
-/// Last, because it sets the process's subscriber: its span filter is
-/// switched between nothing and Theater's spans for each round.
+/// On, every call is counted and timed and its span exported, in batches,
+/// to an exporter that discards them. Rounds of the two alternate.
 fn observed_call(rt: &Runtime, manifest: &Manifest) {
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(DiscardSpans)
-        .build();
-    let (filter, switch) = reload::Layer::new(Targets::new());
-    let layer = theater::telemetry::otel_layer(provider.tracer("bench")).with_filter(filter);
-    tracing_subscriber::registry().with(layer).init();
-    let on = Targets::new().with_target(theater::telemetry::TARGET, LevelFilter::INFO);
-
     let plain = TheaterRuntime::new(RuntimeConfig::ephemeral()).expect("theater runtime");
     let mut config = RuntimeConfig::ephemeral();
     config.metrics = Some(MetricsConfig::default());
+    config.traces = Some(Traces::export_to(DiscardSpans));
     let observed = TheaterRuntime::new(config).expect("theater runtime");
     let plain_actor = rt.block_on(plain.spawn(manifest)).expect("spawn");
     let observed_actor = rt.block_on(observed.spawn(manifest)).expect("spawn");
@@ -224,9 +214,7 @@ fn observed_call(rt: &Runtime, manifest: &Manifest) {
     };
     let (mut off_rounds, mut on_rounds) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        switch.reload(Targets::new()).expect("span filter");
         off_rounds.push(calls(&plain_actor, n) / n as u32);
-        switch.reload(on.clone()).expect("span filter");
         on_rounds.push(calls(&observed_actor, n) / n as u32);
     }
     off_rounds.sort();
@@ -241,7 +229,6 @@ fn observed_call(rt: &Runtime, manifest: &Manifest) {
         "ratio observed_call = {:.2}",
         on.as_secs_f64() / off.as_secs_f64()
     );
-    let _ = provider.shutdown();
 }
 
 /// Takes every span and keeps none: the cost measured is the spans' own.

@@ -1,19 +1,19 @@
 //! Traces: a request through three actors is one trace, each actor's call
-//! a child of the host call that made it, recorded by the OpenTelemetry
-//! SDK's in-memory exporter through `tracing-opentelemetry`. A binary of
-//! its own, because it sets the process's subscriber.
+//! a child of the host call that made it, as the OpenTelemetry SDK's
+//! in-memory exporter receives it.
 
 #[path = "it/common/mod.rs"]
 mod common;
 
-use opentelemetry::trace::{SpanId, TracerProvider as _};
+use opentelemetry::trace::SpanId;
 use opentelemetry::{KeyValue, Value as OtelValue};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use serde_json::json;
 use theater::host::HANDLE_REQUEST;
-use tracing_subscriber::layer::SubscriberExt;
+use theater::telemetry::Traces;
+use theater::{RuntimeConfig, TheaterRuntime};
 
-use common::{request, runtime, spawn};
+use common::{request, spawn};
 
 fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a OtelValue> {
     span.attributes
@@ -46,14 +46,10 @@ fn find<'a>(spans: &'a [SpanData], name: &str, key: &str, value: &str) -> &'a Sp
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_through_three_actors_is_one_trace() {
     let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let layer = theater::telemetry::otel_layer(provider.tracer("theater-test"));
-    let subscriber = tracing_subscriber::registry().with(layer);
-    tracing::subscriber::set_global_default(subscriber).expect("this binary's only subscriber");
-
-    let runtime = runtime();
+    let traces = Traces::export_to(exporter.clone());
+    let mut config = RuntimeConfig::ephemeral();
+    config.traces = Some(traces.clone());
+    let runtime = TheaterRuntime::new(config).unwrap();
     let (a, b, c) = (
         spawn(&runtime, "messenger").await,
         spawn(&runtime, "messenger").await,
@@ -63,7 +59,7 @@ async fn a_request_through_three_actors_is_one_trace() {
     let outer = json!({ "request": { "to": b.id().to_string(), "msg": inner } });
     let answer = request(&a, outer).await.unwrap();
     assert_eq!(answer, json!("pong"));
-    provider.force_flush().unwrap();
+    traces.flush();
 
     let spans = exporter.get_finished_spans().unwrap();
     let call =

@@ -17,7 +17,6 @@ use std::time::Instant;
 
 use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
-use tracing::Instrument;
 
 use super::handle::{ActorCounters, ActorHandle, Op};
 use super::instance::{ActorInstance, ActorTemplate, Called, recorded};
@@ -35,6 +34,7 @@ use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
 use crate::manifest::Limits;
 use crate::storage::KeptState;
+use crate::telemetry::{TraceContext, Traces};
 use crate::wasm::{CallFailure, CallOutput, StateBytes};
 
 /// Longest `Err` message of an actor kept whole; the rest is cut. Guards
@@ -213,7 +213,7 @@ pub(crate) struct InlineCall {
     pub function: String,
     pub params: Box<RawValue>,
     pub origin: Option<ActorId>,
-    pub caller: tracing::Span,
+    pub caller: Option<TraceContext>,
     /// The caller's part in the call's chain event.
     pub note: Option<CallNote>,
 }
@@ -262,10 +262,13 @@ pub(crate) async fn spawn(
     let id = recorder.actor();
     let data = ActorStore::new(recorder, extensions, runtime, template.limits.memory_mb);
     let instance = ActorInstance::new(&template, data).await?;
-    let metrics = match instance.store.data().runtime() {
-        Some(runtime) => runtime.metrics().actor(
-            id,
-            template.exports.exported_names().iter().map(String::as_str),
+    let (metrics, traces) = match instance.store.data().runtime() {
+        Some(runtime) => (
+            runtime.metrics().actor(
+                id,
+                template.exports.exported_names().iter().map(String::as_str),
+            ),
+            runtime.traces().cloned(),
         ),
         None => Default::default(),
     };
@@ -276,6 +279,7 @@ pub(crate) async fn spawn(
         state: init_state,
         failure: None,
         counters: Arc::new(ActorCounters::new(metrics)),
+        traces,
     };
     executor.init(start).await?;
 
@@ -361,6 +365,8 @@ struct Executor {
     /// supervisor decides what comes next.
     failure: Option<String>,
     counters: Arc<ActorCounters>,
+    /// Where its calls' spans go, if anywhere.
+    traces: Option<Traces>,
 }
 
 impl Executor {
@@ -519,18 +525,20 @@ impl Executor {
             note,
             ..
         } = call;
-        let span = crate::telemetry::call_span(&caller, self.id, &function);
         let started = Instant::now();
-        let outcome = self
-            .call(&function, params, origin, delivery, note)
-            .instrument(span.clone())
-            .await;
+        let (id, traces) = (self.id, self.traces.clone());
+        let call = self.call(&function, params, origin, delivery, note);
+        // The span ends before the answer is sent, so that a caller who
+        // got the answer finds it recorded.
+        let outcome = match traces {
+            Some(traces) => {
+                let outcome = crate::metrics::outcome;
+                traces.call(caller, id, &function, call, outcome).await
+            }
+            None => call.await,
+        };
         let label = crate::metrics::outcome(&outcome);
         self.counters.called(&function, label, started.elapsed());
-        span.record("outcome", label);
-        // Closed before the answer, so that a caller who got the answer
-        // finds the span ended.
-        drop(span);
         outcome
     }
 

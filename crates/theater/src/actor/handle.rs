@@ -18,6 +18,7 @@ use crate::id::ActorId;
 use crate::manifest::Limits;
 use crate::metrics::ActorMetrics;
 use crate::storage::{Accepted, EventLog};
+use crate::telemetry::TraceContext;
 use crate::wasm::{ExportTable, StateBytes};
 
 /// Where a call's answer goes: a waiting caller, or nowhere for a message
@@ -32,9 +33,9 @@ pub(crate) enum Op {
         /// The actor that sent it, recorded in the receiver's chain.
         origin: Option<ActorId>,
         reply: Reply,
-        /// The span the call was made in; the call's own span is its child,
+        /// Where in a trace the call was made; the call's own span is its child,
         /// so that one trace follows a request from actor to actor.
-        caller: tracing::Span,
+        caller: Option<TraceContext>,
         /// The inbox number of an accepted message, settled by the call's event.
         delivery: Option<u64>,
         /// The caller's part in the call's chain event.
@@ -258,7 +259,7 @@ impl ActorHandle {
             function: function.to_owned(),
             params: serialize_params(function, &params)?,
             origin,
-            caller: tracing::Span::current(),
+            caller: crate::telemetry::current(),
             note,
         };
         let result = match self.shared.try_call(call, &self.ops) {
@@ -283,7 +284,7 @@ impl ActorHandle {
             function: function.to_owned(),
             params: serialize_params(function, &params)?,
             origin: None,
-            caller: tracing::Span::current(),
+            caller: crate::telemetry::current(),
             note: None,
         };
         let result = self.queue_call(call)?.await?;
@@ -324,7 +325,7 @@ impl ActorHandle {
             params,
             origin,
             reply: None,
-            caller: tracing::Span::current(),
+            caller: crate::telemetry::current(),
             delivery: None,
             note: None,
         })
@@ -385,7 +386,7 @@ impl ActorHandle {
             params: message.params,
             origin,
             reply: None,
-            caller: tracing::Span::current(),
+            caller: crate::telemetry::current(),
             delivery,
             note: None,
         });
@@ -401,8 +402,8 @@ impl ActorHandle {
             params: message.params,
             origin: message.origin,
             reply: None,
-            // Its sender's span ended with the runtime that accepted it.
-            caller: tracing::Span::none(),
+            // Its sender's trace ended with the runtime that accepted it.
+            caller: None,
             delivery: Some(delivery),
             note: None,
         };

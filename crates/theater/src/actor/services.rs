@@ -21,6 +21,7 @@ use crate::files::FileRules;
 use crate::id::ActorId;
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
+use crate::telemetry::Traces;
 use crate::storage::{EventLog, LogError};
 use crate::wasm::StateBytes;
 
@@ -70,6 +71,9 @@ pub trait RuntimeServices: Send + Sync {
 
     /// The runtime's metrics (disabled unless its config asked for them).
     fn metrics(&self) -> &Metrics;
+
+    /// Where the runtime's spans go, if anywhere.
+    fn traces(&self) -> Option<&Traces>;
 
     /// Whether actor HTTP servers may bind the address they ask for.
     fn public_http(&self) -> bool;

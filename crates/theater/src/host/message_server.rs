@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tracing::Instrument;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, Lower};
 
@@ -204,8 +203,7 @@ async fn messaging_op<V: HostView, T, Fut>(
 where
     Fut: Future<Output = Result<T, ActorError>>,
 {
-    let span = crate::telemetry::host_call_span(HOST, function);
-    async move {
+    let call = async move {
         let data = store.data();
         let from = data.id();
         let timeout = data
@@ -222,9 +220,8 @@ where
         let result = off_clock(store, work).await.map_err(|e| e.to_string());
         let function = format!("{HOST}.{function}");
         recorded(store, &function, params, result, shown_by(show)).await
-    }
-    .instrument(span)
-    .await
+    };
+    crate::telemetry::host_call(HOST, function, call).await
 }
 
 fn parse_id(text: &str) -> Result<ActorId, ActorError> {

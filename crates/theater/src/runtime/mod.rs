@@ -41,6 +41,7 @@ use crate::manifest::Manifest;
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::storage::{ActorRecord, EventLog, LogError, MemoryEventLog, SavedActor, VerifyFailure};
 use crate::storage::{LogOptions, RedbEventLog};
+use crate::telemetry::Traces;
 use crate::wasm::{self, ComponentCache};
 
 /// Events a live subscriber may fall behind by before it is told it missed
@@ -69,6 +70,9 @@ pub struct RuntimeConfig {
     /// Count calls, spawns, queues and chains for Prometheus; `None` (the
     /// default) counts nothing.
     pub metrics: Option<MetricsConfig>,
+    /// Where each call's and host call's span goes; `None` (the default)
+    /// records none.
+    pub traces: Option<Traces>,
     /// Whether actor HTTP servers may bind the address they ask for. When
     /// `false` (the default) every actor server binds loopback, whatever
     /// it asks (`theater server --public-http` sets it).
@@ -105,6 +109,7 @@ impl RuntimeConfig {
             files: FileLimits::default(),
             max_actors: DEFAULT_MAX_ACTORS,
             metrics: None,
+            traces: None,
             public_http: false,
         })
     }
@@ -118,6 +123,7 @@ impl RuntimeConfig {
             files: FileLimits::default(),
             max_actors: DEFAULT_MAX_ACTORS,
             metrics: None,
+            traces: None,
             public_http: false,
         }
     }
@@ -185,6 +191,7 @@ struct Inner {
     slots: Arc<Semaphore>,
     max_actors: usize,
     metrics: Metrics,
+    traces: Option<Traces>,
     public_http: bool,
 }
 
@@ -216,6 +223,7 @@ impl TheaterRuntime {
                 slots: Arc::new(Semaphore::new(config.max_actors)),
                 max_actors: config.max_actors,
                 metrics,
+                traces: config.traces,
                 public_http: config.public_http,
             }),
         })
@@ -371,6 +379,11 @@ impl TheaterRuntime {
     /// The runtime's metrics (disabled unless its config asked for them).
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Where this runtime's spans go, if anywhere.
+    pub fn traces(&self) -> Option<&Traces> {
+        self.inner.traces.as_ref()
     }
 
     /// The data directory, `None` for a runtime that keeps nothing on disk.

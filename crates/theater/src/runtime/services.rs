@@ -15,6 +15,7 @@ use crate::files::FileRules;
 use crate::id::ActorId;
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
+use crate::telemetry::Traces;
 use crate::storage::{EventLog, LogError};
 
 impl Inner {
@@ -75,6 +76,10 @@ impl RuntimeServices for Inner {
 
     fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    fn traces(&self) -> Option<&Traces> {
+        self.traces.as_ref()
     }
 
     fn public_http(&self) -> bool {
