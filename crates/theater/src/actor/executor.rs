@@ -544,7 +544,14 @@ impl Executor {
 
     /// Whether a call left work for the supervisor (see [`Self::settle`]).
     fn must_settle(&self) -> bool {
-        self.failure.is_some() || self.instance.store.data().shutdown.is_some()
+        self.failure.is_some()
+            || self
+                .instance
+                .store
+                .data()
+                .extensions
+                .get::<EndRequest>()
+                .is_some()
     }
 
     /// After a call, a shutdown request or a trapped instance goes to the

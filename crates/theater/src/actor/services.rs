@@ -21,8 +21,8 @@ use crate::files::FileRules;
 use crate::id::ActorId;
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
-use crate::telemetry::Traces;
 use crate::storage::{EventLog, LogError};
+use crate::telemetry::Traces;
 use crate::wasm::StateBytes;
 
 /// A boxed future, as a trait object's async method returns it.

@@ -15,8 +15,8 @@ use crate::files::FileRules;
 use crate::id::ActorId;
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
-use crate::telemetry::Traces;
 use crate::storage::{EventLog, LogError};
+use crate::telemetry::Traces;
 
 impl Inner {
     /// The runtime this is the inside of: alive, since it is being used.

@@ -30,8 +30,8 @@ use super::protocol::{
 use super::{OUTBOX_CAPACITY, Shared};
 use crate::actor::ActorEvent;
 use crate::admission::{Seat, same_secret};
-use crate::id::ActorId;
 use crate::host::messaging::{ChannelEvent, ClientChannel};
+use crate::id::ActorId;
 
 /// How long a closing connection waits for its last frames to go out.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
