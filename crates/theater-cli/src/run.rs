@@ -11,6 +11,7 @@ use theater::files::FileRules;
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND};
 use theater::runtime::ActorStatus;
 use theater::server::protocol::put_bytes;
+use theater::wasm::Bytes;
 use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -269,7 +270,7 @@ async fn deliver(actor: &ActorHandle, message: &Message) -> Value {
         Message::Send(text) => {
             reply.insert("send".into(), text.as_str().into());
             actor
-                .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (text.as_bytes().to_vec(),))
+                .call_function::<(Bytes,), ()>(HANDLE_SEND, (Bytes(text.as_bytes().to_vec()),))
                 .await
                 .map(|()| {
                     reply.insert("ok".into(), true.into());
@@ -278,9 +279,9 @@ async fn deliver(actor: &ActorHandle, message: &Message) -> Value {
         Message::Request(text) => {
             reply.insert("request".into(), text.as_str().into());
             actor
-                .call_function::<(Vec<u8>,), (Vec<u8>,)>(
+                .call_function::<(Bytes,), (Vec<u8>,)>(
                     HANDLE_REQUEST,
-                    (text.as_bytes().to_vec(),),
+                    (Bytes(text.as_bytes().to_vec()),),
                 )
                 .await
                 .map(|(bytes,)| put_bytes(&mut reply, "reply", Some(&bytes)))

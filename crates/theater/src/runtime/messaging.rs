@@ -18,6 +18,7 @@ use crate::host::{
     CHANNEL_CLOSE, CHANNEL_MESSAGE, CHANNEL_OPEN, ChannelAccept, HANDLE_REQUEST, HANDLE_SEND,
 };
 use crate::id::ActorId;
+use crate::wasm::Bytes;
 
 /// Messages an outside client's end of a channel can hold before the
 /// sending actor gets `QueueFull`. Guards the host against a client that
@@ -140,7 +141,7 @@ impl TheaterRuntime {
         target.check_export(HANDLE_SEND)?;
         target.check_message_size(message.len())?;
         target
-            .deliver(&*self.inner.log, from, HANDLE_SEND, (message,))
+            .deliver(&*self.inner.log, from, HANDLE_SEND, (Bytes(message),))
             .await
     }
 
@@ -155,7 +156,8 @@ impl TheaterRuntime {
         let target = self.actor(to)?;
         target.check_message_size(message.len())?;
         let _wait = self.inner.messaging.wait_for(from, to)?;
-        let call = target.call_function_from::<_, (Vec<u8>,)>(from, HANDLE_REQUEST, (message,));
+        let call =
+            target.call_function_from::<_, (Vec<u8>,)>(from, HANDLE_REQUEST, (Bytes(message),));
         match tokio::time::timeout(timeout, call).await {
             Ok(reply) => reply.map(|(reply,)| reply),
             Err(_) => Err(ActorError::Timeout {
@@ -178,8 +180,11 @@ impl TheaterRuntime {
             .open(Some(from), End::Actor(from), to, initial, timeout)
             .await?;
         if let Some(message) = message {
-            self.actor(from)?
-                .cast_function(Some(to), CHANNEL_MESSAGE, (id.clone(), message))?;
+            self.actor(from)?.cast_function(
+                Some(to),
+                CHANNEL_MESSAGE,
+                (id.clone(), Bytes(message)),
+            )?;
         }
         Ok(id)
     }
@@ -213,7 +218,8 @@ impl TheaterRuntime {
         let target = self.actor(to)?;
         target.check_message_size(initial.len())?;
         let _wait = self.inner.messaging.wait_for(from, to)?;
-        let call = target.call_function_from::<_, ChannelAccept>(from, CHANNEL_OPEN, (initial,));
+        let call =
+            target.call_function_from::<_, ChannelAccept>(from, CHANNEL_OPEN, (Bytes(initial),));
         let accept = match tokio::time::timeout(timeout, call).await {
             Ok(Ok(accept)) => accept,
             Ok(Err(ActorError::UnknownFunction { .. })) => {
@@ -257,7 +263,7 @@ impl TheaterRuntime {
             End::Actor(peer) => {
                 let target = self.actor(peer)?;
                 target.check_message_size(message.len())?;
-                target.cast_function(from, CHANNEL_MESSAGE, (channel.to_owned(), message))
+                target.cast_function(from, CHANNEL_MESSAGE, (channel.to_owned(), Bytes(message)))
             }
             End::Client(client) => client
                 .try_send(ChannelEvent::Message(message))

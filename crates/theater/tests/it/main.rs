@@ -18,6 +18,7 @@ mod metrics;
 mod persistence;
 mod random_env;
 mod replay;
+mod scale;
 mod spawn_errors;
 mod store;
 mod supervision;
