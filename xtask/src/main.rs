@@ -58,7 +58,8 @@ commands:
                    `cargo test --workspace [args]`
   fuzz <target> [seconds]
                    fuzz one target (frames, manifest, codec, chain) for long
-  bench [args]     build actors, then every bench: runtime, durability, neighbours, protocol
+  bench [args]     build actors, then every bench: runtime, durability, neighbours,
+                   chain, scale, protocol
   wit <file>       print the WIT world of a component";
 
 fn main() {
@@ -378,12 +379,15 @@ fn ensure_browser() {
 }
 
 /// Every bench binary: the runtime against raw wasmtime, the durable log,
-/// and the management protocol.
+/// neighbours under load, chains, 100,000 idle actors in one runtime, and
+/// the management protocol.
 const BENCHES: &[(&str, &str)] = &[
     ("theater", "runtime"),
     ("theater", "durability"),
     ("theater", "neighbours"),
     ("theater", "http"),
+    ("theater", "chain"),
+    ("theater", "scale"),
     ("theater-cli", "protocol"),
 ];
 

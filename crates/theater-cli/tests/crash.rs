@@ -36,6 +36,7 @@ use theater::chain::record::StateDigest;
 use theater::server::protocol::{Op, Payload};
 use theater::server::{Client, ClientError};
 use theater::storage::RedbEventLog;
+use theater::wasm::Bytes;
 
 const BIN: &str = env!("CARGO_BIN_EXE_theater");
 /// Kill-and-restart rounds.
@@ -747,7 +748,7 @@ async fn delivered(client: &mut Client, actor: &str) -> (Vec<u64>, u64) {
         if event["event_type"] != "call" || data["function"] != HANDLE_SEND {
             continue;
         }
-        let bytes: Vec<u8> = serde_json::from_value(data["params"][0].clone()).expect("bytes");
+        let bytes: Bytes = serde_json::from_value(data["params"][0].clone()).expect("bytes");
         let message: Value = serde_json::from_slice(&bytes).expect("a JSON message");
         numbers.push(message["n"].as_u64().expect("n"));
     }

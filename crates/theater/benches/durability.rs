@@ -12,7 +12,10 @@
 //!    by a new runtime on the same home (`RuntimeConfig::at` +
 //!    `resume_all`).
 //!
-//! Figures are printed absolute and as `ratio <name> = <redb / memory>`.
+//! Figures are printed absolute and as `ratio <name> = <redb / memory>`;
+//! `ratio durable_call` sets a durable call of one actor against its floor,
+//! appending the bytes of one event to a file on the same disk and syncing
+//! them.
 //! `docs/durability.md` explains them.
 
 use std::path::{Path, PathBuf};
@@ -24,6 +27,7 @@ use theater::chain::SealedEvent;
 use theater::host::{HANDLE_SEND, HandlerSet};
 use theater::storage::{Durability, LogOptions, LogStats, RedbEventLog};
 use theater::storage::{EventLog, MemoryEventLog};
+use theater::wasm::Bytes;
 use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
@@ -44,7 +48,7 @@ const RESUME_ROUNDS: usize = 3;
 const MESSAGE: &[u8] = br#"{"add":1}"#;
 
 /// Event data the size of a typical `call` record.
-const DATA: &str = r#"{"function":"ntwk:theater/message-server-client.handle-send","params":[[123,34,97,100,100,34,58,49,125]],"result":null,"state":{"sha256":"6aea6dfe6561984cdc5c54ead84d47d2cf29e48253ae282aef237404adad4661","size":11}}"#;
+const DATA: &str = r#"{"function":"ntwk:theater/message-server-client.handle-send","params":[{"base64":"eyJhZGQiOjF9"}],"result":null,"state":{"sha256":"6aea6dfe6561984cdc5c54ead84d47d2cf29e48253ae282aef237404adad4661","size":11}}"#;
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -224,6 +228,57 @@ fn recorded_calls(rt: &Runtime, manifest: &Manifest) {
         }
     }
     print_ratios(&rates, "durable", "_calls");
+    durable_call_vs_fsync(&rates);
+}
+
+/// A durable call of one actor against its floor: writing the bytes of one
+/// call event to a file on the same disk and syncing it.
+fn durable_call_vs_fsync(rates: &[(&str, usize, f64)]) {
+    let (_, _, rate) = rates
+        .iter()
+        .find(|(name, actors, _)| *name == "durable" && *actors == 1)
+        .expect("measured");
+    let per_call = Duration::from_secs_f64(1.0 / rate);
+    let event = SealedEvent::new(
+        None,
+        "call",
+        RawValue::from_string(DATA.to_owned()).expect("JSON"),
+        1_700_000_000_000,
+        "handle-send ok".into(),
+    );
+    let size = theater::storage::codec::encode(&event).len();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let floor = write_and_sync(&dir.path().join("floor"), size);
+    println!(
+        "durable_call: {:.1} µs per call of 1 actor; writing {size} bytes and syncing them          (fdatasync, as redb does) {:.1} µs",
+        per_call.as_secs_f64() * 1e6,
+        floor.as_secs_f64() * 1e6
+    );
+    println!(
+        "ratio durable_call = {:.2}",
+        per_call.as_secs_f64() / floor.as_secs_f64()
+    );
+}
+
+/// Median time to append `size` bytes to `path` and sync them to disk.
+fn write_and_sync(path: &Path, size: usize) -> Duration {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).expect("create the floor file");
+    let bytes = vec![b'x'; size];
+    let mut rounds: Vec<Duration> = (0..ROUNDS)
+        .map(|_| {
+            let start = Instant::now();
+            let mut writes = 0u32;
+            while start.elapsed() < ROUND_TIME {
+                file.write_all(&bytes).expect("write");
+                file.sync_data().expect("sync");
+                writes += 1;
+            }
+            start.elapsed() / writes
+        })
+        .collect();
+    rounds.sort();
+    rounds[ROUNDS / 2]
 }
 
 /// The median round of `actors` counters called in a loop, on one runtime
@@ -421,7 +476,7 @@ fn counter_manifest() -> Manifest {
 /// One recorded `handle-send` call, answered once its event is in the log.
 async fn send(actor: &ActorHandle) {
     actor
-        .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (MESSAGE.to_vec(),))
+        .call_function::<(Bytes,), ()>(HANDLE_SEND, (Bytes(MESSAGE.to_vec()),))
         .await
         .expect("handle-send");
 }

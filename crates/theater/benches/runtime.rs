@@ -20,7 +20,7 @@ use theater::chain::record::{self, CallRecord, StateDigest};
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND, HandlerSet};
 use theater::metrics::MetricsConfig;
 use theater::telemetry::Traces;
-use theater::wasm::ComponentCache;
+use theater::wasm::{Bytes, ComponentCache};
 use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::runtime::Runtime;
 use wasmtime::component::{
@@ -144,15 +144,15 @@ fn recorded_call(
     let json = measure(1, |n| {
         let start = Instant::now();
         for _ in 0..n {
-            let params = serde_json::value::to_raw_value(&(MESSAGE.to_vec(),)).unwrap();
-            let params: (Vec<u8>,) = serde_json::from_str(params.get()).unwrap();
+            let params = serde_json::value::to_raw_value(&(Bytes(MESSAGE.to_vec()),)).unwrap();
+            let params: (Bytes,) = serde_json::from_str(params.get()).unwrap();
             let result = serde_json::value::to_raw_value(&()).unwrap();
             let (): () = serde_json::from_str(result.get()).unwrap();
             std::hint::black_box(params);
         }
         start.elapsed()
     });
-    let params = serde_json::value::to_raw_value(&(MESSAGE.to_vec(),)).unwrap();
+    let params = serde_json::value::to_raw_value(&(Bytes(MESSAGE.to_vec()),)).unwrap();
     let result = serde_json::value::to_raw_value(&()).unwrap();
     let mut head = None;
     let commit = measure(1, |n| {
@@ -418,7 +418,7 @@ fn actor_manifest(name: &str) -> Manifest {
 /// One `{"add":1}` message through the actor's queue, adapter and chain.
 async fn send(actor: &ActorHandle) {
     actor
-        .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (MESSAGE.to_vec(),))
+        .call_function::<(Bytes,), ()>(HANDLE_SEND, (Bytes(MESSAGE.to_vec()),))
         .await
         .expect("handle-send");
 }

@@ -96,7 +96,7 @@ pub(crate) async fn instantiate_with(
     let instance = pre
         .instantiate_async(&mut store)
         .await
-        .map_err(|e| SpawnError::Instantiate(format!("{e:#}")))?;
+        .map_err(|e| SpawnError::Instantiate(crate::wasm::instantiation_failure(&e)))?;
 
     let mut bound = Vec::with_capacity(template.exports.entries().len());
     for (spec, found) in template.exports.entries() {

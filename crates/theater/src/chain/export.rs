@@ -146,6 +146,19 @@ mod tests {
         assert!(!is_compact_json("{\n  \"a\":1\n}"));
     }
 
+    /// The export of `docs/chain.md` whose message is an array of numbers.
+    #[test]
+    fn an_export_recorded_before_base64_still_verifies() {
+        let old = r#"{"format":"theater-chain/1","actor_id":"0654cb0d-f235-4bd1-8d3f-7b975c5b1f25","events":[
+{"hash":"6263565de92c5d05e0378a0c0f4835740e12749696a8ced17f855f38f693a52e","parent_hash":null,"event_type":"actor-init",
+"data":{"actor_id":"0654cb0d-f235-4bd1-8d3f-7b975c5b1f25","name":"counter","component":"7b07a5c52e408d14f277a240b00f77f178f6ff348a22de231d2ae286f9c73eff","state":{"sha256":"4b54b113904ea77c14fb933d7d6db8278537e134ebabc8044ef749533689f2bb","size":13}},
+"timestamp":1795608819406,"description":"counter initialized"},
+{"hash":"88357fad826fb603aabd225a2774f43a4ee224098a6fe90f4e3146958512b062","parent_hash":"6263565de92c5d05e0378a0c0f4835740e12749696a8ced17f855f38f693a52e","event_type":"call",
+"data":{"function":"ntwk:theater/message-server-client.handle-send","params":[[123,34,97,100,100,34,58,49,125]],"result":null,"state":{"sha256":"6aea6dfe6561984cdc5c54ead84d47d2cf29e48253ae282aef237404adad4661","size":11}},
+"timestamp":1795608819407,"description":"handle-send ok"}]}"#;
+        assert_eq!(ChainExport::from_json(old).unwrap().verify(), Ok(()));
+    }
+
     #[test]
     fn export_of_another_format_is_refused() {
         let err = ChainExport::from_json(r#"{"format":"x/9","actor_id":"a","events":[]}"#)

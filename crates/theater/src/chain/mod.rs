@@ -259,6 +259,7 @@ mod hex_hash_opt {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use serde_json::value::to_raw_value;
 
     pub(crate) fn raw(json: &str) -> Box<RawValue> {
         RawValue::from_string(json.to_owned()).unwrap()
@@ -303,6 +304,29 @@ pub(crate) mod tests {
         assert_eq!(
             hex::encode(next.hash),
             "c0327ca25c08840727d4b3fe22e311483c003bf75128000b6d46073403e51268"
+        );
+        let params = to_raw_value(&[record::Base64(br#"{"add":1}"#)]).unwrap();
+        let data = record::encode(&record::CallRecord {
+            function: "ntwk:theater/message-server-client.handle-send",
+            from: None,
+            params: &params,
+            result: &raw("null"),
+            state: record::StateDigest::of(&Some(br#"{"count":1}"#.to_vec())),
+        });
+        assert_eq!(
+            data.get(),
+            r#"{"function":"ntwk:theater/message-server-client.handle-send","params":[{"base64":"eyJhZGQiOjF9"}],"result":null,"state":{"sha256":"6aea6dfe6561984cdc5c54ead84d47d2cf29e48253ae282aef237404adad4661","size":11}}"#
+        );
+        let call = ChainEvent::new(
+            Some(next.hash),
+            "call",
+            data,
+            1_700_000_000_002,
+            "handle-send ok".to_owned(),
+        );
+        assert_eq!(
+            hex::encode(call.hash),
+            "c76415b9b84dd8a016015119ffa9c44045370d489f689cfae6d40ab38b0688b2"
         );
     }
 

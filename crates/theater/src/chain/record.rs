@@ -1,7 +1,11 @@
 //! The event types an actor's chain holds and the JSON each one carries.
 //! `docs/chain.md` lists them for people who audit chains.
 
+use base64::Engine;
+use base64::display::Base64Display;
+use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
 use serde_json::value::{RawValue, to_raw_value};
 use sha2::{Digest, Sha256};
@@ -169,13 +173,43 @@ pub fn cut(mut text: String, limit: usize) -> String {
     text
 }
 
-/// Bytes as people read them in a chain: the text if UTF-8, else the byte
-/// values.
+/// Bytes as people read them in a chain: the text if UTF-8, else
+/// [`Base64`].
 pub fn readable(bytes: &[u8]) -> Value {
     match std::str::from_utf8(bytes) {
         Ok(text) => Value::String(text.to_owned()),
-        Err(_) => Value::from(bytes.to_vec()),
+        Err(_) => serde_json::json!({ BASE64_KEY: STANDARD.encode(bytes) }),
     }
+}
+
+/// The one key of the object that holds bytes in event data.
+pub const BASE64_KEY: &str = "base64";
+
+/// Bytes as event data holds them: `{"base64": "..."}`, standard alphabet
+/// with padding, 4 characters for every 3 bytes. Chains recorded before
+/// this form hold bytes as arrays of numbers.
+pub struct Base64<'a>(pub &'a [u8]);
+
+impl Serialize for Base64<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(BASE64_KEY, &Base64Text(self.0))?;
+        map.end()
+    }
+}
+
+/// The base64 text alone, written straight into the serializer.
+struct Base64Text<'a>(&'a [u8]);
+
+impl Serialize for Base64Text<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&Base64Display::new(self.0, &STANDARD))
+    }
+}
+
+/// The bytes [`Base64`] wrote as `text`.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    STANDARD.decode(text)
 }
 
 /// Encodes a record as event data.
@@ -220,5 +254,17 @@ mod tests {
             record(Some(added)),
             r#"{"function":"f","params":[1],"kind":"trap","message":"m","http":{"status":200}}"#
         );
+    }
+
+    #[test]
+    fn bytes_that_are_not_text_are_base64() {
+        assert_eq!(readable(b"hi"), Value::from("hi"));
+        let binary = [0xff, 0, 1];
+        assert_eq!(readable(&binary).to_string(), r#"{"base64":"/wAB"}"#);
+        assert_eq!(
+            serde_json::to_string(&Base64(&binary)).unwrap(),
+            r#"{"base64":"/wAB"}"#
+        );
+        assert_eq!(decode_base64("/wAB").unwrap(), binary);
     }
 }

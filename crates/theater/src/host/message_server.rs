@@ -17,7 +17,7 @@ use crate::chain::record::readable;
 use crate::error::ActorError;
 use crate::id::ActorId;
 use crate::packages::Package;
-use crate::wasm::{ExportRegistry, ResultShape, StateBytes};
+use crate::wasm::{Bytes, ExportRegistry, ResultShape, StateBytes};
 
 const CLIENT: &str = "ntwk:theater/message-server-client";
 const HOST: &str = "ntwk:theater/message-server-host";
@@ -172,17 +172,17 @@ impl HostFunctions for MessageServerHandler {
 
     fn exports(&self, exports: &mut ExportRegistry, listed: bool) {
         exports
-            .register_function_no_result::<(Vec<u8>,)>(CLIENT, "handle-send")
+            .register_function_no_result::<(Bytes,)>(CLIENT, "handle-send")
             .required(listed);
         exports
-            .register_function::<(Vec<u8>,), (Vec<u8>,)>(CLIENT, "handle-request")
+            .register_function::<(Bytes,), (Vec<u8>,)>(CLIENT, "handle-request")
             .required(listed);
         exports
-            .register_function::<(Vec<u8>,), ChannelAccept>(CLIENT, "handle-channel-open")
+            .register_function::<(Bytes,), ChannelAccept>(CLIENT, "handle-channel-open")
             .required(false)
             .or_result_shape::<(StateBytes, (ChannelAccept,))>();
         exports
-            .register_function_no_result::<(String, Vec<u8>)>(CLIENT, "handle-channel-message")
+            .register_function_no_result::<(String, Bytes)>(CLIENT, "handle-channel-message")
             .required(false);
         exports
             .register_function_no_result::<(String,)>(CLIENT, "handle-channel-close")

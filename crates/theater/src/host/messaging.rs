@@ -21,6 +21,7 @@ use super::message_server::{
 use crate::actor::RuntimeServices;
 use crate::error::ActorError;
 use crate::id::ActorId;
+use crate::wasm::Bytes;
 
 /// Messages an outside client's end of a channel can hold before the
 /// sending actor gets `QueueFull`. Guards the host against a client that
@@ -148,7 +149,7 @@ pub async fn send(
     target.check_export(HANDLE_SEND)?;
     target.check_message_size(message.len())?;
     target
-        .deliver(runtime.event_log(), from, HANDLE_SEND, (message,))
+        .deliver(runtime.event_log(), from, HANDLE_SEND, (Bytes(message),))
         .await
 }
 
@@ -163,7 +164,7 @@ pub async fn request(
     let target = runtime.actor(to)?;
     target.check_message_size(message.len())?;
     let _wait = Messaging::of(runtime).wait_for(from, to)?;
-    let call = target.call_function_from::<_, (Vec<u8>,)>(from, HANDLE_REQUEST, (message,));
+    let call = target.call_function_from::<_, (Vec<u8>,)>(from, HANDLE_REQUEST, (Bytes(message),));
     match tokio::time::timeout(timeout, call).await {
         Ok(reply) => reply.map(|(reply,)| reply),
         Err(_) => Err(ActorError::Timeout {
@@ -186,7 +187,7 @@ pub async fn open_channel(
     if let Some(message) = message {
         runtime
             .actor(from)?
-            .cast_function(Some(to), CHANNEL_MESSAGE, (id.clone(), message))?;
+            .cast_function(Some(to), CHANNEL_MESSAGE, (id.clone(), Bytes(message)))?;
     }
     Ok(id)
 }
@@ -219,7 +220,7 @@ async fn open(
     let target = runtime.actor(to)?;
     target.check_message_size(initial.len())?;
     let _wait = Messaging::of(runtime).wait_for(from, to)?;
-    let call = target.call_function_from::<_, ChannelAccept>(from, CHANNEL_OPEN, (initial,));
+    let call = target.call_function_from::<_, ChannelAccept>(from, CHANNEL_OPEN, (Bytes(initial),));
     let accept = match tokio::time::timeout(timeout, call).await {
         Ok(Ok(accept)) => accept,
         Ok(Err(ActorError::UnknownFunction { .. })) => {
@@ -262,7 +263,7 @@ pub fn send_on_channel(
         End::Actor(peer) => {
             let target = runtime.actor(peer)?;
             target.check_message_size(message.len())?;
-            target.cast_function(from, CHANNEL_MESSAGE, (channel.to_owned(), message))
+            target.cast_function(from, CHANNEL_MESSAGE, (channel.to_owned(), Bytes(message)))
         }
         End::Client(client) => {
             client

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use wasmtime::component::{Type, Val};
 
+use crate::chain::record::{BASE64_KEY, decode_base64};
 use crate::wasm::StateBytes;
 
 /// How a JSON string stands for `list<u8>`: messages are recorded as their
@@ -214,13 +215,18 @@ fn items(json: &Value, ty: &Type, text: BytesText) -> Result<Vec<Val>, String> {
     values.iter().map(|value| to_val(value, ty, text)).collect()
 }
 
-/// Bytes as the handlers record them: an array of numbers, a string (text
-/// or hex, as `text` says) or `{"hex": ...}`.
+/// Bytes as the handlers record them: `{"base64": ...}`, an array of
+/// numbers (chains recorded before base64), a string (text or hex, as
+/// `text` says) or `{"hex": ...}`.
 fn bytes(json: &Value, text: BytesText) -> Result<Vec<u8>, String> {
     let hex = |digits: &str| hex::decode(digits).map_err(|e| format!("bad hex bytes: {e}"));
     match json {
         Value::String(s) if text == BytesText::Hex => hex(s),
         Value::String(s) => Ok(s.as_bytes().to_vec()),
+        Value::Object(fields) if fields.len() == 1 && fields.contains_key(BASE64_KEY) => {
+            decode_base64(fields[BASE64_KEY].as_str().unwrap_or_default())
+                .map_err(|e| format!("bad base64 bytes: {e}"))
+        }
         Value::Object(fields) if fields.len() == 1 && fields.contains_key("hex") => {
             hex(fields["hex"].as_str().unwrap_or_default())
         }
@@ -284,6 +290,8 @@ mod tests {
         assert_eq!(bytes(&json!("hi"), BytesText::Utf8), Ok(b"hi".to_vec()));
         assert_eq!(bytes(&json!("ff00"), BytesText::Hex), Ok(vec![0xff, 0]));
         assert_eq!(bytes(&json!({"hex": "01"}), BytesText::Utf8), Ok(vec![1]));
+        let base64 = json!({"base64": "/wAB"});
+        assert_eq!(bytes(&base64, BytesText::Utf8), Ok(vec![0xff, 0, 1]));
         let summary = bytes(&json!({"bytes": 5}), BytesText::Utf8).unwrap_err();
         assert!(summary.contains(r#"found {"bytes":5}"#), "{summary}");
     }

@@ -4,15 +4,19 @@
 //! the data an instance's store holds, which the layer above defines.
 
 mod adapter;
+mod bytes;
 mod cache;
 mod disk_cache;
+mod exhausted;
 
 pub(crate) use adapter::ExportTable;
 pub use adapter::{
     CallFailure, CallOutput, ExportBuilder, ExportFunction, ExportRegistry, ExportSpec,
     ParamsShape, Redactor, ResultShape, StateBytes,
 };
+pub use bytes::Bytes;
 pub use cache::{CompiledComponent, ComponentCache, ComponentError, ExportKey};
+pub use exhausted::instantiation_failure;
 
 use std::time::Duration;
 

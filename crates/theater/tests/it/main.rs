@@ -19,6 +19,7 @@ mod one_at_a_time;
 mod persistence;
 mod random_env;
 mod replay;
+mod scale;
 mod spawn_errors;
 mod store;
 mod supervision;

@@ -130,6 +130,29 @@ async fn a_counter_replays_to_its_live_state() {
     assert_eq!(report.state.as_deref(), Some(&br#"{"count":4}"#[..]));
 }
 
+/// Messages sent through the runtime are recorded as base64; a chain with
+/// them replays as one whose messages are arrays of numbers does (above).
+#[tokio::test]
+async fn messages_recorded_as_base64_replay() {
+    let runtime = runtime();
+    let (counter, start) = spawned(&runtime, "counter").await;
+    for message in [r#"{"add": 2}"#, r#"{"add": 5}"#] {
+        runtime
+            .send(None, counter.id(), json(message))
+            .await
+            .unwrap();
+    }
+    request(&counter, json!({})).await.unwrap();
+
+    let events = runtime.chain(counter.id()).unwrap();
+    let first_call = &events[indexes(&events, "call")[0]];
+    let data: Value = serde_json::from_str(first_call.data.get()).unwrap();
+    assert_eq!(data["params"], json!([{"base64": "eyJhZGQiOiAyfQ=="}]));
+    let report = replay_on("counter", &events, &start, None).await;
+    assert_matched(&report);
+    assert_eq!(report.state.as_deref(), Some(&br#"{"count":7}"#[..]));
+}
+
 #[tokio::test]
 async fn the_clock_replays_on_the_recorded_times() {
     let runtime = runtime();
