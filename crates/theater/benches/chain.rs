@@ -156,6 +156,7 @@ fn call_data(params: &RawValue) -> Box<RawValue> {
         params,
         result: &RawValue::from_string("null".into()).unwrap(),
         state: StateDigest::of(&Some(br#"{"count":1}"#.to_vec())),
+        added: None,
     })
 }
 

@@ -312,6 +312,7 @@ pub(crate) mod tests {
             params: &params,
             result: &raw("null"),
             state: record::StateDigest::of(&Some(br#"{"count":1}"#.to_vec())),
+            added: None,
         });
         assert_eq!(
             data.get(),

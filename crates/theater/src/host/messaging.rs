@@ -185,9 +185,11 @@ pub async fn open_channel(
 ) -> Result<String, ActorError> {
     let (id, message) = open(runtime, Some(from), End::Actor(from), to, initial, timeout).await?;
     if let Some(message) = message {
-        runtime
-            .actor(from)?
-            .cast_function(Some(to), CHANNEL_MESSAGE, (id.clone(), Bytes(message)))?;
+        runtime.actor(from)?.cast_function(
+            Some(to),
+            CHANNEL_MESSAGE,
+            (id.clone(), Bytes(message)),
+        )?;
     }
     Ok(id)
 }
