@@ -8,34 +8,32 @@
 //! the first queued operation.
 
 use std::borrow::Cow;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex as StdMutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use serde_json::value::{RawValue, to_raw_value};
-use tokio::sync::{Mutex, OwnedMutexGuard, mpsc, oneshot};
+use tokio::sync::{OwnedMutexGuard, mpsc, oneshot};
+
+use super::outcome::{
+    added, described, error_kind, failure_to_error, short_name, within_state_cap,
+};
+use super::shared::{InlineCall, Shared};
 
 use super::handle::{ActorCounters, ActorHandle, Op};
 use super::instance::{ActorInstance, ActorTemplate, Called, recorded};
 use super::services::{ChildEvent, Decision, EndRequest, Ending, WeakRuntime};
-use super::{
-    ActorStore, CallNote, ChainRecorder, Extensions, INIT_FUNCTION, MemoryLimitExceeded, Noted,
-    TimeLimitExceeded,
-};
+use super::{ActorStore, CallNote, ChainRecorder, Extensions, INIT_FUNCTION, Noted};
 use crate::chain::Hash;
 use crate::chain::record::{
-    self, Added, CallErrorRecord, CallRecord, InitRecord, Origin, ResumeRecord, RevertRecord,
+    self, CallErrorRecord, CallRecord, InitRecord, Origin, ResumeRecord, RevertRecord,
     ShutdownRecord,
 };
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
-use crate::manifest::Limits;
 use crate::storage::KeptState;
-use crate::telemetry::{TraceContext, Traces};
-use crate::wasm::{CallFailure, CallOutput, StateBytes};
+use crate::telemetry::Traces;
+use crate::wasm::{CallFailure, StateBytes};
 
 /// Longest `Err` message of an actor kept whole; the rest is cut. Guards
 /// the chain database and callers against an actor that fails with
@@ -64,188 +62,6 @@ impl Spawned {
     pub fn start(self) -> ActorHandle {
         self.handle.open();
         self.handle
-    }
-}
-
-/// What an actor's handles and its task share.
-pub(crate) struct Shared {
-    /// `None` once the actor has ended. Whoever holds the lock runs the
-    /// actor's next operation: one call at a time.
-    executor: Arc<Mutex<Option<Executor>>>,
-    /// Operations queued (or about to be) and not started: the queue's
-    /// depth, bounded by `limits.queue_capacity`. A caller runs its call
-    /// itself only when this is zero, so that no call overtakes work queued
-    /// before it.
-    owed: AtomicUsize,
-    /// Until `open`, nothing runs: `init` may have left work for the task.
-    open: AtomicBool,
-    /// The queue's receiving end until the task starts.
-    queue: StdMutex<Option<mpsc::Receiver<Op>>>,
-    /// Where the task and detached calls run.
-    tokio: tokio::runtime::Handle,
-}
-
-impl Shared {
-    /// Counts an operation about to be queued, unless `capacity` are
-    /// waiting already. Undo with [`Self::unowe`] if it is not queued.
-    pub fn try_owe(&self, capacity: usize) -> bool {
-        if self.owed.fetch_add(1, Ordering::SeqCst) < capacity {
-            return true;
-        }
-        self.unowe();
-        false
-    }
-
-    /// Counts an operation the runtime queues whatever the depth: it waits
-    /// for room in the queue instead.
-    pub fn owe(&self) {
-        self.owed.fetch_add(1, Ordering::SeqCst);
-    }
-
-    pub fn unowe(&self) {
-        self.owed.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// Operations waiting to start.
-    pub fn waiting(&self) -> usize {
-        self.owed.load(Ordering::SeqCst)
-    }
-
-    /// An operation was queued: the task must be running to take it.
-    pub fn queued(self: &Arc<Self>) {
-        if self.open.load(Ordering::SeqCst) {
-            self.start_task();
-        }
-    }
-
-    /// Opens the actor to calls; see [`Spawned::start`].
-    pub fn open(self: &Arc<Self>, ops: &mpsc::Sender<Op>) {
-        let settle = self
-            .executor
-            .try_lock()
-            .ok()
-            .and_then(|executor| executor.as_ref().map(Executor::must_settle))
-            .unwrap_or(false);
-        if settle {
-            self.owe();
-            // The queue is new and empty: it has room.
-            let _ = ops.try_send(Op::Settle);
-        }
-        self.open.store(true, Ordering::SeqCst);
-        if self.owed.load(Ordering::SeqCst) > 0 {
-            self.start_task();
-        }
-    }
-
-    fn start_task(self: &Arc<Self>) {
-        let queue = match self.queue.lock() {
-            Ok(mut queue) => queue.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
-        if let Some(queue) = queue {
-            self.tokio.spawn(run(self.clone(), queue));
-        }
-    }
-
-    /// Runs a call in the caller's task when the actor is idle; gives the
-    /// call back when it must be queued.
-    pub fn try_call(
-        self: &Arc<Self>,
-        call: InlineCall,
-        ops: &mpsc::Sender<Op>,
-    ) -> Result<Inline, InlineCall> {
-        if !self.open.load(Ordering::SeqCst) {
-            return Err(call);
-        }
-        let Ok(mut executor) = self.executor.clone().try_lock_owned() else {
-            return Err(call);
-        };
-        if self.owed.load(Ordering::SeqCst) > 0 {
-            return Err(call);
-        }
-        let shared = self.clone();
-        let ops = ops.clone();
-        let run = async move {
-            let Some(running) = executor.as_mut() else {
-                return Err(ActorError::Stopped(call.actor));
-            };
-            let outcome = running.serve(call).await;
-            if running.must_settle() {
-                // Under the lock, so that no call runs before the task has
-                // settled it.
-                shared.owe();
-                hand_to_task(&shared, &ops, Op::Settle);
-            }
-            drop(executor);
-            outcome
-        };
-        Ok(Inline {
-            run: Some(Box::pin(run)),
-            tokio: self.tokio.clone(),
-        })
-    }
-}
-
-/// Work the runtime itself decided on must not be lost to a full queue:
-/// if there is no slot now, a task waits for one. Such work is rare (one
-/// item per supervision decision, trap or connection event), so the
-/// waiting tasks stay few. The caller has counted it with [`Shared::owe`].
-pub(crate) fn hand_to_task(shared: &Arc<Shared>, ops: &mpsc::Sender<Op>, op: Op) {
-    match ops.try_send(op) {
-        Ok(()) => shared.queued(),
-        Err(mpsc::error::TrySendError::Full(op)) => {
-            let ops = ops.clone();
-            let shared = shared.clone();
-            shared.tokio.clone().spawn(async move {
-                match ops.send(op).await {
-                    Ok(()) => shared.queued(),
-                    Err(_) => shared.unowe(),
-                }
-            });
-        }
-        Err(mpsc::error::TrySendError::Closed(_)) => shared.unowe(),
-    }
-}
-
-/// A call to run: what [`Op::Call`] carries, with a caller waiting.
-pub(crate) struct InlineCall {
-    pub actor: ActorId,
-    pub function: String,
-    pub params: Box<RawValue>,
-    pub origin: Option<ActorId>,
-    pub caller: Option<TraceContext>,
-    /// The caller's part in the call's chain event.
-    pub note: Option<CallNote>,
-}
-
-type CallFuture = Pin<Box<dyn Future<Output = Result<Box<RawValue>, ActorError>> + Send>>;
-
-/// A call running in its caller's task. Dropped before it ends (its caller
-/// gave up waiting), it finishes in a task of its own, as a queued call
-/// would: a call, once started, always commits or records its failure.
-pub(crate) struct Inline {
-    run: Option<CallFuture>,
-    tokio: tokio::runtime::Handle,
-}
-
-impl Future for Inline {
-    type Output = Result<Box<RawValue>, ActorError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let run = self.run.as_mut().expect("polled after it ended");
-        let outcome = std::task::ready!(run.as_mut().poll(cx));
-        self.run = None;
-        Poll::Ready(outcome)
-    }
-}
-
-impl Drop for Inline {
-    fn drop(&mut self) {
-        if let Some(run) = self.run.take() {
-            self.tokio.spawn(async move {
-                let _ = run.await;
-            });
-        }
     }
 }
 
@@ -288,22 +104,16 @@ pub(crate) async fn spawn(
     let name = executor.template.name.as_str().into();
     let counters = executor.counters.clone();
     let exports = executor.template.exports.clone();
-    let shared = Arc::new(Shared {
-        executor: Arc::new(Mutex::new(Some(executor))),
-        owed: AtomicUsize::new(0),
-        open: AtomicBool::new(false),
-        queue: StdMutex::new(Some(queue)),
-        tokio: tokio::runtime::Handle::current(),
-    });
+    let shared = Arc::new(Shared::new(executor, queue));
     let handle = ActorHandle::new(id, name, ops, limits, counters, exports, shared);
     Ok(Spawned { handle })
 }
 
 /// The actor's task: takes the executor for each batch of queued
 /// operations and runs them one at a time, for as long as any are queued.
-async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Op>) {
+pub(super) async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Op>) {
     while let Some(op) = queue.recv().await {
-        let mut executor = shared.executor.clone().lock_owned().await;
+        let mut executor = shared.executor().lock_owned().await;
         let Some(running) = executor.as_mut() else {
             return;
         };
@@ -324,7 +134,7 @@ async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Op>) {
         }
     }
     // Every handle is gone: so is the runtime.
-    let executor = shared.executor.clone().lock_owned().await;
+    let executor = shared.executor().lock_owned().await;
     if executor.is_some() {
         end(executor, &mut queue, Ending::Stopped, None).await;
     }
@@ -355,7 +165,7 @@ enum Step {
     End(Ending, Option<oneshot::Sender<()>>),
 }
 
-struct Executor {
+pub(super) struct Executor {
     id: ActorId,
     template: Arc<ActorTemplate>,
     instance: ActorInstance,
@@ -507,7 +317,7 @@ impl Executor {
     }
 
     /// Runs a call a caller waits for.
-    async fn serve(&mut self, call: InlineCall) -> Result<Box<RawValue>, ActorError> {
+    pub(super) async fn serve(&mut self, call: InlineCall) -> Result<Box<RawValue>, ActorError> {
         self.serve_delivery(call, None).await
     }
 
@@ -543,7 +353,7 @@ impl Executor {
     }
 
     /// Whether a call left work for the supervisor (see [`Self::settle`]).
-    fn must_settle(&self) -> bool {
+    pub(super) fn must_settle(&self) -> bool {
         self.failure.is_some()
             || self
                 .instance
@@ -808,84 +618,4 @@ fn refuse(op: Op, id: ActorId) {
         // Dropping the sender tells a state query the actor is gone.
         Op::State { .. } | Op::Restart { reply: None, .. } | Op::Record { .. } | Op::Settle => {}
     }
-}
-
-/// Refuses an output whose state is over the actor's `max_state_bytes`.
-fn within_state_cap(output: CallOutput, limits: &Limits) -> Result<CallOutput, CallFailure> {
-    match output.state.as_ref().map(Vec::len) {
-        Some(size) if size > limits.max_state_bytes => Err(CallFailure::StateTooLarge(size)),
-        _ => Ok(output),
-    }
-}
-
-fn failure_to_error(function: &str, failure: CallFailure, template: &ActorTemplate) -> ActorError {
-    let function = function.to_owned();
-    let limits = &template.limits;
-    match failure {
-        CallFailure::BadParams(reason) => ActorError::BadParams { function, reason },
-        CallFailure::Actor(message) => ActorError::Failed {
-            function,
-            message: record::cut(message, MAX_ERROR_BYTES),
-        },
-        CallFailure::StateTooLarge(size) => ActorError::StateTooLarge {
-            function,
-            size,
-            limit: limits.max_state_bytes,
-        },
-        CallFailure::ResultTooLarge => ActorError::ResultTooLarge {
-            function,
-            limit: limits.max_result_bytes,
-        },
-        CallFailure::Trap(error) => {
-            if error.downcast_ref::<TimeLimitExceeded>().is_some() {
-                ActorError::TimeLimit {
-                    function,
-                    limit_ms: template.limits.call_timeout_ms,
-                }
-            } else if error.downcast_ref::<MemoryLimitExceeded>().is_some() {
-                ActorError::MemoryLimit {
-                    function,
-                    limit_mb: template.limits.memory_mb,
-                }
-            } else {
-                ActorError::Trapped {
-                    function,
-                    reason: format!("{error:#}"),
-                }
-            }
-        }
-    }
-}
-
-/// The `kind` recorded in a `call-error` event.
-fn error_kind(error: &ActorError) -> &'static str {
-    match error {
-        ActorError::BadParams { .. } => "bad-params",
-        ActorError::Failed { .. } => "actor-error",
-        ActorError::TimeLimit { .. } => "time-limit",
-        ActorError::MemoryLimit { .. } => "memory-limit",
-        ActorError::StateTooLarge { .. } => "state-too-large",
-        ActorError::ResultTooLarge { .. } => "result-too-large",
-        _ => "trap",
-    }
-}
-
-/// The field a call's note adds to its record.
-fn added(noted: &Noted) -> Option<Added<'_>> {
-    let (key, value) = noted.field.as_ref()?;
-    Some(Added { key, value })
-}
-
-/// A call's description, with what its note adds.
-fn described(mut description: String, noted: &Noted) -> String {
-    if let Some(summary) = &noted.summary {
-        description.push_str(", ");
-        description.push_str(summary);
-    }
-    description
-}
-
-/// `handle-send` of `ntwk:theater/message-server-client.handle-send`.
-fn short_name(function: &str) -> &str {
-    function.rsplit('.').next().unwrap_or(function)
 }

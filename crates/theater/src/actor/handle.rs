@@ -10,8 +10,8 @@ use serde_json::value::{RawValue, to_raw_value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ActorStore;
-use super::executor::{InlineCall, Shared, hand_to_task};
 use super::note::CallNote;
+use super::shared::{InlineCall, Shared, hand_to_task};
 use crate::chain::Hash;
 use crate::error::ActorError;
 use crate::id::ActorId;

@@ -7,8 +7,10 @@ mod extensions;
 mod handle;
 mod instance;
 mod note;
+mod outcome;
 mod recorder;
 mod services;
+mod shared;
 mod store;
 mod view;
 

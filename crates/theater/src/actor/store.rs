@@ -17,7 +17,6 @@ use super::services::{RuntimeServices, WeakRuntime};
 use super::view::HostView;
 use super::{MemoryLimitExceeded, TimeLimitExceeded};
 use crate::id::ActorId;
-use crate::wasm::{ActorData, Actors};
 
 /// Per-actor host state.
 pub struct ActorStore {
@@ -114,11 +113,6 @@ impl HostView for ActorStore {
     fn runtime(&self) -> Option<Arc<dyn RuntimeServices>> {
         ActorStore::runtime(self)
     }
-}
-
-/// The store data [`wasm`](crate::wasm) binds exports to by default.
-impl ActorData for Actors {
-    type Store = ActorStore;
 }
 
 impl WasiView for ActorStore {

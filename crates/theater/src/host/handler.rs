@@ -18,6 +18,9 @@ use crate::actor::{
 use crate::packages::Package;
 use crate::wasm::ExportRegistry;
 
+/// The exports capabilities call on actors, by the store data they bind to.
+pub type Exports = ExportRegistry<ActorStore>;
+
 /// The host functions of a capability and the exports it calls: linked
 /// once per runtime, whatever any manifest says.
 pub trait HostFunctions: Send + Sync + 'static {
@@ -37,7 +40,7 @@ pub trait HostFunctions: Send + Sync + 'static {
     /// manifest names this handler (and so may require its exports). What it
     /// registers must depend on `listed` alone: the runtime resolves each
     /// registry once per component. By default it calls none.
-    fn exports(&self, _exports: &mut ExportRegistry, _listed: bool) {}
+    fn exports(&self, _exports: &mut Exports, _listed: bool) {}
 }
 
 /// A handler's config, read from the `config` table of its `[[handlers]]`

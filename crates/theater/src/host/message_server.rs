@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, Lower};
 
+use super::Exports;
 use super::config::{self, ConfigError, MAX_DURATION_MS};
 use super::messaging;
 use super::recorded::{off_clock, recorded, shown_by};
@@ -17,7 +18,7 @@ use crate::chain::record::readable;
 use crate::error::ActorError;
 use crate::id::ActorId;
 use crate::packages::Package;
-use crate::wasm::{Bytes, ExportRegistry, ResultShape, StateBytes};
+use crate::wasm::{Bytes, ResultShape, StateBytes};
 
 const CLIENT: &str = "ntwk:theater/message-server-client";
 const HOST: &str = "ntwk:theater/message-server-host";
@@ -170,7 +171,7 @@ impl HostFunctions for MessageServerHandler {
         Ok(())
     }
 
-    fn exports(&self, exports: &mut ExportRegistry, listed: bool) {
+    fn exports(&self, exports: &mut Exports, listed: bool) {
         exports
             .register_function_no_result::<(Bytes,)>(CLIENT, "handle-send")
             .required(listed);

@@ -27,7 +27,7 @@ mod timing;
 
 pub use config::ConfigError;
 pub use filesystem::{CommandSandbox, command_sandbox};
-pub use handler::{Granted, Handler, HandlerConfig, HostFunctions};
+pub use handler::{Exports, Granted, Handler, HandlerConfig, HostFunctions};
 pub(crate) use http_framework::EPHEMERAL_PORTS;
 pub use message_server::{
     CHANNEL_CLOSE, CHANNEL_MESSAGE, CHANNEL_OPEN, ChannelAccept, HANDLE_REQUEST, HANDLE_SEND,
@@ -52,7 +52,7 @@ use crate::actor::{
 use crate::error::SpawnError;
 use crate::manifest::Manifest;
 use crate::packages::{self, Package};
-use crate::wasm::{ExportKey, ExportRegistry};
+use crate::wasm::ExportKey;
 use handler::{AnyHandler, CheckedConfig};
 
 /// Interfaces that declare only types: components import them, and there is
@@ -294,8 +294,8 @@ impl Grants {
 
     /// Every export the actor must or may have: `actor.init` and each
     /// granted handler's.
-    pub fn exports(&self) -> ExportRegistry {
-        let mut exports = ExportRegistry::default();
+    pub fn exports(&self) -> Exports {
+        let mut exports = Exports::default();
         exports.register_function_no_result::<(String,)>(ACTOR_INTERFACE, "init");
         for grant in &self.granted {
             grant.handler.exports(&mut exports, grant.listed());

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Linker, Lower};
 
+use super::Exports;
 use super::config::ConfigError;
 use super::recorded::{off_clock, recorded, shown_by, whole};
 use super::supervision;
@@ -24,7 +25,6 @@ use crate::files::{self, FileRules};
 use crate::id::ActorId;
 use crate::manifest::{Manifest, ManifestError};
 use crate::packages::Package;
-use crate::wasm::ExportRegistry;
 
 const INTERFACE: &str = "ntwk:theater/supervisor";
 const HANDLERS: &str = "ntwk:theater/supervisor-handlers";
@@ -143,7 +143,7 @@ impl HostFunctions for SupervisorHandler {
         Ok(())
     }
 
-    fn exports(&self, exports: &mut ExportRegistry, _listed: bool) {
+    fn exports(&self, exports: &mut Exports, _listed: bool) {
         exports
             .register_function_no_result::<(String, String)>(HANDLERS, "handle-child-error")
             .required(false);

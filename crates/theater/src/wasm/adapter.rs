@@ -24,7 +24,6 @@ use wasmtime::component::{
     TypedFunc,
 };
 
-use super::{ActorData, Actors};
 use crate::packages::Package;
 
 /// An actor's state: opaque bytes, by convention JSON.
@@ -248,7 +247,7 @@ impl<T: Send + 'static> ExportSpec<T> {
 
 /// The exports the granted handlers expect of an actor whose store holds
 /// `T` (by default the crate's actors', see [`ActorData`]).
-pub struct ExportRegistry<T: 'static = <Actors as ActorData>::Store> {
+pub struct ExportRegistry<T: 'static> {
     specs: Vec<ExportSpec<T>>,
 }
 

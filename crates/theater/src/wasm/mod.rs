@@ -20,17 +20,6 @@ pub use exhausted::instantiation_failure;
 
 use std::time::Duration;
 
-/// Names the store data of the crate's actors for the default type
-/// parameter of [`ExportRegistry`], so that capability code may write
-/// `ExportRegistry` alone; the `actor` layer, which defines that data,
-/// implements it for [`Actors`].
-pub trait ActorData {
-    type Store: Send + 'static;
-}
-
-/// The crate's actors, as [`ActorData`] names their store data.
-pub struct Actors;
-
 use wasmtime::{Config, Engine, UpdateDeadline};
 
 /// How often the epoch advances: how long a busy call runs before it yields

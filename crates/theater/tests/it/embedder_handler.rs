@@ -5,10 +5,10 @@ use crate::common;
 use std::path::Path;
 
 use theater::actor::ActorStore;
+use theater::host::Exports;
 use theater::host::{
     ConfigError, Granted, Handler, HandlerConfig, HandlerSet, HostFunctions, config,
 };
-use theater::wasm::ExportRegistry;
 use theater::{Package, RuntimeConfig, SpawnError, TheaterRuntime};
 use wasmtime::component::Linker;
 
@@ -60,7 +60,7 @@ impl HostFunctions for Greeter {
         Ok(())
     }
 
-    fn exports(&self, exports: &mut ExportRegistry, listed: bool) {
+    fn exports(&self, exports: &mut Exports, listed: bool) {
         exports
             .register_function::<(Vec<u8>,), (Vec<u8>,)>(
                 "ntwk:theater/message-server-client",

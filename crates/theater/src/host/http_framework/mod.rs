@@ -41,8 +41,8 @@ use wasmtime::component::Linker;
 use super::http_record::redact_http;
 use super::{ConfigError, Granted, Handler, HostFunctions};
 use crate::actor::{ActorStore, Extensions};
+use crate::host::Exports;
 use crate::packages::Package;
-use crate::wasm::ExportRegistry;
 pub use config::{DEFAULT_RECORD_BODY_BYTES, EPHEMERAL_PORTS, FrameworkConfig, Overflow};
 use state::HttpFramework;
 use types::{HttpRequest, HttpResponse, MiddlewareResult, WebsocketMessage};
@@ -103,7 +103,7 @@ impl HostFunctions for HttpFrameworkHandler {
         imports::add_to_linker(linker, package)
     }
 
-    fn exports(&self, exports: &mut ExportRegistry, listed: bool) {
+    fn exports(&self, exports: &mut Exports, listed: bool) {
         exports
             .register_function::<(u64, HttpRequest), (HttpResponse,)>(HANDLERS, "handle-request")
             .required(listed)
