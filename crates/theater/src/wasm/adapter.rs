@@ -497,8 +497,10 @@ fn describe<P, A: ParamsShape<P>, O>(function: &str) -> String {
 }
 
 /// A Rust type name without module paths, for signatures in error messages.
+/// [`Bytes`](super::Bytes) is `list<u8>` to the component, and shown as
+/// the `Vec<u8>` a guest writes.
 fn rust_type<T>() -> String {
-    let full = std::any::type_name::<T>();
+    let full = std::any::type_name::<T>().replace(std::any::type_name::<super::Bytes>(), "Vec<u8>");
     let mut out = String::with_capacity(full.len());
     let mut segment = String::new();
     for c in full.chars() {
