@@ -115,6 +115,9 @@ impl Shared {
 
     /// Runs a call in the caller's task when the actor is idle; gives the
     /// call back when it must be queued.
+    // The call given back is moved on to the queue at once; boxing it would
+    // cost every queued call an allocation.
+    #[allow(clippy::result_large_err)]
     pub fn try_call(
         self: &Arc<Self>,
         call: InlineCall,
