@@ -5,7 +5,9 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::common::{data, eventually, json, request as command, runtime, spawn, spawn_with};
+use crate::common::{
+    data, eventually, json, request as command, runtime, spawn, spawn_with, strict_supervisor,
+};
 use serde_json::{Value, json};
 use theater::chain::{self, record};
 use theater::host::{HANDLE_REQUEST, HANDLE_SEND};
@@ -237,14 +239,7 @@ async fn a_trap_in_a_call_run_by_its_caller_restarts_the_actor_with_its_state() 
 #[tokio::test]
 async fn a_trap_in_a_call_run_by_its_caller_goes_to_the_supervisor() {
     let runtime = runtime();
-    let text = r#"
-name = "strict"
-component_path = "supervisor.wasm"
-[[handlers]]
-type = "supervisor"
-config = { restart = "never", spawn_from = [".."] }
-"#;
-    let parent = spawn_with(&runtime, "supervisor", text).await.unwrap();
+    let parent = strict_supervisor(&runtime).await;
     let reply = command(&parent, json!({ "spawn": "../trap/manifest.toml" }))
         .await
         .unwrap();

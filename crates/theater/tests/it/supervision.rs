@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::common::{eventually, json, request as command, runtime, spawn, spawn_with};
+use crate::common::{
+    eventually, json, request as command, runtime, spawn, spawn_with, strict_supervisor,
+};
 use serde_json::{Value, json};
 use theater::chain::{self, record};
 use theater::{ActorHandle, ActorId, TheaterRuntime};
@@ -152,14 +154,7 @@ async fn an_escalating_parent_is_reported_to_its_own_parent() {
 #[tokio::test]
 async fn restart_never_stops_the_failed_child() {
     let runtime = runtime();
-    let text = r#"
-name = "strict"
-component_path = "supervisor.wasm"
-[[handlers]]
-type = "supervisor"
-config = { restart = "never", spawn_from = [".."] }
-"#;
-    let parent = spawn_with(&runtime, "supervisor", text).await.unwrap();
+    let parent = strict_supervisor(&runtime).await;
     let child = spawn_child(&parent, "../trap/manifest.toml").await;
     trap(&runtime, child).await;
     let memory = eventually("the child exits", async || {

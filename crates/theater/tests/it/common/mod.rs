@@ -36,6 +36,19 @@ pub fn runtime() -> TheaterRuntime {
     TheaterRuntime::new(config).expect("runtime starts")
 }
 
+/// A supervisor that never restarts a failed child and may spawn any
+/// example actor.
+pub async fn strict_supervisor(runtime: &TheaterRuntime) -> ActorHandle {
+    let text = r#"
+name = "strict"
+component_path = "supervisor.wasm"
+[[handlers]]
+type = "supervisor"
+config = { restart = "never", spawn_from = [".."] }
+"#;
+    spawn_with(runtime, "supervisor", text).await.unwrap()
+}
+
 /// Spawns the example actor `name` with its own manifest.
 pub async fn spawn(runtime: &TheaterRuntime, name: &str) -> ActorHandle {
     runtime
