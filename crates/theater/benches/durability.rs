@@ -18,9 +18,13 @@
 //! them.
 //! `docs/durability.md` explains them.
 
-use std::path::{Path, PathBuf};
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::counter_manifest;
 
 use serde_json::value::RawValue;
 use theater::chain::SealedEvent;
@@ -456,21 +460,6 @@ fn resume_round(home: &Path, check: bool) -> (Duration, Duration) {
 
 fn file_mb(path: &Path) -> f64 {
     std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1e6)
-}
-
-fn counter_manifest() -> Manifest {
-    let dir = std::env::var_os("THEATER_ACTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../actors")));
-    let counter = dir.join("counter");
-    if !counter.join("counter.wasm").is_file() {
-        eprintln!(
-            "{} is missing: run `cargo xtask build-actors` first, or use `cargo xtask bench`",
-            counter.join("counter.wasm").display()
-        );
-        std::process::exit(1);
-    }
-    Manifest::load(counter.join("manifest.toml")).expect("counter manifest")
 }
 
 /// One recorded `handle-send` call, answered once its event is in the log.

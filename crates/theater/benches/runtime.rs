@@ -6,11 +6,14 @@
 //! wasmtime. Lines ending in `pieces` time parts of Theater's work alone.
 //! `docs/benchmarks.md` explains each figure.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::future::{Future, poll_fn};
-use std::path::PathBuf;
 use std::process::Command;
 use std::task::Poll;
 use std::time::{Duration, Instant};
+use support::{actor_manifest, counter_manifest, rss_bytes};
 
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
@@ -394,27 +397,6 @@ fn idle_actor_rss() {
     println!("ratio idle_actor_rss = {:.2}", ours / baseline);
 }
 
-/// `actors/counter/manifest.toml`, or exits saying how to build it.
-fn counter_manifest() -> Manifest {
-    actor_manifest("counter")
-}
-
-fn actor_manifest(name: &str) -> Manifest {
-    let dir = std::env::var_os("THEATER_ACTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../actors")));
-    let counter = dir.join(name);
-    let wasm = counter.join(format!("{name}.wasm"));
-    if !wasm.is_file() {
-        eprintln!(
-            "{} is missing: run `cargo xtask build-actors` first, or use `cargo xtask bench`",
-            wasm.display()
-        );
-        std::process::exit(1);
-    }
-    Manifest::load(counter.join("manifest.toml")).expect("actor manifest")
-}
-
 /// One `{"add":1}` message through the actor's queue, adapter and chain.
 async fn send(actor: &ActorHandle) {
     actor
@@ -615,15 +597,4 @@ fn idle_rss_per_actor(kind: &str, manifest: &Manifest) -> f64 {
             other => panic!("unknown rss kind `{other}`"),
         }
     })
-}
-
-/// Resident set size of this process, from `/proc/self/statm` (4 KiB pages).
-fn rss_bytes() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: f64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|field| field.parse().ok())
-        .expect("resident pages in statm");
-    pages * 4096.0
 }

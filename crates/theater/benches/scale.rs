@@ -9,12 +9,15 @@
 //!
 //! `THEATER_SCALE_ACTORS` sets another number of actors.
 
-use std::path::PathBuf;
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
+use support::{counter_manifest, rss_bytes};
 
 use theater::host::HANDLE_SEND;
 use theater::wasm::Bytes;
-use theater::{ActorHandle, Manifest, RuntimeConfig, TheaterRuntime};
+use theater::{ActorHandle, RuntimeConfig, TheaterRuntime};
 use tokio::runtime::Runtime;
 
 /// Idle actors alive at once: the scale the runtime is built for.
@@ -101,19 +104,6 @@ async fn send(actor: &ActorHandle) {
         .expect("handle-send");
 }
 
-/// `actors/counter/manifest.toml`, or exits saying how to build it.
-fn counter_manifest() -> Manifest {
-    let dir = std::env::var_os("THEATER_ACTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../actors")));
-    let counter = dir.join("counter");
-    if !counter.join("counter.wasm").is_file() {
-        eprintln!("counter.wasm is missing: run `cargo xtask build-actors` first");
-        std::process::exit(1);
-    }
-    Manifest::load(counter.join("manifest.toml")).expect("counter manifest")
-}
-
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -124,15 +114,4 @@ fn mappings() -> usize {
         .expect("/proc/self/maps")
         .lines()
         .count()
-}
-
-/// Resident set size of this process, from `/proc/self/statm` (4 KiB pages).
-fn rss_bytes() -> f64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: f64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|field| field.parse().ok())
-        .expect("resident pages in statm");
-    pages * 4096.0
 }
