@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::common::{
     eventually, json, request as command, runtime, spawn, spawn_with, strict_supervisor,
+    supervisor_with,
 };
 use serde_json::{Value, json};
 use theater::chain::{self, record};
@@ -174,14 +175,8 @@ async fn restart_never_stops_the_failed_child() {
 #[tokio::test]
 async fn one_for_all_restarts_the_siblings_too() {
     let runtime = runtime();
-    let text = r#"
-name = "all"
-component_path = "supervisor.wasm"
-[[handlers]]
-type = "supervisor"
-config = { strategy = "one-for-all", spawn_from = [".."] }
-"#;
-    let parent = spawn_with(&runtime, "supervisor", text).await.unwrap();
+    let config = r#"{ strategy = "one-for-all", spawn_from = [".."] }"#;
+    let parent = supervisor_with(&runtime, config).await;
     let first = spawn_child(&parent, "../trap/manifest.toml").await;
     let second = spawn_child(&parent, "../counter/manifest.toml").await;
     trap(&runtime, first).await;

@@ -36,17 +36,20 @@ pub fn runtime() -> TheaterRuntime {
     TheaterRuntime::new(config).expect("runtime starts")
 }
 
+/// The example supervisor with `config` (a TOML inline table) for its
+/// supervisor handler.
+pub async fn supervisor_with(runtime: &TheaterRuntime, config: &str) -> ActorHandle {
+    let text = format!(
+        "name = \"supervisor\"\ncomponent_path = \"supervisor.wasm\"\n\
+         [[handlers]]\ntype = \"supervisor\"\nconfig = {config}\n"
+    );
+    spawn_with(runtime, "supervisor", &text).await.unwrap()
+}
+
 /// A supervisor that never restarts a failed child and may spawn any
 /// example actor.
 pub async fn strict_supervisor(runtime: &TheaterRuntime) -> ActorHandle {
-    let text = r#"
-name = "strict"
-component_path = "supervisor.wasm"
-[[handlers]]
-type = "supervisor"
-config = { restart = "never", spawn_from = [".."] }
-"#;
-    spawn_with(runtime, "supervisor", text).await.unwrap()
+    supervisor_with(runtime, r#"{ restart = "never", spawn_from = [".."] }"#).await
 }
 
 /// Spawns the example actor `name` with its own manifest.
