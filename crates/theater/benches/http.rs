@@ -10,8 +10,9 @@
 //! of each, and `ratio http_hello = <ours / baseline requests/s>` (1.0
 //! means as fast as the baseline). `docs/benchmarks.md` explains it.
 
+mod support;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,14 +20,13 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
+use support::actor_manifest;
+use support::raw::{RawComponent, RawHost};
 use theater::{Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use wasmtime::component::{
-    Component, ComponentType, InstancePre, Lift, Linker, Lower, ResourceTable, TypedFunc,
-};
-use wasmtime::{Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::Store;
+use wasmtime::component::{ComponentType, Lift, Lower, TypedFunc};
 
 /// Keep-alive connections sending requests at once.
 const CONNECTIONS: usize = 16;
@@ -176,18 +176,7 @@ async fn read_more(stream: &mut TcpStream, buffer: &mut Vec<u8>) {
 
 /// `actors/http-hello`, on a free port.
 fn hello_manifest() -> Manifest {
-    let dir = std::env::var_os("THEATER_ACTORS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../actors")))
-        .join("http-hello");
-    if !dir.join("http-hello.wasm").is_file() {
-        eprintln!(
-            "{} is missing: run `cargo xtask build-actors` first, or use `cargo xtask bench`",
-            dir.join("http-hello.wasm").display()
-        );
-        std::process::exit(1);
-    }
-    let mut manifest = Manifest::load(dir.join("manifest.toml")).expect("manifest");
+    let mut manifest = actor_manifest("http-hello");
     manifest.init_state = Some(br#"{"port": 0}"#.to_vec());
     manifest
 }
@@ -215,20 +204,6 @@ type HelloState = Option<Vec<u8>>;
 type HandleRequest =
     TypedFunc<(HelloState, (u64, HttpRequest)), (Result<(HelloState, (HttpResponse,)), String>,)>;
 
-struct RawHost {
-    table: ResourceTable,
-    wasi: WasiCtx,
-}
-
-impl WasiView for RawHost {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
 /// An instance ready to answer, with its store.
 struct Ready {
     store: Store<RawHost>,
@@ -236,8 +211,7 @@ struct Ready {
 }
 
 struct Pool {
-    engine: Engine,
-    pre: InstancePre<RawHost>,
+    component: RawComponent,
     ready: Mutex<Vec<Ready>>,
 }
 
@@ -246,26 +220,13 @@ impl Pool {
         if let Some(ready) = self.ready.lock().expect("pool").pop() {
             return ready;
         }
-        let host = RawHost {
-            table: ResourceTable::new(),
-            wasi: WasiCtx::builder().build(),
-        };
-        let mut store = Store::new(&self.engine, host);
-        store.set_epoch_deadline(u64::MAX / 2);
-        let instance = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .expect("instantiate");
-        let interface = instance
-            .get_export_index(&mut store, None, "ntwk:theater/http-handlers")
-            .expect("http-handlers export");
-        let function = instance
-            .get_export_index(&mut store, Some(&interface), "handle-request")
-            .expect("handle-request export");
-        let handle = instance
-            .get_typed_func(&mut store, function)
-            .expect("handle-request type");
+        let (mut store, instance) = self.component.instantiate().await;
+        let handle = self.component.func(
+            &instance,
+            &mut store,
+            "ntwk:theater/http-handlers",
+            "handle-request",
+        );
         Ready { store, handle }
     }
 
@@ -276,18 +237,14 @@ impl Pool {
 
 /// Starts the baseline server; returns its address.
 async fn pooled_server(manifest: &Manifest) -> SocketAddr {
-    let engine = theater::wasm::new_engine().expect("engine");
-    let component = Component::from_file(&engine, &manifest.component_path).expect("compile");
-    let mut linker = Linker::new(&engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
     // The handler calls no host function; `init` (not run here) would.
-    linker
-        .define_unknown_imports_as_traps(&component)
-        .expect("stub imports");
-    let pre = linker.instantiate_pre(&component).expect("link");
+    let component = RawComponent::load(&manifest.component_path, |linker, component| {
+        linker
+            .define_unknown_imports_as_traps(component)
+            .expect("stub imports");
+    });
     let pool = Arc::new(Pool {
-        engine,
-        pre,
+        component,
         ready: Mutex::new(Vec::new()),
     });
     let app = axum::Router::new()

@@ -13,6 +13,7 @@ use std::future::{Future, poll_fn};
 use std::process::Command;
 use std::task::Poll;
 use std::time::{Duration, Instant};
+use support::raw::{RawComponent, RawHost};
 use support::{actor_manifest, counter_manifest, rss_bytes};
 
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -26,12 +27,8 @@ use theater::telemetry::Traces;
 use theater::wasm::{Bytes, ComponentCache};
 use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::runtime::Runtime;
-use wasmtime::component::{
-    Component, ComponentNamedList, Instance, InstancePre, Lift, Linker, Lower, ResourceTable,
-    TypedFunc,
-};
-use wasmtime::{Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::Store;
+use wasmtime::component::{ComponentNamedList, Instance, Lift, Lower, TypedFunc};
 
 /// Rounds per figure; the median is reported.
 const ROUNDS: usize = 7;
@@ -466,60 +463,26 @@ async fn join_in_order<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F
     outputs
 }
 
-/// Store data of the raw baseline: only what WASI needs, its context created
-/// on first use as Theater does.
-struct RawHost {
-    table: ResourceTable,
-    wasi: Option<WasiCtx>,
-}
-
-impl WasiView for RawHost {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
-            table: &mut self.table,
-        }
-    }
-}
-
 /// The counter component on plain wasmtime, with Theater's engine settings.
 struct Raw {
-    engine: Engine,
-    component: Component,
-    pre: InstancePre<RawHost>,
+    component: RawComponent,
     init_state: State,
 }
 
 impl Raw {
     fn new(manifest: &Manifest) -> Self {
-        let engine = theater::wasm::new_engine().expect("engine");
-        let component = Component::from_file(&engine, &manifest.component_path).expect("compile");
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
-        linker.instance("ntwk:theater/types").expect("types");
-        let pre = linker.instantiate_pre(&component).expect("link");
+        let component = RawComponent::load(&manifest.component_path, |linker, _| {
+            linker.instance("ntwk:theater/types").expect("types");
+        });
         Self {
-            engine,
             component,
-            pre,
             init_state: manifest.init_state.clone(),
         }
     }
 
     /// A new store and instance, after `actor.init`.
     async fn spawn(&self) -> (Store<RawHost>, Instance, State) {
-        let host = RawHost {
-            table: ResourceTable::new(),
-            wasi: None,
-        };
-        let mut store = Store::new(&self.engine, host);
-        // Never interrupted: the baseline pays nothing for time limits.
-        store.set_epoch_deadline(u64::MAX / 2);
-        let instance = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .expect("instantiate");
+        let (mut store, instance) = self.component.instantiate().await;
         let init: Init = self.func(&instance, &mut store, "ntwk:theater/actor", "init");
         let params = (self.init_state.clone(), (ActorId::new().to_string(),));
         let (result,) = init.call_async(&mut store, params).await.expect("init");
@@ -538,17 +501,7 @@ impl Raw {
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync,
     {
-        let interface = self
-            .component
-            .get_export_index(None, interface)
-            .expect("interface export");
-        let function = self
-            .component
-            .get_export_index(Some(&interface), function)
-            .expect("function export");
-        instance
-            .get_typed_func(store, function)
-            .expect("export type")
+        self.component.func(instance, store, interface, function)
     }
 }
 

@@ -1,7 +1,9 @@
-//! What the bench binaries share: the example actors' manifests and the
-//! process's resident memory.
+//! What the bench binaries share: the example actors' manifests, the
+//! process's resident memory, and the plain-wasmtime baseline.
 
 #![allow(dead_code)] // each bench uses a different subset
+
+pub mod raw;
 
 use std::path::PathBuf;
 

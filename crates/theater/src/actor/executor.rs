@@ -1,5 +1,6 @@
-//! Runs an actor's calls one at a time and commits each outcome to its
-//! state and chain before answering.
+//! An actor's life: spawn, its task, and what happens between calls
+//! (supervision, revert, a fresh instance, the end). Each call itself is
+//! run by [`super::call`].
 //!
 //! The executor sits behind a lock. A caller who finds the actor idle (the
 //! lock free and nothing queued) runs its call itself, on its own thread;
@@ -7,33 +8,24 @@
 //! task drains in batches, one operation at a time. The task is started by
 //! the first queued operation.
 
-use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
 
-use serde_json::value::{RawValue, to_raw_value};
+use serde_json::value::to_raw_value;
 use tokio::sync::{OwnedMutexGuard, mpsc, oneshot};
 
-use super::outcome::{
-    added, described, error_kind, failure_to_error, short_name, within_state_cap,
-};
-use super::shared::{InlineCall, Shared};
-
-use super::handle::{ActorCounters, ActorHandle, Op};
-use super::instance::{ActorInstance, ActorTemplate, Called, recorded};
+use super::handle::{ActorCounters, ActorFacts, ActorHandle, Op};
+use super::instance::{ActorInstance, ActorTemplate};
+use super::outcome::{failure_to_error, within_state_cap};
 use super::services::{ChildEvent, Decision, EndRequest, Ending, WeakRuntime};
-use super::{ActorStore, CallNote, ChainRecorder, Extensions, INIT_FUNCTION, Noted};
+use super::shared::{InlineCall, Shared};
+use super::{ActorStore, ChainRecorder, Extensions, INIT_FUNCTION};
 use crate::chain::Hash;
-use crate::chain::record::{
-    self, CallErrorRecord, CallRecord, InitRecord, Origin, ResumeRecord, RevertRecord,
-    ShutdownRecord,
-};
+use crate::chain::record::{self, InitRecord, Origin, ResumeRecord, RevertRecord, ShutdownRecord};
 use crate::error::{ActorError, SpawnError};
 use crate::id::ActorId;
 use crate::storage::KeptState;
 use crate::telemetry::Traces;
-use crate::wasm::{CallFailure, StateBytes};
+use crate::wasm::StateBytes;
 
 /// Longest `Err` message of an actor kept whole; the rest is cut. Guards
 /// the chain database and callers against an actor that fails with
@@ -99,13 +91,16 @@ pub(crate) async fn spawn(
     };
     executor.init(start).await?;
 
-    let limits = executor.template.limits;
-    let (ops, queue) = mpsc::channel(limits.queue_capacity);
-    let name = executor.template.name.as_str().into();
-    let counters = executor.counters.clone();
-    let exports = executor.template.exports.clone();
+    let facts = ActorFacts {
+        id,
+        name: executor.template.name.as_str().into(),
+        limits: executor.template.limits,
+        counters: executor.counters.clone(),
+        exports: executor.template.exports.clone(),
+    };
+    let (ops, queue) = mpsc::channel(facts.limits.queue_capacity);
     let shared = Arc::new(Shared::new(executor, queue));
-    let handle = ActorHandle::new(id, name, ops, limits, counters, exports, shared);
+    let handle = ActorHandle::new(facts, ops, shared);
     Ok(Spawned { handle })
 }
 
@@ -166,17 +161,17 @@ enum Step {
 }
 
 pub(super) struct Executor {
-    id: ActorId,
-    template: Arc<ActorTemplate>,
-    instance: ActorInstance,
+    pub(super) id: ActorId,
+    pub(super) template: Arc<ActorTemplate>,
+    pub(super) instance: ActorInstance,
     /// The last committed state; only an `Ok` call replaces it.
-    state: StateBytes,
+    pub(super) state: StateBytes,
     /// Set by a trap: the instance must not be entered again, and the
     /// supervisor decides what comes next.
-    failure: Option<String>,
-    counters: Arc<ActorCounters>,
+    pub(super) failure: Option<String>,
+    pub(super) counters: Arc<ActorCounters>,
     /// Where its calls' spans go, if anywhere.
-    traces: Option<Traces>,
+    pub(super) traces: Option<Traces>,
 }
 
 impl Executor {
@@ -316,42 +311,6 @@ impl Executor {
         Step::Next
     }
 
-    /// Runs a call a caller waits for.
-    pub(super) async fn serve(&mut self, call: InlineCall) -> Result<Box<RawValue>, ActorError> {
-        self.serve_delivery(call, None).await
-    }
-
-    /// Runs a call in its own span, counted and timed.
-    async fn serve_delivery(
-        &mut self,
-        call: InlineCall,
-        delivery: Option<u64>,
-    ) -> Result<Box<RawValue>, ActorError> {
-        let InlineCall {
-            function,
-            params,
-            origin,
-            caller,
-            note,
-            ..
-        } = call;
-        let started = Instant::now();
-        let (id, traces) = (self.id, self.traces.clone());
-        let call = self.call(&function, params, origin, delivery, note);
-        // The span ends before the answer is sent, so that a caller who
-        // got the answer finds it recorded.
-        let outcome = match traces {
-            Some(traces) => {
-                let outcome = crate::metrics::outcome;
-                traces.call(caller, id, &function, call, outcome).await
-            }
-            None => call.await,
-        };
-        let label = crate::metrics::outcome(&outcome);
-        self.counters.called(&function, label, started.elapsed());
-        outcome
-    }
-
     /// Whether a call left work for the supervisor (see [`Self::settle`]).
     pub(super) fn must_settle(&self) -> bool {
         self.failure.is_some()
@@ -427,119 +386,6 @@ impl Executor {
         drain(queue, self.id);
     }
 
-    /// Runs one call: on `Ok` commits state and a `call` event; otherwise
-    /// keeps the state and records a `call-error` event. A call that
-    /// delivers an accepted message (`delivery`, its inbox number) settles
-    /// it with that event, so it runs once. A `note` completes the event.
-    async fn call(
-        &mut self,
-        function: &str,
-        params: Box<RawValue>,
-        origin: Option<ActorId>,
-        delivery: Option<u64>,
-        note: Option<CallNote>,
-    ) -> Result<Box<RawValue>, ActorError> {
-        let limits = self.template.limits;
-        let Some(Called {
-            outcome,
-            redact,
-            function,
-        }) = self
-            .instance
-            .call(function, self.state.clone(), &params, &limits)
-            .await
-        else {
-            let error = ActorError::UnknownFunction {
-                actor: self.id,
-                function: function.to_owned(),
-                available: self.instance.export_names(),
-            };
-            // An accepted message is in the chain once, even when refused.
-            if delivery.is_some() {
-                let noted = Noted::default();
-                self.record_error(
-                    function,
-                    &params,
-                    "unknown-function",
-                    &error,
-                    delivery,
-                    noted,
-                )
-                .await?;
-            }
-            return Err(error);
-        };
-        // From here on, the function as the actor exports it.
-        let function = &*function;
-        let (recorded_params, finish) = match note {
-            Some(note) => (Cow::Owned(note.params), Some(note.finish)),
-            None => (recorded(redact, &params), None),
-        };
-        match outcome.and_then(|output| within_state_cap(output, &limits)) {
-            Ok(output) => {
-                let kept = KeptState::new(output.state);
-                let noted = finish.map_or_else(Noted::default, |f| f(Ok(&*output.result)));
-                let result = match &noted.result {
-                    Some(result) => Cow::Borrowed(&**result),
-                    None => recorded(redact, &output.result),
-                };
-                let data = record::encode(&CallRecord {
-                    function,
-                    from: origin.map(|id| id.to_string()),
-                    params: &recorded_params,
-                    result: &result,
-                    state: kept.digest(),
-                    added: added(&noted),
-                });
-                let description = described(format!("{} ok", short_name(function)), &noted);
-                self.recorder()
-                    .commit(record::CALL, data, description, Some(&kept), delivery)
-                    .await?;
-                self.state = kept.into_state();
-                self.counters.calls_ok.fetch_add(1, Ordering::Relaxed);
-                Ok(output.result)
-            }
-            Err(failure) => {
-                let trapped = matches!(failure, CallFailure::Trap(_));
-                let error = failure_to_error(function, failure, &self.template);
-                if trapped {
-                    // Before anything else can fail: this instance must not be reused.
-                    self.failure = Some(error.to_string());
-                }
-                let kind = error_kind(&error);
-                let noted = finish.map_or_else(Noted::default, |f| f(Err(&error)));
-                self.record_error(function, &recorded_params, kind, &error, delivery, noted)
-                    .await?;
-                self.counters.calls_failed.fetch_add(1, Ordering::Relaxed);
-                Err(error)
-            }
-        }
-    }
-
-    /// Records a `call-error` event for a call that changed nothing.
-    async fn record_error(
-        &mut self,
-        function: &str,
-        params: &RawValue,
-        kind: &str,
-        error: &ActorError,
-        delivery: Option<u64>,
-        noted: Noted,
-    ) -> Result<(), ActorError> {
-        let data = record::encode(&CallErrorRecord {
-            function,
-            params,
-            kind,
-            message: &error.to_string(),
-            added: added(&noted),
-        });
-        let description = described(format!("{} failed: {kind}", short_name(function)), &noted);
-        self.recorder()
-            .commit(record::CALL_ERROR, data, description, None, delivery)
-            .await?;
-        Ok(())
-    }
-
     async fn revert(
         &mut self,
         to: Hash,
@@ -586,7 +432,7 @@ impl Executor {
         }
     }
 
-    fn recorder(&mut self) -> &mut ChainRecorder {
+    pub(super) fn recorder(&mut self) -> &mut ChainRecorder {
         &mut self.instance.store.data_mut().recorder
     }
 }

@@ -101,25 +101,30 @@ impl ActorCounters {
     }
 }
 
+/// What never changes about a running actor, shared by its handles.
+pub(crate) struct ActorFacts {
+    pub(crate) id: ActorId,
+    pub(crate) name: Arc<str>,
+    pub(crate) limits: Limits,
+    pub(crate) counters: Arc<ActorCounters>,
+    /// The exports its component has, to refuse a message it cannot take
+    /// before it is queued.
+    pub(crate) exports: Arc<ExportTable<ActorStore>>,
+}
+
 /// A cheap, clonable reference to a running actor.
 #[derive(Clone)]
 pub struct ActorHandle {
-    id: ActorId,
-    name: Arc<str>,
+    facts: Arc<ActorFacts>,
     ops: mpsc::Sender<Op>,
-    limits: Limits,
-    counters: Arc<ActorCounters>,
-    /// The exports its component has, to refuse a message it cannot take
-    /// before it is queued.
-    exports: Arc<ExportTable<ActorStore>>,
     shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for ActorHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ActorHandle")
-            .field("id", &self.id)
-            .field("name", &self.name)
+            .field("id", &self.facts.id)
+            .field("name", &self.facts.name)
             .finish()
     }
 }
@@ -129,12 +134,8 @@ impl std::fmt::Debug for ActorHandle {
 /// it without keeping it alive.
 #[derive(Clone)]
 pub struct WeakActorHandle {
-    id: ActorId,
-    name: Arc<str>,
+    facts: Arc<ActorFacts>,
     ops: mpsc::WeakSender<Op>,
-    limits: Limits,
-    counters: Arc<ActorCounters>,
-    exports: Arc<ExportTable<ActorStore>>,
     shared: std::sync::Weak<Shared>,
 }
 
@@ -142,12 +143,8 @@ impl WeakActorHandle {
     /// The handle, while anything else still holds one.
     pub fn upgrade(&self) -> Option<ActorHandle> {
         Some(ActorHandle {
-            id: self.id,
-            name: self.name.clone(),
+            facts: self.facts.clone(),
             ops: self.ops.upgrade()?,
-            limits: self.limits,
-            counters: self.counters.clone(),
-            exports: self.exports.clone(),
             shared: self.shared.upgrade()?,
         })
     }
@@ -156,32 +153,16 @@ impl WeakActorHandle {
 impl ActorHandle {
     pub fn downgrade(&self) -> WeakActorHandle {
         WeakActorHandle {
-            id: self.id,
-            name: self.name.clone(),
+            facts: self.facts.clone(),
             ops: self.ops.downgrade(),
-            limits: self.limits,
-            counters: self.counters.clone(),
-            exports: self.exports.clone(),
             shared: Arc::downgrade(&self.shared),
         }
     }
 
-    pub(crate) fn new(
-        id: ActorId,
-        name: Arc<str>,
-        ops: mpsc::Sender<Op>,
-        limits: Limits,
-        counters: Arc<ActorCounters>,
-        exports: Arc<ExportTable<ActorStore>>,
-        shared: Arc<Shared>,
-    ) -> Self {
+    pub(crate) fn new(facts: ActorFacts, ops: mpsc::Sender<Op>, shared: Arc<Shared>) -> Self {
         Self {
-            id,
-            name,
+            facts: Arc::new(facts),
             ops,
-            limits,
-            counters,
-            exports,
             shared,
         }
     }
@@ -192,21 +173,21 @@ impl ActorHandle {
     }
 
     pub fn id(&self) -> ActorId {
-        self.id
+        self.facts.id
     }
 
     /// The manifest's `name`.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.facts.name
     }
 
     /// The manifest's `[limits]`.
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        &self.facts.limits
     }
 
     pub fn counters(&self) -> &ActorCounters {
-        &self.counters
+        &self.facts.counters
     }
 
     /// Calls pending in the queue right now.
@@ -255,7 +236,7 @@ impl ActorHandle {
         note: Option<CallNote>,
     ) -> Result<R, ActorError> {
         let call = InlineCall {
-            actor: self.id,
+            actor: self.facts.id,
             function: function.to_owned(),
             params: serialize_params(function, &params)?,
             origin,
@@ -280,7 +261,7 @@ impl ActorHandle {
         params: P,
     ) -> Result<R, ActorError> {
         let call = InlineCall {
-            actor: self.id,
+            actor: self.facts.id,
             function: function.to_owned(),
             params: serialize_params(function, &params)?,
             origin: None,
@@ -306,7 +287,7 @@ impl ActorHandle {
             delivery: None,
             note: call.note,
         })?;
-        let id = self.id;
+        let id = self.facts.id;
         Ok(async move { answer.await.map_err(|_| ActorError::Stopped(id))? })
     }
 
@@ -334,13 +315,13 @@ impl ActorHandle {
     /// Refuses a call of `function` (`interface.name`) that this actor's
     /// component does not export, as a queued call would fail unrecorded.
     pub fn check_export(&self, function: &str) -> Result<(), ActorError> {
-        if self.exports.exports(function) {
+        if self.facts.exports.exports(function) {
             return Ok(());
         }
         Err(ActorError::UnknownFunction {
-            actor: self.id,
+            actor: self.facts.id,
             function: function.to_owned(),
-            available: self.exports.exported_names().join(", "),
+            available: self.facts.exports.exported_names().join(", "),
         })
     }
 
@@ -359,7 +340,7 @@ impl ActorHandle {
         let params = serialize_params(function, &params)?;
         // Counted from here: calls made while the message is being kept
         // queue behind it.
-        if !self.shared.try_owe(self.limits.queue_capacity) {
+        if !self.shared.try_owe(self.facts.limits.queue_capacity) {
             return Err(self.refused(mpsc::error::TrySendError::Full(())));
         }
         let slot = match self.ops.clone().try_reserve_owned() {
@@ -374,7 +355,7 @@ impl ActorHandle {
             params,
             origin,
         };
-        let delivery = match log.accept(&self.id, &message).await {
+        let delivery = match log.accept(&self.facts.id, &message).await {
             Ok(delivery) => delivery,
             Err(e) => {
                 self.shared.unowe();
@@ -413,11 +394,11 @@ impl ActorHandle {
 
     /// Refuses a message larger than this actor's `limits.max_message_bytes`.
     pub fn check_message_size(&self, size: usize) -> Result<(), ActorError> {
-        if size > self.limits.max_message_bytes {
+        if size > self.facts.limits.max_message_bytes {
             return Err(ActorError::MessageTooLarge {
-                actor: self.id,
+                actor: self.facts.id,
                 size,
-                limit: self.limits.max_message_bytes,
+                limit: self.facts.limits.max_message_bytes,
             });
         }
         Ok(())
@@ -439,7 +420,9 @@ impl ActorHandle {
             state,
             reply,
         })?;
-        answer.await.map_err(|_| ActorError::Stopped(self.id))?
+        answer
+            .await
+            .map_err(|_| ActorError::Stopped(self.facts.id))?
     }
 
     /// Replaces the actor's instance with a fresh one, keeping its state and
@@ -450,7 +433,7 @@ impl ActorHandle {
             delay: Duration::ZERO,
             reply: Some(reply),
         })?;
-        answer.await.map_err(|_| ActorError::Stopped(self.id))
+        answer.await.map_err(|_| ActorError::Stopped(self.facts.id))
     }
 
     /// Queues a restart after `delay` without waiting (a supervisor's
@@ -483,7 +466,7 @@ impl ActorHandle {
     pub async fn state(&self) -> Result<StateBytes, ActorError> {
         let (reply, answer) = oneshot::channel();
         self.enqueue(Op::State { reply })?;
-        answer.await.map_err(|_| ActorError::Stopped(self.id))
+        answer.await.map_err(|_| ActorError::Stopped(self.facts.id))
     }
 
     /// Stops the actor after the calls queued before this one; calls queued
@@ -492,9 +475,9 @@ impl ActorHandle {
         let (reply, answer) = oneshot::channel();
         // Stopping must not be refused by a full queue: wait for a slot.
         if !self.send_waiting(Op::Stop { reply }).await {
-            return Err(ActorError::Stopped(self.id));
+            return Err(ActorError::Stopped(self.facts.id));
         }
-        answer.await.map_err(|_| ActorError::Stopped(self.id))
+        answer.await.map_err(|_| ActorError::Stopped(self.facts.id))
     }
 
     /// Whether the actor's task is still running.
@@ -510,7 +493,7 @@ impl ActorHandle {
 
     /// Queues `op`, or refuses it when the queue is full.
     fn enqueue(&self, op: Op) -> Result<(), ActorError> {
-        if !self.shared.try_owe(self.limits.queue_capacity) {
+        if !self.shared.try_owe(self.facts.limits.queue_capacity) {
             return Err(self.refused(mpsc::error::TrySendError::Full(())));
         }
         match self.ops.try_send(op) {
@@ -541,15 +524,20 @@ impl ActorHandle {
     fn refused<T>(&self, error: mpsc::error::TrySendError<T>) -> ActorError {
         match error {
             mpsc::error::TrySendError::Full(_) => {
-                let refused = self.counters.queue_full.fetch_add(1, Ordering::Relaxed) + 1;
-                self.counters.metrics.refused();
-                tracing::warn!(actor = %self.id, refused, "queue full ({} calls pending): call refused", self.limits.queue_capacity);
+                let refused = self
+                    .facts
+                    .counters
+                    .queue_full
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
+                self.facts.counters.metrics.refused();
+                tracing::warn!(actor = %self.facts.id, refused, "queue full ({} calls pending): call refused", self.facts.limits.queue_capacity);
                 ActorError::QueueFull {
-                    actor: self.id,
-                    capacity: self.limits.queue_capacity,
+                    actor: self.facts.id,
+                    capacity: self.facts.limits.queue_capacity,
                 }
             }
-            mpsc::error::TrySendError::Closed(_) => ActorError::Stopped(self.id),
+            mpsc::error::TrySendError::Closed(_) => ActorError::Stopped(self.facts.id),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! caller's task when the actor is idle, otherwise from a bounded queue its
 //! own task drains; an [`ActorHandle`] is the cheap, clonable way in.
 
+mod call;
 mod executor;
 mod extensions;
 mod handle;

@@ -102,23 +102,19 @@ impl RuntimeConfig {
             .map_err(|e| RuntimeError(format!("cannot create the home {}: {e}", home.display())))?;
         let log = RedbEventLog::open_with(home.join(CHAINS_FILE), options)
             .map_err(|e| RuntimeError(e.to_string()))?;
-        Ok(Self {
-            home: Some(home),
-            event_log: Arc::new(log),
-            handlers: HandlerSet::builtin(),
-            files: FileLimits::default(),
-            max_actors: DEFAULT_MAX_ACTORS,
-            metrics: None,
-            traces: None,
-            public_http: false,
-        })
+        Ok(Self::with_log(Some(home), Arc::new(log)))
     }
 
     /// Nothing on disk at all.
     pub fn ephemeral() -> Self {
+        Self::with_log(None, Arc::new(MemoryEventLog::default()))
+    }
+
+    /// The defaults around a home and an event log.
+    fn with_log(home: Option<PathBuf>, event_log: Arc<dyn EventLog>) -> Self {
         Self {
-            home: None,
-            event_log: Arc::new(MemoryEventLog::default()),
+            home,
+            event_log,
             handlers: HandlerSet::builtin(),
             files: FileLimits::default(),
             max_actors: DEFAULT_MAX_ACTORS,

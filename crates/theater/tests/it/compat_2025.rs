@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::common::{
-    actors_dir, data, eventually, failure, json, request, runtime, spawn, spawn_with,
+    actors_dir, data, eventually, failure, json, records, request, runtime, spawn, spawn_with,
 };
 use serde_json::{Value, json};
 use theater::chain::{self, record};
@@ -18,12 +18,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `function` of every `call` event of an actor's chain.
 fn calls(runtime: &TheaterRuntime, actor: ActorId) -> Vec<String> {
-    runtime
-        .chain(actor)
-        .unwrap()
+    records(runtime, actor, record::CALL)
         .iter()
-        .filter(|e| e.event_type == record::CALL)
-        .map(|e| data(e)["function"].as_str().unwrap().to_owned())
+        .map(|d| d["function"].as_str().unwrap().to_owned())
         .collect()
 }
 
@@ -73,13 +70,7 @@ async fn an_actor_mixing_both_packages_works() {
     let reply = request(&mixed, json!({})).await.unwrap();
     assert_eq!(reply["messages"], 1);
     assert!(reply["now"].as_u64().unwrap() > 0);
-    let logs: Vec<Value> = runtime
-        .chain(mixed.id())
-        .unwrap()
-        .iter()
-        .filter(|e| e.event_type == record::LOG)
-        .map(data)
-        .collect();
+    let logs = records(&runtime, mixed.id(), record::LOG);
     assert!(logs[0]["message"].as_str().unwrap().ends_with("ready"));
     assert_eq!(
         calls(&runtime, mixed.id())[0],
@@ -235,13 +226,7 @@ async fn shutdown_data_reaches_the_supervisor_and_no_policy_revives_the_child() 
         ));
         runtime.verify(id).await.unwrap();
     }
-    let decisions: Vec<Value> = runtime
-        .chain(parent.id())
-        .unwrap()
-        .iter()
-        .filter(|e| e.event_type == record::SUPERVISION)
-        .map(data)
-        .collect();
+    let decisions = records(&runtime, parent.id(), record::SUPERVISION);
     let stops = decisions
         .iter()
         .filter(|d| d["decision"] == "stop" && d["cause"] == "shutdown")
@@ -347,12 +332,9 @@ async fn a_public_bind_is_narrowed_to_loopback_unless_allowed() {
         assert!(reachable("127.0.0.2", port).await);
     }
     let logs = |runtime: &TheaterRuntime, actor: &ActorHandle| -> String {
-        runtime
-            .chain(actor.id())
-            .unwrap()
+        records(runtime, actor.id(), record::LOG)
             .iter()
-            .filter(|e| e.event_type == record::LOG)
-            .map(|e| data(e)["message"].as_str().unwrap().to_owned())
+            .map(|d| d["message"].as_str().unwrap().to_owned())
             .collect()
     };
     assert!(logs(&public, &wide).contains("http://0.0.0.0:"));

@@ -9,7 +9,7 @@ use crate::common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{eventually, manifest_for, runtime, spawn_with};
+use crate::common::{eventually, manifest_for, records, runtime, spawn_with};
 use futures::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -148,17 +148,6 @@ async fn closed(ws: &mut Ws) -> (u16, String) {
 
 async fn send_text(ws: &mut Ws, text: &str) {
     ws.send(Message::text(text)).await.unwrap();
-}
-
-/// The data of each chain event of `event_type`.
-fn events(runtime: &TheaterRuntime, actor: &ActorHandle, event_type: &str) -> Vec<Value> {
-    let chain = runtime.chain(actor.id()).unwrap();
-    theater::chain::verify(&chain).expect("the chain verifies");
-    chain
-        .iter()
-        .filter(|e| e.event_type == event_type)
-        .map(|e| serde_json::from_str(e.data.get()).unwrap())
-        .collect()
 }
 
 /// What the chain says of each HTTP request, oldest first: the `http`
@@ -505,7 +494,7 @@ async fn the_actor_gets_clear_errors_for_unknown_ids_and_bad_input() {
         assert!(error.contains(expected), "{request}: {error}");
     }
     // Every host call is in the chain, errors included.
-    let calls = events(&runtime, &actor, "host-call");
+    let calls = records(&runtime, actor.id(), "host-call");
     assert!(calls.iter().any(|c| {
         c["function"] == "ntwk:theater/http-framework.start-server"
             && c["result"]["err"]
@@ -721,14 +710,14 @@ async fn websocket_events_are_in_the_chain() {
     .await;
     state(&actor).await;
 
-    let ws_events = events(&runtime, &actor, "websocket");
+    let ws_events = records(&runtime, actor.id(), "websocket");
     assert_eq!(ws_events[0]["event"], "open");
     assert_eq!(ws_events[0]["connection"], connection);
     assert_eq!(ws_events[1]["event"], "close");
     assert_eq!(ws_events[1]["initiator"], "client");
     assert_eq!(ws_events[1]["received"], 1);
     assert_eq!(ws_events[1]["sent"], 2);
-    let pushes: Vec<Value> = events(&runtime, &actor, "host-call")
+    let pushes: Vec<Value> = records(&runtime, actor.id(), "host-call")
         .into_iter()
         .filter(|c| c["function"] == "ntwk:theater/http-framework.send-websocket-message")
         .collect();
@@ -736,7 +725,7 @@ async fn websocket_events_are_in_the_chain() {
         pushes[0]["params"]["message"],
         json!({ "text": "a lo", "size": 11, "truncated": true })
     );
-    let calls: Vec<Value> = events(&runtime, &actor, "call")
+    let calls: Vec<Value> = records(&runtime, actor.id(), "call")
         .into_iter()
         .filter(|c| c["function"] == "ntwk:theater/http-handlers.handle-websocket-message")
         .collect();
@@ -788,7 +777,7 @@ async fn http_exchanges_are_in_the_chain_with_capped_bodies() {
 
     // The handler's call event carries the request and response, bodies
     // over `record_body_bytes` by size and digest.
-    let calls: Vec<Value> = events(&runtime, &actor, "call")
+    let calls: Vec<Value> = records(&runtime, actor.id(), "call")
         .into_iter()
         .filter(|c| c["function"] == "ntwk:theater/http-handlers.handle-request")
         .collect();
@@ -798,7 +787,7 @@ async fn http_exchanges_are_in_the_chain_with_capped_bodies() {
     );
     assert_eq!(calls[0]["params"][1]["uri"], "/echo");
     assert!(calls[0]["result"][0]["body"]["sha256"].is_string());
-    let starts: Vec<Value> = events(&runtime, &actor, "host-call")
+    let starts: Vec<Value> = records(&runtime, actor.id(), "host-call")
         .into_iter()
         .filter(|c| c["function"] == "ntwk:theater/http-framework.start-server")
         .collect();

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::common::{
-    data, eventually, json, request as command, runtime, spawn, spawn_with, strict_supervisor,
+    eventually, json, records, request as command, runtime, spawn, spinning, strict_supervisor,
 };
 use serde_json::{Value, json};
 use theater::chain::{self, record};
@@ -34,12 +34,9 @@ async fn count(actor: &ActorHandle) -> Result<i64, ActorError> {
 
 /// The `kind` of each `call-error` event in the actor's chain.
 fn error_kinds(runtime: &theater::TheaterRuntime, actor: &ActorHandle) -> Vec<Value> {
-    runtime
-        .chain(actor.id())
-        .unwrap()
+    records(runtime, actor.id(), record::CALL_ERROR)
         .iter()
-        .filter(|e| e.event_type == record::CALL_ERROR)
-        .map(|e| data(e)["kind"].clone())
+        .map(|d| d["kind"].clone())
         .collect()
 }
 
@@ -140,16 +137,7 @@ async fn calls_from_one_caller_in_flight_together_run_in_the_order_made() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_call_run_by_its_caller_the_queue_holds_its_capacity_and_no_more() {
     let runtime = runtime();
-    let manifest = r#"
-name = "busy"
-component_path = "infinite-loop.wasm"
-[limits]
-call_timeout_ms = 400
-queue_capacity = 2
-"#;
-    let actor = spawn_with(&runtime, "infinite-loop", manifest)
-        .await
-        .unwrap();
+    let actor = spinning(&runtime, 400).await;
     // The actor is idle: this call runs in the caller's task, and spins.
     let running = tokio::spawn({
         let actor = actor.clone();
@@ -261,13 +249,7 @@ async fn a_trap_in_a_call_run_by_its_caller_goes_to_the_supervisor() {
     })
     .await;
     assert_eq!(exits[0][0], child.id().to_string());
-    let decisions: Vec<Value> = runtime
-        .chain(parent.id())
-        .unwrap()
-        .iter()
-        .filter(|e| e.event_type == record::SUPERVISION)
-        .map(data)
-        .collect();
+    let decisions = records(&runtime, parent.id(), record::SUPERVISION);
     assert!(
         decisions.iter().any(|d| d["decision"] == "stop"),
         "{decisions:?}"

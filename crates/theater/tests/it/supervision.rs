@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::{
-    eventually, json, request as command, runtime, spawn, spawn_with, strict_supervisor,
+    eventually, json, records, request as command, runtime, spawn, spawn_with, strict_supervisor,
     supervisor_with,
 };
 use serde_json::{Value, json};
@@ -28,13 +28,7 @@ async fn trap(runtime: &TheaterRuntime, child: ActorId) {
 
 /// The `supervision` events in an actor's chain, as JSON.
 fn decisions(runtime: &TheaterRuntime, actor: ActorId) -> Vec<Value> {
-    runtime
-        .chain(actor)
-        .unwrap()
-        .iter()
-        .filter(|e| e.event_type == record::SUPERVISION)
-        .map(|e| serde_json::from_str(e.data.get()).unwrap())
-        .collect()
+    records(runtime, actor, record::SUPERVISION)
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use theater::chain::{ChainEvent, record};
 use theater::host::HANDLE_REQUEST;
-use theater::{ActorError, ActorHandle, Manifest, RuntimeConfig, TheaterRuntime};
+use theater::{ActorError, ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 
 /// The `actors/` directory.
 pub fn actors_dir() -> PathBuf {
@@ -71,6 +71,18 @@ pub async fn spawn_with(
     runtime.spawn(&manifest).await
 }
 
+/// An actor that spins in every call until its `call_timeout_ms`, with
+/// room for two calls queued behind the running one.
+pub async fn spinning(runtime: &TheaterRuntime, call_timeout_ms: u64) -> ActorHandle {
+    let manifest = format!(
+        "name = \"busy\"\ncomponent_path = \"infinite-loop.wasm\"\n\
+         [limits]\ncall_timeout_ms = {call_timeout_ms}\nqueue_capacity = 2\n"
+    );
+    spawn_with(runtime, "infinite-loop", &manifest)
+        .await
+        .expect("spawn the spinning actor")
+}
+
 /// Parses `manifest_text` as if it sat in the directory of actor `name`.
 pub fn manifest_for(name: &str, manifest_text: &str) -> Manifest {
     let dir = manifest_path(name).parent().unwrap().to_owned();
@@ -101,17 +113,24 @@ pub fn failure(result: Result<Value, ActorError>) -> String {
     }
 }
 
-/// The data of each `host-call` event of `function` in the actor's chain,
-/// oldest first; checks that the chain verifies.
-pub fn host_calls(runtime: &TheaterRuntime, actor: &ActorHandle, function: &str) -> Vec<Value> {
-    let events = runtime.chain(actor.id()).expect("the chain is readable");
+/// The data of each event of `event_type` in `actor`'s chain, oldest
+/// first; checks that the chain verifies.
+pub fn records(runtime: &TheaterRuntime, actor: ActorId, event_type: &str) -> Vec<Value> {
+    let events = runtime.chain(actor).expect("the chain is readable");
     theater::chain::verify(&events).expect("the chain verifies");
     events
         .iter()
-        .filter(|event| event.event_type == record::HOST_CALL)
+        .filter(|event| event.event_type == event_type)
         .map(data)
-        .filter(|data| data["function"] == function)
         .collect()
+}
+
+/// The data of each `host-call` event of `function` in the actor's chain,
+/// oldest first; checks that the chain verifies.
+pub fn host_calls(runtime: &TheaterRuntime, actor: &ActorHandle, function: &str) -> Vec<Value> {
+    let mut calls = records(runtime, actor.id(), record::HOST_CALL);
+    calls.retain(|data| data["function"] == function);
+    calls
 }
 
 /// An event's data, as JSON.
