@@ -71,6 +71,10 @@ fn main() {
         "ratio http_hello = {:.2}",
         ours.per_second / baseline.per_second
     );
+    println!(
+        "http_hello CPU per request, theater over baseline: {:.2}",
+        ours.cpu_per_request.as_secs_f64() / baseline.cpu_per_request.as_secs_f64()
+    );
 }
 
 /// What the clients saw.
@@ -78,15 +82,18 @@ struct Figures {
     per_second: f64,
     p50: Duration,
     p99: Duration,
+    /// CPU time per request, the load's clients included.
+    cpu_per_request: Duration,
 }
 
 impl Figures {
     fn print(&self, name: &str) {
         println!(
-            "http_hello {name}: {:.0} requests/s, p50 {:.0} µs, p99 {:.0} µs",
+            "http_hello {name}: {:.0} requests/s, p50 {:.0} µs, p99 {:.0} µs, CPU {:.1} µs/request",
             self.per_second,
             self.p50.as_secs_f64() * 1e6,
-            self.p99.as_secs_f64() * 1e6
+            self.p99.as_secs_f64() * 1e6,
+            self.cpu_per_request.as_secs_f64() * 1e6
         );
     }
 }
@@ -96,11 +103,13 @@ async fn load(addr: SocketAddr) -> Figures {
     round(addr, WARM_UP).await;
     let mut rates = Vec::new();
     let mut latencies = Vec::new();
+    let cpu_before = cpu_time();
     for _ in 0..ROUNDS {
         let (requests, took, mut times) = round(addr, ROUND_TIME).await;
         rates.push(requests as f64 / took.as_secs_f64());
         latencies.append(&mut times);
     }
+    let cpu_per_request = (cpu_time() - cpu_before) / latencies.len() as u32;
     rates.sort_by(f64::total_cmp);
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
@@ -108,7 +117,21 @@ async fn load(addr: SocketAddr) -> Figures {
         per_second: rates[ROUNDS / 2],
         p50: at(0.50),
         p99: at(0.99),
+        cpu_per_request,
     }
+}
+
+/// CPU time this process has used, servers and clients together, from
+/// `/proc/self/stat` (in clock ticks of 10 ms).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command name, which ends with the last ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("stat format") + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| -> u64 { fields[i].parse().expect("a tick count") };
+    // utime and stime, fields 14 and 15 of the line.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 /// [`CONNECTIONS`] clients sending for `time`: requests answered, the

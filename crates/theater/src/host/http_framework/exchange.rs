@@ -20,15 +20,14 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 use axum::http::StatusCode;
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 use serde_json::value::{RawValue, to_raw_value};
 
 use super::HTTP_EVENT;
 use super::answer::{Failure, answered};
 use crate::actor::{ActorHandle, CallNote, Noted};
 use crate::error::ActorError;
-use crate::host::http_record::redact;
+use crate::host::http_record::redact_raw;
 
 /// No event records the request's end yet.
 const OPEN: u8 = 0;
@@ -60,6 +59,14 @@ pub struct Exchange {
     state: AtomicU8,
 }
 
+/// What a call's answer tells of the exchange: a handler's status, or
+/// whether a middleware let the request on.
+#[derive(Deserialize, Default)]
+struct Answer {
+    status: Option<u64>,
+    proceed: Option<bool>,
+}
+
 /// What the chain says of the exchange.
 #[derive(Serialize)]
 struct HttpRecord<'a> {
@@ -85,11 +92,10 @@ impl Exchange {
 
     /// The note for a call of `step` with `params`.
     pub fn note<P: Serialize>(self: &Arc<Self>, step: Step, params: &P) -> CallNote {
-        let mut value = serde_json::to_value(params).unwrap_or(Value::Null);
-        redact(&mut value, self.cap);
+        let params = to_raw_value(params).expect("HTTP params serialize");
         let exchange = self.clone();
         CallNote {
-            params: to_raw_value(&value).expect("a JSON value serializes"),
+            params: redact_raw(&params, self.cap),
             finish: Box::new(move |outcome| exchange.finish(step, outcome)),
         }
     }
@@ -98,18 +104,13 @@ impl Exchange {
     fn finish(&self, step: Step, outcome: Result<&RawValue, &ActorError>) -> Noted {
         let (result, end) = match outcome {
             Ok(raw) => {
-                let mut value: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
-                let answer = &value[0];
+                let (answer,) = serde_json::from_str(raw.get()).unwrap_or_default();
+                let Answer { status, proceed } = answer;
                 let end = match step {
-                    Step::Handler => {
-                        Some(answered(answer["status"].as_u64().map_or(0, |s| s as u16)))
-                    }
-                    Step::Middleware => {
-                        (answer["proceed"] == false).then(|| Failure::Denied.status())
-                    }
+                    Step::Handler => Some(answered(status.map_or(0, |s| s as u16))),
+                    Step::Middleware => (proceed == Some(false)).then(|| Failure::Denied.status()),
                 };
-                redact(&mut value, self.cap);
-                (to_raw_value(&value).ok(), end)
+                (Some(redact_raw(raw, self.cap)), end)
             }
             Err(error) => (None, Some(Failure::from(error).status())),
         };
@@ -192,7 +193,7 @@ impl Exchange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn exchange() -> Arc<Exchange> {
         Exchange::new(1, "GET", "/x", Instant::now(), 8)
