@@ -32,6 +32,9 @@ use wasmtime::component::{ComponentNamedList, Instance, Lift, Lower, TypedFunc};
 
 /// Rounds per figure; the median is reported.
 const ROUNDS: usize = 7;
+/// Pairs of rounds (off, then on) of the observed-call figure, whose
+/// difference is small beside the noise of a shared machine.
+const OBSERVED_ROUNDS: usize = 21;
 /// How long one round should take.
 const ROUND_TIME: Duration = Duration::from_millis(150);
 /// Calls in flight in the pipelined variant.
@@ -88,15 +91,33 @@ fn recorded_call(
     manifest: &Manifest,
 ) -> Duration {
     let actor = rt.block_on(runtime.spawn(manifest)).expect("spawn");
-    let ours = measure(1, |n| {
-        rt.block_on(async {
-            let start = Instant::now();
-            for _ in 0..n {
-                send(&actor).await;
-            }
-            start.elapsed()
-        })
-    });
+    let (mut store, instance, mut state) = rt.block_on(raw.spawn());
+    let handle_send: HandleSend = raw.func(&instance, &mut store, MESSAGE_SERVER, "handle-send");
+    let (ours, baseline) = measure_pair(
+        |n| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    send(&actor).await;
+                }
+                start.elapsed()
+            })
+        },
+        |n| {
+            rt.block_on(async {
+                let start = Instant::now();
+                for _ in 0..n {
+                    let params = (state.take(), (MESSAGE.to_vec(),));
+                    let (result,) = handle_send
+                        .call_async(&mut store, params)
+                        .await
+                        .expect("raw handle-send");
+                    state = result.expect("raw handle-send returns Ok").0;
+                }
+                start.elapsed()
+            })
+        },
+    );
     let pipelined = measure(PIPELINE_DEPTH, |n| {
         rt.block_on(async {
             let start = Instant::now();
@@ -120,23 +141,6 @@ fn recorded_call(
         })
     });
     rt.block_on(runtime.stop(actor.id())).expect("stop");
-
-    let (mut store, instance, mut state) = rt.block_on(raw.spawn());
-    let handle_send: HandleSend = raw.func(&instance, &mut store, MESSAGE_SERVER, "handle-send");
-    let baseline = measure(1, |n| {
-        rt.block_on(async {
-            let start = Instant::now();
-            for _ in 0..n {
-                let params = (state.take(), (MESSAGE.to_vec(),));
-                let (result,) = handle_send
-                    .call_async(&mut store, params)
-                    .await
-                    .expect("raw handle-send");
-                state = result.expect("raw handle-send returns Ok").0;
-            }
-            start.elapsed()
-        })
-    });
     report("recorded_call", "call", ours, baseline);
     report("recorded_call_pipelined", "call", pipelined, baseline);
 
@@ -212,23 +216,24 @@ fn observed_call(rt: &Runtime, manifest: &Manifest) {
         let once = measure(1, |n| calls(&plain_actor, n));
         (ROUND_TIME.as_secs_f64() / once.as_secs_f64()).ceil() as u64
     };
-    let (mut off_rounds, mut on_rounds) = (Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        off_rounds.push(calls(&plain_actor, n) / n as u32);
-        on_rounds.push(calls(&observed_actor, n) / n as u32);
-    }
-    off_rounds.sort();
-    on_rounds.sort();
-    let (off, on) = (off_rounds[ROUNDS / 2], on_rounds[ROUNDS / 2]);
+    // Each round of calls with both off is followed by one with both on;
+    // the figure is the median of the pairs' ratios, so that a machine
+    // slowing down for a while weighs on both sides of a pair alike.
+    let mut pairs: Vec<(Duration, Duration)> = (0..OBSERVED_ROUNDS)
+        .map(|_| {
+            let off = calls(&plain_actor, n) / n as u32;
+            (off, calls(&observed_actor, n) / n as u32)
+        })
+        .collect();
+    let ratio = |(off, on): &(Duration, Duration)| on.as_secs_f64() / off.as_secs_f64();
+    pairs.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+    let (off, on) = pairs[OBSERVED_ROUNDS / 2];
     println!(
-        "observed_call: metrics and tracing on {} µs/call, off {} µs/call",
+        "observed_call: metrics and tracing on {} µs/call, off {} µs/call (the median pair of {OBSERVED_ROUNDS})",
         micros(on),
         micros(off)
     );
-    println!(
-        "ratio observed_call = {:.2}",
-        on.as_secs_f64() / off.as_secs_f64()
-    );
+    println!("ratio observed_call = {:.2}", ratio(&(off, on)));
 }
 
 /// Takes every span and keeps none: the cost measured is the spans' own.
@@ -323,7 +328,7 @@ fn messaging(rt: &Runtime, runtime: &TheaterRuntime, raw_call: Duration) {
 
 /// 2. A spawn of a cached component against instantiate + `init`.
 fn spawn(rt: &Runtime, runtime: &TheaterRuntime, raw: &Raw, manifest: &Manifest) {
-    let ours = measure(1, |n| {
+    let theater_spawns = |n| {
         rt.block_on(async {
             let mut elapsed = Duration::ZERO;
             for batch in batches(n) {
@@ -340,8 +345,8 @@ fn spawn(rt: &Runtime, runtime: &TheaterRuntime, raw: &Raw, manifest: &Manifest)
             }
             elapsed
         })
-    });
-    let baseline = measure(1, |n| {
+    };
+    let raw_spawns = |n| {
         rt.block_on(async {
             let mut elapsed = Duration::ZERO;
             for batch in batches(n) {
@@ -355,7 +360,8 @@ fn spawn(rt: &Runtime, runtime: &TheaterRuntime, raw: &Raw, manifest: &Manifest)
             }
             elapsed
         })
-    });
+    };
+    let (ours, baseline) = measure_pair(theater_spawns, raw_spawns);
     report("spawn", "actor", ours, baseline);
 
     // Finding the cached component, which raw wasmtime does not need to do.
@@ -406,6 +412,32 @@ async fn send(actor: &ActorHandle) {
 /// returns how long they took. A discarded first run absorbs first-use
 /// costs; the next runs find an `n` that fills [`ROUND_TIME`].
 fn measure(unit: u64, mut run: impl FnMut(u64) -> Duration) -> Duration {
+    let n = round_size(&mut run);
+    let mut per_op: Vec<Duration> = (0..ROUNDS).map(|_| run(n) / (n * unit) as u32).collect();
+    per_op.sort();
+    per_op[ROUNDS / 2]
+}
+
+/// [`measure`] of Theater and of its baseline, their rounds taken in
+/// turn, so that a machine slowing down for a while (other work, a
+/// throttled core) weighs on both figures alike.
+fn measure_pair(
+    mut ours: impl FnMut(u64) -> Duration,
+    mut baseline: impl FnMut(u64) -> Duration,
+) -> (Duration, Duration) {
+    let (n, m) = (round_size(&mut ours), round_size(&mut baseline));
+    let (mut ours_per_op, mut baseline_per_op) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        ours_per_op.push(ours(n) / n as u32);
+        baseline_per_op.push(baseline(m) / m as u32);
+    }
+    ours_per_op.sort();
+    baseline_per_op.sort();
+    (ours_per_op[ROUNDS / 2], baseline_per_op[ROUNDS / 2])
+}
+
+/// How many operations fill a round of about [`ROUND_TIME`].
+fn round_size(run: &mut impl FnMut(u64) -> Duration) -> u64 {
     run(1);
     let mut n = 1;
     let mut took = run(n);
@@ -413,10 +445,7 @@ fn measure(unit: u64, mut run: impl FnMut(u64) -> Duration) -> Duration {
         n *= 2;
         took = run(n);
     }
-    let n = (n as f64 * ROUND_TIME.as_secs_f64() / took.as_secs_f64()).ceil() as u64;
-    let mut per_op: Vec<Duration> = (0..ROUNDS).map(|_| run(n) / (n * unit) as u32).collect();
-    per_op.sort();
-    per_op[ROUNDS / 2]
+    (n as f64 * ROUND_TIME.as_secs_f64() / took.as_secs_f64()).ceil() as u64
 }
 
 /// `n` split into batches of at most [`SPAWN_BATCH`].

@@ -41,19 +41,24 @@ impl Executor {
             ..
         } = call;
         let started = Instant::now();
-        let (id, traces) = (self.id, self.traces.clone());
-        let call = self.call(&function, params, origin, delivery, note);
+        let span = self.traces.as_ref().map(|t| t.start(caller, started));
+        let (outcome, event) = {
+            // Pinned here: the span takes it by reference, not by moving
+            // a future the size of a wasm call.
+            let call = std::pin::pin!(self.call(&function, params, origin, delivery, note));
+            match &span {
+                Some(span) => span.run(call).await,
+                None => (call.await, None),
+            }
+        };
+        let ended = Instant::now();
+        let label = crate::metrics::outcome(&outcome);
+        self.counters.called(&function, label, ended - started);
         // The span ends before the answer is sent, so that a caller who
         // got the answer finds it recorded.
-        let outcome = match traces {
-            Some(traces) => {
-                let outcome = crate::metrics::outcome;
-                traces.call(caller, id, &function, call, outcome).await
-            }
-            None => call.await,
-        };
-        let label = crate::metrics::outcome(&outcome);
-        self.counters.called(&function, label, started.elapsed());
+        if let Some(span) = span {
+            span.end(self.id, function, label, event, ended);
+        }
         outcome
     }
 

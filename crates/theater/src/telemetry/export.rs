@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind as OtelKind, Status, TraceFlags, TraceId, TraceState,
@@ -33,6 +33,9 @@ pub struct Traces {
 }
 
 pub(super) struct Sink {
+    /// The same moment on both clocks: spans are timed on the monotonic
+    /// one and exported on the wall clock.
+    epoch: (SystemTime, Instant),
     pending: Mutex<Vec<Finished>>,
     dropped: AtomicU64,
     wake: mpsc::SyncSender<Command>,
@@ -59,6 +62,7 @@ impl Traces {
     pub fn export_to<E: SpanExporter + 'static>(exporter: E) -> Self {
         let (wake, commands) = mpsc::sync_channel(1);
         let sink = Arc::new(Sink {
+            epoch: (SystemTime::now(), Instant::now()),
             pending: Mutex::new(Vec::with_capacity(BATCH)),
             dropped: AtomicU64::new(0),
             wake,
@@ -68,15 +72,22 @@ impl Traces {
             .name("theater-traces".into())
             .spawn(move || {
                 let scope = InstrumentationScope::builder("theater").build();
+                // Swapped with the pending buffer, so that the call path
+                // pushes into room made here and never grows a buffer.
+                let mut batch = Vec::with_capacity(BATCH);
                 loop {
                     let command = commands.recv_timeout(EXPORT_INTERVAL);
                     let Some(sink) = weak.upgrade() else {
                         break;
                     };
-                    let batch = std::mem::take(&mut *sink.pending.lock().expect("spans"));
+                    std::mem::swap(&mut batch, &mut *sink.pending.lock().expect("spans"));
+                    let epoch = sink.epoch;
                     drop(sink);
                     if !batch.is_empty() {
-                        let spans = batch.into_iter().map(|s| s.into_otel(&scope)).collect();
+                        let spans = batch
+                            .drain(..)
+                            .map(|s| s.into_otel(&scope, epoch))
+                            .collect();
                         if let Err(e) = futures::executor::block_on(exporter.export(spans)) {
                             tracing::warn!("exporting spans failed: {e}");
                         }
@@ -130,7 +141,14 @@ impl Sink {
 }
 
 impl Finished {
-    fn into_otel(self, scope: &InstrumentationScope) -> SpanData {
+    fn into_otel(self, scope: &InstrumentationScope, epoch: (SystemTime, Instant)) -> SpanData {
+        let wall = |at: Instant| {
+            let (system, instant) = epoch;
+            match at.checked_duration_since(instant) {
+                Some(after) => system + after,
+                None => system - instant.duration_since(at),
+            }
+        };
         let (name, mut attributes, status) = match self.kind {
             SpanKind::Call {
                 actor,
@@ -176,8 +194,8 @@ impl Finished {
             parent_span_is_remote: false,
             span_kind: OtelKind::Internal,
             name: Cow::Borrowed(name),
-            start_time: self.start,
-            end_time: self.end,
+            start_time: wall(self.start),
+            end_time: wall(self.end),
             attributes,
             dropped_attributes_count: 0,
             events: SpanEvents::default(),
@@ -190,8 +208,6 @@ impl Finished {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
-
     use opentelemetry_sdk::trace::InMemorySpanExporter;
 
     use super::*;
@@ -199,12 +215,12 @@ mod tests {
     use crate::telemetry::TraceContext;
 
     fn span(n: u64) -> Finished {
-        let now = SystemTime::now();
+        let end = Instant::now();
         Finished {
             context: TraceContext { trace: 7, span: n },
             parent: None,
-            start: now,
-            end: now,
+            start: end - Duration::from_millis(3),
+            end,
             event: None,
             kind: SpanKind::Call {
                 actor: ActorId::new(),
@@ -230,6 +246,11 @@ mod tests {
         assert_eq!(ids, [1, 2, 3]);
         assert_eq!(spans[0].status, Status::error("trap"));
         assert_eq!(spans[0].span_context.trace_id(), TraceId::from(7u128));
+        // Timed on the monotonic clock, exported on the wall clock.
+        let took = spans[0].end_time.duration_since(spans[0].start_time);
+        assert_eq!(took.unwrap(), Duration::from_millis(3));
+        let age = SystemTime::now().duration_since(spans[0].end_time).unwrap();
+        assert!(age < Duration::from_secs(5), "{age:?}");
     }
 
     #[test]
@@ -237,6 +258,7 @@ mod tests {
         // A sink with no exporter thread: nothing leaves it.
         let (wake, _commands) = mpsc::sync_channel(1);
         let sink = Sink {
+            epoch: (SystemTime::now(), Instant::now()),
             pending: Mutex::new(Vec::new()),
             dropped: AtomicU64::new(0),
             wake,

@@ -18,7 +18,7 @@ mod export;
 use std::cell::Cell;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::Instant;
 
 use export::Sink;
 pub use export::{MAX_PENDING_SPANS, Traces};
@@ -59,8 +59,10 @@ fn new_span_id() -> u64 {
 pub(crate) struct Finished {
     context: TraceContext,
     parent: Option<u64>,
-    start: SystemTime,
-    end: SystemTime,
+    /// Read from the monotonic clock the call path reads anyway; the
+    /// exporter turns them into wall-clock times.
+    start: Instant,
+    end: Instant,
     /// The chain event it appended, if any.
     event: Option<Hash>,
     kind: SpanKind,
@@ -105,43 +107,65 @@ pub(crate) fn note_event(hash: &Hash) {
 }
 
 impl Traces {
-    /// Runs `call`, the call of `export` on `actor` queued in `caller`, as
-    /// a span: a child of `caller`, or the root of a new trace.
-    /// `outcome` names how it ended.
-    pub(crate) async fn call<T>(
-        &self,
-        caller: Option<TraceContext>,
-        actor: ActorId,
-        export: &str,
-        call: impl Future<Output = T>,
-        outcome: impl FnOnce(&T) -> &'static str,
-    ) -> T {
-        let context = caller.map_or_else(TraceContext::root, TraceContext::child);
-        let frame = Frame {
+    /// Starts the span of a call queued in `caller`, begun at `start`: a
+    /// child of `caller`, or the root of a new trace.
+    pub(crate) fn start(&self, caller: Option<TraceContext>, start: Instant) -> CallSpan {
+        CallSpan {
             sink: self.sink().clone(),
-            context: Cell::new(context),
-            event: Cell::new(None),
-        };
-        let start = SystemTime::now();
-        let (result, event) = FRAME
-            .scope(frame, async {
-                let result = call.await;
-                (result, FRAME.with(|frame| frame.event.get()))
-            })
-            .await;
-        self.sink().push(Finished {
-            context,
+            context: caller.map_or_else(TraceContext::root, TraceContext::child),
             parent: caller.map(|c| c.span),
             start,
-            end: SystemTime::now(),
+        }
+    }
+}
+
+/// The span of one actor call, from [`Traces::start`] to [`CallSpan::end`].
+pub(crate) struct CallSpan {
+    sink: Arc<Sink>,
+    context: TraceContext,
+    parent: Option<u64>,
+    start: Instant,
+}
+
+impl CallSpan {
+    /// Runs `call` inside the span: host calls it makes are its children.
+    /// Returns its output and the chain event it appended last.
+    pub(crate) async fn run<T>(&self, call: impl Future<Output = T>) -> (T, Option<Hash>) {
+        let frame = Frame {
+            sink: self.sink.clone(),
+            context: Cell::new(self.context),
+            event: Cell::new(None),
+        };
+        FRAME
+            .scope(frame, async {
+                let output = call.await;
+                (output, FRAME.with(|frame| frame.event.get()))
+            })
+            .await
+    }
+
+    /// Ends the span of the call of `export` on `actor`, which ended at
+    /// `end` with `outcome` and appended `event`.
+    pub(crate) fn end(
+        self,
+        actor: ActorId,
+        export: String,
+        outcome: &'static str,
+        event: Option<Hash>,
+        end: Instant,
+    ) {
+        self.sink.push(Finished {
+            context: self.context,
+            parent: self.parent,
+            start: self.start,
+            end,
             event,
             kind: SpanKind::Call {
                 actor,
-                export: export.to_owned(),
-                outcome: outcome(&result),
+                export,
+                outcome,
             },
         });
-        result
     }
 }
 
@@ -160,9 +184,9 @@ pub async fn host_call<T>(
     };
     let context = parent.child();
     FRAME.with(|frame| frame.context.set(context));
-    let start = SystemTime::now();
+    let start = Instant::now();
     let result = work.await;
-    let end = SystemTime::now();
+    let end = Instant::now();
     let event = FRAME.with(|frame| {
         frame.context.set(parent);
         frame.event.replace(outer_event)
