@@ -6,9 +6,10 @@
 //! records the request in its chain; the baseline is axum calling the
 //! export on an instance taken from a pool of ready ones (no queue, no
 //! chain). [`CONNECTIONS`] keep-alive clients send requests one after the
-//! other on the same tokio runtime. Prints requests/s and p50/p99 latency
-//! of each, and `ratio http_hello = <ours / baseline requests/s>` (1.0
-//! means as fast as the baseline). `docs/benchmarks.md` explains it.
+//! other on the same tokio runtime. Prints requests/s, p50/p99 latency and
+//! CPU time per request of each, and `ratio http_hello = <ours / baseline
+//! requests/s>` (1.0 means as fast as the baseline). `docs/benchmarks.md`
+//! explains it.
 
 mod support;
 
