@@ -28,7 +28,7 @@ use theater::wasm::{Bytes, ComponentCache};
 use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::runtime::Runtime;
 use wasmtime::Store;
-use wasmtime::component::{ComponentNamedList, Instance, Lift, Lower, TypedFunc};
+use wasmtime::component::{Instance, TypedFunc};
 
 /// Rounds per figure; the median is reported.
 const ROUNDS: usize = 7;
@@ -92,7 +92,9 @@ fn recorded_call(
 ) -> Duration {
     let actor = rt.block_on(runtime.spawn(manifest)).expect("spawn");
     let (mut store, instance, mut state) = rt.block_on(raw.spawn());
-    let handle_send: HandleSend = raw.func(&instance, &mut store, MESSAGE_SERVER, "handle-send");
+    let handle_send: HandleSend =
+        raw.component
+            .func(&instance, &mut store, MESSAGE_SERVER, "handle-send");
     let (ours, baseline) = measure_pair(
         |n| {
             rt.block_on(async {
@@ -512,25 +514,13 @@ impl Raw {
     /// A new store and instance, after `actor.init`.
     async fn spawn(&self) -> (Store<RawHost>, Instance, State) {
         let (mut store, instance) = self.component.instantiate().await;
-        let init: Init = self.func(&instance, &mut store, "ntwk:theater/actor", "init");
+        let init: Init = self
+            .component
+            .func(&instance, &mut store, "ntwk:theater/actor", "init");
         let params = (self.init_state.clone(), (ActorId::new().to_string(),));
         let (result,) = init.call_async(&mut store, params).await.expect("init");
         let (state,) = result.expect("init returns Ok");
         (store, instance, state)
-    }
-
-    fn func<P, R>(
-        &self,
-        instance: &Instance,
-        store: &mut Store<RawHost>,
-        interface: &str,
-        function: &str,
-    ) -> TypedFunc<P, R>
-    where
-        P: ComponentNamedList + Lower + Send + Sync,
-        R: ComponentNamedList + Lift + Send + Sync,
-    {
-        self.component.func(instance, store, interface, function)
     }
 }
 
