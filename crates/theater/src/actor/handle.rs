@@ -235,14 +235,7 @@ impl ActorHandle {
         params: P,
         note: Option<CallNote>,
     ) -> Result<R, ActorError> {
-        let call = InlineCall {
-            actor: self.facts.id,
-            function: function.to_owned(),
-            params: serialize_params(function, &params)?,
-            origin,
-            caller: crate::telemetry::current(),
-            note,
-        };
+        let call = self.prepare(origin, function, &params, note)?;
         let result = match self.shared.try_call(call, &self.ops) {
             // The actor was idle: the call runs here, with no thread woken.
             Ok(inline) => inline.await?,
@@ -260,16 +253,28 @@ impl ActorHandle {
         function: &str,
         params: P,
     ) -> Result<R, ActorError> {
-        let call = InlineCall {
-            actor: self.facts.id,
-            function: function.to_owned(),
-            params: serialize_params(function, &params)?,
-            origin: None,
-            caller: crate::telemetry::current(),
-            note: None,
-        };
+        let call = self.prepare(None, function, &params, None)?;
         let result = self.queue_call(call)?.await?;
         parse_result(function, &result)
+    }
+
+    /// A call of `function` with `params`, serialized, in the trace of the
+    /// code running now.
+    fn prepare<P: Serialize>(
+        &self,
+        origin: Option<ActorId>,
+        function: &str,
+        params: &P,
+        note: Option<CallNote>,
+    ) -> Result<InlineCall, ActorError> {
+        Ok(InlineCall {
+            actor: self.facts.id,
+            function: function.to_owned(),
+            params: serialize_params(function, params)?,
+            origin,
+            caller: crate::telemetry::current(),
+            note,
+        })
     }
 
     /// Queues `call`; the answer is its reply.

@@ -41,44 +41,29 @@ pub fn add_to_linker(linker: &mut Linker<ActorStore>, package: Package) -> wasmt
             .await
         })
     })?;
-    host.func_wrap_async("start-server", |mut store, (id,): (u64,)| {
-        Box::new(async move {
-            let started = Instant::now();
-            let result = match shared(&mut store) {
-                Ok(shared) => listener::start(&shared, id).await,
-                Err(e) => Err(e),
-            };
-            store.data_mut().extend_deadline(started.elapsed());
-            answer(&mut store, "start-server", json!({ "server": id }), result).await
-        })
+    host.func_wrap_async("start-server", |store, (id,): (u64,)| {
+        Box::new(on_server(
+            store,
+            "start-server",
+            id,
+            move |shared| async move { listener::start(&shared, id).await },
+        ))
     })?;
-    host.func_wrap_async("stop-server", |mut store, (id,): (u64,)| {
-        Box::new(async move {
-            let started = Instant::now();
-            let result = match shared(&mut store) {
-                Ok(shared) => stop_taken(&shared, id, shared.take_running(id)).await,
-                Err(e) => Err(e),
-            };
-            store.data_mut().extend_deadline(started.elapsed());
-            answer(&mut store, "stop-server", json!({ "server": id }), result).await
-        })
+    host.func_wrap_async("stop-server", |store, (id,): (u64,)| {
+        Box::new(on_server(
+            store,
+            "stop-server",
+            id,
+            move |shared| async move { stop_taken(&shared, id, shared.take_running(id)).await },
+        ))
     })?;
-    host.func_wrap_async("destroy-server", |mut store, (id,): (u64,)| {
-        Box::new(async move {
-            let started = Instant::now();
-            let result = match shared(&mut store) {
-                Ok(shared) => stop_taken(&shared, id, shared.destroy(id)).await,
-                Err(e) => Err(e),
-            };
-            store.data_mut().extend_deadline(started.elapsed());
-            answer(
-                &mut store,
-                "destroy-server",
-                json!({ "server": id }),
-                result,
-            )
-            .await
-        })
+    host.func_wrap_async("destroy-server", |store, (id,): (u64,)| {
+        Box::new(on_server(
+            store,
+            "destroy-server",
+            id,
+            move |shared| async move { stop_taken(&shared, id, shared.destroy(id)).await },
+        ))
     })?;
     host.func_wrap_async("register-handler", |mut store, (name,): (String,)| {
         Box::new(async move {
@@ -215,6 +200,23 @@ fn shared(store: &mut StoreContextMut<'_, ActorStore>) -> Result<Arc<Shared>, St
         .shared
         .get_or_insert_with(|| Arc::new(Shared::new(link, config)))
         .clone())
+}
+
+/// Runs `work`, which starts or stops server `id`, and records it; the
+/// time it waits for sockets is not counted against the actor's call.
+async fn on_server<T: Serialize + Clone, F: Future<Output = Result<T, String>>>(
+    mut store: StoreContextMut<'_, ActorStore>,
+    function: &str,
+    id: u64,
+    work: impl FnOnce(Arc<Shared>) -> F,
+) -> wasmtime::Result<(Result<T, String>,)> {
+    let started = Instant::now();
+    let result = match shared(&mut store) {
+        Ok(shared) => work(shared).await,
+        Err(e) => Err(e),
+    };
+    store.data_mut().extend_deadline(started.elapsed());
+    answer(&mut store, function, json!({ "server": id }), result).await
 }
 
 /// Stops the server just taken out of the registry, if it was running.
