@@ -42,10 +42,12 @@ impl Executor {
         } = call;
         let started = Instant::now();
         let span = self.traces.as_ref().map(|t| t.start(caller, started));
+        // Looked up once: the call, its metrics and its span use the slot.
+        let slot = self.instance.slot(&function);
         let (outcome, event) = {
             // Pinned here: the span takes it by reference, not by moving
             // a future the size of a wasm call.
-            let call = std::pin::pin!(self.call(&function, params, origin, delivery, note));
+            let call = std::pin::pin!(self.call(&function, slot, params, origin, delivery, note));
             match &span {
                 Some(span) => span.run(call).await,
                 None => (call.await, None),
@@ -53,22 +55,26 @@ impl Executor {
         };
         let ended = Instant::now();
         let label = crate::metrics::outcome(&outcome);
-        self.counters.called(&function, label, ended - started);
+        self.counters.called(slot, label, ended - started);
         // The span ends before the answer is sent, so that a caller who
         // got the answer finds it recorded.
         if let Some(span) = span {
-            span.end(self.id, function, label, event, ended);
+            let exported = slot.and_then(|slot| self.instance.exported_name(slot));
+            let export = exported.cloned().unwrap_or_else(|| function.into());
+            span.end(self.id, export, label, event, ended);
         }
         outcome
     }
 
-    /// Runs one call: on `Ok` commits state and a `call` event; otherwise
-    /// keeps the state and records a `call-error` event. A call that
+    /// Runs one call of `function`, the export in `slot`: on `Ok` commits
+    /// state and a `call` event; otherwise keeps the state and records a
+    /// `call-error` event. A call that
     /// delivers an accepted message (`delivery`, its inbox number) settles
     /// it with that event, so it runs once. A `note` completes the event.
     async fn call(
         &mut self,
         function: &str,
+        slot: Option<usize>,
         params: Box<RawValue>,
         origin: Option<ActorId>,
         delivery: Option<u64>,
@@ -81,7 +87,7 @@ impl Executor {
             function,
         }) = self
             .instance
-            .call(function, self.state.clone(), &params, &limits)
+            .call(slot, self.state.clone(), &params, &limits)
             .await
         else {
             let error = ActorError::UnknownFunction {

@@ -74,7 +74,10 @@ pub(crate) async fn spawn(
         Some(runtime) => (
             runtime.metrics().actor(
                 id,
-                template.exports.exported_names().iter().map(String::as_str),
+                template
+                    .exports
+                    .entries()
+                    .map(|(_, found)| found.map(|f| &*f.name)),
             ),
             runtime.traces().cloned(),
         ),
@@ -180,7 +183,12 @@ impl Executor {
         let limits = self.template.limits;
         let output = match self
             .instance
-            .call(INIT_FUNCTION, self.state.take(), &params, &limits)
+            .call(
+                self.instance.slot(INIT_FUNCTION),
+                self.state.take(),
+                &params,
+                &limits,
+            )
             .await
             .map(|called| {
                 called

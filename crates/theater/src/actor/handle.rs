@@ -94,10 +94,10 @@ impl ActorCounters {
     }
 
     /// A call of `function` ended with `outcome` after `elapsed`.
-    pub(crate) fn called(&self, function: &str, outcome: &'static str, elapsed: Duration) {
+    pub(crate) fn called(&self, slot: Option<usize>, outcome: &'static str, elapsed: Duration) {
         let micros = elapsed.as_micros().min(u64::MAX as u128) as u64;
         self.busy_micros.fetch_add(micros, Ordering::Relaxed);
-        self.metrics.call(function, outcome, elapsed);
+        self.metrics.call(slot, outcome, elapsed);
     }
 }
 

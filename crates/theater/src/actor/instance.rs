@@ -50,16 +50,27 @@ impl ActorInstance {
         self.exports.exported_names().join(", ")
     }
 
-    /// Calls a bound export (by canonical name, or as exported) under the
-    /// time limit and the cap on its result. `None` if not exported.
+    /// The slot of `function` (by canonical name, or as exported) among
+    /// the exports the handlers expect.
+    pub fn slot(&self, function: &str) -> Option<usize> {
+        self.exports.slot(function)
+    }
+
+    /// `interface.function` as the component exports the one in `slot`.
+    pub fn exported_name(&self, slot: usize) -> Option<&Arc<str>> {
+        self.exports.exported_name(slot)
+    }
+
+    /// Calls the export in `slot` under the time limit and the cap on its
+    /// result. `None` if the component does not export it.
     pub async fn call(
         &mut self,
-        function: &str,
+        slot: Option<usize>,
         state: StateBytes,
         params: &RawValue,
         limits: &Limits,
     ) -> Option<Called> {
-        let slot = self.exports.slot(function)?;
+        let slot = slot?;
         let export = self.bound[slot].as_ref()?;
         arm_deadline(
             &mut self.store,

@@ -196,7 +196,7 @@ impl HostFunctions for MessageServerHandler {
 /// waiting for other actors does not count against the caller's time limit.
 async fn messaging_op<V: HostView, T, Fut>(
     store: &mut StoreContextMut<'_, V>,
-    function: &str,
+    function: &'static str,
     params: Value,
     op: impl FnOnce(Runtime, ActorId, Duration) -> Fut,
     show: fn(&T) -> Value,

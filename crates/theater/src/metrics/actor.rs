@@ -1,7 +1,6 @@
 //! One actor's call metrics, resolved when it starts so that a call costs
-//! a map lookup and a few atomic adds.
+//! an index and a few atomic adds.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use super::Families;
 use super::labels::{CallLabels, ExportLabels, Label};
 use crate::id::ActorId;
-use crate::packages;
 
 /// One actor's handles into its runtime's metrics; does nothing when they
 /// are disabled.
@@ -32,9 +30,9 @@ struct Resolved {
     families: Arc<Families>,
     /// The actor's id, labelled in per-actor mode.
     actor: Option<Arc<str>>,
-    /// By canonical name ([`packages::canonical`]), so that a call asked
-    /// under either package name finds the export; labelled as exported.
-    exports: HashMap<Box<str>, Export>,
+    /// By the export's slot in the actor's export table, for those the
+    /// component exports; labelled as exported.
+    exports: Vec<Option<Export>>,
     /// For calls of functions the actor does not export.
     other: Export,
 }
@@ -50,7 +48,7 @@ impl ActorMetrics {
     pub(super) fn new<'a>(
         families: Arc<Families>,
         actor: ActorId,
-        exports: impl IntoIterator<Item = &'a str>,
+        exports: impl IntoIterator<Item = Option<&'a str>>,
     ) -> Self {
         let actor = families.per_actor.then(|| actor.to_string().into());
         let resolve = |label: Arc<str>| Export {
@@ -67,10 +65,7 @@ impl ActorMetrics {
         };
         let exports = exports
             .into_iter()
-            .map(|name| {
-                let key = packages::canonical(name).into();
-                (key, resolve(families.export_label(name)))
-            })
+            .map(|name| name.map(|name| resolve(families.export_label(name))))
             .collect();
         let other = resolve(families.other.clone());
         Self {
@@ -83,15 +78,15 @@ impl ActorMetrics {
         }
     }
 
-    /// A call of `function` ended with `outcome` (`ok` or the kind of
-    /// failure) after `elapsed`.
-    pub(crate) fn call(&self, function: &str, outcome: &'static str, elapsed: Duration) {
+    /// A call of the export in `slot` (`None`: a function the actor does
+    /// not export) ended with `outcome` (`ok` or the kind of failure)
+    /// after `elapsed`.
+    pub(crate) fn call(&self, slot: Option<usize>, outcome: &'static str, elapsed: Duration) {
         let Some(resolved) = &self.inner else {
             return;
         };
-        let export = resolved
-            .exports
-            .get(&*packages::canonical(function))
+        let export = slot
+            .and_then(|slot| resolved.exports.get(slot)?.as_ref())
             .unwrap_or(&resolved.other);
         export.latency.observe(elapsed.as_secs_f64());
         if outcome == "ok" {
@@ -126,7 +121,7 @@ impl Drop for Resolved {
             return;
         };
         let families = &self.families;
-        for export in self.exports.values().chain([&self.other]) {
+        for export in self.exports.iter().flatten().chain([&self.other]) {
             let latency = ExportLabels {
                 export: export.label.clone(),
                 actor: Some(actor.clone()),

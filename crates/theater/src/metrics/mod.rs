@@ -178,11 +178,12 @@ impl Metrics {
     }
 
     /// Handles for one actor's call metrics, resolved once for each of its
-    /// `exports` so that a call does not look labels up.
+    /// `exports` (by slot: the name it is exported as, if it is) so that a
+    /// call does not look labels up.
     pub(crate) fn actor<'a>(
         &self,
         actor: ActorId,
-        exports: impl IntoIterator<Item = &'a str>,
+        exports: impl IntoIterator<Item = Option<&'a str>>,
     ) -> ActorMetrics {
         match &self.inner {
             Some(families) => ActorMetrics::new(families.clone(), actor, exports),

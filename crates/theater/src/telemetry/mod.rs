@@ -71,15 +71,19 @@ pub(crate) struct Finished {
 #[derive(Debug)]
 enum SpanKind {
     /// `actor.call`: a call of `export` on `actor`, ended with `outcome`.
+    ///
+    /// Names are shared or static, never allocated per span: spans are
+    /// dropped on the exporter's thread, and memory freed on a thread other
+    /// than the one that allocated it is slow to reuse.
     Call {
         actor: ActorId,
-        export: String,
+        export: Arc<str>,
         outcome: &'static str,
     },
     /// `host.call`: the host function `function` of `interface`.
     Host {
         interface: &'static str,
-        function: String,
+        function: &'static str,
     },
 }
 
@@ -149,7 +153,7 @@ impl CallSpan {
     pub(crate) fn end(
         self,
         actor: ActorId,
-        export: String,
+        export: Arc<str>,
         outcome: &'static str,
         event: Option<Hash>,
         end: Instant,
@@ -174,7 +178,7 @@ impl CallSpan {
 /// continue this span.
 pub async fn host_call<T>(
     interface: &'static str,
-    function: &str,
+    function: &'static str,
     work: impl Future<Output = T>,
 ) -> T {
     let Ok((sink, parent, outer_event)) =
@@ -199,7 +203,7 @@ pub async fn host_call<T>(
         event,
         kind: SpanKind::Host {
             interface,
-            function: function.to_owned(),
+            function,
         },
     });
     result
