@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// the rule at the top of `lib.rs`.
 pub const LAYERS: &[&[&str]] = &[
     &["id", "files", "packages", "admission"],
-    &["web"],
+    &["web", "cluster"],
     &["manifest"],
     &["chain"],
     &["storage"],

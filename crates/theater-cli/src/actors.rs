@@ -1,4 +1,4 @@
-//! Client commands about actors: start, stop, restart, list, tree, state
+//! Client commands about actors: start, stop, restart, list, tree, nodes, state
 //! and inspect (`events` and `logs` are in [`crate::events`]).
 
 use std::path::PathBuf;
@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use theater::server::Client;
 use theater::server::protocol::{
-    ActorList, ActorState, Inspected, Op, Restarted, Started, Status, Stopped, Tree, TreeNode,
+    ActorList, ActorState, Inspected, Nodes, Op, Restarted, Started, Status, Stopped, Tree,
+    TreeNode,
 };
 
 use crate::events::follow;
@@ -58,8 +59,9 @@ pub struct IdArgs {
     pub(crate) remote: Remote,
 }
 
+/// A command that shows one answer of the server.
 #[derive(Args)]
-pub struct TreeArgs {
+pub struct ShowArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -190,7 +192,7 @@ async fn start_many(args: &StartArgs, client: &mut Client, start: Op) -> anyhow:
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn tree(args: TreeArgs) -> anyhow::Result<ExitCode> {
+pub fn tree(args: ShowArgs) -> anyhow::Result<ExitCode> {
     remote::show(&args.remote, args.json, Op::Tree, |tree: &Tree| {
         if tree.roots.is_empty() {
             outln!("no actors running; start one with `theater start <manifest>`");
@@ -198,6 +200,26 @@ pub fn tree(args: TreeArgs) -> anyhow::Result<ExitCode> {
         for root in &tree.roots {
             print_tree(root, 0);
         }
+    })
+}
+
+pub fn nodes(args: ShowArgs) -> anyhow::Result<ExitCode> {
+    remote::show(&args.remote, args.json, Op::Nodes, |answer: &Nodes| {
+        let rows: Vec<Vec<String>> = answer
+            .nodes
+            .iter()
+            .map(|n| {
+                let this = if n.node == answer.node { " (this)" } else { "" };
+                vec![
+                    format!("{}{this}", n.node),
+                    n.info.actors.to_string(),
+                    format!("{} ms ago", n.seen_ms_ago),
+                    n.info.management.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        let headers = ["NODE", "ACTORS", "LAST SEEN", "MANAGEMENT"];
+        outln!("{}", table(&headers, &rows));
     })
 }
 

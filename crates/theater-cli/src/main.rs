@@ -60,7 +60,11 @@ enum Command {
     Restart(actors::IdArgs),
     /// Show the supervision tree of the running actors.
     #[command(after_help = "Example:\n  theater tree --json")]
-    Tree(actors::TreeArgs),
+    Tree(actors::ShowArgs),
+    /// List the nodes of the cluster the server belongs to, with their
+    /// load and when each was last heard from.
+    #[command(after_help = "Example:\n  theater nodes --json")]
+    Nodes(actors::ShowArgs),
     /// List the running actors (with --all, the stopped ones too).
     #[command(after_help = "Examples:\n  theater list --json\n  theater list --all")]
     List(actors::ListArgs),
@@ -121,6 +125,7 @@ fn main() -> ExitCode {
         Command::Stop(args) => actors::stop(args),
         Command::Restart(args) => actors::restart(args),
         Command::Tree(args) => actors::tree(args),
+        Command::Nodes(args) => actors::nodes(args),
         Command::List(args) => actors::list(args),
         Command::State(args) => actors::state(args),
         Command::Events(args) => events::events(args),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use theater::cluster::{Cluster, ClusterConfig, NodeInfo};
 use theater::files::{
     DEFAULT_MAX_COMPONENT_BYTES, DEFAULT_MAX_INIT_STATE_BYTES, DEFAULT_MAX_MANIFEST_BYTES,
     FileLimits,
@@ -95,6 +96,63 @@ pub struct ServerArgs {
     /// 0.0.0.0). Without it they listen on loopback only.
     #[arg(long)]
     public_http: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Joining a cluster on NATS JetStream (docs/cluster.md).
+#[derive(Args)]
+#[command(next_help_heading = "Cluster")]
+struct ClusterArgs {
+    /// Join the cluster on these NATS servers (with JetStream on), comma
+    /// separated; any one reachable is enough.
+    #[arg(
+        long,
+        value_name = "nats://HOST:PORT[,...]",
+        value_delimiter = ',',
+        requires = "node"
+    )]
+    cluster: Vec<String>,
+    /// This node's name in the cluster: letters, digits, `-`, `_`.
+    #[arg(long, value_name = "NAME", requires = "cluster")]
+    node: Option<String>,
+    /// How often this node announces itself to the cluster.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    heartbeat_ms: u64,
+    /// How long after a node's last heartbeat the cluster counts it as gone.
+    #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    node_timeout_ms: u64,
+    /// Copies JetStream keeps of the cluster's records (at most the number
+    /// of NATS servers; 3 survives the loss of one).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=5))]
+    cluster_replicas: usize,
+}
+
+impl ClusterArgs {
+    /// Joins the cluster, if asked, announcing `theater`'s load and the
+    /// management address `addr`.
+    async fn join(
+        &self,
+        theater: &TheaterRuntime,
+        addr: std::net::SocketAddr,
+    ) -> anyhow::Result<Option<Cluster>> {
+        let Some(node) = &self.node else {
+            return Ok(None);
+        };
+        let mut config = ClusterConfig::new(self.cluster.clone(), node.clone());
+        config.heartbeat = Duration::from_millis(self.heartbeat_ms);
+        config.node_timeout = Duration::from_millis(self.node_timeout_ms);
+        config.replicas = self.cluster_replicas;
+        let runtime = theater.clone();
+        let started_ms = theater::actor::now_ms();
+        let info = move || NodeInfo {
+            management: Some(addr.to_string()),
+            actors: runtime.actor_count(),
+            started_ms,
+            ..NodeInfo::default()
+        };
+        Ok(Some(Cluster::join(config, info).await?))
+    }
 }
 
 /// The connection limits (docs/security.md).
@@ -180,6 +238,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         token: args.token.filter(|t| !t.is_empty()),
         insecure: args.insecure,
         limits: args.limits.limits(),
+        cluster: None,
     };
     let has_token = config.token.is_some();
     let access = WebAccess {
@@ -187,8 +246,12 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         insecure: config.insecure,
     };
     // Bound before actors resume, so that a refused address starts nothing.
-    let server = Server::bind(theater.clone(), &args.listen, config).await?;
+    let mut server = Server::bind(theater.clone(), &args.listen, config).await?;
     let addr = server.local_addr()?;
+    let cluster = args.cluster.join(&theater, addr).await?;
+    if let Some(cluster) = &cluster {
+        server.join(cluster.clone());
+    }
     let metrics = args.metrics.bind(&theater, access.clone()).await?;
     let dashboard = args.dashboard.bind(&theater, access).await?;
     let resumed = theater.resume_all().await?;
@@ -212,10 +275,31 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     for (id, reason) in &resumed.failed {
         errln!("warning: cannot resume actor {id}: {reason}");
     }
+    if let Some(cluster) = &cluster {
+        claim_resumed(cluster, &theater, &resumed.resumed).await;
+        outln!("joined the cluster as node {}", cluster.node());
+    }
     server.serve_until(shutdown_signal()).await;
     theater.shutdown().await;
+    if let Some(cluster) = &cluster {
+        cluster.leave().await;
+    }
     errln!("server stopped; its actors resume when it starts again");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Claims the resumed top-level actors for this node; one another node
+/// owns now is not run here.
+async fn claim_resumed(cluster: &Cluster, theater: &TheaterRuntime, resumed: &[theater::ActorId]) {
+    for id in resumed {
+        if theater.parent(*id).is_some() {
+            continue;
+        }
+        if let Err(e) = cluster.claim(&id.to_string()).await {
+            errln!("warning: not running actor {id} here: {e}");
+            let _ = theater.stop(*id).await;
+        }
+    }
 }
 
 /// Ctrl-C, or SIGTERM where there is one.

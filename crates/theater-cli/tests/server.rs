@@ -42,32 +42,13 @@ impl Server {
     /// A server with these extra `theater server` arguments.
     fn start_with_args(token: Option<&str>, extra: &[&str]) -> Self {
         let home = support::home();
-        let mut command = Command::new(BIN);
-        command
-            .args(["server", "--listen", "127.0.0.1:0", "--home"])
-            .arg(home.path())
-            .env_remove("THEATER_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(
-                std::fs::File::create(home.path().join("server.log")).unwrap(),
-            ));
+        let mut args = extra.to_vec();
         if let Some(token) = token {
-            command.args(["--token", token]);
+            args.extend(["--token", token]);
         }
-        command.args(extra);
-        let mut child = command.spawn().expect("theater server starts");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let Some(addr) = line.trim().strip_prefix("listening on ") else {
-            let _ = child.kill();
-            let log = std::fs::read_to_string(home.path().join("server.log")).unwrap_or_default();
-            panic!("the server did not start: {line:?}\n{log}");
-        };
-        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+        let (child, addr) = support::spawn_server(BIN, home.path(), &args);
         Self {
-            addr: addr.to_owned(),
+            addr,
             child,
             home,
             token: token.map(str::to_owned),

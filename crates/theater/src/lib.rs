@@ -30,7 +30,8 @@
 //!
 //! 0. [`id`], [`files`], [`packages`], `admission`: actor ids, bounded file
 //!    reads, the two package names, who is let into the servers.
-//! 1. [`web`]: the plumbing of the operator's HTTP endpoints.
+//! 1. [`web`], [`cluster`]: the plumbing of the operator's HTTP endpoints;
+//!    a node's membership of a NATS JetStream cluster.
 //! 2. [`manifest`]: what an actor is made of and granted.
 //! 3. [`chain`]: pure data: events, hashing, verification.
 //! 4. [`storage`]: where chains, actor records and states are kept.
@@ -54,6 +55,7 @@
 pub mod actor;
 mod admission;
 pub mod chain;
+pub mod cluster;
 pub mod dashboard;
 pub mod error;
 pub mod files;

@@ -3,8 +3,9 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Command, Output, Stdio};
 
 /// The `actors/` directory.
 pub fn actors_dir() -> PathBuf {
@@ -81,4 +82,35 @@ pub fn answered_json(args: &[&str], ok: impl FnOnce(&[&str]) -> String) -> serde
     args.push("--json");
     let text = ok(&args);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}\n{text}"))
+}
+
+/// Starts `theater server` (the binary `bin`) on a free loopback port with
+/// `home` and the `extra` arguments, its log in `home/server.log`; returns
+/// the process and the address it listens on, once it does.
+pub fn spawn_server(bin: &str, home: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(bin)
+        .args(["server", "--listen", "127.0.0.1:0", "--home"])
+        .arg(home)
+        .args(extra)
+        .env_remove("THEATER_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(
+            std::fs::File::create(home.join("server.log")).unwrap(),
+        ))
+        .spawn()
+        .expect("theater server starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let Some(addr) = line.trim().strip_prefix("listening on ") else {
+        let _ = child.kill();
+        let log = std::fs::read_to_string(home.join("server.log")).unwrap_or_default();
+        panic!("the server did not start: {line:?}\n{log}");
+    };
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let addr = addr.to_owned();
+    // Keep reading, so that the server never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    (child, addr)
 }

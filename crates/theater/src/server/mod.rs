@@ -62,6 +62,9 @@ pub struct ServerConfig {
     /// set.
     pub insecure: bool,
     pub limits: ServerLimits,
+    /// The cluster this server's node belongs to, if any: actors it starts
+    /// are claimed there, and `nodes` lists the cluster's nodes.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 /// Why a server could not start.
@@ -173,6 +176,13 @@ impl Server {
             listener,
             shared: Arc::new(shared),
         })
+    }
+
+    /// Makes this the management server of a node of `cluster`; called
+    /// before it serves.
+    pub fn join(&mut self, cluster: crate::cluster::Cluster) {
+        let shared = Arc::get_mut(&mut self.shared).expect("a server joins before it serves");
+        shared.config.cluster = Some(cluster);
     }
 
     /// The address it is bound to, with the real port when 0 was asked for.

@@ -53,6 +53,13 @@ impl Connection {
             .spawn(&manifest)
             .await
             .map_err(spawn_error)?;
+        if let Some(cluster) = &self.shared.config.cluster
+            && let Err(e) = cluster.claim(&handle.id().to_string()).await
+        {
+            // Not owned here, so not run here.
+            let _ = self.shared.runtime.stop(handle.id()).await;
+            return Err(ErrorBody::new(ErrorKind::SpawnFailed, e.to_string()));
+        }
         self.started(handle.id());
         answer(Started {
             actor: handle.id(),
@@ -97,6 +104,7 @@ impl Connection {
                     queue_depth: Some(h.queue_depth()),
                     calls_ok: Some(counters.calls_ok),
                     calls_failed: Some(counters.calls_failed),
+                    node: self.node(),
                 }
             })
             .collect();
@@ -116,6 +124,7 @@ impl Connection {
                     queue_depth: None,
                     calls_ok: None,
                     calls_failed: None,
+                    node: None,
                 });
             }
         }

@@ -5,8 +5,10 @@
 //! - [`messages`]: messages, channels and subscriptions.
 //! - [`history`]: replay, fork and revert.
 //! - [`lookup`]: finding the actor, chain or channel a request names.
+//! - [`cluster`]: the nodes of the server's cluster.
 
 mod actors;
+mod cluster;
 mod history;
 mod lookup;
 mod messages;
@@ -82,6 +84,7 @@ impl Connection {
                 let handle = self.running(&actor)?;
                 let runtime = &self.shared.runtime;
                 runtime.stop(handle.id()).await.map_err(actor_error)?;
+                self.release(handle.id()).await;
                 answer(Stopped {
                     actor: handle.id(),
                     stopped: true,
@@ -101,6 +104,7 @@ impl Connection {
             Op::Verify { actor } => self.verify(&actor).await,
             Op::Inspect { actor } => self.inspect(&actor).await,
             Op::Tree => self.tree(),
+            Op::Nodes => self.nodes().await,
             Op::Send { actor, payload } => self.send_message(&actor, &payload).await,
             Op::Request {
                 actor,

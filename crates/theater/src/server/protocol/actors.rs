@@ -119,6 +119,9 @@ pub struct ListedActor {
     pub queue_depth: Option<usize>,
     pub calls_ok: Option<u64>,
     pub calls_failed: Option<u64>,
+    /// The node that runs it, in a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// `state`.
@@ -201,4 +204,12 @@ pub struct TreeNode {
     pub short: String,
     pub name: String,
     pub children: Vec<TreeNode>,
+}
+
+/// `nodes`: the cluster's live nodes, as the answering node sees them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Nodes {
+    /// The node that answered.
+    pub node: String,
+    pub nodes: Vec<crate::cluster::NodeStatus>,
 }

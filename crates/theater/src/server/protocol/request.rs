@@ -100,6 +100,8 @@ pub enum Op {
     },
     Tree,
     Ping,
+    /// The nodes of the cluster this server belongs to.
+    Nodes,
     /// Replays the actor's chain on its component, checking every state
     /// (`docs/replay.md`). The actor may have stopped.
     Replay {
@@ -146,6 +148,7 @@ impl Op {
             Op::Restart { .. } => "restart",
             Op::Tree => "tree",
             Op::Ping => "ping",
+            Op::Nodes => "nodes",
             Op::Replay { .. } => "replay",
             Op::Fork { .. } => "fork",
             Op::Revert { .. } => "revert",

@@ -90,6 +90,7 @@ fn list_answers_round_trip() {
         queue_depth: Some(2),
         calls_ok: Some(4),
         calls_failed: Some(1),
+        node: Some("n1".into()),
     };
     let quitter = ListedActor {
         id: OTHER.parse().unwrap(),
@@ -102,6 +103,7 @@ fn list_answers_round_trip() {
         queue_depth: None,
         calls_ok: None,
         calls_failed: None,
+        node: None,
     };
     answers_as(
         ActorList {
@@ -109,7 +111,7 @@ fn list_answers_round_trip() {
         },
         json!({ "actors": [
             { "id": ID, "short": "1a2b3c4d", "name": "counter", "status": "running",
-              "queue_depth": 2, "calls_ok": 4, "calls_failed": 1 },
+              "queue_depth": 2, "calls_ok": 4, "calls_failed": 1, "node": "n1" },
             { "id": OTHER, "short": "5e6f7a8b", "name": "quitter", "status": "stopped by itself",
               "shutdown_data": null, "queue_depth": null, "calls_ok": null, "calls_failed": null },
         ]}),

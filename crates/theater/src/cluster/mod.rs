@@ -1,0 +1,316 @@
+//! Theater across machines, on NATS JetStream: nodes join a cluster,
+//! announce themselves with a heartbeat, and own actors by compare-and-set.
+//!
+//! Two JetStream key-value buckets hold the cluster's shared facts:
+//! - `theater-nodes`: one entry per node, rewritten every heartbeat. Its
+//!   entries expire after the node timeout, so a node that stops beating
+//!   leaves the list by itself. A node rewrites its entry only at the
+//!   revision it last wrote: once another process has taken its name, or
+//!   its entry expired while it was paused, it is fenced and stops.
+//! - `theater-placement`: which node owns which actor, created only if
+//!   absent and removed only at the revision read, so that two nodes can
+//!   never both own an actor.
+//!
+//! Without `--cluster` none of this exists: one process, its own store.
+
+mod nodes;
+mod placement;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::jetstream::{self, kv};
+
+pub use nodes::{NodeInfo, NodeStatus};
+pub use placement::Owner;
+
+/// Bucket of node heartbeats.
+const NODES_BUCKET: &str = "theater-nodes";
+/// Bucket of actor owners.
+const PLACEMENT_BUCKET: &str = "theater-placement";
+/// How long a node waits for a bucket JetStream has just created.
+const READY_WAIT: Duration = Duration::from_secs(10);
+/// Longest a node name may be; names are keys and NATS subject tokens.
+const MAX_NODE_NAME: usize = 64;
+
+/// How to join a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// NATS servers to connect to (`nats://host:port`); any one is enough.
+    pub servers: Vec<String>,
+    /// This node's name, unique in the cluster.
+    pub node: String,
+    /// How often this node announces itself.
+    pub heartbeat: Duration,
+    /// How long after its last heartbeat a node counts as gone.
+    pub node_timeout: Duration,
+    /// Copies JetStream keeps of the cluster's buckets (at most the number
+    /// of NATS servers; 3 survives the loss of one).
+    pub replicas: usize,
+}
+
+impl ClusterConfig {
+    /// Defaults for the timings and replicas: a heartbeat each second, gone
+    /// after 2 s of silence, one copy.
+    pub fn new(servers: Vec<String>, node: impl Into<String>) -> Self {
+        Self {
+            servers,
+            node: node.into(),
+            heartbeat: Duration::from_secs(1),
+            node_timeout: Duration::from_secs(2),
+            replicas: 1,
+        }
+    }
+
+    fn check(&self) -> Result<(), ClusterError> {
+        let bad = |problem: &str| {
+            Err(ClusterError::Config(format!(
+                "node name `{}` {problem}",
+                self.node
+            )))
+        };
+        if self.node.is_empty() || self.node.len() > MAX_NODE_NAME {
+            return bad(&format!("must be 1 to {MAX_NODE_NAME} characters long"));
+        }
+        if !self
+            .node
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return bad("may hold only letters, digits, `-` and `_`");
+        }
+        if self.servers.is_empty() {
+            return Err(ClusterError::Config(
+                "name at least one NATS server (nats://host:port)".into(),
+            ));
+        }
+        if self.heartbeat.is_zero() || self.node_timeout <= self.heartbeat {
+            return Err(ClusterError::Config(format!(
+                "the node timeout ({:?}) must be longer than the heartbeat ({:?})",
+                self.node_timeout, self.heartbeat
+            )));
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return Err(ClusterError::Config(format!(
+                "replicas must be 1 to 5, not {}",
+                self.replicas
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Why this node cannot join or act in its cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cluster setting: {0}")]
+    Config(String),
+    #[error(
+        "cannot reach the NATS servers {servers}: {reason}; is nats-server running there (with JetStream on, `-js`)?"
+    )]
+    Connect { servers: String, reason: String },
+    #[error("JetStream {what} failed: {reason}")]
+    JetStream { what: &'static str, reason: String },
+    #[error(
+        "node name `{node}` is taken: a node of that name was seen {seen_ms} ms ago; stop it or pick another --node"
+    )]
+    NameTaken { node: String, seen_ms: u64 },
+    #[error("actor {actor} is owned by node `{node}`")]
+    Owned { actor: String, node: String },
+    #[error(
+        "node `{0}` lost its place in the cluster (its heartbeat was taken over or expired); restart it to rejoin"
+    )]
+    Fenced(String),
+}
+
+impl ClusterError {
+    fn jetstream(what: &'static str, e: impl std::fmt::Display) -> Self {
+        Self::JetStream {
+            what,
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// This node's membership of a cluster. Cheap to clone; the heartbeat
+/// ends when the last clone is dropped or [`Cluster::leave`] is called.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClusterConfig,
+    nodes: kv::Store,
+    placement: kv::Store,
+    /// Tells this process's entries from those of an earlier process of
+    /// the same name.
+    instance: String,
+    fenced: AtomicBool,
+    heartbeat: tokio::task::AbortHandle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node", &self.inner.config.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Connects to NATS, opens (or creates) the cluster's buckets and
+    /// announces this node. `info` is asked for the node's load at each
+    /// heartbeat.
+    pub async fn join(
+        config: ClusterConfig,
+        info: impl Fn() -> NodeInfo + Send + Sync + 'static,
+    ) -> Result<Self, ClusterError> {
+        config.check()?;
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("theater-{}", config.node))
+            .connect(&config.servers)
+            .await
+            .map_err(|e| ClusterError::Connect {
+                servers: config.servers.join(","),
+                reason: e.to_string(),
+            })?;
+        let js = jetstream::new(client);
+        let nodes = bucket(&js, NODES_BUCKET, Some(config.node_timeout), &config).await?;
+        let placement = bucket(&js, PLACEMENT_BUCKET, None, &config).await?;
+        let instance = uuid::Uuid::new_v4().to_string();
+        let first = NodeInfo {
+            instance: instance.clone(),
+            ..info()
+        };
+        let revision =
+            announce_when_ready(&nodes, &config.node, &first, config.node_timeout).await?;
+        let beat = nodes::Heartbeat {
+            nodes: nodes.clone(),
+            node: config.node.clone(),
+            instance: instance.clone(),
+            every: config.heartbeat,
+            revision,
+        };
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
+            let weak = weak.clone();
+            let task = tokio::spawn(beat.run(info, move || {
+                if let Some(inner) = weak.upgrade() {
+                    inner.fenced.store(true, Ordering::Relaxed);
+                }
+            }));
+            Inner {
+                config,
+                nodes,
+                placement,
+                instance,
+                fenced: AtomicBool::new(false),
+                heartbeat: task.abort_handle(),
+            }
+        });
+        Ok(Self { inner })
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.inner.config.node
+    }
+
+    /// Every node whose heartbeat has not expired, by name.
+    pub async fn nodes(&self) -> Result<Vec<NodeStatus>, ClusterError> {
+        nodes::list(&self.inner.nodes).await
+    }
+
+    /// Records this node as the owner of `actor`; refused if a node
+    /// already owns it.
+    pub async fn claim(&self, actor: &str) -> Result<(), ClusterError> {
+        self.check_fenced()?;
+        let owner = Owner {
+            node: self.node().to_owned(),
+            instance: self.inner.instance.clone(),
+        };
+        placement::claim(&self.inner.placement, actor, &owner).await
+    }
+
+    /// Gives up this node's ownership of `actor`, if it has it.
+    pub async fn release(&self, actor: &str) -> Result<(), ClusterError> {
+        placement::release(&self.inner.placement, actor, self.node()).await
+    }
+
+    /// The node that owns `actor`, if any does.
+    pub async fn owner(&self, actor: &str) -> Result<Option<Owner>, ClusterError> {
+        placement::owner(&self.inner.placement, actor).await
+    }
+
+    /// Stops the heartbeat and removes this node from the list at once,
+    /// instead of after the node timeout.
+    pub async fn leave(&self) {
+        self.inner.heartbeat.abort();
+        let _ = self.inner.nodes.delete(&self.inner.config.node).await;
+    }
+
+    fn check_fenced(&self) -> Result<(), ClusterError> {
+        match self.inner.fenced.load(Ordering::Relaxed) {
+            true => Err(ClusterError::Fenced(self.node().to_owned())),
+            false => Ok(()),
+        }
+    }
+}
+
+/// A bucket just created answers once JetStream has elected its leader:
+/// [`nodes::announce`], tried again for up to [`READY_WAIT`] while the
+/// bucket cannot answer yet.
+async fn announce_when_ready(
+    nodes: &kv::Store,
+    node: &str,
+    info: &NodeInfo,
+    timeout: Duration,
+) -> Result<u64, ClusterError> {
+    let deadline = tokio::time::Instant::now() + READY_WAIT;
+    loop {
+        match nodes::announce(nodes, node, info, timeout).await {
+            Err(ClusterError::JetStream { .. }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Opens bucket `name`, creating it with `max_age` (entries expire) and
+/// the configured replicas if it does not exist.
+async fn bucket(
+    js: &jetstream::Context,
+    name: &str,
+    max_age: Option<Duration>,
+    config: &ClusterConfig,
+) -> Result<kv::Store, ClusterError> {
+    let wanted = kv::Config {
+        bucket: name.to_owned(),
+        history: 1,
+        max_age: max_age.unwrap_or_default(),
+        num_replicas: config.replicas,
+        ..Default::default()
+    };
+    match js.get_key_value(name).await {
+        Ok(store) => Ok(store),
+        Err(_) => js
+            .create_key_value(wanted)
+            .await
+            .map_err(|e| ClusterError::jetstream("creating a key-value bucket", e)),
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

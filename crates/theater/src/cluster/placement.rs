@@ -1,0 +1,76 @@
+//! Who owns which actor: the `theater-placement` bucket, changed only by
+//! compare-and-set.
+
+use async_nats::jetstream::kv;
+use serde::{Deserialize, Serialize};
+
+use super::ClusterError;
+
+/// The node that owns an actor, and which process of that name claimed it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Owner {
+    pub node: String,
+    pub instance: String,
+}
+
+/// Records `owner` for `actor` unless another node owns it: a node that
+/// already owns it (say, resuming it after a restart) keeps it.
+pub(super) async fn claim(
+    placement: &kv::Store,
+    actor: &str,
+    owner: &Owner,
+) -> Result<(), ClusterError> {
+    let value = serde_json::to_vec(owner).expect("an owner serializes");
+    match placement.create(actor, value.into()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+            let node = self::owner(placement, actor)
+                .await?
+                .map_or_else(|| "another node".to_owned(), |o| o.node);
+            if node == owner.node {
+                return Ok(());
+            }
+            Err(ClusterError::Owned {
+                actor: actor.to_owned(),
+                node,
+            })
+        }
+        Err(e) => Err(ClusterError::jetstream("claiming an actor", e)),
+    }
+}
+
+/// Removes `node`'s ownership of `actor`, at the revision it was read, so
+/// that a claim made meanwhile by another node stays.
+pub(super) async fn release(
+    placement: &kv::Store,
+    actor: &str,
+    node: &str,
+) -> Result<(), ClusterError> {
+    let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream("releasing an actor", e);
+    let Some(entry) = placement.entry(actor).await.map_err(|e| failed(&e))? else {
+        return Ok(());
+    };
+    let owned = entry.operation == kv::Operation::Put
+        && serde_json::from_slice::<Owner>(&entry.value).is_ok_and(|o| o.node == node);
+    if owned {
+        placement
+            .purge_expect_revision(actor, Some(entry.revision))
+            .await
+            .map_err(|e| failed(&e))?;
+    }
+    Ok(())
+}
+
+/// The owner of `actor`, if a node owns it.
+pub(super) async fn owner(
+    placement: &kv::Store,
+    actor: &str,
+) -> Result<Option<Owner>, ClusterError> {
+    let entry = placement
+        .entry(actor)
+        .await
+        .map_err(|e| ClusterError::jetstream("reading an actor's owner", e))?;
+    Ok(entry
+        .filter(|e| e.operation == kv::Operation::Put)
+        .and_then(|e| serde_json::from_slice(&e.value).ok()))
+}
