@@ -6,7 +6,9 @@ mod nats;
 use std::time::Duration;
 
 use nats::NatsCluster;
-use theater::cluster::{Cluster, ClusterConfig, ClusterError, NodeInfo};
+use theater::ActorId;
+use theater::chain::ChainEvent;
+use theater::cluster::{ChainEnd, Cluster, ClusterConfig, ClusterError, NodeInfo};
 
 /// Fast timings, so that a node's absence shows within a test.
 fn config(cluster: &NatsCluster, node: &str) -> ClusterConfig {
@@ -114,6 +116,92 @@ async fn an_actor_has_one_owner_at_a_time() {
     assert_eq!(n1.owner(actor).await.unwrap(), None);
     n2.claim(actor).await.expect("a released actor is free");
     assert_eq!(n1.owner(actor).await.unwrap().unwrap().node, "n2");
+}
+
+/// The event after `parent`, as the chain encodes it.
+fn event(parent: Option<&ChainEvent>, n: u64) -> ChainEvent {
+    let data = serde_json::value::to_raw_value(&serde_json::json!({ "n": n })).unwrap();
+    ChainEvent::new(parent.map(|p| p.hash), "call", data, n, format!("call {n}"))
+}
+
+fn encoded(event: &ChainEvent) -> bytes::Bytes {
+    serde_json::to_vec(event).unwrap().into()
+}
+
+#[tokio::test]
+async fn a_replicated_chain_reads_back_whole_and_a_stale_writer_cannot_fork_it() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let n1 = join(&nats, "n1", 0).await.unwrap();
+    let mut second = config(&nats, "n2");
+    second.servers.rotate_left(2);
+    let n2 = Cluster::join(second, NodeInfo::default).await.unwrap();
+    let actor = ActorId::new().to_string();
+
+    let mut written = Vec::new();
+    let mut end = ChainEnd::default();
+    for n in 0..3 {
+        let next = event(written.last(), n);
+        end = n1
+            .chains()
+            .append(&actor, end, encoded(&next))
+            .await
+            .unwrap();
+        written.push(next);
+    }
+    let (read, read_end) = n2.chains().read(&actor).await.unwrap();
+    assert_eq!(read_end, end);
+    let read: Vec<ChainEvent> = read
+        .iter()
+        .map(|bytes| serde_json::from_slice(bytes).unwrap())
+        .collect();
+    let hashes = |events: &[ChainEvent]| events.iter().map(|e| e.hash).collect::<Vec<_>>();
+    assert_eq!(hashes(&read), hashes(&written));
+    theater::chain::verify(&read).expect("the replicated chain verifies");
+
+    // n2 takes the actor over and appends; n1, stale, tries from where it
+    // last was: refused, and the chain does not fork.
+    let taken = event(written.last(), 3);
+    n2.chains()
+        .append(&actor, read_end, encoded(&taken))
+        .await
+        .unwrap();
+    let stale = event(written.last(), 30);
+    let refused = n1
+        .chains()
+        .append(&actor, end, encoded(&stale))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, ClusterError::ChainMoved { .. }),
+        "{refused}"
+    );
+    let refused = n1
+        .chains()
+        .append(&actor, ChainEnd::default(), encoded(&stale))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, ClusterError::ChainMoved { .. }),
+        "{refused}"
+    );
+    let (read, _) = n1.chains().read(&actor).await.unwrap();
+    let read: Vec<ChainEvent> = read
+        .iter()
+        .map(|bytes| serde_json::from_slice(bytes).unwrap())
+        .collect();
+    assert_eq!(read.len(), 4);
+    assert_eq!(read[3].hash, taken.hash);
+    theater::chain::verify(&read).unwrap();
+
+    // Another actor's chain is apart; a name that is not an id reaches none.
+    let other = ActorId::new().to_string();
+    assert_eq!(n1.chains().read(&other).await.unwrap().0.len(), 0);
+    for bad in ["a.b", "*", ">", ""] {
+        let error = n1.chains().read(bad).await.unwrap_err();
+        assert!(error.to_string().contains("is not an actor id"), "{error}");
+    }
 }
 
 #[tokio::test]

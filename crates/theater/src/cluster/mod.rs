@@ -11,8 +11,12 @@
 //!   absent and removed only at the revision read, so that two nodes can
 //!   never both own an actor.
 //!
+//! And one stream, `THEATER_CHAINS`, holds actors' chains (see
+//! [`chains`]).
+//!
 //! Without `--cluster` none of this exists: one process, its own store.
 
+mod chains;
 mod nodes;
 mod placement;
 
@@ -22,6 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, kv};
 
+pub use chains::{ChainEnd, ReplicatedChains};
 pub use nodes::{NodeInfo, NodeStatus};
 pub use placement::Owner;
 
@@ -119,6 +124,10 @@ pub enum ClusterError {
     #[error("actor {actor} is owned by node `{node}`")]
     Owned { actor: String, node: String },
     #[error(
+        "actor {actor}'s replicated chain moved on: another node appended to it, so this node no longer owns it"
+    )]
+    ChainMoved { actor: String },
+    #[error(
         "node `{0}` lost its place in the cluster (its heartbeat was taken over or expired); restart it to rejoin"
     )]
     Fenced(String),
@@ -144,6 +153,7 @@ struct Inner {
     config: ClusterConfig,
     nodes: kv::Store,
     placement: kv::Store,
+    chains: ReplicatedChains,
     /// Tells this process's entries from those of an earlier process of
     /// the same name.
     instance: String,
@@ -185,6 +195,7 @@ impl Cluster {
         let js = jetstream::new(client);
         let nodes = bucket(&js, NODES_BUCKET, Some(config.node_timeout), &config).await?;
         let placement = bucket(&js, PLACEMENT_BUCKET, None, &config).await?;
+        let chains = ReplicatedChains::open(&js, config.replicas).await?;
         let instance = uuid::Uuid::new_v4().to_string();
         let first = NodeInfo {
             instance: instance.clone(),
@@ -210,6 +221,7 @@ impl Cluster {
                 config,
                 nodes,
                 placement,
+                chains,
                 instance,
                 fenced: AtomicBool::new(false),
                 heartbeat: task.abort_handle(),
@@ -247,6 +259,11 @@ impl Cluster {
     /// The node that owns `actor`, if any does.
     pub async fn owner(&self, actor: &str) -> Result<Option<Owner>, ClusterError> {
         placement::owner(&self.inner.placement, actor).await
+    }
+
+    /// The cluster's replicated chains.
+    pub fn chains(&self) -> &ReplicatedChains {
+        &self.inner.chains
     }
 
     /// Stops the heartbeat and removes this node from the list at once,
