@@ -50,15 +50,8 @@ fn on_path(name: &str) -> Option<PathBuf> {
 /// `--metrics`) on a free port, the management address and the endpoint's
 /// URL it printed.
 fn server(home: &Path, endpoint: &str) -> (Killed, String, String) {
-    let mut child = Command::new(BIN)
-        .args(["server", "--listen", "127.0.0.1:0", endpoint, "127.0.0.1:0"])
-        .args(["--token", TOKEN, "--home"])
-        .arg(home)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(
-            std::fs::File::create(home.join("server.log")).unwrap(),
-        ))
+    let extra = [endpoint, "127.0.0.1:0", "--token", TOKEN];
+    let mut child = support::server_command(BIN, home, &extra)
         .spawn()
         .expect("theater server starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

@@ -84,11 +84,12 @@ pub fn answered_json(args: &[&str], ok: impl FnOnce(&[&str]) -> String) -> serde
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}\n{text}"))
 }
 
-/// Starts `theater server` (the binary `bin`) on a free loopback port with
-/// `home` and the `extra` arguments, its log in `home/server.log`; returns
-/// the process and the address it listens on, once it does.
-pub fn spawn_server(bin: &str, home: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(bin)
+/// `theater server` (the binary `bin`) on a free loopback port with `home`
+/// and the `extra` arguments, its stdout piped and its log in
+/// `home/server.log`.
+pub fn server_command(bin: &str, home: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(bin);
+    command
         .args(["server", "--listen", "127.0.0.1:0", "--home"])
         .arg(home)
         .args(extra)
@@ -97,7 +98,14 @@ pub fn spawn_server(bin: &str, home: &Path, extra: &[&str]) -> (Child, String) {
         .stdout(Stdio::piped())
         .stderr(Stdio::from(
             std::fs::File::create(home.join("server.log")).unwrap(),
-        ))
+        ));
+    command
+}
+
+/// Starts [`server_command`]; returns the process and the address it
+/// listens on, once it does.
+pub fn spawn_server(bin: &str, home: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = server_command(bin, home, extra)
         .spawn()
         .expect("theater server starts");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
