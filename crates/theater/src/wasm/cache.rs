@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash as _, Hasher};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -13,6 +14,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 
 use super::adapter::{ExportRegistry, ExportTable};
 use super::disk_cache::DiskCache;
+use super::unchanged::{self, Key, Unchanged, Watched};
 use crate::chain::Hash;
 use crate::files::{self, FileError, FileKind, FileRules};
 
@@ -63,6 +65,56 @@ impl<T: Send + 'static> CompiledComponent<T> {
     }
 }
 
+/// One load's use of the kernel's file watches ([`Unchanged`]).
+struct Watch {
+    key: Key,
+    /// The watches' descriptor and generation, where there are watches.
+    begun: Option<(Arc<OwnedFd>, u64)>,
+    watched: Option<Watched>,
+}
+
+impl Watch {
+    fn new<T>(cache: &ComponentCache<T>, path: &Path, rules: &FileRules) -> Self {
+        let mut unchanged = cache.unchanged.lock().expect("cache lock");
+        Self {
+            key: (
+                path.to_owned(),
+                rules.beneath.clone(),
+                rules.limits.component_bytes,
+            ),
+            begun: unchanged.as_mut().map(Unchanged::begin),
+            watched: None,
+        }
+    }
+
+    /// The compiled component, if its file is trusted unchanged.
+    fn trusted<T>(&self, cache: &ComponentCache<T>) -> Option<Arc<CompiledComponent<T>>> {
+        let hash = cache
+            .unchanged
+            .lock()
+            .expect("cache lock")
+            .as_mut()?
+            .get(&self.key)?;
+        cache.loaded.lock().expect("cache lock").get(&hash).cloned()
+    }
+
+    /// Watches `path` before it is read; blocking.
+    fn start(mut self, path: &Path) -> Self {
+        if let Some((events, generation)) = &self.begun {
+            self.watched = unchanged::watch(events, path, *generation);
+        }
+        self
+    }
+
+    /// The file read under the watches held `hash`.
+    fn trust<T>(self, cache: &ComponentCache<T>, hash: Hash) {
+        let mut unchanged = cache.unchanged.lock().expect("cache lock");
+        if let (Some(unchanged), Some(watched)) = (unchanged.as_mut(), self.watched) {
+            unchanged.trust(self.key, hash, watched);
+        }
+    }
+}
+
 /// The component file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
@@ -91,6 +143,9 @@ pub struct ComponentCache<T: 'static> {
     /// What each path held when last read, so that spawning from an
     /// unchanged file skips reading and hashing it again.
     seen: Mutex<HashMap<PathBuf, (FileStamp, Hash)>>,
+    /// Files the kernel watches for changes, so that spawning from one
+    /// unchanged since skips the blocking thread too.
+    unchanged: Mutex<Option<Unchanged>>,
 }
 
 /// Size and modification time (ns) of a file: when both are unchanged the
@@ -126,6 +181,7 @@ impl<T: Send + 'static> ComponentCache<T> {
             disk: Arc::new(disk),
             loaded: Mutex::default(),
             seen: Mutex::default(),
+            unchanged: Mutex::new(Unchanged::new()),
         }
     }
 
@@ -140,15 +196,25 @@ impl<T: Send + 'static> ComponentCache<T> {
         path: &Path,
         rules: &FileRules,
     ) -> Result<Arc<CompiledComponent<T>>, ComponentError> {
+        let watch = Watch::new(self, path, rules);
+        if let Some(hit) = watch.trusted(self) {
+            return Ok(hit);
+        }
         let (owned, rules) = (path.to_owned(), rules.clone());
-        let file =
-            files::off_thread(move || files::open(&owned, FileKind::Component, &rules)).await?;
+        let (file, watch) = files::off_thread(move || {
+            // Watched before it is opened: a change while it is read shows.
+            let watch = watch.start(&owned);
+            files::open(&owned, FileKind::Component, &rules).map(|file| (file, watch))
+        })
+        .await?;
         let stamp = FileStamp::of(file.metadata());
         if let Some(hit) = self.unchanged(path, stamp) {
+            watch.trust(self, hit.hash);
             return Ok(hit);
         }
         let bytes = files::off_thread(move || file.read_all()).await?;
         let hash: Hash = Sha256::digest(&bytes).into();
+        watch.trust(self, hash);
         self.seen
             .lock()
             .expect("cache lock")

@@ -8,6 +8,7 @@ mod bytes;
 mod cache;
 mod disk_cache;
 mod exhausted;
+mod unchanged;
 
 pub(crate) use adapter::ExportTable;
 pub use adapter::{

@@ -288,6 +288,40 @@ async fn a_symlink_inside_the_spawn_directory_cannot_lead_out() {
 }
 
 #[tokio::test]
+async fn a_component_swapped_for_a_link_out_after_a_spawn_is_refused_the_next() {
+    let runtime = runtime();
+    let area = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let component = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors/echo/echo.wasm");
+    std::fs::copy(&component, area.path().join("echo.wasm")).unwrap();
+    std::fs::copy(&component, outside.path().join("echo.wasm")).unwrap();
+    std::fs::write(
+        area.path().join("manifest.toml"),
+        "name = \"c\"\ncomponent_path = \"echo.wasm\"\n",
+    )
+    .unwrap();
+    let parent = spawner(
+        &runtime,
+        &format!("{{ spawn_from = [\"{}\"] }}", area.path().display()),
+        "",
+    )
+    .await;
+    let manifest = area.path().join("manifest.toml").display().to_string();
+    // Twice: the second spawn finds the file trusted, without opening it.
+    try_spawn(&parent, &manifest).await.unwrap();
+    try_spawn(&parent, &manifest).await.unwrap();
+    // The same bytes, now through a link that leads out of the area.
+    std::fs::remove_file(area.path().join("echo.wasm")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("echo.wasm"),
+        area.path().join("echo.wasm"),
+    )
+    .unwrap();
+    let error = try_spawn(&parent, &manifest).await.unwrap_err();
+    assert!(error.contains("echo.wasm"), "{error}");
+}
+
+#[tokio::test]
 async fn by_default_a_parent_spawns_only_from_its_own_directory() {
     let runtime = runtime();
     let parent = spawner(&runtime, "{}", "").await;
