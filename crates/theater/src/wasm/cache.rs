@@ -75,14 +75,19 @@ struct Watch {
 
 impl Watch {
     fn new<T>(cache: &ComponentCache<T>, path: &Path, rules: &FileRules) -> Self {
-        let mut unchanged = cache.unchanged.lock().expect("cache lock");
+        let mut unchanged = cache.watches.lock().expect("cache lock");
         Self {
             key: (
                 path.to_owned(),
                 rules.beneath.clone(),
                 rules.limits.component_bytes,
             ),
-            begun: unchanged.as_mut().map(Unchanged::begin),
+            // A relative path names another file once the working
+            // directory changes, which no watch sees.
+            begun: unchanged
+                .as_mut()
+                .filter(|_| path.is_absolute())
+                .map(Unchanged::begin),
             watched: None,
         }
     }
@@ -90,7 +95,7 @@ impl Watch {
     /// The compiled component, if its file is trusted unchanged.
     fn trusted<T>(&self, cache: &ComponentCache<T>) -> Option<Arc<CompiledComponent<T>>> {
         let hash = cache
-            .unchanged
+            .watches
             .lock()
             .expect("cache lock")
             .as_mut()?
@@ -108,7 +113,7 @@ impl Watch {
 
     /// The file read under the watches held `hash`.
     fn trust<T>(self, cache: &ComponentCache<T>, hash: Hash) {
-        let mut unchanged = cache.unchanged.lock().expect("cache lock");
+        let mut unchanged = cache.watches.lock().expect("cache lock");
         if let (Some(unchanged), Some(watched)) = (unchanged.as_mut(), self.watched) {
             unchanged.trust(self.key, hash, watched);
         }
@@ -145,7 +150,7 @@ pub struct ComponentCache<T: 'static> {
     seen: Mutex<HashMap<PathBuf, (FileStamp, Hash)>>,
     /// Files the kernel watches for changes, so that spawning from one
     /// unchanged since skips the blocking thread too.
-    unchanged: Mutex<Option<Unchanged>>,
+    watches: Mutex<Option<Unchanged>>,
 }
 
 /// Size and modification time (ns) of a file: when both are unchanged the
@@ -181,7 +186,7 @@ impl<T: Send + 'static> ComponentCache<T> {
             disk: Arc::new(disk),
             loaded: Mutex::default(),
             seen: Mutex::default(),
-            unchanged: Mutex::new(Unchanged::new()),
+            watches: Mutex::new(Unchanged::new()),
         }
     }
 
