@@ -255,27 +255,35 @@ async fn a_child_cannot_read_host_files_through_its_manifest() {
     assert_eq!(children(&parent).await, json!([]));
 }
 
-#[tokio::test]
-async fn a_symlink_inside_the_spawn_directory_cannot_lead_out() {
-    let runtime = runtime();
+/// A directory holding the echo component and `manifest_text` as its
+/// manifest, a parent that may spawn from it, and the manifest's path.
+async fn echo_area(
+    runtime: &TheaterRuntime,
+    manifest_text: &str,
+) -> (tempfile::TempDir, ActorHandle, String) {
     let area = tempfile::tempdir().unwrap();
-    let secret = tempfile::tempdir().unwrap();
-    std::fs::write(secret.path().join("state.json"), r#"{"secret": 1}"#).unwrap();
-    std::os::unix::fs::symlink(secret.path(), area.path().join("link")).unwrap();
     let component = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors/echo/echo.wasm");
     std::fs::copy(&component, area.path().join("echo.wasm")).unwrap();
-    std::fs::write(
-        area.path().join("manifest.toml"),
-        "name = \"c\"\ncomponent_path = \"echo.wasm\"\ninit_state = \"link/state.json\"\n",
-    )
-    .unwrap();
+    std::fs::write(area.path().join("manifest.toml"), manifest_text).unwrap();
     let parent = spawner(
-        &runtime,
+        runtime,
         &format!("{{ spawn_from = [\"{}\"] }}", area.path().display()),
         "",
     )
     .await;
     let manifest = area.path().join("manifest.toml").display().to_string();
+    (area, parent, manifest)
+}
+
+#[tokio::test]
+async fn a_symlink_inside_the_spawn_directory_cannot_lead_out() {
+    let runtime = runtime();
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(secret.path().join("state.json"), r#"{"secret": 1}"#).unwrap();
+    let manifest_text =
+        "name = \"c\"\ncomponent_path = \"echo.wasm\"\ninit_state = \"link/state.json\"\n";
+    let (area, parent, manifest) = echo_area(&runtime, manifest_text).await;
+    std::os::unix::fs::symlink(secret.path(), area.path().join("link")).unwrap();
     let error = try_spawn(&parent, &manifest).await.unwrap_err();
     assert!(error.contains("link/state.json"), "{error}");
     // Without the link, the same directory is fine.
@@ -290,23 +298,14 @@ async fn a_symlink_inside_the_spawn_directory_cannot_lead_out() {
 #[tokio::test]
 async fn a_component_swapped_for_a_link_out_after_a_spawn_is_refused_the_next() {
     let runtime = runtime();
-    let area = tempfile::tempdir().unwrap();
+    let manifest_text = "name = \"c\"\ncomponent_path = \"echo.wasm\"\n";
+    let (area, parent, manifest) = echo_area(&runtime, manifest_text).await;
     let outside = tempfile::tempdir().unwrap();
-    let component = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../actors/echo/echo.wasm");
-    std::fs::copy(&component, area.path().join("echo.wasm")).unwrap();
-    std::fs::copy(&component, outside.path().join("echo.wasm")).unwrap();
-    std::fs::write(
-        area.path().join("manifest.toml"),
-        "name = \"c\"\ncomponent_path = \"echo.wasm\"\n",
+    std::fs::copy(
+        area.path().join("echo.wasm"),
+        outside.path().join("echo.wasm"),
     )
     .unwrap();
-    let parent = spawner(
-        &runtime,
-        &format!("{{ spawn_from = [\"{}\"] }}", area.path().display()),
-        "",
-    )
-    .await;
-    let manifest = area.path().join("manifest.toml").display().to_string();
     // Twice: the second spawn finds the file trusted, without opening it.
     try_spawn(&parent, &manifest).await.unwrap();
     try_spawn(&parent, &manifest).await.unwrap();
