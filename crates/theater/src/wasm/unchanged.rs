@@ -50,10 +50,27 @@ pub(crate) struct Unchanged {
     generation: u64,
 }
 
-/// Watches set up for one read, to be trusted with [`Unchanged::trust`].
+/// Most watches kept at once; beyond, everything is forgotten, so that
+/// no run of spawns can take all of this user's inotify watches.
+const MAX_WATCHES: usize = 4096;
+
+/// Watches set up for one read, to be trusted with [`Unchanged::trust`];
+/// dropped untrusted (the read failed), they are removed.
 pub(crate) struct Watched {
+    events: Arc<OwnedFd>,
     generation: u64,
     watches: Vec<i32>,
+}
+
+/// The kernel keeps one watch per file or directory and descriptor, so a
+/// watch removed here may be one a trusted file relies on too: its removal
+/// is an event (`IN_IGNORED`), which forgets every trusted file.
+impl Drop for Watched {
+    fn drop(&mut self) {
+        for wd in self.watches.drain(..) {
+            unwatch(&self.events, wd);
+        }
+    }
 }
 
 impl Unchanged {
@@ -93,20 +110,26 @@ impl Unchanged {
 
     /// Trusts `key`'s file to hold `hash`, if it was read under `watched`
     /// and nothing changed since.
-    pub(crate) fn trust(&mut self, key: Key, hash: Hash, watched: Watched) {
-        self.watches.extend(watched.watches);
+    pub(crate) fn trust(&mut self, key: Key, hash: Hash, mut watched: Watched) {
+        self.watches.append(&mut watched.watches);
         self.catch_up();
+        if self.watches.len() > MAX_WATCHES {
+            self.forget();
+        }
         if self.generation == watched.generation {
             self.trusted.insert(key, hash);
         }
     }
 
-    /// Reads pending events without blocking; any change forgets every
+    /// Reads pending events without blocking; any event forgets every
     /// trusted file and drops the watches.
     fn catch_up(&mut self) {
-        if !changed(&self.events) {
-            return;
+        if changed(&self.events) {
+            self.forget();
         }
+    }
+
+    fn forget(&mut self) {
         self.trusted.clear();
         self.generation += 1;
         for wd in self.watches.drain(..) {
@@ -116,7 +139,7 @@ impl Unchanged {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn watch(_: &OwnedFd, _: &Path, _: u64) -> Option<Watched> {
+pub(crate) fn watch(_: &Arc<OwnedFd>, _: &Path, _: u64) -> Option<Watched> {
     None
 }
 
@@ -124,33 +147,26 @@ pub(crate) fn watch(_: &OwnedFd, _: &Path, _: u64) -> Option<Watched> {
 /// written and as resolved; blocking (it looks paths up). `None` if any
 /// watch cannot be added: then the file must not be trusted.
 #[cfg(target_os = "linux")]
-pub(crate) fn watch(events: &OwnedFd, path: &Path, generation: u64) -> Option<Watched> {
+pub(crate) fn watch(events: &Arc<OwnedFd>, path: &Path, generation: u64) -> Option<Watched> {
     let written = std::path::absolute(path).ok()?;
     let resolved = std::fs::canonicalize(&written).ok()?;
-    let mut watches = Vec::new();
+    // Dropped on a failure, it removes the watches added so far.
+    let mut watched = Watched {
+        events: events.clone(),
+        generation,
+        watches: Vec::new(),
+    };
     let mut add = |target: &Path, mask: u32| {
         let name = CString::new(target.as_os_str().as_bytes()).ok()?;
         let wd = unsafe { libc::inotify_add_watch(events.as_raw_fd(), name.as_ptr(), mask) };
-        (wd >= 0).then(|| watches.push(wd))
+        (wd >= 0).then(|| watched.watches.push(wd))
     };
-    let all = add(&written, FILE_CHANGES).and_then(|()| {
-        let dirs = written
-            .ancestors()
-            .skip(1)
-            .chain(resolved.ancestors().skip(1));
-        dirs.map(|dir| add(dir, DIRECTORY_CHANGES))
-            .collect::<Option<()>>()
-    });
-    if all.is_none() {
-        for wd in watches {
-            unwatch(events, wd);
-        }
-        return None;
+    add(&written, FILE_CHANGES)?;
+    let dirs = written.ancestors().skip(1);
+    for dir in dirs.chain(resolved.ancestors().skip(1)) {
+        add(dir, DIRECTORY_CHANGES)?;
     }
-    Some(Watched {
-        generation,
-        watches,
-    })
+    Some(watched)
 }
 
 #[cfg(target_os = "linux")]
@@ -166,30 +182,17 @@ fn changed(_: &OwnedFd) -> bool {
     false
 }
 
-/// Whether any event other than a removed watch's is pending.
+/// Whether any event is pending; reads them all, without blocking. A
+/// removed watch's event counts: the watch may have been a trusted file's.
 #[cfg(target_os = "linux")]
 fn changed(events: &OwnedFd) -> bool {
     let mut buffer = [0u8; 4096];
     let mut changed = false;
-    loop {
-        let read =
-            unsafe { libc::read(events.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
-        // Nothing pending (EAGAIN), or the descriptor failed: either way
-        // nothing more to read now.
-        let Ok(read) = usize::try_from(read) else {
-            return changed;
-        };
-        if read == 0 {
-            return changed;
-        }
-        let mut at = 0;
-        while at + std::mem::size_of::<libc::inotify_event>() <= read {
-            let event: libc::inotify_event =
-                unsafe { std::ptr::read_unaligned(buffer[at..].as_ptr().cast()) };
-            changed |= event.mask != libc::IN_IGNORED;
-            at += std::mem::size_of::<libc::inotify_event>() + event.len as usize;
-        }
+    // Until nothing is pending (EAGAIN) or the descriptor fails.
+    while unsafe { libc::read(events.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) } > 0 {
+        changed = true;
     }
+    changed
 }
 
 #[cfg(all(test, target_os = "linux"))]
@@ -277,6 +280,21 @@ mod tests {
         assert_eq!(unchanged.get(&key(dir.path())), None);
         unchanged.trust(key(&file), HASH, watched);
         assert_eq!(unchanged.get(&key(&file)), None);
+    }
+
+    #[test]
+    fn watches_dropped_by_a_failed_read_forget_the_files_that_shared_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.wasm"), dir.path().join("b.wasm"));
+        std::fs::write(&a, b"one").unwrap();
+        std::fs::write(&b, b"two").unwrap();
+        let mut unchanged = Unchanged::new().unwrap();
+        trusted(&mut unchanged, &a);
+        // b's read fails after its watches (its directories are a's) were
+        // added: they are removed, and a is trusted no longer.
+        let (events, generation) = unchanged.begin();
+        drop(watch(&events, &b, generation).unwrap());
+        assert_eq!(unchanged.get(&key(&a)), None);
     }
 
     #[test]
