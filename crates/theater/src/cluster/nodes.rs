@@ -91,20 +91,41 @@ impl Heartbeat {
                 instance: self.instance.clone(),
                 ..info()
             });
-            match self.nodes.update(&self.node, value, self.revision).await {
-                Ok(revision) => self.revision = revision,
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                    tracing::error!(
-                        node = %self.node,
-                        "this node lost its place in the cluster: its heartbeat entry was taken over or expired"
-                    );
-                    fenced();
-                    return;
+            let lost = match self.nodes.update(&self.node, value, self.revision).await {
+                Ok(revision) => {
+                    self.revision = revision;
+                    false
                 }
-                // NATS is unreachable for now: the entry may expire, and
-                // the next beat finds out.
-                Err(e) => tracing::warn!(node = %self.node, "heartbeat not stored: {e}"),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => true,
+                // A timeout or a reconnection: the entry tells whether
+                // this node still holds its place.
+                Err(e) => {
+                    tracing::warn!(node = %self.node, "heartbeat not stored: {e}");
+                    self.entry_is_gone().await
+                }
+            };
+            if lost {
+                tracing::error!(
+                    node = %self.node,
+                    "this node lost its place in the cluster: its heartbeat entry was taken over or expired"
+                );
+                fenced();
+                return;
             }
+        }
+    }
+}
+
+impl Heartbeat {
+    /// Whether the node's entry is gone or was rewritten by another
+    /// process; `false` when NATS cannot say (unreachable for now).
+    async fn entry_is_gone(&self) -> bool {
+        match self.nodes.entry(&self.node).await {
+            Ok(Some(entry)) => {
+                entry.operation != kv::Operation::Put || entry.revision != self.revision
+            }
+            Ok(None) => true,
+            Err(_) => false,
         }
     }
 }
