@@ -238,3 +238,29 @@ async fn bad_settings_and_unreachable_servers_are_clear_errors() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_flood_of_junk_entries_in_the_node_list_is_skipped() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let n1 = join(&nats, "n1", 0).await.unwrap();
+    // A peer with write access to the bucket fills it with junk.
+    let client = async_nats::connect(&nats.urls[0]).await.unwrap();
+    let bucket = async_nats::jetstream::new(client)
+        .get_key_value("theater-nodes")
+        .await
+        .unwrap();
+    for n in 0..1100 {
+        bucket
+            .put(format!("junk-{n}"), "not a node".into())
+            .await
+            .unwrap();
+    }
+    let nodes = n1.nodes().await.expect("listing still answers");
+    assert_eq!(
+        nodes.iter().map(|n| n.node.as_str()).collect::<Vec<_>>(),
+        ["n1"],
+        "junk is skipped, and the oldest keys (n1's) are read first"
+    );
+}

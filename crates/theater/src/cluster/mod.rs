@@ -22,7 +22,7 @@ mod placement;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 
@@ -193,8 +193,14 @@ impl Cluster {
                 reason: e.to_string(),
             })?;
         let js = jetstream::new(client);
-        let nodes = bucket(&js, NODES_BUCKET, Some(config.node_timeout), &config).await?;
-        let placement = bucket(&js, PLACEMENT_BUCKET, None, &config).await?;
+        let nodes = bucket(
+            &js,
+            NODES_BUCKET,
+            Some(config.node_timeout),
+            config.replicas,
+        )
+        .await?;
+        let placement = bucket(&js, PLACEMENT_BUCKET, None, config.replicas).await?;
         let chains = ReplicatedChains::open(&js, config.replicas).await?;
         let instance = uuid::Uuid::new_v4().to_string();
         let first = NodeInfo {
@@ -235,7 +241,8 @@ impl Cluster {
         &self.inner.config.node
     }
 
-    /// Every node whose heartbeat has not expired, by name.
+    /// Every node whose heartbeat has not expired (at most
+    /// [`nodes::MAX_LISTED_NODES`]), by name.
     pub async fn nodes(&self) -> Result<Vec<NodeStatus>, ClusterError> {
         nodes::list(&self.inner.nodes).await
     }
@@ -302,18 +309,18 @@ async fn announce_when_ready(
 }
 
 /// Opens bucket `name`, creating it with `max_age` (entries expire) and
-/// the configured replicas if it does not exist.
+/// `replicas` copies if it does not exist.
 async fn bucket(
     js: &jetstream::Context,
     name: &str,
     max_age: Option<Duration>,
-    config: &ClusterConfig,
+    replicas: usize,
 ) -> Result<kv::Store, ClusterError> {
     let wanted = kv::Config {
         bucket: name.to_owned(),
         history: 1,
         max_age: max_age.unwrap_or_default(),
-        num_replicas: config.replicas,
+        num_replicas: replicas,
         ..Default::default()
     };
     match js.get_key_value(name).await {
@@ -323,11 +330,4 @@ async fn bucket(
             .await
             .map_err(|e| ClusterError::jetstream("creating a key-value bucket", e)),
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

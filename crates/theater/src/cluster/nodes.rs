@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::{ClusterError, now_ms};
+use super::ClusterError;
 
 /// What a node says of itself at each heartbeat.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -130,11 +130,19 @@ impl Heartbeat {
     }
 }
 
-/// Every live node, by name.
+/// Most nodes a listing reads: anyone with write access to the bucket
+/// could add keys without end.
+pub(super) const MAX_LISTED_NODES: usize = 1024;
+
+/// The live nodes (at most [`MAX_LISTED_NODES`]), by name.
 pub(super) async fn list(nodes: &kv::Store) -> Result<Vec<NodeStatus>, ClusterError> {
     let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream("listing nodes", e);
     let names: Vec<String> = match nodes.keys().await {
-        Ok(keys) => keys.try_collect().await.map_err(|e| failed(&e))?,
+        Ok(keys) => keys
+            .take(MAX_LISTED_NODES)
+            .try_collect()
+            .await
+            .map_err(|e| failed(&e))?,
         Err(e) => return Err(failed(&e)),
     };
     let mut found = Vec::with_capacity(names.len());
@@ -167,6 +175,7 @@ fn encode(info: &NodeInfo) -> bytes::Bytes {
 
 /// How long ago the NATS server stored `entry`.
 fn age_ms(entry: &kv::Entry) -> u64 {
-    let stored_ms = (entry.created.unix_timestamp_nanos() / 1_000_000).max(0) as u64;
-    now_ms().saturating_sub(stored_ms)
+    let stored = std::time::SystemTime::from(entry.created);
+    let age = std::time::SystemTime::now().duration_since(stored);
+    age.map_or(0, |age| age.as_millis() as u64)
 }
