@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::display::Base64Display;
 use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde_json::Value;
 use serde_json::value::{RawValue, to_raw_value};
 use sha2::{Digest, Sha256};
@@ -38,10 +38,20 @@ pub const HOST_CALL: &str = "host-call";
 
 /// The state an event leaves behind, by digest: states can be large and
 /// the digest is what replay and audits compare.
-#[derive(Serialize)]
 pub struct StateDigest {
-    sha256: String,
+    /// The SHA-256 in lowercase hex, kept inline: every call writes one.
+    sha256: [u8; 64],
     size: usize,
+}
+
+impl Serialize for StateDigest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut digest = s.serialize_struct("StateDigest", 2)?;
+        let hex = std::str::from_utf8(&self.sha256).expect("hex is ASCII");
+        digest.serialize_field("sha256", hex)?;
+        digest.serialize_field("size", &self.size)?;
+        digest.end()
+    }
 }
 
 impl StateDigest {
@@ -53,14 +63,11 @@ impl StateDigest {
 
     /// The digest of a state whose SHA-256 is already known.
     pub fn new(sha256: &[u8; 32], size: usize) -> Self {
-        // `encode_to_slice` skips `hex::encode`'s per-byte iterator: this
-        // runs on every call.
-        let mut text = [0u8; 64];
-        hex::encode_to_slice(sha256, &mut text).expect("32 bytes make 64 hex digits");
-        Self {
-            sha256: std::str::from_utf8(&text).expect("hex is ASCII").to_owned(),
-            size,
-        }
+        // `encode_to_slice` skips `hex::encode`'s per-byte iterator and
+        // allocates nothing: this runs on every call.
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(sha256, &mut hex).expect("32 bytes make 64 hex digits");
+        Self { sha256: hex, size }
     }
 }
 
