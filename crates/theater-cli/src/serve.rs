@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -18,7 +19,7 @@ use theater::server::{
     DEFAULT_MAX_UNAUTHENTICATED_PER_PEER, Server, ServerConfig, ServerLimits,
 };
 use theater::storage::SNAPSHOT_EVERY;
-use theater::storage::{Durability, LogOptions};
+use theater::storage::{Durability, LogOptions, ReplicatedLog};
 use theater::web::WebAccess;
 use theater::{RuntimeConfig, TheaterRuntime};
 
@@ -129,30 +130,31 @@ struct ClusterArgs {
 }
 
 impl ClusterArgs {
-    /// Joins the cluster, if asked, announcing `theater`'s load and the
-    /// management address `addr`.
-    async fn join(
-        &self,
-        theater: &TheaterRuntime,
-        addr: std::net::SocketAddr,
-    ) -> anyhow::Result<Option<Cluster>> {
-        let Some(node) = &self.node else {
+    /// Joins the cluster, if asked. Its heartbeats announce the load and
+    /// management address of the node's runtime once `node` is set.
+    async fn join(&self, up: Arc<OnceLock<Node>>) -> anyhow::Result<Option<Cluster>> {
+        let Some(name) = &self.node else {
             return Ok(None);
         };
-        let mut config = ClusterConfig::new(self.cluster.clone(), node.clone());
+        let mut config = ClusterConfig::new(self.cluster.clone(), name.clone());
         config.heartbeat = Duration::from_millis(self.heartbeat_ms);
         config.node_timeout = Duration::from_millis(self.node_timeout_ms);
         config.replicas = self.cluster_replicas;
-        let runtime = theater.clone();
         let started_ms = theater::actor::now_ms();
         let info = move || NodeInfo {
-            management: Some(addr.to_string()),
-            actors: runtime.actor_count(),
+            management: up.get().map(|node| node.addr.to_string()),
+            actors: up.get().map_or(0, |node| node.theater.actor_count()),
             started_ms,
             ..NodeInfo::default()
         };
         Ok(Some(Cluster::join(config, info).await?))
     }
+}
+
+/// What a node's heartbeat tells of it, once it is up.
+struct Node {
+    theater: TheaterRuntime,
+    addr: std::net::SocketAddr,
 }
 
 /// The connection limits (docs/security.md).
@@ -233,6 +235,13 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         init_state_bytes: args.max_init_state_bytes,
         component_bytes: args.max_component_bytes,
     };
+    // Joined first: in a cluster, every event goes to its replicated chain.
+    let up = Arc::new(OnceLock::new());
+    let cluster = args.cluster.join(up.clone()).await?;
+    if let Some(cluster) = &cluster {
+        let local = config.event_log.clone();
+        config.event_log = Arc::new(ReplicatedLog::new(local, cluster.chains().clone()));
+    }
     let theater = TheaterRuntime::new(config)?;
     let config = ServerConfig {
         token: args.token.filter(|t| !t.is_empty()),
@@ -248,7 +257,10 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     // Bound before actors resume, so that a refused address starts nothing.
     let mut server = Server::bind(theater.clone(), &args.listen, config).await?;
     let addr = server.local_addr()?;
-    let cluster = args.cluster.join(&theater, addr).await?;
+    let _ = up.set(Node {
+        theater: theater.clone(),
+        addr,
+    });
     if let Some(cluster) = &cluster {
         server.join(cluster.clone());
     }

@@ -1,14 +1,21 @@
 //! Nodes joining a real three-server NATS JetStream cluster (replicas 3):
-//! heartbeats, names that are taken, and actors owned by compare-and-set.
+//! heartbeats, names that are taken, actors owned by compare-and-set, and
+//! real actors whose every event goes to their replicated chain.
 
+#[path = "it/common/mod.rs"]
+mod common;
 mod nats;
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nats::NatsCluster;
-use theater::ActorId;
 use theater::chain::ChainEvent;
 use theater::cluster::{ChainEnd, Cluster, ClusterConfig, ClusterError, NodeInfo};
+use theater::host::HANDLE_SEND;
+use theater::storage::{Replicated, ReplicatedLog};
+use theater::{ActorHandle, ActorId, RuntimeConfig, TheaterRuntime};
 
 /// Fast timings, so that a node's absence shows within a test.
 fn config(cluster: &NatsCluster, node: &str) -> ClusterConfig {
@@ -263,4 +270,164 @@ async fn a_flood_of_junk_entries_in_the_node_list_is_skipped() {
         ["n1"],
         "junk is skipped, and the oldest keys (n1's) are read first"
     );
+}
+
+/// A runtime of `node` whose events go to its replicated chains, then to
+/// `config`'s own log.
+fn replicated_runtime(node: &Cluster, mut config: RuntimeConfig) -> TheaterRuntime {
+    let local = config.event_log.clone();
+    config.event_log = Arc::new(ReplicatedLog::new(local, node.chains().clone()));
+    TheaterRuntime::new(config).unwrap()
+}
+
+/// Chains in memory; compiled components in the tests' shared cache.
+fn in_memory_with_cache() -> RuntimeConfig {
+    let mut config = RuntimeConfig::ephemeral();
+    config.home = Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("theater-home"));
+    config
+}
+
+async fn add_one(counter: &ActorHandle) -> Result<(), theater::ActorError> {
+    counter
+        .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (br#"{"add":1}"#.to_vec(),))
+        .await
+}
+
+/// `actor`'s replicated chain as any node reads it, and where it ends.
+async fn replicated(node: &Cluster, actor: ActorId) -> (Vec<Replicated>, ChainEnd) {
+    let (messages, end) = node.chains().read(&actor.to_string()).await.unwrap();
+    let entries = messages
+        .iter()
+        .map(|bytes| Replicated::decode(bytes).expect("a replicated entry"))
+        .collect();
+    (entries, end)
+}
+
+fn hashes<'a>(events: impl IntoIterator<Item = &'a ChainEvent>) -> Vec<[u8; 32]> {
+    events.into_iter().map(|e| e.hash).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_is_replicated_before_its_call_answers() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let n1 = join(&nats, "n1", 0).await.unwrap();
+    let runtime = replicated_runtime(&n1, in_memory_with_cache());
+    let counter = common::spawn(&runtime, "counter").await;
+    for _ in 0..3 {
+        add_one(&counter).await.unwrap();
+    }
+
+    // Read as soon as the calls answered, from another server.
+    let (entries, _) = replicated(&n1, counter.id()).await;
+    let local = runtime.chain(counter.id()).unwrap();
+    assert_eq!(local.len(), 4, "actor-init and three calls");
+    assert_eq!(hashes(entries.iter().map(|e| &e.event)), hashes(&local));
+    let events: Vec<ChainEvent> = entries.iter().map(|e| e.event.clone()).collect();
+    theater::chain::verify(&events).expect("the replicated chain verifies");
+    // Each transition carries its state: another node can rebuild the
+    // actor from its chain alone.
+    let state = counter.state().await.unwrap();
+    assert!(state.is_some());
+    assert_eq!(entries[3].state, Some(state));
+    assert!(
+        entries.iter().all(|e| e.state.is_some()),
+        "all are transitions"
+    );
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_an_actor_cannot_fork_its_chain() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let n1 = join(&nats, "n1", 0).await.unwrap();
+    let n2 = join(&nats, "n2", 0).await.unwrap();
+    let runtime = replicated_runtime(&n1, in_memory_with_cache());
+    let counter = common::spawn(&runtime, "counter").await;
+    add_one(&counter).await.unwrap();
+
+    // n2 takes the actor over and appends to its chain.
+    let (entries, end) = replicated(&n2, counter.id()).await;
+    let head = &entries.last().unwrap().event;
+    let taken = Replicated {
+        event: event(Some(head), 99),
+        state: None,
+    };
+    n2.chains()
+        .append(&counter.id().to_string(), end, taken.encode().into())
+        .await
+        .expect("the new owner appends");
+
+    // n1's copy is stale: its next call is refused, and every later one.
+    for _ in 0..2 {
+        let error = add_one(&counter).await.unwrap_err().to_string();
+        assert!(
+            error.contains("no longer this node's to run: another node appended"),
+            "{error}"
+        );
+    }
+
+    // No fork: the replicated chain is the new owner's, and n1 kept only
+    // what the cluster took.
+    let (entries, _) = replicated(&n1, counter.id()).await;
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[2].event.hash, taken.event.hash);
+    let events: Vec<ChainEvent> = entries.into_iter().map(|e| e.event).collect();
+    theater::chain::verify(&events).unwrap();
+    assert_eq!(runtime.chain(counter.id()).unwrap().len(), 2);
+    runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_on_its_store_continues_the_replicated_chain() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let n1 = join(&nats, "n1", 0).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let first = replicated_runtime(&n1, RuntimeConfig::at(home.path()).unwrap());
+    let counter = common::spawn(&first, "counter").await;
+    let id = counter.id();
+    add_one(&counter).await.unwrap();
+    first.shutdown().await;
+    drop((counter, first));
+
+    // A new runtime knows nothing of where the chain stands: it reads it.
+    let second = replicated_runtime(&n1, RuntimeConfig::at(home.path()).unwrap());
+    let report = second.resume_all().await.unwrap();
+    assert_eq!(report.resumed, [id], "{:?}", report.failed);
+    add_one(&second.actor(id).unwrap()).await.unwrap();
+    let (entries, _) = replicated(&n1, id).await;
+    let local = second.chain(id).unwrap();
+    assert_eq!(hashes(entries.iter().map(|e| &e.event)), hashes(&local));
+    assert_eq!(local.len(), 4, "init, call, resume, call");
+    second.shutdown().await;
+    drop(second);
+
+    // While it was down, another node took the actor on: it does not
+    // resume here.
+    let n2 = join(&nats, "n2", 0).await.unwrap();
+    let (entries, end) = replicated(&n2, id).await;
+    let taken = Replicated {
+        event: event(Some(&entries.last().unwrap().event), 99),
+        state: None,
+    };
+    n2.chains()
+        .append(&id.to_string(), end, taken.encode().into())
+        .await
+        .unwrap();
+    let third = replicated_runtime(&n1, RuntimeConfig::at(home.path()).unwrap());
+    let report = third.resume_all().await.unwrap();
+    assert!(report.resumed.is_empty());
+    let (failed, reason) = &report.failed[0];
+    assert_eq!(*failed, id);
+    assert!(
+        reason.contains("an event this node did not write"),
+        "{reason}"
+    );
+    assert_eq!(replicated(&n2, id).await.0.len(), 5, "nothing appended");
+    third.shutdown().await;
 }

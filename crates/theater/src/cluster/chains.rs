@@ -82,17 +82,27 @@ impl ReplicatedChains {
         }
     }
 
+    /// The newest event of `actor`'s chain and where the chain ends;
+    /// `None` for an empty chain.
+    pub async fn last(&self, actor: &str) -> Result<Option<(Bytes, ChainEnd)>, ClusterError> {
+        match self
+            .stream
+            .get_last_raw_message_by_subject(&subject(actor)?)
+            .await
+        {
+            Ok(last) => Ok(Some((last.payload, ChainEnd(last.sequence)))),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(ClusterError::jetstream("reading a chain's end", e)),
+        }
+    }
+
     /// Every event of `actor`'s chain, oldest first, and where it ends.
     pub async fn read(&self, actor: &str) -> Result<(Vec<Bytes>, ChainEnd), ClusterError> {
         let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream("reading a chain", e);
-        let subject = subject(actor)?;
-        let last = match self.stream.get_last_raw_message_by_subject(&subject).await {
-            Ok(last) => last.sequence,
-            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {
-                return Ok((Vec::new(), ChainEnd::default()));
-            }
-            Err(e) => return Err(failed(&e)),
+        let Some((_, ChainEnd(last))) = self.last(actor).await? else {
+            return Ok((Vec::new(), ChainEnd::default()));
         };
+        let subject = subject(actor)?;
         let consumer = self
             .stream
             .create_consumer(consumer::pull::OrderedConfig {

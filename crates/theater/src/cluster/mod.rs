@@ -127,6 +127,11 @@ pub enum ClusterError {
         "actor {actor}'s replicated chain moved on: another node appended to it, so this node no longer owns it"
     )]
     ChainMoved { actor: String },
+    #[error("actor {actor} is no longer this node's to run: {why}")]
+    Lost {
+        actor: crate::id::ActorId,
+        why: String,
+    },
     #[error(
         "node `{0}` lost its place in the cluster (its heartbeat was taken over or expired); restart it to rejoin"
     )]

@@ -3,7 +3,8 @@
 //!
 //! - [`EventLog`] (`log`) is what the executor appends to and the runtime
 //!   reads from; [`MemoryEventLog`] (`memory`) keeps chains in memory and
-//!   [`RedbEventLog`] (`redb`) on disk.
+//!   [`RedbEventLog`] (`redb`) on disk; [`ReplicatedLog`] (`replicated`)
+//!   puts a cluster's replicated chains in front of either.
 //! - `actors` and `states` are what a log keeps beside each chain: the
 //!   [`ActorRecord`] an actor was started with, its newest state and
 //!   snapshots every [`SNAPSHOT_EVERY`] events.
@@ -34,6 +35,7 @@ pub mod codec;
 mod log;
 mod memory;
 mod redb;
+mod replicated;
 mod states;
 
 pub use self::redb::{
@@ -43,4 +45,5 @@ pub use self::redb::{
 pub use actors::{ActorRecord, SavedActor};
 pub use log::{AcceptFuture, Accepted, Entry, EventLog, LogError, LogFuture, VerifyFailure};
 pub use memory::MemoryEventLog;
+pub use replicated::{Replicated, ReplicatedError, ReplicatedLog};
 pub use states::{KeptState, SNAPSHOT_EVERY, Snapshot, always_snapshot, snapshot_due};
