@@ -1,5 +1,6 @@
-//! A counter actor: its state is `{"count": N}`, `{"add": n}` messages add to it
-//! and any request reads it.
+//! A counter actor: its state is `{"count": N}`, `{"add": n}` messages add to it,
+//! an `{"add": n}` request adds and answers the new count, and any other
+//! request reads it.
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -63,7 +64,11 @@ impl MessageServer for Component {
         add(state, &params.0)
     }
 
-    fn handle_request(state: State, _params: (Vec<u8>,)) -> Result<(State, (Vec<u8>,)), String> {
+    fn handle_request(state: State, params: (Vec<u8>,)) -> Result<(State, (Vec<u8>,)), String> {
+        let state = match serde_json::from_slice::<Add>(&params.0) {
+            Ok(_) => add(state, &params.0)?.0,
+            Err(_) => state,
+        };
         let reply = store(&load(&state)?);
         Ok((state, (reply,)))
     }

@@ -240,7 +240,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let cluster = args.cluster.join(up.clone()).await?;
     if let Some(cluster) = &cluster {
         let local = config.event_log.clone();
-        config.event_log = Arc::new(ReplicatedLog::new(local, cluster.chains().clone()));
+        config.event_log = Arc::new(ReplicatedLog::new(local, cluster));
     }
     let theater = TheaterRuntime::new(config)?;
     let config = ServerConfig {

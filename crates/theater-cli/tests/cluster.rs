@@ -193,17 +193,30 @@ fn a_taken_name_an_unreachable_cluster_and_no_cluster_are_clear_errors() {
 }
 
 #[test]
-fn a_paused_node_that_lost_its_place_is_fenced() {
+fn a_paused_node_that_lost_its_place_is_fenced_and_its_actor_runs_on() {
     let Some(nats) = NatsCluster::start() else {
         return;
     };
     let n1 = Node::start(&nats, "n1");
     let n2 = Node::start(&nats, "n2");
     assert_eq!(n1.node_names(), ["n1", "n2"]);
+    let counter = support::manifest("counter");
+    let started = n2.json(&["start", counter.to_str().unwrap()]);
+    let id = started["actor"].as_str().unwrap().to_owned();
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    for _ in 0..3 {
+        tokio.block_on(add(&n2.addr, &id, 1)).unwrap();
+    }
 
-    // Paused past the node timeout: the cluster counts n2 as gone.
+    // Paused past the node timeout: the cluster counts n2 as gone, and n1
+    // takes its actor on, with the count it had.
     n2.signal("STOP");
     eventually("n2 leaves n1's list", || n1.node_names() == ["n1"]);
+    let addrs = [n1.addr.clone()];
+    eventually("n1 runs n2's actor", || {
+        tokio.block_on(running_on(&addrs, &id)).is_some()
+    });
+    assert_eq!(tokio.block_on(add(&n1.addr, &id, 0)), Ok(3));
     // Each NATS server expires entries on its own timer: n1 may read a
     // replica that did before the server that takes n2's writes does.
     // Paused one node timeout more, n2 is gone on every server.
@@ -216,18 +229,227 @@ fn a_paused_node_that_lost_its_place_is_fenced() {
         n2.log().contains("lost its place")
     });
     assert!(said, "n2 did not say it is fenced:\n{}", n2.log());
-    let counter = support::manifest("counter");
+    // Its copy stops; the chain goes on at n1 alone.
+    eventually("n2 stops its copy", || {
+        n2.json(&["list"])["actors"] == serde_json::json!([])
+    });
+    assert_eq!(tokio.block_on(add(&n1.addr, &id, 1)), Ok(4));
+    assert_eq!(n1.json(&["verify", &id])["verified"], true);
     let refused = n2.cli(&["start", counter.to_str().unwrap()]);
     assert!(!refused.status.success());
     support::assert_says(&refused, "node `n2` lost its place in the cluster");
-    assert_eq!(
-        n2.json(&["list"])["actors"],
-        serde_json::json!([]),
-        "nothing left running"
-    );
     assert_eq!(
         n1.node_names(),
         ["n1"],
         "a fenced node does not come back by itself"
     );
+}
+
+/// Counters started on each node of the failover test.
+const ACTORS_PER_NODE: usize = 40;
+/// Clients sending the failover test's load at once.
+const LOAD_TASKS: usize = 8;
+
+/// One counter of the failover test, as its load saw it.
+#[derive(Default)]
+struct Tally {
+    /// Node (index) the load last found it on.
+    node: usize,
+    /// `{"add":1}` requests answered: each added one.
+    acknowledged: u64,
+    /// Requests that failed without an answer: each added one or none.
+    unanswered: u64,
+}
+
+async fn client(addr: &str) -> Option<theater::server::Client> {
+    theater::server::Client::connect(addr, None).await.ok()
+}
+
+/// Asks `actor` (through the node at `addr`) to add `add`; its count.
+async fn add(addr: &str, actor: &str, add: i64) -> Result<i64, String> {
+    let mut client = client(addr).await.ok_or("connection refused")?;
+    let op = theater::server::protocol::Op::Request {
+        actor: actor.to_owned(),
+        payload: theater::server::protocol::Payload::json(serde_json::json!({ "add": add })),
+        timeout_ms: Some(5_000),
+    };
+    let answer = client.call(op).await.map_err(|e| e.to_string())?;
+    answer["reply"]["count"]
+        .as_i64()
+        .ok_or_else(|| format!("not a count: {answer}"))
+}
+
+/// The node (index into `addrs`) that runs `actor` now, if any does.
+async fn running_on(addrs: &[String], actor: &str) -> Option<usize> {
+    for (index, addr) in addrs.iter().enumerate() {
+        let Some(mut client) = client(addr).await else {
+            continue;
+        };
+        let op = theater::server::protocol::Op::List { all: false };
+        if let Ok(list) = client.call(op).await
+            && list["actors"]
+                .as_array()
+                .is_some_and(|actors| actors.iter().any(|a| a["id"] == actor))
+        {
+            return Some(index);
+        }
+    }
+    None
+}
+
+#[test]
+fn a_killed_nodes_actors_serve_again_on_the_survivors_with_nothing_lost() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    // The timings: a 2 s node timeout.
+    let args = |name: &str| {
+        let mut args = cluster_args(&nats, name);
+        args.splice(
+            6..,
+            ["--heartbeat-ms", "500", "--node-timeout-ms", "2000"].map(String::from),
+        );
+        args
+    };
+    let nodes: Vec<Node> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|name| {
+            let home = support::home();
+            let args = args(name);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let (child, addr) = support::spawn_server(BIN, home.path(), &args);
+            Node { child, addr, home }
+        })
+        .collect();
+    let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
+    let counter = support::manifest("counter");
+    let mut tallies = std::collections::BTreeMap::new();
+    for (index, node) in nodes.iter().enumerate() {
+        for _ in 0..ACTORS_PER_NODE {
+            let started = node.json(&["start", counter.to_str().unwrap()]);
+            let id = started["actor"].as_str().unwrap().to_owned();
+            let tally = Tally {
+                node: index,
+                ..Tally::default()
+            };
+            tallies.insert(id, tally);
+        }
+    }
+    let tallies = std::sync::Arc::new(std::sync::Mutex::new(tallies));
+    let ids: Vec<String> = tallies.lock().unwrap().keys().cloned().collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    // A steady load: each task adds one to each of its counters in turn,
+    // through the node it last found it on; a failed request finds it again.
+    let load: Vec<_> = ids
+        .chunks(ids.len().div_ceil(LOAD_TASKS))
+        .map(|mine| {
+            let (mine, addrs, tallies, stop) =
+                (mine.to_vec(), addrs.clone(), tallies.clone(), stop.clone());
+            tokio.spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for id in &mine {
+                        let node = tallies.lock().unwrap()[id].node;
+                        let answered = add(&addrs[node], id, 1).await.is_ok();
+                        {
+                            let mut all = tallies.lock().unwrap();
+                            let tally = all.get_mut(id).unwrap();
+                            match answered {
+                                true => tally.acknowledged += 1,
+                                false => tally.unanswered += 1,
+                            }
+                        }
+                        if !answered {
+                            match running_on(&addrs, id).await {
+                                Some(node) => {
+                                    tallies.lock().unwrap().get_mut(id).unwrap().node = node
+                                }
+                                None => tokio::time::sleep(Duration::from_millis(50)).await,
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+
+    std::thread::sleep(Duration::from_secs(2));
+    let mut nodes = nodes;
+    let mut dead = nodes.pop().unwrap();
+    let orphans: Vec<String> = tallies
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, tally)| tally.node == 2)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let killed = Instant::now();
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    let survivors = &addrs[..2];
+    let mut pending = orphans.clone();
+    while !pending.is_empty() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(60),
+            "{} actors of the killed node are not serving again:\n{}\n{}",
+            pending.len(),
+            nodes[0].log(),
+            nodes[1].log()
+        );
+        let still: Vec<String> = tokio.block_on(async {
+            let mut still = Vec::new();
+            for id in &pending {
+                if running_on(survivors, id).await.is_none() {
+                    still.push(id.clone());
+                }
+            }
+            still
+        });
+        pending = still;
+        if !pending.is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let failover = killed.elapsed();
+    println!(
+        "failover: {} actors of the killed node serving again on the survivors {:.2} s after it died",
+        orphans.len(),
+        failover.as_secs_f64()
+    );
+    // The load goes on for a while on the survivors, then stops.
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in load {
+        tokio.block_on(task).unwrap();
+    }
+
+    // Every acknowledged call is in its counter's count, none twice; a
+    // call that was not answered may or may not have been.
+    let tallies = tallies.lock().unwrap();
+    let (mut acknowledged, mut unanswered) = (0, 0);
+    for (id, tally) in tallies.iter() {
+        let node = tokio
+            .block_on(running_on(survivors, id))
+            .unwrap_or_else(|| panic!("actor {id} runs nowhere"));
+        let count = tokio.block_on(add(&addrs[node], id, 0)).unwrap() as u64;
+        assert!(
+            (tally.acknowledged..=tally.acknowledged + tally.unanswered).contains(&count),
+            "actor {id}: count {count}, {} acknowledged adds, {} unanswered",
+            tally.acknowledged,
+            tally.unanswered
+        );
+        if orphans.contains(id) {
+            assert!(tally.acknowledged > 0);
+        }
+        let verified = nodes[node].json(&["verify", id]);
+        assert_eq!(verified["verified"], true, "{verified}");
+        acknowledged += tally.acknowledged;
+        unanswered += tally.unanswered;
+    }
+    println!(
+        "load: {acknowledged} acknowledged adds to {} counters, {unanswered} unanswered while a node was down",
+        tallies.len()
+    );
+    assert!(acknowledged > 0);
 }

@@ -86,6 +86,8 @@ pub enum SpawnError {
     Init(String),
     #[error("actor {0} is already running")]
     AlreadyRunning(ActorId),
+    #[error("cannot take the actor on: {0}")]
+    Adopt(String),
     #[error(transparent)]
     Log(#[from] LogError),
 }

@@ -276,7 +276,7 @@ async fn a_flood_of_junk_entries_in_the_node_list_is_skipped() {
 /// `config`'s own log.
 fn replicated_runtime(node: &Cluster, mut config: RuntimeConfig) -> TheaterRuntime {
     let local = config.event_log.clone();
-    config.event_log = Arc::new(ReplicatedLog::new(local, node.chains().clone()));
+    config.event_log = Arc::new(ReplicatedLog::new(local, node));
     TheaterRuntime::new(config).unwrap()
 }
 

@@ -13,7 +13,7 @@ use async_nats::jetstream::{self, consumer, context, stream};
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::ClusterError;
+use super::{ClusterError, actor_token};
 
 /// The stream of every actor's chain.
 const STREAM: &str = "THEATER_CHAINS";
@@ -125,17 +125,7 @@ impl ReplicatedChains {
     }
 }
 
-/// `actor`'s subject; refused unless `actor` is one subject token (ids
-/// are UUIDs), so that no name reaches another actor's chain.
+/// `actor`'s subject.
 fn subject(actor: &str) -> Result<String, ClusterError> {
-    let token = !actor.is_empty()
-        && actor
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    match token {
-        true => Ok(format!("theater.chain.{actor}")),
-        false => Err(ClusterError::Config(format!(
-            "`{actor}` is not an actor id"
-        ))),
-    }
+    Ok(format!("theater.chain.{}", actor_token(actor)?))
 }

@@ -11,6 +11,9 @@
 //!   absent and removed only at the revision read, so that two nodes can
 //!   never both own an actor.
 //!
+//! - `theater-actors`: how each actor was started ([`records`]), so that
+//!   a survivor can start a dead node's actors again.
+//!
 //! And one stream, `THEATER_CHAINS`, holds actors' chains (see
 //! [`chains`]).
 //!
@@ -19,6 +22,7 @@
 mod chains;
 mod nodes;
 mod placement;
+mod records;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,12 +32,15 @@ use async_nats::jetstream::{self, kv};
 
 pub use chains::{ChainEnd, ReplicatedChains};
 pub use nodes::{NodeInfo, NodeStatus};
-pub use placement::Owner;
+pub use placement::{Orphan, Owner};
+pub use records::ActorRecords;
 
 /// Bucket of node heartbeats.
 const NODES_BUCKET: &str = "theater-nodes";
 /// Bucket of actor owners.
 const PLACEMENT_BUCKET: &str = "theater-placement";
+/// Bucket of actor records.
+const RECORDS_BUCKET: &str = "theater-actors";
 /// How long a node waits for a bucket JetStream has just created.
 const READY_WAIT: Duration = Duration::from_secs(10);
 /// Longest a node name may be; names are keys and NATS subject tokens.
@@ -159,6 +166,7 @@ struct Inner {
     nodes: kv::Store,
     placement: kv::Store,
     chains: ReplicatedChains,
+    records: ActorRecords,
     /// Tells this process's entries from those of an earlier process of
     /// the same name.
     instance: String,
@@ -207,6 +215,7 @@ impl Cluster {
         .await?;
         let placement = bucket(&js, PLACEMENT_BUCKET, None, config.replicas).await?;
         let chains = ReplicatedChains::open(&js, config.replicas).await?;
+        let records = ActorRecords::new(bucket(&js, RECORDS_BUCKET, None, config.replicas).await?);
         let instance = uuid::Uuid::new_v4().to_string();
         let first = NodeInfo {
             instance: instance.clone(),
@@ -233,6 +242,7 @@ impl Cluster {
                 nodes,
                 placement,
                 chains,
+                records,
                 instance,
                 fenced: AtomicBool::new(false),
                 heartbeat: task.abort_handle(),
@@ -244,6 +254,11 @@ impl Cluster {
     /// This node's name.
     pub fn node(&self) -> &str {
         &self.inner.config.node
+    }
+
+    /// How often this node announces itself.
+    pub fn heartbeat(&self) -> std::time::Duration {
+        self.inner.config.heartbeat
     }
 
     /// Every node whose heartbeat has not expired (at most
@@ -278,6 +293,34 @@ impl Cluster {
         &self.inner.chains
     }
 
+    /// How the cluster's actors were started.
+    pub fn records(&self) -> &ActorRecords {
+        &self.inner.records
+    }
+
+    /// Actors whose owner is another node, not among the live nodes (at
+    /// most [`placement::MAX_LISTED_ACTORS`] are looked at).
+    pub async fn orphans(&self) -> Result<Vec<Orphan>, ClusterError> {
+        let live: std::collections::HashSet<String> =
+            self.nodes().await?.into_iter().map(|n| n.node).collect();
+        let owned = placement::list(&self.inner.placement).await?;
+        Ok(owned
+            .into_iter()
+            .filter(|orphan| orphan.owner.node != self.node() && !live.contains(&orphan.owner.node))
+            .collect())
+    }
+
+    /// Makes this node the owner of `orphan`, unless its ownership record
+    /// changed since it was read (another node took it first): `false`.
+    pub async fn take_over(&self, orphan: &Orphan) -> Result<bool, ClusterError> {
+        self.check_fenced()?;
+        let owner = Owner {
+            node: self.node().to_owned(),
+            instance: self.inner.instance.clone(),
+        };
+        placement::take_over(&self.inner.placement, orphan, &owner).await
+    }
+
     /// Stops the heartbeat and removes this node from the list at once,
     /// instead of after the node timeout.
     pub async fn leave(&self) {
@@ -285,11 +328,32 @@ impl Cluster {
         let _ = self.inner.nodes.delete(&self.inner.config.node).await;
     }
 
+    /// Whether this node lost its place in the cluster (see
+    /// [`ClusterError::Fenced`]).
+    pub fn is_fenced(&self) -> bool {
+        self.inner.fenced.load(Ordering::Relaxed)
+    }
+
     fn check_fenced(&self) -> Result<(), ClusterError> {
-        match self.inner.fenced.load(Ordering::Relaxed) {
+        match self.is_fenced() {
             true => Err(ClusterError::Fenced(self.node().to_owned())),
             false => Ok(()),
         }
+    }
+}
+
+/// `actor` as one key or subject token; refused unless it is one (ids are
+/// UUIDs), so that no name reaches another actor's records.
+fn actor_token(actor: &str) -> Result<&str, ClusterError> {
+    let token = !actor.is_empty()
+        && actor
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    match token {
+        true => Ok(actor),
+        false => Err(ClusterError::Config(format!(
+            "`{actor}` is not an actor id"
+        ))),
     }
 }
 

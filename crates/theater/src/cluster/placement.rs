@@ -2,9 +2,21 @@
 //! compare-and-set.
 
 use async_nats::jetstream::kv;
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::ClusterError;
+
+/// Most ownership records one scan for orphans reads.
+pub const MAX_LISTED_ACTORS: usize = 100_000;
+
+/// An actor and its owner, as read at `revision`.
+#[derive(Debug, Clone)]
+pub struct Orphan {
+    pub actor: String,
+    pub owner: Owner,
+    pub revision: u64,
+}
 
 /// The node that owns an actor, and which process of that name claimed it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -73,4 +85,52 @@ pub(super) async fn owner(
     Ok(entry
         .filter(|e| e.operation == kv::Operation::Put)
         .and_then(|e| serde_json::from_slice(&e.value).ok()))
+}
+
+/// Every actor with an owner (at most [`MAX_LISTED_ACTORS`]).
+pub(super) async fn list(placement: &kv::Store) -> Result<Vec<Orphan>, ClusterError> {
+    let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream("listing actor owners", e);
+    let actors: Vec<String> = match placement.keys().await {
+        Ok(keys) => keys
+            .take(MAX_LISTED_ACTORS)
+            .try_collect()
+            .await
+            .map_err(|e| failed(&e))?,
+        Err(e) => return Err(failed(&e)),
+    };
+    let mut owned = Vec::with_capacity(actors.len());
+    for actor in actors {
+        let Some(entry) = placement.entry(&actor).await.map_err(|e| failed(&e))? else {
+            continue;
+        };
+        if entry.operation != kv::Operation::Put {
+            continue;
+        }
+        if let Ok(owner) = serde_json::from_slice(&entry.value) {
+            owned.push(Orphan {
+                actor,
+                owner,
+                revision: entry.revision,
+            });
+        }
+    }
+    Ok(owned)
+}
+
+/// Replaces `orphan`'s owner with `owner` if the record is still at the
+/// revision read; `false` if another node changed it first.
+pub(super) async fn take_over(
+    placement: &kv::Store,
+    orphan: &Orphan,
+    owner: &Owner,
+) -> Result<bool, ClusterError> {
+    let value = serde_json::to_vec(owner).expect("an owner serializes");
+    match placement
+        .update(&orphan.actor, value.into(), orphan.revision)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+        Err(e) => Err(ClusterError::jetstream("taking an actor over", e)),
+    }
 }

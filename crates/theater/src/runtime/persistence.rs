@@ -17,7 +17,7 @@ use crate::host::EPHEMERAL_PORTS;
 use crate::id::ActorId;
 use crate::manifest::{HandlerEntry, Manifest};
 use crate::replay::{self, ReplayReport, ReplayStart};
-use crate::storage::{Accepted, LogError, SavedActor};
+use crate::storage::{Accepted, ActorRecord, LogError, SavedActor};
 use crate::wasm::StateBytes;
 
 /// A parent and the terms it supervises its children under.
@@ -160,6 +160,39 @@ impl TheaterRuntime {
             Ok(found)
         })
         .await
+    }
+
+    /// Starts `id`, an actor another runtime ran (a cluster node that
+    /// died), here: its chain `events` (which must verify) go to this
+    /// runtime's log, then it resumes from `state`, the state its newest
+    /// transition left, as [`resume`](Self::resume) would, its chain going
+    /// on with an `actor-resume` event.
+    pub async fn adopt(
+        &self,
+        id: ActorId,
+        mut record: ActorRecord,
+        events: Vec<ChainEvent>,
+        state: StateBytes,
+    ) -> Result<ActorHandle, SpawnError> {
+        let Some(head) = events.last().map(|event| event.hash) else {
+            return Err(SpawnError::Adopt(format!("actor {id} has no chain")));
+        };
+        if record.parent.is_some() {
+            return Err(SpawnError::Adopt(format!(
+                "actor {id} has a parent: only top-level actors are taken on by another node"
+            )));
+        }
+        self.inner.log.import_chain(&id, events).await?;
+        record.running = true;
+        self.inner.log.save_actor(&id, &record).await?;
+        let options = SpawnOptions {
+            parent: None,
+            by_parent: None,
+            state: Some(state),
+            resume: Some((id, head)),
+            forked_from: None,
+        };
+        self.spawn_with(&record.manifest, options).await
     }
 
     async fn resume_one(

@@ -9,6 +9,7 @@
 mod budget;
 mod client;
 mod connection;
+mod failover;
 pub mod frames;
 mod limits;
 mod ops;
@@ -198,9 +199,14 @@ impl Server {
         }
     }
 
-    /// Serves connections for ever.
+    /// Serves connections for ever; in a cluster, takes on the actors of
+    /// nodes that are gone meanwhile.
     pub async fn serve(self) {
         self.shared.remember_resumed();
+        let _failover = self.shared.config.cluster.clone().map(|cluster| {
+            let runtime = self.shared.runtime.clone();
+            AbortOnDrop(tokio::spawn(failover::run(cluster, runtime)))
+        });
         loop {
             let (stream, peer) = match self.listener.accept().await {
                 Ok(accepted) => accepted,
@@ -237,4 +243,13 @@ fn refuse(stream: &TcpStream) {
         "the server has no room for another connection; retry later",
     );
     let _ = stream.try_write(&protocol::frame(&protocol::error_frame(None, &error)));
+}
+
+/// Ends a task when the server stops serving.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

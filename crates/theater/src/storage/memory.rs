@@ -26,10 +26,26 @@ struct MemoryChain {
     latest: Option<Snapshot>,
 }
 
+/// An import for an actor that has a chain here already.
+#[derive(Debug, thiserror::Error)]
+#[error("actor {0} already has a chain here")]
+struct ChainExists(ActorId);
+
 impl MemoryEventLog {
     fn chain(&self, actor: &ActorId) -> Arc<Mutex<MemoryChain>> {
         let mut chains = self.chains.lock().expect("chain map lock");
         chains.entry(*actor).or_default().clone()
+    }
+
+    fn keep_imported(&self, actor: &ActorId, events: Vec<ChainEvent>) -> Result<(), LogError> {
+        chain::verify(&events).map_err(LogError::new)?;
+        let chain = self.chain(actor);
+        let mut chain = chain.lock().expect("chain lock");
+        if !chain.events.is_empty() {
+            return Err(LogError::new(ChainExists(*actor)));
+        }
+        chain.events = events;
+        Ok(())
     }
 
     fn push(&self, actor: &ActorId, event: ChainEvent, state: Option<&KeptState>) {
@@ -56,6 +72,10 @@ impl EventLog for MemoryEventLog {
     fn append_entry(&self, actor: &ActorId, entry: Entry<'_>) -> LogFuture {
         self.push(actor, entry.event.into_event(), entry.state);
         Box::pin(ready(Ok(())))
+    }
+
+    fn import_chain(&self, actor: &ActorId, events: Vec<ChainEvent>) -> LogFuture {
+        Box::pin(ready(self.keep_imported(actor, events)))
     }
 
     fn events(&self, actor: &ActorId) -> Result<Vec<ChainEvent>, LogError> {

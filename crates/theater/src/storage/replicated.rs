@@ -10,8 +10,10 @@
 //! same reason. The local log only ever holds events the cluster took.
 //!
 //! One message of the stream is one [`Replicated`] entry: the event as
-//! [`codec`] stores it and, for a state transition, the state it leaves,
-//! so that another node can rebuild the actor from its chain alone.
+//! [`codec`] stores it and, for a state transition, the state it leaves.
+//! Each actor's record (how it was started) goes to the cluster's actor
+//! records too, and is forgotten there once the actor is stopped. With
+//! both, another node can start the actor again from its chain alone.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +24,7 @@ use super::{
     SavedActor, Snapshot, VerifyFailure,
 };
 use crate::chain::{ChainEvent, Hash, SealedEvent};
-use crate::cluster::{ChainEnd, ClusterError, ReplicatedChains};
+use crate::cluster::{ActorRecords, ChainEnd, Cluster, ClusterError, ReplicatedChains};
 use crate::id::ActorId;
 
 /// A node's event log in a cluster: see the module documentation.
@@ -33,6 +35,7 @@ pub struct ReplicatedLog {
 
 struct Inner {
     chains: ReplicatedChains,
+    records: ActorRecords,
     /// Where each actor's replicated chain stands, as far as this node
     /// knows; read from the stream at an actor's first append here.
     replicas: Mutex<HashMap<ActorId, Replica>>,
@@ -47,12 +50,13 @@ enum Replica {
 }
 
 impl ReplicatedLog {
-    /// Replicates to `chains` what it appends to `local`.
-    pub fn new(local: Arc<dyn EventLog>, chains: ReplicatedChains) -> Self {
+    /// Replicates to `cluster` what it keeps in `local`.
+    pub fn new(local: Arc<dyn EventLog>, cluster: &Cluster) -> Self {
         Self {
             local,
             inner: Arc::new(Inner {
-                chains,
+                chains: cluster.chains().clone(),
+                records: cluster.records().clone(),
                 replicas: Mutex::new(HashMap::new()),
             }),
         }
@@ -176,6 +180,11 @@ impl EventLog for ReplicatedLog {
         })
     }
 
+    /// Into the local log only: the events came from the cluster.
+    fn import_chain(&self, actor: &ActorId, events: Vec<ChainEvent>) -> LogFuture {
+        self.local.import_chain(actor, events)
+    }
+
     fn accept(&self, actor: &ActorId, message: &Accepted) -> AcceptFuture {
         self.local.accept(actor, message)
     }
@@ -205,11 +214,28 @@ impl EventLog for ReplicatedLog {
     }
 
     fn save_actor(&self, actor: &ActorId, record: &ActorRecord) -> LogFuture {
-        self.local.save_actor(actor, record)
+        let saved = self.local.save_actor(actor, record);
+        let bytes = serde_json::to_vec(record).expect("an actor record serializes");
+        let (actor, records) = (actor.to_string(), self.inner.records.clone());
+        Box::pin(async move {
+            records
+                .put(&actor, bytes.into())
+                .await
+                .map_err(LogError::new)?;
+            saved.await
+        })
     }
 
+    /// A stopped actor's record leaves the cluster: no node starts it again.
     fn set_running(&self, actor: &ActorId, running: bool) -> LogFuture {
-        self.local.set_running(actor, running)
+        let set = self.local.set_running(actor, running);
+        let (actor, records) = (actor.to_string(), self.inner.records.clone());
+        Box::pin(async move {
+            if !running {
+                records.delete(&actor).await.map_err(LogError::new)?;
+            }
+            set.await
+        })
     }
 
     fn saved_actors(&self) -> Result<Vec<SavedActor>, LogError> {

@@ -40,6 +40,10 @@ impl EventLog for DiesBeforeDelivery {
         self.0.accept(actor, message)
     }
 
+    fn import_chain(&self, actor: &ActorId, events: Vec<ChainEvent>) -> LogFuture {
+        self.0.import_chain(actor, events)
+    }
+
     fn events(&self, actor: &ActorId) -> Result<Vec<ChainEvent>, LogError> {
         self.0.events(actor)
     }

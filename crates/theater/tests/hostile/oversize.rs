@@ -236,6 +236,10 @@ impl EventLog for GatedLog {
         self.log.append_entry(actor, entry)
     }
 
+    fn import_chain(&self, actor: &ActorId, events: Vec<ChainEvent>) -> LogFuture {
+        self.log.import_chain(actor, events)
+    }
+
     fn events(&self, actor: &ActorId) -> Result<Vec<ChainEvent>, LogError> {
         self.gate.pass();
         self.log.events(actor)

@@ -258,3 +258,60 @@ async fn fork_at_the_head_uses_the_stored_state() {
     assert_eq!(fork.state().await.unwrap(), echo.state().await.unwrap());
     rt.shutdown().await;
 }
+
+/// What another node does when the runtime an actor ran on died: takes
+/// its chain, record and newest state and starts it under the same id.
+#[tokio::test]
+async fn an_actor_adopted_from_its_chain_goes_on_where_it_was() {
+    let first = crate::common::runtime();
+    let counter = first.spawn_file(manifest_path("counter")).await.unwrap();
+    let id = counter.id();
+    for _ in 0..2 {
+        counter
+            .call_function::<(Vec<u8>,), ()>(HANDLE_SEND, (br#"{"add":1}"#.to_vec(),))
+            .await
+            .unwrap();
+    }
+    let events = first.chain(id).unwrap();
+    let state = counter.state().await.unwrap();
+    let saved = first.saved_actors().unwrap();
+    let record = saved.into_iter().find(|s| s.id == id).unwrap().record;
+    first.shutdown().await;
+
+    let second = crate::common::runtime();
+    let refused = second
+        .adopt(id, record.clone(), Vec::new(), state.clone())
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("has no chain"), "{refused}");
+    let mut altered = events.clone();
+    altered[1].description.push('!');
+    let refused = second
+        .adopt(id, record.clone(), altered, state.clone())
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("altered"), "{refused}");
+    let child = theater::storage::ActorRecord {
+        parent: Some(ActorId::new()),
+        ..record.clone()
+    };
+    let refused = second
+        .adopt(id, child, events.clone(), state.clone())
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("has a parent"), "{refused}");
+
+    let adopted = second
+        .adopt(id, record, events.clone(), state)
+        .await
+        .unwrap();
+    assert_eq!(adopted.id(), id);
+    let reply = request(&adopted, json!({})).await.unwrap();
+    assert_eq!(reply, json!({"count": 2}));
+    let chain = second.chain(id).unwrap();
+    let hashes = |events: &[ChainEvent]| events.iter().map(|e| e.hash).collect::<Vec<_>>();
+    assert_eq!(hashes(&chain[..events.len()]), hashes(&events));
+    assert_eq!(chain[events.len()].event_type, record::ACTOR_RESUME);
+    chain::verify(&chain).unwrap();
+    second.shutdown().await;
+}

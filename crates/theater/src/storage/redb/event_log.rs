@@ -4,7 +4,7 @@
 use super::RedbEventLog;
 use super::layout::key_of;
 use super::writer::{Answer, Request};
-use crate::chain::{ChainEvent, Hash};
+use crate::chain::{ChainEvent, ChainExport, Hash};
 use crate::id::ActorId;
 use crate::storage::codec;
 use crate::storage::{
@@ -32,6 +32,12 @@ impl EventLog for RedbEventLog {
             reply,
         });
         Box::pin(settled(answer))
+    }
+
+    fn import_chain(&self, actor: &ActorId, events: Vec<ChainEvent>) -> LogFuture {
+        let export = ChainExport::new(actor.to_string(), events);
+        let stored = self.import_as(*actor, &export);
+        Box::pin(async move { stored.await.map_err(LogError::new) })
     }
 
     fn accept(&self, actor: &ActorId, message: &Accepted) -> AcceptFuture {
