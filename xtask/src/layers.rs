@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 /// The library's top-level modules, bottom layer first. Keep in step with
 /// the rule at the top of `lib.rs`.
 pub const LAYERS: &[&[&str]] = &[
-    &["id", "files", "packages", "admission"],
+    &["id", "files", "packages", "admission", "tasks"],
     &["web", "cluster"],
     &["manifest"],
     &["chain"],

@@ -242,6 +242,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let local = config.event_log.clone();
         config.event_log = Arc::new(ReplicatedLog::new(local, cluster));
     }
+    config.cluster = cluster.clone();
     let theater = TheaterRuntime::new(config)?;
     let config = ServerConfig {
         token: args.token.filter(|t| !t.is_empty()),

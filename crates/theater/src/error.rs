@@ -156,6 +156,12 @@ pub enum ActorError {
     ClientNotReading(String),
     #[error("no open channel {0}")]
     UnknownChannel(String),
+    #[error("actor {actor} on node `{node}`: {message}")]
+    Remote {
+        actor: ActorId,
+        node: String,
+        message: String,
+    },
     #[error("the result of `{function}` is not a `{expected}`: {reason}")]
     BadResult {
         function: String,

@@ -28,8 +28,9 @@
 //! in its layer. `cargo xtask layers` (run first by `cargo xtask test`)
 //! checks it.
 //!
-//! 0. [`id`], [`files`], [`packages`], `admission`: actor ids, bounded file
-//!    reads, the two package names, who is let into the servers.
+//! 0. [`id`], [`files`], [`packages`], `admission`, `tasks`: actor ids,
+//!    bounded file reads, the two package names, who is let into the
+//!    servers, background tasks that end with their owner.
 //! 1. [`web`], [`cluster`]: the plumbing of the operator's HTTP endpoints;
 //!    a node's membership of a NATS JetStream cluster.
 //! 2. [`manifest`]: what an actor is made of and granted.
@@ -68,6 +69,7 @@ pub mod replay;
 pub mod runtime;
 pub mod server;
 pub mod storage;
+mod tasks;
 pub mod telemetry;
 pub mod validate;
 pub mod wasm;

@@ -431,3 +431,213 @@ async fn a_node_restarted_on_its_store_continues_the_replicated_chain() {
     assert_eq!(replicated(&n2, id).await.0.len(), 5, "nothing appended");
     third.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_a_nats_server_under_load_loses_nothing_acknowledged() {
+    let Some(mut nats) = NatsCluster::start() else {
+        return;
+    };
+    let mut config = config(&nats, "n1");
+    config.heartbeat = Duration::from_millis(500);
+    config.node_timeout = Duration::from_secs(5);
+    let n1 = Cluster::join(config, NodeInfo::default).await.unwrap();
+    let runtime = replicated_runtime(&n1, in_memory_with_cache());
+    let mut counters = Vec::new();
+    for _ in 0..20 {
+        counters.push(common::spawn(&runtime, "counter").await);
+    }
+    // The server that leads the chain stream is the one to lose.
+    let client = async_nats::connect(nats.urls.as_slice()).await.unwrap();
+    let mut stream = async_nats::jetstream::new(client)
+        .get_stream("THEATER_CHAINS")
+        .await
+        .unwrap();
+    let info = stream.info().await.unwrap();
+    let leader = info
+        .cluster
+        .as_ref()
+        .and_then(|c| c.leader.clone())
+        .unwrap();
+    let leader: usize = leader.trim_start_matches('s').parse().unwrap();
+
+    // Each counter gets `{"add":1}` after `{"add":1}`, counting answers
+    // before and after the kill, and failures.
+    let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = counters
+        .iter()
+        .cloned()
+        .map(|counter| {
+            let (killed, stop) = (killed.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut before, mut after, mut failed) = (0u64, 0u64, 0u64);
+                let mut error = String::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let late = killed.load(std::sync::atomic::Ordering::Relaxed);
+                    match (add_one(&counter).await, late) {
+                        (Ok(()), false) => before += 1,
+                        (Ok(()), true) => after += 1,
+                        (Err(e), _) => {
+                            failed += 1;
+                            error = e.to_string();
+                        }
+                    }
+                }
+                (counter, before, after, failed, error)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    nats.kill(leader);
+    killed.store(true, std::sync::atomic::Ordering::Relaxed);
+    // Time for the stream to elect a new leader and the client to move.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    for task in load {
+        let (counter, before, after, failed, error) = task.await.unwrap();
+        assert!(
+            after > 0,
+            "counter {} served nothing after the kill ({before} before, {failed} failed: {error})",
+            counter.id()
+        );
+        let state = counter.state().await.unwrap().unwrap();
+        let count = serde_json::from_slice::<serde_json::Value>(&state).unwrap()["count"]
+            .as_u64()
+            .unwrap();
+        let acknowledged = before + after;
+        assert!(
+            (acknowledged..=acknowledged + failed).contains(&count),
+            "count {count}, {acknowledged} acknowledged, {failed} failed"
+        );
+        // The surviving servers have every event the runtime kept.
+        let (entries, _) = replicated(&n1, counter.id()).await;
+        let local = runtime.chain(counter.id()).unwrap();
+        assert_eq!(hashes(entries.iter().map(|e| &e.event)), hashes(&local));
+    }
+    runtime.shutdown().await;
+}
+
+/// A runtime of `node` that reaches actors on other nodes through the
+/// cluster, and answers for its own.
+fn node_runtime(node: &Cluster) -> TheaterRuntime {
+    let mut config = in_memory_with_cache();
+    config.cluster = Some(node.clone());
+    replicated_runtime(node, config)
+}
+
+/// Spawns `name` on `runtime` and claims it for `node`, as `theater start`
+/// does.
+async fn start(node: &Cluster, runtime: &TheaterRuntime, name: &str) -> ActorId {
+    let actor = common::spawn(runtime, name).await;
+    node.claim(&actor.id().to_string()).await.unwrap();
+    actor.id()
+}
+
+/// A request from a client of `runtime` to `to`, JSON both ways.
+async fn ask(
+    runtime: &TheaterRuntime,
+    to: ActorId,
+    message: serde_json::Value,
+) -> Result<serde_json::Value, theater::ActorError> {
+    let message = serde_json::to_vec(&message).unwrap();
+    let reply = runtime
+        .request(None, to, message, Duration::from_secs(5))
+        .await?;
+    Ok(serde_json::from_slice(&reply).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actors_on_different_nodes_reach_each_other_by_id() {
+    use serde_json::json;
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let nodes = [
+        join(&nats, "n1", 0).await.unwrap(),
+        join(&nats, "n2", 0).await.unwrap(),
+        join(&nats, "n3", 0).await.unwrap(),
+    ];
+    let runtimes = nodes.each_ref().map(node_runtime);
+    let [r1, r2, r3] = &runtimes;
+    let a = start(&nodes[0], r1, "messenger").await;
+    let b = start(&nodes[1], r2, "messenger").await;
+    let c = start(&nodes[2], r3, "messenger").await;
+
+    // A request from an actor on n1 to one on n2, and from n1's client.
+    let relayed = ask(r1, a, json!({"request": {"to": b, "msg": "ping"}})).await;
+    assert_eq!(relayed.unwrap(), json!("pong"));
+    assert_eq!(ask(r1, b, json!("ping")).await.unwrap(), json!("pong"));
+
+    // A send is accepted by n2 and runs there.
+    let sent = ask(r1, a, json!({"send": {"to": b, "msg": {"hello": 1}}})).await;
+    assert_eq!(sent.unwrap(), json!(null));
+    let b_handle = r2.actor(b).unwrap();
+    let received = common::eventually("the send runs on n2", async || {
+        let state = b_handle.state().await.unwrap().unwrap();
+        let memory: serde_json::Value = serde_json::from_slice(&state).unwrap();
+        let received = memory["received"].clone();
+        (received != json!([])).then_some(received)
+    })
+    .await;
+    assert_eq!(received, json!([{"via": "send", "msg": {"hello": 1}}]));
+
+    // Cycles of requests across nodes are refused, not left to time out:
+    // a (n1) → b (n2) → a, and a (n1) → b (n2) → c (n3) → a.
+    let back = json!({"request": {"to": b, "msg": {"request": {"to": a, "msg": "ping"}}}});
+    let error = ask(r1, a, back).await.unwrap_err().to_string();
+    assert!(error.contains("would wait for each other"), "{error}");
+    let around = json!({"request": {"to": b, "msg":
+        {"request": {"to": c, "msg": {"request": {"to": a, "msg": "ping"}}}}}});
+    let error = ask(r1, a, around).await.unwrap_err().to_string();
+    assert!(error.contains("would wait for each other"), "{error}");
+    // Once refused, nothing is left waiting: the same actors talk again.
+    let fine = json!({"request": {"to": b, "msg": {"request": {"to": c, "msg": "ping"}}}});
+    assert_eq!(ask(r1, a, fine).await.unwrap(), json!("pong"));
+
+    // An id no node runs, and an actor whose node is gone.
+    let nobody = ActorId::new();
+    assert!(matches!(
+        ask(r1, nobody, json!("ping")).await,
+        Err(theater::ActorError::UnknownActor(id)) if id == nobody
+    ));
+    r3.shutdown().await;
+    drop(runtimes);
+    let r1 = node_runtime(&nodes[0]);
+    let error = ask(&r1, c, json!("ping")).await.unwrap_err().to_string();
+    assert!(error.contains("node `n3` cannot be reached"), "{error}");
+    r1.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_answers_junk_from_the_network_with_an_error() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let n1 = join(&nats, "n1", 0).await.unwrap();
+    let runtime = node_runtime(&n1);
+    let client = async_nats::connect(nats.urls.as_slice()).await.unwrap();
+    let subject = "theater.node.n1.messages";
+    let answer = common::eventually("n1 listens", async || {
+        client.request(subject, "junk".into()).await.ok()
+    })
+    .await;
+    let refused = answer
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Theater-Refused"));
+    assert_eq!(refused.map(|v| v.as_str()), Some("failed"));
+    let why = String::from_utf8_lossy(&answer.payload);
+    assert!(why.contains("unreadable message"), "{why}");
+
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Theater-Delivery", "send");
+    headers.insert("Theater-To", "../../etc");
+    let answer = client
+        .request_with_headers(subject, headers, "x".into())
+        .await
+        .unwrap();
+    let why = String::from_utf8_lossy(&answer.payload);
+    assert!(why.contains("is not an actor id"), "{why}");
+    runtime.shutdown().await;
+}

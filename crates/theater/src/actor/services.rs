@@ -16,6 +16,7 @@ use super::ActorHandle;
 use crate::chain::ChainEvent;
 use crate::chain::Hash;
 use crate::chain::record::Origin;
+use crate::cluster::Cluster;
 use crate::error::{ActorError, SpawnError};
 use crate::files::FileRules;
 use crate::id::ActorId;
@@ -56,6 +57,10 @@ pub trait RuntimeServices: Send + Sync {
 
     /// The actor supervising `child`, if any.
     fn parent(&self, child: ActorId) -> Option<ActorId>;
+
+    /// The cluster this runtime is a node of, if any: where messages to
+    /// actors that do not run here go.
+    fn cluster(&self) -> Option<&Cluster>;
 
     /// An actor's chain, oldest first, read on the calling thread.
     fn chain(&self, id: ActorId) -> Result<Vec<ChainEvent>, LogError>;

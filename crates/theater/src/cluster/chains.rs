@@ -19,6 +19,8 @@ use super::{ClusterError, actor_token};
 const STREAM: &str = "THEATER_CHAINS";
 /// Subjects of the stream: `theater.chain.<actor>`.
 const SUBJECTS: &str = "theater.chain.>";
+/// How long an append or a read waits for JetStream's answer.
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The cluster's replicated chains.
 #[derive(Clone)]
@@ -48,10 +50,11 @@ impl ReplicatedChains {
             })
             .await
             .map_err(|e| ClusterError::jetstream("opening the chain stream", e))?;
-        Ok(Self {
-            js: js.clone(),
-            stream,
-        })
+        // A publish whose answer was lost with its server is sent again
+        // (see `ReplicatedLog`) after this long, not after the default 5 s.
+        let mut js = js.clone();
+        js.set_timeout(ANSWER_WAIT);
+        Ok(Self { js, stream })
     }
 
     /// Appends `event` to `actor`'s chain, which must end at `after` (the

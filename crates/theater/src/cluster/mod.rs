@@ -15,11 +15,13 @@
 //!   a survivor can start a dead node's actors again.
 //!
 //! And one stream, `THEATER_CHAINS`, holds actors' chains (see
-//! [`chains`]).
+//! [`chains`]). Messages between actors on different nodes go over core
+//! NATS request and reply ([`messages`]).
 //!
 //! Without `--cluster` none of this exists: one process, its own store.
 
 mod chains;
+mod messages;
 mod nodes;
 mod placement;
 mod records;
@@ -31,6 +33,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 
 pub use chains::{ChainEnd, ReplicatedChains};
+pub use messages::{Answer, Delivery, Envelope, Inbox, Incoming, MAX_WAITS, Refusal, ReplyTo};
 pub use nodes::{NodeInfo, NodeStatus};
 pub use placement::{Orphan, Owner};
 pub use records::ActorRecords;
@@ -139,6 +142,8 @@ pub enum ClusterError {
         actor: crate::id::ActorId,
         why: String,
     },
+    #[error("node `{node}` cannot be reached: {reason}")]
+    Unreachable { node: String, reason: String },
     #[error(
         "node `{0}` lost its place in the cluster (its heartbeat was taken over or expired); restart it to rejoin"
     )]
@@ -163,6 +168,7 @@ pub struct Cluster {
 
 struct Inner {
     config: ClusterConfig,
+    client: async_nats::Client,
     nodes: kv::Store,
     placement: kv::Store,
     chains: ReplicatedChains,
@@ -205,7 +211,7 @@ impl Cluster {
                 servers: config.servers.join(","),
                 reason: e.to_string(),
             })?;
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         let nodes = bucket(
             &js,
             NODES_BUCKET,
@@ -239,6 +245,7 @@ impl Cluster {
             }));
             Inner {
                 config,
+                client,
                 nodes,
                 placement,
                 chains,

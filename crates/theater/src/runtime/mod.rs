@@ -33,14 +33,17 @@ use crate::actor::{
     RuntimeServices, Shared, Start, now_ms,
 };
 use crate::chain::{ChainEvent, Hash};
+use crate::cluster::Cluster;
 use crate::error::{ActorError, SpawnError};
 use crate::files::{FileLimits, FileRules};
+use crate::host::messaging::remote;
 use crate::host::{Grants, HandlerSet};
 use crate::id::ActorId;
 use crate::manifest::Manifest;
 use crate::metrics::{Metrics, MetricsConfig};
 use crate::storage::{ActorRecord, EventLog, LogError, MemoryEventLog, SavedActor, VerifyFailure};
 use crate::storage::{LogOptions, RedbEventLog};
+use crate::tasks::AbortOnDrop;
 use crate::telemetry::Traces;
 use crate::wasm::{self, ComponentCache};
 
@@ -77,6 +80,11 @@ pub struct RuntimeConfig {
     /// `false` (the default) every actor server binds loopback, whatever
     /// it asks (`theater server --public-http` sets it).
     pub public_http: bool,
+    /// The cluster this runtime is a node of: messages to actors that do
+    /// not run here go to the node that owns them, and this node answers
+    /// the messages other nodes send its actors. `None` (the default): one
+    /// process on its own.
+    pub cluster: Option<Cluster>,
 }
 
 impl RuntimeConfig {
@@ -121,6 +129,7 @@ impl RuntimeConfig {
             metrics: None,
             traces: None,
             public_http: false,
+            cluster: None,
         }
     }
 }
@@ -189,9 +198,14 @@ struct Inner {
     metrics: Metrics,
     traces: Option<Traces>,
     public_http: bool,
+    cluster: Option<Cluster>,
+    /// Answers other nodes' messages to this runtime's actors.
+    _remote: Option<AbortOnDrop>,
 }
 
 impl TheaterRuntime {
+    /// A runtime with `config`. One in a cluster must be made inside a
+    /// tokio runtime: it starts answering other nodes at once.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let engine = wasm::new_engine().map_err(|e| RuntimeError(format!("{e:#}")))?;
         let linker = config
@@ -221,6 +235,11 @@ impl TheaterRuntime {
                 metrics,
                 traces: config.traces,
                 public_http: config.public_http,
+                _remote: config.cluster.clone().map(|cluster| {
+                    let runtime = WeakRuntime::new(me.clone() as Weak<dyn RuntimeServices>);
+                    AbortOnDrop(tokio::spawn(remote::answer(cluster, runtime)))
+                }),
+                cluster: config.cluster,
             }),
         })
     }

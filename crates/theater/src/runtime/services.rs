@@ -10,6 +10,7 @@ use crate::actor::{
     WeakRuntime,
 };
 use crate::chain::ChainEvent;
+use crate::cluster::Cluster;
 use crate::error::{ActorError, SpawnError};
 use crate::files::FileRules;
 use crate::id::ActorId;
@@ -56,6 +57,10 @@ impl RuntimeServices for Inner {
 
     fn parent(&self, child: ActorId) -> Option<ActorId> {
         self.tree.lock().expect("tree lock").parent(child)
+    }
+
+    fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
     }
 
     fn chain(&self, id: ActorId) -> Result<Vec<ChainEvent>, LogError> {

@@ -36,6 +36,7 @@ use tokio::sync::Semaphore;
 use crate::admission::{Admission, PeerKey};
 use crate::id::ActorId;
 use crate::runtime::TheaterRuntime;
+use crate::tasks::AbortOnDrop;
 
 /// Where the server listens unless told otherwise: loopback only, so
 /// nothing outside this machine can reach it.
@@ -243,13 +244,4 @@ fn refuse(stream: &TcpStream) {
         "the server has no room for another connection; retry later",
     );
     let _ = stream.try_write(&protocol::frame(&protocol::error_frame(None, &error)));
-}
-
-/// Ends a task when the server stops serving.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }

@@ -17,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::codec::{self, CodecError};
 use super::{
@@ -26,6 +27,14 @@ use super::{
 use crate::chain::{ChainEvent, Hash, SealedEvent};
 use crate::cluster::{ActorRecords, ChainEnd, Cluster, ClusterError, ReplicatedChains};
 use crate::id::ActorId;
+
+/// How long an append is tried again while JetStream does not answer (a
+/// NATS server lost, a stream electing its leader), before its call fails.
+const RETRY_FOR: Duration = Duration::from_secs(15);
+/// The first pause before trying again; each next one doubles, up to
+/// [`LAST_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LAST_RETRY: Duration = Duration::from_secs(1);
 
 /// A node's event log in a cluster: see the module documentation.
 pub struct ReplicatedLog {
@@ -122,33 +131,50 @@ impl Inner {
             self.set(actor, Replica::Lost(why.clone()));
             return Err(lost(why));
         }
-        match self
-            .chains
-            .append(&actor.to_string(), end, bytes.into())
-            .await
-        {
-            Ok(end) => {
-                self.set(
-                    actor,
-                    Replica::At {
-                        end,
-                        head: Some(hash),
-                    },
-                );
-                Ok(())
-            }
-            Err(ClusterError::ChainMoved { .. }) => {
+        let name = actor.to_string();
+        let bytes = bytes::Bytes::from(bytes);
+        let deadline = tokio::time::Instant::now() + RETRY_FOR;
+        let mut wait = FIRST_RETRY;
+        // Whether an earlier attempt may have been stored unanswered.
+        let mut unsure = false;
+        loop {
+            let refused = match self.chains.append(&name, end, bytes.clone()).await {
+                Ok(end) => return self.appended(actor, end, hash),
+                Err(ClusterError::ChainMoved { .. }) => true,
+                Err(e) if tokio::time::Instant::now() + wait > deadline => {
+                    // JetStream may have kept the event without saying so:
+                    // read the chain's end again before the next append.
+                    self.replicas.lock().expect("replica lock").remove(&actor);
+                    return Err(LogError::new(e));
+                }
+                Err(e) => {
+                    tracing::warn!(%actor, "appending to the replicated chain, trying again: {e}");
+                    false
+                }
+            };
+            if refused {
+                // An attempt that went unanswered may be what moved it on.
+                if unsure && let Ok(Some((last, end))) = self.chains.last(&name).await {
+                    let ours = Replicated::decode(&last).is_ok_and(|e| e.event.hash == hash);
+                    if ours {
+                        return self.appended(actor, end, hash);
+                    }
+                }
                 let why = "another node appended to its replicated chain".to_owned();
                 self.set(actor, Replica::Lost(why.clone()));
-                Err(lost(why))
+                return Err(lost(why));
             }
-            Err(e) => {
-                // JetStream may have kept the event without saying so: read
-                // the chain's end again before the next append.
-                self.replicas.lock().expect("replica lock").remove(&actor);
-                Err(LogError::new(e))
-            }
+            unsure = true;
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(LAST_RETRY);
         }
+    }
+
+    /// Notes that `actor`'s chain now ends at `end`, with `hash`.
+    fn appended(&self, actor: ActorId, end: ChainEnd, hash: Hash) -> Result<(), LogError> {
+        let head = Some(hash);
+        self.set(actor, Replica::At { end, head });
+        Ok(())
     }
 }
 

@@ -120,6 +120,14 @@ impl NatsCluster {
     pub fn url_list(&self) -> String {
         self.urls.join(",")
     }
+
+    /// Kills the server named `s<index>` (`kill -9`): its clients move to
+    /// the others.
+    pub fn kill(&mut self, index: usize) {
+        let server = &mut self.servers[index];
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
 }
 
 impl Drop for NatsCluster {

@@ -1,13 +1,17 @@
 //! The message server's rules: send, request and channels, between actors
 //! and from clients outside the runtime.
 //!
-//! Routing is by actor id through [`RuntimeServices::actor`]; the channels
+//! Routing is by actor id through [`RuntimeServices::actor`]; in a
+//! cluster, sends and requests for actors that do not run here go to the
+//! node that owns them ([`remote`]). The channels
 //! and who waits on whom are this capability's state, one per runtime
 //! ([`RuntimeServices::shared`]). A send returns
 //! once the message is accepted (queued, and kept in the durable inbox when
 //! the log is durable); a request waits for the reply with a timeout; a
 //! channel is a pair of ends, each an actor or an outside client, and
 //! closes on both sides when either closes it or an actor at one end stops.
+
+pub mod remote;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +22,8 @@ use tokio::sync::mpsc;
 use super::message_server::{
     CHANNEL_CLOSE, CHANNEL_MESSAGE, CHANNEL_OPEN, ChannelAccept, HANDLE_REQUEST, HANDLE_SEND,
 };
-use crate::actor::RuntimeServices;
+use crate::actor::{ActorHandle, RuntimeServices};
+use crate::cluster::{Cluster, MAX_WAITS};
 use crate::error::ActorError;
 use crate::id::ActorId;
 use crate::wasm::Bytes;
@@ -124,6 +129,78 @@ impl Messaging {
             waiter: Some(from),
         })
     }
+
+    /// Takes in the waits another node said are upstream of a request it
+    /// sent here, for as long as the guard lives, so that a cycle through
+    /// several nodes is seen. A waiter already known here keeps its wait.
+    fn assume(self: Arc<Self>, waits: &[(ActorId, ActorId)]) -> AssumedWaits {
+        let mut waiting = self.waiting.lock().expect("wait lock");
+        let mut assumed = Vec::new();
+        for &(waiter, awaited) in waits {
+            if let std::collections::hash_map::Entry::Vacant(entry) = waiting.entry(waiter) {
+                entry.insert(awaited);
+                assumed.push((waiter, awaited));
+            }
+        }
+        drop(waiting);
+        AssumedWaits {
+            messaging: self,
+            assumed,
+        }
+    }
+
+    /// The waits that lead to `actor`: whoever waits for it, whoever waits
+    /// for them, and so on (at most [`MAX_WAITS`]).
+    fn upstream(&self, actor: ActorId) -> Vec<(ActorId, ActorId)> {
+        let waiting = self.waiting.lock().expect("wait lock");
+        let mut found = Vec::new();
+        let mut next = 0;
+        let mut awaited = actor;
+        loop {
+            for (&waiter, &to) in waiting.iter() {
+                if to == awaited && found.len() < MAX_WAITS && !found.contains(&(waiter, to)) {
+                    found.push((waiter, to));
+                }
+            }
+            match found.get(next) {
+                Some(&(waiter, _)) => awaited = waiter,
+                None => return found,
+            }
+            next += 1;
+        }
+    }
+}
+
+/// Waits taken in from another node, given up however the request ends.
+struct AssumedWaits {
+    messaging: Arc<Messaging>,
+    assumed: Vec<(ActorId, ActorId)>,
+}
+
+impl Drop for AssumedWaits {
+    fn drop(&mut self) {
+        let mut waiting = self.messaging.waiting.lock().expect("wait lock");
+        for (waiter, awaited) in &self.assumed {
+            if waiting.get(waiter) == Some(awaited) {
+                waiting.remove(waiter);
+            }
+        }
+    }
+}
+
+/// Where a message for an actor goes.
+enum Route<'a> {
+    /// It runs here.
+    Here(ActorHandle),
+    /// It does not run here; another node of the cluster may run it.
+    Cluster(&'a Cluster),
+}
+
+fn route(runtime: &dyn RuntimeServices, to: ActorId) -> Result<Route<'_>, ActorError> {
+    match (runtime.actor(to), runtime.cluster()) {
+        (Err(ActorError::UnknownActor(_)), Some(cluster)) => Ok(Route::Cluster(cluster)),
+        (target, _) => target.map(Route::Here),
+    }
 }
 
 /// An outside client's end of a channel.
@@ -145,7 +222,19 @@ pub async fn send(
     to: ActorId,
     message: Vec<u8>,
 ) -> Result<(), ActorError> {
-    let target = runtime.actor(to)?;
+    match route(runtime, to)? {
+        Route::Here(target) => accept(runtime, from, &target, message).await,
+        Route::Cluster(cluster) => remote::send(runtime, cluster, from, to, message).await,
+    }
+}
+
+/// [`send`] to an actor that runs here.
+async fn accept(
+    runtime: &dyn RuntimeServices,
+    from: Sender,
+    target: &ActorHandle,
+    message: Vec<u8>,
+) -> Result<(), ActorError> {
     target.check_export(HANDLE_SEND)?;
     target.check_message_size(message.len())?;
     target
@@ -161,9 +250,29 @@ pub async fn request(
     message: Vec<u8>,
     timeout: Duration,
 ) -> Result<Vec<u8>, ActorError> {
-    let target = runtime.actor(to)?;
+    match route(runtime, to)? {
+        Route::Here(target) => ask(runtime, from, &target, &[], message, timeout).await,
+        Route::Cluster(cluster) => {
+            remote::request(runtime, cluster, from, to, message, timeout).await
+        }
+    }
+}
+
+/// [`request`] to an actor that runs here, for `from`, downstream of
+/// `upstream` (waits another node told of).
+async fn ask(
+    runtime: &dyn RuntimeServices,
+    from: Sender,
+    target: &ActorHandle,
+    upstream: &[(ActorId, ActorId)],
+    message: Vec<u8>,
+    timeout: Duration,
+) -> Result<Vec<u8>, ActorError> {
+    let to = target.id();
     target.check_message_size(message.len())?;
-    let _wait = Messaging::of(runtime).wait_for(from, to)?;
+    let messaging = Messaging::of(runtime);
+    let _upstream = messaging.clone().assume(upstream);
+    let _wait = messaging.wait_for(from, to)?;
     let call = target.call_function_from::<_, (Vec<u8>,)>(from, HANDLE_REQUEST, (Bytes(message),));
     match tokio::time::timeout(timeout, call).await {
         Ok(reply) => reply.map(|(reply,)| reply),

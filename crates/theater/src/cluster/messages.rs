@@ -1,0 +1,311 @@
+//! Messages to actors on other nodes, over core NATS request and reply.
+//! Each node listens on `theater.node.<name>.messages`; a message goes to
+//! the node that owns its target, whose answer is the send's acceptance
+//! or the request's reply.
+//!
+//! What a message says of itself travels in headers and its bytes are
+//! the payload, untouched. Everything read here comes from the network
+//! and is checked: ids must be tokens, numbers numbers, and the list of
+//! waits is bounded.
+
+use std::time::Duration;
+
+use async_nats::{HeaderMap, Subject};
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::{Cluster, ClusterError, actor_token};
+
+/// Most "who waits on whom" pairs one message carries.
+pub const MAX_WAITS: usize = 64;
+/// How long a send waits for the target's node to accept it.
+const SEND_WAIT: Duration = Duration::from_secs(10);
+/// How much longer than its own timeout a request waits for the target's
+/// node, so that the node's answer (a reply or its timeout) comes first.
+const ANSWER_MARGIN: Duration = Duration::from_secs(1);
+
+const DELIVERY: &str = "Theater-Delivery";
+const TIMEOUT_MS: &str = "Theater-Timeout-Ms";
+const FROM: &str = "Theater-From";
+const TO: &str = "Theater-To";
+const WAITS: &str = "Theater-Waits";
+const REFUSED: &str = "Theater-Refused";
+
+/// What a message asks of the actor it is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Accept it for `handle-send`.
+    Send,
+    /// Call `handle-request` and answer its reply within `timeout`.
+    Request { timeout: Duration },
+}
+
+/// A message for an actor on another node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    pub delivery: Delivery,
+    /// The sending actor; `None` for a client outside any runtime.
+    pub from: Option<String>,
+    pub to: String,
+    /// Who waits on whom, upstream of `from` (waiter, awaited): the target's
+    /// node refuses a request that would close a cycle across nodes.
+    pub waits: Vec<(String, String)>,
+    pub message: Bytes,
+}
+
+/// Why the target's node did not do what a message asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The actor does not run on that node.
+    NotHere,
+    /// The request got no reply in its time.
+    Timeout,
+    /// The request would close a cycle of waits.
+    Deadlock,
+    /// Any other failure, said in the message.
+    Failed,
+}
+
+impl Refusal {
+    fn name(self) -> &'static str {
+        match self {
+            Self::NotHere => "not-here",
+            Self::Timeout => "timeout",
+            Self::Deadlock => "deadlock",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(name: &str) -> Self {
+        match name {
+            "not-here" => Self::NotHere,
+            "timeout" => Self::Timeout,
+            "deadlock" => Self::Deadlock,
+            _ => Self::Failed,
+        }
+    }
+}
+
+/// The target node's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Done: the request's reply, or nothing for a send.
+    Done(Bytes),
+    Refused(Refusal, String),
+}
+
+/// A message that reached this node, and where its answer goes.
+pub struct Incoming {
+    /// The message, or why it could not be read.
+    pub envelope: Result<Envelope, String>,
+    pub reply: ReplyTo,
+}
+
+/// Where the answer to a message goes.
+pub struct ReplyTo {
+    reply: Option<Subject>,
+    client: async_nats::Client,
+}
+
+impl ReplyTo {
+    /// Sends `answer` back; a sender that gave up meanwhile is not told.
+    pub async fn answer(self, answer: Answer) {
+        let Some(reply) = self.reply else { return };
+        let (headers, payload) = match answer {
+            Answer::Done(bytes) => (HeaderMap::new(), bytes),
+            Answer::Refused(why, message) => {
+                let mut headers = HeaderMap::new();
+                headers.insert(REFUSED, why.name());
+                (headers, Bytes::from(message))
+            }
+        };
+        if let Err(e) = self
+            .client
+            .publish_with_headers(reply, headers, payload)
+            .await
+        {
+            tracing::debug!("answering a message from another node: {e}");
+        }
+    }
+}
+
+/// The messages other nodes send this node's actors.
+pub struct Inbox {
+    subscriber: async_nats::Subscriber,
+    client: async_nats::Client,
+}
+
+impl Inbox {
+    /// The next message; `None` once the connection is closed for good.
+    pub async fn next(&mut self) -> Option<Incoming> {
+        let message = self.subscriber.next().await?;
+        Some(Incoming {
+            envelope: read(message.headers.as_ref(), message.payload),
+            reply: ReplyTo {
+                reply: message.reply,
+                client: self.client.clone(),
+            },
+        })
+    }
+}
+
+impl Cluster {
+    /// Starts listening for messages to this node's actors.
+    pub async fn inbox(&self) -> Result<Inbox, ClusterError> {
+        let client = self.inner.client.clone();
+        let subscriber = client.subscribe(subject(self.node())).await.map_err(|e| {
+            ClusterError::Unreachable {
+                node: self.node().to_owned(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Inbox { subscriber, client })
+    }
+
+    /// Sends `envelope` to `node` and waits for its answer.
+    pub async fn deliver(&self, node: &str, envelope: Envelope) -> Result<Answer, ClusterError> {
+        let wait = match envelope.delivery {
+            Delivery::Send => SEND_WAIT,
+            Delivery::Request { timeout } => timeout + ANSWER_MARGIN,
+        };
+        let (headers, payload) = write(envelope);
+        let request = async_nats::Request::new()
+            .headers(headers)
+            .payload(payload)
+            .timeout(Some(wait));
+        let unreachable = |reason: String| ClusterError::Unreachable {
+            node: node.to_owned(),
+            reason,
+        };
+        let reply = self
+            .inner
+            .client
+            .send_request(subject(node), request)
+            .await
+            .map_err(|e| match e.kind() {
+                async_nats::RequestErrorKind::NoResponders => {
+                    unreachable("it is not listening (gone, or not started yet)".into())
+                }
+                async_nats::RequestErrorKind::TimedOut => {
+                    unreachable(format!("no answer within {} ms", wait.as_millis()))
+                }
+                _ => unreachable(e.to_string()),
+            })?;
+        let refused = reply
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(REFUSED))
+            .map(|why| Refusal::parse(why.as_str()));
+        Ok(match refused {
+            None => Answer::Done(reply.payload),
+            Some(why) => Answer::Refused(why, String::from_utf8_lossy(&reply.payload).into_owned()),
+        })
+    }
+}
+
+/// The subject `node` listens on.
+fn subject(node: &str) -> String {
+    format!("theater.node.{node}.messages")
+}
+
+fn write(envelope: Envelope) -> (HeaderMap, Bytes) {
+    let mut headers = HeaderMap::new();
+    match envelope.delivery {
+        Delivery::Send => headers.insert(DELIVERY, "send"),
+        Delivery::Request { timeout } => {
+            headers.insert(DELIVERY, "request");
+            headers.insert(TIMEOUT_MS, timeout.as_millis().to_string().as_str());
+        }
+    }
+    if let Some(from) = &envelope.from {
+        headers.insert(FROM, from.as_str());
+    }
+    headers.insert(TO, envelope.to.as_str());
+    if !envelope.waits.is_empty() {
+        let waits: Vec<String> = envelope
+            .waits
+            .iter()
+            .map(|(waiter, awaited)| format!("{waiter}>{awaited}"))
+            .collect();
+        headers.insert(WAITS, waits.join(" ").as_str());
+    }
+    (headers, envelope.message)
+}
+
+fn read(headers: Option<&HeaderMap>, message: Bytes) -> Result<Envelope, String> {
+    let headers = headers.ok_or("a message with no headers")?;
+    let header = |name: &str| headers.get(name).map(|v| v.as_str());
+    let token = |text: &str| {
+        actor_token(text)
+            .map(str::to_owned)
+            .map_err(|e| e.to_string())
+    };
+    let delivery = match header(DELIVERY) {
+        Some("send") => Delivery::Send,
+        Some("request") => {
+            let ms = header(TIMEOUT_MS)
+                .and_then(|ms| ms.parse::<u64>().ok())
+                .ok_or("a request with no timeout")?;
+            Delivery::Request {
+                timeout: Duration::from_millis(ms),
+            }
+        }
+        other => return Err(format!("unknown delivery {other:?}")),
+    };
+    let from = header(FROM).map(token).transpose()?;
+    let to = token(header(TO).ok_or("a message with no target")?)?;
+    let mut waits = Vec::new();
+    for pair in header(WAITS).unwrap_or_default().split_whitespace() {
+        if waits.len() == MAX_WAITS {
+            return Err(format!("more than {MAX_WAITS} waits"));
+        }
+        let (waiter, awaited) = pair.split_once('>').ok_or("a wait is not `a>b`")?;
+        waits.push((token(waiter)?, token(awaited)?));
+    }
+    Ok(Envelope {
+        delivery,
+        from,
+        to,
+        waits,
+        message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_envelope_reads_back_as_written() {
+        let envelope = Envelope {
+            delivery: Delivery::Request {
+                timeout: Duration::from_millis(1500),
+            },
+            from: Some("a".into()),
+            to: "b".into(),
+            waits: vec![("x".into(), "a".into()), ("y".into(), "x".into())],
+            message: Bytes::from_static(b"\0any bytes\xff"),
+        };
+        let (headers, payload) = write(envelope.clone());
+        assert_eq!(read(Some(&headers), payload), Ok(envelope));
+    }
+
+    #[test]
+    fn a_hostile_envelope_is_refused() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.insert(*name, *value);
+            }
+            read(Some(&headers), Bytes::new())
+        };
+        assert!(read(None, Bytes::new()).is_err());
+        assert!(with(&[(DELIVERY, "eat"), (TO, "b")]).is_err());
+        assert!(with(&[(DELIVERY, "request"), (TO, "b")]).is_err());
+        assert!(with(&[(DELIVERY, "send"), (TO, "b.c")]).is_err());
+        assert!(with(&[(DELIVERY, "send"), (TO, "b"), (WAITS, "a-b")]).is_err());
+        let many = vec!["a>b"; MAX_WAITS + 1].join(" ");
+        assert!(with(&[(DELIVERY, "send"), (TO, "b"), (WAITS, many.as_str())]).is_err());
+        assert!(with(&[(DELIVERY, "send"), (TO, "b")]).is_ok());
+    }
+}
