@@ -40,6 +40,10 @@ pub struct StartArgs {
     /// Start this many actors from the manifest, with a progress bar.
     #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "follow")]
     count: usize,
+    /// In a cluster, the node to run it on (`theater nodes` lists them);
+    /// without it, the node running the fewest actors.
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -100,6 +104,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
             manifest: None,
             base_dir: None,
             state,
+            node: args.node.clone(),
         };
         if args.count > 1 {
             return start_many(&args, &mut client, start).await;
@@ -121,7 +126,9 @@ pub fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         } else if args.id_only {
             outln!("{id}");
         } else {
-            outln!("started {} {} ({id})", started.name, started.short);
+            let on = started.node.as_ref().map(|node| format!(" on node {node}"));
+            let on = on.unwrap_or_default();
+            outln!("started {} {} ({id}){on}", started.name, started.short);
         }
         if args.follow {
             follow(&args.remote, &mut client, id, None, args.json).await?;
@@ -233,26 +240,36 @@ fn print_tree(node: &TreeNode, depth: usize) {
 pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     let op = Op::List { all: args.all };
     remote::show(&args.remote, args.json, op, |list: &ActorList| {
+        for node in &list.unanswered {
+            errln!("warning: a node did not answer, its actors are not listed: {node}");
+        }
         if list.actors.is_empty() {
             outln!("no actors running; start one with `theater start <manifest>`");
             return;
         }
+        // In a cluster, each actor's node.
+        let clustered = list.actors.iter().any(|a| a.node.is_some());
         let rows: Vec<Vec<String>> = list
             .actors
             .iter()
             .map(|a| {
-                vec![
+                let mut row = vec![
                     a.short.clone(),
                     a.name.clone(),
                     a.ending.status.as_str().to_owned(),
                     or_dash(a.queue_depth),
                     or_dash(a.calls_ok),
                     or_dash(a.calls_failed),
-                ]
+                ];
+                if clustered {
+                    row.push(or_dash(a.node.as_ref()));
+                }
+                row
             })
             .collect();
-        let headers = ["ID", "NAME", "STATUS", "QUEUE", "OK", "FAILED"];
-        outln!("{}", table(&headers, &rows));
+        let headers = ["ID", "NAME", "STATUS", "QUEUE", "OK", "FAILED", "NODE"];
+        let headers = &headers[..if clustered { 7 } else { 6 }];
+        outln!("{}", table(headers, &rows));
     })
 }
 

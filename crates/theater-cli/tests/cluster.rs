@@ -231,7 +231,9 @@ fn a_paused_node_that_lost_its_place_is_fenced_and_its_actor_runs_on() {
     assert!(said, "n2 did not say it is fenced:\n{}", n2.log());
     // Its copy stops; the chain goes on at n1 alone.
     eventually("n2 stops its copy", || {
-        n2.json(&["list"])["actors"] == serde_json::json!([])
+        let listed = n2.json(&["list"]);
+        let actors = listed["actors"].as_array().unwrap().clone();
+        actors.iter().all(|actor| actor["node"] == "n1")
     });
     assert_eq!(tokio.block_on(add(&n1.addr, &id, 1)), Ok(4));
     assert_eq!(n1.json(&["verify", &id])["verified"], true);
@@ -242,6 +244,88 @@ fn a_paused_node_that_lost_its_place_is_fenced_and_its_actor_runs_on() {
         n1.node_names(),
         ["n1"],
         "a fenced node does not come back by itself"
+    );
+}
+
+#[test]
+fn any_node_places_starts_and_answers_for_the_whole_cluster() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let nodes = ["n1", "n2", "n3"].map(|name| Node::start(&nats, name));
+    let [n1, n2, n3] = &nodes;
+    eventually("every node sees the others", || {
+        n1.node_names() == ["n1", "n2", "n3"]
+    });
+    let counter = support::manifest("counter");
+    let counter = counter.to_str().unwrap();
+
+    // Without --node, each start goes to the node with the fewest actors.
+    let mut placed = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for _ in 0..6 {
+        let started = n1.json(&["start", counter]);
+        let node = started["node"].as_str().unwrap().to_owned();
+        let id = started["actor"].as_str().unwrap().to_owned();
+        placed.entry(node).or_default().push(id);
+    }
+    let spread: Vec<&String> = placed.keys().collect();
+    assert_eq!(spread, ["n1", "n2", "n3"], "{placed:?}");
+    // With --node, where it says; a node that is not there is refused.
+    let on_n3 = n1.json(&[
+        "start",
+        counter,
+        "--node",
+        "n3",
+        "--state",
+        r#"{"count": 7}"#,
+    ]);
+    assert_eq!(on_n3["node"], "n3");
+    let id = on_n3["actor"].as_str().unwrap().to_owned();
+    let refused = n1.cli(&["start", counter, "--node", "nope"]);
+    assert!(!refused.status.success());
+    support::assert_says(&refused, "no live node `nope` in the cluster");
+
+    // Any node lists every actor with its node, and answers for each.
+    let listed = n2.json(&["list"]);
+    let mut seen: Vec<(String, String)> = listed["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["node"].as_str().unwrap().into(),
+                a["id"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let mut expected: Vec<(String, String)> = placed
+        .iter()
+        .flat_map(|(node, ids)| ids.iter().map(move |id| (node.clone(), id.clone())))
+        .chain([("n3".to_owned(), id.clone())])
+        .collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+    let text = support::succeeded(&["list"], &n2.cli(&["list"]));
+    assert!(text.contains("NODE"), "{text}");
+    assert_eq!(
+        n1.json(&["state", &id])["state"],
+        serde_json::json!({"count": 7})
+    );
+    let reply = n1.json(&["message", "request", &id, r#"{"add": 1}"#]);
+    assert_eq!(reply["reply"], serde_json::json!({"count": 8}));
+    assert_eq!(n2.json(&["verify", &id])["verified"], true);
+    let events = n1.json(&["events", &id]);
+    assert_eq!(events["total"], 2, "init and the add");
+    assert_eq!(n1.json(&["stop", &id])["stopped"], true);
+    let left = n3.json(&["list"]);
+    assert!(
+        left["actors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["id"] != id.as_str()),
+        "{left}"
     );
 }
 
@@ -325,8 +409,9 @@ fn a_killed_nodes_actors_serve_again_on_the_survivors_with_nothing_lost() {
     let counter = support::manifest("counter");
     let mut tallies = std::collections::BTreeMap::new();
     for (index, node) in nodes.iter().enumerate() {
+        let name = format!("n{}", index + 1);
         for _ in 0..ACTORS_PER_NODE {
-            let started = node.json(&["start", counter.to_str().unwrap()]);
+            let started = node.json(&["start", counter.to_str().unwrap(), "--node", &name]);
             let id = started["actor"].as_str().unwrap().to_owned();
             let tally = Tally {
                 node: index,

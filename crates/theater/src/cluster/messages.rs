@@ -1,7 +1,8 @@
-//! Messages to actors on other nodes, over core NATS request and reply.
-//! Each node listens on `theater.node.<name>.messages`; a message goes to
-//! the node that owns its target, whose answer is the send's acceptance
-//! or the request's reply.
+//! Messages to actors on other nodes, and management operations for
+//! them, over core NATS request and reply. Each node listens on
+//! `theater.node.<name>.messages` and `theater.node.<name>.operations`; a
+//! message goes to the node that owns its target, whose answer is the
+//! send's acceptance or the request's reply.
 //!
 //! What a message says of itself travels in headers and its bytes are
 //! the payload, untouched. Everything read here comes from the network
@@ -23,6 +24,8 @@ const SEND_WAIT: Duration = Duration::from_secs(10);
 /// How much longer than its own timeout a request waits for the target's
 /// node, so that the node's answer (a reply or its timeout) comes first.
 const ANSWER_MARGIN: Duration = Duration::from_secs(1);
+const MESSAGES: &str = "messages";
+const OPERATIONS: &str = "operations";
 
 const DELIVERY: &str = "Theater-Delivery";
 const TIMEOUT_MS: &str = "Theater-Timeout-Ms";
@@ -129,22 +132,41 @@ impl ReplyTo {
     }
 }
 
-/// The messages other nodes send this node's actors.
-pub struct Inbox {
+/// What other nodes ask of this node on one subject.
+pub struct Listener {
     subscriber: async_nats::Subscriber,
     client: async_nats::Client,
 }
 
+impl Listener {
+    /// The next request, and where its answer goes; `None` once the
+    /// connection is closed for good.
+    async fn next_message(&mut self) -> Option<(async_nats::Message, ReplyTo)> {
+        let mut message = self.subscriber.next().await?;
+        let reply = ReplyTo {
+            reply: message.reply.take(),
+            client: self.client.clone(),
+        };
+        Some((message, reply))
+    }
+
+    /// The next forwarded operation's bytes, and where its answer goes.
+    pub async fn next(&mut self) -> Option<(Bytes, ReplyTo)> {
+        let (message, reply) = self.next_message().await?;
+        Some((message.payload, reply))
+    }
+}
+
+/// The messages other nodes send this node's actors.
+pub struct Inbox(Listener);
+
 impl Inbox {
     /// The next message; `None` once the connection is closed for good.
     pub async fn next(&mut self) -> Option<Incoming> {
-        let message = self.subscriber.next().await?;
+        let (message, reply) = self.0.next_message().await?;
         Some(Incoming {
             envelope: read(message.headers.as_ref(), message.payload),
-            reply: ReplyTo {
-                reply: message.reply,
-                client: self.client.clone(),
-            },
+            reply,
         })
     }
 }
@@ -152,14 +174,24 @@ impl Inbox {
 impl Cluster {
     /// Starts listening for messages to this node's actors.
     pub async fn inbox(&self) -> Result<Inbox, ClusterError> {
+        self.listen(MESSAGES).await.map(Inbox)
+    }
+
+    /// Starts listening for management operations other nodes forward.
+    pub async fn operations(&self) -> Result<Listener, ClusterError> {
+        self.listen(OPERATIONS).await
+    }
+
+    async fn listen(&self, topic: &str) -> Result<Listener, ClusterError> {
         let client = self.inner.client.clone();
-        let subscriber = client.subscribe(subject(self.node())).await.map_err(|e| {
-            ClusterError::Unreachable {
+        let subscriber = client
+            .subscribe(subject(self.node(), topic))
+            .await
+            .map_err(|e| ClusterError::Unreachable {
                 node: self.node().to_owned(),
                 reason: e.to_string(),
-            }
-        })?;
-        Ok(Inbox { subscriber, client })
+            })?;
+        Ok(Listener { subscriber, client })
     }
 
     /// Sends `envelope` to `node` and waits for its answer.
@@ -169,28 +201,7 @@ impl Cluster {
             Delivery::Request { timeout } => timeout + ANSWER_MARGIN,
         };
         let (headers, payload) = write(envelope);
-        let request = async_nats::Request::new()
-            .headers(headers)
-            .payload(payload)
-            .timeout(Some(wait));
-        let unreachable = |reason: String| ClusterError::Unreachable {
-            node: node.to_owned(),
-            reason,
-        };
-        let reply = self
-            .inner
-            .client
-            .send_request(subject(node), request)
-            .await
-            .map_err(|e| match e.kind() {
-                async_nats::RequestErrorKind::NoResponders => {
-                    unreachable("it is not listening (gone, or not started yet)".into())
-                }
-                async_nats::RequestErrorKind::TimedOut => {
-                    unreachable(format!("no answer within {} ms", wait.as_millis()))
-                }
-                _ => unreachable(e.to_string()),
-            })?;
+        let reply = self.ask(node, MESSAGES, headers, payload, wait).await?;
         let refused = reply
             .headers
             .as_ref()
@@ -201,11 +212,56 @@ impl Cluster {
             Some(why) => Answer::Refused(why, String::from_utf8_lossy(&reply.payload).into_owned()),
         })
     }
+
+    /// Hands a management operation to `node` and waits up to `wait` for
+    /// its answer.
+    pub async fn forward(
+        &self,
+        node: &str,
+        operation: Bytes,
+        wait: Duration,
+    ) -> Result<Bytes, ClusterError> {
+        let reply = self
+            .ask(node, OPERATIONS, HeaderMap::new(), operation, wait)
+            .await?;
+        Ok(reply.payload)
+    }
+
+    async fn ask(
+        &self,
+        node: &str,
+        topic: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+        wait: Duration,
+    ) -> Result<async_nats::Message, ClusterError> {
+        let request = async_nats::Request::new()
+            .headers(headers)
+            .payload(payload)
+            .timeout(Some(wait));
+        let unreachable = |reason: String| ClusterError::Unreachable {
+            node: node.to_owned(),
+            reason,
+        };
+        self.inner
+            .client
+            .send_request(subject(node, topic), request)
+            .await
+            .map_err(|e| match e.kind() {
+                async_nats::RequestErrorKind::NoResponders => {
+                    unreachable("it is not listening (gone, or not started yet)".into())
+                }
+                async_nats::RequestErrorKind::TimedOut => {
+                    unreachable(format!("no answer within {} ms", wait.as_millis()))
+                }
+                _ => unreachable(e.to_string()),
+            })
+    }
 }
 
-/// The subject `node` listens on.
-fn subject(node: &str) -> String {
-    format!("theater.node.{node}.messages")
+/// The subject `node` listens on for `topic`.
+fn subject(node: &str, topic: &str) -> String {
+    format!("theater.node.{node}.{topic}")
 }
 
 fn write(envelope: Envelope) -> (HeaderMap, Bytes) {

@@ -33,7 +33,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 
 pub use chains::{ChainEnd, ReplicatedChains};
-pub use messages::{Answer, Delivery, Envelope, Inbox, Incoming, MAX_WAITS, Refusal, ReplyTo};
+pub use messages::{
+    Answer, Delivery, Envelope, Inbox, Incoming, Listener, MAX_WAITS, Refusal, ReplyTo,
+};
 pub use nodes::{NodeInfo, NodeStatus};
 pub use placement::{Orphan, Owner};
 pub use records::ActorRecords;

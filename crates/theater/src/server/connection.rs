@@ -63,6 +63,9 @@ pub(crate) struct Connection {
     pub subscriptions: HashMap<u64, JoinHandle<()>>,
     pub next_subscription: u64,
     pub after: Vec<After>,
+    /// Whether its operations come from another node of the cluster:
+    /// they run here, and are never forwarded again.
+    pub forwarded: bool,
 }
 
 /// A frame on its way to the client, holding its bytes of the budget.
@@ -275,6 +278,7 @@ async fn serve_authenticated(
         subscriptions: HashMap::new(),
         next_subscription: 1,
         after: Vec::new(),
+        forwarded: false,
     };
     let welcome = WelcomeFrame {
         hello: Welcome::of_this_server(),
@@ -291,6 +295,25 @@ async fn serve_authenticated(
         drain(reader.into_inner()).await;
     }
     drop(permit);
+}
+
+impl Connection {
+    /// A connection with no client, for the operations another node of
+    /// the cluster forwards: their answers are returned, and nothing else
+    /// is sent anywhere.
+    pub(crate) fn forwarded(shared: Arc<Shared>) -> Self {
+        let budget = shared.budget.connection();
+        let (frames, _) = mpsc::channel(1);
+        Self {
+            shared,
+            outbox: Outbox { frames, budget },
+            channels: HashMap::new(),
+            subscriptions: HashMap::new(),
+            next_subscription: 1,
+            after: Vec::new(),
+            forwarded: true,
+        }
+    }
 }
 
 /// Writes queued frames until every sender is gone or the client is, each

@@ -10,6 +10,7 @@ mod budget;
 mod client;
 mod connection;
 mod failover;
+mod forwarded;
 pub mod frames;
 mod limits;
 mod ops;
@@ -24,11 +25,11 @@ pub use limits::{
 };
 pub use protocol::{ErrorBody, ErrorKind, MAX_FRAME_BYTES, PROTOCOL_VERSION};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -111,6 +112,9 @@ pub(crate) struct Shared {
     pub bumped: AtomicU64,
     /// `hello`s with a wrong or missing token, for the log.
     pub unauthorized: AtomicU64,
+    /// Where this server placed actors lately, and when: a node's load
+    /// counts them before its next heartbeat does.
+    pub placed: Mutex<VecDeque<(String, Instant)>>,
 }
 
 impl Shared {
@@ -173,6 +177,7 @@ impl Server {
             runtime,
             config,
             started: Mutex::new(HashMap::new()),
+            placed: Mutex::default(),
         };
         Ok(Self {
             listener,
@@ -201,12 +206,17 @@ impl Server {
     }
 
     /// Serves connections for ever; in a cluster, takes on the actors of
-    /// nodes that are gone meanwhile.
+    /// nodes that are gone meanwhile, and answers the operations other
+    /// nodes hand it.
     pub async fn serve(self) {
         self.shared.remember_resumed();
-        let _failover = self.shared.config.cluster.clone().map(|cluster| {
+        let _cluster = self.shared.config.cluster.clone().map(|cluster| {
             let runtime = self.shared.runtime.clone();
-            AbortOnDrop(tokio::spawn(failover::run(cluster, runtime)))
+            let forwarded = forwarded::run(cluster.clone(), self.shared.clone());
+            [
+                AbortOnDrop(tokio::spawn(failover::run(cluster, runtime))),
+                AbortOnDrop(tokio::spawn(forwarded)),
+            ]
         });
         loop {
             let (stream, peer) = match self.listener.accept().await {

@@ -131,6 +131,7 @@ async fn start(addr: &str, manifest: &Path) -> Result<serde_json::Value, ClientE
             manifest: None,
             base_dir: None,
             state: None,
+            node: None,
         })
         .await
 }

@@ -66,6 +66,7 @@ impl Connection {
             short: handle.id().short(),
             name: manifest.name,
             warnings: manifest.warnings,
+            node: self.node(),
         })
     }
 
@@ -128,7 +129,12 @@ impl Connection {
                 });
             }
         }
-        answer(ActorList { actors: listed })
+        let (elsewhere, unanswered) = self.list_elsewhere(all).await;
+        listed.extend(elsewhere);
+        answer(ActorList {
+            actors: listed,
+            unanswered,
+        })
     }
 
     /// How an actor that is not running ended, read from its chain.

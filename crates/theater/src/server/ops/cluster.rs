@@ -1,8 +1,15 @@
-//! What a server says of the cluster its node belongs to.
+//! What a server says of the cluster its node belongs to, and which
+//! node answers an operation: a start goes to the node it is placed on,
+//! an operation on an actor to the node that runs it, and `list` asks
+//! every node.
+
+use std::time::{Duration, Instant};
 
 use super::{Answer, answer, bad_request, internal};
+use crate::cluster::{Cluster, ClusterError, NodeStatus};
+use crate::id::ActorId;
 use crate::server::connection::Connection;
-use crate::server::protocol::Nodes;
+use crate::server::protocol::{ActorList, ErrorBody, ErrorKind, ListedActor, Nodes, Op};
 
 impl Connection {
     /// `nodes`: the cluster's live nodes.
@@ -36,5 +43,163 @@ impl Connection {
         {
             tracing::warn!(%actor, "the cluster still names this node as the actor's owner: {e}");
         }
+    }
+}
+
+/// How long another node may take over an operation: a start compiles
+/// its component, an answer for `list` is quick or missing.
+const OPERATION_WAIT: Duration = Duration::from_secs(60);
+const LIST_WAIT: Duration = Duration::from_secs(5);
+
+/// How long this server remembers where it placed actors: longer than any
+/// heartbeat, after which the node's own count includes them.
+const PLACED_MEMORY: Duration = Duration::from_secs(60);
+
+/// The actor an operation names, for the operations its node answers.
+fn named_actor(op: &Op) -> Option<&str> {
+    match op {
+        Op::Stop { actor }
+        | Op::Restart { actor }
+        | Op::State { actor }
+        | Op::Events { actor, .. }
+        | Op::Verify { actor }
+        | Op::Inspect { actor } => Some(actor),
+        _ => None,
+    }
+}
+
+impl Connection {
+    /// The cluster, for an operation this server may hand to another node
+    /// (not one another node handed it).
+    fn routing(&self) -> Option<&Cluster> {
+        match self.forwarded {
+            true => None,
+            false => self.shared.config.cluster.as_ref(),
+        }
+    }
+
+    /// The other node that should run `op`, if another should: a start's
+    /// placement, or the node that runs the actor an operation names by
+    /// its full id (a prefix is resolved among this node's actors).
+    pub(super) async fn elsewhere(&self, op: &Op) -> Result<Option<String>, ErrorBody> {
+        let Some(cluster) = self.routing() else {
+            return Ok(None);
+        };
+        if let Op::Start { node, .. } = op {
+            return self.placement(cluster, node.as_deref()).await;
+        }
+        let Some(Ok(id)) = named_actor(op).map(|text| text.trim().parse::<ActorId>()) else {
+            return Ok(None);
+        };
+        if self.shared.runtime.actor(id).is_ok() {
+            return Ok(None);
+        }
+        let owner = cluster
+            .owner(&id.to_string())
+            .await
+            .map_err(|e| internal("the actor's owner", e))?;
+        Ok(owner
+            .map(|owner| owner.node)
+            .filter(|node| node != cluster.node()))
+    }
+
+    /// Where a new actor runs: on the node asked for, else on the live
+    /// node with the fewest actors (this one on a tie). `None`: here.
+    async fn placement(
+        &self,
+        cluster: &Cluster,
+        asked: Option<&str>,
+    ) -> Result<Option<String>, ErrorBody> {
+        if cluster.is_fenced() {
+            let fenced = ClusterError::Fenced(cluster.node().to_owned());
+            return Err(ErrorBody::new(ErrorKind::SpawnFailed, fenced.to_string()));
+        }
+        let nodes = cluster
+            .nodes()
+            .await
+            .map_err(|e| internal("the cluster's nodes", e))?;
+        let here = cluster.node();
+        let chosen = match asked {
+            Some(asked) if nodes.iter().any(|n| n.node == asked) => asked.to_owned(),
+            Some(asked) => {
+                return Err(bad_request(format!(
+                    "no live node `{asked}` in the cluster; `theater nodes` lists them"
+                )));
+            }
+            None => {
+                let load = |node: &NodeStatus| match node.node == here {
+                    true => self.shared.runtime.actor_count(),
+                    false => node.info.actors + self.placed_since(node),
+                };
+                nodes
+                    .iter()
+                    .min_by_key(|n| (load(n), n.node != here, n.node.clone()))
+                    .map_or_else(|| here.to_owned(), |n| n.node.clone())
+            }
+        };
+        Ok((chosen != here).then_some(chosen))
+    }
+
+    /// Actors this server placed on `node` after its last heartbeat, which
+    /// its count does not show yet.
+    fn placed_since(&self, node: &NodeStatus) -> usize {
+        let since = Instant::now() - Duration::from_millis(node.seen_ms_ago);
+        let placed = self.shared.placed.lock().expect("placed lock");
+        placed
+            .iter()
+            .filter(|(on, at)| *on == node.node && *at >= since)
+            .count()
+    }
+
+    /// Runs `op` on `node` and hands back its answer.
+    pub(super) async fn forward(&self, node: &str, op: &Op) -> Answer {
+        let cluster = self.routing().expect("forwarded only in a cluster");
+        let bytes = serde_json::to_vec(op).expect("operations serialize");
+        let wait = match op {
+            Op::List { .. } => LIST_WAIT,
+            _ => OPERATION_WAIT,
+        };
+        let reply = cluster
+            .forward(node, bytes.into(), wait)
+            .await
+            .map_err(|e| ErrorBody::new(ErrorKind::Internal, e.to_string()))?;
+        let answer: Answer = serde_json::from_slice(&reply)
+            .map_err(|e| internal(&format!("node `{node}`'s answer"), e))?;
+        if matches!(op, Op::Start { .. }) && answer.is_ok() {
+            let mut placed = self.shared.placed.lock().expect("placed lock");
+            placed.retain(|(_, at)| at.elapsed() < PLACED_MEMORY);
+            placed.push_back((node.to_owned(), Instant::now()));
+        }
+        answer
+    }
+
+    /// Every other live node's answer to `list`, and the nodes that did
+    /// not answer.
+    pub(super) async fn list_elsewhere(&self, all: bool) -> (Vec<ListedActor>, Vec<String>) {
+        let Some(cluster) = self.routing() else {
+            return (Vec::new(), Vec::new());
+        };
+        let nodes = match cluster.nodes().await {
+            Ok(nodes) => nodes,
+            Err(e) => return (Vec::new(), vec![format!("the node list: {e}")]),
+        };
+        let op = Op::List { all };
+        let others = nodes.iter().filter(|n| n.node != cluster.node());
+        let answers = futures::future::join_all(others.map(|n| async {
+            let listed = self.forward(&n.node, &op).await.and_then(|list| {
+                serde_json::from_value::<ActorList>(list)
+                    .map_err(|e| internal("another node's list", e))
+            });
+            (n.node.clone(), listed)
+        }))
+        .await;
+        let (mut actors, mut unanswered) = (Vec::new(), Vec::new());
+        for (node, listed) in answers {
+            match listed {
+                Ok(list) => actors.extend(list.actors),
+                Err(e) => unanswered.push(format!("{node}: {}", e.message)),
+            }
+        }
+        (actors, unanswered)
     }
 }

@@ -77,7 +77,15 @@ impl Connection {
         actor: &str,
         payload: &Payload,
     ) -> Result<(ActorId, Vec<u8>), ErrorBody> {
-        let id = self.running(actor)?.id();
+        let id = match self.running(actor) {
+            Ok(handle) => handle.id(),
+            // In a cluster, an actor named by its full id may run on
+            // another node: the runtime routes the message there.
+            Err(e) if self.shared.config.cluster.is_some() => {
+                actor.trim().parse::<ActorId>().map_err(|_| e)?
+            }
+            Err(e) => return Err(e),
+        };
         Ok((id, super::payload(payload)?))
     }
 

@@ -69,6 +69,9 @@ fn payload(payload: &Payload) -> Result<Vec<u8>, ErrorBody> {
 
 impl Connection {
     pub async fn handle(&mut self, op: Op) -> Answer {
+        if let Some(node) = self.elsewhere(&op).await? {
+            return self.forward(&node, &op).await;
+        }
         match op {
             Op::Ping => answer(Pong { pong: true }),
             Op::Start {
@@ -76,6 +79,7 @@ impl Connection {
                 manifest,
                 base_dir,
                 state,
+                node: _,
             } => {
                 self.start_actor(manifest_path, manifest, base_dir, state)
                     .await

@@ -25,6 +25,9 @@ pub struct Started {
     pub name: String,
     /// Manifest keys this version does not know or does not act on.
     pub warnings: Vec<String>,
+    /// In a cluster, the node it runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// `stop`.
@@ -105,6 +108,10 @@ impl From<ActorStatus> for Ending {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActorList {
     pub actors: Vec<ListedActor>,
+    /// In a cluster, the nodes that did not answer, each with why: their
+    /// actors are missing from the list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unanswered: Vec<String>,
 }
 
 /// One row of `list`. An actor that is not running has no queue or

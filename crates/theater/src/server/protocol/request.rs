@@ -34,6 +34,10 @@ pub enum Op {
             skip_serializing_if = "Option::is_none"
         )]
         state: Option<Value>,
+        /// In a cluster, the node to run it on; without one, the node
+        /// running the fewest actors.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
     },
     Stop {
         actor: String,

@@ -61,8 +61,9 @@ fn lifecycle_answers_round_trip() {
             short: id().short(),
             name: "counter".into(),
             warnings: vec!["line 3: unknown key `x`".into()],
+            node: Some("n2".into()),
         },
-        json!({ "actor": ID, "short": "1a2b3c4d", "name": "counter", "warnings": ["line 3: unknown key `x`"] }),
+        json!({ "actor": ID, "short": "1a2b3c4d", "name": "counter", "warnings": ["line 3: unknown key `x`"], "node": "n2" }),
     );
     answers_as(
         Stopped {
@@ -108,13 +109,14 @@ fn list_answers_round_trip() {
     answers_as(
         ActorList {
             actors: vec![running, quitter],
+            unanswered: vec!["n2: no answer within 5000 ms".into()],
         },
         json!({ "actors": [
             { "id": ID, "short": "1a2b3c4d", "name": "counter", "status": "running",
               "queue_depth": 2, "calls_ok": 4, "calls_failed": 1, "node": "n1" },
             { "id": OTHER, "short": "5e6f7a8b", "name": "quitter", "status": "stopped by itself",
               "shutdown_data": null, "queue_depth": null, "calls_ok": null, "calls_failed": null },
-        ]}),
+        ], "unanswered": ["n2: no answer within 5000 ms"] }),
     );
 }
 
@@ -503,6 +505,7 @@ fn requests_round_trip() {
                 manifest: None,
                 base_dir: None,
                 state: Some(json!({"count": 5})),
+                node: Some("n2".into()),
             },
         },
         Request {
