@@ -156,12 +156,8 @@ pub enum ActorError {
     ClientNotReading(String),
     #[error("no open channel {0}")]
     UnknownChannel(String),
-    #[error("actor {actor} on node `{node}`: {message}")]
-    Remote {
-        actor: ActorId,
-        node: String,
-        message: String,
-    },
+    #[error("node `{node}`: {message}")]
+    Remote { node: String, message: String },
     #[error("the result of `{function}` is not a `{expected}`: {reason}")]
     BadResult {
         function: String,

@@ -641,3 +641,112 @@ async fn a_node_answers_junk_from_the_network_with_an_error() {
     assert!(why.contains("is not an actor id"), "{why}");
     runtime.shutdown().await;
 }
+
+/// The messenger `actor`'s memory, once `found` says it holds what is
+/// awaited.
+async fn memory_of(
+    runtime: &TheaterRuntime,
+    actor: ActorId,
+    what: &str,
+    found: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let handle = runtime.actor(actor).unwrap();
+    common::eventually(what, async || {
+        let state = handle.state().await.unwrap().unwrap();
+        let memory: serde_json::Value = serde_json::from_slice(&state).unwrap();
+        found(&memory).then_some(memory)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_join_actors_and_clients_on_different_nodes() {
+    use serde_json::json;
+    use theater::runtime::ChannelEvent;
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let n1 = join(&nats, "n1", 0).await.unwrap();
+    let n2 = join(&nats, "n2", 0).await.unwrap();
+    let (r1, r2) = (node_runtime(&n1), node_runtime(&n2));
+    let a = start(&n1, &r1, "messenger").await;
+    let b = start(&n2, &r2, "messenger").await;
+
+    // a (n1) opens a channel to b (n2), which greets back.
+    let opened = ask(&r1, a, json!({"open": {"to": b, "msg": "greet"}})).await;
+    let channel = opened.unwrap().as_str().unwrap().to_owned();
+    let hello = json!({"via": channel, "msg": "hello"});
+    memory_of(&r1, a, "a hears b's greeting", |m| {
+        m["received"].as_array().unwrap().contains(&hello)
+    })
+    .await;
+    // Both ways, in order.
+    for n in 0..3 {
+        let sent = json!({"channel_send": {"channel": channel, "msg": {"n": n}}});
+        ask(&r1, a, sent).await.unwrap();
+    }
+    let back = json!({"channel_send": {"channel": channel, "msg": "back"}});
+    ask(&r2, b, back).await.unwrap();
+    let memory = memory_of(&r2, b, "b has a's three", |m| {
+        m["received"].as_array().unwrap().len() == 3
+    })
+    .await;
+    let from_a: Vec<_> = (0..3)
+        .map(|n| json!({"via": channel, "msg": {"n": n}}))
+        .collect();
+    assert_eq!(memory["received"], json!(from_a));
+    memory_of(&r1, a, "a hears b's answer", |m| {
+        m["received"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"via": channel, "msg": "back"}))
+    })
+    .await;
+    // a closes it: b hears, and neither can use it again.
+    ask(&r1, a, json!({"close": channel})).await.unwrap();
+    memory_of(&r2, b, "b hears the close", |m| {
+        m["closed"].as_array().unwrap().contains(&json!(channel))
+    })
+    .await;
+    let late = json!({"channel_send": {"channel": channel, "msg": "late"}});
+    let error = ask(&r2, b, late).await.unwrap_err().to_string();
+    assert!(error.contains("no open channel"), "{error}");
+
+    // A refusal travels back as the actor said it.
+    let refused = ask(&r1, a, json!({"open": {"to": b, "msg": "reject"}})).await;
+    let error = refused.unwrap_err().to_string();
+    assert!(error.contains("refused the channel: not today"), "{error}");
+
+    // A client of n1 and b on n2.
+    let mut client = r1
+        .open_client_channel(b, br#""greet""#.to_vec(), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(client.accept_message.as_deref(), Some(&br#""hello""#[..]));
+    r1.send_on_channel(None, &client.id, br#""from a client""#.to_vec())
+        .await
+        .unwrap();
+    memory_of(&r2, b, "b hears the client", |m| {
+        m["received"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"via": client.id, "msg": "from a client"}))
+    })
+    .await;
+    let to_client = json!({"channel_send": {"channel": client.id, "msg": 42}});
+    ask(&r2, b, to_client).await.unwrap();
+    let event = client.events.recv().await.unwrap();
+    assert_eq!(event, ChannelEvent::Message(b"42".to_vec()));
+
+    // An actor that stops closes its channels on the other node too.
+    let opened = ask(&r1, a, json!({"open": {"to": b, "msg": "hi"}})).await;
+    let second = opened.unwrap().as_str().unwrap().to_owned();
+    r2.stop(b).await.unwrap();
+    memory_of(&r1, a, "a hears b's channel close", |m| {
+        m["closed"].as_array().unwrap().contains(&json!(second))
+    })
+    .await;
+    assert_eq!(client.events.recv().await, Some(ChannelEvent::Closed));
+    r1.shutdown().await;
+    r2.shutdown().await;
+}

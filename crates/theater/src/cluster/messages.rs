@@ -29,27 +29,50 @@ const OPERATIONS: &str = "operations";
 
 const DELIVERY: &str = "Theater-Delivery";
 const TIMEOUT_MS: &str = "Theater-Timeout-Ms";
+const CHANNEL: &str = "Theater-Channel";
+const NODE: &str = "Theater-Node";
 const FROM: &str = "Theater-From";
 const TO: &str = "Theater-To";
 const WAITS: &str = "Theater-Waits";
 const REFUSED: &str = "Theater-Refused";
 
 /// What a message asks of the actor it is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     /// Accept it for `handle-send`.
     Send,
     /// Call `handle-request` and answer its reply within `timeout`.
     Request { timeout: Duration },
+    /// Open `channel` with the message as its first: the actor's
+    /// acceptance (see [`write_acceptance`]) within `timeout`.
+    Open { channel: String, timeout: Duration },
+    /// A message on `channel`.
+    OnChannel { channel: String },
+    /// `channel` was closed at the sender's end.
+    Close { channel: String },
+}
+
+impl Delivery {
+    /// How long the sender waits for the target's node.
+    fn wait(&self) -> Duration {
+        match self {
+            Self::Request { timeout } | Self::Open { timeout, .. } => *timeout + ANSWER_MARGIN,
+            Self::Send | Self::OnChannel { .. } | Self::Close { .. } => SEND_WAIT,
+        }
+    }
 }
 
 /// A message for an actor on another node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     pub delivery: Delivery,
+    /// The sender's node (set by [`Cluster::deliver`]).
+    pub node: String,
     /// The sending actor; `None` for a client outside any runtime.
     pub from: Option<String>,
-    pub to: String,
+    /// The actor it is for; `None` for a client of the target node (the
+    /// end of a channel).
+    pub to: Option<String>,
     /// Who waits on whom, upstream of `from` (waiter, awaited): the target's
     /// node refuses a request that would close a cycle across nodes.
     pub waits: Vec<(String, String)>,
@@ -65,6 +88,8 @@ pub enum Refusal {
     Timeout,
     /// The request would close a cycle of waits.
     Deadlock,
+    /// The actor did not accept the channel; the message is its own.
+    Rejected,
     /// Any other failure, said in the message.
     Failed,
 }
@@ -75,6 +100,7 @@ impl Refusal {
             Self::NotHere => "not-here",
             Self::Timeout => "timeout",
             Self::Deadlock => "deadlock",
+            Self::Rejected => "rejected",
             Self::Failed => "failed",
         }
     }
@@ -84,6 +110,7 @@ impl Refusal {
             "not-here" => Self::NotHere,
             "timeout" => Self::Timeout,
             "deadlock" => Self::Deadlock,
+            "rejected" => Self::Rejected,
             _ => Self::Failed,
         }
     }
@@ -194,12 +221,15 @@ impl Cluster {
         Ok(Listener { subscriber, client })
     }
 
-    /// Sends `envelope` to `node` and waits for its answer.
-    pub async fn deliver(&self, node: &str, envelope: Envelope) -> Result<Answer, ClusterError> {
-        let wait = match envelope.delivery {
-            Delivery::Send => SEND_WAIT,
-            Delivery::Request { timeout } => timeout + ANSWER_MARGIN,
-        };
+    /// Sends `envelope` to `node`, from this node, and waits for its
+    /// answer.
+    pub async fn deliver(
+        &self,
+        node: &str,
+        mut envelope: Envelope,
+    ) -> Result<Answer, ClusterError> {
+        let wait = envelope.delivery.wait();
+        envelope.node = self.node().to_owned();
         let (headers, payload) = write(envelope);
         let reply = self.ask(node, MESSAGES, headers, payload, wait).await?;
         let refused = reply
@@ -266,17 +296,27 @@ fn subject(node: &str, topic: &str) -> String {
 
 fn write(envelope: Envelope) -> (HeaderMap, Bytes) {
     let mut headers = HeaderMap::new();
-    match envelope.delivery {
-        Delivery::Send => headers.insert(DELIVERY, "send"),
-        Delivery::Request { timeout } => {
-            headers.insert(DELIVERY, "request");
-            headers.insert(TIMEOUT_MS, timeout.as_millis().to_string().as_str());
-        }
+    let (name, timeout, channel) = match &envelope.delivery {
+        Delivery::Send => ("send", None, None),
+        Delivery::Request { timeout } => ("request", Some(timeout), None),
+        Delivery::Open { channel, timeout } => ("open", Some(timeout), Some(channel)),
+        Delivery::OnChannel { channel } => ("on-channel", None, Some(channel)),
+        Delivery::Close { channel } => ("close", None, Some(channel)),
+    };
+    headers.insert(DELIVERY, name);
+    if let Some(timeout) = timeout {
+        headers.insert(TIMEOUT_MS, timeout.as_millis().to_string().as_str());
     }
+    if let Some(channel) = channel {
+        headers.insert(CHANNEL, channel.as_str());
+    }
+    headers.insert(NODE, envelope.node.as_str());
     if let Some(from) = &envelope.from {
         headers.insert(FROM, from.as_str());
     }
-    headers.insert(TO, envelope.to.as_str());
+    if let Some(to) = &envelope.to {
+        headers.insert(TO, to.as_str());
+    }
     if !envelope.waits.is_empty() {
         let waits: Vec<String> = envelope
             .waits
@@ -296,20 +336,33 @@ fn read(headers: Option<&HeaderMap>, message: Bytes) -> Result<Envelope, String>
             .map(str::to_owned)
             .map_err(|e| e.to_string())
     };
+    let timeout = || {
+        header(TIMEOUT_MS)
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .map(Duration::from_millis)
+            .ok_or("a request with no timeout")
+    };
+    let channel = || token(header(CHANNEL).ok_or("no channel named")?);
     let delivery = match header(DELIVERY) {
         Some("send") => Delivery::Send,
-        Some("request") => {
-            let ms = header(TIMEOUT_MS)
-                .and_then(|ms| ms.parse::<u64>().ok())
-                .ok_or("a request with no timeout")?;
-            Delivery::Request {
-                timeout: Duration::from_millis(ms),
-            }
-        }
+        Some("request") => Delivery::Request {
+            timeout: timeout()?,
+        },
+        Some("open") => Delivery::Open {
+            channel: channel()?,
+            timeout: timeout()?,
+        },
+        Some("on-channel") => Delivery::OnChannel {
+            channel: channel()?,
+        },
+        Some("close") => Delivery::Close {
+            channel: channel()?,
+        },
         other => return Err(format!("unknown delivery {other:?}")),
     };
+    let node = token(header(NODE).ok_or("a message with no sending node")?)?;
     let from = header(FROM).map(token).transpose()?;
-    let to = token(header(TO).ok_or("a message with no target")?)?;
+    let to = header(TO).map(token).transpose()?;
     let mut waits = Vec::new();
     for pair in header(WAITS).unwrap_or_default().split_whitespace() {
         if waits.len() == MAX_WAITS {
@@ -320,11 +373,30 @@ fn read(headers: Option<&HeaderMap>, message: Bytes) -> Result<Envelope, String>
     }
     Ok(Envelope {
         delivery,
+        node,
         from,
         to,
         waits,
         message,
     })
+}
+
+/// An actor's acceptance of a channel, as the answer to [`Delivery::Open`]
+/// carries it: whether it sent a message back, then the message.
+pub fn write_acceptance(message: Option<&[u8]>) -> Bytes {
+    match message {
+        None => Bytes::from_static(&[0]),
+        Some(message) => [&[1], message].concat().into(),
+    }
+}
+
+/// The acceptance message [`write_acceptance`] wrote.
+pub fn read_acceptance(bytes: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    match bytes.split_first() {
+        Some((0, [])) => Ok(None),
+        Some((1, message)) => Ok(Some(message.to_vec())),
+        _ => Err("an unreadable acceptance".into()),
+    }
 }
 
 #[cfg(test)]
@@ -337,13 +409,46 @@ mod tests {
             delivery: Delivery::Request {
                 timeout: Duration::from_millis(1500),
             },
+            node: "n1".into(),
             from: Some("a".into()),
-            to: "b".into(),
+            to: Some("b".into()),
             waits: vec![("x".into(), "a".into()), ("y".into(), "x".into())],
             message: Bytes::from_static(b"\0any bytes\xff"),
         };
         let (headers, payload) = write(envelope.clone());
-        assert_eq!(read(Some(&headers), payload), Ok(envelope));
+        assert_eq!(read(Some(&headers), payload), Ok(envelope.clone()));
+        let deliveries = [
+            Delivery::Send,
+            Delivery::Open {
+                channel: "c-1".into(),
+                timeout: Duration::from_secs(2),
+            },
+            Delivery::OnChannel {
+                channel: "c-1".into(),
+            },
+            Delivery::Close {
+                channel: "c-1".into(),
+            },
+        ];
+        for delivery in deliveries {
+            let envelope = Envelope {
+                delivery,
+                ..envelope.clone()
+            };
+            let (headers, payload) = write(envelope.clone());
+            assert_eq!(read(Some(&headers), payload), Ok(envelope));
+        }
+    }
+
+    #[test]
+    fn an_acceptance_reads_back_as_written() {
+        for message in [None, Some(&b""[..]), Some(b"\x00hello")] {
+            let bytes = write_acceptance(message);
+            assert_eq!(read_acceptance(&bytes), Ok(message.map(<[u8]>::to_vec)));
+        }
+        assert!(read_acceptance(b"").is_err());
+        assert!(read_acceptance(b"\x00junk").is_err());
+        assert!(read_acceptance(b"\x07").is_err());
     }
 
     #[test]
@@ -356,12 +461,18 @@ mod tests {
             read(Some(&headers), Bytes::new())
         };
         assert!(read(None, Bytes::new()).is_err());
-        assert!(with(&[(DELIVERY, "eat"), (TO, "b")]).is_err());
-        assert!(with(&[(DELIVERY, "request"), (TO, "b")]).is_err());
-        assert!(with(&[(DELIVERY, "send"), (TO, "b.c")]).is_err());
-        assert!(with(&[(DELIVERY, "send"), (TO, "b"), (WAITS, "a-b")]).is_err());
+        let n = (NODE, "n1");
+        assert!(with(&[n, (DELIVERY, "eat"), (TO, "b")]).is_err());
+        assert!(with(&[n, (DELIVERY, "request"), (TO, "b")]).is_err());
+        assert!(with(&[n, (DELIVERY, "open"), (TIMEOUT_MS, "5"), (TO, "b")]).is_err());
+        assert!(with(&[n, (DELIVERY, "close"), (CHANNEL, "x y"), (TO, "b")]).is_err());
+        assert!(with(&[n, (DELIVERY, "send"), (TO, "b.c")]).is_err());
+        assert!(with(&[n, (DELIVERY, "send"), (TO, "b"), (WAITS, "a-b")]).is_err());
         let many = vec!["a>b"; MAX_WAITS + 1].join(" ");
-        assert!(with(&[(DELIVERY, "send"), (TO, "b"), (WAITS, many.as_str())]).is_err());
-        assert!(with(&[(DELIVERY, "send"), (TO, "b")]).is_ok());
+        assert!(with(&[n, (DELIVERY, "send"), (TO, "b"), (WAITS, many.as_str())]).is_err());
+        assert!(with(&[(DELIVERY, "send"), (TO, "b")]).is_err(), "no node");
+        assert!(with(&[(NODE, "n.1"), (DELIVERY, "send"), (TO, "b")]).is_err());
+        assert!(with(&[n, (DELIVERY, "send"), (TO, "b")]).is_ok());
+        assert!(with(&[n, (DELIVERY, "send")]).is_ok(), "for a client");
     }
 }

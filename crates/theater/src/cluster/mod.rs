@@ -35,6 +35,7 @@ use async_nats::jetstream::{self, kv};
 pub use chains::{ChainEnd, ReplicatedChains};
 pub use messages::{
     Answer, Delivery, Envelope, Inbox, Incoming, Listener, MAX_WAITS, Refusal, ReplyTo,
+    read_acceptance, write_acceptance,
 };
 pub use nodes::{NodeInfo, NodeStatus};
 pub use placement::{Orphan, Owner};
@@ -214,23 +215,24 @@ impl Cluster {
                 reason: e.to_string(),
             })?;
         let js = jetstream::new(client.clone());
-        let nodes = bucket(
-            &js,
-            NODES_BUCKET,
-            Some(config.node_timeout),
-            config.replicas,
-        )
-        .await?;
-        let placement = bucket(&js, PLACEMENT_BUCKET, None, config.replicas).await?;
-        let chains = ReplicatedChains::open(&js, config.replicas).await?;
-        let records = ActorRecords::new(bucket(&js, RECORDS_BUCKET, None, config.replicas).await?);
+        let replicas = config.replicas;
+        let timeout = Some(config.node_timeout);
+        let nodes = when_ready(async || bucket(&js, NODES_BUCKET, timeout, replicas).await).await?;
+        let placement =
+            when_ready(async || bucket(&js, PLACEMENT_BUCKET, None, replicas).await).await?;
+        let chains = when_ready(async || ReplicatedChains::open(&js, replicas).await).await?;
+        let records =
+            when_ready(async || bucket(&js, RECORDS_BUCKET, None, replicas).await).await?;
+        let records = ActorRecords::new(records);
         let instance = uuid::Uuid::new_v4().to_string();
         let first = NodeInfo {
             instance: instance.clone(),
             ..info()
         };
-        let revision =
-            announce_when_ready(&nodes, &config.node, &first, config.node_timeout).await?;
+        let revision = when_ready(async || {
+            nodes::announce(&nodes, &config.node, &first, config.node_timeout).await
+        })
+        .await?;
         let beat = nodes::Heartbeat {
             nodes: nodes.clone(),
             node: config.node.clone(),
@@ -366,18 +368,15 @@ fn actor_token(actor: &str) -> Result<&str, ClusterError> {
     }
 }
 
-/// A bucket just created answers once JetStream has elected its leader:
-/// [`nodes::announce`], tried again for up to [`READY_WAIT`] while the
-/// bucket cannot answer yet.
-async fn announce_when_ready(
-    nodes: &kv::Store,
-    node: &str,
-    info: &NodeInfo,
-    timeout: Duration,
-) -> Result<u64, ClusterError> {
+/// `attempt`, tried again for up to [`READY_WAIT`] while JetStream cannot
+/// answer yet: a cluster just started elects its leaders, and a bucket or
+/// stream just created answers once it has one.
+async fn when_ready<T>(
+    mut attempt: impl AsyncFnMut() -> Result<T, ClusterError>,
+) -> Result<T, ClusterError> {
     let deadline = tokio::time::Instant::now() + READY_WAIT;
     loop {
-        match nodes::announce(nodes, node, info, timeout).await {
+        match attempt().await {
             Err(ClusterError::JetStream { .. }) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

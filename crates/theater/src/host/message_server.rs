@@ -153,7 +153,7 @@ impl HostFunctions for MessageServerHandler {
                 Box::new(async move {
                     let params = json!({ "channel": channel, "message": readable(&message) });
                     let op = |runtime: Runtime, from, _| async move {
-                        messaging::send_on_channel(&*runtime, Some(from), &channel, message)
+                        messaging::send_on_channel(&*runtime, Some(from), &channel, message).await
                     };
                     messaging_op(&mut store, "send-on-channel", params, op, |_| Value::Null).await
                 })
@@ -163,7 +163,7 @@ impl HostFunctions for MessageServerHandler {
             Box::new(async move {
                 let params = json!({ "channel": channel });
                 let op = |runtime: Runtime, from, _| async move {
-                    messaging::close_channel(&*runtime, Some(from), &channel)
+                    messaging::close_channel(&*runtime, Some(from), &channel).await
                 };
                 messaging_op(&mut store, "close-channel", params, op, |_| Value::Null).await
             })

@@ -44,17 +44,17 @@ impl TheaterRuntime {
     }
 
     /// [`messaging::send_on_channel`].
-    pub fn send_on_channel(
+    pub async fn send_on_channel(
         &self,
         from: Sender,
         channel: &str,
         message: Vec<u8>,
     ) -> Result<(), ActorError> {
-        messaging::send_on_channel(self.services(), from, channel, message)
+        messaging::send_on_channel(self.services(), from, channel, message).await
     }
 
     /// [`messaging::close_channel`].
-    pub fn close_channel(&self, from: Sender, channel: &str) -> Result<(), ActorError> {
-        messaging::close_channel(self.services(), from, channel)
+    pub async fn close_channel(&self, from: Sender, channel: &str) -> Result<(), ActorError> {
+        messaging::close_channel(self.services(), from, channel).await
     }
 }

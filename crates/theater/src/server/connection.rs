@@ -469,19 +469,29 @@ impl Connection {
     }
 
     /// Ends everything the connection owns: its subscriptions stop and its
-    /// channels close, so the actors at their other ends hear of it.
+    /// channels close, so the actors at their other ends hear of it (an
+    /// end on another node by a notice sent on its own).
     fn close(&mut self) {
         for (_, task) in self.subscriptions.drain() {
             task.abort();
         }
+        let mut channels: Vec<String> = Vec::new();
         for (channel, task) in self.channels.drain() {
             task.abort();
-            let _ = self.shared.runtime.close_channel(None, &channel);
+            channels.push(channel);
         }
         for after in self.after.drain(..) {
             if let After::Channel(channel) = after {
-                let _ = self.shared.runtime.close_channel(None, &channel.id);
+                channels.push(channel.id);
             }
+        }
+        if !channels.is_empty() {
+            let runtime = self.shared.runtime.clone();
+            tokio::spawn(async move {
+                for channel in channels {
+                    let _ = runtime.close_channel(None, &channel).await;
+                }
+            });
         }
     }
 }

@@ -348,6 +348,7 @@ async fn a_client_outside_the_runtime_can_send_request_and_use_channels() {
     );
     runtime
         .send_on_channel(None, &channel.id, json("7"))
+        .await
         .unwrap();
     eventually(&b, |m| {
         m["received"]

@@ -48,18 +48,45 @@ pub enum ChannelEvent {
 enum End {
     Actor(ActorId),
     Client(mpsc::Sender<ChannelEvent>),
+    /// An end on another node of the cluster: an actor there, or a client
+    /// of that node.
+    Remote {
+        node: String,
+        actor: Sender,
+    },
+}
+
+/// Who acts on a channel: a sender here, or one on another node.
+enum Party<'a> {
+    Here(Sender),
+    Remote { node: &'a str, actor: Sender },
 }
 
 impl End {
-    fn is(&self, sender: Sender) -> bool {
-        matches!((self, sender), (End::Actor(id), Some(s)) if *id == s)
-            || matches!((self, sender), (End::Client(_), None))
+    fn is(&self, party: &Party) -> bool {
+        match (self, party) {
+            (End::Actor(id), Party::Here(sender)) => *sender == Some(*id),
+            (End::Client(_), Party::Here(sender)) => sender.is_none(),
+            (
+                End::Remote { node, actor },
+                Party::Remote {
+                    node: from,
+                    actor: who,
+                },
+            ) => node == from && actor == who,
+            _ => false,
+        }
+    }
+
+    /// Whether the actor `actor`, here, is this end.
+    fn is_actor(&self, actor: ActorId) -> bool {
+        matches!(self, End::Actor(id) if *id == actor)
     }
 }
 
 struct Channel {
     opener: End,
-    target: ActorId,
+    target: End,
 }
 
 /// A runtime's channels and who is waiting on whom.
@@ -328,9 +355,39 @@ async fn open(
     initial: Vec<u8>,
     timeout: Duration,
 ) -> Result<(String, Option<Vec<u8>>), ActorError> {
-    let target = runtime.actor(to)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let (target, message) = match route(runtime, to)? {
+        Route::Here(target) => {
+            let message = accept_channel(runtime, from, &target, &[], initial, timeout).await?;
+            (End::Actor(to), message)
+        }
+        Route::Cluster(cluster) => {
+            remote::open(runtime, cluster, from, to, &id, initial, timeout).await?
+        }
+    };
+    Messaging::of(runtime)
+        .channels
+        .lock()
+        .expect("channel lock")
+        .insert(id.clone(), Channel { opener, target });
+    Ok((id, message))
+}
+
+/// Asks `target`, here, to take a channel from `from` (downstream of
+/// `upstream`, as for [`ask`]); its message back, if any.
+async fn accept_channel(
+    runtime: &dyn RuntimeServices,
+    from: Sender,
+    target: &ActorHandle,
+    upstream: &[(ActorId, ActorId)],
+    initial: Vec<u8>,
+    timeout: Duration,
+) -> Result<Option<Vec<u8>>, ActorError> {
+    let to = target.id();
     target.check_message_size(initial.len())?;
-    let _wait = Messaging::of(runtime).wait_for(from, to)?;
+    let messaging = Messaging::of(runtime);
+    let _upstream = messaging.clone().assume(upstream);
+    let _wait = messaging.wait_for(from, to)?;
     let call = target.call_function_from::<_, ChannelAccept>(from, CHANNEL_OPEN, (Bytes(initial),));
     let accept = match tokio::time::timeout(timeout, call).await {
         Ok(Ok(accept)) => accept,
@@ -353,23 +410,28 @@ async fn open(
                 .map(|m| String::from_utf8_lossy(&m).into_owned()),
         });
     }
-    let id = uuid::Uuid::new_v4().to_string();
-    Messaging::of(runtime)
-        .channels
-        .lock()
-        .expect("channel lock")
-        .insert(id.clone(), Channel { opener, target: to });
-    Ok((id, accept.message))
+    Ok(accept.message)
 }
 
 /// Delivers `message` to the other end of `channel`, in order.
-pub fn send_on_channel(
+pub async fn send_on_channel(
     runtime: &dyn RuntimeServices,
     from: Sender,
     channel: &str,
     message: Vec<u8>,
 ) -> Result<(), ActorError> {
-    let peer = peer(runtime, from, channel)?;
+    let peer = peer(runtime, &Party::Here(from), channel)?;
+    deliver_on_channel(runtime, from, channel, peer, message).await
+}
+
+/// Hands `message` from `from` to `peer`, the other end of `channel`.
+async fn deliver_on_channel(
+    runtime: &dyn RuntimeServices,
+    from: Sender,
+    channel: &str,
+    peer: End,
+    message: Vec<u8>,
+) -> Result<(), ActorError> {
     match peer {
         End::Actor(peer) => {
             let target = runtime.actor(peer)?;
@@ -388,22 +450,40 @@ pub fn send_on_channel(
                     }
                 })
         }
+        End::Remote { node, actor } => {
+            let cluster = runtime
+                .cluster()
+                .ok_or_else(|| ActorError::UnknownChannel(channel.to_owned()))?;
+            remote::on_channel(cluster, &node, from, actor, channel, message).await
+        }
     }
 }
 
 /// Closes `channel`; the other end hears `handle-channel-close`.
-pub fn close_channel(
+pub async fn close_channel(
     runtime: &dyn RuntimeServices,
     from: Sender,
     channel: &str,
 ) -> Result<(), ActorError> {
-    let peer = peer(runtime, from, channel)?;
+    close(runtime, &Party::Here(from), from, channel).await
+}
+
+/// Closes `channel` for `party`, an end of it, who is `from`.
+async fn close(
+    runtime: &dyn RuntimeServices,
+    party: &Party<'_>,
+    from: Sender,
+    channel: &str,
+) -> Result<(), ActorError> {
+    let peer = peer(runtime, party, channel)?;
     Messaging::of(runtime)
         .channels
         .lock()
         .expect("channel lock")
         .remove(channel);
-    notify_closed(runtime, from, channel, peer);
+    if let Some(closing) = notify_closed(runtime, from, channel, peer) {
+        closing.await;
+    }
     Ok(())
 }
 
@@ -414,44 +494,53 @@ pub(crate) fn close_channels_of(runtime: &dyn RuntimeServices, actor: ActorId) {
         let mut channels = messaging.channels.lock().expect("channel lock");
         let ids: Vec<String> = channels
             .iter()
-            .filter(|(_, c)| c.target == actor || c.opener.is(Some(actor)))
+            .filter(|(_, c)| c.target.is_actor(actor) || c.opener.is_actor(actor))
             .map(|(id, _)| id.clone())
             .collect();
         ids.into_iter()
             .filter_map(|id| {
                 let channel = channels.remove(&id)?;
-                let peer = if channel.target == actor {
-                    channel.opener
-                } else {
-                    End::Actor(channel.target)
+                let peer = match channel.target.is_actor(actor) {
+                    true => channel.opener,
+                    false => channel.target,
                 };
                 Some((id, peer))
             })
             .collect()
     };
     for (id, peer) in closed {
-        notify_closed(runtime, Some(actor), &id, peer);
+        // Called as the actor ends, where nothing waits: a notice to
+        // another node goes on its own.
+        if let Some(closing) = notify_closed(runtime, Some(actor), &id, peer) {
+            tokio::spawn(closing);
+        }
     }
 }
 
-/// The end of `channel` that is not `from`; `from` must be an end.
-fn peer(runtime: &dyn RuntimeServices, from: Sender, channel: &str) -> Result<End, ActorError> {
+/// The end of `channel` that is not `party`; `party` must be an end.
+fn peer(runtime: &dyn RuntimeServices, party: &Party, channel: &str) -> Result<End, ActorError> {
     let messaging = Messaging::of(runtime);
     let channels = messaging.channels.lock().expect("channel lock");
     let found = channels
         .get(channel)
         .ok_or_else(|| ActorError::UnknownChannel(channel.to_owned()))?;
-    if found.opener.is(from) {
-        Ok(End::Actor(found.target))
-    } else if from == Some(found.target) {
+    if found.opener.is(party) {
+        Ok(found.target.clone())
+    } else if found.target.is(party) {
         Ok(found.opener.clone())
     } else {
         Err(ActorError::UnknownChannel(channel.to_owned()))
     }
 }
 
-/// Best effort: an end that is gone needs no notice.
-fn notify_closed(runtime: &dyn RuntimeServices, from: Sender, channel: &str, peer: End) {
+/// Best effort: an end that is gone needs no notice. An end here hears
+/// at once; for one on another node, the notice to send is returned.
+fn notify_closed(
+    runtime: &dyn RuntimeServices,
+    from: Sender,
+    channel: &str,
+    peer: End,
+) -> Option<impl Future<Output = ()> + Send + 'static> {
     match peer {
         End::Actor(peer) => {
             if let Ok(target) = runtime.actor(peer)
@@ -459,9 +548,16 @@ fn notify_closed(runtime: &dyn RuntimeServices, from: Sender, channel: &str, pee
             {
                 tracing::debug!(actor = %peer, "cannot tell of closed channel {channel}: {e}");
             }
+            None
         }
         End::Client(client) => {
             let _ = client.try_send(ChannelEvent::Closed);
+            None
+        }
+        End::Remote { node, actor } => {
+            let cluster = runtime.cluster()?.clone();
+            let channel = channel.to_owned();
+            Some(async move { remote::closed(&cluster, &node, from, actor, &channel).await })
         }
     }
 }

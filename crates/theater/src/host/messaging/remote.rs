@@ -6,6 +6,9 @@
 //! answers. A request keeps its wait here too and carries the waits that
 //! lead to its sender, so a cycle of requests across nodes is refused as
 //! it is on one node, and its timeout holds on both sides.
+//!
+//! A channel between nodes is kept by both: each end's node knows the
+//! other end as [`End::Remote`], and messages and the close go to it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,9 +17,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use super::{Messaging, Sender, accept, ask};
-use crate::actor::{RuntimeServices, WeakRuntime};
-use crate::cluster::{Answer, Cluster, Delivery, Envelope, Incoming, Refusal};
+use super::{
+    Channel, End, Messaging, Party, Sender, accept, accept_channel, ask, close, deliver_on_channel,
+    peer,
+};
+use crate::actor::{ActorHandle, RuntimeServices, WeakRuntime};
+use crate::cluster::{
+    Answer, Cluster, Delivery, Envelope, Incoming, Refusal, read_acceptance, write_acceptance,
+};
 use crate::error::ActorError;
 use crate::host::config::MAX_DURATION_MS;
 use crate::id::ActorId;
@@ -53,6 +61,18 @@ impl Owners {
     }
 }
 
+/// An envelope from this node (the cluster fills in its name).
+fn envelope(delivery: Delivery, from: Sender, to: Sender, message: Vec<u8>) -> Envelope {
+    Envelope {
+        delivery,
+        node: String::new(),
+        from: from.map(|id| id.to_string()),
+        to: to.map(|id| id.to_string()),
+        waits: Vec::new(),
+        message: message.into(),
+    }
+}
+
 /// [`super::send`] to an actor that does not run here.
 pub(super) async fn send(
     runtime: &dyn RuntimeServices,
@@ -61,13 +81,7 @@ pub(super) async fn send(
     to: ActorId,
     message: Vec<u8>,
 ) -> Result<(), ActorError> {
-    let envelope = Envelope {
-        delivery: Delivery::Send,
-        from: from.map(|id| id.to_string()),
-        to: to.to_string(),
-        waits: Vec::new(),
-        message: message.into(),
-    };
+    let envelope = envelope(Delivery::Send, from, Some(to), message);
     deliver(runtime, cluster, to, envelope).await.map(|_| ())
 }
 
@@ -80,72 +94,144 @@ pub(super) async fn request(
     message: Vec<u8>,
     timeout: Duration,
 ) -> Result<Vec<u8>, ActorError> {
+    let delivery = Delivery::Request { timeout };
+    let (_, reply) = waiting(runtime, cluster, from, to, delivery, message).await?;
+    Ok(reply.into())
+}
+
+/// [`super::open`] to an actor that does not run here, as `channel`: the
+/// end on the other node, and the actor's message back, if any.
+pub(super) async fn open(
+    runtime: &dyn RuntimeServices,
+    cluster: &Cluster,
+    from: Sender,
+    to: ActorId,
+    channel: &str,
+    initial: Vec<u8>,
+    timeout: Duration,
+) -> Result<(End, Option<Vec<u8>>), ActorError> {
+    let delivery = Delivery::Open {
+        channel: channel.to_owned(),
+        timeout,
+    };
+    let (node, accepted) = waiting(runtime, cluster, from, to, delivery, initial).await?;
+    let message = read_acceptance(&accepted).map_err(|why| ActorError::Remote {
+        node: node.clone(),
+        message: why,
+    })?;
+    let end = End::Remote {
+        node,
+        actor: Some(to),
+    };
+    Ok((end, message))
+}
+
+/// A delivery its sender waits on, as for a local request: the wait is
+/// kept here as well (a request that comes back through this node to an
+/// actor upstream is refused here), and the waits leading to `from` go
+/// with it. The node that answered, and its answer.
+async fn waiting(
+    runtime: &dyn RuntimeServices,
+    cluster: &Cluster,
+    from: Sender,
+    to: ActorId,
+    delivery: Delivery,
+    message: Vec<u8>,
+) -> Result<(String, Bytes), ActorError> {
     let messaging = Messaging::of(runtime);
-    // Kept here as well: a request that comes back through this node to
-    // an actor upstream is refused here.
     let _wait = messaging.clone().wait_for(from, to)?;
     let waits = from
         .map(|from| messaging.upstream(from))
         .unwrap_or_default();
-    let envelope = Envelope {
-        delivery: Delivery::Request { timeout },
-        from: from.map(|id| id.to_string()),
-        to: to.to_string(),
-        waits: waits
-            .iter()
-            .map(|(waiter, awaited)| (waiter.to_string(), awaited.to_string()))
-            .collect(),
-        message: message.into(),
-    };
-    let reply = deliver(runtime, cluster, to, envelope).await?;
-    Ok(reply.into())
+    let mut envelope = envelope(delivery, from, Some(to), message);
+    envelope.waits = waits
+        .iter()
+        .map(|(waiter, awaited)| (waiter.to_string(), awaited.to_string()))
+        .collect();
+    deliver(runtime, cluster, to, envelope).await
 }
 
-/// Hands `envelope` to `to`'s owner. An owner remembered from before that
-/// no longer runs it is looked up again, once.
+/// A message on `channel` from `from` here to `to` on `node`.
+pub(super) async fn on_channel(
+    cluster: &Cluster,
+    node: &str,
+    from: Sender,
+    to: Sender,
+    channel: &str,
+    message: Vec<u8>,
+) -> Result<(), ActorError> {
+    let delivery = Delivery::OnChannel {
+        channel: channel.to_owned(),
+    };
+    let envelope = envelope(delivery, from, to, message);
+    match cluster.deliver(node, envelope).await {
+        Ok(Answer::Done(_)) => Ok(()),
+        Ok(Answer::Refused(Refusal::NotHere, _)) => {
+            Err(ActorError::UnknownChannel(channel.to_owned()))
+        }
+        Ok(Answer::Refused(_, why)) => Err(remote(node, why)),
+        Err(e) => Err(remote(node, e.to_string())),
+    }
+}
+
+/// Tells `to` on `node` that `from` closed `channel`; best effort.
+pub(super) async fn closed(cluster: &Cluster, node: &str, from: Sender, to: Sender, channel: &str) {
+    let delivery = Delivery::Close {
+        channel: channel.to_owned(),
+    };
+    let envelope = envelope(delivery, from, to, Vec::new());
+    match cluster.deliver(node, envelope).await {
+        Ok(Answer::Done(_)) => {}
+        Ok(Answer::Refused(_, why)) => {
+            tracing::debug!("node `{node}` did not take the close of channel {channel}: {why}");
+        }
+        Err(e) => tracing::debug!("cannot tell node `{node}` of closed channel {channel}: {e}"),
+    }
+}
+
+fn remote(node: &str, message: String) -> ActorError {
+    ActorError::Remote {
+        node: node.to_owned(),
+        message,
+    }
+}
+
+/// Hands `envelope` to `to`'s owner: the owner's name and its answer. An
+/// owner remembered from before that no longer runs it is looked up
+/// again, once.
 async fn deliver(
     runtime: &dyn RuntimeServices,
     cluster: &Cluster,
     to: ActorId,
     envelope: Envelope,
-) -> Result<Bytes, ActorError> {
+) -> Result<(String, Bytes), ActorError> {
     let owners = Owners::of(runtime);
     let remembered = owners.remembered(to);
-    let fresh = remembered.is_none();
-    let node = match remembered {
-        Some(node) => node,
+    let node = match &remembered {
+        Some(node) => node.clone(),
         None => find_owner(cluster, to).await?,
     };
-    match deliver_to(cluster, &node, to, envelope.clone()).await {
-        Err(ActorError::UnknownActor(_) | ActorError::Remote { .. }) if !fresh => {
+    let (node, answer) = match deliver_to(cluster, &node, to, envelope.clone()).await {
+        Err(ActorError::UnknownActor(_) | ActorError::Remote { .. }) if remembered.is_some() => {
             owners.forget(to);
             let node = find_owner(cluster, to).await?;
             let answer = deliver_to(cluster, &node, to, envelope).await;
-            if answer.is_ok() {
-                owners.remember(to, &node);
-            }
-            answer
+            (node, answer)
         }
-        answer => {
-            if answer.is_ok() {
-                owners.remember(to, &node);
-            }
-            answer
-        }
-    }
+        answer => (node, answer),
+    };
+    let reply = answer?;
+    owners.remember(to, &node);
+    Ok((node, reply))
 }
 
 /// The node that owns `to`, unless that is this one (which does not run
 /// it) or none.
 async fn find_owner(cluster: &Cluster, to: ActorId) -> Result<String, ActorError> {
-    let owner = cluster
-        .owner(&to.to_string())
-        .await
-        .map_err(|e| ActorError::Remote {
-            actor: to,
-            node: cluster.node().to_owned(),
-            message: format!("cannot find the node that runs it: {e}"),
-        })?;
+    let owner = cluster.owner(&to.to_string()).await.map_err(|e| {
+        let why = format!("cannot find the node that runs actor {to}: {e}");
+        remote(cluster.node(), why)
+    })?;
     match owner {
         Some(owner) if owner.node != cluster.node() => Ok(owner.node),
         _ => Err(ActorError::UnknownActor(to)),
@@ -158,25 +244,24 @@ async fn deliver_to(
     to: ActorId,
     envelope: Envelope,
 ) -> Result<Bytes, ActorError> {
-    let delivery = envelope.delivery;
-    let remote = |message: String| ActorError::Remote {
-        actor: to,
-        node: node.to_owned(),
-        message,
+    let timeout = match envelope.delivery {
+        Delivery::Request { timeout } | Delivery::Open { timeout, .. } => timeout,
+        _ => Duration::ZERO,
     };
-    let timeout = |timeout: Duration| ActorError::Timeout {
-        actor: to,
-        timeout_ms: timeout.as_millis() as u64,
-    };
-    match (cluster.deliver(node, envelope).await, delivery) {
-        (Ok(Answer::Done(reply)), _) => Ok(reply),
-        (Ok(Answer::Refused(Refusal::NotHere, _)), _) => Err(ActorError::UnknownActor(to)),
-        (Ok(Answer::Refused(Refusal::Deadlock, why)), _) => Err(ActorError::Deadlock(why)),
-        (Ok(Answer::Refused(Refusal::Timeout, _)), Delivery::Request { timeout: t }) => {
-            Err(timeout(t))
-        }
-        (Ok(Answer::Refused(_, why)), _) => Err(remote(why)),
-        (Err(e), _) => Err(remote(e.to_string())),
+    match cluster.deliver(node, envelope).await {
+        Ok(Answer::Done(reply)) => Ok(reply),
+        Ok(Answer::Refused(Refusal::NotHere, _)) => Err(ActorError::UnknownActor(to)),
+        Ok(Answer::Refused(Refusal::Deadlock, why)) => Err(ActorError::Deadlock(why)),
+        Ok(Answer::Refused(Refusal::Timeout, _)) => Err(ActorError::Timeout {
+            actor: to,
+            timeout_ms: timeout.as_millis() as u64,
+        }),
+        Ok(Answer::Refused(Refusal::Rejected, why)) => Err(ActorError::ChannelRejected {
+            actor: to,
+            message: (!why.is_empty()).then_some(why),
+        }),
+        Ok(Answer::Refused(Refusal::Failed, why)) => Err(remote(node, why)),
+        Err(e) => Err(remote(node, e.to_string())),
     }
 }
 
@@ -222,40 +307,101 @@ pub async fn answer(cluster: Cluster, runtime: WeakRuntime) {
     }
 }
 
-/// Runs one message from another node on the actor it is for.
+/// Runs one message from another node here.
 async fn run(runtime: &dyn RuntimeServices, envelope: Envelope) -> Result<Bytes, ActorError> {
     let id = |text: &str| {
         text.parse::<ActorId>()
             .map_err(|_| ActorError::BadActorId(format!("`{text}` is not an actor id")))
     };
-    let to = id(&envelope.to)?;
     let from = envelope.from.as_deref().map(id).transpose()?;
-    let target = runtime.actor(to)?;
+    let to = envelope.to.as_deref().map(id).transpose()?;
+    let waits = || {
+        envelope
+            .waits
+            .iter()
+            .map(|(waiter, awaited)| Ok((id(waiter)?, id(awaited)?)))
+            .collect::<Result<Vec<_>, ActorError>>()
+    };
+    let at_most = |timeout: Duration| timeout.min(Duration::from_millis(MAX_DURATION_MS));
+    let party = Party::Remote {
+        node: &envelope.node,
+        actor: from,
+    };
     let message = envelope.message.to_vec();
-    match envelope.delivery {
-        Delivery::Send => accept(runtime, from, &target, message)
-            .await
-            .map(|()| Bytes::new()),
+    match &envelope.delivery {
+        Delivery::Send => {
+            let target = here(runtime, to)?;
+            accept(runtime, from, &target, message).await?;
+            Ok(Bytes::new())
+        }
         Delivery::Request { timeout } => {
-            let waits = envelope
-                .waits
-                .iter()
-                .map(|(waiter, awaited)| Ok((id(waiter)?, id(awaited)?)))
-                .collect::<Result<Vec<_>, ActorError>>()?;
-            let timeout = timeout.min(Duration::from_millis(MAX_DURATION_MS));
-            ask(runtime, from, &target, &waits, message, timeout)
-                .await
-                .map(Bytes::from)
+            let target = here(runtime, to)?;
+            let reply = ask(
+                runtime,
+                from,
+                &target,
+                &waits()?,
+                message,
+                at_most(*timeout),
+            )
+            .await?;
+            Ok(reply.into())
+        }
+        Delivery::Open { channel, timeout } => {
+            let target = here(runtime, to)?;
+            let timeout = at_most(*timeout);
+            let accepted =
+                accept_channel(runtime, from, &target, &waits()?, message, timeout).await?;
+            let opener = End::Remote {
+                node: envelope.node.clone(),
+                actor: from,
+            };
+            let channel_of = Channel {
+                opener,
+                target: End::Actor(target.id()),
+            };
+            let messaging = Messaging::of(runtime);
+            let mut channels = messaging.channels.lock().expect("channel lock");
+            match channels.entry(channel.clone()) {
+                std::collections::hash_map::Entry::Vacant(entry) => entry.insert(channel_of),
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    return Err(ActorError::BadParams {
+                        function: "open-channel".into(),
+                        reason: format!("channel id {channel} is taken"),
+                    });
+                }
+            };
+            Ok(write_acceptance(accepted.as_deref()))
+        }
+        Delivery::OnChannel { channel } => {
+            let peer = peer(runtime, &party, channel)?;
+            deliver_on_channel(runtime, from, channel, peer, message).await?;
+            Ok(Bytes::new())
+        }
+        Delivery::Close { channel } => {
+            close(runtime, &party, from, channel).await?;
+            Ok(Bytes::new())
         }
     }
+}
+
+/// The actor a message is for, which must run here.
+fn here(runtime: &dyn RuntimeServices, to: Option<ActorId>) -> Result<ActorHandle, ActorError> {
+    let to = to.ok_or_else(|| ActorError::BadActorId("a message names no actor".into()))?;
+    runtime.actor(to)
 }
 
 /// How `error` travels back to the sender's node.
 fn refusal(error: ActorError) -> Answer {
     match error {
-        ActorError::UnknownActor(_) => Answer::Refused(Refusal::NotHere, error.to_string()),
+        ActorError::UnknownActor(_) | ActorError::UnknownChannel(_) => {
+            Answer::Refused(Refusal::NotHere, error.to_string())
+        }
         ActorError::Timeout { .. } => Answer::Refused(Refusal::Timeout, error.to_string()),
         ActorError::Deadlock(why) => Answer::Refused(Refusal::Deadlock, why),
+        ActorError::ChannelRejected { message, .. } => {
+            Answer::Refused(Refusal::Rejected, message.unwrap_or_default())
+        }
         other => Answer::Refused(Refusal::Failed, other.to_string()),
     }
 }

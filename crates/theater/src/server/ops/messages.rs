@@ -58,12 +58,13 @@ impl Connection {
         answer(opened)
     }
 
-    pub(super) fn channel_send(&self, channel: String, p: &Payload) -> Answer {
+    pub(super) async fn channel_send(&self, channel: String, p: &Payload) -> Answer {
         self.own_channel(&channel)?;
         let message = payload(p)?;
         self.shared
             .runtime
             .send_on_channel(None, &channel, message)
+            .await
             .map_err(actor_error)?;
         answer(ChannelQueued {
             channel,
@@ -71,7 +72,7 @@ impl Connection {
         })
     }
 
-    pub(super) fn close_channel(&mut self, channel: String) -> Answer {
+    pub(super) async fn close_channel(&mut self, channel: String) -> Answer {
         self.own_channel(&channel)?;
         if let Some(task) = self.channels.remove(&channel) {
             task.abort();
@@ -79,6 +80,7 @@ impl Connection {
         self.shared
             .runtime
             .close_channel(None, &channel)
+            .await
             .map_err(actor_error)?;
         answer(ChannelClosed {
             channel,

@@ -123,8 +123,8 @@ impl Connection {
                 self.open_channel(&actor, &payload, timeout(timeout_ms))
                     .await
             }
-            Op::ChannelSend { channel, payload } => self.channel_send(channel, &payload),
-            Op::CloseChannel { channel } => self.close_channel(channel),
+            Op::ChannelSend { channel, payload } => self.channel_send(channel, &payload).await,
+            Op::CloseChannel { channel } => self.close_channel(channel).await,
             Op::Subscribe { actor } => self.subscribe(actor.as_deref()),
             Op::Unsubscribe { subscription } => self.unsubscribe(subscription),
             Op::Replay { actor } => self.replay(&actor).await,
