@@ -114,6 +114,9 @@ fn verify_live(actor: String, args: VerifyArgs) -> anyhow::Result<ExitCode> {
                 answer.events,
                 answer.head.as_deref().unwrap_or("none")
             );
+            if let Some(events) = answer.replicated_events {
+                outln!("replicated chain verified: {events} events, this node's chain begins it");
+            }
         } else {
             errln!(
                 "chain verification failed for actor {id}: {}",

@@ -314,7 +314,9 @@ fn any_node_places_starts_and_answers_for_the_whole_cluster() {
     );
     let reply = n1.json(&["message", "request", &id, r#"{"add": 1}"#]);
     assert_eq!(reply["reply"], serde_json::json!({"count": 8}));
-    assert_eq!(n2.json(&["verify", &id])["verified"], true);
+    let verified = n2.json(&["verify", &id]);
+    assert_eq!(verified["verified"], true, "{verified}");
+    assert_eq!(verified["replicated_events"], 2, "{verified}");
     let events = n1.json(&["events", &id]);
     assert_eq!(events["total"], 2, "init and the add");
     assert_eq!(n1.json(&["stop", &id])["stopped"], true);

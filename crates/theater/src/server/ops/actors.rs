@@ -181,11 +181,21 @@ impl Connection {
         let id = self.any_actor(actor).await?;
         let ChainHead { events, head } = self.chain_head(id).await?;
         // Read back from where the log keeps it, states included.
-        let failure = self.shared.runtime.verify(id).await.err();
+        let mut failure = self.shared.runtime.verify(id).await.err();
+        let replicated = self.verify_replicated(id).await;
+        let replicated_events = match replicated {
+            Some(Ok(events)) => Some(events),
+            Some(Err(bad)) => {
+                failure = failure.or(Some(bad));
+                None
+            }
+            None => None,
+        };
         answer(Verified {
             actor: id,
             events,
             head,
+            replicated_events,
             verified: failure.is_none(),
             first_bad_event: failure.as_ref().and_then(|f| f.first_bad_event),
             error: failure.map(|f| f.message),

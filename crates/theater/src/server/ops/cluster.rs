@@ -6,10 +6,12 @@
 use std::time::{Duration, Instant};
 
 use super::{Answer, answer, bad_request, internal};
+use crate::chain;
 use crate::cluster::{Cluster, ClusterError, NodeStatus};
 use crate::id::ActorId;
 use crate::server::connection::Connection;
 use crate::server::protocol::{ActorList, ErrorBody, ErrorKind, ListedActor, Nodes, Op};
+use crate::storage::{Replicated, VerifyFailure};
 
 impl Connection {
     /// `nodes`: the cluster's live nodes.
@@ -149,6 +151,58 @@ impl Connection {
             .iter()
             .filter(|(on, at)| *on == node.node && *at >= since)
             .count()
+    }
+
+    /// In a cluster, checks `id`'s replicated chain: every event readable,
+    /// hashed and linked, and this node's chain a beginning of it. How many
+    /// events it has, or what is wrong.
+    pub(super) async fn verify_replicated(
+        &self,
+        id: ActorId,
+    ) -> Option<Result<u64, VerifyFailure>> {
+        let cluster = self.shared.config.cluster.as_ref()?;
+        Some(self.check_replicated(cluster, id).await)
+    }
+
+    async fn check_replicated(&self, cluster: &Cluster, id: ActorId) -> Result<u64, VerifyFailure> {
+        let bad = |at: Option<usize>, message: String| VerifyFailure {
+            first_bad_event: at.map(|at| at as u64),
+            message,
+        };
+        let (entries, _) = cluster
+            .chains()
+            .read(&id.to_string())
+            .await
+            .map_err(|e| bad(None, format!("reading the replicated chain: {e}")))?;
+        let events = entries
+            .iter()
+            .enumerate()
+            .map(|(at, bytes)| {
+                let entry = Replicated::decode(bytes);
+                entry
+                    .map(|entry| entry.event)
+                    .map_err(|e| bad(Some(at), format!("replicated event {at}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        chain::verify(&events)
+            .map_err(|e| bad(Some(e.index()), format!("the replicated chain: {e}")))?;
+        let local = self
+            .chain_from(id, 0)
+            .await
+            .map_err(|e| bad(None, e.message))?;
+        let parted = local
+            .iter()
+            .zip(&events)
+            .position(|(here, there)| here.hash != there.hash);
+        if let Some(at) = parted {
+            let why = format!("this node's chain and the replicated one part at event {at}");
+            return Err(bad(Some(at), why));
+        }
+        if local.len() > events.len() {
+            let why = "this node's chain has events the replicated one lacks".to_owned();
+            return Err(bad(Some(events.len()), why));
+        }
+        Ok(events.len() as u64)
     }
 
     /// Runs `op` on `node` and hands back its answer.

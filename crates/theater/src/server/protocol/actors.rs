@@ -155,6 +155,10 @@ pub struct Verified {
     pub events: u64,
     /// The newest event's hash, hex.
     pub head: Option<String>,
+    /// In a cluster, the events of the actor's replicated chain, which
+    /// was verified too and begins with this node's chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicated_events: Option<u64>,
     pub verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_bad_event: Option<u64>,

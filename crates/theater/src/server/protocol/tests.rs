@@ -162,17 +162,19 @@ fn chain_answers_round_trip() {
             actor: id(),
             events: 5,
             head: Some(head.clone()),
+            replicated_events: Some(5),
             verified: true,
             first_bad_event: None,
             error: None,
         },
-        json!({ "actor": ID, "events": 5, "head": head, "verified": true }),
+        json!({ "actor": ID, "events": 5, "head": head, "replicated_events": 5, "verified": true }),
     );
     answers_as(
         Verified {
             actor: id(),
             events: 5,
             head: None,
+            replicated_events: None,
             verified: false,
             first_bad_event: Some(3),
             error: Some("event 3: bad hash".into()),
