@@ -458,18 +458,24 @@ const BENCHES: &[(&str, &str)] = &[
     ("theater", "http"),
     ("theater", "chain"),
     ("theater", "scale"),
+    ("theater", "cluster"),
     ("theater-cli", "protocol"),
 ];
 
 fn bench(extra: &[OsString]) -> Result<()> {
     build_actors()?;
+    // The cluster bench starts its own NATS servers.
+    let nats = ensure_nats();
     for (package, bench) in BENCHES {
-        run_cmd(
-            cargo()
-                .args(["bench", "-p", package, "--bench", bench])
-                .args(extra)
-                .env("THEATER_ACTORS_DIR", actors_dir()),
-        )?;
+        let mut command = cargo();
+        command
+            .args(["bench", "-p", package, "--bench", bench])
+            .args(extra)
+            .env("THEATER_ACTORS_DIR", actors_dir());
+        if let Some(nats) = &nats {
+            command.env("THEATER_NATS_SERVER", nats);
+        }
+        run_cmd(&mut command)?;
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Client commands about actors: start, stop, restart, list, tree, nodes, state
+//! Client commands about actors: start, stop, restart, list, tree, nodes, migrate, state
 //! and inspect (`events` and `logs` are in [`crate::events`]).
 
 use std::path::PathBuf;
@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use theater::server::Client;
 use theater::server::protocol::{
-    ActorList, ActorState, Inspected, Nodes, Op, Restarted, Started, Status, Stopped, Tree,
-    TreeNode,
+    ActorList, ActorState, Inspected, Migrated, Nodes, Op, Restarted, Started, Status, Stopped,
+    Tree, TreeNode,
 };
 
 use crate::events::follow;
@@ -71,6 +71,15 @@ pub struct ShowArgs {
     json: bool,
     #[command(flatten)]
     remote: Remote,
+}
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    id: IdArgs,
+    /// The node to move it to (`theater nodes` lists them).
+    #[arg(long, value_name = "NODE")]
+    to: String,
 }
 
 #[derive(Args)]
@@ -160,6 +169,22 @@ fn act_on<A: DeserializeOwned + Serialize>(
     text: impl FnOnce(&A),
 ) -> anyhow::Result<ExitCode> {
     remote::show(&args.remote, args.json, op(args.actor), text)
+}
+
+pub fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let to = args.to;
+    act_on(
+        args.id,
+        |actor| Op::Migrate { actor, to },
+        |moved: &Migrated| {
+            outln!(
+                "moved {} from node {} to node {}",
+                moved.actor.short(),
+                moved.from,
+                moved.to
+            )
+        },
+    )
 }
 
 /// `start --count N`: the same manifest N times, showing progress.

@@ -65,6 +65,11 @@ enum Command {
     /// load and when each was last heard from.
     #[command(after_help = "Example:\n  theater nodes --json")]
     Nodes(actors::ShowArgs),
+    /// Move a running actor to another node of the cluster: it finishes
+    /// its queued calls, stops, and starts there from its replicated
+    /// chain under the same id.
+    #[command(after_help = "Example:\n  theater migrate 1a2b3c4d-… --to n2")]
+    Migrate(actors::MigrateArgs),
     /// List the running actors (with --all, the stopped ones too).
     #[command(after_help = "Examples:\n  theater list --json\n  theater list --all")]
     List(actors::ListArgs),
@@ -126,6 +131,7 @@ fn main() -> ExitCode {
         Command::Restart(args) => actors::restart(args),
         Command::Tree(args) => actors::tree(args),
         Command::Nodes(args) => actors::nodes(args),
+        Command::Migrate(args) => actors::migrate(args),
         Command::List(args) => actors::list(args),
         Command::State(args) => actors::state(args),
         Command::Events(args) => events::events(args),

@@ -331,6 +331,82 @@ fn any_node_places_starts_and_answers_for_the_whole_cluster() {
     );
 }
 
+#[test]
+fn a_live_actor_moves_to_another_node_and_back_with_no_call_lost_or_applied_twice() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let (n1, n2) = (Node::start(&nats, "n1"), Node::start(&nats, "n2"));
+    eventually("n1 sees n2", || n1.node_names() == ["n1", "n2"]);
+    let counter = support::manifest("counter");
+    let started = n1.json(&["start", counter.to_str().unwrap(), "--node", "n1"]);
+    let id = started["actor"].as_str().unwrap().to_owned();
+
+    // Adds sent through n2 all along, wherever the counter runs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let load = tokio.spawn({
+        let (addr, id, stop) = (n2.addr.clone(), id.clone(), stop.clone());
+        async move {
+            let (mut acknowledged, mut failed) = (0i64, 0i64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match add(&addr, &id, 1).await {
+                    Ok(_) => acknowledged += 1,
+                    Err(_) => failed += 1,
+                }
+            }
+            (acknowledged, failed)
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let moved = n1.json(&["migrate", &id, "--to", "n2"]);
+    assert_eq!((&moved["from"], &moved["to"]), (&"n1".into(), &"n2".into()));
+    std::thread::sleep(Duration::from_millis(500));
+    // Back, through the node it now runs on: n1 holds the beginning of
+    // its chain and gets the rest.
+    let back = n2.json(&["migrate", &id, "--to", "n1"]);
+    assert_eq!(back["to"], "n1");
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acknowledged, failed) = tokio.block_on(load).unwrap();
+    println!("two moves under load: {acknowledged} adds acknowledged, {failed} refused");
+
+    assert!(acknowledged > 0);
+    let count = tokio.block_on(add(&n1.addr, &id, 0)).unwrap();
+    assert!(
+        (acknowledged..=acknowledged + failed).contains(&count),
+        "count {count}, {acknowledged} acknowledged, {failed} failed"
+    );
+    let listed = n2.json(&["list"]);
+    let row = listed["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id.as_str())
+        .cloned();
+    assert_eq!(row.unwrap()["node"], "n1", "{listed}");
+    let verified = n2.json(&["verify", &id]);
+    assert_eq!(verified["verified"], true, "{verified}");
+
+    // Refusals that change nothing.
+    for (to, says) in [
+        ("n1", "runs on node `n1` already"),
+        ("n9", "no live node `n9`"),
+    ] {
+        let refused = n1.cli(&["migrate", &id, "--to", to]);
+        assert!(!refused.status.success());
+        support::assert_says(&refused, says);
+    }
+    let unknown = n1.cli(&[
+        "migrate",
+        "00000000-0000-4000-8000-000000000000",
+        "--to",
+        "n2",
+    ]);
+    assert!(!unknown.status.success());
+    assert_eq!(tokio.block_on(add(&n2.addr, &id, 1)), Ok(count + 1));
+}
+
 /// Counters started on each node of the failover test.
 const ACTORS_PER_NODE: usize = 40;
 /// Clients sending the failover test's load at once.

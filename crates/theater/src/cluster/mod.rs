@@ -332,6 +332,22 @@ impl Cluster {
         placement::take_over(&self.inner.placement, orphan, &owner).await
     }
 
+    /// Makes `to` the owner of `actor`, which node `from` owns; `false` if
+    /// `from` does not own it (any longer).
+    pub async fn hand_over(
+        &self,
+        actor: &str,
+        from: &str,
+        to: &NodeStatus,
+    ) -> Result<bool, ClusterError> {
+        self.check_fenced()?;
+        let owner = Owner {
+            node: to.node.clone(),
+            instance: to.info.instance.clone(),
+        };
+        placement::hand_over(&self.inner.placement, actor, from, &owner).await
+    }
+
     /// Stops the heartbeat and removes this node from the list at once,
     /// instead of after the node timeout.
     pub async fn leave(&self) {

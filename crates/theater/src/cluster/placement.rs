@@ -134,3 +134,28 @@ pub(super) async fn take_over(
         Err(e) => Err(ClusterError::jetstream("taking an actor over", e)),
     }
 }
+
+/// Makes `owner` the owner of `actor`, which `node` owns, at the revision
+/// read; `false` if another node owns it or its record changed first.
+pub(super) async fn hand_over(
+    placement: &kv::Store,
+    actor: &str,
+    node: &str,
+    owner: &Owner,
+) -> Result<bool, ClusterError> {
+    let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream("handing an actor over", e);
+    let Some(entry) = placement.entry(actor).await.map_err(|e| failed(&e))? else {
+        return Ok(false);
+    };
+    let owned = entry.operation == kv::Operation::Put
+        && serde_json::from_slice::<Owner>(&entry.value).is_ok_and(|o| o.node == node);
+    if !owned {
+        return Ok(false);
+    }
+    let value = serde_json::to_vec(owner).expect("an owner serializes");
+    match placement.update(actor, value.into(), entry.revision).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+        Err(e) => Err(failed(&e)),
+    }
+}

@@ -81,11 +81,21 @@ async fn take_on(
     runtime: &TheaterRuntime,
     orphan: &Orphan,
 ) -> Result<bool, String> {
-    let text = |e: &dyn std::fmt::Display| e.to_string();
-    if !cluster.take_over(orphan).await.map_err(|e| text(&e))? {
+    if !cluster.take_over(orphan).await.map_err(|e| e.to_string())? {
         return Ok(false);
     }
-    let actor = &orphan.actor;
+    start_here(cluster, runtime, &orphan.actor).await
+}
+
+/// Starts `actor`, which this node owns now, from its record and its
+/// replicated chain in the cluster; `false` if the cluster keeps no
+/// record of it (it was stopped), and this node gives it up.
+pub(super) async fn start_here(
+    cluster: &Cluster,
+    runtime: &TheaterRuntime,
+    actor: &str,
+) -> Result<bool, String> {
+    let text = |e: &dyn std::fmt::Display| e.to_string();
     let Some(record) = cluster.records().get(actor).await.map_err(|e| text(&e))? else {
         cluster.release(actor).await.map_err(|e| text(&e))?;
         return Ok(false);

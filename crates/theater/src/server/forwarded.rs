@@ -61,6 +61,8 @@ async fn run_one(shared: Arc<Shared>, bytes: &[u8]) -> Result<serde_json::Value,
             | Op::Events { .. }
             | Op::Verify { .. }
             | Op::Inspect { .. }
+            | Op::Migrate { .. }
+            | Op::Adopt { .. }
     );
     if !handed_on {
         return Err(ErrorBody::new(

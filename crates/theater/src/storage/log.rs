@@ -100,10 +100,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// entry it settles, all in one atomic step.
     fn append_entry(&self, actor: &ActorId, entry: Entry<'_>) -> LogFuture;
 
-    /// Stores `events`, a whole chain that verifies, as `actor`'s, which
-    /// has none here yet: a chain another node kept, for an actor this
-    /// log's runtime takes on. No state is kept with them; the actor's
-    /// next transition keeps one.
+    /// Stores `events`, a whole chain that verifies, as `actor`'s: a chain
+    /// another node kept, for an actor this log's runtime takes on. A chain
+    /// `actor` has here already must be a beginning of `events` (the actor
+    /// ran here before), and gets the rest; any other is refused. No state
+    /// is kept with them; the actor's next transition keeps one.
     fn import_chain(&self, actor: &ActorId, events: Vec<ChainEvent>) -> LogFuture;
 
     /// [`append_entry`](Self::append_entry) of an event alone.

@@ -28,7 +28,7 @@ struct MemoryChain {
 
 /// An import for an actor that has a chain here already.
 #[derive(Debug, thiserror::Error)]
-#[error("actor {0} already has a chain here")]
+#[error("actor {0} already has a chain here, which the imported one does not continue")]
 struct ChainExists(ActorId);
 
 impl MemoryEventLog {
@@ -41,7 +41,15 @@ impl MemoryEventLog {
         chain::verify(&events).map_err(LogError::new)?;
         let chain = self.chain(actor);
         let mut chain = chain.lock().expect("chain lock");
-        if !chain.events.is_empty() {
+        // A chain here may only be a beginning of the imported one: an
+        // actor that comes back to a runtime it ran in gets the rest.
+        let kept = chain.events.len();
+        let continued = kept < events.len()
+            && chain
+                .events
+                .last()
+                .is_none_or(|last| last.hash == events[kept - 1].hash);
+        if !continued {
             return Err(LogError::new(ChainExists(*actor)));
         }
         chain.events = events;

@@ -206,8 +206,14 @@ impl EventLog for ReplicatedLog {
         })
     }
 
-    /// Into the local log only: the events came from the cluster.
+    /// Into the local log only: the events came from the cluster. Where
+    /// the chain stands is read again before the next append.
     fn import_chain(&self, actor: &ActorId, events: Vec<ChainEvent>) -> LogFuture {
+        self.inner
+            .replicas
+            .lock()
+            .expect("replica lock")
+            .remove(actor);
         self.local.import_chain(actor, events)
     }
 

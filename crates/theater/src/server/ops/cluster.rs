@@ -5,22 +5,28 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Answer, answer, bad_request, internal};
+use super::{Answer, actor_error, answer, bad_request, internal};
 use crate::chain;
 use crate::cluster::{Cluster, ClusterError, NodeStatus};
 use crate::id::ActorId;
 use crate::server::connection::Connection;
-use crate::server::protocol::{ActorList, ErrorBody, ErrorKind, ListedActor, Nodes, Op};
+use crate::server::failover;
+use crate::server::protocol::{ActorList, ErrorBody, ErrorKind, ListedActor, Migrated, Nodes, Op};
 use crate::storage::{Replicated, VerifyFailure};
 
 impl Connection {
+    /// The cluster this server's node belongs to.
+    fn cluster(&self) -> Result<&Cluster, ErrorBody> {
+        self.shared.config.cluster.as_ref().ok_or_else(|| {
+            bad_request(
+                "this server is not in a cluster; start it with `theater server --cluster nats://HOST:PORT --node NAME`",
+            )
+        })
+    }
+
     /// `nodes`: the cluster's live nodes.
     pub(super) async fn nodes(&self) -> Answer {
-        let Some(cluster) = &self.shared.config.cluster else {
-            return Err(bad_request(
-                "this server is not in a cluster; start it with `theater server --cluster nats://HOST:PORT --node NAME`",
-            ));
-        };
+        let cluster = self.cluster()?;
         let nodes = cluster
             .nodes()
             .await
@@ -65,7 +71,8 @@ fn named_actor(op: &Op) -> Option<&str> {
         | Op::State { actor }
         | Op::Events { actor, .. }
         | Op::Verify { actor }
-        | Op::Inspect { actor } => Some(actor),
+        | Op::Inspect { actor }
+        | Op::Migrate { actor, .. } => Some(actor),
         _ => None,
     }
 }
@@ -205,9 +212,128 @@ impl Connection {
         Ok(events.len() as u64)
     }
 
+    /// `migrate`: moves `actor`, which runs here, to node `to`. It
+    /// finishes its queued calls and stops here; `to` becomes its owner
+    /// and starts it from its replicated chain. If `to` cannot, it runs
+    /// here again.
+    pub(super) async fn migrate(&self, actor: &str, to: &str) -> Answer {
+        let cluster = self.cluster()?;
+        let id = self.running(actor)?.id();
+        let runtime = &self.shared.runtime;
+        let here = cluster.node();
+        if to == here {
+            return Err(bad_request(format!(
+                "actor {id} runs on node `{to}` already"
+            )));
+        }
+        if runtime.parent(id).is_some() || !runtime.children(id).is_empty() {
+            return Err(bad_request(format!(
+                "actor {id} supervises or is supervised: only actors without a parent or children migrate"
+            )));
+        }
+        let nodes = cluster
+            .nodes()
+            .await
+            .map_err(|e| internal("the cluster's nodes", e))?;
+        let Some(target) = nodes.iter().find(|n| n.node == to) else {
+            return Err(bad_request(format!(
+                "no live node `{to}` in the cluster; `theater nodes` lists them"
+            )));
+        };
+        let name = id.to_string();
+        let failed = |e: ClusterError| ErrorBody::new(ErrorKind::Internal, e.to_string());
+        // Stopping forgets the cluster's record of the actor; `to` needs it.
+        let record = cluster.records().get(&name).await.map_err(failed)?;
+        let record =
+            record.ok_or_else(|| internal("the actor's record", "the cluster keeps none"))?;
+        runtime.stop(id).await.map_err(actor_error)?;
+        cluster.records().put(&name, record).await.map_err(failed)?;
+        let handed = cluster
+            .hand_over(&name, here, target)
+            .await
+            .map_err(failed)?;
+        let adopted = match handed {
+            true => {
+                self.forward_via(
+                    cluster,
+                    to,
+                    &Op::Adopt {
+                        actor: name.clone(),
+                    },
+                )
+                .await
+            }
+            false => Err(internal(
+                "the actor's owner",
+                "it changed while the actor stopped",
+            )),
+        };
+        match adopted {
+            Ok(_) => answer(Migrated {
+                actor: id,
+                from: here.to_owned(),
+                to: to.to_owned(),
+            }),
+            Err(e) => Err(self.take_back(cluster, id, e).await),
+        }
+    }
+
+    /// After a migration that failed: the actor runs here again, and the
+    /// error says so.
+    async fn take_back(&self, cluster: &Cluster, id: ActorId, e: ErrorBody) -> ErrorBody {
+        let name = id.to_string();
+        let here = cluster
+            .nodes()
+            .await
+            .ok()
+            .and_then(|nodes| nodes.into_iter().find(|n| n.node == cluster.node()));
+        let owner = cluster.owner(&name).await.ok().flatten();
+        let back = match (here, owner) {
+            (Some(here), Some(owner)) if owner.node != cluster.node() => {
+                // The target owns it but did not start it: hand it back.
+                let from = owner.node;
+                match cluster.hand_over(&name, &from, &here).await {
+                    Ok(true) => failover::start_here(cluster, &self.shared.runtime, &name).await,
+                    Ok(false) => Err(format!("node `{from}` no longer owns it")),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            _ => failover::start_here(cluster, &self.shared.runtime, &name).await,
+        };
+        let message = match back {
+            Ok(_) => format!("{}; actor {id} runs on this node again", e.message),
+            Err(why) => format!("{}; and it could not start here again: {why}", e.message),
+        };
+        ErrorBody::new(ErrorKind::SpawnFailed, message)
+    }
+
+    /// `adopt`, from the node an actor migrates from: starts it here.
+    pub(super) async fn adopt(&self, actor: &str) -> Answer {
+        if !self.forwarded {
+            return Err(bad_request(
+                "`adopt` passes between the nodes of a cluster; use `migrate`",
+            ));
+        }
+        let cluster = self.cluster()?;
+        let spawn_failed = |why: String| ErrorBody::new(ErrorKind::SpawnFailed, why);
+        let started = failover::start_here(cluster, &self.shared.runtime, actor).await;
+        match started.map_err(spawn_failed)? {
+            true => answer(Migrated {
+                actor: actor.parse().map_err(|_| bad_request("not an actor id"))?,
+                from: String::new(),
+                to: cluster.node().to_owned(),
+            }),
+            false => Err(spawn_failed("the cluster keeps no record of it".into())),
+        }
+    }
+
     /// Runs `op` on `node` and hands back its answer.
     pub(super) async fn forward(&self, node: &str, op: &Op) -> Answer {
         let cluster = self.routing().expect("forwarded only in a cluster");
+        self.forward_via(cluster, node, op).await
+    }
+
+    async fn forward_via(&self, cluster: &Cluster, node: &str, op: &Op) -> Answer {
         let bytes = serde_json::to_vec(op).expect("operations serialize");
         let wait = match op {
             Op::List { .. } => LIST_WAIT,

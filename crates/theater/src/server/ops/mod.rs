@@ -109,6 +109,8 @@ impl Connection {
             Op::Inspect { actor } => self.inspect(&actor).await,
             Op::Tree => self.tree(),
             Op::Nodes => self.nodes().await,
+            Op::Migrate { actor, to } => self.migrate(&actor, &to).await,
+            Op::Adopt { actor } => self.adopt(&actor).await,
             Op::Send { actor, payload } => self.send_message(&actor, &payload).await,
             Op::Request {
                 actor,

@@ -37,6 +37,14 @@ pub struct Stopped {
     pub stopped: bool,
 }
 
+/// `migrate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Migrated {
+    pub actor: ActorId,
+    pub from: String,
+    pub to: String,
+}
+
 /// `restart`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Restarted {

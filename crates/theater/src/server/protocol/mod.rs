@@ -29,8 +29,8 @@ pub mod request;
 mod tests;
 
 pub use actors::{
-    ActorList, ActorState, ChainHead, Counters, Ending, Events, Inspected, ListedActor, Nodes,
-    Pong, Restarted, Started, Status, Stopped, Tree, TreeNode, Verified,
+    ActorList, ActorState, ChainHead, Counters, Ending, Events, Inspected, ListedActor, Migrated,
+    Nodes, Pong, Restarted, Started, Status, Stopped, Tree, TreeNode, Verified,
 };
 pub use bytes::{ActorBytes, BytesField};
 pub use envelope::{Incoming, error_frame, event_frame, ok_frame, to_wire};

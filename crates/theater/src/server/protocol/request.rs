@@ -106,6 +106,18 @@ pub enum Op {
     Ping,
     /// The nodes of the cluster this server belongs to.
     Nodes,
+    /// Moves a running actor to node `to` of the cluster: it finishes the
+    /// calls it has queued, stops, and `to` starts it from its replicated
+    /// chain, under the same id.
+    Migrate {
+        actor: String,
+        to: String,
+    },
+    /// Between nodes of a cluster only: starts `actor` here from its
+    /// record and replicated chain, as the last step of a migration.
+    Adopt {
+        actor: String,
+    },
     /// Replays the actor's chain on its component, checking every state
     /// (`docs/replay.md`). The actor may have stopped.
     Replay {
@@ -153,6 +165,8 @@ impl Op {
             Op::Tree => "tree",
             Op::Ping => "ping",
             Op::Nodes => "nodes",
+            Op::Migrate { .. } => "migrate",
+            Op::Adopt { .. } => "adopt",
             Op::Replay { .. } => "replay",
             Op::Fork { .. } => "fork",
             Op::Revert { .. } => "revert",

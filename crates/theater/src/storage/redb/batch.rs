@@ -205,19 +205,29 @@ impl<'tx> Tables<'tx> {
         events: &[(Hash, Vec<u8>)],
         counts: &mut BatchCounts,
     ) -> Outcome {
-        if self.head(actor)?.is_some() {
-            return Ok(Err(WriteError::HasChain {
-                actor: actor_of(actor),
-            }));
-        }
-        for (seq, (_, bytes)) in events.iter().enumerate() {
+        // A chain here may only be a beginning of the imported one: an
+        // actor that comes back to a node it ran on gets the rest.
+        let kept = match self.head(actor)? {
+            None => 0,
+            Some((kept, head))
+                if (kept as usize) < events.len() && events[kept as usize - 1].0 == head =>
+            {
+                kept as usize
+            }
+            Some(_) => {
+                return Ok(Err(WriteError::HasChain {
+                    actor: actor_of(actor),
+                }));
+            }
+        };
+        for (seq, (_, bytes)) in events.iter().enumerate().skip(kept) {
             self.events
                 .insert((actor, seq as u64), bytes.as_slice())
                 .map_err(failed(self.path))?;
         }
         let (last, _) = events.last().expect("imports are not empty");
         self.moved.insert(actor, (events.len() as u64, *last));
-        counts.events += events.len() as u64;
+        counts.events += (events.len() - kept) as u64;
         Ok(Ok(()))
     }
 

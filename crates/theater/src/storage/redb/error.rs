@@ -173,7 +173,7 @@ pub enum WriteError {
         links_to: String,
         head: String,
     },
-    #[error("actor {actor} already has a chain")]
+    #[error("actor {actor} already has a chain, which the imported one does not continue")]
     HasChain { actor: ActorId },
     #[error("the record of actor {actor} cannot be read: {source}")]
     BadRecord {

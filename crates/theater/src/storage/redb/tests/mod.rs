@@ -287,6 +287,23 @@ async fn export_and_import_round_trip_under_a_new_id() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("already has a chain"), "{error}");
+    // A chain that goes on from this one's head gives it the rest: an
+    // actor back on a node it ran on.
+    let mut longer = ChainExport::from_json(&json).unwrap();
+    let head = longer.events.last().unwrap().hash;
+    longer.events.push(event(Some(head), 4).into_event());
+    log.import_as(actor, &longer).await.unwrap();
+    assert_eq!(log.head(&actor).unwrap().unwrap().events, 5);
+    log.verify_all().unwrap();
+    // One that parts from it is refused.
+    let mut parted = ChainExport::from_json(&json).unwrap();
+    parted.events.truncate(2);
+    for n in 2..7 {
+        let next = event(Some(parted.events.last().unwrap().hash), 100 + n);
+        parted.events.push(next.into_event());
+    }
+    let error = log.import_as(actor, &parted).await.unwrap_err();
+    assert!(error.to_string().contains("does not continue"), "{error}");
     let mut altered = ChainExport::from_json(&json).unwrap();
     altered.events[2].timestamp += 1;
     let error = log.import(&altered).await.unwrap_err();
