@@ -407,6 +407,57 @@ fn a_live_actor_moves_to_another_node_and_back_with_no_call_lost_or_applied_twic
     assert_eq!(tokio.block_on(add(&n2.addr, &id, 1)), Ok(count + 1));
 }
 
+#[test]
+fn a_killed_nodes_supervisor_runs_on_with_its_children() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let (n1, n2) = (Node::start(&nats, "n1"), Node::start(&nats, "n2"));
+    eventually("n1 sees n2", || n1.node_names() == ["n1", "n2"]);
+    let supervisor = support::manifest("supervisor");
+    let started = n1.json(&["start", supervisor.to_str().unwrap(), "--node", "n2"]);
+    let parent = started["actor"].as_str().unwrap().to_owned();
+    // Through n1: the supervisor and its children run on n2.
+    let spawn = r#"{"spawn": "../counter/manifest.toml"}"#;
+    let children: Vec<String> = (0..2)
+        .map(|_| {
+            let spawned = n1.json(&["message", "request", &parent, spawn]);
+            spawned["reply"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(tokio.block_on(add(&n1.addr, &children[0], 5)), Ok(5));
+    let listed = n1.json(&["list"]);
+    let on_n2 = listed["actors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["node"] == "n2")
+        .count();
+    assert_eq!(on_n2, 3, "{listed}");
+
+    let mut n2 = n2;
+    n2.child.kill().unwrap();
+    n2.child.wait().unwrap();
+    // n1 takes the supervisor over, then its children, under it again.
+    eventually("n1 runs the supervisor and both children", || {
+        let tree = n1.json(&["tree"]);
+        tree["roots"].as_array().unwrap().iter().any(|root| {
+            root["id"] == parent.as_str() && root["children"].as_array().unwrap().len() == 2
+        })
+    });
+    assert_eq!(tokio.block_on(add(&n1.addr, &children[0], 0)), Ok(5));
+    let supervised = n1.json(&["message", "request", &parent, r#"{"children": null}"#]);
+    let mut listed: Vec<String> = serde_json::from_value(supervised["reply"].clone()).unwrap();
+    listed.sort();
+    let mut expected = children.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
+    for id in children.iter().chain([&parent]) {
+        assert_eq!(n1.json(&["verify", id])["verified"], true);
+    }
+}
+
 /// Counters started on each node of the failover test.
 const ACTORS_PER_NODE: usize = 40;
 /// Clients sending the failover test's load at once.

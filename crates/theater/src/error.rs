@@ -88,6 +88,8 @@ pub enum SpawnError {
     AlreadyRunning(ActorId),
     #[error("cannot take the actor on: {0}")]
     Adopt(String),
+    #[error("the cluster did not record the actor: {0}")]
+    Cluster(String),
     #[error(transparent)]
     Log(#[from] LogError),
 }

@@ -40,7 +40,7 @@ impl ReplicatedChains {
         js: &jetstream::Context,
         replicas: usize,
     ) -> Result<Self, ClusterError> {
-        let stream = js
+        let mut stream = js
             .get_or_create_stream(stream::Config {
                 name: STREAM.to_owned(),
                 subjects: vec![SUBJECTS.to_owned()],
@@ -50,6 +50,18 @@ impl ReplicatedChains {
             })
             .await
             .map_err(|e| ClusterError::jetstream("opening the chain stream", e))?;
+        // A stream just created takes appends once it has elected its
+        // leader; until then the caller tries again.
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| ClusterError::jetstream("opening the chain stream", e))?;
+        if info.cluster.as_ref().is_some_and(|c| c.leader.is_none()) {
+            return Err(ClusterError::jetstream(
+                "opening the chain stream",
+                "it has no leader yet",
+            ));
+        }
         // A publish whose answer was lost with its server is sent again
         // (see `ReplicatedLog`) after this long, not after the default 5 s.
         let mut js = js.clone();

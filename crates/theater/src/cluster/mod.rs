@@ -282,11 +282,24 @@ impl Cluster {
     /// already owns it.
     pub async fn claim(&self, actor: &str) -> Result<(), ClusterError> {
         self.check_fenced()?;
-        let owner = Owner {
+        placement::claim(&self.inner.placement, actor, &self.as_owner(None)).await
+    }
+
+    /// [`claim`](Self::claim) for `actor`, a child of `parent`: it goes
+    /// where its parent goes.
+    pub async fn claim_child(&self, actor: &str, parent: &str) -> Result<(), ClusterError> {
+        self.check_fenced()?;
+        let owner = self.as_owner(Some(parent.to_owned()));
+        placement::claim(&self.inner.placement, actor, &owner).await
+    }
+
+    /// This node, as the owner of an actor with `parent`.
+    fn as_owner(&self, parent: Option<String>) -> Owner {
+        Owner {
             node: self.node().to_owned(),
             instance: self.inner.instance.clone(),
-        };
-        placement::claim(&self.inner.placement, actor, &owner).await
+            parent,
+        }
     }
 
     /// Gives up this node's ownership of `actor`, if it has it.
@@ -325,10 +338,7 @@ impl Cluster {
     /// changed since it was read (another node took it first): `false`.
     pub async fn take_over(&self, orphan: &Orphan) -> Result<bool, ClusterError> {
         self.check_fenced()?;
-        let owner = Owner {
-            node: self.node().to_owned(),
-            instance: self.inner.instance.clone(),
-        };
+        let owner = self.as_owner(orphan.owner.parent.clone());
         placement::take_over(&self.inner.placement, orphan, &owner).await
     }
 
@@ -344,6 +354,7 @@ impl Cluster {
         let owner = Owner {
             node: to.node.clone(),
             instance: to.info.instance.clone(),
+            parent: None,
         };
         placement::hand_over(&self.inner.placement, actor, from, &owner).await
     }

@@ -23,6 +23,9 @@ pub struct Orphan {
 pub struct Owner {
     pub node: String,
     pub instance: String,
+    /// For a child, its parent: it goes where its parent goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// Records `owner` for `actor` unless another node owns it: a node that
@@ -147,12 +150,18 @@ pub(super) async fn hand_over(
     let Some(entry) = placement.entry(actor).await.map_err(|e| failed(&e))? else {
         return Ok(false);
     };
-    let owned = entry.operation == kv::Operation::Put
-        && serde_json::from_slice::<Owner>(&entry.value).is_ok_and(|o| o.node == node);
-    if !owned {
+    let current = (entry.operation == kv::Operation::Put)
+        .then(|| serde_json::from_slice::<Owner>(&entry.value).ok())
+        .flatten()
+        .filter(|current| current.node == node);
+    let Some(current) = current else {
         return Ok(false);
-    }
-    let value = serde_json::to_vec(owner).expect("an owner serializes");
+    };
+    let owner = Owner {
+        parent: current.parent,
+        ..owner.clone()
+    };
+    let value = serde_json::to_vec(&owner).expect("an owner serializes");
     match placement.update(actor, value.into(), entry.revision).await {
         Ok(_) => Ok(true),
         Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),

@@ -377,8 +377,22 @@ impl TheaterRuntime {
             .expect("registry lock")
             .insert(id, entry);
         if let Some((parent, terms)) = options.parent {
-            let mut tree = self.inner.tree.lock().expect("tree lock");
-            tree.link(parent, id, manifest.name.clone(), terms);
+            self.inner.tree.lock().expect("tree lock").link(
+                parent,
+                id,
+                manifest.name.clone(),
+                terms,
+            );
+            // In a cluster a child is found, and failed over, where its
+            // parent is.
+            if let Some(cluster) = &self.inner.cluster
+                && let Err(e) = cluster
+                    .claim_child(&id.to_string(), &parent.to_string())
+                    .await
+            {
+                let _ = spawned.start().stop().await;
+                return Err(SpawnError::Cluster(e.to_string()));
+            }
         }
         self.inner.metrics.spawned();
         tracing::info!(actor = %id, name = %manifest.name, "actor started");
@@ -513,6 +527,14 @@ impl TheaterRuntime {
             tracing::error!(actor = %id, "cannot mark the actor stopped: {e}");
         }
         let parent = self.inner.tree.lock().expect("tree lock").unlink(id);
+        // A child that ends leaves the cluster's placement with its log
+        // record (a top-level actor's node is given up by who stops it).
+        if let (Some(cluster), Some(_)) = (&self.inner.cluster, parent)
+            && !self.inner.shutting_down.load(Ordering::Relaxed)
+            && let Err(e) = cluster.release(&id.to_string()).await
+        {
+            tracing::warn!(actor = %id, "the cluster still names this node as the child's owner: {e}");
+        }
         let exit = Exit {
             actor: id,
             parent,

@@ -166,7 +166,8 @@ impl TheaterRuntime {
     /// died), here: its chain `events` (which must verify) go to this
     /// runtime's log, then it resumes from `state`, the state its newest
     /// transition left, as [`resume`](Self::resume) would, its chain going
-    /// on with an `actor-resume` event.
+    /// on with an `actor-resume` event. A child's parent must run here; it
+    /// supervises the child again.
     pub async fn adopt(
         &self,
         id: ActorId,
@@ -177,16 +178,21 @@ impl TheaterRuntime {
         let Some(head) = events.last().map(|event| event.hash) else {
             return Err(SpawnError::Adopt(format!("actor {id} has no chain")));
         };
-        if record.parent.is_some() {
-            return Err(SpawnError::Adopt(format!(
-                "actor {id} has a parent: only top-level actors are taken on by another node"
-            )));
-        }
+        // A child is taken on by its parent's node, under its policy.
+        let parent = match record.parent {
+            None => None,
+            Some(parent) => {
+                let manifest = self.manifest(parent).map_err(|_| {
+                    SpawnError::Adopt(format!("actor {id}'s parent {parent} does not run here"))
+                })?;
+                Some((parent, crate::host::children_terms(&manifest)))
+            }
+        };
         self.inner.log.import_chain(&id, events).await?;
         record.running = true;
         self.inner.log.save_actor(&id, &record).await?;
         let options = SpawnOptions {
-            parent: None,
+            parent,
             by_parent: None,
             state: Some(state),
             resume: Some((id, head)),

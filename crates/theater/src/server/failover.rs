@@ -6,6 +6,9 @@
 //! replicated chain, and starts it here from the state its newest
 //! transition left, under the same id, its chain going on.
 //!
+//! A child goes where its parent goes: the node that took its parent over
+//! takes it over next, and its parent supervises it again.
+//!
 //! A node that finds itself fenced (counted as gone while it was paused or
 //! cut off) stops its actors instead: the survivors run them now. It
 //! leaves them marked as running, so their records stay in the cluster.
@@ -40,27 +43,46 @@ pub(super) async fn run(cluster: Cluster, runtime: TheaterRuntime) {
                 continue;
             }
         };
-        futures::stream::iter(in_this_nodes_order(orphans, cluster.node()))
-            .for_each_concurrent(AT_ONCE, |orphan| {
-                let (cluster, runtime) = (&cluster, &runtime);
-                async move {
-                    match take_on(cluster, runtime, &orphan).await {
-                        Ok(true) => tracing::info!(
-                            actor = %orphan.actor,
-                            from = %orphan.owner.node,
-                            "took over an actor of a node that is gone"
-                        ),
-                        Ok(false) => {}
-                        Err(e) => tracing::error!(
-                            actor = %orphan.actor,
-                            from = %orphan.owner.node,
-                            "cannot take over the actor (it stays this node's): {e}"
-                        ),
-                    }
-                }
-            })
-            .await;
+        // Top-level actors first; then, generation by generation, the
+        // children of the ones this node runs now: a child goes where its
+        // parent went.
+        let (roots, mut children): (Vec<Orphan>, Vec<Orphan>) = orphans
+            .into_iter()
+            .partition(|orphan| orphan.owner.parent.is_none());
+        let mut generation = in_this_nodes_order(roots, cluster.node());
+        loop {
+            take_on_all(&cluster, &runtime, generation).await;
+            let runs_here = |orphan: &Orphan| {
+                let parent = orphan.owner.parent.as_deref().and_then(|p| p.parse().ok());
+                parent.is_some_and(|parent| runtime.actor(parent).is_ok())
+            };
+            (generation, children) = children.into_iter().partition(runs_here);
+            if generation.is_empty() {
+                break;
+            }
+        }
     }
+}
+
+/// Takes on `orphans`, [`AT_ONCE`] at a time.
+async fn take_on_all(cluster: &Cluster, runtime: &TheaterRuntime, orphans: Vec<Orphan>) {
+    futures::stream::iter(orphans)
+        .for_each_concurrent(AT_ONCE, |orphan| async move {
+            match take_on(cluster, runtime, &orphan).await {
+                Ok(true) => tracing::info!(
+                    actor = %orphan.actor,
+                    from = %orphan.owner.node,
+                    "took over an actor of a node that is gone"
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::error!(
+                    actor = %orphan.actor,
+                    from = %orphan.owner.node,
+                    "cannot take over the actor (it stays this node's): {e}"
+                ),
+            }
+        })
+        .await;
 }
 
 /// Each survivor goes through the orphans in its own order, so that they

@@ -10,16 +10,49 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a fresh cluster may take to elect its JetStream leader.
 const READY_WAIT: Duration = Duration::from_secs(30);
+/// Clusters a test binary runs at once. Each is three servers and the
+/// test's nodes; more at once than this starve each other on a 2-core
+/// machine until elections time out.
+const AT_ONCE: usize = 2;
+
+/// Clusters running now in this process.
+static RUNNING: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// A place among the [`AT_ONCE`] clusters, given back when dropped.
+struct Slot;
+
+impl Slot {
+    fn take() -> Self {
+        let (running, freed) = &RUNNING;
+        let mut running = running.lock().unwrap_or_else(|e| e.into_inner());
+        while *running >= AT_ONCE {
+            running = freed.wait(running).unwrap_or_else(|e| e.into_inner());
+        }
+        *running += 1;
+        Slot
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let (running, freed) = &RUNNING;
+        *running.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        freed.notify_one();
+    }
+}
 
 pub struct NatsCluster {
     servers: Vec<Child>,
     /// Client URLs, one per server.
     pub urls: Vec<String>,
     _dir: tempfile::TempDir,
+    /// Given back once `drop` has killed the servers.
+    _slot: Slot,
 }
 
 /// The first `nats-server` of 2.10 or later: `$THEATER_NATS_SERVER`, or
@@ -74,6 +107,7 @@ impl NatsCluster {
             eprintln!("SKIPPED: nats-server is missing; `cargo xtask test` installs it");
             return None;
         };
+        let slot = Slot::take();
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<(u16, u16, u16)> = (0..3)
             .map(|_| (free_port(), free_port(), free_port()))
@@ -109,6 +143,7 @@ impl NatsCluster {
                 .map(|(client, _, _)| format!("nats://127.0.0.1:{client}"))
                 .collect(),
             _dir: dir,
+            _slot: slot,
         };
         for (_, _, monitor) in &ports {
             wait_healthy(*monitor);
