@@ -97,6 +97,12 @@ pub struct ServerArgs {
     /// 0.0.0.0). Without it they listen on loopback only.
     #[arg(long)]
     public_http: bool,
+    /// Have every actor HTTP server listen on this address, whatever it
+    /// asks: give each node of a cluster on one machine its own loopback
+    /// address (127.0.0.2, 127.0.0.3, …), so an actor that moves between
+    /// them keeps its port.
+    #[arg(long, value_name = "IP", conflicts_with = "public_http")]
+    http_address: Option<std::net::IpAddr>,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -230,6 +236,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     config.metrics = args.metrics.config();
     config.traces = crate::telemetry::traces();
     config.public_http = args.public_http;
+    config.http_address = args.http_address;
     config.files = FileLimits {
         manifest_bytes: args.max_manifest_bytes,
         init_state_bytes: args.max_init_state_bytes,

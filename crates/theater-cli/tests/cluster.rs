@@ -458,6 +458,64 @@ fn a_killed_nodes_supervisor_runs_on_with_its_children() {
     }
 }
 
+/// `GET path` on `addr`: the status line and body, if it answers.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+#[test]
+fn an_http_actor_of_a_killed_node_listens_again_at_the_survivors_address() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    // Each node has its own loopback address for actor servers.
+    let node = |name: &str, ip: &str| {
+        let home = support::home();
+        let mut args = cluster_args(&nats, name);
+        args.extend(["--http-address".to_owned(), ip.to_owned()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (child, addr) = support::spawn_server(BIN, home.path(), &args);
+        Node { child, addr, home }
+    };
+    let (n1, mut n2) = (node("n1", "127.0.0.2"), node("n2", "127.0.0.3"));
+    eventually("n1 sees n2", || n1.node_names() == ["n1", "n2"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hello = support::manifest("http-hello");
+    let state = format!(r#"{{"port": {port}}}"#);
+    n1.json(&[
+        "start",
+        hello.to_str().unwrap(),
+        "--node",
+        "n2",
+        "--state",
+        &state,
+    ]);
+    let greeting = |ip: &str| http_get(&format!("{ip}:{port}"), "/api/greet/you");
+    let first = greeting("127.0.0.3").expect("it listens at n2's address");
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(greeting("127.0.0.2").is_none(), "not at n1's");
+
+    n2.child.kill().unwrap();
+    n2.child.wait().unwrap();
+    eventually("it listens again at n1's address", || {
+        greeting("127.0.0.2").is_some_and(|answer| answer.starts_with("HTTP/1.1 200"))
+    });
+}
+
 /// Counters started on each node of the failover test.
 const ACTORS_PER_NODE: usize = 40;
 /// Clients sending the failover test's load at once.

@@ -83,6 +83,10 @@ pub trait RuntimeServices: Send + Sync {
     /// Whether actor HTTP servers may bind the address they ask for.
     fn public_http(&self) -> bool;
 
+    /// Where actor HTTP servers listen whatever they ask, if the operator
+    /// said so.
+    fn http_address(&self) -> Option<std::net::IpAddr>;
+
     /// The data directory, `None` for a runtime that keeps nothing on disk.
     fn home(&self) -> Option<&Path>;
 

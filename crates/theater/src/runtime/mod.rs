@@ -80,6 +80,11 @@ pub struct RuntimeConfig {
     /// `false` (the default) every actor server binds loopback, whatever
     /// it asks (`theater server --public-http` sets it).
     pub public_http: bool,
+    /// Where actor HTTP servers listen, whatever address they ask for:
+    /// each node of a cluster on one machine gets its own (127.0.0.2,
+    /// 127.0.0.3, …), so an actor that moves keeps its port. `None` (the
+    /// default): as [`public_http`](Self::public_http) says.
+    pub http_address: Option<std::net::IpAddr>,
     /// The cluster this runtime is a node of: messages to actors that do
     /// not run here go to the node that owns them, and this node answers
     /// the messages other nodes send its actors. `None` (the default): one
@@ -129,6 +134,7 @@ impl RuntimeConfig {
             metrics: None,
             traces: None,
             public_http: false,
+            http_address: None,
             cluster: None,
         }
     }
@@ -198,6 +204,7 @@ struct Inner {
     metrics: Metrics,
     traces: Option<Traces>,
     public_http: bool,
+    http_address: Option<std::net::IpAddr>,
     cluster: Option<Cluster>,
     /// Answers other nodes' messages to this runtime's actors.
     _remote: Option<AbortOnDrop>,
@@ -235,6 +242,7 @@ impl TheaterRuntime {
                 metrics,
                 traces: config.traces,
                 public_http: config.public_http,
+                http_address: config.http_address,
                 _remote: config.cluster.clone().map(|cluster| {
                     let runtime = WeakRuntime::new(me.clone() as Weak<dyn RuntimeServices>);
                     AbortOnDrop(tokio::spawn(remote::answer(cluster, runtime)))

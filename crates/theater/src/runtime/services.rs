@@ -91,6 +91,10 @@ impl RuntimeServices for Inner {
         self.public_http
     }
 
+    fn http_address(&self) -> Option<std::net::IpAddr> {
+        self.http_address
+    }
+
     fn home(&self) -> Option<&Path> {
         self.home.as_deref()
     }

@@ -47,6 +47,11 @@ impl ActorLink {
         self.runtime.upgrade().is_some_and(|r| r.public_http())
     }
 
+    /// Where the operator has actor servers listen, if it said.
+    pub fn http_address(&self) -> Option<std::net::IpAddr> {
+        self.runtime.upgrade().and_then(|r| r.http_address())
+    }
+
     /// The actor's handle, without waiting; `None` before the actor is
     /// registered (during its `init`) and once it is gone.
     pub fn current(&self) -> Option<ActorHandle> {

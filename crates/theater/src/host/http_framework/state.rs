@@ -247,11 +247,15 @@ impl Shared {
         Ok(id)
     }
 
-    /// The address a server asked to listen on `ip` binds: that one if it
-    /// is loopback or the operator allows public binds, else loopback of
-    /// the same family, which is logged the first time for each actor (an
+    /// The address a server asked to listen on `ip` binds: the operator's
+    /// address for actor servers if it set one; else that one if it is
+    /// loopback or the operator allows public binds, else loopback of the
+    /// same family, which is logged the first time for each actor (an
     /// actor creating servers in a loop does not fill the log).
     fn bind_address(&self, ip: IpAddr, host: String) -> (IpAddr, String) {
+        if let Some(address) = self.link.http_address() {
+            return (address, address.to_string());
+        }
         let public = self.link.public_http();
         if ip.is_loopback() || public {
             return (ip, host);
