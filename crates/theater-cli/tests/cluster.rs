@@ -79,6 +79,13 @@ impl Drop for Node {
     }
 }
 
+/// Nodes n1 and n2, once each sees the other.
+fn two_nodes(nats: &NatsCluster) -> (Node, Node) {
+    let (n1, n2) = (Node::start(nats, "n1"), Node::start(nats, "n2"));
+    eventually("n1 sees n2", || n1.node_names() == ["n1", "n2"]);
+    (n1, n2)
+}
+
 /// Fast heartbeats, so that a node's death shows within a test.
 fn cluster_args(nats: &NatsCluster, name: &str) -> Vec<String> {
     [
@@ -336,8 +343,7 @@ fn a_live_actor_moves_to_another_node_and_back_with_no_call_lost_or_applied_twic
     let Some(nats) = NatsCluster::start() else {
         return;
     };
-    let (n1, n2) = (Node::start(&nats, "n1"), Node::start(&nats, "n2"));
-    eventually("n1 sees n2", || n1.node_names() == ["n1", "n2"]);
+    let (n1, n2) = two_nodes(&nats);
     let counter = support::manifest("counter");
     let started = n1.json(&["start", counter.to_str().unwrap(), "--node", "n1"]);
     let id = started["actor"].as_str().unwrap().to_owned();
@@ -412,8 +418,7 @@ fn a_killed_nodes_supervisor_runs_on_with_its_children() {
     let Some(nats) = NatsCluster::start() else {
         return;
     };
-    let (n1, n2) = (Node::start(&nats, "n1"), Node::start(&nats, "n2"));
-    eventually("n1 sees n2", || n1.node_names() == ["n1", "n2"]);
+    let (n1, n2) = two_nodes(&nats);
     let supervisor = support::manifest("supervisor");
     let started = n1.json(&["start", supervisor.to_str().unwrap(), "--node", "n2"]);
     let parent = started["actor"].as_str().unwrap().to_owned();

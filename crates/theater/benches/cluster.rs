@@ -28,9 +28,7 @@ use std::time::{Duration, Instant};
 
 use nats::NatsCluster;
 use theater::cluster::{Cluster, ClusterConfig, NodeInfo};
-use theater::host::HANDLE_SEND;
 use theater::storage::ReplicatedLog;
-use theater::wasm::Bytes;
 use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::runtime::Runtime;
 
@@ -169,43 +167,20 @@ async fn call_cost(
     let mut handles = Vec::new();
     for _ in 0..actors {
         let actor = start(&runtime, node, counter).await;
-        send(&actor).await;
+        support::add_one(&actor).await;
         handles.push(actor);
     }
     let cost = median(|| {
         let handles = handles.clone();
         async move {
             let start = Instant::now();
-            let tasks: Vec<_> = handles
-                .into_iter()
-                .map(|actor| {
-                    tokio::spawn(async move {
-                        let mut calls = 0u32;
-                        while start.elapsed() < ROUND_TIME {
-                            send(&actor).await;
-                            calls += 1;
-                        }
-                        calls
-                    })
-                })
-                .collect();
-            let mut calls = 0;
-            for task in tasks {
-                calls += task.await.expect("caller task");
-            }
-            start.elapsed() / calls
+            let calls = support::add_until(&handles, start + ROUND_TIME).await;
+            start.elapsed() / calls as u32
         }
     })
     .await;
     runtime.shutdown().await;
     cost
-}
-
-async fn send(actor: &ActorHandle) {
-    actor
-        .call_function::<(Bytes,), ()>(HANDLE_SEND, (Bytes(br#"{"add":1}"#.to_vec()),))
-        .await
-        .expect("handle-send");
 }
 
 /// The median of [`ROUNDS`] runs of `round`.

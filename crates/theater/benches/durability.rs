@@ -28,11 +28,10 @@ use support::counter_manifest;
 
 use serde_json::value::RawValue;
 use theater::chain::SealedEvent;
-use theater::host::{HANDLE_SEND, HandlerSet};
+use theater::host::HandlerSet;
 use theater::storage::{Durability, LogOptions, LogStats, RedbEventLog};
 use theater::storage::{EventLog, MemoryEventLog};
-use theater::wasm::Bytes;
-use theater::{ActorHandle, ActorId, Manifest, RuntimeConfig, TheaterRuntime};
+use theater::{ActorId, Manifest, RuntimeConfig, TheaterRuntime};
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
 
@@ -48,8 +47,6 @@ const MAX_UNSYNCED: Duration = Duration::from_millis(100);
 const RESUMED_ACTORS: usize = 1000;
 /// Resumes timed; the median is reported.
 const RESUME_ROUNDS: usize = 3;
-/// The counter's message.
-const MESSAGE: &[u8] = br#"{"add":1}"#;
 
 /// Event data the size of a typical `call` record.
 const DATA: &str = r#"{"function":"ntwk:theater/message-server-client.handle-send","params":[{"base64":"eyJhZGQiOjF9"}],"result":null,"state":{"sha256":"6aea6dfe6561984cdc5c54ead84d47d2cf29e48253ae282aef237404adad4661","size":11}}"#;
@@ -316,32 +313,14 @@ fn call_figure(
         let mut handles = Vec::with_capacity(actors);
         for _ in 0..actors {
             let actor = runtime.spawn(manifest).await.expect("spawn");
-            send(&actor).await;
+            support::add_one(&actor).await;
             handles.push(actor);
         }
         let mut rounds = Vec::with_capacity(ROUNDS);
         for _ in 0..ROUNDS {
             let before = redb.as_ref().map(|log| log.stats());
             let start = Instant::now();
-            let deadline = start + ROUND_TIME;
-            let tasks: Vec<_> = handles
-                .iter()
-                .cloned()
-                .map(|actor| {
-                    tokio::spawn(async move {
-                        let mut calls = 0u64;
-                        while Instant::now() < deadline {
-                            send(&actor).await;
-                            calls += 1;
-                        }
-                        calls
-                    })
-                })
-                .collect();
-            let mut calls = 0;
-            for task in tasks {
-                calls += task.await.expect("caller task");
-            }
+            let calls = support::add_until(&handles, start + ROUND_TIME).await;
             let rate = calls as f64 / start.elapsed().as_secs_f64();
             let stats = redb
                 .as_ref()
@@ -384,7 +363,7 @@ fn resume(manifest: &Manifest) {
                 .expect("theater runtime");
             // The first spawn compiles the component into the home's cache.
             let first = runtime.spawn(manifest).await.expect("spawn");
-            send(&first).await;
+            support::add_one(&first).await;
             let start = Instant::now();
             let mut spawned = 1;
             while spawned < RESUMED_ACTORS {
@@ -394,7 +373,7 @@ fn resume(manifest: &Manifest) {
                     let (runtime, manifest) = (runtime.clone(), manifest.clone());
                     tasks.spawn(async move {
                         let actor = runtime.spawn(&manifest).await.expect("spawn");
-                        send(&actor).await;
+                        support::add_one(&actor).await;
                     });
                 }
                 tasks.join_all().await;
@@ -460,12 +439,4 @@ fn resume_round(home: &Path, check: bool) -> (Duration, Duration) {
 
 fn file_mb(path: &Path) -> f64 {
     std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1e6)
-}
-
-/// One recorded `handle-send` call, answered once its event is in the log.
-async fn send(actor: &ActorHandle) {
-    actor
-        .call_function::<(Bytes,), ()>(HANDLE_SEND, (Bytes(MESSAGE.to_vec()),))
-        .await
-        .expect("handle-send");
 }

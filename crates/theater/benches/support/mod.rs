@@ -6,8 +6,11 @@
 pub mod raw;
 
 use std::path::PathBuf;
+use std::time::Instant;
 
-use theater::Manifest;
+use theater::host::HANDLE_SEND;
+use theater::wasm::Bytes;
+use theater::{ActorHandle, Manifest};
 
 /// The manifest of example actor `name` (`actors/<name>/manifest.toml`,
 /// or under `$THEATER_ACTORS_DIR`), or exits saying how to build it.
@@ -41,4 +44,36 @@ pub fn rss_bytes() -> f64 {
         .and_then(|field| field.parse().ok())
         .expect("resident pages in statm");
     pages * 4096.0
+}
+
+/// One `{"add":1}` to a counter's `handle-send`.
+pub async fn add_one(counter: &ActorHandle) {
+    counter
+        .call_function::<(Bytes,), ()>(HANDLE_SEND, (Bytes(br#"{"add":1}"#.to_vec()),))
+        .await
+        .expect("handle-send");
+}
+
+/// Adds one to each counter in a loop, each counter from its own task,
+/// until `deadline`; how many calls were made in all.
+pub async fn add_until(counters: &[ActorHandle], deadline: Instant) -> u64 {
+    let tasks: Vec<_> = counters
+        .iter()
+        .cloned()
+        .map(|counter| {
+            tokio::spawn(async move {
+                let mut calls = 0u64;
+                while Instant::now() < deadline {
+                    add_one(&counter).await;
+                    calls += 1;
+                }
+                calls
+            })
+        })
+        .collect();
+    let mut calls = 0;
+    for task in tasks {
+        calls += task.await.expect("caller task");
+    }
+    calls
 }

@@ -271,15 +271,7 @@ async fn serve_authenticated(
     let (frames, queued) = mpsc::channel(OUTBOX_CAPACITY);
     let timeout = shared.config.limits.frame_timeout;
     let writer = tokio::spawn(write_frames(write, queued, timeout));
-    let mut connection = Connection {
-        shared,
-        outbox: Outbox { frames, budget },
-        channels: HashMap::new(),
-        subscriptions: HashMap::new(),
-        next_subscription: 1,
-        after: Vec::new(),
-        forwarded: false,
-    };
+    let mut connection = Connection::new(shared, Outbox { frames, budget }, false);
     let welcome = WelcomeFrame {
         hello: Welcome::of_this_server(),
     };
@@ -298,21 +290,25 @@ async fn serve_authenticated(
 }
 
 impl Connection {
+    fn new(shared: Arc<Shared>, outbox: Outbox, forwarded: bool) -> Self {
+        Self {
+            shared,
+            outbox,
+            channels: HashMap::new(),
+            subscriptions: HashMap::new(),
+            next_subscription: 1,
+            after: Vec::new(),
+            forwarded,
+        }
+    }
+
     /// A connection with no client, for the operations another node of
     /// the cluster forwards: their answers are returned, and nothing else
     /// is sent anywhere.
     pub(crate) fn forwarded(shared: Arc<Shared>) -> Self {
         let budget = shared.budget.connection();
         let (frames, _) = mpsc::channel(1);
-        Self {
-            shared,
-            outbox: Outbox { frames, budget },
-            channels: HashMap::new(),
-            subscriptions: HashMap::new(),
-            next_subscription: 1,
-            after: Vec::new(),
-            forwarded: true,
-        }
+        Self::new(shared, Outbox { frames, budget }, true)
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -97,7 +97,8 @@ fn free_port() -> u16 {
 impl NatsCluster {
     /// Starts three servers and waits until JetStream answers on each;
     /// `None` (after saying why) where `nats-server` is missing and this
-    /// is not CI.
+    /// is not CI. A cluster that does not come up (a port another process
+    /// took meanwhile) is started once more on other ports.
     pub fn start() -> Option<Self> {
         let Some(bin) = binary() else {
             assert!(
@@ -108,6 +109,24 @@ impl NatsCluster {
             return None;
         };
         let slot = Slot::take();
+        let cluster = Self::try_start(&bin).or_else(|why| {
+            eprintln!("the NATS cluster did not come up, starting another: {why}");
+            Self::try_start(&bin)
+        });
+        match cluster {
+            Ok((servers, urls, dir)) => Some(Self {
+                servers,
+                urls,
+                _dir: dir,
+                _slot: slot,
+            }),
+            Err(why) => panic!("the NATS cluster did not come up: {why}"),
+        }
+    }
+
+    /// Three servers on fresh ports, once all are healthy: the servers,
+    /// their client URLs and their directory.
+    fn try_start(bin: &Path) -> Result<(Vec<Child>, Vec<String>, tempfile::TempDir), String> {
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<(u16, u16, u16)> = (0..3)
             .map(|_| (free_port(), free_port(), free_port()))
@@ -116,12 +135,12 @@ impl NatsCluster {
             .iter()
             .map(|(_, route, _)| format!("nats://127.0.0.1:{route}"))
             .collect();
-        let servers = ports
+        let log = |i: usize| dir.path().join(format!("s{i}.log"));
+        let mut servers: Vec<Child> = ports
             .iter()
             .enumerate()
             .map(|(i, (client, route, monitor))| {
-                let log = std::fs::File::create(dir.path().join(format!("s{i}.log"))).unwrap();
-                Command::new(&bin)
+                Command::new(bin)
                     .args(["-a", "127.0.0.1", "-p", &client.to_string()])
                     .args(["-n", &format!("s{i}"), "-js", "-sd"])
                     .arg(dir.path().join(format!("s{i}")))
@@ -131,24 +150,30 @@ impl NatsCluster {
                     .args(["-m", &monitor.to_string()])
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
-                    .stderr(log)
+                    .stderr(std::fs::File::create(log(i)).unwrap())
                     .spawn()
                     .expect("nats-server starts")
             })
             .collect();
-        let cluster = Self {
-            servers,
-            urls: ports
-                .iter()
-                .map(|(client, _, _)| format!("nats://127.0.0.1:{client}"))
-                .collect(),
-            _dir: dir,
-            _slot: slot,
-        };
-        for (_, _, monitor) in &ports {
-            wait_healthy(*monitor);
+        for (i, (_, _, monitor)) in ports.iter().enumerate() {
+            if !healthy(*monitor) {
+                for server in &mut servers {
+                    let _ = server.kill();
+                    let _ = server.wait();
+                }
+                let said = std::fs::read_to_string(log(i)).unwrap_or_default();
+                let tail: Vec<&str> = said.lines().rev().take(5).collect();
+                return Err(format!(
+                    "server s{i} not healthy after {READY_WAIT:?}; its log ends:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ));
+            }
         }
-        Some(cluster)
+        let urls = ports
+            .iter()
+            .map(|(client, _, _)| format!("nats://127.0.0.1:{client}"))
+            .collect();
+        Ok((servers, urls, dir))
     }
 
     /// The client URLs, comma separated, as `--cluster` takes them.
@@ -174,20 +199,17 @@ impl Drop for NatsCluster {
     }
 }
 
-/// Waits until the server monitored on `port` says JetStream is healthy:
-/// routed, with a meta leader.
-fn wait_healthy(port: u16) {
+/// Whether the server monitored on `port` says, within [`READY_WAIT`],
+/// that JetStream is healthy: routed, with a meta leader.
+fn healthy(port: u16) -> bool {
     let deadline = Instant::now() + READY_WAIT;
-    loop {
+    while Instant::now() < deadline {
         if get(port, "/healthz").is_some_and(|body| body.contains("\"ok\"")) {
-            return;
+            return true;
         }
-        assert!(
-            Instant::now() < deadline,
-            "nats-server on monitor port {port} not healthy after {READY_WAIT:?}"
-        );
         std::thread::sleep(Duration::from_millis(100));
     }
+    false
 }
 
 /// The body of `GET path` on 127.0.0.1:`port`, if it answers.
