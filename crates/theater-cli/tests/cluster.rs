@@ -377,12 +377,11 @@ fn a_live_actor_moves_to_another_node_and_back_with_no_call_lost_or_applied_twic
     let (acknowledged, failed) = tokio.block_on(load).unwrap();
     println!("two moves under load: {acknowledged} adds acknowledged, {failed} refused");
 
+    // Calls that came while it moved waited for it: none failed.
     assert!(acknowledged > 0);
+    assert_eq!(failed, 0);
     let count = tokio.block_on(add(&n1.addr, &id, 0)).unwrap();
-    assert!(
-        (acknowledged..=acknowledged + failed).contains(&count),
-        "count {count}, {acknowledged} acknowledged, {failed} failed"
-    );
+    assert_eq!(count, acknowledged);
     let listed = n2.json(&["list"]);
     let row = listed["actors"]
         .as_array()

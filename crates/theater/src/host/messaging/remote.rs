@@ -23,7 +23,8 @@ use super::{
 };
 use crate::actor::{ActorHandle, RuntimeServices, WeakRuntime};
 use crate::cluster::{
-    Answer, Cluster, Delivery, Envelope, Incoming, Refusal, read_acceptance, write_acceptance,
+    Answer, Cluster, ClusterError, Delivery, Envelope, Incoming, Refusal, read_acceptance,
+    write_acceptance,
 };
 use crate::error::ActorError;
 use crate::host::config::MAX_DURATION_MS;
@@ -34,6 +35,12 @@ use crate::id::ActorId;
 pub const MAX_REMOTE_IN_FLIGHT: usize = 1024;
 /// Owners remembered; the memory is cleared when full.
 const MAX_REMEMBERED_OWNERS: usize = 100_000;
+/// How long a message waits for an actor that is moving (see [`deliver`]).
+const MOVE_WAIT: Duration = Duration::from_secs(5);
+/// The first pause before looking for a moving actor again; each next one
+/// doubles, up to [`LAST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(20);
+const LAST_PAUSE: Duration = Duration::from_millis(500);
 
 /// Which node owns which actor, as last found.
 #[derive(Default)]
@@ -196,46 +203,67 @@ fn remote(node: &str, message: String) -> ActorError {
     }
 }
 
-/// Hands `envelope` to `to`'s owner: the owner's name and its answer. An
-/// owner remembered from before that no longer runs it is looked up
-/// again, once.
+/// Hands `envelope` to `to`'s owner: the owner's name and its answer.
+///
+/// An actor that has an owner which does not run it, or whose owner does
+/// not answer, is moving (a migration or a failover under way): the
+/// message waits for it, looking its owner up again, for up to
+/// [`MOVE_WAIT`] (or a request's own timeout, if shorter).
 async fn deliver(
     runtime: &dyn RuntimeServices,
     cluster: &Cluster,
     to: ActorId,
     envelope: Envelope,
 ) -> Result<(String, Bytes), ActorError> {
+    let wait = match envelope.delivery {
+        Delivery::Request { timeout } | Delivery::Open { timeout, .. } => MOVE_WAIT.min(timeout),
+        _ => MOVE_WAIT,
+    };
+    let deadline = tokio::time::Instant::now() + wait;
     let owners = Owners::of(runtime);
-    let remembered = owners.remembered(to);
-    let node = match &remembered {
-        Some(node) => node.clone(),
+    let mut node = match owners.remembered(to) {
+        Some(node) => node,
         None => find_owner(cluster, to).await?,
     };
-    let (node, answer) = match deliver_to(cluster, &node, to, envelope.clone()).await {
-        Err(ActorError::UnknownActor(_) | ActorError::Remote { .. }) if remembered.is_some() => {
-            owners.forget(to);
-            let node = find_owner(cluster, to).await?;
-            let answer = deliver_to(cluster, &node, to, envelope).await;
-            (node, answer)
+    let mut pause = FIRST_PAUSE;
+    loop {
+        match deliver_to(cluster, &node, to, envelope.clone()).await {
+            Ok(reply) => {
+                owners.remember(to, &node);
+                return Ok((node, reply));
+            }
+            Err(Delivered::Moving(_)) if tokio::time::Instant::now() + pause < deadline => {
+                owners.forget(to);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(LAST_PAUSE);
+                node = find_owner(cluster, to).await?;
+            }
+            Err(Delivered::Moving(e) | Delivered::Failed(e)) => {
+                owners.forget(to);
+                return Err(e);
+            }
         }
-        answer => (node, answer),
-    };
-    let reply = answer?;
-    owners.remember(to, &node);
-    Ok((node, reply))
+    }
 }
 
-/// The node that owns `to`, unless that is this one (which does not run
-/// it) or none.
+/// The node that owns `to` (perhaps this one, while it moves here);
+/// [`ActorError::UnknownActor`] if none does.
 async fn find_owner(cluster: &Cluster, to: ActorId) -> Result<String, ActorError> {
     let owner = cluster.owner(&to.to_string()).await.map_err(|e| {
         let why = format!("cannot find the node that runs actor {to}: {e}");
         remote(cluster.node(), why)
     })?;
-    match owner {
-        Some(owner) if owner.node != cluster.node() => Ok(owner.node),
-        _ => Err(ActorError::UnknownActor(to)),
-    }
+    owner
+        .map(|owner| owner.node)
+        .ok_or(ActorError::UnknownActor(to))
+}
+
+/// Why a delivery did not go through.
+enum Delivered {
+    /// The node does not run the actor or does not answer: it may be
+    /// moving.
+    Moving(ActorError),
+    Failed(ActorError),
 }
 
 async fn deliver_to(
@@ -243,25 +271,31 @@ async fn deliver_to(
     node: &str,
     to: ActorId,
     envelope: Envelope,
-) -> Result<Bytes, ActorError> {
+) -> Result<Bytes, Delivered> {
     let timeout = match envelope.delivery {
         Delivery::Request { timeout } | Delivery::Open { timeout, .. } => timeout,
         _ => Duration::ZERO,
     };
+    let failed = |e| Err(Delivered::Failed(e));
     match cluster.deliver(node, envelope).await {
         Ok(Answer::Done(reply)) => Ok(reply),
-        Ok(Answer::Refused(Refusal::NotHere, _)) => Err(ActorError::UnknownActor(to)),
-        Ok(Answer::Refused(Refusal::Deadlock, why)) => Err(ActorError::Deadlock(why)),
-        Ok(Answer::Refused(Refusal::Timeout, _)) => Err(ActorError::Timeout {
+        Ok(Answer::Refused(Refusal::NotHere, _)) => {
+            Err(Delivered::Moving(ActorError::UnknownActor(to)))
+        }
+        Ok(Answer::Refused(Refusal::Deadlock, why)) => failed(ActorError::Deadlock(why)),
+        Ok(Answer::Refused(Refusal::Timeout, _)) => failed(ActorError::Timeout {
             actor: to,
             timeout_ms: timeout.as_millis() as u64,
         }),
-        Ok(Answer::Refused(Refusal::Rejected, why)) => Err(ActorError::ChannelRejected {
+        Ok(Answer::Refused(Refusal::Rejected, why)) => failed(ActorError::ChannelRejected {
             actor: to,
             message: (!why.is_empty()).then_some(why),
         }),
-        Ok(Answer::Refused(Refusal::Failed, why)) => Err(remote(node, why)),
-        Err(e) => Err(remote(node, e.to_string())),
+        Ok(Answer::Refused(Refusal::Failed, why)) => failed(remote(node, why)),
+        Err(e @ ClusterError::Unreachable { .. }) => {
+            Err(Delivered::Moving(remote(node, e.to_string())))
+        }
+        Err(e) => failed(remote(node, e.to_string())),
     }
 }
 
