@@ -274,7 +274,10 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     let metrics = args.metrics.bind(&theater, access.clone()).await?;
     let dashboard = args.dashboard.bind(&theater, access).await?;
-    let resumed = theater.resume_all().await?;
+    let resumed = match &cluster {
+        Some(cluster) => resume_claimed(cluster, &theater).await?,
+        None => theater.resume_all().await?,
+    };
     if !addr.ip().to_canonical().is_loopback() && !has_token {
         errln!(
             "WARNING: --insecure: listening on {addr} WITHOUT A TOKEN. Anyone who can reach this address can start actors from any file this user can read. Set --token unless every host on this network is trusted."
@@ -296,7 +299,6 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         errln!("warning: cannot resume actor {id}: {reason}");
     }
     if let Some(cluster) = &cluster {
-        claim_resumed(cluster, &theater, &resumed.resumed).await;
         outln!("joined the cluster as node {}", cluster.node());
     }
     server.serve_until(shutdown_signal()).await;
@@ -308,18 +310,31 @@ async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Claims the resumed top-level actors for this node; one another node
-/// owns now is not run here.
-async fn claim_resumed(cluster: &Cluster, theater: &TheaterRuntime, resumed: &[theater::ActorId]) {
-    for id in resumed {
-        if theater.parent(*id).is_some() {
-            continue;
-        }
-        if let Err(e) = cluster.claim(&id.to_string()).await {
-            errln!("warning: not running actor {id} here: {e}");
-            let _ = theater.stop(*id).await;
+/// Resumes the top-level actors this node can claim (with their
+/// subtrees): one another node owns now is not run here. A claimed actor
+/// that does not resume is given up again.
+async fn resume_claimed(
+    cluster: &Cluster,
+    theater: &TheaterRuntime,
+) -> anyhow::Result<theater::runtime::ResumeReport> {
+    let mut claimed = std::collections::HashSet::new();
+    let saved = theater.saved_actors()?;
+    for actor in saved
+        .iter()
+        .filter(|a| a.record.running && a.record.parent.is_none())
+    {
+        match cluster.claim(&actor.id.to_string()).await {
+            Ok(()) => {
+                claimed.insert(actor.id);
+            }
+            Err(e) => errln!("warning: not running actor {} here: {e}", actor.id),
         }
     }
+    let report = theater.resume(|actor| claimed.contains(&actor.id)).await?;
+    for (id, _) in report.failed.iter().filter(|(id, _)| claimed.contains(id)) {
+        let _ = cluster.release(&id.to_string()).await;
+    }
+    Ok(report)
 }
 
 /// Ctrl-C, or SIGTERM where there is one.

@@ -30,6 +30,13 @@ impl Node {
         Self { child, addr, home }
     }
 
+    /// Starts the node again on its home, after it died.
+    fn restart(&mut self, nats: &NatsCluster, name: &str) {
+        let args = cluster_args(nats, name);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        (self.child, self.addr) = support::spawn_server(BIN, self.home.path(), &args);
+    }
+
     fn cli(&self, args: &[&str]) -> Output {
         Command::new(BIN)
             .args(args)
@@ -518,6 +525,36 @@ fn an_http_actor_of_a_killed_node_listens_again_at_the_survivors_address() {
     eventually("it listens again at n1's address", || {
         greeting("127.0.0.2").is_some_and(|answer| answer.starts_with("HTTP/1.1 200"))
     });
+}
+
+#[test]
+fn a_node_restarted_after_failover_does_not_run_the_actors_it_lost() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let (n1, n2) = two_nodes(&nats);
+    let counter = support::manifest("counter");
+    let started = n1.json(&["start", counter.to_str().unwrap(), "--node", "n1"]);
+    let id = started["actor"].as_str().unwrap().to_owned();
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(tokio.block_on(add(&n2.addr, &id, 3)), Ok(3));
+
+    // n1 dies; n2 takes the counter over.
+    let mut n1 = n1;
+    n1.child.kill().unwrap();
+    n1.child.wait().unwrap();
+    let addrs = [n2.addr.clone()];
+    eventually("n2 runs the counter", || {
+        tokio.block_on(running_on(&addrs, &id)).is_some()
+    });
+    // Back on its home, n1 finds the counter owned by n2: it leaves it.
+    n1.restart(&nats, "n1");
+    assert!(n1.log().contains("not running actor"), "{}", n1.log());
+    let listed = n1.json(&["list"]);
+    let rows = listed["actors"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert_eq!(rows[0]["node"], "n2");
+    assert_eq!(tokio.block_on(add(&n1.addr, &id, 1)), Ok(4));
 }
 
 /// Counters started on each node of the failover test.
