@@ -557,6 +557,32 @@ fn a_node_restarted_after_failover_does_not_run_the_actors_it_lost() {
     assert_eq!(tokio.block_on(add(&n1.addr, &id, 1)), Ok(4));
 }
 
+#[test]
+fn a_channel_to_a_node_that_dies_closes_at_the_other_end() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let (n1, n2) = two_nodes(&nats);
+    let messenger = support::manifest("messenger");
+    let messenger = messenger.to_str().unwrap();
+    let a = n1.json(&["start", messenger, "--node", "n1"])["actor"].clone();
+    let b = n1.json(&["start", messenger, "--node", "n2"])["actor"].clone();
+    let (a, b) = (a.as_str().unwrap(), b.as_str().unwrap());
+    let open = format!(r#"{{"open": {{"to": "{b}", "msg": "hi"}}}}"#);
+    let opened = n1.json(&["message", "request", a, &open]);
+    let channel = opened["reply"].as_str().unwrap().to_owned();
+
+    let mut n2 = n2;
+    n2.child.kill().unwrap();
+    n2.child.wait().unwrap();
+    eventually("a hears its channel to n2 close", || {
+        let state = n1.json(&["state", a]);
+        state["state"]["closed"]
+            .as_array()
+            .is_some_and(|closed| closed.contains(&channel.as_str().into()))
+    });
+}
+
 /// Counters started on each node of the failover test.
 const ACTORS_PER_NODE: usize = 40;
 /// Clients sending the failover test's load at once.

@@ -322,11 +322,9 @@ impl Cluster {
         &self.inner.records
     }
 
-    /// Actors whose owner is another node, not among the live nodes (at
-    /// most [`placement::MAX_LISTED_ACTORS`] are looked at).
-    pub async fn orphans(&self) -> Result<Vec<Orphan>, ClusterError> {
-        let live: std::collections::HashSet<String> =
-            self.nodes().await?.into_iter().map(|n| n.node).collect();
+    /// Actors whose owner is another node, not among the `live` nodes
+    /// (at most [`placement::MAX_LISTED_ACTORS`] are looked at).
+    pub async fn orphans(&self, live: &[String]) -> Result<Vec<Orphan>, ClusterError> {
         let owned = placement::list(&self.inner.placement).await?;
         Ok(owned
             .into_iter()

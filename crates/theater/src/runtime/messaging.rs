@@ -57,4 +57,10 @@ impl TheaterRuntime {
     pub async fn close_channel(&self, from: Sender, channel: &str) -> Result<(), ActorError> {
         messaging::close_channel(self.services(), from, channel).await
     }
+
+    /// Closes the channels to nodes that left the cluster (`live` names
+    /// the nodes that are still in it), telling their ends here.
+    pub fn close_channels_to_gone_nodes(&self, live: &[String]) {
+        messaging::close_channels_to(self.services(), |node| !live.iter().any(|n| n == node));
+    }
 }

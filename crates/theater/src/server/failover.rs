@@ -6,6 +6,8 @@
 //! replicated chain, and starts it here from the state its newest
 //! transition left, under the same id, its chain going on.
 //!
+//! Channels to a node that is gone are closed at their end here.
+//!
 //! A child goes where its parent goes: the node that took its parent over
 //! takes it over next, and its parent supervises it again.
 //!
@@ -36,7 +38,15 @@ pub(super) async fn run(cluster: Cluster, runtime: TheaterRuntime) {
             runtime.shutdown().await;
             return;
         }
-        let orphans = match cluster.orphans().await {
+        let live: Vec<String> = match cluster.nodes().await {
+            Ok(live) => live.into_iter().map(|n| n.node).collect(),
+            Err(e) => {
+                tracing::warn!("reading the node list: {e}");
+                continue;
+            }
+        };
+        runtime.close_channels_to_gone_nodes(&live);
+        let orphans = match cluster.orphans(&live).await {
             Ok(orphans) => orphans,
             Err(e) => {
                 tracing::warn!("looking for actors of nodes that are gone: {e}");

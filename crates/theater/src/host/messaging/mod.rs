@@ -517,6 +517,39 @@ pub(crate) fn close_channels_of(runtime: &dyn RuntimeServices, actor: ActorId) {
     }
 }
 
+/// Closes every channel whose other end is on a node `gone` says has
+/// left the cluster, telling the end here: nothing of that node's side
+/// is left to talk to (an actor that fails over comes back without it).
+pub(crate) fn close_channels_to(runtime: &dyn RuntimeServices, gone: impl Fn(&str) -> bool) {
+    let on_gone_node = |end: &End| matches!(end, End::Remote { node, .. } if gone(node));
+    let closed: Vec<(String, End, Sender)> = {
+        let messaging = Messaging::of(runtime);
+        let mut channels = messaging.channels.lock().expect("channel lock");
+        let ids: Vec<String> = channels
+            .iter()
+            .filter(|(_, c)| on_gone_node(&c.opener) || on_gone_node(&c.target))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| {
+                let channel = channels.remove(&id)?;
+                let (here, there) = match on_gone_node(&channel.target) {
+                    true => (channel.opener, channel.target),
+                    false => (channel.target, channel.opener),
+                };
+                let End::Remote { actor, .. } = there else {
+                    return None;
+                };
+                Some((id, here, actor))
+            })
+            .collect()
+    };
+    for (id, here, from) in closed {
+        // The end here is an actor or a client: its notice is sent at once.
+        let _ = notify_closed(runtime, from, &id, here);
+    }
+}
+
 /// The end of `channel` that is not `party`; `party` must be an end.
 fn peer(runtime: &dyn RuntimeServices, party: &Party, channel: &str) -> Result<End, ActorError> {
     let messaging = Messaging::of(runtime);
