@@ -14,6 +14,15 @@ use crate::server::failover;
 use crate::server::protocol::{ActorList, ErrorBody, ErrorKind, ListedActor, Migrated, Nodes, Op};
 use crate::storage::{Replicated, VerifyFailure};
 
+/// How long another node may take over an operation: a start compiles
+/// its component, an answer for `list` is quick or missing.
+const OPERATION_WAIT: Duration = Duration::from_secs(60);
+const LIST_WAIT: Duration = Duration::from_secs(5);
+
+/// How long this server remembers where it placed actors: longer than any
+/// heartbeat, after which the node's own count includes them.
+const PLACED_MEMORY: Duration = Duration::from_secs(60);
+
 impl Connection {
     /// The cluster this server's node belongs to.
     fn cluster(&self) -> Result<&Cluster, ErrorBody> {
@@ -45,7 +54,7 @@ impl Connection {
 
     /// Gives up the cluster's record that this node owns `actor`, which
     /// it no longer runs.
-    pub(super) async fn release(&self, actor: crate::id::ActorId) {
+    pub(super) async fn release(&self, actor: ActorId) {
         if let Some(cluster) = &self.shared.config.cluster
             && let Err(e) = cluster.release(&actor.to_string()).await
         {
@@ -53,15 +62,6 @@ impl Connection {
         }
     }
 }
-
-/// How long another node may take over an operation: a start compiles
-/// its component, an answer for `list` is quick or missing.
-const OPERATION_WAIT: Duration = Duration::from_secs(60);
-const LIST_WAIT: Duration = Duration::from_secs(5);
-
-/// How long this server remembers where it placed actors: longer than any
-/// heartbeat, after which the node's own count includes them.
-const PLACED_MEMORY: Duration = Duration::from_secs(60);
 
 /// The actor an operation names, for the operations its node answers.
 fn named_actor(op: &Op) -> Option<&str> {
