@@ -30,6 +30,13 @@ impl Node {
         Self { child, addr, home }
     }
 
+    /// Starts example actor `name` on node `node` through this one; its id.
+    fn start_on(&self, name: &str, node: &str) -> String {
+        let manifest = support::manifest(name);
+        let started = self.json(&["start", manifest.to_str().unwrap(), "--node", node]);
+        started["actor"].as_str().unwrap().to_owned()
+    }
+
     /// Starts the node again on its home, after it died.
     fn restart(&mut self, nats: &NatsCluster, name: &str) {
         let args = cluster_args(nats, name);
@@ -351,9 +358,7 @@ fn a_live_actor_moves_to_another_node_and_back_with_no_call_lost_or_applied_twic
         return;
     };
     let (n1, n2) = two_nodes(&nats);
-    let counter = support::manifest("counter");
-    let started = n1.json(&["start", counter.to_str().unwrap(), "--node", "n1"]);
-    let id = started["actor"].as_str().unwrap().to_owned();
+    let id = n1.start_on("counter", "n1");
 
     // Adds sent through n2 all along, wherever the counter runs.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -425,9 +430,7 @@ fn a_killed_nodes_supervisor_runs_on_with_its_children() {
         return;
     };
     let (n1, n2) = two_nodes(&nats);
-    let supervisor = support::manifest("supervisor");
-    let started = n1.json(&["start", supervisor.to_str().unwrap(), "--node", "n2"]);
-    let parent = started["actor"].as_str().unwrap().to_owned();
+    let parent = n1.start_on("supervisor", "n2");
     // Through n1: the supervisor and its children run on n2.
     let spawn = r#"{"spawn": "../counter/manifest.toml"}"#;
     let children: Vec<String> = (0..2)
@@ -533,9 +536,7 @@ fn a_node_restarted_after_failover_does_not_run_the_actors_it_lost() {
         return;
     };
     let (n1, n2) = two_nodes(&nats);
-    let counter = support::manifest("counter");
-    let started = n1.json(&["start", counter.to_str().unwrap(), "--node", "n1"]);
-    let id = started["actor"].as_str().unwrap().to_owned();
+    let id = n1.start_on("counter", "n1");
     let tokio = tokio::runtime::Runtime::new().unwrap();
     assert_eq!(tokio.block_on(add(&n2.addr, &id, 3)), Ok(3));
 
@@ -563,11 +564,11 @@ fn a_channel_to_a_node_that_dies_closes_at_the_other_end() {
         return;
     };
     let (n1, n2) = two_nodes(&nats);
-    let messenger = support::manifest("messenger");
-    let messenger = messenger.to_str().unwrap();
-    let a = n1.json(&["start", messenger, "--node", "n1"])["actor"].clone();
-    let b = n1.json(&["start", messenger, "--node", "n2"])["actor"].clone();
-    let (a, b) = (a.as_str().unwrap(), b.as_str().unwrap());
+    let (a, b) = (
+        n1.start_on("messenger", "n1"),
+        n1.start_on("messenger", "n2"),
+    );
+    let (a, b) = (a.as_str(), b.as_str());
     let open = format!(r#"{{"open": {{"to": "{b}", "msg": "hi"}}}}"#);
     let opened = n1.json(&["message", "request", a, &open]);
     let channel = opened["reply"].as_str().unwrap().to_owned();
