@@ -472,6 +472,93 @@ fn a_killed_nodes_supervisor_runs_on_with_its_children() {
     }
 }
 
+#[test]
+fn a_parent_supervises_its_child_on_another_node() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let (n1, n2) = two_nodes(&nats);
+    let parent = n1.start_on("supervisor", "n1");
+    let ask =
+        |command: String| n1.json(&["message", "request", &parent, &command])["reply"].clone();
+    let spawn = || ask(r#"{"spawn": "../trap/manifest.toml"}"#.to_owned());
+    let child = spawn().as_str().unwrap().to_owned();
+    n1.json(&["message", "send", &child, r#""one""#]);
+    let migrated = n1.json(&["migrate", &child, "--to", "n2"]);
+    assert_eq!(migrated["to"], "n2", "{migrated}");
+    let node_of = |id: &str| {
+        let listed = n2.json(&["list"]);
+        let row = listed["actors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .cloned();
+        row.map(|row| row["node"].clone())
+    };
+    assert_eq!(node_of(&child), Some("n2".into()));
+    assert_eq!(node_of(&parent), Some("n1".into()));
+
+    // The parent on n1 still has its child, and reaches it on n2.
+    assert_eq!(
+        ask(r#"{"children": null}"#.into()),
+        serde_json::json!([child])
+    );
+    assert_eq!(ask(format!(r#"{{"state_of": "{child}"}}"#))["count"], 1);
+    assert_eq!(ask(format!(r#"{{"restart": "{child}"}}"#)), Value::Null);
+    let replicated = n2.json(&["verify", &child])["replicated_events"].clone();
+    assert_eq!(ask(format!(r#"{{"events_of": "{child}"}}"#)), replicated);
+
+    // A failure on n2 is decided on n1, by the parent's policy: restarted
+    // there with its state, and the parent hears of it.
+    n1.json(&["message", "send", &child, r#""trap""#]);
+    eventually("the parent hears of its child's failure", || {
+        let memory = n1.json(&["state", &parent])["state"].clone();
+        memory["errors"].as_array().is_some_and(|errors| {
+            errors
+                .iter()
+                .any(|e| e[0] == child.as_str() && e[1].as_str().unwrap().contains("trap"))
+        })
+    });
+    let reply = n1.json(&["message", "request", &child, "{}"]);
+    assert_eq!(
+        reply["reply"]["count"], 1,
+        "restarted with its state: {reply}"
+    );
+    assert_eq!(node_of(&child), Some("n2".into()));
+    let decided = n1.json(&["events", &parent, "--type", "supervision"]);
+    let decisions: Vec<Value> = decided["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"]["decision"].clone())
+        .collect();
+    assert_eq!(decisions, ["restart"], "{decided}");
+
+    // Its parent stops it on n2, and hears that it ended.
+    assert_eq!(ask(format!(r#"{{"stop": "{child}"}}"#)), Value::Null);
+    eventually("the parent hears that its child ended", || {
+        let memory = n1.json(&["state", &parent])["state"].clone();
+        memory["exits"]
+            .as_array()
+            .is_some_and(|exits| exits.iter().any(|e| e[0] == child.as_str()))
+    });
+    assert_eq!(ask(r#"{"children": null}"#.into()), serde_json::json!([]));
+    assert_eq!(node_of(&child), None);
+
+    // Stopping the parent stops its child on the other node too.
+    let second = spawn().as_str().unwrap().to_owned();
+    n1.json(&["migrate", &second, "--to", "n2"]);
+    assert_eq!(node_of(&second), Some("n2".into()));
+    n1.json(&["stop", &parent]);
+    eventually("the child on n2 stopped with its parent", || {
+        node_of(&second).is_none()
+    });
+    for id in [&parent, &child, &second] {
+        assert_eq!(n1.json(&["verify", id])["verified"], true, "{id}");
+    }
+}
+
 /// `GET path` on `addr`: the status line and body, if it answers.
 fn http_get(addr: &str, path: &str) -> Option<String> {
     use std::io::{Read, Write};

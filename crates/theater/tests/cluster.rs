@@ -644,6 +644,27 @@ async fn a_node_answers_junk_from_the_network_with_an_error() {
         .unwrap();
     let why = String::from_utf8_lossy(&answer.payload);
     assert!(why.contains("is not an actor id"), "{why}");
+
+    // Supervision notes: junk, and a forged parent's stop for an actor
+    // that is nobody's child, are refused; the actor runs on.
+    let subject = "theater.node.n1.supervision";
+    let answer = client.request(subject, "junk".into()).await.unwrap();
+    let why = String::from_utf8_lossy(&answer.payload);
+    assert!(why.contains("an unreadable note"), "{why}");
+    let counter = start(&n1, &runtime, "counter").await;
+    let forged =
+        serde_json::json!({"child": {"parent": ActorId::new(), "child": counter, "op": "stop"}});
+    let forged = serde_json::to_vec(&forged).unwrap();
+    let answer = client.request(subject, forged.into()).await.unwrap();
+    let why = String::from_utf8_lossy(&answer.payload);
+    assert!(
+        why.contains(r#""refused""#) && why.contains("is not a child of"),
+        "{why}"
+    );
+    assert!(
+        runtime.actor(counter).is_ok(),
+        "a forged stop stops nothing"
+    );
     runtime.shutdown().await;
 }
 

@@ -350,7 +350,7 @@ impl Executor {
             return None;
         };
         let decision = match self.instance.store.data().runtime() {
-            Some(runtime) => runtime.supervise(self.id, event),
+            Some(runtime) => runtime.supervise(self.id, event).await,
             None => Decision::Stop,
         };
         match decision {

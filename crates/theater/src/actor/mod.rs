@@ -20,8 +20,8 @@ pub use handle::{ActorCounters, ActorHandle, WeakActorHandle};
 pub use note::{CallNote, FinishNote, Noted};
 pub use recorder::{ActorEvent, ChainRecorder, now_ms};
 pub use services::{
-    BoxFuture, ChildEvent, ChildLink, Decision, EndRequest, Ending, Exit, RuntimeServices, Shared,
-    SpawnOptions, Terms, WeakRuntime,
+    BoxFuture, ChildEvent, ChildLink, ChildOp, Decision, EndRequest, Ending, Exit, RuntimeServices,
+    Shared, SpawnOptions, Terms, WeakRuntime,
 };
 pub use store::ActorStore;
 pub use view::HostView;

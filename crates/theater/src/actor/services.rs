@@ -94,8 +94,19 @@ pub trait RuntimeServices: Send + Sync {
     fn downgrade(&self) -> WeakRuntime;
 
     /// The executor's hook after a trap or a shutdown request: what the
-    /// actor's task does next.
-    fn supervise(&self, child: ActorId, event: ChildEvent) -> Decision;
+    /// actor's task does next. A child whose parent runs on another node
+    /// of a cluster waits for that node's decision.
+    fn supervise(&self, child: ActorId, event: ChildEvent) -> BoxFuture<'static, Decision>;
+
+    /// Does `op` to `child`, a child of `parent`, on whichever node of the
+    /// cluster runs it: the child's state for [`ChildOp::State`], `None`
+    /// otherwise.
+    fn child_op(
+        &self,
+        parent: ActorId,
+        child: ActorId,
+        op: ChildOp,
+    ) -> BoxFuture<'static, Result<StateBytes, ActorError>>;
 
     /// The executor's hook once an actor's task ends.
     fn actor_exited(&self, id: ActorId, ending: Ending) -> BoxFuture<'static, ()>;
@@ -178,6 +189,20 @@ pub enum ChildEvent {
     Failed(String),
     /// The actor asked to shut down.
     ShutdownRequested,
+}
+
+/// What a supervisor does to one of its children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildOp {
+    /// Stop it, after the calls queued for it.
+    Stop,
+    /// Replace its instance, keeping its state, after its queued calls.
+    Restart,
+    /// Restart it once this long has passed (its siblings' restarts).
+    RestartAfter(Duration),
+    /// Read its state.
+    State,
 }
 
 /// What an actor's task does next.

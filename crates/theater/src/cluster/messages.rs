@@ -1,8 +1,8 @@
-//! Messages to actors on other nodes, and management operations for
-//! them, over core NATS request and reply. Each node listens on
-//! `theater.node.<name>.messages` and `theater.node.<name>.operations`; a
-//! message goes to the node that owns its target, whose answer is the
-//! send's acceptance or the request's reply.
+//! Messages to actors on other nodes, management operations for them and
+//! supervision across nodes, over core NATS request and reply. Each node
+//! listens on `theater.node.<name>.messages`, `….operations` and
+//! `….supervision`; a message goes to the node that owns its target,
+//! whose answer is the send's acceptance or the request's reply.
 //!
 //! What a message says of itself travels in headers and its bytes are
 //! the payload, untouched. Everything read here comes from the network
@@ -26,6 +26,7 @@ const SEND_WAIT: Duration = Duration::from_secs(10);
 const ANSWER_MARGIN: Duration = Duration::from_secs(1);
 const MESSAGES: &str = "messages";
 const OPERATIONS: &str = "operations";
+const SUPERVISION: &str = "supervision";
 
 const DELIVERY: &str = "Theater-Delivery";
 const TIMEOUT_MS: &str = "Theater-Timeout-Ms";
@@ -209,6 +210,12 @@ impl Cluster {
         self.listen(OPERATIONS).await
     }
 
+    /// Starts listening for what nodes that run this node's actors'
+    /// children, or their parents, tell it.
+    pub async fn supervision(&self) -> Result<Listener, ClusterError> {
+        self.listen(SUPERVISION).await
+    }
+
     async fn listen(&self, topic: &str) -> Result<Listener, ClusterError> {
         let client = self.inner.client.clone();
         let subscriber = client
@@ -253,6 +260,20 @@ impl Cluster {
     ) -> Result<Bytes, ClusterError> {
         let reply = self
             .ask(node, OPERATIONS, HeaderMap::new(), operation, wait)
+            .await?;
+        Ok(reply.payload)
+    }
+
+    /// Hands `node` a note about a parent or child it runs and waits up
+    /// to `wait` for its answer.
+    pub async fn supervise(
+        &self,
+        node: &str,
+        note: Bytes,
+        wait: Duration,
+    ) -> Result<Bytes, ClusterError> {
+        let reply = self
+            .ask(node, SUPERVISION, HeaderMap::new(), note, wait)
             .await?;
         Ok(reply.payload)
     }

@@ -322,14 +322,30 @@ impl Cluster {
         &self.inner.records
     }
 
-    /// Actors whose owner is another node, not among the `live` nodes
-    /// (at most [`placement::MAX_LISTED_ACTORS`] are looked at).
-    pub async fn orphans(&self, live: &[String]) -> Result<Vec<Orphan>, ClusterError> {
-        let owned = placement::list(&self.inner.placement).await?;
-        Ok(owned
-            .into_iter()
+    /// Every actor a node owns, with its owner (at most
+    /// [`placement::MAX_LISTED_ACTORS`]).
+    pub async fn owned(&self) -> Result<Vec<Orphan>, ClusterError> {
+        placement::list(&self.inner.placement).await
+    }
+
+    /// Of `owned`, the actors whose owner is another node, not among the
+    /// `live` nodes.
+    pub fn orphans(&self, owned: &[Orphan], live: &[String]) -> Vec<Orphan> {
+        owned
+            .iter()
             .filter(|orphan| orphan.owner.node != self.node() && !live.contains(&orphan.owner.node))
-            .collect())
+            .cloned()
+            .collect()
+    }
+
+    /// Of `owned`, the actors an earlier process of this node owned:
+    /// it stopped before it could hand them on.
+    pub fn left_behind(&self, owned: &[Orphan]) -> Vec<Orphan> {
+        owned
+            .iter()
+            .filter(|o| o.owner.node == self.node() && o.owner.instance != self.inner.instance)
+            .cloned()
+            .collect()
     }
 
     /// Makes this node the owner of `orphan`, unless its ownership record

@@ -17,14 +17,18 @@ use super::supervision;
 use super::supervisor_policy::SupervisionPolicy;
 use super::{Granted, Handler, HostFunctions};
 use crate::actor::{
-    ActorStore, ChildEvent, ChildLink, Decision, Exit, HostView, RuntimeServices, SpawnOptions,
+    ActorStore, ChildEvent, ChildLink, ChildOp, Decision, Exit, HostView, RuntimeServices,
+    SpawnOptions,
 };
+use crate::chain::ChainEvent;
 use crate::chain::record::StateDigest;
 use crate::error::SpawnError;
 use crate::files::{self, FileRules};
 use crate::id::ActorId;
 use crate::manifest::{Manifest, ManifestError};
 use crate::packages::Package;
+use crate::storage::Replicated;
+use crate::wasm::StateBytes;
 
 const INTERFACE: &str = "ntwk:theater/supervisor";
 const HANDLERS: &str = "ntwk:theater/supervisor-handlers";
@@ -101,34 +105,53 @@ impl HostFunctions for SupervisorHandler {
         })?;
         host.func_wrap_async("stop-child", |mut store, (child,): (String,)| {
             Box::new(async move {
-                let op = |runtime: Runtime, child| runtime.stop(child);
-                child_call(&mut store, "stop-child", &child, op, |_| Value::Null).await
+                let result = child_call(&mut store, &child, ChildOp::Stop).await;
+                answer(
+                    &mut store,
+                    "stop-child",
+                    json!({ "child": child }),
+                    result.map(drop),
+                    whole,
+                )
+                .await
             })
         })?;
         host.func_wrap_async("restart-child", |mut store, (child,): (String,)| {
             Box::new(async move {
-                let op =
-                    |runtime: Runtime, child| async move { runtime.actor(child)?.restart().await };
-                child_call(&mut store, "restart-child", &child, op, |_| Value::Null).await
+                let result = child_call(&mut store, &child, ChildOp::Restart).await;
+                answer(
+                    &mut store,
+                    "restart-child",
+                    json!({ "child": child }),
+                    result.map(drop),
+                    whole,
+                )
+                .await
             })
         })?;
         host.func_wrap_async("get-child-state", |mut store, (child,): (String,)| {
             Box::new(async move {
-                let op =
-                    |runtime: Runtime, child| async move { runtime.actor(child)?.state().await };
+                let result = child_call(&mut store, &child, ChildOp::State).await;
                 // The state by digest, as call events record states.
-                child_call(&mut store, "get-child-state", &child, op, |state| {
-                    json!(StateDigest::of(state))
-                })
+                let shown = shown_by(|state: &StateBytes| json!(StateDigest::of(state)));
+                answer(
+                    &mut store,
+                    "get-child-state",
+                    json!({ "child": child }),
+                    result,
+                    shown,
+                )
                 .await
             })
         })?;
         host.func_wrap_async("get-child-events", |mut store, (child,): (String,)| {
             Box::new(async move {
-                let events = own_child(&store, &child).and_then(|(runtime, child)| {
-                    let events = runtime.chain(child).map_err(|e| e.to_string())?;
-                    Ok(events.iter().map(WitChainEvent::from).collect::<Vec<_>>())
-                });
+                let events = match own_child(&store, &child) {
+                    Ok((runtime, child)) => child_events(&*runtime, child).await,
+                    Err(e) => Err(e),
+                };
+                let events =
+                    events.map(|events| events.iter().map(WitChainEvent::from).collect::<Vec<_>>());
                 let shown = shown_by(|e: &Vec<_>| json!({ "events": e.len() }));
                 answer(
                     &mut store,
@@ -270,30 +293,44 @@ fn own_child(
     Ok((runtime, child_id))
 }
 
-/// Runs `op` on `child`, which must be a child of the calling actor, and
-/// records the call (with the result as `show` renders it).
-async fn child_call<V: HostView, T, Fut>(
+/// Does `op` to `child`, which must be a child of the calling actor, on
+/// whichever node runs it: its state for [`ChildOp::State`].
+async fn child_call<V: HostView>(
     store: &mut StoreContextMut<'_, V>,
-    function: &str,
     child: &str,
-    op: impl FnOnce(Runtime, ActorId) -> Fut,
-    show: fn(&T) -> Value,
-) -> wasmtime::Result<(Result<T, String>,)>
-where
-    Fut: Future<Output = Result<T, crate::ActorError>>,
-{
+    op: ChildOp,
+) -> Result<StateBytes, String> {
+    let parent = store.data().id();
     let target = own_child(store, child);
     // Waiting for a child's queue does not count against the parent's call
     // time limit.
     let work = async {
-        match target {
-            Ok((runtime, child)) => op(runtime, child).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        }
+        let (runtime, child) = target?;
+        let done = runtime.child_op(parent, child, op);
+        done.await.map_err(|e| e.to_string())
     };
-    let result = off_clock(store, work).await;
-    let params = json!({ "child": child });
-    answer(store, function, params, result, shown_by(show)).await
+    off_clock(store, work).await
+}
+
+/// `child`'s chain: this node's copy, or in a cluster, for a child that
+/// runs on another node, the replicated one.
+async fn child_events(
+    runtime: &dyn RuntimeServices,
+    child: ActorId,
+) -> Result<Vec<ChainEvent>, String> {
+    let Some(cluster) = runtime.cluster().filter(|_| runtime.actor(child).is_err()) else {
+        return runtime.chain(child).map_err(|e| e.to_string());
+    };
+    let (entries, _) = cluster
+        .chains()
+        .read(&child.to_string())
+        .await
+        .map_err(|e| e.to_string())?;
+    entries
+        .iter()
+        .map(|bytes| Replicated::decode(bytes).map(|entry| entry.event))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("the child's replicated chain is unreadable: {e}"))
 }
 
 /// Records a call to `function` of the supervisor interface in the parent's
@@ -327,8 +364,8 @@ struct WitChainEvent {
     timestamp: u64,
 }
 
-impl From<&crate::chain::ChainEvent> for WitChainEvent {
-    fn from(event: &crate::chain::ChainEvent) -> Self {
+impl From<&ChainEvent> for WitChainEvent {
+    fn from(event: &ChainEvent) -> Self {
         Self {
             hash: event.hash.to_vec(),
             parent_hash: event.parent_hash.map(|h| h.to_vec()),

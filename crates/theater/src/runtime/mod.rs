@@ -8,6 +8,7 @@
 mod introspect;
 mod messaging;
 mod persistence;
+mod remote_tree;
 mod services;
 mod tree;
 
@@ -21,7 +22,7 @@ pub use introspect::ActorStatus;
 pub use persistence::{ForkOptions, HistoryError, Reloaded, ResumeReport};
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -29,7 +30,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
 use crate::actor::{
-    self, ActorEvent, ActorHandle, ActorStore, ActorTemplate, ChainRecorder, Ending, Exit,
+    self, ActorEvent, ActorHandle, ActorStore, ActorTemplate, ChainRecorder, ChildOp, Ending, Exit,
     RuntimeServices, Shared, Start, now_ms,
 };
 use crate::chain::{ChainEvent, Hash};
@@ -206,8 +207,11 @@ struct Inner {
     public_http: bool,
     http_address: Option<std::net::IpAddr>,
     cluster: Option<Cluster>,
-    /// Answers other nodes' messages to this runtime's actors.
-    _remote: Option<AbortOnDrop>,
+    /// Actors stopping here to run on another node.
+    moving: Mutex<HashSet<ActorId>>,
+    /// Answer other nodes' messages to this runtime's actors, and their
+    /// notes about parents and children that run apart.
+    _answering: Vec<AbortOnDrop>,
 }
 
 impl TheaterRuntime {
@@ -243,10 +247,21 @@ impl TheaterRuntime {
                 traces: config.traces,
                 public_http: config.public_http,
                 http_address: config.http_address,
-                _remote: config.cluster.clone().map(|cluster| {
-                    let runtime = WeakRuntime::new(me.clone() as Weak<dyn RuntimeServices>);
-                    AbortOnDrop(tokio::spawn(remote::answer(cluster, runtime)))
-                }),
+                moving: Mutex::default(),
+                _answering: config
+                    .cluster
+                    .iter()
+                    .flat_map(|cluster| {
+                        let runtime = WeakRuntime::new(me.clone() as Weak<dyn RuntimeServices>);
+                        [
+                            AbortOnDrop(tokio::spawn(remote::answer(cluster.clone(), runtime))),
+                            AbortOnDrop(tokio::spawn(remote_tree::answer(
+                                cluster.clone(),
+                                me.clone(),
+                            ))),
+                        ]
+                    })
+                    .collect(),
                 cluster: config.cluster,
             }),
         })
@@ -493,14 +508,34 @@ impl TheaterRuntime {
     }
 
     /// Stops an actor and, first, its whole subtree (children before
-    /// parents), each after the calls already queued for it.
+    /// parents), each after the calls already queued for it. A child that
+    /// runs on another node of the cluster is stopped there.
     pub async fn stop(&self, id: ActorId) -> Result<(), ActorError> {
-        let handle = self.actor(id)?;
+        let handle = match (self.actor(id), self.parent(id)) {
+            (Ok(handle), _) => handle,
+            (Err(_), Some(parent)) => {
+                return self.child_op(parent, id, ChildOp::Stop).await.map(drop);
+            }
+            (Err(e), None) => return Err(e),
+        };
         for child in self.children(id) {
             // A child may stop on its own meanwhile; that is fine.
             let _ = Box::pin(self.stop(child)).await;
         }
         handle.stop().await
+    }
+
+    /// Stops an actor, without children, that will run on another node:
+    /// its parent, if it runs here, keeps it as a child there and hears of
+    /// no exit.
+    pub async fn move_out(&self, id: ActorId) -> Result<(), ActorError> {
+        let handle = self.actor(id)?;
+        self.inner.moving.lock().expect("moving lock").insert(id);
+        let stopped = handle.stop().await;
+        if stopped.is_err() {
+            self.inner.moving.lock().expect("moving lock").remove(&id);
+        }
+        stopped
     }
 
     /// Cleans up after an actor whose task ended: it leaves the registry and
@@ -512,6 +547,8 @@ impl TheaterRuntime {
             .write()
             .expect("registry lock")
             .remove(&id);
+        let moving = self.inner.moving.lock().expect("moving lock").remove(&id);
+        let shutting_down = self.inner.shutting_down.load(Ordering::Relaxed);
         // An actor that ends on its own takes its subtree with it.
         let orphans = self.children(id);
         if !orphans.is_empty() {
@@ -529,25 +566,38 @@ impl TheaterRuntime {
             Ending::Stopped => (false, None),
             Ending::ByItself(data) => (true, data),
         };
-        if (by_itself || !self.inner.shutting_down.load(Ordering::Relaxed))
+        if (by_itself || !shutting_down)
             && let Err(e) = self.inner.log.set_running(&id, false).await
         {
             tracing::error!(actor = %id, "cannot mark the actor stopped: {e}");
         }
-        let parent = self.inner.tree.lock().expect("tree lock").unlink(id);
+        let parent = self.parent(id);
+        let parent_here = parent.is_some_and(|parent| self.actor(parent).is_ok());
+        // A child that moves to another node stays its parent's child.
+        if !(moving && parent_here) {
+            self.inner.tree.lock().expect("tree lock").unlink(id);
+        }
         // A child that ends leaves the cluster's placement with its log
         // record (a top-level actor's node is given up by who stops it).
         if let (Some(cluster), Some(_)) = (&self.inner.cluster, parent)
-            && !self.inner.shutting_down.load(Ordering::Relaxed)
+            && !moving
+            && !shutting_down
             && let Err(e) = cluster.release(&id.to_string()).await
         {
             tracing::warn!(actor = %id, "the cluster still names this node as the child's owner: {e}");
         }
-        let exit = Exit {
+        let mut exit = Exit {
             actor: id,
-            parent,
+            parent: parent.filter(|_| !moving),
             data,
         };
+        // A parent on another node hears of it there.
+        if exit.parent.is_some() && !parent_here && self.inner.cluster.is_some() {
+            if !shutting_down {
+                self.tell_parent_exited(&exit);
+            }
+            exit.parent = None;
+        }
         self.inner.handlers.actor_ended(self.services(), &exit);
         self.inner.metrics.stopped();
         tracing::info!(actor = %id, "actor stopped");

@@ -3,6 +3,7 @@
 //! an earlier event (fork, revert).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures::future::join_all;
@@ -178,15 +179,18 @@ impl TheaterRuntime {
         let Some(head) = events.last().map(|event| event.hash) else {
             return Err(SpawnError::Adopt(format!("actor {id} has no chain")));
         };
-        // A child is taken on by its parent's node, under its policy.
+        // A child is linked to its parent here, under its policy, or on
+        // another node of the cluster, whose node decides for it.
         let parent = match record.parent {
             None => None,
-            Some(parent) => {
-                let manifest = self.manifest(parent).map_err(|_| {
-                    SpawnError::Adopt(format!("actor {id}'s parent {parent} does not run here"))
-                })?;
-                Some((parent, crate::host::children_terms(&manifest)))
-            }
+            Some(parent) => match (self.manifest(parent), &self.inner.cluster) {
+                (Ok(manifest), _) => Some((parent, crate::host::children_terms(&manifest))),
+                (Err(_), Some(_)) => Some((parent, Arc::new(()) as Terms)),
+                (Err(_), None) => {
+                    let why = format!("actor {id}'s parent {parent} does not run here");
+                    return Err(SpawnError::Adopt(why));
+                }
+            },
         };
         self.inner.log.import_chain(&id, events).await?;
         record.running = true;

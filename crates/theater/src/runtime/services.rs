@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::{Inner, TheaterRuntime};
 use crate::actor::{
-    ActorHandle, BoxFuture, ChildEvent, Decision, Ending, RuntimeServices, Shared, SpawnOptions,
-    WeakRuntime,
+    ActorHandle, BoxFuture, ChildEvent, ChildOp, Decision, Ending, RuntimeServices, Shared,
+    SpawnOptions, WeakRuntime,
 };
 use crate::chain::ChainEvent;
 use crate::cluster::Cluster;
@@ -18,6 +18,7 @@ use crate::manifest::Manifest;
 use crate::metrics::Metrics;
 use crate::storage::{EventLog, LogError};
 use crate::telemetry::Traces;
+use crate::wasm::StateBytes;
 
 impl Inner {
     /// The runtime this is the inside of: alive, since it is being used.
@@ -103,8 +104,19 @@ impl RuntimeServices for Inner {
         self.runtime().downgrade()
     }
 
-    fn supervise(&self, child: ActorId, event: ChildEvent) -> Decision {
-        self.runtime().supervise(child, event)
+    fn supervise(&self, child: ActorId, event: ChildEvent) -> BoxFuture<'static, Decision> {
+        let runtime = self.runtime();
+        Box::pin(async move { runtime.supervise(child, event).await })
+    }
+
+    fn child_op(
+        &self,
+        parent: ActorId,
+        child: ActorId,
+        op: ChildOp,
+    ) -> BoxFuture<'static, Result<StateBytes, ActorError>> {
+        let runtime = self.runtime();
+        Box::pin(async move { runtime.child_op(parent, child, op).await })
     }
 
     fn actor_exited(&self, id: ActorId, ending: Ending) -> BoxFuture<'static, ()> {

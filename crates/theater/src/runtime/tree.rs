@@ -29,7 +29,10 @@ pub(super) struct Tree {
 }
 
 impl Tree {
+    /// Links `child` to `parent`, in place of any link it had: a child that
+    /// comes back (from another node, say) is linked again.
     pub fn link(&mut self, parent: ActorId, child: ActorId, name: String, terms: Terms) {
+        self.unlink_from_parent(child);
         self.links.insert(
             child,
             Link {
@@ -44,6 +47,10 @@ impl Tree {
     /// Forgets an actor; returns its parent, if it had one.
     pub fn unlink(&mut self, actor: ActorId) -> Option<ActorId> {
         self.children.remove(&actor);
+        self.unlink_from_parent(actor)
+    }
+
+    fn unlink_from_parent(&mut self, actor: ActorId) -> Option<ActorId> {
         let link = self.links.remove(&actor)?;
         if let Some(siblings) = self.children.get_mut(&link.parent) {
             siblings.retain(|c| *c != actor);
@@ -59,7 +66,7 @@ impl Tree {
         self.links.get(&child).map(|l| l.parent)
     }
 
-    fn link_of(&self, child: ActorId) -> Option<ChildLink> {
+    pub fn link_of(&self, child: ActorId) -> Option<ChildLink> {
         let link = self.links.get(&child)?;
         Some(ChildLink {
             child,
@@ -115,11 +122,22 @@ impl TheaterRuntime {
     }
 
     /// What a child's task does after `event`: the supervising capability
-    /// decides for a linked child. Actors without a parent, or whose parent
-    /// no capability supervises them for, restart at once after a failure
-    /// and stop when they ask to.
-    pub(super) fn supervise(&self, child: ActorId, event: ChildEvent) -> Decision {
+    /// decides for a linked child, on the node its parent runs on. Actors
+    /// without a parent, or whose parent no capability supervises them
+    /// for, restart at once after a failure and stop when they ask to.
+    pub(super) async fn supervise(&self, child: ActorId, event: ChildEvent) -> Decision {
         let link = self.inner.tree.lock().expect("tree lock").link_of(child);
+        if let (Some(link), Some(cluster)) = (&link, &self.inner.cluster)
+            && self.actor(link.parent).is_err()
+            && let Some(decision) = self.ask_parents_node(cluster, link, &event).await
+        {
+            return decision;
+        }
+        self.decide_here(link, event)
+    }
+
+    /// [`supervise`](Self::supervise) with the parent here, if any.
+    pub(super) fn decide_here(&self, link: Option<ChildLink>, event: ChildEvent) -> Decision {
         let decided = link.and_then(|link| {
             self.inner
                 .handlers

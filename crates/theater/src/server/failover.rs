@@ -9,7 +9,8 @@
 //! Channels to a node that is gone are closed at their end here.
 //!
 //! A child goes where its parent goes: the node that took its parent over
-//! takes it over next, and its parent supervises it again.
+//! takes it over next, and its parent supervises it again. A parent's
+//! children that run on other nodes are linked to it again where it runs.
 //!
 //! A node that finds itself fenced (counted as gone while it was paused or
 //! cut off) stops its actors instead: the survivors run them now. It
@@ -46,31 +47,42 @@ pub(super) async fn run(cluster: Cluster, runtime: TheaterRuntime) {
             }
         };
         runtime.close_channels_to_gone_nodes(&live);
-        let orphans = match cluster.orphans(&live).await {
-            Ok(orphans) => orphans,
+        let owned = match cluster.owned().await {
+            Ok(owned) => owned,
             Err(e) => {
                 tracing::warn!("looking for actors of nodes that are gone: {e}");
                 continue;
             }
         };
-        // Top-level actors first; then, generation by generation, the
-        // children of the ones this node runs now: a child goes where its
-        // parent went.
-        let (roots, mut children): (Vec<Orphan>, Vec<Orphan>) = orphans
-            .into_iter()
-            .partition(|orphan| orphan.owner.parent.is_none());
+        let mut orphans = cluster.orphans(&owned, &live);
+        // What this node ran before it started again and did not resume
+        // (a child whose parent runs on another node) is its own to start.
+        let runs_here = |orphan: &Orphan| {
+            let id = orphan.actor.parse();
+            id.is_ok_and(|id| runtime.actor(id).is_ok())
+        };
+        let left_behind = cluster.left_behind(&owned);
+        orphans.extend(left_behind.into_iter().filter(|o| !runs_here(o)));
+        // Top-level actors and this node's own first; then, generation by
+        // generation, the children of the ones this node runs now: a child
+        // goes where its parent went.
+        let (roots, mut children): (Vec<Orphan>, Vec<Orphan>) =
+            orphans.into_iter().partition(|orphan| {
+                orphan.owner.parent.is_none() || orphan.owner.node == cluster.node()
+            });
         let mut generation = in_this_nodes_order(roots, cluster.node());
         loop {
             take_on_all(&cluster, &runtime, generation).await;
-            let runs_here = |orphan: &Orphan| {
+            let parent_runs_here = |orphan: &Orphan| {
                 let parent = orphan.owner.parent.as_deref().and_then(|p| p.parse().ok());
                 parent.is_some_and(|parent| runtime.actor(parent).is_ok())
             };
-            (generation, children) = children.into_iter().partition(runs_here);
+            (generation, children) = children.into_iter().partition(parent_runs_here);
             if generation.is_empty() {
                 break;
             }
         }
+        runtime.link_remote_children(&owned).await;
     }
 }
 

@@ -215,7 +215,7 @@ impl Connection {
     /// `migrate`: moves `actor`, which runs here, to node `to`. It
     /// finishes its queued calls and stops here; `to` becomes its owner
     /// and starts it from its replicated chain. If `to` cannot, it runs
-    /// here again.
+    /// here again. A child stays its parent's child across nodes.
     pub(super) async fn migrate(&self, actor: &str, to: &str) -> Answer {
         let cluster = self.cluster()?;
         let id = self.running(actor)?.id();
@@ -226,9 +226,9 @@ impl Connection {
                 "actor {id} runs on node `{to}` already"
             )));
         }
-        if runtime.parent(id).is_some() || !runtime.children(id).is_empty() {
+        if !runtime.children(id).is_empty() {
             return Err(bad_request(format!(
-                "actor {id} supervises or is supervised: only actors without a parent or children migrate"
+                "actor {id} supervises children: only actors without children migrate"
             )));
         }
         let nodes = cluster
@@ -246,7 +246,7 @@ impl Connection {
         let record = cluster.records().get(&name).await.map_err(failed)?;
         let record =
             record.ok_or_else(|| internal("the actor's record", "the cluster keeps none"))?;
-        runtime.stop(id).await.map_err(actor_error)?;
+        runtime.move_out(id).await.map_err(actor_error)?;
         cluster.records().put(&name, record).await.map_err(failed)?;
         let handed = cluster
             .hand_over(&name, here, target)
