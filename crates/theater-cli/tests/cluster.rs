@@ -559,6 +559,67 @@ fn a_parent_supervises_its_child_on_another_node() {
     }
 }
 
+#[test]
+fn a_parent_that_fails_over_supervises_its_children_on_other_nodes_again() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let [mut n1, n2, n3] = ["n1", "n2", "n3"].map(|name| Node::start(&nats, name));
+    eventually("n1 sees n2 and n3", || {
+        n1.node_names() == ["n1", "n2", "n3"]
+    });
+    let parent = n1.start_on("supervisor", "n1");
+    let ask = |command: String| {
+        let asked = n2.json(&["message", "request", &parent, &command]);
+        asked["reply"].clone()
+    };
+    let spawn = r#"{"spawn": "../trap/manifest.toml"}"#;
+    let mut children: Vec<String> = ["n2", "n3"]
+        .iter()
+        .map(|to| {
+            let child = ask(spawn.to_owned()).as_str().unwrap().to_owned();
+            n1.json(&["migrate", &child, "--to", to]);
+            child
+        })
+        .collect();
+    children.sort();
+
+    n1.child.kill().unwrap();
+    n1.child.wait().unwrap();
+    // The parent runs on n2 or n3: one child beside it, one on the other
+    // node; it supervises both again.
+    eventually("the parent runs again with both its children", || {
+        let listed = n2.json(&["message", "request", &parent, r#"{"children": null}"#]);
+        let mut listed: Vec<String> = serde_json::from_value(listed["reply"].clone()).unwrap();
+        listed.sort();
+        listed == children
+    });
+    for child in &children {
+        n3.json(&["message", "send", child, r#""trap""#]);
+    }
+    eventually("the parent hears of both failures", || {
+        let memory = n2.json(&["state", &parent])["state"].clone();
+        let errors = memory["errors"].as_array().cloned().unwrap_or_default();
+        children
+            .iter()
+            .all(|c| errors.iter().any(|e| e[0] == c.as_str()))
+    });
+    let decided = n3.json(&["events", &parent, "--type", "supervision"]);
+    let decisions: Vec<Value> = decided["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"]["decision"].clone())
+        .collect();
+    assert_eq!(decisions, ["restart", "restart"], "{decided}");
+
+    n2.json(&["stop", &parent]);
+    eventually("the parent and its children stopped on every node", || {
+        let listed = n3.json(&["list"]);
+        listed["actors"].as_array().unwrap().is_empty()
+    });
+}
+
 /// `GET path` on `addr`: the status line and body, if it answers.
 fn http_get(addr: &str, path: &str) -> Option<String> {
     use std::io::{Read, Write};

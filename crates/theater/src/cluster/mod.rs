@@ -338,16 +338,6 @@ impl Cluster {
             .collect()
     }
 
-    /// Of `owned`, the actors an earlier process of this node owned:
-    /// it stopped before it could hand them on.
-    pub fn left_behind(&self, owned: &[Orphan]) -> Vec<Orphan> {
-        owned
-            .iter()
-            .filter(|o| o.owner.node == self.node() && o.owner.instance != self.inner.instance)
-            .cloned()
-            .collect()
-    }
-
     /// Makes this node the owner of `orphan`, unless its ownership record
     /// changed since it was read (another node took it first): `false`.
     pub async fn take_over(&self, orphan: &Orphan) -> Result<bool, ClusterError> {

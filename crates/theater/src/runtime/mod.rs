@@ -399,6 +399,13 @@ impl TheaterRuntime {
             .write()
             .expect("registry lock")
             .insert(id, entry);
+        // Its children that run here already (it ran on another node
+        // until now) are under its policy from now on.
+        if !self.children(id).is_empty() {
+            let terms = crate::host::children_terms(manifest);
+            let mut tree = self.inner.tree.lock().expect("tree lock");
+            tree.supervise_under(id, &terms);
+        }
         if let Some((parent, terms)) = options.parent {
             self.inner.tree.lock().expect("tree lock").link(
                 parent,

@@ -58,6 +58,15 @@ impl Tree {
         Some(link.parent)
     }
 
+    /// Puts every child of `parent` under `terms`.
+    pub fn supervise_under(&mut self, parent: ActorId, terms: &Terms) {
+        for child in self.children.get(&parent).into_iter().flatten() {
+            if let Some(link) = self.links.get_mut(child) {
+                link.terms = terms.clone();
+            }
+        }
+    }
+
     pub fn children(&self, parent: ActorId) -> Vec<ActorId> {
         self.children.get(&parent).cloned().unwrap_or_default()
     }

@@ -54,30 +54,21 @@ pub(super) async fn run(cluster: Cluster, runtime: TheaterRuntime) {
                 continue;
             }
         };
-        let mut orphans = cluster.orphans(&owned, &live);
-        // What this node ran before it started again and did not resume
-        // (a child whose parent runs on another node) is its own to start.
-        let runs_here = |orphan: &Orphan| {
-            let id = orphan.actor.parse();
-            id.is_ok_and(|id| runtime.actor(id).is_ok())
-        };
-        let left_behind = cluster.left_behind(&owned);
-        orphans.extend(left_behind.into_iter().filter(|o| !runs_here(o)));
-        // Top-level actors and this node's own first; then, generation by
-        // generation, the children of the ones this node runs now: a child
-        // goes where its parent went.
-        let (roots, mut children): (Vec<Orphan>, Vec<Orphan>) =
-            orphans.into_iter().partition(|orphan| {
-                orphan.owner.parent.is_none() || orphan.owner.node == cluster.node()
-            });
+        let orphans = cluster.orphans(&owned, &live);
+        // Top-level actors first; then, generation by generation, the
+        // children of the ones this node runs now: a child goes where its
+        // parent went.
+        let (roots, mut children): (Vec<Orphan>, Vec<Orphan>) = orphans
+            .into_iter()
+            .partition(|orphan| orphan.owner.parent.is_none());
         let mut generation = in_this_nodes_order(roots, cluster.node());
         loop {
             take_on_all(&cluster, &runtime, generation).await;
-            let parent_runs_here = |orphan: &Orphan| {
+            let runs_here = |orphan: &Orphan| {
                 let parent = orphan.owner.parent.as_deref().and_then(|p| p.parse().ok());
                 parent.is_some_and(|parent| runtime.actor(parent).is_ok())
             };
-            (generation, children) = children.into_iter().partition(parent_runs_here);
+            (generation, children) = children.into_iter().partition(runs_here);
             if generation.is_empty() {
                 break;
             }
