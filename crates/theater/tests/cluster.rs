@@ -357,6 +357,7 @@ async fn a_node_that_lost_an_actor_cannot_fork_its_chain() {
     let (entries, end) = replicated(&n2, counter.id()).await;
     let head = &entries.last().unwrap().event;
     let taken = Replicated {
+        delivered: None,
         event: event(Some(head), 99),
         state: None,
     };
@@ -416,6 +417,7 @@ async fn a_node_restarted_on_its_store_continues_the_replicated_chain() {
     let n2 = join(&nats, "n2", 0).await.unwrap();
     let (entries, end) = replicated(&n2, id).await;
     let taken = Replicated {
+        delivered: None,
         event: event(Some(&entries.last().unwrap().event), 99),
         state: None,
     };

@@ -9,18 +9,15 @@
 //! encodes it; this module does not look inside.
 
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::{self, consumer, context, stream};
+use async_nats::jetstream::{self, context, stream};
 use bytes::Bytes;
-use futures::StreamExt;
 
-use super::{ClusterError, actor_token};
+use super::{ClusterError, actor_token, streams};
 
 /// The stream of every actor's chain.
 const STREAM: &str = "THEATER_CHAINS";
 /// Subjects of the stream: `theater.chain.<actor>`.
 const SUBJECTS: &str = "theater.chain.>";
-/// How long an append or a read waits for JetStream's answer.
-const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The cluster's replicated chains.
 #[derive(Clone)]
@@ -40,32 +37,8 @@ impl ReplicatedChains {
         js: &jetstream::Context,
         replicas: usize,
     ) -> Result<Self, ClusterError> {
-        let mut stream = js
-            .get_or_create_stream(stream::Config {
-                name: STREAM.to_owned(),
-                subjects: vec![SUBJECTS.to_owned()],
-                num_replicas: replicas,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::jetstream("opening the chain stream", e))?;
-        // A stream just created takes appends once it has elected its
-        // leader; until then the caller tries again.
-        let info = stream
-            .info()
-            .await
-            .map_err(|e| ClusterError::jetstream("opening the chain stream", e))?;
-        if info.cluster.as_ref().is_some_and(|c| c.leader.is_none()) {
-            return Err(ClusterError::jetstream(
-                "opening the chain stream",
-                "it has no leader yet",
-            ));
-        }
-        // A publish whose answer was lost with its server is sent again
-        // (see `ReplicatedLog`) after this long, not after the default 5 s.
-        let mut js = js.clone();
-        js.set_timeout(ANSWER_WAIT);
+        let (js, stream) =
+            streams::open(js, STREAM, SUBJECTS, replicas, "opening the chain stream").await?;
         Ok(Self { js, stream })
     }
 
@@ -100,43 +73,15 @@ impl ReplicatedChains {
     /// The newest event of `actor`'s chain and where the chain ends;
     /// `None` for an empty chain.
     pub async fn last(&self, actor: &str) -> Result<Option<(Bytes, ChainEnd)>, ClusterError> {
-        match self
-            .stream
-            .get_last_raw_message_by_subject(&subject(actor)?)
-            .await
-        {
-            Ok(last) => Ok(Some((last.payload, ChainEnd(last.sequence)))),
-            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
-            Err(e) => Err(ClusterError::jetstream("reading a chain's end", e)),
-        }
+        let last = streams::last(&self.stream, &subject(actor)?).await?;
+        Ok(last.map(|(event, sequence)| (event, ChainEnd(sequence))))
     }
 
     /// Every event of `actor`'s chain, oldest first, and where it ends.
     pub async fn read(&self, actor: &str) -> Result<(Vec<Bytes>, ChainEnd), ClusterError> {
-        let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream("reading a chain", e);
-        let Some((_, ChainEnd(last))) = self.last(actor).await? else {
-            return Ok((Vec::new(), ChainEnd::default()));
-        };
-        let subject = subject(actor)?;
-        let consumer = self
-            .stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: subject,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| failed(&e))?;
-        let mut messages = consumer.messages().await.map_err(|e| failed(&e))?;
-        let mut events = Vec::new();
-        while let Some(message) = messages.next().await {
-            let message = message.map_err(|e| failed(&e))?;
-            let sequence = message.info().map_err(|e| failed(&e))?.stream_sequence;
-            events.push(message.payload.clone());
-            if sequence >= last {
-                break;
-            }
-        }
-        Ok((events, ChainEnd(last)))
+        let read = streams::read(&self.stream, &subject(actor)?).await?;
+        let end = ChainEnd(read.last().map_or(0, |(sequence, _)| *sequence));
+        Ok((read.into_iter().map(|(_, event)| event).collect(), end))
     }
 }
 

@@ -14,17 +14,20 @@
 //! - `theater-actors`: how each actor was started ([`records`]), so that
 //!   a survivor can start a dead node's actors again.
 //!
-//! And one stream, `THEATER_CHAINS`, holds actors' chains (see
-//! [`chains`]). Messages between actors on different nodes go over core
+//! Two streams hold actors' chains, `THEATER_CHAINS` (see [`chains`]),
+//! and the messages accepted for them and not yet run, `THEATER_INBOXES`
+//! (see [`inboxes`]). Messages between actors on different nodes go over core
 //! NATS request and reply ([`messages`]).
 //!
 //! Without `--cluster` none of this exists: one process, its own store.
 
 mod chains;
+mod inboxes;
 mod messages;
 mod nodes;
 mod placement;
 mod records;
+mod streams;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +36,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 
 pub use chains::{ChainEnd, ReplicatedChains};
+pub use inboxes::ReplicatedInboxes;
 pub use messages::{
     Answer, Delivery, Envelope, Inbox, Incoming, Listener, MAX_WAITS, Refusal, ReplyTo,
     read_acceptance, write_acceptance,
@@ -175,6 +179,7 @@ struct Inner {
     nodes: kv::Store,
     placement: kv::Store,
     chains: ReplicatedChains,
+    inboxes: ReplicatedInboxes,
     records: ActorRecords,
     /// Tells this process's entries from those of an earlier process of
     /// the same name.
@@ -221,6 +226,7 @@ impl Cluster {
         let placement =
             when_ready(async || bucket(&js, PLACEMENT_BUCKET, None, replicas).await).await?;
         let chains = when_ready(async || ReplicatedChains::open(&js, replicas).await).await?;
+        let inboxes = when_ready(async || ReplicatedInboxes::open(&js, replicas).await).await?;
         let records =
             when_ready(async || bucket(&js, RECORDS_BUCKET, None, replicas).await).await?;
         let records = ActorRecords::new(records);
@@ -253,6 +259,7 @@ impl Cluster {
                 nodes,
                 placement,
                 chains,
+                inboxes,
                 records,
                 instance,
                 fenced: AtomicBool::new(false),
@@ -315,6 +322,11 @@ impl Cluster {
     /// The cluster's replicated chains.
     pub fn chains(&self) -> &ReplicatedChains {
         &self.inner.chains
+    }
+
+    /// The cluster's replicated inboxes.
+    pub fn inboxes(&self) -> &ReplicatedInboxes {
+        &self.inner.inboxes
     }
 
     /// How the cluster's actors were started.

@@ -573,10 +573,19 @@ impl TheaterRuntime {
             Ending::Stopped => (false, None),
             Ending::ByItself(data) => (true, data),
         };
+        let ended = (by_itself || !shutting_down) && !moving;
         if (by_itself || !shutting_down)
             && let Err(e) = self.inner.log.set_running(&id, false).await
         {
             tracing::error!(actor = %id, "cannot mark the actor stopped: {e}");
+        }
+        // What it was sent and did not run never will (an actor that moves
+        // runs it on its new node).
+        if let Some(cluster) = &self.inner.cluster
+            && ended
+            && let Err(e) = cluster.inboxes().drop_before(&id.to_string(), None).await
+        {
+            tracing::warn!(actor = %id, "cannot empty the actor's inbox in the cluster: {e}");
         }
         let parent = self.parent(id);
         let parent_here = parent.is_some_and(|parent| self.actor(parent).is_ok());

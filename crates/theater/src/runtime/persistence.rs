@@ -167,8 +167,9 @@ impl TheaterRuntime {
     /// died), here: its chain `events` (which must verify) go to this
     /// runtime's log, then it resumes from `state`, the state its newest
     /// transition left, as [`resume`](Self::resume) would, its chain going
-    /// on with an `actor-resume` event. A child's parent must run here; it
-    /// supervises the child again.
+    /// on with an `actor-resume` event. The messages its log's inbox keeps
+    /// for it run next. A child is linked to its parent again, here or on
+    /// another node of the cluster.
     pub async fn adopt(
         &self,
         id: ActorId,
@@ -195,6 +196,9 @@ impl TheaterRuntime {
         self.inner.log.import_chain(&id, events).await?;
         record.running = true;
         self.inner.log.save_actor(&id, &record).await?;
+        // Read before it runs, as a resume reads it: what is accepted from
+        // then on is queued as it is accepted.
+        let inbox = self.read_log(move |log| log.inbox(&id)).await?;
         let options = SpawnOptions {
             parent,
             by_parent: None,
@@ -202,7 +206,9 @@ impl TheaterRuntime {
             resume: Some((id, head)),
             forked_from: None,
         };
-        self.spawn_with(&record.manifest, options).await
+        let handle = self.spawn_with(&record.manifest, options).await?;
+        self.redeliver(id, inbox).await;
+        Ok(handle)
     }
 
     async fn resume_one(

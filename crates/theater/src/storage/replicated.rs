@@ -10,12 +10,18 @@
 //! same reason. The local log only ever holds events the cluster took.
 //!
 //! One message of the stream is one [`Replicated`] entry: the event as
-//! [`codec`] stores it and, for a state transition, the state it leaves.
+//! [`codec`] stores it, the inbox message its call ran, if any, and, for a
+//! state transition, the state it leaves.
+//!
+//! A message accepted for an actor (a `send`) is acknowledged once the
+//! cluster's inbox keeps it. A node that takes the actor on runs again
+//! the inbox messages no event of the chain names, so none is lost with
+//! a node and none runs twice.
 //! Each actor's record (how it was started) goes to the cluster's actor
 //! records too, and is forgotten there once the actor is stopped. With
 //! both, another node can start the actor again from its chain alone.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +31,9 @@ use super::{
     SavedActor, Snapshot, VerifyFailure,
 };
 use crate::chain::{ChainEvent, Hash, SealedEvent};
-use crate::cluster::{ActorRecords, ChainEnd, Cluster, ClusterError, ReplicatedChains};
+use crate::cluster::{
+    ActorRecords, ChainEnd, Cluster, ClusterError, ReplicatedChains, ReplicatedInboxes,
+};
 use crate::id::ActorId;
 
 /// How long an append is tried again while JetStream does not answer (a
@@ -35,6 +43,10 @@ const RETRY_FOR: Duration = Duration::from_secs(15);
 /// [`LAST_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(1);
+/// Messages that ran an actor's inbox keeps, while others wait, before
+/// they are dropped from it. With none waiting they are dropped at once,
+/// so that a node taking an idle actor on finds its inbox empty.
+const RAN_KEPT: usize = 256;
 
 /// A node's event log in a cluster: see the module documentation.
 pub struct ReplicatedLog {
@@ -44,10 +56,20 @@ pub struct ReplicatedLog {
 
 struct Inner {
     chains: ReplicatedChains,
+    inboxes: ReplicatedInboxes,
     records: ActorRecords,
+    /// Each actor's inbox messages not yet run, and how many ran since its
+    /// inbox last dropped the ones that did.
+    waiting: Mutex<HashMap<ActorId, Waiting>>,
     /// Where each actor's replicated chain stands, as far as this node
     /// knows; read from the stream at an actor's first append here.
     replicas: Mutex<HashMap<ActorId, Replica>>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    messages: BTreeSet<u64>,
+    ran: usize,
 }
 
 #[derive(Clone)]
@@ -65,7 +87,9 @@ impl ReplicatedLog {
             local,
             inner: Arc::new(Inner {
                 chains: cluster.chains().clone(),
+                inboxes: cluster.inboxes().clone(),
                 records: cluster.records().clone(),
+                waiting: Mutex::default(),
                 replicas: Mutex::new(HashMap::new()),
             }),
         }
@@ -170,6 +194,54 @@ impl Inner {
         }
     }
 
+    /// The messages in `actor`'s replicated inbox that no event of its
+    /// replicated chain ran, oldest first; from now on they wait here.
+    async fn waiting(&self, actor: ActorId) -> Result<Vec<(u64, Accepted)>, LogError> {
+        let name = actor.to_string();
+        let kept = self.inboxes.read(&name).await.map_err(LogError::new)?;
+        if kept.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (chain, _) = self.chains.read(&name).await.map_err(LogError::new)?;
+        let mut ran = HashSet::new();
+        for bytes in &chain {
+            let entry = Replicated::decode(bytes).map_err(LogError::new)?;
+            ran.extend(entry.delivered);
+        }
+        let mut waiting = Vec::new();
+        for (sequence, bytes) in kept.into_iter().filter(|(s, _)| !ran.contains(s)) {
+            let message = serde_json::from_slice(&bytes).map_err(LogError::new)?;
+            waiting.push((sequence, message));
+        }
+        let mut all = self.waiting.lock().expect("waiting lock");
+        all.entry(actor).or_default().messages = waiting.iter().map(|(s, _)| *s).collect();
+        Ok(waiting)
+    }
+
+    /// Notes that inbox message `sequence` of `actor` ran; now and then
+    /// drops the messages that ran from the front of its inbox.
+    fn ran(self: &Arc<Self>, actor: ActorId, sequence: u64) {
+        let until = {
+            let mut all = self.waiting.lock().expect("waiting lock");
+            let waiting = all.entry(actor).or_default();
+            waiting.messages.remove(&sequence);
+            waiting.ran += 1;
+            let oldest = waiting.messages.first().copied();
+            if oldest.is_some() && waiting.ran < RAN_KEPT {
+                return;
+            }
+            waiting.ran = 0;
+            oldest.unwrap_or(sequence + 1)
+        };
+        let inner = self.clone();
+        tokio::spawn(async move {
+            let name = actor.to_string();
+            if let Err(e) = inner.inboxes.drop_before(&name, Some(until)).await {
+                tracing::debug!(%actor, "dropping inbox messages that ran: {e}");
+            }
+        });
+    }
+
     /// Notes that `actor`'s chain now ends at `end`, with `hash`.
     fn appended(&self, actor: ActorId, end: ChainEnd, hash: Hash) -> Result<(), LogError> {
         let head = Some(hash);
@@ -180,22 +252,26 @@ impl Inner {
 
 impl EventLog for ReplicatedLog {
     fn append_entry(&self, actor: &ActorId, entry: Entry<'_>) -> LogFuture {
-        let bytes = Replicated::encode_parts(&entry.event, entry.state.map(KeptState::state));
-        let (parent, hash) = (entry.event.parent_hash, entry.event.hash);
         let Entry {
             event,
             state,
             delivered,
         } = entry;
+        let bytes = Replicated::encode_parts(&event, delivered, state.map(KeptState::state));
+        let (parent, hash) = (event.parent_hash, event.hash);
         // The local append waits for the cluster's: it owns what it keeps.
         let state = state.cloned();
         let (actor, inner, local) = (*actor, self.inner.clone(), self.local.clone());
         Box::pin(async move {
             inner.replicate(actor, parent, hash, bytes).await?;
+            if let Some(sequence) = delivered {
+                inner.ran(actor, sequence);
+            }
+            // The inbox is the cluster's: the local log keeps none.
             let entry = Entry {
                 event,
                 state: state.as_ref(),
-                delivered,
+                delivered: None,
             };
             if let Err(e) = local.append_entry(&actor, entry).await {
                 let why = format!("this node could not keep an event the cluster took ({e})");
@@ -217,12 +293,34 @@ impl EventLog for ReplicatedLog {
         self.local.import_chain(actor, events)
     }
 
+    /// Into the cluster's inbox: the message's number is its sequence
+    /// there.
     fn accept(&self, actor: &ActorId, message: &Accepted) -> AcceptFuture {
-        self.local.accept(actor, message)
+        let bytes = serde_json::to_vec(message).expect("accepted messages serialize");
+        let (actor, inner) = (*actor, self.inner.clone());
+        Box::pin(async move {
+            let name = actor.to_string();
+            let sequence = inner
+                .inboxes
+                .accept(&name, bytes.into())
+                .await
+                .map_err(LogError::new)?;
+            let mut all = inner.waiting.lock().expect("waiting lock");
+            all.entry(actor).or_default().messages.insert(sequence);
+            Ok(Some(sequence))
+        })
     }
 
+    /// For an actor this node's log marks running, the cluster's inbox
+    /// messages no event ran (others have none here). Called, as every
+    /// read of a log, on a blocking thread: it waits for JetStream there.
     fn inbox(&self, actor: &ActorId) -> Result<Vec<(u64, Accepted)>, LogError> {
-        self.local.inbox(actor)
+        let running = self.local.saved_actor(actor)?;
+        if !running.is_some_and(|saved| saved.record.running) {
+            return Ok(Vec::new());
+        }
+        let waiting = self.inner.waiting(*actor);
+        tokio::runtime::Handle::current().block_on(waiting)
     }
 
     fn events(&self, actor: &ActorId) -> Result<Vec<ChainEvent>, LogError> {
@@ -260,6 +358,13 @@ impl EventLog for ReplicatedLog {
 
     /// A stopped actor's record leaves the cluster: no node starts it again.
     fn set_running(&self, actor: &ActorId, running: bool) -> LogFuture {
+        if !running {
+            self.inner
+                .waiting
+                .lock()
+                .expect("waiting lock")
+                .remove(actor);
+        }
         let set = self.local.set_running(actor, running);
         let (actor, records) = (actor.to_string(), self.inner.records.clone());
         Box::pin(async move {
@@ -304,6 +409,7 @@ impl EventLog for ReplicatedLog {
 ///
 /// ```text
 /// u32 len ‖ event          the event as `codec` stores it
+/// [0x03 ‖ u64 sequence]    the inbox message its call ran, if any
 /// 0x00                     not a state transition
 /// 0x01                     a transition to no state
 /// 0x02 ‖ state             a transition to these bytes (the rest)
@@ -311,6 +417,8 @@ impl EventLog for ReplicatedLog {
 #[derive(Debug, Clone)]
 pub struct Replicated {
     pub event: ChainEvent,
+    /// The sequence of the inbox message whose call the event records.
+    pub delivered: Option<u64>,
     /// The state the event leaves, if it is a state transition.
     pub state: Option<Option<Vec<u8>>>,
 }
@@ -330,18 +438,29 @@ pub enum ReplicatedError {
     WrongHash,
 }
 
+/// Marks the inbox message an entry's call ran.
+const DELIVERED: u8 = 3;
+
 impl Replicated {
     pub fn encode(&self) -> Vec<u8> {
-        Self::encode_parts(&self.event, self.state.as_ref())
+        Self::encode_parts(&self.event, self.delivered, self.state.as_ref())
     }
 
     /// [`encode`](Self::encode) of an entry made of these parts.
-    fn encode_parts(event: &ChainEvent, state: Option<&Option<Vec<u8>>>) -> Vec<u8> {
+    fn encode_parts(
+        event: &ChainEvent,
+        delivered: Option<u64>,
+        state: Option<&Option<Vec<u8>>>,
+    ) -> Vec<u8> {
         let event = codec::encode(event);
         let bytes = state.and_then(Option::as_deref);
-        let mut out = Vec::with_capacity(4 + event.len() + 1 + bytes.map_or(0, <[u8]>::len));
+        let mut out = Vec::with_capacity(4 + event.len() + 10 + bytes.map_or(0, <[u8]>::len));
         out.extend_from_slice(&(event.len() as u32).to_be_bytes());
         out.extend_from_slice(&event);
+        if let Some(sequence) = delivered {
+            out.push(DELIVERED);
+            out.extend_from_slice(&sequence.to_be_bytes());
+        }
         match state {
             None => out.push(0),
             Some(None) => out.push(1),
@@ -367,6 +486,15 @@ impl Replicated {
         let event = SealedEvent::check(codec::decode(event)?)
             .map_err(|_| ReplicatedError::WrongHash)?
             .into_event();
+        let (delivered, rest) = match rest.split_first() {
+            Some((&DELIVERED, rest)) => {
+                let (sequence, rest) = rest
+                    .split_first_chunk::<8>()
+                    .ok_or(ReplicatedError::CutShort)?;
+                (Some(u64::from_be_bytes(*sequence)), rest)
+            }
+            _ => (None, rest),
+        };
         let state = match rest.split_first() {
             None => return Err(ReplicatedError::CutShort),
             Some((0, [])) => None,
@@ -375,7 +503,11 @@ impl Replicated {
             Some((0 | 1, extra)) => return Err(ReplicatedError::Trailing(extra.len())),
             Some((marker, _)) => return Err(ReplicatedError::Marker(*marker)),
         };
-        Ok(Self { event, state })
+        Ok(Self {
+            event,
+            delivered,
+            state,
+        })
     }
 }
 
@@ -387,6 +519,7 @@ mod tests {
     fn entry(state: Option<Option<Vec<u8>>>) -> Replicated {
         Replicated {
             event: sample_chain(2).remove(1),
+            delivered: None,
             state,
         }
     }
@@ -394,10 +527,15 @@ mod tests {
     #[test]
     fn an_entry_reads_back_as_written() {
         for state in [None, Some(None), Some(Some(b"{\"n\":1}".to_vec()))] {
-            let written = entry(state.clone());
-            let read = Replicated::decode(&written.encode()).unwrap();
-            assert_eq!(read.event.hash, written.event.hash);
-            assert_eq!(read.state, state);
+            for delivered in [None, Some(7)] {
+                let written = Replicated {
+                    delivered,
+                    ..entry(state.clone())
+                };
+                let read = Replicated::decode(&written.encode()).unwrap();
+                assert_eq!(read.event.hash, written.event.hash);
+                assert_eq!((read.delivered, read.state), (delivered, state.clone()));
+            }
         }
     }
 

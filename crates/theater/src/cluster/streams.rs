@@ -1,0 +1,89 @@
+//! What the cluster's JetStream streams share: opening one with its
+//! replicas, and reading one subject of it.
+
+use async_nats::jetstream::{self, consumer, stream};
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::ClusterError;
+
+/// How long an append or a read waits for JetStream's answer.
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens stream `name` over `subjects`, creating it with `replicas`
+/// copies if needed; with a context whose publishes wait
+/// [`ANSWER_WAIT`] for their answer. `what` names the stream in errors.
+pub(super) async fn open(
+    js: &jetstream::Context,
+    name: &str,
+    subjects: &str,
+    replicas: usize,
+    what: &'static str,
+) -> Result<(jetstream::Context, stream::Stream), ClusterError> {
+    let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream(what, e);
+    let mut stream = js
+        .get_or_create_stream(stream::Config {
+            name: name.to_owned(),
+            subjects: vec![subjects.to_owned()],
+            num_replicas: replicas,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| failed(&e))?;
+    // A stream just created takes appends once it has elected its
+    // leader; until then the caller tries again.
+    let info = stream.info().await.map_err(|e| failed(&e))?;
+    if info.cluster.as_ref().is_some_and(|c| c.leader.is_none()) {
+        return Err(failed(&"it has no leader yet"));
+    }
+    // A publish whose answer was lost with its server is sent again after
+    // this long, not after the default 5 s.
+    let mut js = js.clone();
+    js.set_timeout(ANSWER_WAIT);
+    Ok((js, stream))
+}
+
+/// The newest message on `subject` and its sequence; `None` if it has none.
+pub(super) async fn last(
+    stream: &stream::Stream,
+    subject: &str,
+) -> Result<Option<(Bytes, u64)>, ClusterError> {
+    match stream.get_last_raw_message_by_subject(subject).await {
+        Ok(last) => Ok(Some((last.payload, last.sequence))),
+        Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => Err(ClusterError::jetstream(
+            "reading a subject's newest message",
+            e,
+        )),
+    }
+}
+
+/// Every message on `subject`, oldest first, with its sequence.
+pub(super) async fn read(
+    stream: &stream::Stream,
+    subject: &str,
+) -> Result<Vec<(u64, Bytes)>, ClusterError> {
+    let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream("reading a subject", e);
+    let Some((_, last)) = self::last(stream, subject).await? else {
+        return Ok(Vec::new());
+    };
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: subject.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| failed(&e))?;
+    let mut messages = consumer.messages().await.map_err(|e| failed(&e))?;
+    let mut read = Vec::new();
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|e| failed(&e))?;
+        let sequence = message.info().map_err(|e| failed(&e))?.stream_sequence;
+        read.push((sequence, message.payload.clone()));
+        if sequence >= last {
+            break;
+        }
+    }
+    Ok(read)
+}
