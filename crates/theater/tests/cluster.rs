@@ -211,6 +211,66 @@ async fn a_replicated_chain_reads_back_whole_and_a_stale_writer_cannot_fork_it()
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_of_many_actors_go_out_in_batches_and_a_stale_one_is_refused_alone() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let n1 = join(&nats, "n1", 0).await.unwrap();
+    let actors: Vec<String> = (0..200).map(|_| ActorId::new().to_string()).collect();
+    let firsts: Vec<ChainEvent> = (0..actors.len() as u64).map(|n| event(None, n)).collect();
+    let appended = futures::future::join_all(actors.iter().zip(&firsts).map(|(actor, first)| {
+        n1.chains()
+            .append(actor, ChainEnd::default(), encoded(first))
+    }))
+    .await;
+    let ends: Vec<ChainEnd> = appended.into_iter().map(Result::unwrap).collect();
+    let counts = n1.chains().batch_counts();
+    assert!(
+        counts.batches > 0 && counts.batched > counts.batches,
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.batched + counts.alone,
+        actors.len() as u64,
+        "{counts:?}"
+    );
+
+    // Again, one of them from a stale end: it alone is refused.
+    let seconds: Vec<ChainEvent> = firsts.iter().map(|first| event(Some(first), 1)).collect();
+    let appended = futures::future::join_all(actors.iter().enumerate().map(|(at, actor)| {
+        let after = if at == 7 {
+            ChainEnd::default()
+        } else {
+            ends[at]
+        };
+        n1.chains().append(actor, after, encoded(&seconds[at]))
+    }))
+    .await;
+    for (at, (actor, appended)) in actors.iter().zip(appended).enumerate() {
+        let (read, _) = n1.chains().read(actor).await.unwrap();
+        match at {
+            7 => {
+                let refused = appended.unwrap_err();
+                assert!(
+                    matches!(refused, ClusterError::ChainMoved { .. }),
+                    "{refused}"
+                );
+                assert_eq!(read.len(), 1);
+            }
+            _ => {
+                assert!(appended.unwrap().0 > ends[at].0);
+                let read: Vec<ChainEvent> = read
+                    .iter()
+                    .map(|b| serde_json::from_slice(b).unwrap())
+                    .collect();
+                assert_eq!(read.len(), 2);
+                theater::chain::verify(&read).unwrap();
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn bad_settings_and_unreachable_servers_are_clear_errors() {
     let mut config = ClusterConfig::new(vec!["nats://127.0.0.1:1".into()], "bad name");

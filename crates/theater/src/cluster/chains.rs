@@ -6,12 +6,13 @@
 //! refuses it if anything was appended since, so a stale owner (paused,
 //! cut off, or simply a second writer) can never fork a chain: it learns
 //! it lost the actor instead. The bytes are the event as the chain
-//! encodes it; this module does not look inside.
+//! encodes it; this module does not look inside. Appends of many actors
+//! go out together in atomic batches (see [`batches`](super::batches)).
 
-use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::{self, context, stream};
+use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 
+use super::batches::{BatchCounts, Batcher};
 use super::{ClusterError, actor_token, streams};
 
 /// The stream of every actor's chain.
@@ -22,7 +23,7 @@ const SUBJECTS: &str = "theater.chain.>";
 /// The cluster's replicated chains.
 #[derive(Clone)]
 pub struct ReplicatedChains {
-    js: jetstream::Context,
+    batcher: Batcher,
     stream: stream::Stream,
 }
 
@@ -37,9 +38,19 @@ impl ReplicatedChains {
         js: &jetstream::Context,
         replicas: usize,
     ) -> Result<Self, ClusterError> {
-        let (js, stream) =
-            streams::open(js, STREAM, SUBJECTS, replicas, "opening the chain stream").await?;
-        Ok(Self { js, stream })
+        let (js, stream) = streams::open(
+            js,
+            STREAM,
+            SUBJECTS,
+            replicas,
+            true,
+            "opening the chain stream",
+        )
+        .await?;
+        Ok(Self {
+            batcher: Batcher::start(js),
+            stream,
+        })
     }
 
     /// Appends `event` to `actor`'s chain, which must end at `after` (the
@@ -52,22 +63,13 @@ impl ReplicatedChains {
         after: ChainEnd,
         event: Bytes,
     ) -> Result<ChainEnd, ClusterError> {
-        let publish = PublishMessage::build()
-            .payload(event)
-            .expected_last_subject_sequence(after.0);
-        let moved =
-            |e: &context::PublishError| e.kind() == context::PublishErrorKind::WrongLastSequence;
-        let acked = match self.js.send_publish(subject(actor)?, publish).await {
-            Ok(ack) => ack.await,
-            Err(e) => Err(e),
-        };
-        match acked {
-            Ok(ack) => Ok(ChainEnd(ack.sequence)),
-            Err(e) if moved(&e) => Err(ClusterError::ChainMoved {
-                actor: actor.to_owned(),
-            }),
-            Err(e) => Err(ClusterError::jetstream("appending a chain event", e)),
-        }
+        let subject = subject(actor)?;
+        self.batcher.append(actor, subject, after, event).await
+    }
+
+    /// How this node's appends went out: in batches or alone.
+    pub fn batch_counts(&self) -> BatchCounts {
+        self.batcher.counts()
     }
 
     /// The newest event of `actor`'s chain and where the chain ends;

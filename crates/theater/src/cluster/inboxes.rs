@@ -30,8 +30,15 @@ impl ReplicatedInboxes {
         js: &jetstream::Context,
         replicas: usize,
     ) -> Result<Self, ClusterError> {
-        let (js, stream) =
-            streams::open(js, STREAM, SUBJECTS, replicas, "opening the inbox stream").await?;
+        let (js, stream) = streams::open(
+            js,
+            STREAM,
+            SUBJECTS,
+            replicas,
+            false,
+            "opening the inbox stream",
+        )
+        .await?;
         Ok(Self { js, stream })
     }
 

@@ -21,6 +21,7 @@
 //!
 //! Without `--cluster` none of this exists: one process, its own store.
 
+mod batches;
 mod chains;
 mod inboxes;
 mod messages;
@@ -35,6 +36,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 
+pub use batches::BatchCounts;
 pub use chains::{ChainEnd, ReplicatedChains};
 pub use inboxes::ReplicatedInboxes;
 pub use messages::{

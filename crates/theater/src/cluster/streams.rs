@@ -8,16 +8,18 @@ use futures::StreamExt;
 use super::ClusterError;
 
 /// How long an append or a read waits for JetStream's answer.
-const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+pub(super) const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Opens stream `name` over `subjects`, creating it with `replicas`
-/// copies if needed; with a context whose publishes wait
-/// [`ANSWER_WAIT`] for their answer. `what` names the stream in errors.
+/// copies if needed, taking atomic batches if `atomic`; with a context
+/// whose publishes wait [`ANSWER_WAIT`] for their answer. `what` names
+/// the stream in errors.
 pub(super) async fn open(
     js: &jetstream::Context,
     name: &str,
     subjects: &str,
     replicas: usize,
+    atomic: bool,
     what: &'static str,
 ) -> Result<(jetstream::Context, stream::Stream), ClusterError> {
     let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream(what, e);
@@ -27,6 +29,7 @@ pub(super) async fn open(
             subjects: vec![subjects.to_owned()],
             num_replicas: replicas,
             storage: stream::StorageType::File,
+            allow_atomic_publish: atomic,
             ..Default::default()
         })
         .await
