@@ -620,6 +620,56 @@ fn a_parent_that_fails_over_supervises_its_children_on_other_nodes_again() {
     });
 }
 
+#[test]
+fn a_subscription_follows_an_actor_on_another_node_as_it_moves() {
+    use theater::server::protocol::{Event, Op};
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let (n1, n2) = two_nodes(&nats);
+    let id = n1.start_on("counter", "n2");
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let mut watcher = tokio.block_on(client(&n1.addr)).unwrap();
+    let subscribed = tokio.block_on(watcher.call(Op::Subscribe {
+        actor: Some(id.clone()),
+    }));
+    assert_eq!(subscribed.unwrap()["actor"], id.as_str());
+    // The type of each chain event it hears next, up to `count` of them.
+    let mut heard = |count: usize| -> Vec<String> {
+        tokio.block_on(async {
+            let mut types = Vec::new();
+            while types.len() < count {
+                let next = tokio::time::timeout(Duration::from_secs(10), watcher.next_event());
+                match next.await.expect("an event within 10 s").unwrap() {
+                    Event::Chain(notice) => {
+                        assert_eq!(notice.actor.to_string(), id);
+                        types.push(notice.chain_event.event_type);
+                    }
+                    Event::ActorStopped(_) => types.push("stopped".into()),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            types
+        })
+    };
+    // Through n1, of an actor on n2.
+    assert_eq!(tokio.block_on(add(&n2.addr, &id, 2)), Ok(2));
+    assert_eq!(heard(1), ["call"]);
+    // It moves to n1 and on: the subscription goes with it.
+    n2.json(&["migrate", &id, "--to", "n1"]);
+    assert_eq!(tokio.block_on(add(&n1.addr, &id, 3)), Ok(5));
+    assert_eq!(heard(2), ["actor-resume", "call"]);
+    n1.json(&["stop", &id]);
+    assert_eq!(heard(1), ["stopped"]);
+
+    // An id no node runs is refused.
+    let nobody = "00000000-0000-4000-8000-000000000000".to_owned();
+    let refused = tokio.block_on(watcher.call(Op::Subscribe {
+        actor: Some(nobody),
+    }));
+    assert!(refused.is_err(), "{refused:?}");
+}
+
 /// `GET path` on `addr`: the status line and body, if it answers.
 fn http_get(addr: &str, path: &str) -> Option<String> {
     use std::io::{Read, Write};

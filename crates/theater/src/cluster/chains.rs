@@ -9,8 +9,10 @@
 //! encodes it; this module does not look inside. Appends of many actors
 //! go out together in atomic batches (see [`batches`](super::batches)).
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 
 use super::batches::{BatchCounts, Batcher};
 use super::{ClusterError, actor_token, streams};
@@ -25,6 +27,29 @@ const SUBJECTS: &str = "theater.chain.>";
 pub struct ReplicatedChains {
     batcher: Batcher,
     stream: stream::Stream,
+}
+
+const FOLLOWING: &str = "following a chain";
+
+/// One actor's chain, followed from when [`ReplicatedChains::follow`]
+/// started.
+pub struct Follower(consumer::Consumer<consumer::pull::OrderedConfig>);
+
+impl Follower {
+    /// The events as they are stored.
+    pub async fn events(
+        self,
+    ) -> Result<BoxStream<'static, Result<Bytes, ClusterError>>, ClusterError> {
+        let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream(FOLLOWING, e);
+        let messages = self.0.messages().await.map_err(|e| failed(&e))?;
+        Ok(messages
+            .map(move |message| {
+                message
+                    .map(|message| message.payload.clone())
+                    .map_err(|e| failed(&e))
+            })
+            .boxed())
+    }
 }
 
 /// Where an actor's chain ends: the subject sequence of its last event,
@@ -77,6 +102,21 @@ impl ReplicatedChains {
     pub async fn last(&self, actor: &str) -> Result<Option<(Bytes, ChainEnd)>, ClusterError> {
         let last = streams::last(&self.stream, &subject(actor)?).await?;
         Ok(last.map(|(event, sequence)| (event, ChainEnd(sequence))))
+    }
+
+    /// Starts following `actor`'s chain: the events appended from now
+    /// on, by whichever node runs it.
+    pub async fn follow(&self, actor: &str) -> Result<Follower, ClusterError> {
+        let consumer = self
+            .stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: subject(actor)?,
+                deliver_policy: consumer::DeliverPolicy::New,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::jetstream(FOLLOWING, e))?;
+        Ok(Follower(consumer))
     }
 
     /// Every event of `actor`'s chain, oldest first, and where it ends.

@@ -37,7 +37,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 
 pub use batches::BatchCounts;
-pub use chains::{ChainEnd, ReplicatedChains};
+pub use chains::{ChainEnd, Follower, ReplicatedChains};
 pub use inboxes::ReplicatedInboxes;
 pub use messages::{
     Answer, Delivery, Envelope, Inbox, Incoming, Listener, MAX_WAITS, Refusal, ReplyTo,

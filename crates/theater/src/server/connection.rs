@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Buf;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -30,8 +32,11 @@ use super::protocol::{
 use super::{OUTBOX_CAPACITY, Shared};
 use crate::actor::ActorEvent;
 use crate::admission::{Seat, same_secret};
+use crate::cluster::{Cluster, ClusterError, Follower};
 use crate::host::messaging::{ChannelEvent, ClientChannel};
 use crate::id::ActorId;
+use crate::runtime::TheaterRuntime;
+use crate::storage::Replicated;
 
 /// How long a closing connection waits for its last frames to go out.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -50,9 +55,96 @@ pub(crate) enum After {
     Channel(ClientChannel),
     Subscription {
         id: u64,
-        events: broadcast::Receiver<ActorEvent>,
+        events: Events,
         actor: Option<ActorId>,
     },
+}
+
+/// Where a subscription's chain events come from.
+pub(crate) enum Events {
+    /// This node's actors, live.
+    Here {
+        events: broadcast::Receiver<ActorEvent>,
+        runtime: TheaterRuntime,
+    },
+    /// In a cluster, one actor's replicated chain, followed wherever the
+    /// actor runs: across migrations and failovers, until it stops.
+    Replicated {
+        actor: ActorId,
+        chain: Box<Follower>,
+        cluster: Cluster,
+    },
+}
+
+/// [`Events`] as a subscription's task reads them.
+enum Live {
+    Here {
+        events: broadcast::Receiver<ActorEvent>,
+        runtime: TheaterRuntime,
+    },
+    Replicated {
+        actor: ActorId,
+        chain: BoxStream<'static, Result<bytes::Bytes, ClusterError>>,
+        cluster: Cluster,
+    },
+}
+
+impl Live {
+    async fn start(events: Events) -> Result<Self, ClusterError> {
+        Ok(match events {
+            Events::Here { events, runtime } => Self::Here { events, runtime },
+            Events::Replicated {
+                actor,
+                chain,
+                cluster,
+            } => Self::Replicated {
+                actor,
+                chain: chain.events().await?,
+                cluster,
+            },
+        })
+    }
+
+    /// The next event, or how many were missed; `None` once there are no
+    /// more.
+    async fn next(&mut self) -> Option<Result<ActorEvent, u64>> {
+        match self {
+            Self::Here { events, .. } => match events.recv().await {
+                Ok(event) => Some(Ok(event)),
+                Err(broadcast::error::RecvError::Lagged(missed)) => Some(Err(missed)),
+                Err(broadcast::error::RecvError::Closed) => None,
+            },
+            Self::Replicated { actor, chain, .. } => loop {
+                match chain.next().await? {
+                    Ok(bytes) => {
+                        return Some(match Replicated::decode(&bytes) {
+                            Ok(entry) => Ok(ActorEvent {
+                                actor: *actor,
+                                event: Arc::new(entry.event),
+                            }),
+                            Err(_) => Err(1),
+                        });
+                    }
+                    // The consumer takes up again where it was by itself.
+                    Err(e) => tracing::debug!(%actor, "following a replicated chain: {e}"),
+                }
+            },
+        }
+    }
+
+    /// Whether `actor` still runs (here, or anywhere in the cluster).
+    fn runs(&self, actor: ActorId) -> impl Future<Output = bool> + Send + 'static {
+        let cluster = match self {
+            Self::Here { runtime, .. } => Err(runtime.actor(actor).is_ok()),
+            Self::Replicated { cluster, .. } => Ok(cluster.clone()),
+        };
+        async move {
+            match cluster {
+                Err(here) => here,
+                Ok(cluster) => !matches!(cluster.owner(&actor.to_string()).await, Ok(None)),
+            }
+        }
+    }
 }
 
 pub(crate) struct Connection {
@@ -452,13 +544,7 @@ impl Connection {
                 }
             }
             After::Subscription { id, events, actor } => {
-                let runtime = self.shared.runtime.clone();
-                let task = tokio::spawn(async move {
-                    forward_events(outbox, id, events, actor, move |actor| {
-                        runtime.actor(actor).is_ok()
-                    })
-                    .await;
-                });
+                let task = tokio::spawn(forward_events(outbox, id, events, actor));
                 self.subscriptions.insert(id, task);
             }
         }
@@ -524,20 +610,24 @@ async fn forward_channel(outbox: Outbox, mut channel: ClientChannel) {
     }
 }
 
-async fn forward_events(
-    outbox: Outbox,
-    subscription: u64,
-    mut events: broadcast::Receiver<ActorEvent>,
-    actor: Option<ActorId>,
-    is_running: impl Fn(ActorId) -> bool,
-) {
+async fn forward_events(outbox: Outbox, subscription: u64, events: Events, actor: Option<ActorId>) {
+    let mut events = match Live::start(events).await {
+        Ok(events) => events,
+        Err(e) => {
+            tracing::warn!(
+                subscription,
+                "cannot follow the actor's replicated chain: {e}"
+            );
+            return;
+        }
+    };
     let mut check = tokio::time::interval(LIVENESS_CHECK);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let frame = tokio::select! {
             biased;
-            event = events.recv() => match event {
-                Ok(event) => {
+            event = events.next() => match event {
+                Some(Ok(event)) => {
                     if actor.is_some_and(|wanted| wanted != event.actor) {
                         continue;
                     }
@@ -550,12 +640,12 @@ async fn forward_events(
                     // An event too large for a frame is one the client missed.
                     if fits(&frame) { frame } else { lagged(subscription, 1) }
                 }
-                Err(broadcast::error::RecvError::Lagged(missed)) => lagged(subscription, missed),
-                Err(broadcast::error::RecvError::Closed) => return,
+                Some(Err(missed)) => lagged(subscription, missed),
+                None => return,
             },
             _ = check.tick(), if actor.is_some() => {
                 let actor = actor.expect("checked by the guard");
-                if is_running(actor) {
+                if events.runs(actor).await {
                     continue;
                 }
                 let stopped = Event::ActorStopped(ActorStopped { subscription, actor });

@@ -52,6 +52,27 @@ impl Connection {
         Some(cluster.node().to_owned())
     }
 
+    /// The actor `text` names: one running here (by id or prefix), or by
+    /// its full id one that a node of the cluster owns.
+    pub(super) async fn in_cluster(
+        &self,
+        cluster: &Cluster,
+        text: &str,
+    ) -> Result<ActorId, ErrorBody> {
+        let unknown = match self.running(text) {
+            Ok(handle) => return Ok(handle.id()),
+            Err(unknown) => unknown,
+        };
+        let Ok(id) = text.trim().parse::<ActorId>() else {
+            return Err(unknown);
+        };
+        let owner = cluster
+            .owner(&id.to_string())
+            .await
+            .map_err(|e| internal("the actor's owner", e))?;
+        owner.map(|_| id).ok_or(unknown)
+    }
+
     /// Gives up the cluster's record that this node owns `actor`, which
     /// it no longer runs.
     pub(super) async fn release(&self, actor: ActorId) {

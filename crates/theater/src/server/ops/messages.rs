@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use super::{Answer, actor_error, answer, payload};
-use crate::server::connection::{After, Connection};
+use super::{Answer, actor_error, answer, internal, payload};
+use crate::server::connection::{After, Connection, Events};
 use crate::server::protocol::{
     ActorBytes, ChannelClosed, ChannelOpened, ChannelQueued, ErrorBody, ErrorKind, Payload, Queued,
     Reply, Subscribed, Unsubscribed,
@@ -88,13 +88,38 @@ impl Connection {
         })
     }
 
-    /// Live chain events of one running actor, or of every actor.
-    pub(super) fn subscribe(&mut self, actor: Option<&str>) -> Answer {
-        let actor = actor.map(|a| self.running(a).map(|h| h.id())).transpose()?;
+    /// Live chain events of one running actor, or of every actor of this
+    /// node. In a cluster, one actor's come from its replicated chain,
+    /// wherever it runs (named by its full id if not here).
+    pub(super) async fn subscribe(&mut self, actor: Option<&str>) -> Answer {
+        let cluster = self.shared.config.cluster.clone();
+        let (events, actor) = match (actor, cluster) {
+            (Some(text), Some(cluster)) => {
+                let actor = self.in_cluster(&cluster, text).await?;
+                let chain = cluster
+                    .chains()
+                    .follow(&actor.to_string())
+                    .await
+                    .map_err(|e| internal("the actor's replicated chain", e))?;
+                let events = Events::Replicated {
+                    actor,
+                    chain: Box::new(chain),
+                    cluster,
+                };
+                (events, Some(actor))
+            }
+            (actor, _) => {
+                let actor = actor.map(|a| self.running(a).map(|h| h.id())).transpose()?;
+                let events = Events::Here {
+                    events: self.shared.runtime.subscribe(),
+                    runtime: self.shared.runtime.clone(),
+                };
+                (events, actor)
+            }
+        };
         let subscription = self.next_subscription;
         self.next_subscription += 1;
         // Subscribed before the answer leaves: nothing after it is missed.
-        let events = self.shared.runtime.subscribe();
         self.after.push(After::Subscription {
             id: subscription,
             events,

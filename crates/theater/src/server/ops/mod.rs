@@ -127,7 +127,7 @@ impl Connection {
             }
             Op::ChannelSend { channel, payload } => self.channel_send(channel, &payload).await,
             Op::CloseChannel { channel } => self.close_channel(channel).await,
-            Op::Subscribe { actor } => self.subscribe(actor.as_deref()),
+            Op::Subscribe { actor } => self.subscribe(actor.as_deref()).await,
             Op::Unsubscribe { subscription } => self.unsubscribe(subscription),
             Op::Replay { actor } => self.replay(&actor).await,
             Op::Fork {
