@@ -560,6 +560,73 @@ fn a_parent_supervises_its_child_on_another_node() {
 }
 
 #[test]
+fn a_parent_moves_to_another_node_and_supervises_its_children_from_there() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let (n1, n2) = two_nodes(&nats);
+    let parent = n1.start_on("supervisor", "n1");
+    let ask =
+        |command: String| n1.json(&["message", "request", &parent, &command])["reply"].clone();
+    let spawn = || {
+        let child = ask(r#"{"spawn": "../trap/manifest.toml"}"#.to_owned());
+        child.as_str().unwrap().to_owned()
+    };
+    // One child stays on n1; the other goes ahead of its parent to n2.
+    let (stays, ahead) = (spawn(), spawn());
+    n1.json(&["migrate", &ahead, "--to", "n2"]);
+    let migrated = n1.json(&["migrate", &parent, "--to", "n2"]);
+    assert_eq!(migrated["to"], "n2", "{migrated}");
+    let node_of = |id: &str| {
+        let listed = n1.json(&["list"]);
+        let rows = listed["actors"].as_array().unwrap().clone();
+        rows.into_iter()
+            .find(|a| a["id"] == id)
+            .map(|row| row["node"].clone())
+    };
+    for (id, node) in [(&parent, "n2"), (&stays, "n1"), (&ahead, "n2")] {
+        assert_eq!(node_of(id), Some(node.into()), "{id}");
+    }
+    let mut children: Vec<String> =
+        serde_json::from_value(ask(r#"{"children": null}"#.into())).expect("a list of children");
+    children.sort();
+    let mut expected = vec![stays.clone(), ahead.clone()];
+    expected.sort();
+    assert_eq!(children, expected);
+    assert_eq!(ask(format!(r#"{{"state_of": "{stays}"}}"#))["count"], 0);
+
+    // Both fail; the parent, on n2 now, decides for both.
+    for child in [&stays, &ahead] {
+        n1.json(&["message", "send", child, r#""trap""#]);
+    }
+    eventually("the parent hears of both failures", || {
+        let memory = n2.json(&["state", &parent])["state"].clone();
+        let errors = memory["errors"].as_array().cloned().unwrap_or_default();
+        [&stays, &ahead]
+            .iter()
+            .all(|c| errors.iter().any(|e| e[0] == c.as_str()))
+    });
+    let decided = n2.json(&["events", &parent, "--type", "supervision"]);
+    let decisions: Vec<Value> = decided["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"]["decision"].clone())
+        .collect();
+    assert_eq!(decisions, ["restart", "restart"], "{decided}");
+    assert_eq!(node_of(&stays), Some("n1".into()));
+
+    // Stopping the parent on n2 stops its child on n1 too.
+    n1.json(&["stop", &parent]);
+    eventually("the parent and its children stopped on both nodes", || {
+        n1.json(&["list"])["actors"].as_array().unwrap().is_empty()
+    });
+    for id in [&parent, &stays, &ahead] {
+        assert_eq!(n1.json(&["verify", id])["verified"], true, "{id}");
+    }
+}
+
+#[test]
 fn a_parent_that_fails_over_supervises_its_children_on_other_nodes_again() {
     let Some(nats) = NatsCluster::start() else {
         return;

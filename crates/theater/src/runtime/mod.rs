@@ -532,9 +532,9 @@ impl TheaterRuntime {
         handle.stop().await
     }
 
-    /// Stops an actor, without children, that will run on another node:
-    /// its parent, if it runs here, keeps it as a child there and hears of
-    /// no exit.
+    /// Stops an actor that will run on another node: its parent, if it
+    /// runs here, keeps it as a child there and hears of no exit; its
+    /// children go on running where they are, its children still.
     pub async fn move_out(&self, id: ActorId) -> Result<(), ActorError> {
         let handle = self.actor(id)?;
         self.inner.moving.lock().expect("moving lock").insert(id);
@@ -556,9 +556,10 @@ impl TheaterRuntime {
             .remove(&id);
         let moving = self.inner.moving.lock().expect("moving lock").remove(&id);
         let shutting_down = self.inner.shutting_down.load(Ordering::Relaxed);
-        // An actor that ends on its own takes its subtree with it.
+        // An actor that ends takes its subtree with it; one that moves to
+        // another node goes on supervising its children from there.
         let orphans = self.children(id);
-        if !orphans.is_empty() {
+        if !orphans.is_empty() && !moving {
             let runtime = self.clone();
             tokio::spawn(async move {
                 for child in orphans {
@@ -589,8 +590,17 @@ impl TheaterRuntime {
         }
         let parent = self.parent(id);
         let parent_here = parent.is_some_and(|parent| self.actor(parent).is_ok());
-        // A child that moves to another node stays its parent's child.
-        if !(moving && parent_here) {
+        if moving {
+            // Its links to the actors that run here stay: the child of a
+            // parent here, the parent of children here. The node it goes
+            // to links the others.
+            let children = self.children(id).into_iter();
+            let elsewhere: Vec<ActorId> = children.filter(|c| self.actor(*c).is_err()).collect();
+            let mut tree = self.inner.tree.lock().expect("tree lock");
+            for actor in elsewhere.into_iter().chain((!parent_here).then_some(id)) {
+                tree.unlink_from_parent(actor);
+            }
+        } else {
             self.inner.tree.lock().expect("tree lock").unlink(id);
         }
         // A child that ends leaves the cluster's placement with its log

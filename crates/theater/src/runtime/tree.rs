@@ -50,10 +50,14 @@ impl Tree {
         self.unlink_from_parent(actor)
     }
 
-    fn unlink_from_parent(&mut self, actor: ActorId) -> Option<ActorId> {
+    /// Forgets that `actor` has a parent, keeping its own children.
+    pub fn unlink_from_parent(&mut self, actor: ActorId) -> Option<ActorId> {
         let link = self.links.remove(&actor)?;
         if let Some(siblings) = self.children.get_mut(&link.parent) {
             siblings.retain(|c| *c != actor);
+            if siblings.is_empty() {
+                self.children.remove(&link.parent);
+            }
         }
         Some(link.parent)
     }

@@ -236,7 +236,8 @@ impl Connection {
     /// `migrate`: moves `actor`, which runs here, to node `to`. It
     /// finishes its queued calls and stops here; `to` becomes its owner
     /// and starts it from its replicated chain. If `to` cannot, it runs
-    /// here again. A child stays its parent's child across nodes.
+    /// here again. A child stays its parent's child across nodes, and a
+    /// parent its children's parent.
     pub(super) async fn migrate(&self, actor: &str, to: &str) -> Answer {
         let cluster = self.cluster()?;
         let id = self.running(actor)?.id();
@@ -245,11 +246,6 @@ impl Connection {
         if to == here {
             return Err(bad_request(format!(
                 "actor {id} runs on node `{to}` already"
-            )));
-        }
-        if !runtime.children(id).is_empty() {
-            return Err(bad_request(format!(
-                "actor {id} supervises children: only actors without children migrate"
             )));
         }
         let nodes = cluster
@@ -337,15 +333,22 @@ impl Connection {
         }
         let cluster = self.cluster()?;
         let spawn_failed = |why: String| ErrorBody::new(ErrorKind::SpawnFailed, why);
-        let started = failover::start_here(cluster, &self.shared.runtime, actor).await;
-        match started.map_err(spawn_failed)? {
-            true => answer(Migrated {
-                actor: actor.parse().map_err(|_| bad_request("not an actor id"))?,
-                from: String::new(),
-                to: cluster.node().to_owned(),
-            }),
-            false => Err(spawn_failed("the cluster keeps no record of it".into())),
+        let runtime = &self.shared.runtime;
+        let started = failover::start_here(cluster, runtime, actor).await;
+        if !started.map_err(spawn_failed)? {
+            return Err(spawn_failed("the cluster keeps no record of it".into()));
         }
+        // Its children, which stayed on the nodes they ran on, are its
+        // children here at once.
+        match cluster.owned().await {
+            Ok(owned) => runtime.link_remote_children(&owned).await,
+            Err(e) => tracing::warn!(%actor, "its children are linked on the next heartbeat: {e}"),
+        }
+        answer(Migrated {
+            actor: actor.parse().map_err(|_| bad_request("not an actor id"))?,
+            from: String::new(),
+            to: cluster.node().to_owned(),
+        })
     }
 
     /// Runs `op` on `node` and hands back its answer.
