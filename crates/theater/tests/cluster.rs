@@ -336,6 +336,32 @@ async fn a_flood_of_junk_entries_in_the_node_list_is_skipped() {
     .await;
 }
 
+#[tokio::test]
+async fn a_component_comes_back_whole_and_junk_under_its_name_is_refused() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let n1 = join(&nats, "n1", 0).await.unwrap();
+    let store = n1.components();
+    let bytes = b"\0asm a component".to_vec();
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    assert!(!store.holds(&hash).await.unwrap());
+    assert_eq!(store.fetch(&hash, 1024).await.unwrap(), None);
+    store.share(&hash, &bytes).await.unwrap();
+    assert!(store.holds(&hash).await.unwrap());
+    assert_eq!(store.fetch(&hash, 1024).await.unwrap(), Some(bytes.clone()));
+    let too_big = store.fetch(&hash, 4).await.unwrap_err().to_string();
+    assert!(
+        too_big.contains("more than this node's limit of 4"),
+        "{too_big}"
+    );
+    // A peer with write access to the store puts junk under a hash.
+    let junk = hex::encode([7u8; 32]);
+    store.share(&junk, b"not that component").await.unwrap();
+    let refused = store.fetch(&junk, 1024).await.unwrap_err().to_string();
+    assert!(refused.contains("does not hash to its name"), "{refused}");
+}
+
 /// A runtime of `node` whose events go to its replicated chains, then to
 /// `config`'s own log.
 fn replicated_runtime(node: &Cluster, mut config: RuntimeConfig) -> TheaterRuntime {

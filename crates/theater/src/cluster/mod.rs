@@ -14,6 +14,9 @@
 //! - `theater-actors`: how each actor was started ([`records`]), so that
 //!   a survivor can start a dead node's actors again.
 //!
+//! The object store `theater-components` keeps the components they run
+//! ([`components`]).
+//!
 //! Two streams hold actors' chains, `THEATER_CHAINS` (see [`chains`]),
 //! and the messages accepted for them and not yet run, `THEATER_INBOXES`
 //! (see [`inboxes`]). Messages between actors on different nodes go over core
@@ -23,6 +26,7 @@
 
 mod batches;
 mod chains;
+mod components;
 mod inboxes;
 mod messages;
 mod nodes;
@@ -38,6 +42,7 @@ use async_nats::jetstream::{self, kv};
 
 pub use batches::BatchCounts;
 pub use chains::{ChainEnd, Follower, ReplicatedChains};
+pub use components::SharedComponents;
 pub use inboxes::ReplicatedInboxes;
 pub use messages::{
     Answer, Delivery, Envelope, Inbox, Incoming, Listener, MAX_WAITS, Refusal, ReplyTo,
@@ -183,6 +188,7 @@ struct Inner {
     chains: ReplicatedChains,
     inboxes: ReplicatedInboxes,
     records: ActorRecords,
+    components: SharedComponents,
     /// Tells this process's entries from those of an earlier process of
     /// the same name.
     instance: String,
@@ -232,6 +238,7 @@ impl Cluster {
         let records =
             when_ready(async || bucket(&js, RECORDS_BUCKET, None, replicas).await).await?;
         let records = ActorRecords::new(records);
+        let components = when_ready(async || SharedComponents::open(&js, replicas).await).await?;
         let instance = uuid::Uuid::new_v4().to_string();
         let first = NodeInfo {
             instance: instance.clone(),
@@ -263,6 +270,7 @@ impl Cluster {
                 chains,
                 inboxes,
                 records,
+                components,
                 instance,
                 fenced: AtomicBool::new(false),
                 heartbeat: task.abort_handle(),
@@ -334,6 +342,11 @@ impl Cluster {
     /// How the cluster's actors were started.
     pub fn records(&self) -> &ActorRecords {
         &self.inner.records
+    }
+
+    /// The components the cluster's actors run.
+    pub fn components(&self) -> &SharedComponents {
+        &self.inner.components
     }
 
     /// Every actor a node owns, with its owner (at most

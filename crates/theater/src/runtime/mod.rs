@@ -5,6 +5,7 @@
 //! capabilities what happens to actors through the hooks of their
 //! [`Handler`](crate::host::Handler)s.
 
+mod components;
 mod introspect;
 mod messaging;
 mod persistence;
@@ -325,6 +326,10 @@ impl TheaterRuntime {
             .await?;
         grants.check_imports(&compiled.imports)?;
         compiled.instance_pre()?;
+        if let (Some(cluster), None) = (&self.inner.cluster, options.resume) {
+            let (hash, path) = (&compiled.hash_hex, &manifest.component_path);
+            self.share_component(cluster, hash, path, &files).await?;
+        }
         let exports = compiled.export_table(grants.export_key(), || grants.exports());
         if let Some([first, second]) = exports.exported_twice() {
             return Err(SpawnError::ExportedTwice {

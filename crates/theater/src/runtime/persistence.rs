@@ -193,6 +193,12 @@ impl TheaterRuntime {
                 }
             },
         };
+        // It runs the component it started with, from the cluster's store.
+        if let Some(cluster) = &self.inner.cluster
+            && let Some(copy) = self.local_component(cluster, &record.component).await?
+        {
+            record.manifest.component_path = copy;
+        }
         self.inner.log.import_chain(&id, events).await?;
         record.running = true;
         self.inner.log.save_actor(&id, &record).await?;
