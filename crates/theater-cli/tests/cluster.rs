@@ -425,19 +425,21 @@ fn a_live_actor_moves_to_another_node_and_back_with_no_call_lost_or_applied_twic
 }
 
 #[test]
-fn an_actor_whose_files_are_gone_moves_with_its_component_from_the_cluster() {
+fn an_actor_runs_where_its_files_are_not_and_moves_with_its_component() {
     let Some(nats) = NatsCluster::start() else {
         return;
     };
     let (n1, n2) = two_nodes(&nats);
-    // Its files exist only until it started, and only here.
+    // Its files exist only until it started, and only n2 reads them: the
+    // node asked to start it, which places it on n1.
     let files = tempfile::tempdir().unwrap();
     let source = support::manifest("counter");
     for file in ["manifest.toml", "counter.wasm", "init.json"] {
         std::fs::copy(source.with_file_name(file), files.path().join(file)).unwrap();
     }
     let manifest = files.path().join("manifest.toml");
-    let started = n1.json(&["start", manifest.to_str().unwrap(), "--node", "n1"]);
+    let started = n2.json(&["start", manifest.to_str().unwrap(), "--node", "n1"]);
+    assert_eq!(started["node"], "n1", "{started}");
     let id = started["actor"].as_str().unwrap().to_owned();
     n1.json(&["message", "request", &id, r#"{"add": 2}"#]);
     drop(files);
@@ -446,16 +448,20 @@ fn an_actor_whose_files_are_gone_moves_with_its_component_from_the_cluster() {
     assert_eq!(moved["to"], "n2", "{moved}");
     let reply = n1.json(&["message", "request", &id, r#"{"add": 1}"#]);
     assert_eq!(reply["reply"]["count"], 3, "{reply}");
-    // n2 runs the very bytes n1 ran, from its own copy.
+    // Each node ran the very bytes n2 read, from its own copy.
     let wasm = std::fs::read(source.with_file_name("counter.wasm")).unwrap();
     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
-    let copy = n2
-        .home
-        .path()
-        .join("components")
-        .join(format!("{hash}.wasm"));
-    assert_eq!(std::fs::read(&copy).unwrap(), wasm);
+    for node in [&n1, &n2] {
+        let components = node.home.path().join("components");
+        let copy = components.join(format!("{hash}.wasm"));
+        assert_eq!(std::fs::read(&copy).unwrap(), wasm, "{}", copy.display());
+    }
     assert_eq!(n2.json(&["verify", &id])["verified"], true);
+
+    // A manifest the asked node cannot read never reaches another node.
+    let missing = n2.cli(&["start", "/nowhere/manifest.toml", "--node", "n1"]);
+    assert!(!missing.status.success());
+    support::assert_says(&missing, "/nowhere/manifest.toml");
 }
 
 #[test]

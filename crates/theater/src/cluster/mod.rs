@@ -58,8 +58,10 @@ const NODES_BUCKET: &str = "theater-nodes";
 const PLACEMENT_BUCKET: &str = "theater-placement";
 /// Bucket of actor records.
 const RECORDS_BUCKET: &str = "theater-actors";
-/// How long a node waits for a bucket JetStream has just created.
-const READY_WAIT: Duration = Duration::from_secs(10);
+/// How long a joining node waits for JetStream to answer: a NATS cluster
+/// that has just started, on a busy machine, may take a while to elect
+/// its leaders and create replicated buckets.
+const READY_WAIT: Duration = Duration::from_secs(30);
 /// Longest a node name may be; names are keys and NATS subject tokens.
 const MAX_NODE_NAME: usize = 64;
 

@@ -43,7 +43,7 @@ pub use limits::{
 
 /// A parsed and validated manifest, with paths resolved against its file.
 /// It serializes (to JSON) so a stored actor record can start it again.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub name: String,
     pub description: Option<String>,
@@ -72,7 +72,7 @@ pub struct Manifest {
 
 /// One `[[handlers]]` (or `[[handler]]`) entry: a capability the actor is
 /// granted.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HandlerEntry {
     /// The `type` key, e.g. `message-server`.
     pub kind: String,

@@ -19,6 +19,14 @@ fn shared_failed(e: impl std::fmt::Display) -> SpawnError {
     SpawnError::Cluster(format!("its component: {e}"))
 }
 
+/// The component file at `path`, read off the runtime's threads.
+async fn read_component(path: &Path, rules: &FileRules) -> Result<Vec<u8>, SpawnError> {
+    let (path, rules) = (path.to_owned(), rules.clone());
+    files::off_thread(move || files::read(&path, FileKind::Component, &rules))
+        .await
+        .map_err(|e| SpawnError::Component(e.into()))
+}
+
 impl TheaterRuntime {
     /// Keeps the component at `path`, compiled as `hash` (hex), in the
     /// cluster's store unless it holds it already. The file is read again
@@ -34,10 +42,7 @@ impl TheaterRuntime {
         if store.holds(hash).await.map_err(shared_failed)? {
             return Ok(());
         }
-        let (path, rules) = (path.to_owned(), rules.clone());
-        let bytes = files::off_thread(move || files::read(&path, FileKind::Component, &rules))
-            .await
-            .map_err(|e| SpawnError::Component(e.into()))?;
+        let bytes = read_component(path, rules).await?;
         if hex::encode(Sha256::digest(&bytes)) != hash {
             return Err(shared_failed(
                 "the file changed while it started; start it again",
@@ -46,11 +51,27 @@ impl TheaterRuntime {
         store.share(hash, &bytes).await.map_err(shared_failed)
     }
 
+    /// Puts the component file at `path` in the cluster's store, for
+    /// another node to start an actor from; its SHA-256 (hex). The file is
+    /// read as an operator's manifest names it.
+    pub async fn share_component_file(&self, path: &Path) -> Result<String, SpawnError> {
+        let Some(cluster) = &self.inner.cluster else {
+            return Err(SpawnError::Cluster("this node is in no cluster".into()));
+        };
+        let bytes = read_component(path, &self.file_rules()).await?;
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let store = cluster.components();
+        if !store.holds(&hash).await.map_err(shared_failed)? {
+            store.share(&hash, &bytes).await.map_err(shared_failed)?;
+        }
+        Ok(hash)
+    }
+
     /// This node's copy of component `hash` (hex), fetched from the
     /// cluster's store if it has none yet; `None` if the store holds no
     /// such component or this runtime keeps nothing on disk (the actor
     /// runs the file its manifest names).
-    pub(super) async fn local_component(
+    pub async fn local_component(
         &self,
         cluster: &Cluster,
         hash: &str,

@@ -53,7 +53,7 @@ async fn run_one(shared: Arc<Shared>, bytes: &[u8]) -> Result<serde_json::Value,
         .map_err(|e| ErrorBody::new(ErrorKind::BadRequest, format!("unreadable operation: {e}")))?;
     let handed_on = matches!(
         op,
-        Op::Start { .. }
+        Op::Place { .. }
             | Op::Stop { .. }
             | Op::Restart { .. }
             | Op::List { .. }

@@ -19,13 +19,14 @@ use crate::server::protocol::{
 };
 
 impl Connection {
-    pub(super) async fn start_actor(
-        &mut self,
+    /// The manifest a `start` names, read here, with its `state` if given.
+    pub(super) async fn read_manifest(
+        &self,
         manifest_path: Option<String>,
         manifest_text: Option<String>,
         base_dir: Option<String>,
         state: Option<Value>,
-    ) -> Answer {
+    ) -> Result<Manifest, ErrorBody> {
         // Read on a blocking thread: a manifest may name a slow or hostile file.
         let rules = self.shared.runtime.file_rules();
         let mut manifest = match (manifest_path, manifest_text) {
@@ -47,6 +48,11 @@ impl Connection {
         if let Some(state) = state {
             manifest.init_state = Some(serde_json::to_vec(&state).expect("JSON values serialize"));
         }
+        Ok(manifest)
+    }
+
+    /// Starts `manifest`'s actor here, owned by this node in a cluster.
+    pub(super) async fn start_actor(&self, manifest: Manifest) -> Answer {
         let handle = self
             .shared
             .runtime

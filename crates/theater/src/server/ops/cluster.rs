@@ -5,10 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Answer, actor_error, answer, bad_request, internal};
+use super::{Answer, actor_error, answer, bad_request, internal, spawn_error};
 use crate::chain;
 use crate::cluster::{Cluster, ClusterError, NodeStatus};
 use crate::id::ActorId;
+use crate::manifest::Manifest;
 use crate::server::connection::Connection;
 use crate::server::failover;
 use crate::server::protocol::{ActorList, ErrorBody, ErrorKind, ListedActor, Migrated, Nodes, Op};
@@ -351,6 +352,40 @@ impl Connection {
         })
     }
 
+    /// Starts `manifest`'s actor on `node`, with the component this node
+    /// read: it goes to the cluster's store from here.
+    pub(super) async fn place_on(&self, node: &str, manifest: Manifest) -> Answer {
+        let runtime = &self.shared.runtime;
+        let shared = runtime.share_component_file(&manifest.component_path);
+        let component = shared.await.map_err(spawn_error)?;
+        let manifest = Box::new(manifest);
+        self.forward(
+            node,
+            &Op::Place {
+                manifest,
+                component,
+            },
+        )
+        .await
+    }
+
+    /// `place`, from the node a `start` was asked of: starts the actor
+    /// here, running the component from the cluster's store.
+    pub(super) async fn place(&self, mut manifest: Manifest, component: &str) -> Answer {
+        if !self.forwarded {
+            return Err(bad_request(
+                "`place` passes between the nodes of a cluster; use `start --node`",
+            ));
+        }
+        let cluster = self.cluster()?;
+        let runtime = &self.shared.runtime;
+        let copy = runtime.local_component(cluster, component).await;
+        if let Some(copy) = copy.map_err(spawn_error)? {
+            manifest.component_path = copy;
+        }
+        self.start_actor(manifest).await
+    }
+
     /// Runs `op` on `node` and hands back its answer.
     pub(super) async fn forward(&self, node: &str, op: &Op) -> Answer {
         let cluster = self.routing().expect("forwarded only in a cluster");
@@ -369,7 +404,7 @@ impl Connection {
             .map_err(|e| ErrorBody::new(ErrorKind::Internal, e.to_string()))?;
         let answer: Answer = serde_json::from_slice(&reply)
             .map_err(|e| internal(&format!("node `{node}`'s answer"), e))?;
-        if matches!(op, Op::Start { .. }) && answer.is_ok() {
+        if matches!(op, Op::Place { .. }) && answer.is_ok() {
             let mut placed = self.shared.placed.lock().expect("placed lock");
             placed.retain(|(_, at)| at.elapsed() < PLACED_MEMORY);
             placed.push_back((node.to_owned(), Instant::now()));

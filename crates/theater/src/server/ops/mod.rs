@@ -70,7 +70,22 @@ fn payload(payload: &Payload) -> Result<Vec<u8>, ErrorBody> {
 impl Connection {
     pub async fn handle(&mut self, op: Op) -> Answer {
         if let Some(node) = self.elsewhere(&op).await? {
-            return self.forward(&node, &op).await;
+            return match op {
+                // Read here, where the client is: `node` needs no files.
+                Op::Start {
+                    manifest_path,
+                    manifest,
+                    base_dir,
+                    state,
+                    node: _,
+                } => {
+                    let manifest = self
+                        .read_manifest(manifest_path, manifest, base_dir, state)
+                        .await?;
+                    self.place_on(&node, manifest).await
+                }
+                op => self.forward(&node, &op).await,
+            };
         }
         match op {
             Op::Ping => answer(Pong { pong: true }),
@@ -81,8 +96,10 @@ impl Connection {
                 state,
                 node: _,
             } => {
-                self.start_actor(manifest_path, manifest, base_dir, state)
-                    .await
+                let manifest = self
+                    .read_manifest(manifest_path, manifest, base_dir, state)
+                    .await?;
+                self.start_actor(manifest).await
             }
             Op::Stop { actor } => {
                 let handle = self.running(&actor)?;
@@ -111,6 +128,10 @@ impl Connection {
             Op::Nodes => self.nodes().await,
             Op::Migrate { actor, to } => self.migrate(&actor, &to).await,
             Op::Adopt { actor } => self.adopt(&actor).await,
+            Op::Place {
+                manifest,
+                component,
+            } => self.place(*manifest, &component).await,
             Op::Send { actor, payload } => self.send_message(&actor, &payload).await,
             Op::Request {
                 actor,

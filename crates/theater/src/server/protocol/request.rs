@@ -4,6 +4,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::error::{DecodeError, ErrorBody, ErrorKind};
+use crate::manifest::Manifest;
 
 /// One request: an `id` chosen by the client and an operation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +119,13 @@ pub enum Op {
     Adopt {
         actor: String,
     },
+    /// Between nodes of a cluster only: starts an actor here from the
+    /// manifest the node asked to `start` it read, and the component it
+    /// put in the cluster's store (`component` is its SHA-256, hex).
+    Place {
+        manifest: Box<Manifest>,
+        component: String,
+    },
     /// Replays the actor's chain on its component, checking every state
     /// (`docs/replay.md`). The actor may have stopped.
     Replay {
@@ -167,6 +175,7 @@ impl Op {
             Op::Nodes => "nodes",
             Op::Migrate { .. } => "migrate",
             Op::Adopt { .. } => "adopt",
+            Op::Place { .. } => "place",
             Op::Replay { .. } => "replay",
             Op::Fork { .. } => "fork",
             Op::Revert { .. } => "revert",
