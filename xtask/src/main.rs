@@ -59,7 +59,7 @@ commands:
   fuzz <target> [seconds]
                    fuzz one target (frames, manifest, codec, chain) for long
   bench [args]     build actors, then every bench: runtime, durability, neighbours,
-                   chain, scale, protocol
+                   http, chain, scale, cluster, protocol, failover
   wit <file>       print the WIT world of a component";
 
 fn main() {
@@ -449,8 +449,8 @@ fn nats_is_recent(bin: &Path) -> bool {
 }
 
 /// Every bench binary: the runtime against raw wasmtime, the durable log,
-/// neighbours under load, chains, 100,000 idle actors in one runtime, and
-/// the management protocol.
+/// neighbours under load, chains, 100,000 idle actors in one runtime, the
+/// cluster, the management protocol, and failover.
 const BENCHES: &[(&str, &str)] = &[
     ("theater", "runtime"),
     ("theater", "durability"),
@@ -460,6 +460,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("theater", "scale"),
     ("theater", "cluster"),
     ("theater-cli", "protocol"),
+    ("theater-cli", "failover"),
 ];
 
 fn bench(extra: &[OsString]) -> Result<()> {

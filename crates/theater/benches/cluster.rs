@@ -14,8 +14,8 @@
 //!    with only the durable home: `ratio cluster_call_1` and
 //!    `ratio cluster_call_64`, per call.
 //!
-//! Failover time is measured by the test that kills a node
-//! (`crates/theater-cli/tests/cluster.rs`), which prints it.
+//! Failover time is measured by `cargo bench -p theater-cli --bench
+//! failover`, which kills real `theater server` processes.
 
 #[path = "../tests/nats/mod.rs"]
 mod nats;

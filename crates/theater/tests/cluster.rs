@@ -14,6 +14,7 @@ use nats::NatsCluster;
 use theater::chain::ChainEvent;
 use theater::cluster::{ChainEnd, Cluster, ClusterConfig, ClusterError, NodeInfo};
 use theater::host::HANDLE_SEND;
+use theater::metrics::MetricsConfig;
 use theater::storage::{Replicated, ReplicatedLog};
 use theater::{ActorHandle, ActorId, RuntimeConfig, TheaterRuntime};
 
@@ -225,7 +226,7 @@ async fn appends_of_many_actors_go_out_in_batches_and_a_stale_one_is_refused_alo
     }))
     .await;
     let ends: Vec<ChainEnd> = appended.into_iter().map(Result::unwrap).collect();
-    let counts = n1.chains().batch_counts();
+    let counts = n1.chains().append_counts();
     assert!(
         counts.batches > 0 && counts.batched > counts.batches,
         "{counts:?}"
@@ -269,6 +270,8 @@ async fn appends_of_many_actors_go_out_in_batches_and_a_stale_one_is_refused_alo
             }
         }
     }
+    let counts = n1.chains().append_counts();
+    assert_eq!((counts.refused, counts.failed), (1, 0), "{counts:?}");
 }
 
 #[tokio::test]
@@ -435,11 +438,20 @@ async fn a_node_that_lost_an_actor_cannot_fork_its_chain() {
     };
     let n1 = join(&nats, "n1", 0).await.unwrap();
     let n2 = join(&nats, "n2", 0).await.unwrap();
-    let runtime = replicated_runtime(&n1, in_memory_with_cache());
+    let mut config = in_memory_with_cache();
+    config.cluster = Some(n1.clone());
+    config.metrics = Some(MetricsConfig::default());
+    let runtime = replicated_runtime(&n1, config);
     let counter = common::spawn(&runtime, "counter").await;
+    let name = counter.id().to_string();
+    n1.claim(&name).await.unwrap();
     add_one(&counter).await.unwrap();
 
     // n2 takes the actor over and appends to its chain.
+    let owned = n2.owned().await.unwrap();
+    let orphan = owned.iter().find(|o| o.actor == name).unwrap();
+    assert!(n2.take_over(orphan).await.unwrap());
+    assert_eq!(n2.counts().taken_over, 1);
     let (entries, end) = replicated(&n2, counter.id()).await;
     let head = &entries.last().unwrap().event;
     let taken = Replicated {
@@ -469,6 +481,27 @@ async fn a_node_that_lost_an_actor_cannot_fork_its_chain() {
     let events: Vec<ChainEvent> = entries.into_iter().map(|e| e.event).collect();
     theater::chain::verify(&events).unwrap();
     assert_eq!(runtime.chain(counter.id()).unwrap().len(), 2);
+
+    // n1's metrics say what happened to its appends.
+    n1.nodes().await.unwrap();
+    let scrape = runtime.metrics_text().unwrap();
+    let value = |series: &str| {
+        let line = scrape
+            .lines()
+            .find(|l| l.starts_with(&format!("{series} ")));
+        let value = line.and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+        value.unwrap_or_else(|| panic!("no {series} in\n{scrape}"))
+    };
+    // JetStream refused the first stale append; the second call was
+    // refused here, without asking.
+    assert_eq!(value("theater_cluster_appends_refused_total"), 1);
+    assert_eq!(value("theater_cluster_appends_failed_total"), 0);
+    let published = value("theater_cluster_appends_batched_total")
+        + value("theater_cluster_appends_alone_total");
+    assert_eq!(published, 3, "actor-init, the add, and the refused one");
+    assert_eq!(value("theater_cluster_nodes"), 2);
+    assert_eq!(value("theater_cluster_fenced"), 0);
+    assert_eq!(value("theater_cluster_takeovers_total"), 0);
     runtime.shutdown().await;
 }
 

@@ -53,15 +53,20 @@ pub(super) struct Batcher {
     counts: Arc<Counts>,
 }
 
-/// How appends went out, since the node joined.
+/// How appends went, since the node joined.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct BatchCounts {
+pub struct AppendCounts {
     /// Batches JetStream stored.
     pub batches: u64,
     /// Appends in them.
     pub batched: u64,
-    /// Appends published alone.
+    /// Appends published alone, stored or not.
     pub alone: u64,
+    /// Appends refused because the chain had moved on: this node had
+    /// lost the actor.
+    pub refused: u64,
+    /// Appends with no answer, or another error: stored or not.
+    pub failed: u64,
 }
 
 #[derive(Default)]
@@ -69,6 +74,21 @@ struct Counts {
     batches: AtomicU64,
     batched: AtomicU64,
     alone: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Counts {
+    /// Counts how an append that was published went, and passes it on.
+    fn answered(&self, stored: Result<ChainEnd, ClusterError>) -> Result<ChainEnd, ClusterError> {
+        let counter = match &stored {
+            Ok(_) => return stored,
+            Err(ClusterError::ChainMoved { .. }) => &self.refused,
+            Err(_) => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        stored
+    }
 }
 
 impl Batcher {
@@ -80,11 +100,14 @@ impl Batcher {
         Self { appends, counts }
     }
 
-    pub(super) fn counts(&self) -> BatchCounts {
-        BatchCounts {
-            batches: self.counts.batches.load(Ordering::Relaxed),
-            batched: self.counts.batched.load(Ordering::Relaxed),
-            alone: self.counts.alone.load(Ordering::Relaxed),
+    pub(super) fn counts(&self) -> AppendCounts {
+        let count = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        AppendCounts {
+            batches: count(&self.counts.batches),
+            batched: count(&self.counts.batched),
+            alone: count(&self.counts.alone),
+            refused: count(&self.counts.refused),
+            failed: count(&self.counts.failed),
         }
     }
 
@@ -181,6 +204,9 @@ async fn publish(
             one_by_one(js, batch, counts).await;
         }
         Committed::Failed(why) => {
+            counts
+                .failed
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
             for append in batch {
                 let _ = append
                     .done
@@ -196,7 +222,7 @@ async fn one_by_one(js: &jetstream::Context, batch: Vec<Append>, counts: &Counts
         .alone
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
     futures::future::join_all(batch.into_iter().map(|append| async move {
-        let stored = alone(js, &append).await;
+        let stored = counts.answered(alone(js, &append).await);
         let _ = append.done.send(stored);
     }))
     .await;

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use super::batches::{BatchCounts, Batcher};
+use super::batches::{AppendCounts, Batcher};
 use super::{ClusterError, actor_token, streams};
 
 /// The stream of every actor's chain.
@@ -92,8 +92,9 @@ impl ReplicatedChains {
         self.batcher.append(actor, subject, after, event).await
     }
 
-    /// How this node's appends went out: in batches or alone.
-    pub fn batch_counts(&self) -> BatchCounts {
+    /// How this node's appends went: in batches or alone, refused or
+    /// failed.
+    pub fn append_counts(&self) -> AppendCounts {
         self.batcher.counts()
     }
 

@@ -35,12 +35,12 @@ mod records;
 mod streams;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 
-pub use batches::BatchCounts;
+pub use batches::AppendCounts;
 pub use chains::{ChainEnd, Follower, ReplicatedChains};
 pub use components::SharedComponents;
 pub use inboxes::ReplicatedInboxes;
@@ -196,6 +196,26 @@ struct Inner {
     instance: String,
     fenced: AtomicBool,
     heartbeat: tokio::task::AbortHandle,
+    /// Live nodes when the list was last read.
+    live_nodes: AtomicUsize,
+    taken_over: AtomicU64,
+    handed_over: AtomicU64,
+}
+
+/// What this node saw and did in the cluster since it joined, for its
+/// metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterCounts {
+    /// Live nodes, this one included, when the node list was last read (a
+    /// server reads it every heartbeat).
+    pub live_nodes: usize,
+    pub fenced: bool,
+    pub appends: AppendCounts,
+    /// Actors this node took over from nodes that left the cluster.
+    pub taken_over: u64,
+    /// Ownership hand-overs this node made: migrations from it, and the
+    /// return of one that failed.
+    pub handed_over: u64,
 }
 
 impl Drop for Inner {
@@ -276,6 +296,9 @@ impl Cluster {
                 instance,
                 fenced: AtomicBool::new(false),
                 heartbeat: task.abort_handle(),
+                live_nodes: AtomicUsize::new(0),
+                taken_over: AtomicU64::new(0),
+                handed_over: AtomicU64::new(0),
             }
         });
         Ok(Self { inner })
@@ -294,7 +317,21 @@ impl Cluster {
     /// Every node whose heartbeat has not expired (at most
     /// [`nodes::MAX_LISTED_NODES`]), by name.
     pub async fn nodes(&self) -> Result<Vec<NodeStatus>, ClusterError> {
-        nodes::list(&self.inner.nodes).await
+        let nodes = nodes::list(&self.inner.nodes).await?;
+        self.inner.live_nodes.store(nodes.len(), Ordering::Relaxed);
+        Ok(nodes)
+    }
+
+    /// What this node saw and did in the cluster since it joined.
+    pub fn counts(&self) -> ClusterCounts {
+        let inner = &self.inner;
+        ClusterCounts {
+            live_nodes: inner.live_nodes.load(Ordering::Relaxed),
+            fenced: self.is_fenced(),
+            appends: inner.chains.append_counts(),
+            taken_over: inner.taken_over.load(Ordering::Relaxed),
+            handed_over: inner.handed_over.load(Ordering::Relaxed),
+        }
     }
 
     /// Records this node as the owner of `actor`; refused if a node
@@ -372,7 +409,11 @@ impl Cluster {
     pub async fn take_over(&self, orphan: &Orphan) -> Result<bool, ClusterError> {
         self.check_fenced()?;
         let owner = self.as_owner(orphan.owner.parent.clone());
-        placement::take_over(&self.inner.placement, orphan, &owner).await
+        let taken = placement::take_over(&self.inner.placement, orphan, &owner).await?;
+        self.inner
+            .taken_over
+            .fetch_add(u64::from(taken), Ordering::Relaxed);
+        Ok(taken)
     }
 
     /// Makes `to` the owner of `actor`, which node `from` owns; `false` if
@@ -389,7 +430,11 @@ impl Cluster {
             instance: to.info.instance.clone(),
             parent: None,
         };
-        placement::hand_over(&self.inner.placement, actor, from, &owner).await
+        let handed = placement::hand_over(&self.inner.placement, actor, from, &owner).await?;
+        self.inner
+            .handed_over
+            .fetch_add(u64::from(handed), Ordering::Relaxed);
+        Ok(handed)
     }
 
     /// Stops the heartbeat and removes this node from the list at once,

@@ -9,6 +9,7 @@
 //! [`OTHER_EXPORT`]. `docs/metrics.md` describes every metric.
 
 mod actor;
+mod cluster;
 mod labels;
 mod serve;
 mod storage;
@@ -26,6 +27,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::cluster::Cluster;
 use crate::error::ActorError;
 use crate::id::ActorId;
 use crate::storage::EventLog;
@@ -144,8 +146,13 @@ impl Metrics {
         Self::default()
     }
 
-    /// Metrics of a runtime whose chains `log` keeps.
-    pub(crate) fn new(config: MetricsConfig, log: Arc<dyn EventLog>) -> Self {
+    /// Metrics of a runtime whose chains `log` keeps, on a node of
+    /// `cluster` if it is in one.
+    pub(crate) fn new(
+        config: MetricsConfig,
+        log: Arc<dyn EventLog>,
+        cluster: Option<Cluster>,
+    ) -> Self {
         let mut families = Families {
             registry: Registry::with_prefix("theater"),
             per_actor: config.per_actor,
@@ -167,7 +174,7 @@ impl Metrics {
             ws_open: Gauge::default(),
             management: Family::default(),
         };
-        families.register(log);
+        families.register(log, cluster);
         Self {
             inner: Some(Arc::new(families)),
         }
@@ -302,7 +309,7 @@ pub(crate) struct Snapshot {
 
 impl Families {
     /// Names every family in the registry, as `docs/metrics.md` lists them.
-    fn register(&mut self, log: Arc<dyn EventLog>) {
+    fn register(&mut self, log: Arc<dyn EventLog>, cluster: Option<Cluster>) {
         let r = &mut self.registry;
         r.register(
             "actors",
@@ -382,6 +389,9 @@ impl Families {
             self.management.clone(),
         );
         r.register_collector(Box::new(storage::LogCollector(log)));
+        if let Some(cluster) = cluster {
+            r.register_collector(Box::new(cluster::ClusterCollector(cluster)));
+        }
     }
 
     /// The label of export `name`: itself while fewer than

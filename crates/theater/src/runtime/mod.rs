@@ -226,7 +226,10 @@ impl TheaterRuntime {
             .map_err(|e| RuntimeError(format!("linking host functions: {e:#}")))?;
         let cache_root = config.home.as_ref().map(|home| home.join("cache"));
         let metrics = match config.metrics {
-            Some(metrics) => Metrics::new(metrics, config.event_log.clone()),
+            Some(metrics) => {
+                let cluster = config.cluster.clone();
+                Metrics::new(metrics, config.event_log.clone(), cluster)
+            }
             None => Metrics::disabled(),
         };
         Ok(Self {
