@@ -24,7 +24,6 @@ mod nats;
 mod support;
 
 use std::collections::HashSet;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use nats::NatsCluster;
@@ -41,48 +40,20 @@ const ROUND_LIMIT: Duration = Duration::from_secs(60);
 /// How often the survivors are asked.
 const POLL: Duration = Duration::from_millis(20);
 
-/// One `theater server` of the cluster, killed when dropped.
-struct Node {
-    child: Child,
-    addr: String,
-    _home: tempfile::TempDir,
-}
+/// A `theater server` process, its address and its home.
+type Node = (support::Killed, String, tempfile::TempDir);
 
-impl Node {
-    fn start(nats: &NatsCluster, name: &str) -> Self {
-        let home = support::home();
-        let args = [
-            "--cluster",
-            &nats.url_list(),
-            "--node",
-            name,
-            "--cluster-replicas",
-            "3",
-            "--heartbeat-ms",
-            "500",
-            "--node-timeout-ms",
-            "2000",
-        ];
-        let (child, addr) = support::spawn_server(BIN, home.path(), &args);
-        Self {
-            child,
-            addr,
-            _home: home,
-        }
-    }
-
-    /// Kills the process as a crash would.
-    fn kill(&mut self) {
-        self.child.kill().expect("the node is killed");
-        self.child.wait().expect("the node is reaped");
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts node `name` of the cluster.
+fn start_node(nats: &NatsCluster, name: &str) -> Node {
+    let home = support::home();
+    let beats = support::Heartbeats {
+        every_ms: 500,
+        timeout_ms: 2000,
+    };
+    let args = support::cluster_args(&nats.url_list(), name, beats);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (child, addr) = support::spawn_server(BIN, home.path(), &args);
+    (support::Killed(child), addr, home)
 }
 
 /// The answer to `op` from the node at `addr`.
@@ -142,17 +113,18 @@ async fn start_on(addr: &str, node: &str) -> Vec<String> {
     ids
 }
 
-/// Kills `victim` (named `name`), whose actors are `ids`; from the kill,
-/// how long until the node at `addr` saw it gone, and until all of
-/// `ids` ran on the survivors.
+/// Kills `victim` (named `name`, `kill -9`), whose actors are `ids`;
+/// from the kill, how long until the node at `addr` saw it gone, and
+/// until all of `ids` ran on the survivors.
 async fn time_failover(
-    victim: &mut Node,
+    victim: &mut support::Killed,
     name: &str,
     ids: &[String],
     addr: &str,
 ) -> (Duration, Duration) {
     let killed = Instant::now();
-    victim.kill();
+    victim.kill().expect("the node is killed");
+    victim.wait().expect("the node is reaped");
     let (mut gone, mut back) = (None, None);
     let mut pending: Vec<&String> = ids.iter().collect();
     while gone.is_none() || back.is_none() {
@@ -191,13 +163,13 @@ fn main() {
     };
     let tokio = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let names = ["n1", "n2", "n3"];
-    let mut nodes: Vec<Node> = names.iter().map(|name| Node::start(&nats, name)).collect();
-    let entry = nodes[0].addr.clone();
+    let mut nodes: Vec<Node> = names.iter().map(|name| start_node(&nats, name)).collect();
+    let entry = nodes[0].1.clone();
     tokio.block_on(sees_all(&entry, &names));
     let (mut seen, mut failover) = (Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
         let ids = tokio.block_on(start_on(&entry, "n3"));
-        let (gone, back) = tokio.block_on(time_failover(&mut nodes[2], "n3", &ids, &entry));
+        let (gone, back) = tokio.block_on(time_failover(&mut nodes[2].0, "n3", &ids, &entry));
         println!(
             "round {round}: n3 seen gone after {:.2} s, its {ACTORS} actors serving again after {:.2} s",
             gone.as_secs_f64(),
@@ -206,7 +178,7 @@ fn main() {
         seen.push(gone);
         failover.push(back);
         // Its name is free again now that it left the node list.
-        nodes[2] = Node::start(&nats, "n3");
+        nodes[2] = start_node(&nats, "n3");
         tokio.block_on(sees_all(&entry, &names));
     }
     let (seen, failover) = (median(seen), median(failover));

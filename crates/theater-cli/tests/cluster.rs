@@ -6,7 +6,7 @@
 mod nats;
 mod support;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nats::NatsCluster;
@@ -16,7 +16,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_theater");
 
 /// A `theater server` node of the cluster, killed when dropped.
 struct Node {
-    child: Child,
+    child: support::Killed,
     addr: String,
     home: tempfile::TempDir,
 }
@@ -27,7 +27,11 @@ impl Node {
         let args = cluster_args(nats, name);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (child, addr) = support::spawn_server(BIN, home.path(), &args);
-        Self { child, addr, home }
+        Self {
+            child: support::Killed(child),
+            addr,
+            home,
+        }
     }
 
     /// Starts example actor `name` on node `node` through this one; its id.
@@ -41,7 +45,8 @@ impl Node {
     fn restart(&mut self, nats: &NatsCluster, name: &str) {
         let args = cluster_args(nats, name);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        (self.child, self.addr) = support::spawn_server(BIN, self.home.path(), &args);
+        let (child, addr) = support::spawn_server(BIN, self.home.path(), &args);
+        (self.child, self.addr) = (support::Killed(child), addr);
     }
 
     fn cli(&self, args: &[&str]) -> Output {
@@ -86,13 +91,6 @@ impl Node {
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Nodes n1 and n2, once each sees the other.
 fn two_nodes(nats: &NatsCluster) -> (Node, Node) {
     let (n1, n2) = (Node::start(nats, "n1"), Node::start(nats, "n2"));
@@ -101,21 +99,13 @@ fn two_nodes(nats: &NatsCluster) -> (Node, Node) {
 }
 
 /// Fast heartbeats, so that a node's death shows within a test.
+const FAST: support::Heartbeats = support::Heartbeats {
+    every_ms: 200,
+    timeout_ms: 1000,
+};
+
 fn cluster_args(nats: &NatsCluster, name: &str) -> Vec<String> {
-    [
-        "--cluster",
-        &nats.url_list(),
-        "--node",
-        name,
-        "--cluster-replicas",
-        "3",
-        "--heartbeat-ms",
-        "200",
-        "--node-timeout-ms",
-        "1000",
-    ]
-    .map(str::to_owned)
-    .to_vec()
+    support::cluster_args(&nats.url_list(), name, FAST)
 }
 
 /// Polls `check` until it holds, for up to 10 s.
@@ -804,7 +794,11 @@ fn an_http_actor_of_a_killed_node_listens_again_at_the_survivors_address() {
         args.extend(["--http-address".to_owned(), ip.to_owned()]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (child, addr) = support::spawn_server(BIN, home.path(), &args);
-        Node { child, addr, home }
+        Node {
+            child: support::Killed(child),
+            addr,
+            home,
+        }
     };
     let (n1, mut n2) = (node("n1", "127.0.0.2"), node("n2", "127.0.0.3"));
     eventually("n1 sees n2", || n1.node_names() == ["n1", "n2"]);
@@ -979,15 +973,12 @@ fn a_killed_nodes_actors_serve_again_on_the_survivors_with_nothing_lost() {
     let Some(nats) = NatsCluster::start() else {
         return;
     };
-    // The timings: a 2 s node timeout.
-    let args = |name: &str| {
-        let mut args = cluster_args(&nats, name);
-        args.splice(
-            6..,
-            ["--heartbeat-ms", "500", "--node-timeout-ms", "2000"].map(String::from),
-        );
-        args
+    // A 2 s node timeout, as a deployment might have.
+    let beats = support::Heartbeats {
+        every_ms: 500,
+        timeout_ms: 2000,
     };
+    let args = |name: &str| support::cluster_args(&nats.url_list(), name, beats);
     let nodes: Vec<Node> = ["n1", "n2", "n3"]
         .iter()
         .map(|name| {
@@ -995,7 +986,11 @@ fn a_killed_nodes_actors_serve_again_on_the_survivors_with_nothing_lost() {
             let args = args(name);
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let (child, addr) = support::spawn_server(BIN, home.path(), &args);
-            Node { child, addr, home }
+            Node {
+                child: support::Killed(child),
+                addr,
+                home,
+            }
         })
         .collect();
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();

@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -94,7 +94,7 @@ fn seed() -> u64 {
 
 /// A `theater server` child process on a home that outlives it.
 struct Server {
-    child: Child,
+    child: support::Killed,
     addr: String,
     lines: mpsc::Receiver<String>,
     home: PathBuf,
@@ -127,7 +127,7 @@ impl Server {
             }
         });
         let mut server = Self {
-            child,
+            child: support::Killed(child),
             addr: String::new(),
             lines,
             home: home.to_owned(),
@@ -196,13 +196,6 @@ impl Cli {
     /// Like [`ok`](Self::ok) with `--json`, parsing stdout.
     fn json(&self, args: &[&str]) -> Value {
         support::answered_json(args, |args| self.ok(args))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

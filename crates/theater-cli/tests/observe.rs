@@ -13,7 +13,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -28,16 +28,6 @@ const TOKEN: &str = "dashboard-test-token";
 /// machine may be slow to start a browser.
 const PAGE_WAIT: Duration = Duration::from_secs(60);
 
-/// A child process killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `name` on the PATH, if it is there.
 fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -49,7 +39,7 @@ fn on_path(name: &str) -> Option<PathBuf> {
 /// A `theater server` with the token and `endpoint` (`--dashboard` or
 /// `--metrics`) on a free port, the management address and the endpoint's
 /// URL it printed.
-fn server(home: &Path, endpoint: &str) -> (Killed, String, String) {
+fn server(home: &Path, endpoint: &str) -> (support::Killed, String, String) {
     let extra = [endpoint, "127.0.0.1:0", "--token", TOKEN];
     let mut child = support::server_command(BIN, home, &extra)
         .spawn()
@@ -63,7 +53,7 @@ fn server(home: &Path, endpoint: &str) -> (Killed, String, String) {
         .expect(&listening)
         .to_owned();
     let (_, url) = served.split_once(" on ").expect(&served);
-    (Killed(child), addr, url.to_owned())
+    (support::Killed(child), addr, url.to_owned())
 }
 
 fn theater(addr: &str, args: &[&str]) -> String {
@@ -83,7 +73,7 @@ fn theater(addr: &str, args: &[&str]) -> String {
 }
 
 /// chromedriver on a free port of loopback, once it answers.
-fn chromedriver(driver: &Path, log: &Path) -> (Killed, String) {
+fn chromedriver(driver: &Path, log: &Path) -> (support::Killed, String) {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -97,7 +87,7 @@ fn chromedriver(driver: &Path, log: &Path) -> (Killed, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver starts");
-    let child = Killed(child);
+    let child = support::Killed(child);
     let deadline = Instant::now() + PAGE_WAIT;
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "chromedriver never listened");

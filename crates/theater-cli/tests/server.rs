@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ fn manifest(actor: &str) -> String {
 
 /// A `theater server` child process, killed when dropped.
 struct Server {
-    child: Child,
+    child: support::Killed,
     addr: String,
     home: tempfile::TempDir,
     token: Option<String>,
@@ -49,7 +49,7 @@ impl Server {
         let (child, addr) = support::spawn_server(BIN, home.path(), &args);
         Self {
             addr,
-            child,
+            child: support::Killed(child),
             home,
             token: token.map(str::to_owned),
         }
@@ -122,23 +122,16 @@ impl Server {
         let lines = read_lines(child.stdout.take().unwrap());
         let stdin = child.stdin.take();
         Streaming {
-            child,
+            child: support::Killed(child),
             lines,
             stdin,
         }
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A running client command whose output is read as it comes.
 struct Streaming {
-    child: Child,
+    child: support::Killed,
     lines: mpsc::Receiver<String>,
     stdin: Option<std::process::ChildStdin>,
 }
@@ -169,13 +162,6 @@ impl Streaming {
         }
         let _ = self.child.kill();
         panic!("the command did not end");
-    }
-}
-
-impl Drop for Streaming {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -1,10 +1,12 @@
 //! `theater create` templates, built with `theater build` and run with
 //! `theater run` and `theater dev`, as a new user would.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -143,7 +145,8 @@ fn the_supervisor_template_restarts_its_crashed_child() {
 
 /// A `theater run` that runs until interrupted; killed when dropped.
 struct Running {
-    child: Child,
+    /// Killed when the test is done with it.
+    _child: support::Killed,
     /// The lines of its output that tests read.
     lines: mpsc::Receiver<String>,
 }
@@ -159,13 +162,6 @@ impl Running {
                 return line;
             }
         }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -217,7 +213,7 @@ fn the_http_template_serves_stores_and_announces_notes() {
         .unwrap();
     let running = Running {
         lines: lines(child.stderr.take().unwrap()),
-        child,
+        _child: support::Killed(child),
     };
     let line = running.line_with("notes on http://127.0.0.1:");
     let port: u16 = line
@@ -282,7 +278,7 @@ fn dev_rebuilds_on_change_and_keeps_the_state() {
     .unwrap();
     let running = Running {
         lines: lines(child.stdout.take().unwrap()),
-        child,
+        _child: support::Killed(child),
     };
     let started = running.line_with("started live (");
     let actor = started.split(['(', ')']).nth(1).unwrap().to_owned();

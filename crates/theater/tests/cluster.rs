@@ -100,6 +100,29 @@ async fn a_live_nodes_name_is_refused_and_a_dead_ones_is_taken_over() {
 }
 
 #[tokio::test]
+async fn the_clusters_buckets_are_read_from_their_leaders() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let _n1 = join(&nats, "n1", 0).await.unwrap();
+    // A replica answering a direct get may lag behind an acknowledged
+    // write; the leader never does.
+    let client = async_nats::connect(nats.urls[0].as_str()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    for stream in [
+        "KV_theater-nodes",
+        "KV_theater-placement",
+        "KV_theater-actors",
+        "OBJ_theater-components",
+    ] {
+        let mut stream = js.get_stream(stream).await.unwrap();
+        let info = stream.info().await.unwrap();
+        assert!(!info.config.allow_direct, "{}", info.config.name);
+        assert_eq!(info.config.num_replicas, 3, "{}", info.config.name);
+    }
+}
+
+#[tokio::test]
 async fn an_actor_has_one_owner_at_a_time() {
     let Some(nats) = NatsCluster::start() else {
         return;

@@ -7,6 +7,58 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+/// A child process, killed (and reaped) when dropped: no test leaves one
+/// running, whichever way it ends.
+pub struct Killed(pub Child);
+
+impl std::ops::Deref for Killed {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Killed {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// How often a cluster node announces itself, and how long after its last
+/// announcement the others count it gone.
+#[derive(Debug, Clone, Copy)]
+pub struct Heartbeats {
+    pub every_ms: u64,
+    pub timeout_ms: u64,
+}
+
+/// The `theater server` arguments that make it node `name` of the NATS
+/// cluster at `urls` (comma separated), with three replicas.
+pub fn cluster_args(urls: &str, name: &str, beats: Heartbeats) -> Vec<String> {
+    let (every, timeout) = (beats.every_ms.to_string(), beats.timeout_ms.to_string());
+    [
+        "--cluster",
+        urls,
+        "--node",
+        name,
+        "--cluster-replicas",
+        "3",
+        "--heartbeat-ms",
+        &every,
+        "--node-timeout-ms",
+        &timeout,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 /// The `actors/` directory.
 pub fn actors_dir() -> PathBuf {
     std::env::var_os("THEATER_ACTORS_DIR")

@@ -10,10 +10,11 @@ use async_nats::jetstream::{self, object_store};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use super::ClusterError;
+use super::{ClusterError, streams};
 
 /// The object store bucket.
 const COMPONENTS_BUCKET: &str = "theater-components";
+const OPENING: &str = "opening the component store";
 
 /// The cluster's components.
 #[derive(Clone)]
@@ -29,17 +30,27 @@ impl SharedComponents {
         js: &jetstream::Context,
         replicas: usize,
     ) -> Result<Self, ClusterError> {
-        let store = match js.get_object_store(COMPONENTS_BUCKET).await {
-            Ok(store) => store,
-            Err(_) => js
-                .create_object_store(object_store::Config {
-                    bucket: COMPONENTS_BUCKET.to_owned(),
-                    num_replicas: replicas,
-                    ..Default::default()
-                })
+        let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream(OPENING, e);
+        if js.get_object_store(COMPONENTS_BUCKET).await.is_err() {
+            let config = object_store::Config {
+                bucket: COMPONENTS_BUCKET.to_owned(),
+                num_replicas: replicas,
+                ..Default::default()
+            };
+            js.create_object_store(config)
                 .await
-                .map_err(|e| ClusterError::jetstream("creating the component store", e))?,
-        };
+                .map_err(|e| failed(&e))?;
+        }
+        let mut stream = js
+            .get_stream(format!("OBJ_{COMPONENTS_BUCKET}"))
+            .await
+            .map_err(|e| failed(&e))?;
+        streams::read_from_leader(js, &mut stream, OPENING).await?;
+        // Opened again, to read as the stream now says.
+        let store = js
+            .get_object_store(COMPONENTS_BUCKET)
+            .await
+            .map_err(|e| failed(&e))?;
         Ok(Self {
             store,
             known: Arc::default(),

@@ -505,11 +505,14 @@ async fn bucket(
         num_replicas: replicas,
         ..Default::default()
     };
-    match js.get_key_value(name).await {
-        Ok(store) => Ok(store),
+    let mut store = match js.get_key_value(name).await {
+        Ok(store) => store,
         Err(_) => js
             .create_key_value(wanted)
             .await
-            .map_err(|e| ClusterError::jetstream("creating a key-value bucket", e)),
-    }
+            .map_err(|e| ClusterError::jetstream("creating a key-value bucket", e))?,
+    };
+    let what = "reading a key-value bucket from its leader";
+    streams::read_from_leader(js, &mut store.stream, what).await?;
+    Ok(store)
 }

@@ -47,6 +47,31 @@ pub(super) async fn open(
     Ok((js, stream))
 }
 
+/// Has `stream`'s reads answered by its leader only, and its cached
+/// settings say so. JetStream lets a key-value bucket or object store be
+/// read from any replica ("direct get"), and a replica may not have
+/// stored yet a write that was acknowledged: the cluster's buckets are
+/// read right after another node wrote them (an owner just claimed, a
+/// component just shared), and must show that write.
+pub(super) async fn read_from_leader(
+    js: &jetstream::Context,
+    stream: &mut stream::Stream,
+    what: &'static str,
+) -> Result<(), ClusterError> {
+    let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream(what, e);
+    let config = &stream.cached_info().config;
+    if !config.allow_direct {
+        return Ok(());
+    }
+    let config = stream::Config {
+        allow_direct: false,
+        ..config.clone()
+    };
+    js.update_stream(config).await.map_err(|e| failed(&e))?;
+    stream.info().await.map_err(|e| failed(&e))?;
+    Ok(())
+}
+
 /// The newest message on `subject` and its sequence; `None` if it has none.
 pub(super) async fn last(
     stream: &stream::Stream,

@@ -69,23 +69,11 @@ fn payload(payload: &Payload) -> Result<Vec<u8>, ErrorBody> {
 
 impl Connection {
     pub async fn handle(&mut self, op: Op) -> Answer {
-        if let Some(node) = self.elsewhere(&op).await? {
-            return match op {
-                // Read here, where the client is: `node` needs no files.
-                Op::Start {
-                    manifest_path,
-                    manifest,
-                    base_dir,
-                    state,
-                    node: _,
-                } => {
-                    let manifest = self
-                        .read_manifest(manifest_path, manifest, base_dir, state)
-                        .await?;
-                    self.place_on(&node, manifest).await
-                }
-                op => self.forward(&node, &op).await,
-            };
+        let elsewhere = self.elsewhere(&op).await?;
+        if let Some(node) = &elsewhere
+            && !matches!(op, Op::Start { .. })
+        {
+            return self.forward(node, &op).await;
         }
         match op {
             Op::Ping => answer(Pong { pong: true }),
@@ -99,7 +87,11 @@ impl Connection {
                 let manifest = self
                     .read_manifest(manifest_path, manifest, base_dir, state)
                     .await?;
-                self.start_actor(manifest).await
+                match elsewhere {
+                    // Read here, where the client is: `node` needs no files.
+                    Some(node) => self.place_on(&node, manifest).await,
+                    None => self.start_actor(manifest).await,
+                }
             }
             Op::Stop { actor } => {
                 let handle = self.running(&actor)?;
