@@ -108,6 +108,31 @@ fn cluster_args(nats: &NatsCluster, name: &str) -> Vec<String> {
     support::cluster_args(&nats.url_list(), name, FAST)
 }
 
+/// Waits until `parent`'s state, read through `via`, names each of
+/// `children` among its children's failures.
+fn hears_failures(via: &Node, parent: &str, children: &[&str]) {
+    eventually("the parent hears of every failure", || {
+        let memory = via.json(&["state", parent])["state"].clone();
+        let errors = memory["errors"].as_array().cloned().unwrap_or_default();
+        children.iter().all(|c| errors.iter().any(|e| e[0] == *c))
+    });
+}
+
+/// What supervision decided for `parent`'s children, as its chain
+/// (read through `via`) records it, oldest first.
+fn decisions(via: &Node, parent: &str) -> Vec<String> {
+    let decided = via.json(&["events", parent, "--type", "supervision"]);
+    let events = decided["events"].as_array().expect("events").iter();
+    events
+        .map(|e| {
+            e["data"]["decision"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
 /// Polls `check` until it holds, for up to 10 s.
 fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -556,14 +581,7 @@ fn a_parent_supervises_its_child_on_another_node() {
         "restarted with its state: {reply}"
     );
     assert_eq!(node_of(&child), Some("n2".into()));
-    let decided = n1.json(&["events", &parent, "--type", "supervision"]);
-    let decisions: Vec<Value> = decided["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["data"]["decision"].clone())
-        .collect();
-    assert_eq!(decisions, ["restart"], "{decided}");
+    assert_eq!(decisions(&n1, &parent), ["restart"]);
 
     // Its parent stops it on n2, and hears that it ended.
     assert_eq!(ask(format!(r#"{{"stop": "{child}"}}"#)), Value::Null);
@@ -629,21 +647,8 @@ fn a_parent_moves_to_another_node_and_supervises_its_children_from_there() {
     for child in [&stays, &ahead] {
         n1.json(&["message", "send", child, r#""trap""#]);
     }
-    eventually("the parent hears of both failures", || {
-        let memory = n2.json(&["state", &parent])["state"].clone();
-        let errors = memory["errors"].as_array().cloned().unwrap_or_default();
-        [&stays, &ahead]
-            .iter()
-            .all(|c| errors.iter().any(|e| e[0] == c.as_str()))
-    });
-    let decided = n2.json(&["events", &parent, "--type", "supervision"]);
-    let decisions: Vec<Value> = decided["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["data"]["decision"].clone())
-        .collect();
-    assert_eq!(decisions, ["restart", "restart"], "{decided}");
+    hears_failures(&n2, &parent, &[&stays, &ahead]);
+    assert_eq!(decisions(&n2, &parent), ["restart", "restart"]);
     assert_eq!(node_of(&stays), Some("n1".into()));
 
     // Stopping the parent on n2 stops its child on n1 too.
@@ -694,21 +699,9 @@ fn a_parent_that_fails_over_supervises_its_children_on_other_nodes_again() {
     for child in &children {
         n3.json(&["message", "send", child, r#""trap""#]);
     }
-    eventually("the parent hears of both failures", || {
-        let memory = n2.json(&["state", &parent])["state"].clone();
-        let errors = memory["errors"].as_array().cloned().unwrap_or_default();
-        children
-            .iter()
-            .all(|c| errors.iter().any(|e| e[0] == c.as_str()))
-    });
-    let decided = n3.json(&["events", &parent, "--type", "supervision"]);
-    let decisions: Vec<Value> = decided["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["data"]["decision"].clone())
-        .collect();
-    assert_eq!(decisions, ["restart", "restart"], "{decided}");
+    let failed: Vec<&str> = children.iter().map(String::as_str).collect();
+    hears_failures(&n2, &parent, &failed);
+    assert_eq!(decisions(&n3, &parent), ["restart", "restart"]);
 
     n2.json(&["stop", &parent]);
     eventually("the parent and its children stopped on every node", || {
