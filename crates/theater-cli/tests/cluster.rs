@@ -89,6 +89,18 @@ impl Node {
     fn log(&self) -> String {
         std::fs::read_to_string(self.home.path().join("server.log")).unwrap_or_default()
     }
+
+    /// The last `lines` lines of its server log, under its address.
+    fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "--- the log of the node at {}:\n{}",
+            self.addr,
+            tail.join("\n")
+        )
+    }
 }
 
 /// Nodes n1 and n2, once each sees the other.
@@ -134,10 +146,19 @@ fn decisions(via: &Node, parent: &str) -> Vec<String> {
 }
 
 /// Polls `check` until it holds, for up to 10 s.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+fn eventually(what: &str, check: impl FnMut() -> bool) {
+    eventually_on(&[], what, check);
+}
+
+/// [`eventually`], saying what the server logs of `nodes` end with if
+/// `check` does not hold: what a node that should take over did.
+fn eventually_on(nodes: &[&Node], what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !check() {
-        assert!(Instant::now() < deadline, "not within 10 s: {what}");
+        if Instant::now() >= deadline {
+            let logs: Vec<String> = nodes.iter().map(|node| node.log_tail(40)).collect();
+            panic!("not within 10 s: {what}\n{}", logs.join("\n"));
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -249,7 +270,7 @@ fn a_paused_node_that_lost_its_place_is_fenced_and_its_actor_runs_on() {
     n2.signal("STOP");
     eventually("n2 leaves n1's list", || n1.node_names() == ["n1"]);
     let addrs = [n1.addr.clone()];
-    eventually("n1 runs n2's actor", || {
+    eventually_on(&[&n1], "n1 runs n2's actor", || {
         tokio.block_on(running_on(&addrs, &id)).is_some()
     });
     assert_eq!(tokio.block_on(add(&n1.addr, &id, 0)), Ok(3));
@@ -509,7 +530,7 @@ fn a_killed_nodes_supervisor_runs_on_with_its_children() {
     n2.child.kill().unwrap();
     n2.child.wait().unwrap();
     // n1 takes the supervisor over, then its children, under it again.
-    eventually("n1 runs the supervisor and both children", || {
+    eventually_on(&[&n1], "n1 runs the supervisor and both children", || {
         let tree = n1.json(&["tree"]);
         tree["roots"].as_array().unwrap().iter().any(|root| {
             root["id"] == parent.as_str() && root["children"].as_array().unwrap().len() == 2
@@ -690,12 +711,16 @@ fn a_parent_that_fails_over_supervises_its_children_on_other_nodes_again() {
     n1.child.wait().unwrap();
     // The parent runs on n2 or n3: one child beside it, one on the other
     // node; it supervises both again.
-    eventually("the parent runs again with both its children", || {
-        let listed = n2.json(&["message", "request", &parent, r#"{"children": null}"#]);
-        let mut listed: Vec<String> = serde_json::from_value(listed["reply"].clone()).unwrap();
-        listed.sort();
-        listed == children
-    });
+    eventually_on(
+        &[&n2, &n3],
+        "the parent runs again with both its children",
+        || {
+            let listed = n2.json(&["message", "request", &parent, r#"{"children": null}"#]);
+            let mut listed: Vec<String> = serde_json::from_value(listed["reply"].clone()).unwrap();
+            listed.sort();
+            listed == children
+        },
+    );
     for child in &children {
         n3.json(&["message", "send", child, r#""trap""#]);
     }
@@ -817,7 +842,7 @@ fn an_http_actor_of_a_killed_node_listens_again_at_the_survivors_address() {
 
     n2.child.kill().unwrap();
     n2.child.wait().unwrap();
-    eventually("it listens again at n1's address", || {
+    eventually_on(&[&n1], "it listens again at n1's address", || {
         greeting("127.0.0.2").is_some_and(|answer| answer.starts_with("HTTP/1.1 200"))
     });
 }
