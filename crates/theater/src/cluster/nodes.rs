@@ -3,10 +3,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
-use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::ClusterError;
+use super::{ClusterError, streams};
 
 /// What a node says of itself at each heartbeat.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -136,30 +135,19 @@ pub(super) const MAX_LISTED_NODES: usize = 1024;
 
 /// The live nodes (at most [`MAX_LISTED_NODES`]), by name.
 pub(super) async fn list(nodes: &kv::Store) -> Result<Vec<NodeStatus>, ClusterError> {
-    let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream("listing nodes", e);
-    let names: Vec<String> = match nodes.keys().await {
-        Ok(keys) => keys
-            .take(MAX_LISTED_NODES)
-            .try_collect()
-            .await
-            .map_err(|e| failed(&e))?,
-        Err(e) => return Err(failed(&e)),
-    };
-    let mut found = Vec::with_capacity(names.len());
-    for name in names {
-        let Some(entry) = nodes.entry(&name).await.map_err(|e| failed(&e))? else {
-            continue;
-        };
+    let entries = streams::latest_entries(nodes, MAX_LISTED_NODES, "listing nodes").await?;
+    let mut found = Vec::with_capacity(entries.len());
+    for entry in entries {
         if entry.operation != kv::Operation::Put {
             continue;
         }
         let Ok(info) = serde_json::from_slice::<NodeInfo>(&entry.value) else {
-            tracing::warn!(node = %name, "ignoring a node entry that is not a node's");
+            tracing::warn!(node = %entry.key, "ignoring a node entry that is not a node's");
             continue;
         };
         found.push(NodeStatus {
             seen_ms_ago: age_ms(&entry),
-            node: name,
+            node: entry.key,
             info,
         });
     }

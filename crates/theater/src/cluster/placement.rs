@@ -2,10 +2,9 @@
 //! compare-and-set.
 
 use async_nats::jetstream::kv;
-use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::ClusterError;
+use super::{ClusterError, streams};
 
 /// Most ownership records one scan for orphans reads.
 pub const MAX_LISTED_ACTORS: usize = 100_000;
@@ -92,31 +91,20 @@ pub(super) async fn owner(
 
 /// Every actor with an owner (at most [`MAX_LISTED_ACTORS`]).
 pub(super) async fn list(placement: &kv::Store) -> Result<Vec<Orphan>, ClusterError> {
-    let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream("listing actor owners", e);
-    let actors: Vec<String> = match placement.keys().await {
-        Ok(keys) => keys
-            .take(MAX_LISTED_ACTORS)
-            .try_collect()
-            .await
-            .map_err(|e| failed(&e))?,
-        Err(e) => return Err(failed(&e)),
-    };
-    let mut owned = Vec::with_capacity(actors.len());
-    for actor in actors {
-        let Some(entry) = placement.entry(&actor).await.map_err(|e| failed(&e))? else {
-            continue;
-        };
-        if entry.operation != kv::Operation::Put {
-            continue;
-        }
-        if let Ok(owner) = serde_json::from_slice(&entry.value) {
-            owned.push(Orphan {
-                actor,
+    let what = "listing actor owners";
+    let entries = streams::latest_entries(placement, MAX_LISTED_ACTORS, what).await?;
+    let owned = entries
+        .into_iter()
+        .filter(|entry| entry.operation == kv::Operation::Put)
+        .filter_map(|entry| {
+            let owner = serde_json::from_slice(&entry.value).ok()?;
+            Some(Orphan {
+                actor: entry.key,
                 owner,
                 revision: entry.revision,
-            });
-        }
-    }
+            })
+        })
+        .collect();
     Ok(owned)
 }
 

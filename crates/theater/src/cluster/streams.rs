@@ -1,7 +1,8 @@
 //! What the cluster's JetStream streams share: opening one with its
-//! replicas, and reading one subject of it.
+//! replicas, reading one subject of it, and reading every key of a
+//! bucket.
 
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::{self, consumer, kv, stream};
 use bytes::Bytes;
 use futures::StreamExt;
 
@@ -70,6 +71,39 @@ pub(super) async fn read_from_leader(
     js.update_stream(config).await.map_err(|e| failed(&e))?;
     stream.info().await.map_err(|e| failed(&e))?;
     Ok(())
+}
+
+/// The newest entry of each key of `bucket`, deleted ones included (at
+/// most `most`), read in one pass through a consumer: one round trip for
+/// the whole bucket rather than one a key.
+pub(super) async fn latest_entries(
+    bucket: &kv::Store,
+    most: usize,
+    what: &'static str,
+) -> Result<Vec<kv::Entry>, ClusterError> {
+    let failed = |e: &dyn std::fmt::Display| ClusterError::jetstream(what, e);
+    // A consumer of an empty bucket would wait for its first entry.
+    let mut stream = bucket.stream.clone();
+    let info = stream.info().await.map_err(|e| failed(&e))?;
+    if info.state.messages == 0 {
+        return Ok(Vec::new());
+    }
+    let mut latest = bucket.watch_with_history(">").await.map_err(|e| failed(&e))?;
+    let mut entries = Vec::new();
+    while entries.len() < most {
+        let next = tokio::time::timeout(ANSWER_WAIT, latest.next()).await;
+        let Some(entry) = next.map_err(|_| failed(&"no answer in time"))? else {
+            break;
+        };
+        let entry = entry.map_err(|e| failed(&e))?;
+        // How many newer keys are still to come.
+        let last = entry.delta == 0;
+        entries.push(entry);
+        if last {
+            break;
+        }
+    }
+    Ok(entries)
 }
 
 /// The newest message on `subject` and its sequence; `None` if it has none.
