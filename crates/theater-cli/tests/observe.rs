@@ -5,7 +5,8 @@
 //! The browser test drives headless Chromium through chromedriver: the page
 //! must ask for the server's token, list the actors, show the supervision
 //! tree, render a chain marked verified, and show a new event live after a
-//! message is sent. A screenshot is kept under `target/tmp/dashboard.png`.
+//! message is sent; on a node of a cluster, it names the live nodes. A
+//! screenshot is kept under `target/tmp/dashboard.png`.
 //! It needs the Debian packages `chromium` and `chromium-driver`, which
 //! `cargo xtask test` installs when it can; without them it says so and
 //! skips.
@@ -20,7 +21,11 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
+#[path = "../../theater/tests/nats/mod.rs"]
+mod nats;
 mod support;
+
+use nats::NatsCluster;
 
 const BIN: &str = env!("CARGO_BIN_EXE_theater");
 const TOKEN: &str = "dashboard-test-token";
@@ -40,7 +45,13 @@ fn on_path(name: &str) -> Option<PathBuf> {
 /// `--metrics`) on a free port, the management address and the endpoint's
 /// URL it printed.
 fn server(home: &Path, endpoint: &str) -> (support::Killed, String, String) {
-    let extra = [endpoint, "127.0.0.1:0", "--token", TOKEN];
+    server_with(home, endpoint, &[])
+}
+
+/// [`server`] with more `theater server` arguments.
+fn server_with(home: &Path, endpoint: &str, more: &[&str]) -> (support::Killed, String, String) {
+    let mut extra = vec![endpoint, "127.0.0.1:0", "--token", TOKEN];
+    extra.extend(more);
     let mut child = support::server_command(BIN, home, &extra)
         .spawn()
         .expect("theater server starts");
@@ -115,6 +126,36 @@ async fn browser(webdriver: &str, chromium: &Path, profile: &Path) -> Client {
         .expect("a browser session")
 }
 
+/// A browser on the dashboard at `url`, past its login, and the
+/// chromedriver behind it; their files go under `home`.
+async fn logged_in(
+    driver: &Path,
+    chromium: &Path,
+    home: &Path,
+    url: &str,
+) -> (support::Killed, Client) {
+    let (driver, webdriver) = chromedriver(driver, &home.join("chromedriver.log"));
+    let client = browser(&webdriver, chromium, &home.join("profile")).await;
+    client.goto(url).await.unwrap();
+
+    // The server has a token: the page asks for it before anything else.
+    let login = client
+        .wait()
+        .at_most(PAGE_WAIT)
+        .for_element(Locator::Css("#login:not([hidden]) #token"))
+        .await
+        .expect("the page asks for the token");
+    login.send_keys(TOKEN).await.unwrap();
+    client
+        .find(Locator::Css("#login button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    (driver, client)
+}
+
 /// Waits until the text of the element at `css` satisfies `ready`; returns it.
 async fn text_when(client: &Client, css: &str, ready: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + PAGE_WAIT;
@@ -187,26 +228,11 @@ async fn the_dashboard_shows_actors_tree_verified_chain_and_live_events() {
     // Calls are taken in order: once this answers, the send is in the chain.
     theater(&addr, &["message", "request", &counter, "{}"]);
 
-    let (_driver, webdriver) = chromedriver(&driver, &home.path().join("chromedriver.log"));
-    let client = browser(&webdriver, &chromium, &home.path().join("profile")).await;
-    client.goto(&url).await.unwrap();
+    let (_driver, client) = logged_in(&driver, &chromium, home.path(), &url).await;
 
-    // The server has a token: the page asks for it before anything else.
-    let login = client
-        .wait()
-        .at_most(PAGE_WAIT)
-        .for_element(Locator::Css("#login:not([hidden]) #token"))
-        .await
-        .expect("the page asks for the token");
-    login.send_keys(TOKEN).await.unwrap();
-    client
-        .find(Locator::Css("#login button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-
+    // The node, not in a cluster.
+    let header = text_when(&client, "#node", |text| text.contains("3 actors")).await;
+    assert!(!header.contains("node "), "{header}");
     // The actors, by name.
     let actors = text_when(&client, "#actors tbody", |text| {
         ["supervisor", "counter", "trap"]
@@ -259,6 +285,36 @@ async fn the_dashboard_shows_actors_tree_verified_chain_and_live_events() {
     let artifact = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     std::fs::write(&artifact, screenshot).unwrap();
     eprintln!("screenshot: {}", artifact.display());
+    client.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_of_a_cluster_node_names_the_live_nodes() {
+    let (Some(driver), Some(chromium)) = (on_path("chromedriver"), on_path("chromium")) else {
+        eprintln!("SKIPPED: the dashboard browser test needs chromium and chromedriver");
+        return;
+    };
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let home = support::home();
+    let beats = support::Heartbeats {
+        every_ms: 200,
+        timeout_ms: 1000,
+    };
+    let cluster = support::cluster_args(&nats.url_list(), "n1", beats);
+    let cluster: Vec<&str> = cluster.iter().map(String::as_str).collect();
+    let (_server, addr, url) = server_with(home.path(), "--dashboard", &cluster);
+    theater(
+        &addr,
+        &["start", &support::manifest("counter").display().to_string()],
+    );
+    let (_driver, client) = logged_in(&driver, &chromium, home.path(), &url).await;
+    // Its own heartbeat carries its load: "n1 1" once it has beaten.
+    text_when(&client, "#node", |text| {
+        text.contains("node n1 of 1 · actors: n1 1")
+    })
+    .await;
     client.close().await.unwrap();
 }
 

@@ -13,9 +13,11 @@ use std::time::Duration;
 use nats::NatsCluster;
 use theater::chain::ChainEvent;
 use theater::cluster::{ChainEnd, Cluster, ClusterConfig, ClusterError, NodeInfo};
+use theater::dashboard::Dashboard;
 use theater::host::HANDLE_SEND;
 use theater::metrics::MetricsConfig;
 use theater::storage::{Replicated, ReplicatedLog};
+use theater::web::WebAccess;
 use theater::{ActorHandle, ActorId, RuntimeConfig, TheaterRuntime};
 
 /// Fast timings, so that a node's absence shows within a test.
@@ -120,6 +122,42 @@ async fn the_clusters_buckets_are_read_from_their_leaders() {
         assert!(!info.config.allow_direct, "{}", info.config.name);
         assert_eq!(info.config.num_replicas, 3, "{}", info.config.name);
     }
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_the_clusters_live_nodes() {
+    let Some(nats) = NatsCluster::start() else {
+        return;
+    };
+    let n1 = join(&nats, "n1", 0).await.unwrap();
+    let _n2 = join(&nats, "n2", 3).await.unwrap();
+    let mut config = in_memory_with_cache();
+    config.cluster = Some(n1.clone());
+    let runtime = TheaterRuntime::new(config).unwrap();
+    let access = WebAccess {
+        token: Some("dash-token".into()),
+        insecure: false,
+    };
+    let dashboard = Dashboard::bind(runtime.clone(), "127.0.0.1:0", access)
+        .await
+        .unwrap();
+    let url = format!("http://{}/api/node", dashboard.local_addr().unwrap());
+    tokio::spawn(dashboard.serve());
+    let answer = reqwest::Client::new()
+        .get(url)
+        .bearer_auth("dash-token")
+        .send()
+        .await
+        .unwrap();
+    let node: serde_json::Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(node["cluster"]["node"], "n1", "{node}");
+    let nodes = node["cluster"]["nodes"].as_array().unwrap();
+    let seen: Vec<(&str, u64)> = nodes
+        .iter()
+        .map(|n| (n["node"].as_str().unwrap(), n["actors"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(seen, [("n1", 0), ("n2", 3)], "{node}");
+    runtime.shutdown().await;
 }
 
 #[tokio::test]

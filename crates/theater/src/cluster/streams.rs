@@ -88,7 +88,10 @@ pub(super) async fn latest_entries(
     if info.state.messages == 0 {
         return Ok(Vec::new());
     }
-    let mut latest = bucket.watch_with_history(">").await.map_err(|e| failed(&e))?;
+    let mut latest = bucket
+        .watch_with_history(">")
+        .await
+        .map_err(|e| failed(&e))?;
     let mut entries = Vec::new();
     while entries.len() < most {
         let next = tokio::time::timeout(ANSWER_WAIT, latest.next()).await;

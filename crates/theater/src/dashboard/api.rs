@@ -1,4 +1,5 @@
-//! The dashboard's JSON API: the node, its actors with their counters, the
+//! The dashboard's JSON API: the node (and its cluster's live nodes), its
+//! actors with their counters, the
 //! supervision tree, a page of an actor's chain with its verification, and
 //! an actor's current state. Every answer is bounded in size.
 
@@ -49,11 +50,19 @@ fn actor_id(text: &str) -> Result<ActorId, (StatusCode, Json<Value>)> {
 
 pub async fn node(State(dash): State<Dash>) -> Json<Value> {
     let runtime = &dash.runtime;
+    let cluster = match runtime.cluster() {
+        None => Value::Null,
+        Some(cluster) => match cluster.nodes().await {
+            Ok(nodes) => json!({ "node": cluster.node(), "nodes": nodes }),
+            Err(e) => json!({ "node": cluster.node(), "error": e.to_string() }),
+        },
+    };
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "home": runtime.home().map(|home| home.display().to_string()),
         "actors": runtime.actor_count(),
         "metrics": runtime.metrics().is_enabled(),
+        "cluster": cluster,
         "time_ms": now_ms(),
     }))
 }

@@ -443,6 +443,11 @@ impl TheaterRuntime {
         self.inner.public_http
     }
 
+    /// The cluster this runtime's node belongs to, if it is in one.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.inner.cluster.as_ref()
+    }
+
     /// The runtime's metrics (disabled unless its config asked for them).
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics

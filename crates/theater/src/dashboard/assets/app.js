@@ -100,7 +100,15 @@ async function refresh() {
 
 function renderNode(node) {
   const home = node.home ? " · " + node.home : "";
-  $("node").textContent = `v${node.version} · ${node.actors} actors${home}`;
+  $("node").textContent = `v${node.version} · ${node.actors} actors${home}${clusterText(node.cluster)}`;
+}
+
+// " · node n1 of 3 · actors: n1 4, n2 3, n3 5", or why the nodes are unknown.
+function clusterText(cluster) {
+  if (!cluster) return "";
+  if (!cluster.nodes) return ` · node ${cluster.node} (cluster: ${cluster.error})`;
+  const loads = cluster.nodes.map((n) => `${n.node} ${n.actors}`).join(", ");
+  return ` · node ${cluster.node} of ${cluster.nodes.length} · actors: ${loads}`;
 }
 
 // Keeps a minute of (time, calls, busy time) samples per actor.
