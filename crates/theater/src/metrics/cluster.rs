@@ -3,10 +3,9 @@
 use std::fmt;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::encoding::DescriptorEncoder;
 
+use super::{encode_counters, encode_gauges};
 use crate::cluster::Cluster;
 
 /// Reports what [`Cluster::counts`] says.
@@ -33,11 +32,7 @@ impl Collector for ClusterCollector {
                 i64::from(counts.fenced),
             ),
         ];
-        for (name, help, value) in gauges {
-            let gauge = ConstGauge::new(value);
-            let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
-            gauge.encode(metric)?;
-        }
+        encode_gauges(&mut encoder, &gauges)?;
         let appends = counts.appends;
         let counters = [
             (
@@ -76,11 +71,6 @@ impl Collector for ClusterCollector {
                 counts.handed_over,
             ),
         ];
-        for (name, help, value) in counters {
-            let counter = ConstCounter::new(value);
-            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
-            counter.encode(metric)?;
-        }
-        Ok(())
+        encode_counters(&mut encoder, &counters)
     }
 }

@@ -21,9 +21,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::{Family, MetricConstructor};
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -305,6 +306,33 @@ pub(crate) struct Snapshot {
     pub queue_depth_max: i64,
     /// Each actor's queue depth, for per-actor metrics.
     pub per_actor_queue: Vec<(ActorId, i64)>,
+}
+
+/// Writes each (name, help, value) of `counters` as a counter, for a
+/// collector that reads its counts at the scrape.
+fn encode_counters(
+    encoder: &mut DescriptorEncoder,
+    counters: &[(&str, &str, u64)],
+) -> std::fmt::Result {
+    for &(name, help, value) in counters {
+        let counter = ConstCounter::new(value);
+        let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+        counter.encode(metric)?;
+    }
+    Ok(())
+}
+
+/// [`encode_counters`] for gauges.
+fn encode_gauges(
+    encoder: &mut DescriptorEncoder,
+    gauges: &[(&str, &str, i64)],
+) -> std::fmt::Result {
+    for &(name, help, value) in gauges {
+        let gauge = ConstGauge::new(value);
+        let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+        gauge.encode(metric)?;
+    }
+    Ok(())
 }
 
 impl Families {

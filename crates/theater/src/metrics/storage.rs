@@ -4,10 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::encoding::DescriptorEncoder;
 
+use super::{encode_counters, encode_gauges};
 use crate::storage::EventLog;
 
 /// Reports what the log's writer has done, if the log keeps such counts
@@ -23,14 +22,12 @@ impl fmt::Debug for LogCollector {
 impl Collector for LogCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         if let Some(bytes) = self.0.size_bytes() {
-            let size = ConstGauge::new(bytes as i64);
-            let metric = encoder.encode_descriptor(
+            let size = [(
                 "storage_bytes",
                 "Size of the chain database on disk",
-                None,
-                size.metric_type(),
-            )?;
-            size.encode(metric)?;
+                bytes as i64,
+            )];
+            encode_gauges(&mut encoder, &size)?;
         }
         let Some(stats) = self.0.stats() else {
             return Ok(());
@@ -52,18 +49,12 @@ impl Collector for LogCollector {
                 stats.syncs,
             ),
         ];
-        for (name, help, value) in counters {
-            let counter = ConstCounter::new(value);
-            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
-            counter.encode(metric)?;
-        }
-        let largest = ConstGauge::new(stats.largest_batch as i64);
-        let metric = encoder.encode_descriptor(
+        encode_counters(&mut encoder, &counters)?;
+        let largest = [(
             "storage_largest_batch",
             "Most appends committed in one transaction so far",
-            None,
-            largest.metric_type(),
-        )?;
-        largest.encode(metric)
+            stats.largest_batch as i64,
+        )];
+        encode_gauges(&mut encoder, &largest)
     }
 }
