@@ -34,9 +34,9 @@ mod placement;
 mod records;
 mod streams;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
 
@@ -196,8 +196,8 @@ struct Inner {
     instance: String,
     fenced: AtomicBool,
     heartbeat: tokio::task::AbortHandle,
-    /// Live nodes when the list was last read.
-    live_nodes: AtomicUsize,
+    /// The node list as last read, and when.
+    last_nodes: Mutex<Option<(Instant, Vec<NodeStatus>)>>,
     taken_over: AtomicU64,
     handed_over: AtomicU64,
 }
@@ -296,7 +296,7 @@ impl Cluster {
                 instance,
                 fenced: AtomicBool::new(false),
                 heartbeat: task.abort_handle(),
-                live_nodes: AtomicUsize::new(0),
+                last_nodes: Mutex::new(None),
                 taken_over: AtomicU64::new(0),
                 handed_over: AtomicU64::new(0),
             }
@@ -318,15 +318,35 @@ impl Cluster {
     /// [`nodes::MAX_LISTED_NODES`]), by name.
     pub async fn nodes(&self) -> Result<Vec<NodeStatus>, ClusterError> {
         let nodes = nodes::list(&self.inner.nodes).await?;
-        self.inner.live_nodes.store(nodes.len(), Ordering::Relaxed);
+        *self.last_nodes() = Some((Instant::now(), nodes.clone()));
         Ok(nodes)
+    }
+
+    /// [`nodes`](Self::nodes), or the list read less than a heartbeat ago:
+    /// for views that ask often (a server reads the list every heartbeat),
+    /// without a JetStream read each time.
+    pub async fn recent_nodes(&self) -> Result<Vec<NodeStatus>, ClusterError> {
+        if let Some((read, nodes)) = &*self.last_nodes()
+            && read.elapsed() < self.heartbeat()
+        {
+            return Ok(nodes.clone());
+        }
+        self.nodes().await
+    }
+
+    fn last_nodes(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Vec<NodeStatus>)>> {
+        self.inner.last_nodes.lock().expect("node list lock")
     }
 
     /// What this node saw and did in the cluster since it joined.
     pub fn counts(&self) -> ClusterCounts {
         let inner = &self.inner;
+        let live_nodes = self
+            .last_nodes()
+            .as_ref()
+            .map_or(0, |(_, nodes)| nodes.len());
         ClusterCounts {
-            live_nodes: inner.live_nodes.load(Ordering::Relaxed),
+            live_nodes,
             fenced: self.is_fenced(),
             appends: inner.chains.append_counts(),
             taken_over: inner.taken_over.load(Ordering::Relaxed),

@@ -52,7 +52,7 @@ pub async fn node(State(dash): State<Dash>) -> Json<Value> {
     let runtime = &dash.runtime;
     let cluster = match runtime.cluster() {
         None => Value::Null,
-        Some(cluster) => match cluster.nodes().await {
+        Some(cluster) => match cluster.recent_nodes().await {
             Ok(nodes) => json!({ "node": cluster.node(), "nodes": nodes }),
             Err(e) => json!({ "node": cluster.node(), "error": e.to_string() }),
         },
