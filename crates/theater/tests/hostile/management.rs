@@ -331,3 +331,34 @@ async fn nonsense_limits_are_refused_by_name() {
         .expect("refused");
     assert!(error.to_string().contains("`max_connections`"), "{error}");
 }
+
+#[tokio::test]
+async fn a_client_cannot_use_the_operations_nodes_hand_each_other() {
+    let runtime = common::runtime();
+    let addr = common::serve(runtime.clone(), ServerConfig::default()).await;
+    let mut client = Client::connect(&addr.to_string(), None).await.unwrap();
+    // A manifest another node would have read, and its component's hash:
+    // as a client's request, it starts nothing.
+    let manifest = theater::Manifest::load(common::manifest_path("counter")).unwrap();
+    let place = Op::Place {
+        manifest: Box::new(manifest),
+        component: "0".repeat(64),
+    };
+    let adopt = Op::Adopt {
+        actor: theater::ActorId::new().to_string(),
+    };
+    for op in [place, adopt] {
+        let name = op.name();
+        let refused = client.call(op).await;
+        assert!(
+            matches!(&refused, Err(ClientError::Server(e))
+                if e.kind == ErrorKind::BadRequest
+                    && e.message.contains("passes between the nodes of a cluster")),
+            "{name}: {refused:?}"
+        );
+    }
+    assert_eq!(runtime.actor_count(), 0);
+    // The connection goes on.
+    let pong = client.call(Op::Ping).await.unwrap();
+    assert_eq!(pong["pong"], true);
+}
