@@ -57,6 +57,12 @@ impl SharedComponents {
         })
     }
 
+    /// Notes that the store holds component `hash`.
+    fn remember(&self, hash: &str) {
+        let mut known = self.known.lock().expect("known lock");
+        known.insert(hash.to_owned());
+    }
+
     /// Whether the store holds component `hash` (hex), as this node last
     /// saw; cheap after the first time.
     pub async fn holds(&self, hash: &str) -> Result<bool, ClusterError> {
@@ -65,10 +71,7 @@ impl SharedComponents {
         }
         match self.store.info(hash).await {
             Ok(_) => {
-                self.known
-                    .lock()
-                    .expect("known lock")
-                    .insert(hash.to_owned());
+                self.remember(hash);
                 Ok(true)
             }
             Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => Ok(false),
@@ -82,10 +85,7 @@ impl SharedComponents {
             .put(hash, &mut &bytes[..])
             .await
             .map_err(|e| ClusterError::jetstream("keeping a component", e))?;
-        self.known
-            .lock()
-            .expect("known lock")
-            .insert(hash.to_owned());
+        self.remember(hash);
         Ok(())
     }
 
@@ -115,6 +115,7 @@ impl SharedComponents {
                 "the store's component {hash} does not hash to its name"
             )));
         }
+        self.remember(hash);
         Ok(Some(bytes))
     }
 }
